@@ -53,7 +53,7 @@ def _configure(**kwargs) -> None:
 def run_migrations_offline() -> None:
     """`alembic upgrade head --sql`: a script a DBA can review."""
     try:
-        url = db.database_url()
+        url = db.database_url(config.attributes.get("database_url"))
     except db.DatabaseError:
         url = db.normalize_url("postgresql://localhost/orgmig")
     _configure(url=url, literal_binds=True, dialect_opts={"paramstyle": "named"})
@@ -86,7 +86,7 @@ def run_migrations_online() -> None:
             _run_on(connection)
         return
     try:
-        engine = db.make_engine(poolclass=NullPool)
+        engine = db.make_engine(config.attributes.get("database_url"), poolclass=NullPool)
         db.check_connection(engine)
     except db.DatabaseError as exc:
         print(f"alembic: {exc}", file=sys.stderr)

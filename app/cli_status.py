@@ -1,0 +1,55 @@
+"""`orgmig status`: current revision, pending revisions, batch runs and reported rows."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from app import db, status
+
+
+def register(sub) -> None:
+    p = sub.add_parser("status", help="show the current revision and the migration bookkeeping")
+    from app.cli import add_database_option
+
+    add_database_option(p)
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    engine = db.make_engine(args.database_url)
+    db.check_connection(engine)
+    try:
+        st = status.collect(engine)
+    finally:
+        engine.dispose()
+    if args.json:
+        print(json.dumps(st.__dict__, default=str, indent=2))
+        return 0
+    console = Console()
+    console.print(f"database: {db.redact(engine.url)}")
+    console.print(f"current revision: {', '.join(st.current) or '(none)'}   head: {st.head}")
+    console.print(f"pending revisions: {', '.join(st.pending) or 'none'}")
+    if st.runs:
+        t = Table(title="batch runs (newest first)")
+        for col in ("id", "step", "direction", "status", "done/total", "cursor", "updated", "last error"):
+            t.add_column(col)
+        for r in st.runs:
+            t.add_row(
+                str(r["id"]), r["step"], r["direction"], r["status"],
+                f"{r['rows_done']:,}/{r['total_rows']:,}", str(r["cursor_key"]),
+                f"{r['updated_at']:%Y-%m-%d %H:%M:%S%z}", (r["last_error"] or "")[:80],
+            )
+        console.print(t)
+    if st.reports:
+        t = Table(title="reported rows")
+        for col in ("step", "reason", "migrated", "rows"):
+            t.add_column(col)
+        for r in st.reports:
+            t.add_row(r["step"], r["reason"], "yes" if r["migrated"] else "no", f"{r['rows']:,}")
+        console.print(t)
+    return 0

@@ -1,0 +1,66 @@
+"""Alembic plumbing shared by the CLI, the demo and the tests: config, applied revisions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
+from sqlalchemy.engine import URL
+
+from app.config import get_settings
+
+
+def alembic_config(url: URL | str | None = None, x_args: dict[str, str] | None = None) -> Config:
+    """The project's Alembic config; `url` overrides DATABASE_URL for this config only."""
+    ini = get_settings().alembic_ini
+    if not Path(ini).is_file():
+        raise FileNotFoundError(f"alembic.ini not found at {ini} (set ORGMIG_ALEMBIC_INI)")
+    cfg = Config(str(ini))
+    if url is not None:
+        rendered = url.render_as_string(hide_password=False) if isinstance(url, URL) else url
+        # env.py reads the URL from an attribute, never from the ini file.
+        cfg.attributes["database_url"] = rendered
+    if x_args:
+        cfg.cmd_opts = _XArgs([f"{k}={v}" for k, v in x_args.items()])
+    return cfg
+
+
+class _XArgs:
+    """What `alembic -x k=v` puts on the config, for programmatic runs."""
+
+    def __init__(self, x: list[str]):
+        self.x = x
+
+
+def upgrade(cfg: Config, target: str = "head") -> None:
+    command.upgrade(cfg, target)
+
+
+def downgrade(cfg: Config, target: str) -> None:
+    command.downgrade(cfg, target)
+
+
+def script_directory(cfg: Config | None = None) -> ScriptDirectory:
+    return ScriptDirectory.from_config(cfg or alembic_config())
+
+
+def verify_dir(cfg: Config | None = None) -> Path:
+    return Path(script_directory(cfg).dir) / "verify"
+
+
+def current_heads(conn: Connection) -> tuple[str, ...]:
+    return MigrationContext.configure(conn).get_current_heads()
+
+
+def applied_revisions(conn: Connection, cfg: Config | None = None) -> list[str]:
+    """Revision ids applied to the database, oldest first."""
+    heads = current_heads(conn)
+    if not heads:
+        return []
+    script = script_directory(cfg)
+    revs = [r.revision for r in script.iterate_revisions(heads, "base")]
+    return list(reversed(revs))

@@ -1,0 +1,43 @@
+"""What `orgmig status` reports: revisions applied and pending, and the batch engine's state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import inspect, select, func
+from sqlalchemy.engine import Engine
+
+from app import migrations
+from app.schema import orgmig_report, orgmig_run
+
+
+@dataclass
+class Status:
+    current: tuple[str, ...]
+    head: str | None
+    pending: list[str]
+    runs: list[dict] = field(default_factory=list)
+    reports: list[dict] = field(default_factory=list)
+
+
+def collect(engine: Engine) -> Status:
+    script = migrations.script_directory()
+    head = script.get_current_head()
+    with engine.connect() as conn:
+        current = migrations.current_heads(conn)
+        applied = set(migrations.applied_revisions(conn))
+        pending = [r.revision for r in reversed(list(script.walk_revisions())) if r.revision not in applied]
+        status = Status(current=current, head=head, pending=pending)
+        if inspect(conn).has_table("orgmig_run"):
+            rows = conn.execute(
+                select(orgmig_run).order_by(orgmig_run.c.id.desc()).limit(20)
+            ).mappings()
+            status.runs = [dict(r) for r in rows]
+            reps = conn.execute(
+                select(orgmig_report.c.step, orgmig_report.c.reason, orgmig_report.c.migrated,
+                       func.count().label("rows"))
+                .group_by(orgmig_report.c.step, orgmig_report.c.reason, orgmig_report.c.migrated)
+                .order_by(orgmig_report.c.step, orgmig_report.c.reason)
+            ).mappings()
+            status.reports = [dict(r) for r in reps]
+    return status

@@ -1,0 +1,90 @@
+"""Run the verification SQL shipped beside each applied revision.
+
+Each `alembic/verify/NNNN_*.sql` file holds read-only queries returning rows
+`(check_name, ok, detail)`. They run here exactly as a DBA runs them with `psql -f`, inside a
+READ ONLY transaction with a statement timeout.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from app import migrations
+from app.config import get_settings
+
+
+@dataclass(frozen=True)
+class Check:
+    revision: str
+    file: str
+    check_name: str
+    ok: bool
+    detail: str
+
+
+def verification_files(revisions: list[str], directory: Path) -> dict[str, Path | None]:
+    """The verification file of each revision (None where a revision ships none)."""
+    found: dict[str, Path | None] = {}
+    for rev in revisions:
+        matches = sorted(directory.glob(f"{rev}_*.sql"))
+        found[rev] = matches[0] if matches else None
+    return found
+
+
+def run_file(engine: Engine, path: Path, revision: str) -> list[Check]:
+    """Run one verification file; every result set must have the (check_name, ok, detail) shape."""
+    sql = path.read_text(encoding="utf-8")
+    checks: list[Check] = []
+    raw = engine.raw_connection()
+    try:
+        pg = raw.driver_connection
+        pg.autocommit = False
+        with pg.cursor() as cur:
+            cur.execute(
+                f"SET TRANSACTION READ ONLY; SET LOCAL statement_timeout = '{get_settings().statement_timeout_ms}ms'"
+            )
+            cur.execute(sql)
+            while True:
+                if cur.description is not None:
+                    names = [d.name for d in cur.description]
+                    if names[:3] != ["check_name", "ok", "detail"]:
+                        checks.append(
+                            Check(revision, path.name, f"result shape of {path.name}", False,
+                                  f"a query returned columns {names}, expected check_name, ok, detail")
+                        )
+                    else:
+                        for name, ok, detail in cur.fetchall():
+                            checks.append(Check(revision, path.name, str(name), ok is True, str(detail or "")))
+                if not cur.nextset():
+                    break
+        pg.rollback()
+    finally:
+        raw.close()
+    return checks
+
+
+def run(engine: Engine) -> list[Check]:
+    """All checks of all applied revisions, oldest revision first."""
+    with engine.connect() as conn:
+        revisions = migrations.applied_revisions(conn)
+    if not revisions:
+        return [Check("-", "-", "database has orgmig revisions applied", False,
+                      "no revision applied: run `alembic upgrade head` first")]
+    checks: list[Check] = []
+    for rev, path in verification_files(revisions, migrations.verify_dir()).items():
+        if path is None:
+            checks.append(Check(rev, "-", f"verification file for revision {rev}", False,
+                                f"alembic/verify/{rev}_*.sql is missing"))
+            continue
+        checks.extend(run_file(engine, path, rev))
+    return checks
+
+
+def as_json(checks: list[Check]) -> str:
+    return json.dumps(
+        {"ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks]}, indent=2
+    )
