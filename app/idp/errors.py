@@ -1,0 +1,56 @@
+"""Errors of the identity-provider export, each one line a person can act on.
+
+Messages name the endpoint (method and path, no query string) and the HTTP status. They never
+carry a token, a client secret or a private key: every message passes through `redact` first.
+"""
+
+from __future__ import annotations
+
+import re
+
+_SECRETS: set[str] = set()
+# Authorization header values and bearer-looking strings, in case a server echoes one back.
+_AUTH_PATTERN = re.compile(r"(?i)\b(SSWS|Bearer|Basic|DPoP)\s+[A-Za-z0-9._~+/=-]{8,}")
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret so `redact` hides it wherever it appears."""
+    if value and len(value) >= 4:
+        _SECRETS.add(value)
+        for line in value.splitlines():
+            if len(line.strip()) >= 16:
+                _SECRETS.add(line.strip())
+
+
+def redact(text: str) -> str:
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, "***")
+    return _AUTH_PATTERN.sub(lambda m: f"{m.group(1)} ***", text)
+
+
+class IdpError(RuntimeError):
+    """An export failure explained in one line, safe to print."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
+
+
+class IdpHttpError(IdpError):
+    """The provider answered with an error status or a body we cannot use."""
+
+    def __init__(self, method: str, endpoint: str, status: int | None, reason: str) -> None:
+        self.method = method
+        self.endpoint = endpoint
+        self.status = status
+        where = f"{method} {endpoint}"
+        what = f"returned {status}" if status is not None else "failed"
+        super().__init__(f"{where} {what}: {reason}")
+
+
+class IdpAuthError(IdpHttpError):
+    """401 or 403: the credentials are wrong or lack a scope or role."""
+
+
+class PaginationError(IdpError):
+    """A cursor that repeats or a page sequence that never ends."""

@@ -1,0 +1,267 @@
+"""The asynchronous HTTP core every provider client uses.
+
+One `HttpCore` per export: an httpx client, a token source, a header-driven rate limiter, a
+bounded number of requests in flight, and the retry rules:
+- 429: wait until the bucket's reset (or `Retry-After`) plus jitter, then try again;
+- 5xx, 408, timeouts, dropped connections, truncated or malformed bodies: capped exponential
+  backoff with jitter, a bounded number of times;
+- 401: fetch a fresh token once, then fail; 403: fail at once naming the scope or role needed;
+- any other 4xx: fail, naming the endpoint, the status and the provider's own message.
+Every request has an overall deadline, so a body that trickles forever counts as a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from app.idp.errors import IdpAuthError, IdpHttpError, redact
+from app.idp.ratelimit import RateLimiter
+
+log = logging.getLogger("app.idp")
+
+RETRY_STATUSES = {408, 500, 502, 503, 504}
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 8  # for 5xx, timeouts and broken bodies
+    rate_limit_attempts: int = 40  # for 429
+    base_delay: float = 0.25
+    max_delay: float = 20.0
+    request_timeout: float = 30.0  # connect/read/write, per operation
+    deadline: float = 90.0  # the whole request, body included
+
+    def backoff(self, attempt: int) -> float:
+        return min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    by_bucket: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: httpx.Headers
+    body: Any
+    url: httpx.URL
+
+    @property
+    def path(self) -> str:
+        return self.url.path
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str, delay: float, kind: str) -> None:
+        self.reason, self.delay, self.kind = reason, delay, kind
+
+
+class ConcurrencyGate:
+    """At most `limit` requests in flight; lowered when the provider reports its concurrency
+    limit (an Okta 429 whose X-Rate-Limit-Limit is 0)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.active = 0
+        self._cond = asyncio.Condition()
+
+    async def __aenter__(self) -> None:
+        async with self._cond:
+            await self._cond.wait_for(lambda: self.active < self.limit)
+            self.active += 1
+
+    async def __aexit__(self, *exc) -> None:
+        async with self._cond:
+            self.active -= 1
+            self._cond.notify_all()
+
+    def lower(self) -> None:
+        if self.limit > 1:
+            self.limit -= 1
+
+
+class HttpCore:
+    def __init__(
+        self,
+        *,
+        provider: str,
+        base_url: str,
+        token=None,
+        rate_prefix: str = "x-rate-limit",
+        concurrency: int = 8,
+        retry: RetryPolicy | None = None,
+        limiter: RateLimiter | None = None,
+        unauthorized_hint: str = "check the credentials",
+    ) -> None:
+        self.provider = provider
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.rate_prefix = rate_prefix
+        self.retry = retry or RetryPolicy()
+        self.limiter = limiter or RateLimiter()
+        self.gate = ConcurrencyGate(concurrency)
+        self.stats = Stats()
+        self.unauthorized_hint = unauthorized_hint
+        self.client = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(self.retry.request_timeout),
+            limits=httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2),
+            headers={"Accept": "application/json", "User-Agent": "orgmig-export/0.1"},
+            follow_redirects=False,
+        )
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def __aenter__(self) -> "HttpCore":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict | None = None,
+        json_body: Any = None,
+        data: dict | None = None,
+        bucket: str,
+        need: str | None = None,
+        auth: bool = True,
+        basic: tuple[str, str] | None = None,
+        expect: str = "json",
+        allow_404: bool = False,
+    ) -> Reply:
+        """Send one logical request, retrying as the rules above say. `need` names the scope or
+        role a 403 means is missing. `expect` is "json", "ndjson" or "bytes"."""
+        attempts = rate_attempts = 0
+        refreshed = False
+        endpoint = httpx.URL(url).path if url.startswith("http") else url.split("?", 1)[0]
+        while True:
+            try:
+                return await self._once(method, url, params, json_body, data, bucket, need, auth, basic,
+                                        expect, allow_404, endpoint)
+            except _Retry as retry:
+                if retry.kind == "rate":
+                    rate_attempts += 1
+                    self.stats.rate_limited += 1
+                    if rate_attempts >= self.retry.rate_limit_attempts:
+                        raise IdpHttpError(method, endpoint, 429, f"still rate limited after {rate_attempts} waits") from None
+                    delay = retry.delay
+                elif retry.kind == "unauthorized":
+                    if refreshed or self.token is None or not self.token.refreshable:
+                        raise IdpAuthError(method, endpoint, 401, retry.reason) from None
+                    refreshed = True
+                    self.token.invalidate()
+                    delay = 0.0
+                else:
+                    attempts += 1
+                    if attempts >= self.retry.attempts:
+                        status = retry.kind if retry.kind.isdigit() else None
+                        raise IdpHttpError(method, endpoint, int(status) if status else None,
+                                           f"{retry.reason} (gave up after {attempts} attempts)") from None
+                    delay = self.retry.backoff(attempts)
+                self.stats.retries += 1
+                log.info("%s %s: %s; retrying in %.1fs", method, endpoint, retry.reason, delay)
+                if delay > 0:
+                    await asyncio.sleep(delay)
+
+    async def _once(self, method, url, params, json_body, data, bucket, need, auth, basic, expect,
+                    allow_404, endpoint) -> Reply:
+        headers = {}
+        if auth and self.token is not None:
+            headers["Authorization"] = await self.token.authorization(self)
+        await self.limiter.acquire(bucket)
+        try:
+            async with self.gate:
+                self.stats.requests += 1
+                self.stats.by_bucket[bucket] = self.stats.by_bucket.get(bucket, 0) + 1
+                started = time.monotonic()
+                try:
+                    async with asyncio.timeout(self.retry.deadline):
+                        response = await self.client.request(
+                            method, url, params=params, json=json_body, data=data, headers=headers,
+                            auth=httpx.BasicAuth(*basic) if basic else None,
+                        )
+                        raw = await response.aread()
+                except (TimeoutError, httpx.TimeoutException):
+                    raise _Retry(f"no complete answer within {time.monotonic() - started:.0f}s", 0, "timeout") from None
+                except httpx.RemoteProtocolError as exc:
+                    raise _Retry(f"connection broke mid-answer ({_first_line(exc)})", 0, "transport") from None
+                except httpx.TransportError as exc:
+                    raise _Retry(f"{type(exc).__name__} ({_first_line(exc)})", 0, "transport") from None
+        finally:
+            self.limiter.release(bucket)
+        self.limiter.update(bucket, response.headers, self.rate_prefix)
+        status = response.status_code
+        if status == 429:
+            if _int_header(response.headers, f"{self.rate_prefix}-limit") == 0:
+                self.gate.lower()
+            wait = self.limiter.block(bucket, response.headers, self.rate_prefix, fallback=1.0)
+            raise _Retry(f"429 rate limited on bucket {bucket}", wait, "rate")
+        if status in RETRY_STATUSES:
+            raise _Retry(f"{status} {_summary(raw)}".strip(), 0, str(status))
+        if status == 401:
+            raise _Retry(f"the credentials were rejected ({self.unauthorized_hint})", 0, "unauthorized")
+        if status == 403:
+            reason = f"permission denied: the credentials lack {need}" if need else "permission denied"
+            detail = _summary(raw)
+            raise IdpAuthError(method, endpoint, 403, f"{reason}{f' ({detail})' if detail else ''}")
+        if status == 404 and allow_404:
+            return Reply(status, response.headers, None, response.url)
+        if status >= 300:
+            raise IdpHttpError(method, endpoint, status, _summary(raw) or response.reason_phrase)
+        if expect == "bytes":
+            return Reply(status, response.headers, raw, response.url)
+        try:
+            if expect == "ndjson":
+                body = [json.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
+            else:
+                body = json.loads(raw) if raw.strip() else None
+        except (ValueError, UnicodeDecodeError) as exc:
+            declared = response.headers.get("content-length")
+            why = "truncated" if declared and declared.isdigit() and int(declared) != len(raw) else "malformed"
+            raise _Retry(f"{status} with {why} JSON body ({_first_line(exc)})", 0, str(status)) from None
+        return Reply(status, response.headers, body, response.url)
+
+
+def _int_header(headers, name: str) -> int | None:
+    try:
+        return int(headers.get(name))
+    except (TypeError, ValueError):
+        return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return redact(text[0][:160]) if text else type(exc).__name__
+
+
+def _summary(raw: bytes) -> str:
+    """The provider's own short error text, from the JSON error shapes the three APIs use."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    parts = []
+    for key in ("errorCode", "errorSummary", "error", "error_description", "errorMessage", "message"):
+        value = body.get(key)
+        if isinstance(value, str) and value and value not in parts:
+            parts.append(value)
+    return redact(": ".join(parts)[:240])
