@@ -207,7 +207,7 @@ settings = Table(
 
 # --- 0003: migration bookkeeping --------------------------------------------------------------
 
-RUN_STATUSES = ("running", "paused", "finished", "failed")
+RUN_STATUSES = ("running", "paused", "failed", "finished", "cancelled")
 BATCH_STATUSES = ("succeeded", "failed")
 
 orgmig_run = Table(
@@ -229,7 +229,7 @@ orgmig_run = Table(
     Column("updated_at", TSTZ, nullable=False, server_default=NOW),
     Column("finished_at", TSTZ),
     CheckConstraint("direction IN ('upgrade', 'downgrade')", name="direction_valid"),
-    CheckConstraint("status IN ('running', 'paused', 'finished', 'failed')", name="status_valid"),
+    CheckConstraint("status IN ('running', 'paused', 'failed', 'finished', 'cancelled')", name="status_valid"),
     CheckConstraint("batch_size > 0", name="batch_size_positive"),
 )
 # At most one unfinished run per step and direction: a second `upgrade` resumes it.
@@ -238,7 +238,7 @@ Index(
     orgmig_run.c.step,
     orgmig_run.c.direction,
     unique=True,
-    postgresql_where=text("status <> 'finished'"),
+    postgresql_where=text("status NOT IN ('finished', 'cancelled')"),
 )
 
 orgmig_batch = Table(
@@ -290,4 +290,15 @@ orgmig_user_settings_link = Table(
     Column("filled_user_columns", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
     Column("run_id", BigInteger, ForeignKey("orgmig_run.id", ondelete="SET NULL"), index=True),
     Column("migrated_at", TSTZ, nullable=False, server_default=NOW),
+)
+
+# Reference rows a step created (roles, for instance), so its downgrade removes only those.
+orgmig_created_row = Table(
+    "orgmig_created_row",
+    metadata,
+    Column("step", String, nullable=False),
+    Column("table_name", String, nullable=False),
+    Column("row_key", String, nullable=False),
+    Column("created_at", TSTZ, nullable=False, server_default=NOW),
+    PrimaryKeyConstraint("step", "table_name", "row_key"),
 )

@@ -5,7 +5,7 @@
 SELECT 'table ' || t || ' exists' AS check_name,
        to_regclass(t) IS NOT NULL AS ok,
        CASE WHEN to_regclass(t) IS NULL THEN 'missing' ELSE 'present' END AS detail
-FROM unnest(ARRAY['orgmig_run', 'orgmig_batch', 'orgmig_report', 'orgmig_user_settings_link']) AS t;
+FROM unnest(ARRAY['orgmig_run', 'orgmig_batch', 'orgmig_report', 'orgmig_user_settings_link', 'orgmig_created_row']) AS t;
 
 WITH expected(conname, contype) AS (
     VALUES
@@ -17,7 +17,8 @@ WITH expected(conname, contype) AS (
         ('pk_orgmig_report', 'p'), ('fk_orgmig_report_run_id_orgmig_run', 'f'),
         ('uq_orgmig_report_step_source_table_source_id_reason', 'u'),
         ('pk_orgmig_user_settings_link', 'p'), ('fk_orgmig_user_settings_link_user_id_user', 'f'),
-        ('fk_orgmig_user_settings_link_org_id_org', 'f'), ('fk_orgmig_user_settings_link_run_id_orgmig_run', 'f')
+        ('fk_orgmig_user_settings_link_org_id_org', 'f'), ('fk_orgmig_user_settings_link_run_id_orgmig_run', 'f'),
+        ('pk_orgmig_created_row', 'p')
 )
 SELECT 'constraint ' || e.conname AS check_name,
        c.oid IS NOT NULL AND c.convalidated AND c.contype::text = e.contype AS ok,

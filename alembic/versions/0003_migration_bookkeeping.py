@@ -3,7 +3,8 @@
 The batch engine checkpoints into `orgmig_run`/`orgmig_batch` in the same transaction as each
 batch's writes; `orgmig_report` holds every source row a step did not migrate (or migrated with a
 note), with a reason; `orgmig_user_settings_link` records which target rows each legacy row
-produced and which of them the migration created, so a downgrade removes exactly those.
+produced and which of them the migration created, and `orgmig_created_row` the reference rows
+(roles) a step created, so a downgrade removes exactly those.
 
 Revision ID: 0003
 Revises: 0002
@@ -45,7 +46,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_orgmig_run"),
         sa.CheckConstraint("direction IN ('upgrade', 'downgrade')", name=op.f("ck_orgmig_run_direction_valid")),
         sa.CheckConstraint(
-            "status IN ('running', 'paused', 'finished', 'failed')", name=op.f("ck_orgmig_run_status_valid")
+            "status IN ('running', 'paused', 'failed', 'finished', 'cancelled')", name=op.f("ck_orgmig_run_status_valid")
         ),
         sa.CheckConstraint("batch_size > 0", name=op.f("ck_orgmig_run_batch_size_positive")),
     )
@@ -54,7 +55,7 @@ def upgrade() -> None:
         "orgmig_run",
         ["step", "direction"],
         unique=True,
-        postgresql_where=sa.text("status <> 'finished'"),
+        postgresql_where=sa.text("status NOT IN ('finished', 'cancelled')"),
     )
     op.create_table(
         "orgmig_batch",
@@ -124,8 +125,16 @@ def upgrade() -> None:
     op.create_index("ix_orgmig_user_settings_link_user_id", "orgmig_user_settings_link", ["user_id"])
     op.create_index("ix_orgmig_user_settings_link_org_id", "orgmig_user_settings_link", ["org_id"])
     op.create_index("ix_orgmig_user_settings_link_run_id", "orgmig_user_settings_link", ["run_id"])
+    op.create_table(
+        "orgmig_created_row",
+        sa.Column("step", sa.String, nullable=False),
+        sa.Column("table_name", sa.String, nullable=False),
+        sa.Column("row_key", sa.String, nullable=False),
+        sa.Column("created_at", TSTZ, nullable=False, server_default=NOW),
+        sa.PrimaryKeyConstraint("step", "table_name", "row_key", name="pk_orgmig_created_row"),
+    )
 
 
 def downgrade() -> None:
-    for table in ("orgmig_user_settings_link", "orgmig_report", "orgmig_batch", "orgmig_run"):
+    for table in ("orgmig_created_row", "orgmig_user_settings_link", "orgmig_report", "orgmig_batch", "orgmig_run"):
         op.drop_table(table)

@@ -1,0 +1,340 @@
+"""The batch engine: keyset cursor, checkpoint, retry, timeouts, throttle, progress, pause.
+
+A run walks a step's key range in batches. Each batch is one transaction holding the step's
+set-based SQL for the range *and* the checkpoint (the run's cursor and a batch row), so a kill at
+any moment loses nothing and the next run resumes at the next batch. Lock and statement timeouts
+bound every statement; a batch that times out or deadlocks is retried with capped exponential
+backoff and jitter, and a statement timeout halves the batch before the retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import psycopg.errors
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from app.config import get_settings
+from app.progress import Progress
+from app.steps.base import DowngradeRefused, Step
+
+log = logging.getLogger("app.engine")
+
+RETRYABLE = (
+    psycopg.errors.LockNotAvailable,  # 55P03: lock_timeout
+    psycopg.errors.QueryCanceled,  # 57014: statement_timeout
+    psycopg.errors.DeadlockDetected,  # 40P01
+    psycopg.errors.SerializationFailure,  # 40001
+)
+
+
+class MigrationError(RuntimeError):
+    """A run stopped; the message says why and what to do. Safe to print (no row values)."""
+
+
+class Paused(MigrationError):
+    """An operator asked the run to pause; it stopped between batches."""
+
+
+class ConcurrentChange(RuntimeError):
+    """Another writer changed the rows a batch works on; the batch is retried."""
+
+
+@dataclass
+class Options:
+    batch_size: int
+    lock_timeout_ms: int
+    statement_timeout_ms: int
+    max_attempts: int
+    pause_ms: int = 0
+    allow_data_loss: bool = False
+    progress_bar: bool | None = None
+    backoff_base_s: float = 0.2
+    backoff_cap_s: float = 30.0
+
+    @classmethod
+    def from_settings(cls, **overrides) -> "Options":
+        s = get_settings()
+        values = dict(
+            batch_size=s.batch_size, lock_timeout_ms=s.lock_timeout_ms,
+            statement_timeout_ms=s.statement_timeout_ms, max_attempts=s.max_batch_attempts,
+            pause_ms=s.pause_ms,
+        )
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    step: str
+    direction: str
+    rows_total: int
+    rows_done: int
+    batches: int
+    retries: int
+    seconds: float
+    resumed: bool
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.rows_done_now / self.seconds if self.seconds > 0 else 0.0
+
+    rows_done_now: int = 0
+
+
+def describe_db_error(exc: BaseException) -> str:
+    """SQLSTATE and primary message only: a DETAIL line can quote row values (secrets)."""
+    orig = getattr(exc, "orig", exc)
+    diag = getattr(orig, "diag", None)
+    if diag is not None and diag.message_primary:
+        return f"{diag.sqlstate or ''} {diag.message_primary}".strip()
+    return type(orig).__name__
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, ConcurrentChange):
+        return True
+    orig = getattr(exc, "orig", None)
+    if isinstance(orig, RETRYABLE):
+        return True
+    # A dropped connection: the batch rolled back with it; a new connection retries it.
+    return isinstance(exc, OperationalError) and getattr(exc, "connection_invalidated", False)
+
+
+class BatchEngine:
+    """Runs one step in one direction on `engine` (its own connection, a transaction per batch)."""
+
+    def __init__(self, engine: Engine, step: Step, direction: str, options: Options,
+                 on_batch: Callable[[int, int], None] | None = None):
+        if direction not in ("upgrade", "downgrade"):
+            raise ValueError(f"direction must be upgrade or downgrade, not {direction!r}")
+        self.engine = engine
+        self.step = step
+        self.direction = direction
+        self.opts = options
+        self.keys = step.keys(direction)
+        self.on_batch = on_batch  # test and bench hook: called after each committed batch
+
+    # -- run bookkeeping -------------------------------------------------------------------
+
+    def _begin(self, conn: Connection):
+        tx = conn.begin()
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(self.opts.lock_timeout_ms)}ms'")
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = '{int(self.opts.statement_timeout_ms)}ms'")
+        return tx
+
+    def _start_or_resume(self, conn: Connection) -> tuple[dict, bool]:
+        step, direction = self.step.name, self.direction
+        with self._begin(conn):
+            # One runner at a time per step: a second one waits here, then sees the cursor moved.
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('orgmig:' || :s))"), {"s": step})
+            run = conn.execute(
+                text("SELECT * FROM orgmig_run WHERE step = :s AND direction = :d"
+                     " AND status NOT IN ('finished', 'cancelled') FOR UPDATE"),
+                {"s": step, "d": direction},
+            ).mappings().first()
+            if run is not None:
+                if run["pause_requested"]:
+                    raise Paused(self._paused_message(run))
+                conn.execute(
+                    text("UPDATE orgmig_run SET status = 'running', last_error = NULL, updated_at = now()"
+                         " WHERE id = :id"), {"id": run["id"]})
+                return dict(run), True
+            # A new run in this direction supersedes an unfinished one in the other direction.
+            conn.execute(
+                text("UPDATE orgmig_run SET status = 'cancelled', updated_at = now(),"
+                     " last_error = 'superseded by a ' || :d || ' run'"
+                     " WHERE step = :s AND direction <> :d AND status NOT IN ('finished', 'cancelled')"),
+                {"s": step, "d": direction},
+            )
+            lower = None
+            if direction == "upgrade":
+                # After a finished upgrade (and no downgrade since), only newer keys remain.
+                latest = conn.execute(
+                    text("SELECT direction, status, max_key FROM orgmig_run WHERE step = :s"
+                         " AND status = 'finished' ORDER BY id DESC LIMIT 1"), {"s": step},
+                ).mappings().first()
+                if latest and latest["direction"] == "upgrade" and latest["max_key"] is not None:
+                    lower = latest["max_key"] + 1
+            k = self.keys
+            bounds = conn.execute(
+                text(f"SELECT min({k.key}), max({k.key}), count(*) FROM {k.table}"
+                     + (f" WHERE {k.key} >= :lower" if lower is not None else "")),
+                {"lower": lower} if lower is not None else {},
+            ).one()
+            min_key, max_key, total = bounds
+            run = conn.execute(
+                text("INSERT INTO orgmig_run (step, direction, status, batch_size, min_key, max_key,"
+                     " cursor_key, total_rows) VALUES (:s, :d, 'running', :bs, :mn, :mx, :cur, :total)"
+                     " RETURNING *"),
+                {"s": step, "d": direction, "bs": self.opts.batch_size, "mn": min_key, "mx": max_key,
+                 "cur": None if min_key is None else min_key - 1, "total": total},
+            ).mappings().one()
+            return dict(run), False
+
+    def _paused_message(self, run) -> str:
+        return (f"{self.step.name} {self.direction} is paused at key {run['cursor_key']} "
+                f"({run['rows_done']:,}/{run['total_rows']:,} rows); run `orgmig resume` and then "
+                f"the same alembic command to continue")
+
+    def _next_end(self, conn: Connection, cursor: int, max_key: int, size: int) -> int:
+        k = self.keys
+        end = conn.execute(
+            text(f"SELECT {k.key} FROM {k.table} WHERE {k.key} > :c AND {k.key} <= :mx"
+                 f" ORDER BY {k.key} OFFSET :off LIMIT 1"),
+            {"c": cursor, "mx": max_key, "off": size - 1},
+        ).scalar()
+        return max_key if end is None else end
+
+    def _record_failure(self, run_id: int, start: int, end: int, attempts: int, error: str,
+                        fatal: bool) -> None:
+        with self.engine.connect() as conn, conn.begin():
+            conn.execute(
+                text("INSERT INTO orgmig_batch (run_id, start_key, end_key, status, attempts, error)"
+                     " VALUES (:r, :s, :e, 'failed', :a, :err)"
+                     " ON CONFLICT (run_id, start_key) DO UPDATE SET end_key = EXCLUDED.end_key,"
+                     " status = 'failed', attempts = EXCLUDED.attempts, error = EXCLUDED.error,"
+                     " finished_at = now()"),
+                {"r": run_id, "s": start, "e": end, "a": attempts, "err": error},
+            )
+            conn.execute(
+                text("UPDATE orgmig_run SET last_error = :err, updated_at = now()"
+                     + (", status = 'failed'" if fatal else "") + " WHERE id = :r"),
+                {"r": run_id, "err": error},
+            )
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        t0 = time.monotonic()
+        conn = self.engine.connect()
+        try:
+            run, resumed = self._start_or_resume(conn)
+            run_id = run["id"]
+            with self._begin(conn):
+                self.step.prepare(conn, self.direction, run_id)
+            if self.direction == "downgrade":
+                with self._begin(conn):
+                    self.step.check_downgrade(conn, self.opts.allow_data_loss)
+            if resumed:
+                log.info("%s %s: resuming run %s at key %s (%s/%s rows done)", self.step.name,
+                         self.direction, run_id, run["cursor_key"], f"{run['rows_done']:,}",
+                         f"{run['total_rows']:,}")
+            progress = Progress(f"{self.step.name} {self.direction}", run["total_rows"],
+                                run["rows_done"], bar=self.opts.progress_bar)
+            self._progress = progress
+            try:
+                conn, batches, retries = self._loop(conn, run)
+                with self._begin(conn):
+                    self.step.finish(conn, self.direction, run_id)
+                    conn.execute(
+                        text("UPDATE orgmig_run SET status = 'finished', finished_at = now(),"
+                             " updated_at = now(), rows_done = total_rows, last_error = NULL"
+                             " WHERE id = :r"), {"r": run_id})
+                with self._begin(conn):
+                    summary = self.step.summary(conn, self.direction, run_id)
+            finally:
+                progress.close()
+        finally:
+            conn.close()
+        return RunResult(run_id, self.step.name, self.direction, run["total_rows"], progress.done,
+                         batches, retries, time.monotonic() - t0, resumed, summary,
+                         progress.done - run["rows_done"])
+
+    def _loop(self, conn: Connection, run: dict) -> tuple[Connection, int, int]:
+        run_id, cursor, max_key = run["id"], run["cursor_key"], run["max_key"]
+        batches = retries = 0
+        while max_key is not None and cursor < max_key:
+            size, attempt = self.opts.batch_size, 1
+            while True:
+                try:
+                    cursor, rows = self._one_batch(conn, run_id, cursor, max_key, size, attempt)
+                    break
+                except Paused:
+                    raise
+                except Exception as exc:
+                    err = str(exc) if isinstance(exc, ConcurrentChange) else describe_db_error(exc)
+                    if conn.invalidated or conn.closed:
+                        conn.close()
+                        conn = self.engine.connect()
+                    if not _is_retryable(exc) or attempt >= self.opts.max_attempts:
+                        self._record_failure(run_id, cursor + 1, max_key, attempt, err, fatal=True)
+                        raise MigrationError(
+                            f"{self.step.name} {self.direction}: batch after key {cursor} failed"
+                            f" after {attempt} attempt(s): {err}. Nothing of that batch was"
+                            f" written; fix the cause and run the same command again to resume"
+                        ) from None
+                    if isinstance(getattr(exc, "orig", None), psycopg.errors.QueryCanceled):
+                        size = max(1, size // 2)
+                    delay = min(self.opts.backoff_cap_s, self.opts.backoff_base_s * 2 ** (attempt - 1))
+                    delay *= random.uniform(0.5, 1.0)
+                    log.warning("%s %s: batch after key %s: %s; retry %d in %.1fs (batch size %d)",
+                                self.step.name, self.direction, cursor, err, attempt, delay, size)
+                    self._record_failure(run_id, cursor + 1, max_key, attempt, err, fatal=False)
+                    retries += 1
+                    attempt += 1
+                    time.sleep(delay)
+            batches += 1
+            self._progress.advance(rows)
+            if self.on_batch:
+                self.on_batch(batches, cursor)
+            if self.opts.pause_ms:
+                time.sleep(self.opts.pause_ms / 1000)
+        return conn, batches, retries
+
+    def _one_batch(self, conn: Connection, run_id: int, cursor: int, max_key: int, size: int,
+                   attempt: int) -> tuple[int, int]:
+        started = time.monotonic()
+        with self._begin(conn):
+            state = conn.execute(
+                text("SELECT cursor_key, pause_requested, rows_done, total_rows FROM orgmig_run"
+                     " WHERE id = :r FOR UPDATE"), {"r": run_id},
+            ).mappings().one()
+            if state["pause_requested"]:
+                conn.execute(text("UPDATE orgmig_run SET status = 'paused', updated_at = now()"
+                                  " WHERE id = :r"), {"r": run_id})
+                paused = dict(state)
+            elif state["cursor_key"] != cursor:
+                # Another runner moved the cursor: continue from where it is.
+                return state["cursor_key"], 0
+            else:
+                paused = None
+                end = self._next_end(conn, cursor, max_key, size)
+                result = self.step.process(conn, self.direction, cursor + 1, end, run_id, max_key,
+                                           self.opts.allow_data_loss)
+                conn.execute(
+                    text("INSERT INTO orgmig_batch (run_id, start_key, end_key, status, rows_read,"
+                         " rows_written, attempts, duration_ms)"
+                         " VALUES (:r, :s, :e, 'succeeded', :rr, :rw, :a, :ms)"
+                         " ON CONFLICT (run_id, start_key) DO UPDATE SET end_key = EXCLUDED.end_key,"
+                         " status = 'succeeded', rows_read = EXCLUDED.rows_read,"
+                         " rows_written = EXCLUDED.rows_written, attempts = EXCLUDED.attempts,"
+                         " duration_ms = EXCLUDED.duration_ms, error = NULL, finished_at = now()"),
+                    {"r": run_id, "s": cursor + 1, "e": end, "rr": result.rows_read,
+                     "rw": result.rows_written, "a": attempt,
+                     "ms": int((time.monotonic() - started) * 1000)},
+                )
+                conn.execute(
+                    text("UPDATE orgmig_run SET cursor_key = :e, rows_done = rows_done + :n,"
+                         " updated_at = now() WHERE id = :r"),
+                    {"e": end, "n": result.rows_read, "r": run_id},
+                )
+        if paused is not None:
+            raise Paused(self._paused_message(paused))
+        return end, result.rows_read
+
+
+def run_step(engine: Engine, step: Step, direction: str, options: Options) -> RunResult:
+    """Run `step` to completion in `direction`; raises MigrationError/DowngradeRefused/Paused."""
+    return BatchEngine(engine, step, direction, options).run()
+
+
+__all__ = ["BatchEngine", "ConcurrentChange", "DowngradeRefused", "MigrationError", "Options",
+           "Paused", "RunResult", "run_step", "describe_db_error"]

@@ -1,0 +1,433 @@
+"""Step `user_settings_to_org`: every legacy user_settings row into the org structure.
+
+Per legacy row with a valid, winning keycloak_user_id: a personal org `user_{id}_org`, a "user",
+an `admin`/`active` membership and an org settings row carrying every other column unchanged;
+rows it cannot migrate (NULL, empty or blank ids; losing duplicates) are reported with a reason.
+Users the application already migrated are linked and only their missing values filled; what
+the application wrote is never overwritten (differences are reported, by column name only).
+
+One upgrade batch is one SQL statement (a chain of data-modifying CTEs) over a keyset range of
+user_settings.id; one downgrade batch is one or two statements over orgmig_user_settings_link.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import Connection, text
+
+from app.engine import ConcurrentChange
+from app.schema import SETTINGS_COLUMNS
+from app.steps.base import BatchResult, DowngradeRefused, KeySource, Step
+
+log = logging.getLogger("app.steps.user_settings")
+
+STEP_NAME = "user_settings_to_org"
+DEFAULT_ROLES = (("admin", 1), ("user", 1000))
+# Values a blank id may hold: no character other than white space.
+VALID_ID = r"keycloak_user_id ~ '[^[:space:]]'"
+# "user" columns copied from the legacy row; filled (never overwritten) on users the app created.
+USER_FILL_COLUMNS = ("email", "email_verified", "accepted_tos", "enable_sound_notifications")
+
+
+def _legacy_value(col: str, alias: str = "s") -> str:
+    """The legacy value as the target stores it (naive UTC timestamp → timestamptz, explicitly)."""
+    if col == "accepted_tos":
+        return f"({alias}.accepted_tos AT TIME ZONE 'UTC')"
+    return f"{alias}.{col}"
+
+
+def _differs(col: str, left: str, right: str) -> str:
+    """A NULL-safe inequality that also works for json (which has no equality operator)."""
+    if col == "mcp_config":
+        return f"{left}.{col}::text IS DISTINCT FROM {right}.{col}::text"
+    return f"{left}.{col} IS DISTINCT FROM {_legacy_value(col, right) if right == 's' else right + '.' + col}"
+
+
+_SETTINGS_INSERT_COLS = ", ".join(SETTINGS_COLUMNS)
+_SETTINGS_SELECT = ", ".join(_legacy_value(c) for c in SETTINGS_COLUMNS)
+_SETTINGS_DIFF = ",\n                ".join(
+    f"CASE WHEN {_differs(c, 'os', 's')} THEN '{c}' END" for c in SETTINGS_COLUMNS
+)
+_USER_DIFF = ",\n                ".join(
+    f"CASE WHEN ou.{c} IS NOT NULL AND {_legacy_value(c)} IS NOT NULL"
+    f" AND ou.{c} IS DISTINCT FROM {_legacy_value(c)} THEN '{c}' END"
+    for c in USER_FILL_COLUMNS
+)
+_USER_FILLS = ",\n                ".join(
+    [f"CASE WHEN ou.{c} IS NULL AND s.{c} IS NOT NULL THEN '{c}' END" for c in USER_FILL_COLUMNS]
+    + [
+        "CASE WHEN ou.legacy_user_settings_id IS NULL AND NOT EXISTS (SELECT 1 FROM \"user\" x"
+        " WHERE x.legacy_user_settings_id = s.id) THEN 'legacy_user_settings_id' END",
+        "CASE WHEN ou.current_org_id IS NULL THEN 'current_org_id' END",
+    ]
+)
+_USER_SET = ",\n            ".join(
+    [f"{c} = CASE WHEN '{c}' = ANY (f.cols) THEN {_legacy_value(c)} ELSE u.{c} END" for c in USER_FILL_COLUMNS]
+    + [
+        "legacy_user_settings_id = CASE WHEN 'legacy_user_settings_id' = ANY (f.cols) THEN s.id"
+        " ELSE u.legacy_user_settings_id END",
+        "current_org_id = CASE WHEN 'current_org_id' = ANY (f.cols) THEN p.org_id ELSE u.current_org_id END",
+        "updated_at = now()",
+    ]
+)
+
+UPGRADE_BATCH = f"""
+WITH rng AS MATERIALIZED (
+    SELECT us.*,
+           us.{VALID_ID} AS id_valid,
+           (SELECT max(w.id) FROM user_settings w
+             WHERE w.keycloak_user_id = us.keycloak_user_id AND w.id <= :max_key) AS winner_id
+    FROM user_settings us
+    WHERE us.id BETWEEN :start AND :end
+),
+skipped AS (
+    INSERT INTO orgmig_report (step, source_table, source_id, reason, migrated, detail, run_id)
+    SELECT :step, 'user_settings', r.id,
+           CASE WHEN r.id_valid IS NOT TRUE THEN 'missing_keycloak_user_id'
+                ELSE 'duplicate_keycloak_user_id' END,
+           false,
+           CASE WHEN r.keycloak_user_id IS NULL THEN jsonb_build_object('keycloak_user_id', 'NULL')
+                WHEN r.keycloak_user_id = '' THEN jsonb_build_object('keycloak_user_id', 'empty')
+                WHEN r.id_valid IS NOT TRUE THEN jsonb_build_object('keycloak_user_id', 'blank')
+                ELSE jsonb_build_object('winner_id', r.winner_id, 'keycloak_user_id', r.keycloak_user_id) END,
+           :run_id
+    FROM rng r
+    WHERE r.id_valid IS NOT TRUE OR r.winner_id <> r.id
+    ON CONFLICT (step, source_table, source_id, reason) DO NOTHING
+    RETURNING 1
+),
+src AS MATERIALIZED (
+    SELECT r.*, gen_random_uuid() AS new_org_id, 'user_' || r.id || '_org' AS org_name
+    FROM rng r
+    WHERE r.id_valid AND r.winner_id = r.id
+      AND NOT EXISTS (SELECT 1 FROM orgmig_user_settings_link l WHERE l.user_settings_id = r.id)
+),
+old_user AS MATERIALIZED (
+    SELECT s.id AS sid, u.id AS user_id, u.email, u.email_verified, u.accepted_tos,
+           u.enable_sound_notifications, u.legacy_user_settings_id, u.current_org_id
+    FROM src s JOIN "user" u ON u.keycloak_user_id = s.keycloak_user_id
+),
+old_org AS MATERIALIZED (
+    SELECT s.id AS sid, o.id AS org_id FROM src s JOIN org o ON o.name = s.org_name
+),
+ins_org AS (
+    INSERT INTO org (id, name)
+    SELECT s.new_org_id, s.org_name FROM src s
+    WHERE NOT EXISTS (SELECT 1 FROM old_org oo WHERE oo.sid = s.id)
+    ON CONFLICT DO NOTHING
+    RETURNING id
+),
+orgs AS (
+    SELECT oo.sid, oo.org_id, false AS created FROM old_org oo
+    UNION ALL
+    SELECT s.id, s.new_org_id, true FROM src s JOIN ins_org io ON io.id = s.new_org_id
+),
+ins_user AS (
+    INSERT INTO "user" (keycloak_user_id, legacy_user_settings_id, current_org_id, status, email,
+                        email_verified, accepted_tos, enable_sound_notifications)
+    SELECT s.keycloak_user_id, s.id, o.org_id, 'active', s.email, s.email_verified,
+           {_legacy_value('accepted_tos')}, s.enable_sound_notifications
+    FROM src s JOIN orgs o ON o.sid = s.id
+    WHERE NOT EXISTS (SELECT 1 FROM old_user ou WHERE ou.sid = s.id)
+    ON CONFLICT DO NOTHING
+    RETURNING id, legacy_user_settings_id AS sid
+),
+pairs AS (
+    SELECT iu.sid, iu.id AS user_id, true AS created_user, o.org_id, o.created AS created_org
+    FROM ins_user iu JOIN orgs o ON o.sid = iu.sid
+    UNION ALL
+    SELECT ou.sid, ou.user_id, false, o.org_id, o.created
+    FROM old_user ou JOIN orgs o ON o.sid = ou.sid
+),
+old_member AS MATERIALIZED (
+    SELECT p.sid, m.role_id, m.status
+    FROM pairs p JOIN org_user m ON m.org_id = p.org_id AND m.user_id = p.user_id
+),
+ins_member AS (
+    INSERT INTO org_user (org_id, user_id, role_id, status)
+    SELECT p.org_id, p.user_id, (SELECT id FROM role WHERE name = 'admin'), 'active'
+    FROM pairs p
+    WHERE NOT EXISTS (SELECT 1 FROM old_member om WHERE om.sid = p.sid)
+    ON CONFLICT DO NOTHING
+    RETURNING org_id
+),
+old_settings AS MATERIALIZED (
+    SELECT p.sid, x.* FROM pairs p JOIN settings x ON x.org_id = p.org_id
+),
+ins_settings AS (
+    INSERT INTO settings (org_id, {_SETTINGS_INSERT_COLS})
+    SELECT p.org_id, {_SETTINGS_SELECT}
+    FROM pairs p JOIN src s ON s.id = p.sid
+    WHERE NOT EXISTS (SELECT 1 FROM old_settings os WHERE os.sid = p.sid)
+    ON CONFLICT DO NOTHING
+    RETURNING org_id
+),
+fills AS MATERIALIZED (
+    SELECT ou.sid, ou.user_id,
+           array_remove(ARRAY[
+                {_USER_FILLS}
+           ]::text[], NULL) AS cols
+    FROM old_user ou JOIN src s ON s.id = ou.sid
+),
+upd_user AS (
+    UPDATE "user" u SET
+            {_USER_SET}
+    FROM fills f JOIN src s ON s.id = f.sid JOIN pairs p ON p.sid = f.sid
+    WHERE u.id = f.user_id AND cardinality(f.cols) > 0
+    RETURNING u.id
+),
+notes AS (
+    INSERT INTO orgmig_report (step, source_table, source_id, reason, migrated, detail, run_id)
+    SELECT :step, 'user_settings', d.sid, d.reason, true,
+           jsonb_build_object('table', d.tbl, 'columns', to_jsonb(d.cols)), :run_id
+    FROM (
+        SELECT ou.sid, 'user_differs' AS reason, 'user' AS tbl,
+               array_remove(ARRAY[
+                {_USER_DIFF}
+               ]::text[], NULL) AS cols
+        FROM old_user ou JOIN src s ON s.id = ou.sid
+        UNION ALL
+        SELECT om.sid, 'membership_differs', 'org_user',
+               array_remove(ARRAY[
+                CASE WHEN om.role_id IS DISTINCT FROM (SELECT id FROM role WHERE name = 'admin')
+                     THEN 'role_id' END,
+                CASE WHEN om.status <> 'active' THEN 'status' END
+               ]::text[], NULL)
+        FROM old_member om
+        UNION ALL
+        SELECT os.sid, 'settings_differ', 'settings',
+               array_remove(ARRAY[
+                {_SETTINGS_DIFF}
+               ]::text[], NULL)
+        FROM old_settings os JOIN src s ON s.id = os.sid
+    ) d
+    WHERE cardinality(d.cols) > 0
+    ON CONFLICT (step, source_table, source_id, reason)
+        DO UPDATE SET detail = EXCLUDED.detail, run_id = EXCLUDED.run_id
+    RETURNING 1
+),
+ins_link AS (
+    INSERT INTO orgmig_user_settings_link (user_settings_id, user_id, org_id, created_user,
+        created_org, created_org_user, created_settings, filled_user_columns, run_id)
+    SELECT p.sid, p.user_id, p.org_id, p.created_user, p.created_org,
+           EXISTS (SELECT 1 FROM ins_member im WHERE im.org_id = p.org_id),
+           EXISTS (SELECT 1 FROM ins_settings x WHERE x.org_id = p.org_id),
+           coalesce((SELECT f.cols FROM fills f WHERE f.sid = p.sid AND cardinality(f.cols) > 0
+                     AND EXISTS (SELECT 1 FROM upd_user uu WHERE uu.id = f.user_id)), '{{}}'::text[]),
+           :run_id
+    FROM pairs p
+    RETURNING user_settings_id
+)
+SELECT (SELECT count(*) FROM rng) AS rows_read,
+       (SELECT count(*) FROM src) AS winners,
+       (SELECT count(*) FROM ins_link) AS linked,
+       (SELECT count(*) FROM ins_org) + (SELECT count(*) FROM ins_user)
+         + (SELECT count(*) FROM ins_member) + (SELECT count(*) FROM ins_settings)
+         + (SELECT count(*) FROM upd_user) AS written,
+       (SELECT count(*) FROM skipped) + (SELECT count(*) FROM notes) AS reported
+"""
+
+_UNFILL = ",\n        ".join(
+    f"{c} = CASE WHEN '{c}' = ANY (l.filled_user_columns) THEN NULL ELSE u.{c} END"
+    for c in (*USER_FILL_COLUMNS, "legacy_user_settings_id", "current_org_id")
+)
+
+# With -x allow_data_loss=true only: rows the application created that hang on migrated rows.
+DOWNGRADE_DATA_LOSS_BATCH = """
+WITH l AS MATERIALIZED (
+    SELECT * FROM orgmig_user_settings_link WHERE user_settings_id BETWEEN :start AND :end
+),
+app_settings AS (
+    DELETE FROM settings x USING l
+    WHERE (x.org_id = l.org_id AND l.created_org AND NOT l.created_settings)
+       OR (x.user_id = l.user_id AND l.created_user)
+    RETURNING 1
+),
+app_members AS (
+    DELETE FROM org_user m USING l
+    WHERE (m.org_id = l.org_id AND l.created_org AND NOT (m.user_id = l.user_id AND l.created_org_user))
+       OR (m.user_id = l.user_id AND l.created_user AND m.org_id <> l.org_id)
+    RETURNING 1
+),
+app_current_org AS (
+    UPDATE "user" u SET current_org_id = NULL, updated_at = now()
+    WHERE u.current_org_id IN (SELECT org_id FROM l WHERE created_org)
+      AND u.id NOT IN (SELECT user_id FROM l WHERE created_user)
+      AND NOT EXISTS (SELECT 1 FROM l WHERE l.user_id = u.id
+                      AND 'current_org_id' = ANY (l.filled_user_columns))
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM app_settings) + (SELECT count(*) FROM app_members)
+     + (SELECT count(*) FROM app_current_org)
+"""
+
+DOWNGRADE_BATCH = f"""
+WITH l AS MATERIALIZED (
+    SELECT * FROM orgmig_user_settings_link WHERE user_settings_id BETWEEN :start AND :end
+),
+del_settings AS (
+    DELETE FROM settings x USING l WHERE l.created_settings AND x.org_id = l.org_id RETURNING 1
+),
+del_members AS (
+    DELETE FROM org_user m USING l
+    WHERE l.created_org_user AND m.org_id = l.org_id AND m.user_id = l.user_id
+    RETURNING 1
+),
+unfill AS (
+    UPDATE "user" u SET
+        {_UNFILL},
+        updated_at = now()
+    FROM l
+    WHERE u.id = l.user_id AND NOT l.created_user AND cardinality(l.filled_user_columns) > 0
+    RETURNING 1
+),
+del_users AS (
+    DELETE FROM "user" u USING l WHERE l.created_user AND u.id = l.user_id RETURNING 1
+),
+del_orgs AS (
+    DELETE FROM org o USING l WHERE l.created_org AND o.id = l.org_id RETURNING 1
+),
+del_link AS (
+    DELETE FROM orgmig_user_settings_link x USING l
+    WHERE x.user_settings_id = l.user_settings_id
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM l) AS rows_read,
+       (SELECT count(*) FROM del_settings) + (SELECT count(*) FROM del_members)
+     + (SELECT count(*) FROM unfill) + (SELECT count(*) FROM del_users)
+     + (SELECT count(*) FROM del_orgs) AS written
+"""
+
+# Rows the application created that depend on rows the migration created, by kind.
+DEPENDENT_APP_ROWS = """
+SELECT
+  (SELECT count(*) FROM org_user m JOIN orgmig_user_settings_link l ON m.org_id = l.org_id
+    WHERE l.created_org AND NOT (m.user_id = l.user_id AND l.created_org_user))
+    AS "org_user rows in migrated personal orgs",
+  (SELECT count(*) FROM org_user m JOIN orgmig_user_settings_link l ON m.user_id = l.user_id
+    WHERE l.created_user AND m.org_id <> l.org_id)
+    AS "org_user rows of migrated users in other orgs",
+  (SELECT count(*) FROM settings x JOIN orgmig_user_settings_link l ON x.org_id = l.org_id
+    WHERE l.created_org AND NOT l.created_settings)
+    AS "settings rows of migrated personal orgs",
+  (SELECT count(*) FROM settings x JOIN orgmig_user_settings_link l ON x.user_id = l.user_id
+    WHERE l.created_user)
+    AS "settings rows of migrated users",
+  (SELECT count(*) FROM "user" u
+    WHERE u.current_org_id IN (SELECT org_id FROM orgmig_user_settings_link WHERE created_org)
+      AND u.id NOT IN (SELECT user_id FROM orgmig_user_settings_link WHERE created_user)
+      AND NOT EXISTS (SELECT 1 FROM orgmig_user_settings_link l WHERE l.user_id = u.id
+                      AND 'current_org_id' = ANY (l.filled_user_columns)))
+    AS "users whose current org is a migrated personal org"
+"""
+
+# Foreign keys from other tables (the application's own) into org or "user".
+FOREIGN_REFERENCES = """
+SELECT c.conrelid::regclass::text AS tbl, a.attname AS col, c.confrelid::regclass::text AS target
+FROM pg_constraint c
+JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+WHERE c.contype = 'f' AND cardinality(c.conkey) = 1
+  AND c.confrelid IN ('org'::regclass, '"user"'::regclass)
+  AND c.conrelid NOT IN ('org_user'::regclass, 'settings'::regclass, '"user"'::regclass,
+                         'orgmig_user_settings_link'::regclass)
+"""
+
+
+class UserSettingsToOrg(Step):
+    name = STEP_NAME
+    upgrade_keys = KeySource("user_settings", "id")
+    downgrade_keys = KeySource("orgmig_user_settings_link", "user_settings_id")
+
+    def prepare(self, conn: Connection, direction: str, run_id: int) -> None:
+        if direction != "upgrade":
+            return
+        conn.execute(
+            text(
+                "WITH ins AS (INSERT INTO role (name, rank) VALUES "
+                + ", ".join(f"('{n}', {r})" for n, r in DEFAULT_ROLES)
+                + " ON CONFLICT (name) DO NOTHING RETURNING name)"
+                " INSERT INTO orgmig_created_row (step, table_name, row_key)"
+                " SELECT :step, 'role', name FROM ins ON CONFLICT DO NOTHING"
+            ),
+            {"step": self.name},
+        )
+        for name, rank in DEFAULT_ROLES:
+            found = conn.execute(text("SELECT rank FROM role WHERE name = :n"), {"n": name}).scalar()
+            if found != rank:
+                log.warning("role %r exists with rank %s (expected %s); left as it is", name, found, rank)
+
+    def check_downgrade(self, conn: Connection, allow_data_loss: bool) -> None:
+        counts = dict(conn.execute(text(DEPENDENT_APP_ROWS)).mappings().one())
+        for tbl, col, target in conn.execute(text(FOREIGN_REFERENCES)).all():
+            created = "created_org" if target == "org" else "created_user"
+            key = "org_id" if target == "org" else "user_id"
+            n = conn.execute(
+                text(f"SELECT count(*) FROM {tbl} t WHERE t.{col} IN"
+                     f" (SELECT {key} FROM orgmig_user_settings_link WHERE {created})")
+            ).scalar()
+            counts[f"{tbl} rows referencing migrated {target} rows"] = n
+            if n and allow_data_loss:
+                raise DowngradeRefused(
+                    f"{n} rows of {tbl} reference {target} rows created by this migration; they"
+                    f" belong to the application and orgmig does not delete them: remove or"
+                    f" re-point them ({tbl}.{col}) first. Nothing was deleted."
+                )
+        found = {k: v for k, v in counts.items() if v}
+        if found and not allow_data_loss:
+            listing = ", ".join(f"{v:,} {k}" for k, v in found.items())
+            raise DowngradeRefused(
+                f"refusing to downgrade {self.name}: the application created rows that depend on"
+                f" rows this migration created ({listing}). Nothing was deleted. To delete those"
+                f" rows too, run the downgrade again with -x allow_data_loss=true"
+            )
+
+    def process(self, conn: Connection, direction: str, start: int, end: int, run_id: int,
+                max_key: int, allow_data_loss: bool) -> BatchResult:
+        params = {"start": start, "end": end, "run_id": run_id, "max_key": max_key, "step": self.name}
+        if direction == "upgrade":
+            r = conn.execute(text(UPGRADE_BATCH), params).mappings().one()
+            if r["linked"] != r["winners"]:
+                # A concurrent writer (the app migrating a user at login) took a key between
+                # this statement's snapshot and its insert; the batch is retried as a whole.
+                raise ConcurrentChange(
+                    f"{r['winners'] - r['linked']} legacy rows in {start}..{end} could not be linked"
+                    " (a user or org was created concurrently or conflicts with an existing row)"
+                )
+            return BatchResult(r["rows_read"], r["written"] + r["linked"] + r["reported"])
+        extra = 0
+        if allow_data_loss:
+            extra = conn.execute(text(DOWNGRADE_DATA_LOSS_BATCH), params).scalar()
+        r = conn.execute(text(DOWNGRADE_BATCH), params).mappings().one()
+        return BatchResult(r["rows_read"], r["written"] + extra)
+
+    def finish(self, conn: Connection, direction: str, run_id: int) -> None:
+        if direction != "downgrade":
+            return
+        conn.execute(text("DELETE FROM orgmig_report WHERE step = :s"), {"s": self.name})
+        conn.execute(
+            text("WITH gone AS (DELETE FROM role r USING orgmig_created_row c"
+                 " WHERE c.step = :s AND c.table_name = 'role' AND c.row_key = r.name"
+                 " AND NOT EXISTS (SELECT 1 FROM org_user m WHERE m.role_id = r.id) RETURNING r.name)"
+                 " DELETE FROM orgmig_created_row c USING gone"
+                 " WHERE c.step = :s AND c.table_name = 'role' AND c.row_key = gone.name"),
+            {"s": self.name},
+        )
+
+    def summary(self, conn: Connection, direction: str, run_id: int) -> dict:
+        links = conn.execute(
+            text("SELECT count(*) AS linked_total,"
+                 " count(*) FILTER (WHERE run_id = :r) AS linked_this_run,"
+                 " count(*) FILTER (WHERE created_user) AS users_created,"
+                 " count(*) FILTER (WHERE NOT created_user) AS users_found"
+                 " FROM orgmig_user_settings_link"), {"r": run_id},
+        ).mappings().one()
+        reports = conn.execute(
+            text("SELECT reason, count(*) FROM orgmig_report WHERE step = :s GROUP BY reason ORDER BY reason"),
+            {"s": self.name},
+        ).all()
+        legacy = conn.execute(text("SELECT count(*) FROM user_settings")).scalar()
+        return {"legacy_rows": legacy, **dict(links), "reported": {r: n for r, n in reports}}
+
+
+STEP = UserSettingsToOrg()
