@@ -1,0 +1,1 @@
+"""Local fake identity-provider servers (Okta, Keycloak, Auth0) for tests over real HTTP."""
