@@ -1,0 +1,212 @@
+"""Runs one export: opens (or resumes) the provider's export run, pages through every stream
+with bounded concurrency, and writes each page with its checkpoint before asking for the next.
+
+A stream's pages are read one after another (each cursor comes from the previous answer); streams
+run side by side. The order of work inside a stream is: fetch the page over the network, then write
+it (rows and checkpoint) in one transaction in a worker thread. A failure anywhere stops the run,
+marks it `failed` with a one-line reason, and the next export resumes it from its checkpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from app.idp import auth0, keycloak, okta
+from app.idp.config import Auth0Settings, KeycloakSettings, OktaSettings
+from app.idp.errors import IdpError, PaginationError, register_secret
+from app.idp.http import HttpCore, RetryPolicy
+from app.idp.pages import Page, Stream
+from app.idp.progress import Progress, Tally
+from app.idp.snapshot import Counts, RunInfo, SnapshotWriter
+
+log = logging.getLogger("app.idp")
+
+MAX_PAGES_PER_STREAM = 1_000_000
+
+
+@dataclass
+class ExportResult:
+    run_id: int
+    provider: str
+    mode: str
+    resumed: bool
+    counts: Counts
+    requests: int
+    pages: int
+    seconds: float
+
+
+def make_client(provider: str, settings, concurrency: int, since: datetime | None,
+                retry: RetryPolicy | None = None):
+    """The provider client and its HTTP core."""
+    for secret in settings.secrets():
+        register_secret(secret)
+    if provider == "okta":
+        assert isinstance(settings, OktaSettings)
+        core = okta.make_core(settings, concurrency, retry=retry)
+        return okta.Okta(core, since), core
+    if provider == "keycloak":
+        assert isinstance(settings, KeycloakSettings)
+        core = keycloak.make_core(settings, concurrency, retry=retry)
+        return keycloak.Keycloak(core, settings.realm, since), core
+    if provider == "auth0":
+        assert isinstance(settings, Auth0Settings)
+        core = auth0.make_core(settings, concurrency, retry=retry)
+        return auth0.Auth0(core, since), core
+    raise IdpError(f"unknown provider {provider!r}")
+
+
+class _StreamGuard:
+    """Notices a cursor that comes back and a page sequence that does not end."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.cursors: set[str] = set()
+        self.ids: set[str] = set()
+        self.pages = 0
+
+    def check(self, cursor: str | None, page: Page) -> None:
+        self.pages += 1
+        if cursor is not None:
+            self.cursors.add(cursor)
+        if page.next_cursor is not None:
+            if page.next_cursor in self.cursors:
+                raise PaginationError(
+                    f"{page.endpoint}: the pagination cursor repeats after {self.pages} pages "
+                    f"(stream {self.name}); the provider returned a cursor it had already returned"
+                )
+            self.cursors.add(page.next_cursor)
+        if page.item_ids:
+            new = [i for i in page.item_ids if i not in self.ids]
+            if not new and page.next_cursor is not None:
+                raise PaginationError(
+                    f"{page.endpoint}: pagination does not end: page {self.pages} of stream {self.name} "
+                    f"repeats only items already read"
+                )
+            self.ids.update(page.item_ids)
+        if self.pages > MAX_PAGES_PER_STREAM:
+            raise PaginationError(f"{page.endpoint}: pagination does not end after {self.pages} pages")
+
+
+class Exporter:
+    def __init__(self, provider: str, settings, engine: Engine, *, since: datetime | None = None,
+                 concurrency: int = 8, retry: RetryPolicy | None = None, terminal: bool | None = None) -> None:
+        self.provider = provider
+        self.engine = engine
+        self.writer = SnapshotWriter(engine, provider)
+        self.client, self.core = make_client(provider, settings, concurrency, since, retry)
+        self.since = since if getattr(self.client, "supports_since", False) else None
+        if since is not None and self.since is None:
+            log.info("%s has no updated-since filter: running a full export", provider)
+            self.client.since = None
+        self.mode = "incremental" if self.since is not None else "full"
+        self.tally = Tally()
+        self.progress = Progress(provider, self.core, self.tally, terminal=terminal)
+        self._started: set[str] = set()
+
+    async def run(self) -> ExportResult:
+        run = await asyncio.to_thread(self.writer.open_run, self.mode, self.since)
+        base_requests = run.requests
+        if run.resumed:
+            done = sum(1 for s in run.streams.values() if s.done)
+            log.info("%s: resuming export run %s (%d of %d streams done)", self.provider, run.id, done, len(run.streams))
+        else:
+            log.info("%s: export run %s started (%s)", self.provider, run.id, self.mode)
+        try:
+            with self.progress:
+                async with self.core:
+                    await self._run_streams(run, base_requests)
+        except IdpError as exc:
+            await asyncio.to_thread(self.writer.fail_run, run.id, str(exc), base_requests + self.core.stats.requests)
+            raise
+        except BaseException as exc:
+            message = f"{type(exc).__name__}: {exc}".strip()
+            await asyncio.shield(asyncio.to_thread(self.writer.fail_run, run.id, message,
+                                                   base_requests + self.core.stats.requests))
+            raise
+        requests = base_requests + self.core.stats.requests
+        counts = await asyncio.to_thread(self.writer.finish_run, run.id, self.mode, requests)
+        seconds = asyncio.get_running_loop().time() - self._t0
+        log.info("%s: export run %s finished: %d users, %d groups, %d memberships, %d requests this session",
+                 self.provider, run.id, counts.users, counts.groups, counts.memberships, self.core.stats.requests)
+        return ExportResult(run.id, self.provider, self.mode, run.resumed, counts, requests,
+                            self.tally.pages, seconds)
+
+    async def _run_streams(self, run: RunInfo, base_requests: int) -> None:
+        self._t0 = asyncio.get_running_loop().time()
+        names = list(self.client.root_streams())
+        names += [n for n in run.streams if n not in names]
+        self.tally.streams_known = len(names)
+        self.tally.streams_done = sum(1 for n in names if n in run.streams and run.streams[n].done)
+        ticker = asyncio.create_task(self._tick())
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                for name in names:
+                    state = run.streams.get(name)
+                    if state is not None and state.done:
+                        self._started.add(name)
+                        continue
+                    self._start(run, name, state.cursor if state else None, base_requests)
+        except BaseExceptionGroup as group:
+            raise _first_cause(group) from None
+        finally:
+            ticker.cancel()
+
+    async def _tick(self) -> None:
+        """Keep the progress display current while requests wait on a rate limit."""
+        while True:
+            await asyncio.sleep(0.25 if self.progress.terminal else 1.0)
+            self.progress.update()
+
+    def _start(self, run: RunInfo, name: str, cursor: str | None, base_requests: int) -> None:
+        if name in self._started:
+            return
+        self._started.add(name)
+        stream = self.client.stream(name)
+        self._tg.create_task(self._drain(run, stream, cursor, base_requests), name=name)
+
+    async def _drain(self, run: RunInfo, stream: Stream, cursor: str | None, base_requests: int) -> None:
+        guard = _StreamGuard(stream.name)
+        while True:
+            page = await stream.fetch(cursor)  # network: no transaction is open
+            guard.check(cursor, page)
+            new = [s for s in page.spawn if s not in self._started]
+            await asyncio.to_thread(self.writer.write_page, run.id, stream.name, page, stream.members_of,
+                                    base_requests + self.core.stats.requests)
+            self.tally.pages += 1
+            self.tally.users += len(page.users)
+            self.tally.groups += len(page.groups)
+            self.tally.memberships += len(page.members)
+            self.tally.streams_known += len(new)
+            for name in new:
+                self._start(run, name, None, base_requests)
+            if page.next_cursor is None:
+                self.tally.streams_done += 1
+                self.progress.update()
+                return
+            cursor = page.next_cursor
+            self.progress.update()
+
+
+def _first_cause(group: BaseExceptionGroup) -> BaseException:
+    """The error a person should read: the first export error, else the first error at all."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    for exc in leaves:
+        if isinstance(exc, IdpError):
+            return exc
+    return leaves[0]
