@@ -58,12 +58,12 @@ def upgrade() -> None:
         sa.Column("updated_at", TSTZ, nullable=False, server_default=NOW),
         sa.Column("finished_at", TSTZ),
         sa.PrimaryKeyConstraint("id", name="pk_idp_export_run"),
-        sa.CheckConstraint(PROVIDER_VALID, name="ck_idp_export_run_provider_valid"),
-        sa.CheckConstraint("mode IN ('full', 'incremental')", name="ck_idp_export_run_mode_valid"),
+        sa.CheckConstraint(PROVIDER_VALID, name=op.f("ck_idp_export_run_provider_valid")),
+        sa.CheckConstraint("mode IN ('full', 'incremental')", name=op.f("ck_idp_export_run_mode_valid")),
         sa.CheckConstraint("status IN ('running', 'failed', 'finished', 'abandoned')",
-                           name="ck_idp_export_run_status_valid"),
+                           name=op.f("ck_idp_export_run_status_valid")),
         sa.CheckConstraint("(mode = 'incremental') = (since IS NOT NULL)",
-                           name="ck_idp_export_run_since_matches_mode"),
+                           name=op.f("ck_idp_export_run_since_matches_mode")),
     )
     op.create_index("uq_idp_export_run_active", "idp_export_run", ["provider"], unique=True,
                     postgresql_where=sa.text("status IN ('running', 'failed')"))
@@ -98,7 +98,7 @@ def upgrade() -> None:
         sa.Column("raw", postgresql.JSONB, nullable=False),
         *_run_refs("idp_user"),
         sa.PrimaryKeyConstraint("provider", "external_id", name="pk_idp_user"),
-        sa.CheckConstraint(PROVIDER_VALID, name="ck_idp_user_provider_valid"),
+        sa.CheckConstraint(PROVIDER_VALID, name=op.f("ck_idp_user_provider_valid")),
     )
     _run_ref_indexes("idp_user")
 
@@ -115,8 +115,8 @@ def upgrade() -> None:
         sa.Column("raw", postgresql.JSONB, nullable=False),
         *_run_refs("idp_group"),
         sa.PrimaryKeyConstraint("provider", "kind", "external_id", name="pk_idp_group"),
-        sa.CheckConstraint(PROVIDER_VALID, name="ck_idp_group_provider_valid"),
-        sa.CheckConstraint("kind IN ('group', 'role', 'organization')", name="ck_idp_group_kind_valid"),
+        sa.CheckConstraint(PROVIDER_VALID, name=op.f("ck_idp_group_provider_valid")),
+        sa.CheckConstraint("kind IN ('group', 'role', 'organization')", name=op.f("ck_idp_group_kind_valid")),
     )
     _run_ref_indexes("idp_group")
 
