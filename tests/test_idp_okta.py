@@ -1,0 +1,227 @@
+"""`orgmig export --provider okta` against a fake Okta over loopback HTTP, into PostgreSQL."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tests.fakes.okta import FakeOkta
+from tests.fakes.tenant import make_tenant
+from tests.test_idp_support import (  # noqa: F401 - fixtures
+    failed_checks,
+    fingerprint,
+    idp_template,
+    last_run,
+    provider_env,
+    rows,
+    run_export,
+    snapshot,
+    snapshot_db,
+    snapshot_engine,
+)
+
+USERS, GROUPS = 3000, 40
+
+
+@pytest.fixture(scope="module")
+def tenant():
+    return make_tenant(USERS, GROUPS, seed=11)
+
+
+@pytest.fixture
+def okta(tenant, provider_env):
+    with FakeOkta(tenant) as fake:
+        provider_env(OKTA_BASE_URL=fake.base_url, OKTA_API_TOKEN=fake.api_token)
+        yield fake
+
+
+def strip(obj: dict) -> dict:
+    return {k: v for k, v in obj.items() if k not in ("_links", "_embedded")}
+
+
+def assert_snapshot_equals_fake(engine, fake: FakeOkta) -> None:
+    snap = snapshot(engine, "okta")
+    expected_users = {u["id"]: u for u in fake.expected_users()}
+    assert snap["users"].keys() == expected_users.keys()
+    for uid, e in expected_users.items():
+        got = snap["users"][uid]
+        assert got["raw"] == strip(e), uid
+        assert (got["status"], got["login"], got["email"], got["first_name"], got["last_name"]) == (
+            e["status"], e["profile"]["login"], e["profile"]["email"], e["profile"]["firstName"],
+            e["profile"]["lastName"])
+        assert got["updated"] == e["lastUpdated"] and got["created"] == e["created"]
+    expected_groups = {g["id"]: g for g in fake.expected_groups()}
+    assert {gid for _, gid in snap["groups"]} == expected_groups.keys()
+    for gid, e in expected_groups.items():
+        got = snap["groups"][("group", gid)]
+        assert (got["name"], got["group_type"], got["raw"]) == (e["profile"]["name"], e["type"], strip(e))
+        if e["type"] == "BUILT_IN":
+            assert ("group", gid) not in snap["members"]  # Everyone: every user, not listed
+        else:
+            assert set(snap["members"].get(("group", gid), {})) == set(fake.expected_group_members(gid)), gid
+
+
+def minimum_requests(fake: FakeOkta) -> int:
+    users = fake.expected_users()
+    deprovisioned = sum(1 for u in users if u["status"] == "DEPROVISIONED")
+    groups = fake.expected_groups()
+    members = sum(max(1, math.ceil(len(fake.expected_group_members(g["id"])) / 1000))
+                  for g in groups if g["type"] != "BUILT_IN")
+    return (max(1, math.ceil((len(users) - deprovisioned) / 200)) + max(1, math.ceil(deprovisioned / 200))
+            + max(1, math.ceil(len(groups) / 10000)) + members)
+
+
+def test_full_export_equals_the_tenant(okta, snapshot_db, snapshot_engine):
+    result = run_export(snapshot_db, "--provider", "okta")
+
+    assert result.code == 0, result.stderr
+    assert "okta export run" in result.stdout and f"{USERS} users" in result.stdout
+    assert_snapshot_equals_fake(snapshot_engine, okta)
+    statuses = {r.status for r in rows(snapshot_engine, "SELECT DISTINCT status FROM idp_user")}
+    assert {"DEPROVISIONED", "SUSPENDED", "STAGED", "ACTIVE"} <= statuses
+    # The plain list leaves DEPROVISIONED users out: they were asked for on their own.
+    filters = {r.query.get("filter") for r in okta.requests_matching("/api/v1/users")}
+    assert 'status eq "DEPROVISIONED"' in filters
+    # Memberships were read per group, never per user.
+    assert okta.request_count("/api/v1/users/") == 0
+    assert len(okta.requests) == minimum_requests(okta)
+    run = last_run(snapshot_engine, "okta")
+    assert (run.status, run.users_count, run.requests) == ("finished", USERS, len(okta.requests))
+    assert failed_checks(snapshot_engine) == []
+
+
+def test_reexport_of_an_unchanged_tenant_is_identical(okta, snapshot_db, snapshot_engine):
+    assert run_export(snapshot_db, "--provider", "okta").code == 0
+    first = fingerprint(snapshot_engine, "okta")
+    second_run = run_export(snapshot_db, "--provider", "okta")
+
+    assert second_run.code == 0
+    assert fingerprint(snapshot_engine, "okta") == first
+    assert [r.status for r in rows(snapshot_engine, "SELECT status FROM idp_export_run ORDER BY id")] == [
+        "finished", "finished"]
+
+
+def test_incremental_export_fetches_only_what_changed(provider_env, snapshot_db, snapshot_engine):
+    tenant = make_tenant(1500, 20, seed=5)
+    with FakeOkta(tenant) as fake:
+        provider_env(OKTA_BASE_URL=fake.base_url, OKTA_API_TOKEN=fake.api_token)
+        assert run_export(snapshot_db, "--provider", "okta").code == 0
+        full_run = last_run(snapshot_engine, "okta").id
+
+        since = datetime.now(timezone.utc) - timedelta(seconds=1)
+        users = list(tenant.users.values())
+        renamed, suspended, retired = users[10], users[11], users[12]
+        tenant.touch_user(renamed.id, first_name="Renamed")
+        tenant.set_status(suspended.id, "SUSPENDED")
+        tenant.set_status(retired.id, "DEPROVISIONED")
+        newcomer = tenant.add_user(login="new.user@example.com", email="new.user@example.com",
+                                   first_name="New", last_name="User")
+        target_group = next(g for g in tenant.groups.values() if g.kind == "role")
+        tenant.add_member(target_group.id, newcomer.id)
+        fake.reset_requests()
+
+        result = run_export(snapshot_db, "--provider", "okta", "--since", since.isoformat())
+
+        assert result.code == 0, result.stderr
+        changed = {fake.okta_user_id(u.id) for u in (renamed, suspended, retired, newcomer)}
+        # One page of changed users, one of changed DEPROVISIONED users.
+        assert fake.request_count("/api/v1/users") == 2
+        assert all("lastUpdated gt" in r.query["filter"] for r in fake.requests_matching("/api/v1/users"))
+        # Only the members of the one group whose membership changed were read again.
+        assert {r.path for r in fake.requests_matching("/api/v1/groups/")} == {
+            f"/api/v1/groups/{fake.okta_group_id(target_group.id)}/users"}
+        snap = snapshot(snapshot_engine, "okta")
+        assert snap["users"][fake.okta_user_id(renamed.id)]["first_name"] == "Renamed"
+        assert snap["users"][fake.okta_user_id(suspended.id)]["status"] == "SUSPENDED"
+        assert snap["users"][fake.okta_user_id(retired.id)]["status"] == "DEPROVISIONED"
+        assert fake.okta_user_id(newcomer.id) in snap["members"][("group", fake.okta_group_id(target_group.id))]
+        incremental_run = last_run(snapshot_engine, "okta").id
+        touched = {r.external_id for r in rows(snapshot_engine,
+                                                "SELECT external_id FROM idp_user WHERE last_seen_run_id = :r",
+                                                r=incremental_run)}
+        assert touched == changed
+        untouched = rows(snapshot_engine, "SELECT count(*) AS n FROM idp_user WHERE last_seen_run_id = :r", r=full_run)
+        assert untouched[0].n == 1500 - 3
+        assert_snapshot_equals_fake(snapshot_engine, fake)
+        assert failed_checks(snapshot_engine) == []
+
+
+def test_rate_limits_and_faults_are_survived(tenant, provider_env, snapshot_db, snapshot_engine):
+    # One-second windows: a 429 says "wait until the window resets", which is then near.
+    with FakeOkta(tenant, window_seconds=1) as fake:
+        provider_env(OKTA_BASE_URL=fake.base_url, OKTA_API_TOKEN=fake.api_token)
+        _faults_survived(fake, snapshot_db, snapshot_engine)
+
+
+def _faults_survived(okta, snapshot_db, snapshot_engine):
+    okta.faults.add_429_storm(4, path_prefix="/api/v1/users")
+    okta.faults.add_5xx(2, 503, path_prefix="/api/v1/groups")
+    okta.faults.add_5xx(1, 500, path_prefix="/api/v1/users")
+    okta.faults.slow(1.0, 2, path_prefix="/api/v1/users")
+    okta.faults.truncate_body(2, path_prefix="/api/v1/users")
+    okta.faults.malformed_json(1, path_prefix="/api/v1/groups/")
+    okta.faults.drop_connection(1, path_prefix="/api/v1/groups/")
+
+    result = run_export(snapshot_db, "--provider", "okta")
+
+    assert result.code == 0, result.stderr
+    assert okta.faults.pending == []
+    assert_snapshot_equals_fake(snapshot_engine, okta)
+    labels = [part for r in okta.requests if r.fault for part in r.fault.split("+")]
+    assert len(labels) == 13
+    assert "429 rate limited" in result.logs
+
+
+def test_exhausted_window_waits_for_the_reset(tenant, provider_env, snapshot_db, snapshot_engine):
+    with FakeOkta(tenant, rate_limits={"users": 6}, window_seconds=1) as fake:
+        provider_env(OKTA_BASE_URL=fake.base_url, OKTA_API_TOKEN=fake.api_token)
+        result = run_export(snapshot_db, "--provider", "okta")
+        assert result.code == 0, result.stderr
+        assert_snapshot_equals_fake(snapshot_engine, fake)
+        # The client slowed down before the limit: no window saw a 429.
+        assert fake.request_count("/api/v1/users", status=429) == 0
+
+
+def test_wrong_token_is_one_clear_line(okta, provider_env, snapshot_db):
+    provider_env(OKTA_API_TOKEN="00wrongTokenValue1234567890")
+
+    result = run_export(snapshot_db, "--provider", "okta")
+
+    assert result.code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "returned 401" in lines[0] and "OKTA_API_TOKEN" in lines[0] and "/api/v1/" in lines[0]
+    assert "00wrongTokenValue1234567890" not in result.everything
+
+
+def test_missing_scope_names_the_scope(tenant, provider_env, snapshot_db):
+    with FakeOkta(tenant, api_token_scopes={"okta.users.read"}) as fake:
+        provider_env(OKTA_BASE_URL=fake.base_url, OKTA_API_TOKEN=fake.api_token)
+        result = run_export(snapshot_db, "--provider", "okta")
+    assert result.code == 1
+    line = result.stderr.strip()
+    assert "\n" not in line
+    assert "GET /api/v1/groups returned 403" in line and "okta.groups.read" in line
+
+
+def test_repeating_cursor_stops_with_a_clear_error(okta, snapshot_db, snapshot_engine):
+    okta.faults.repeat_cursor("/api/v1/users")
+
+    result = run_export(snapshot_db, "--provider", "okta")
+
+    assert result.code == 1
+    assert "GET /api/v1/users" in result.stderr and "cursor repeats" in result.stderr
+    assert last_run(snapshot_engine, "okta").status == "failed"
+
+
+def test_missing_configuration_is_a_usage_error(provider_env, snapshot_db):
+    result = run_export(snapshot_db, "--provider", "okta")
+    assert result.code == 2
+    assert result.stderr.strip() == "orgmig export: okta configuration: OKTA_BASE_URL is not set"
+
+
+def test_bad_since_is_a_usage_error(okta, snapshot_db):
+    result = run_export(snapshot_db, "--provider", "okta", "--since", "last tuesday")
+    assert result.code == 2 and "--since" in result.stderr

@@ -1,0 +1,166 @@
+"""Shared fixtures and probes of the identity-provider export tests (no tests of its own).
+
+- `snapshot_db`: a fresh database at `alembic upgrade head`, cloned from a template migrated once
+  per test session (cloning takes a fraction of a second, migrating several).
+- `run_export`: `orgmig export` in this process, as a person runs it, returning the exit code and
+  what it printed; `export_subprocess` starts it as a separate process.
+- `snapshot`: the snapshot tables as plain Python values, for comparing with a fake's data.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+import uuid
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import URL
+from sqlalchemy.pool import NullPool
+
+from app import cli_export, migrations, verify
+from app.db import make_engine
+from tests.pg import libpq
+
+ROOT = Path(__file__).resolve().parent.parent
+PROVIDER_PREFIXES = ("OKTA_", "KEYCLOAK_", "AUTH0_")
+
+
+@pytest.fixture(scope="session")
+def idp_template(pg_server) -> str:
+    """A database migrated to head, used only as a template for `snapshot_db`."""
+    url = pg_server.create("orgmig_idp_tmpl")
+    migrations.upgrade(migrations.alembic_config(url))
+    return url.database
+
+
+@pytest.fixture
+def snapshot_db(pg_server, idp_template) -> URL:
+    name = f"orgmig_idp_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(libpq(pg_server.admin_url), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{idp_template}"')
+    pg_server.created.append(name)
+    url = pg_server.admin_url.set(database=name)
+    try:
+        yield url
+    finally:
+        pg_server.drop(url)
+
+
+@pytest.fixture
+def snapshot_engine(snapshot_db) -> Engine:
+    eng = make_engine(snapshot_db, poolclass=NullPool)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def provider_env(monkeypatch, tmp_path):
+    """Run with only the provider settings a test gives, from an empty working directory (no
+    developer `.env` can leak in)."""
+    for key in list(os.environ):
+        if key.startswith(PROVIDER_PREFIXES):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+
+    def set_env(**values: str) -> None:
+        for key, value in values.items():
+            monkeypatch.setenv(key, value)
+
+    return set_env
+
+
+@dataclass
+class Outcome:
+    code: int
+    stdout: str
+    stderr: str
+    logs: str
+
+    @property
+    def everything(self) -> str:
+        return "\n".join((self.stdout, self.stderr, self.logs))
+
+
+def run_export(url: URL, *args: str) -> Outcome:
+    """`orgmig export ...` in this process; logs are captured at DEBUG level."""
+    out, err, logs = io.StringIO(), io.StringIO(), io.StringIO()
+    handler = logging.StreamHandler(logs)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            code = cli_export.main([*args, "--database-url", url.render_as_string(hide_password=False)])
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+    return Outcome(code, out.getvalue(), err.getvalue(), logs.getvalue())
+
+
+def export_subprocess(url: URL, env: dict[str, str], *args: str) -> subprocess.Popen:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(PROVIDER_PREFIXES)}
+    full_env.update(env)
+    full_env["PYTHONPATH"] = str(ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.cli_export", *args, "--database-url", url.render_as_string(hide_password=False)],
+        env=full_env, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def rows(engine: Engine, sql: str, **params) -> list:
+    with engine.connect() as conn:
+        return list(conn.execute(text(sql), params))
+
+
+def snapshot(engine: Engine, provider: str) -> dict:
+    """Users, groups and memberships of one provider, without the run tags."""
+    users = {
+        r.external_id: r._asdict()
+        for r in rows(engine, """SELECT external_id, login, email, email_verified, first_name, last_name, status,
+                                        to_char(idp_created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created,
+                                        to_char(idp_updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS updated,
+                                        attributes, raw
+                                 FROM idp_user WHERE provider = :p""", p=provider)
+    }
+    groups = {
+        (r.kind, r.external_id): r._asdict()
+        for r in rows(engine, """SELECT kind, external_id, name, description, group_type, parent_external_id,
+                                        attributes, raw
+                                 FROM idp_group WHERE provider = :p""", p=provider)
+    }
+    members: dict[tuple[str, str], dict[str, dict]] = {}
+    for r in rows(engine, """SELECT kind, group_external_id, user_external_id, attributes
+                             FROM idp_membership WHERE provider = :p""", p=provider):
+        members.setdefault((r.kind, r.group_external_id), {})[r.user_external_id] = r.attributes
+    return {"users": users, "groups": groups, "members": members}
+
+
+def fingerprint(engine: Engine, provider: str) -> str:
+    """One text standing for the whole snapshot of a provider (run tags left out)."""
+    snap = snapshot(engine, provider)
+    flat = {part: {"|".join(k) if isinstance(k, tuple) else k: v for k, v in snap[part].items()} for part in snap}
+    return json.dumps(flat, sort_keys=True, default=str)
+
+
+def verification(engine: Engine) -> list[verify.Check]:
+    path = ROOT / "alembic" / "verify" / "0005_idp_snapshot.sql"
+    return verify.run_file(engine, path, "0005")
+
+
+def failed_checks(engine: Engine) -> list[str]:
+    return [f"{c.check_name}: {c.detail}" for c in verification(engine) if not c.ok]
+
+
+def last_run(engine: Engine, provider: str):
+    return rows(engine, "SELECT * FROM idp_export_run WHERE provider = :p ORDER BY id DESC LIMIT 1", p=provider)[0]
