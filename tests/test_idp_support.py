@@ -86,6 +86,12 @@ class Outcome:
     logs: str
 
     @property
+    def messages(self) -> list[str]:
+        """The lines the command itself printed on stderr (a fake server thread may print its
+        own tracebacks to the same process-wide stream when a client hangs up on it)."""
+        return [line for line in self.stderr.splitlines() if line.startswith("orgmig export:")]
+
+    @property
     def everything(self) -> str:
         return "\n".join((self.stdout, self.stderr, self.logs))
 

@@ -139,6 +139,8 @@ class Exporter:
 
     async def _run_streams(self, run: RunInfo, base_requests: int) -> None:
         self._t0 = asyncio.get_running_loop().time()
+        self._base_requests = base_requests
+        self._run = run
         names = list(self.client.root_streams())
         names += [n for n in run.streams if n not in names]
         self.tally.streams_known = len(names)
@@ -159,10 +161,17 @@ class Exporter:
             ticker.cancel()
 
     async def _tick(self) -> None:
-        """Keep the progress display current while requests wait on a rate limit."""
+        """Keep the progress display current while requests wait on a rate limit, and the run's
+        request count current for `orgmig status`."""
+        last_saved = asyncio.get_running_loop().time()
         while True:
             await asyncio.sleep(0.25 if self.progress.terminal else 1.0)
             self.progress.update()
+            now = asyncio.get_running_loop().time()
+            if now - last_saved >= 5.0:
+                last_saved = now
+                await asyncio.to_thread(self.writer.touch_run, self._run.id,
+                                        self._base_requests + self.core.stats.requests)
 
     def _start(self, run: RunInfo, name: str, cursor: str | None, base_requests: int) -> None:
         if name in self._started:
@@ -172,26 +181,38 @@ class Exporter:
         self._tg.create_task(self._drain(run, stream, cursor, base_requests), name=name)
 
     async def _drain(self, run: RunInfo, stream: Stream, cursor: str | None, base_requests: int) -> None:
+        """Page through one stream. Page N+1 is fetched while page N is being written; page N+1 is
+        written only once page N committed, and no transaction ever waits on the network."""
         guard = _StreamGuard(stream.name)
+        writing: tuple[Page, asyncio.Task] | None = None
         while True:
-            page = await stream.fetch(cursor)  # network: no transaction is open
+            page = await stream.fetch(cursor)
             guard.check(cursor, page)
-            new = [s for s in page.spawn if s not in self._started]
-            await asyncio.to_thread(self.writer.write_page, run.id, stream.name, page, stream.members_of,
-                                    base_requests + self.core.stats.requests)
-            self.tally.pages += 1
-            self.tally.users += len(page.users)
-            self.tally.groups += len(page.groups)
-            self.tally.memberships += len(page.members)
-            self.tally.streams_known += len(new)
-            for name in new:
-                self._start(run, name, None, base_requests)
+            if writing is not None:
+                await self._committed(run, *writing)
+            task = asyncio.create_task(asyncio.to_thread(
+                self.writer.write_page, run.id, stream.name, page, stream.members_of))
+            writing = (page, task)
             if page.next_cursor is None:
+                await self._committed(run, *writing)
                 self.tally.streams_done += 1
                 self.progress.update()
                 return
             cursor = page.next_cursor
-            self.progress.update()
+
+    async def _committed(self, run: RunInfo, page: Page, task: asyncio.Task) -> None:
+        """Wait for a page's transaction; then count it and start the streams it discovered
+        (their rows may reference what this page wrote)."""
+        await task
+        self.tally.pages += 1
+        self.tally.users += len(page.users)
+        self.tally.groups += len(page.groups)
+        self.tally.memberships += len(page.members)
+        new = [s for s in page.spawn if s not in self._started]
+        self.tally.streams_known += len(new)
+        for name in new:
+            self._start(run, name, None, self._base_requests)
+        self.progress.update()
 
 
 def _first_cause(group: BaseExceptionGroup) -> BaseException:

@@ -159,8 +159,8 @@ class Keycloak:
         return fetch
 
     def _users(self, items: list) -> Page:
-        # Service-account users belong to clients, not people.
-        return Page("", None, users=[_user(u) for u in items if not u.get("serviceAccountClientId")])
+        # Service-account users are kept (their `raw` names the client): memberships may name them.
+        return Page("", None, users=[_user(u) for u in items])
 
     def _groups(self, items: list, parent: str | None) -> Page:
         rows, more = _flatten_groups(items, parent)
@@ -185,8 +185,6 @@ class Keycloak:
     def _members(self, kind: str, group_id: str, items: list, org: bool = False) -> Page:
         rows = []
         for u in items:
-            if u.get("serviceAccountClientId"):
-                continue
             attrs = {"membershipType": u["membershipType"]} if org and u.get("membershipType") else {}
             rows.append(member_row(kind, group_id, u["id"], attrs))
         return Page("", None, members=rows)

@@ -2,8 +2,8 @@
 
 Providers report each bucket's `limit`, `remaining` and `reset` (epoch seconds) on every answer
 (Okta `X-Rate-Limit-*`, Auth0 `x-ratelimit-*`). Requests go at full speed while plenty of the
-window is left; in the last `reserve` part of a window they are spread evenly over the time left
-until the reset, so the limit is approached but not hit. When nothing is left, requests wait for
+window is left; in the last `reserve` part they are spaced at the pace the bucket sustains (what
+was used of it over the time until its reset), so the limit is approached but not hit. When nothing is left, requests wait for
 the reset plus a little jitter. A 429 blocks the bucket until its reset the same way.
 """
 
@@ -93,7 +93,11 @@ class RateLimiter:
         left = st.remaining - st.inflight
         reserve = max(1, math.ceil(st.limit * self.reserve_fraction))
         if 0 < left <= reserve:
-            st.next_slot = max(st.next_slot, now) + (st.reset_at - now) / left
+            # The pace that sustains the bucket: what was used of it, over the time until it is
+            # whole again (a token bucket's refill rate; for a fixed window, faster than needed,
+            # and the window's end is still waited for when nothing is left).
+            used = max(1, st.limit - left)
+            st.next_slot = max(st.next_slot, now) + max(0.0, st.reset_at - now) / used
 
     def release(self, bucket: str) -> None:
         st = self.state(bucket)

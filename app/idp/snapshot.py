@@ -172,8 +172,7 @@ class SnapshotWriter:
             ).scalar_one()
             return RunInfo(run_id, mode, since, False, 0, {})
 
-    def write_page(self, run_id: int, stream: str, page: Page, members_of: tuple[str, str] | None,
-                   requests: int) -> None:
+    def write_page(self, run_id: int, stream: str, page: Page, members_of: tuple[str, str] | None) -> None:
         """One page: its rows, the streams it discovered and its checkpoint, in one transaction."""
         params = {"provider": self.provider, "run_id": run_id}
         done = page.next_cursor is None
@@ -192,6 +191,11 @@ class SnapshotWriter:
                 conn.execute(SWEEP_GROUP_MEMBERS, {**params, "kind": kind, "group_id": group_id})
             conn.execute(CHECKPOINT, {"run_id": run_id, "stream": stream, "cursor": page.next_cursor,
                                       "done": done, "items": page.count})
+
+    def touch_run(self, run_id: int, requests: int) -> None:
+        """Record the requests made so far (the export loop calls this every few seconds)."""
+        with self._begin() as conn:
+            self._timeouts(conn)
             conn.execute(TOUCH_RUN, {"run_id": run_id, "requests": requests})
 
     def finish_run(self, run_id: int, mode: str, requests: int) -> Counts:
