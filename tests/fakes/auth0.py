@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import io
 import json
+import math
 import re
 import secrets
 import threading
@@ -280,7 +281,7 @@ class FakeAuth0(FakeServer):
         refill_per_second: float = 16.0,
         endpoint_rate_limits: dict[str, tuple[int, float]] | None = None,
         scopes: set[str] | frozenset[str] = DEFAULT_SCOPES,
-        token_ttl: int = 86400,
+        token_ttl: float = 86400,
         export_delay: float = 0.5,
         export_link_ttl: float = 60.0,
         tenant_name: str = "acme-prod",
@@ -305,6 +306,7 @@ class FakeAuth0(FakeServer):
         self.failing_exports = 0
         self.signer = JwtSigner()
         self._link_key = secrets.token_bytes(16)
+        self._link_deadlines: dict[str, float] = {}
         self._tokens_not_before = 0.0
         self.issued_tokens = 0
         self.jobs: dict[str, ExportJob] = {}
@@ -618,7 +620,7 @@ class FakeAuth0(FakeServer):
             "sub": f"{self.client_id}@clients",
             "aud": self.audience,
             "iat": now,
-            "exp": int(now + (self.token_ttl if ttl is None else ttl)),
+            "exp": round(now + (self.token_ttl if ttl is None else ttl), 3),
             "scope": " ".join(scopes),
             "gty": "client-credentials",
             "azp": self.client_id,
@@ -945,11 +947,14 @@ class FakeAuth0(FakeServer):
         return doc
 
     def _signed_location(self, job: ExportJob) -> str:
-        expires = int(time.time() + self.export_link_ttl)
+        deadline = time.time() + self.export_link_ttl
+        expires = int(math.ceil(deadline))
         name = f"{self.tenant_name}.{job.format}.gz"
-        sig = hmac.new(self._link_key, f"{job.id}/{name}/{expires}".encode(), hashlib.sha256).hexdigest()
-        url = f"{self.base_url}/exports/{job.id}/{name}?Expires={expires}&Signature={sig}"
+        nonce = secrets.token_hex(4)
+        sig = hmac.new(self._link_key, f"{job.id}/{name}/{expires}/{nonce}".encode(), hashlib.sha256).hexdigest()
+        url = f"{self.base_url}/exports/{job.id}/{name}?Expires={expires}&X-Nonce={nonce}&Signature={sig}"
         job.links.append(url)
+        self._link_deadlines[sig] = deadline  # enforced to the millisecond, not the second
         return url
 
     def _get_job(self, req: Request) -> Response:
@@ -974,11 +979,12 @@ class FakeAuth0(FakeServer):
         name = req.params["file"]
         if job is None or not expires.isdigit():
             return self._s3_error(403, "AccessDenied", "Access Denied")
-        expected = hmac.new(self._link_key, f"{job.id}/{name}/{expires}".encode(), hashlib.sha256).hexdigest()
+        nonce = req.query.get("X-Nonce", "")
+        expected = hmac.new(self._link_key, f"{job.id}/{name}/{expires}/{nonce}".encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, sig):
             return self._s3_error(403, "SignatureDoesNotMatch", "The request signature we calculated does not match "
                                   "the signature you provided.")
-        if int(expires) < time.time():
+        if self._link_deadlines.get(sig, 0.0) < time.time():
             return self._s3_error(403, "AccessDenied", "Request has expired")
         return Response(200, job.payload, [("Content-Disposition", f'attachment; filename="{name}"')],
                         content_type="application/gzip")

@@ -228,46 +228,50 @@ class RateState:
 
 
 class FixedWindowLimiter:
-    """`limit` requests per window of `window_seconds`; windows are aligned on the epoch (a
-    60 s window resets at the top of each minute), so `reset` is the end of the current one."""
+    """`limit` requests per window of `window_seconds`. A window opens with the first request
+    after the previous one closed; `reset` is when the current window closes (epoch seconds,
+    rounded up)."""
 
     def __init__(self, limit: int, window_seconds: float = 60.0, clock: Callable[[], float] = time.time) -> None:
         self.limit = limit
         self.window = float(window_seconds)
         self.clock = clock
         self._lock = threading.Lock()
-        self._index = -1
+        self._start = -math.inf
         self._count = 0
 
-    def _roll(self, now: float) -> int:
-        idx = int(now // self.window)
-        if idx != self._index:
-            self._index = idx
+    def _roll(self, now: float) -> float:
+        if now >= self._start + self.window:
+            self._start = now
             self._count = 0
-        return idx
-
-    def _reset_at(self, idx: int) -> int:
-        return int(math.ceil((idx + 1) * self.window))
+        return self._start + self.window
 
     def hit(self) -> RateState:
         with self._lock:
-            idx = self._roll(self.clock())
+            end = self._roll(self.clock())
+            reset = int(math.ceil(end))
             if self._count >= self.limit:
-                return RateState(False, self.limit, 0, self._reset_at(idx))
+                return RateState(False, self.limit, 0, reset)
             self._count += 1
-            return RateState(True, self.limit, self.limit - self._count, self._reset_at(idx))
+            return RateState(True, self.limit, self.limit - self._count, reset)
 
     def peek(self) -> RateState:
         with self._lock:
-            idx = self._roll(self.clock())
-            return RateState(True, self.limit, max(0, self.limit - self._count), self._reset_at(idx))
+            now = self.clock()
+            if now >= self._start + self.window:
+                return RateState(True, self.limit, self.limit, int(math.ceil(now + self.window)))
+            return RateState(True, self.limit, max(0, self.limit - self._count), int(math.ceil(self._start + self.window)))
 
     def exhaust(self) -> RateState:
         """Use up the rest of the current window (a storm of requests from elsewhere)."""
         with self._lock:
-            idx = self._roll(self.clock())
+            end = self._roll(self.clock())
             self._count = self.limit
-            return RateState(False, self.limit, 0, self._reset_at(idx))
+            return RateState(False, self.limit, 0, int(math.ceil(end)))
+
+    def seconds_until_reset(self) -> float:
+        with self._lock:
+            return max(0.0, self._start + self.window - self.clock())
 
 
 class TokenBucket:
@@ -610,6 +614,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Small responses must not wait for the client's delayed ACK (Nagle): no batching.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.fake._connections.add(self.connection)
 
     def finish(self) -> None:
@@ -846,7 +852,7 @@ class FakeServer:
             h.send_header("Content-Length", str(len(resp.body)))
             if truncate:
                 h.send_header("Connection", "close")
-            h.end_headers()
+            h.end_headers()  # writes the status line and headers
             if req.method != "HEAD":
                 h.wfile.write(resp.body[: len(resp.body) // 2] if truncate else resp.body)
             h.wfile.flush()

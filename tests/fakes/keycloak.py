@@ -97,7 +97,7 @@ class FakeKeycloak(FakeServer):
         realm: str = "acme",
         client_id: str = "orgmig-export",
         client_secret: str | None = None,
-        token_ttl: int = 300,
+        token_ttl: float = 300,
         service_account_roles: set[str] | frozenset[str] = DEFAULT_SERVICE_ACCOUNT_ROLES,
         organizations_enabled: bool = True,
         relative_path: str = "",
@@ -452,7 +452,7 @@ class FakeKeycloak(FakeServer):
         now = time.time()
         self.issued_tokens += 1
         return self.signer.mint({
-            "exp": int(now + (self.token_ttl if ttl is None else ttl)),
+            "exp": round(now + (self.token_ttl if ttl is None else ttl), 3),
             "iat": now,
             "jti": str(uuid.uuid4()),
             "iss": self.issuer,
