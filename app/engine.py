@@ -128,6 +128,12 @@ class BatchEngine:
         tx = conn.begin()
         conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(self.opts.lock_timeout_ms)}ms'")
         conn.exec_driver_sql(f"SET LOCAL statement_timeout = '{int(self.opts.statement_timeout_ms)}ms'")
+        # The target tables grow from empty during a run: a plan cached while they were small
+        # would go on scanning them whole. Plan each batch for the tables as they are now.
+        conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+        # A batch and its checkpoint commit together, so a commit lost in a server crash loses
+        # both and the batch simply runs again: no need to wait for the WAL flush.
+        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
         return tx
 
     def _start_or_resume(self, conn: Connection) -> tuple[dict, bool]:

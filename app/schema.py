@@ -277,18 +277,19 @@ orgmig_report = Table(
 
 # Which target rows a migrated legacy row produced, and which of them the migration created
 # (as opposed to found, written earlier by the application). A downgrade removes exactly these.
+# No foreign keys: bookkeeping must never stop the application deleting its own rows.
 orgmig_user_settings_link = Table(
     "orgmig_user_settings_link",
     metadata,
     Column("user_settings_id", Integer, primary_key=True, autoincrement=False),
-    Column("user_id", Integer, ForeignKey("user.id"), nullable=False, index=True),
-    Column("org_id", UUID(as_uuid=True), ForeignKey("org.id"), nullable=False, index=True),
+    Column("user_id", Integer, nullable=False, index=True),
+    Column("org_id", UUID(as_uuid=True), nullable=False, index=True),
     Column("created_user", Boolean, nullable=False),
     Column("created_org", Boolean, nullable=False),
     Column("created_org_user", Boolean, nullable=False),
     Column("created_settings", Boolean, nullable=False),
     Column("filled_user_columns", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
-    Column("run_id", BigInteger, ForeignKey("orgmig_run.id", ondelete="SET NULL"), index=True),
+    Column("run_id", BigInteger),
     Column("migrated_at", TSTZ, nullable=False, server_default=NOW),
 )
 

@@ -16,8 +16,7 @@ WITH expected(conname, contype) AS (
         ('ck_orgmig_batch_range_ordered', 'c'),
         ('pk_orgmig_report', 'p'), ('fk_orgmig_report_run_id_orgmig_run', 'f'),
         ('uq_orgmig_report_step_source_table_source_id_reason', 'u'),
-        ('pk_orgmig_user_settings_link', 'p'), ('fk_orgmig_user_settings_link_user_id_user', 'f'),
-        ('fk_orgmig_user_settings_link_org_id_org', 'f'), ('fk_orgmig_user_settings_link_run_id_orgmig_run', 'f'),
+        ('pk_orgmig_user_settings_link', 'p'),
         ('pk_orgmig_created_row', 'p')
 )
 SELECT 'constraint ' || e.conname AS check_name,

@@ -3,7 +3,8 @@
 The batch engine checkpoints into `orgmig_run`/`orgmig_batch` in the same transaction as each
 batch's writes; `orgmig_report` holds every source row a step did not migrate (or migrated with a
 note), with a reason; `orgmig_user_settings_link` records which target rows each legacy row
-produced and which of them the migration created, and `orgmig_created_row` the reference rows
+produced and which of them the migration created (no foreign keys: bookkeeping never stops the
+application from deleting its own rows; the verification SQL reports dangling links), and `orgmig_created_row` the reference rows
 (roles) a step created, so a downgrade removes exactly those.
 
 Revision ID: 0003
@@ -115,16 +116,9 @@ def upgrade() -> None:
         sa.Column("run_id", sa.BigInteger),
         sa.Column("migrated_at", TSTZ, nullable=False, server_default=NOW),
         sa.PrimaryKeyConstraint("user_settings_id", name="pk_orgmig_user_settings_link"),
-        sa.ForeignKeyConstraint(["user_id"], ["user.id"], name="fk_orgmig_user_settings_link_user_id_user"),
-        sa.ForeignKeyConstraint(["org_id"], ["org.id"], name="fk_orgmig_user_settings_link_org_id_org"),
-        sa.ForeignKeyConstraint(
-            ["run_id"], ["orgmig_run.id"], name="fk_orgmig_user_settings_link_run_id_orgmig_run",
-            ondelete="SET NULL",
-        ),
     )
     op.create_index("ix_orgmig_user_settings_link_user_id", "orgmig_user_settings_link", ["user_id"])
     op.create_index("ix_orgmig_user_settings_link_org_id", "orgmig_user_settings_link", ["org_id"])
-    op.create_index("ix_orgmig_user_settings_link_run_id", "orgmig_user_settings_link", ["run_id"])
     op.create_table(
         "orgmig_created_row",
         sa.Column("step", sa.String, nullable=False),

@@ -63,20 +63,28 @@ _USER_FILLS = ",\n                ".join(
     ]
 )
 _USER_SET = ",\n            ".join(
-    [f"{c} = CASE WHEN '{c}' = ANY (f.cols) THEN {_legacy_value(c)} ELSE u.{c} END" for c in USER_FILL_COLUMNS]
+    [f"{c} = CASE WHEN '{c}' = ANY (st.fill_cols) THEN {_legacy_value(c)} ELSE u.{c} END" for c in USER_FILL_COLUMNS]
     + [
-        "legacy_user_settings_id = CASE WHEN 'legacy_user_settings_id' = ANY (f.cols) THEN s.id"
+        "legacy_user_settings_id = CASE WHEN 'legacy_user_settings_id' = ANY (st.fill_cols) THEN s.id"
         " ELSE u.legacy_user_settings_id END",
-        "current_org_id = CASE WHEN 'current_org_id' = ANY (f.cols) THEN p.org_id ELSE u.current_org_id END",
+        "current_org_id = CASE WHEN 'current_org_id' = ANY (st.fill_cols) THEN st.org_id"
+        " ELSE u.current_org_id END",
         "updated_at = now()",
     ]
 )
 
+# Joins between CTEs are estimated badly (a data-modifying CTE "returns" one row to the
+# planner), so every lookup below goes to a real table through an index, and each existence
+# test reads the statement's snapshot: the state before this batch wrote anything. The final
+# SELECT returns expected and actual insert counts; the caller retries the batch when a
+# concurrent writer made them differ.
 UPGRADE_BATCH = f"""
 WITH rng AS MATERIALIZED (
-    SELECT us.*,
+    SELECT us.id, us.keycloak_user_id,
            us.{VALID_ID} AS id_valid,
-           (SELECT max(w.id) FROM user_settings w
+           -- "+ 0" keeps the planner off a backward primary-key scan (O(table) per row);
+           -- the keycloak_user_id index finds the few rows sharing an id.
+           (SELECT max(w.id + 0) FROM user_settings w
              WHERE w.keycloak_user_id = us.keycloak_user_id AND w.id <= :max_key) AS winner_id
     FROM user_settings us
     WHERE us.id BETWEEN :start AND :end
@@ -98,109 +106,101 @@ skipped AS (
     RETURNING 1
 ),
 src AS MATERIALIZED (
-    SELECT r.*, gen_random_uuid() AS new_org_id, 'user_' || r.id || '_org' AS org_name
+    SELECT us.id, us.keycloak_user_id, us.email, us.email_verified, us.accepted_tos,
+           us.enable_sound_notifications,
+           'user_' || us.id || '_org' AS org_name,
+           o.id AS old_org_id,
+           coalesce(o.id, gen_random_uuid()) AS org_id,
+           u.id AS old_user_id
     FROM rng r
+    JOIN user_settings us ON us.id = r.id
+    LEFT JOIN org o ON o.name = 'user_' || us.id || '_org'
+    LEFT JOIN "user" u ON u.keycloak_user_id = us.keycloak_user_id
     WHERE r.id_valid AND r.winner_id = r.id
       AND NOT EXISTS (SELECT 1 FROM orgmig_user_settings_link l WHERE l.user_settings_id = r.id)
 ),
-old_user AS MATERIALIZED (
-    SELECT s.id AS sid, u.id AS user_id, u.email, u.email_verified, u.accepted_tos,
-           u.enable_sound_notifications, u.legacy_user_settings_id, u.current_org_id
-    FROM src s JOIN "user" u ON u.keycloak_user_id = s.keycloak_user_id
-),
-old_org AS MATERIALIZED (
-    SELECT s.id AS sid, o.id AS org_id FROM src s JOIN org o ON o.name = s.org_name
-),
 ins_org AS (
     INSERT INTO org (id, name)
-    SELECT s.new_org_id, s.org_name FROM src s
-    WHERE NOT EXISTS (SELECT 1 FROM old_org oo WHERE oo.sid = s.id)
+    SELECT s.org_id, s.org_name FROM src s WHERE s.old_org_id IS NULL
     ON CONFLICT DO NOTHING
-    RETURNING id
-),
-orgs AS (
-    SELECT oo.sid, oo.org_id, false AS created FROM old_org oo
-    UNION ALL
-    SELECT s.id, s.new_org_id, true FROM src s JOIN ins_org io ON io.id = s.new_org_id
+    RETURNING 1
 ),
 ins_user AS (
     INSERT INTO "user" (keycloak_user_id, legacy_user_settings_id, current_org_id, status, email,
                         email_verified, accepted_tos, enable_sound_notifications)
-    SELECT s.keycloak_user_id, s.id, o.org_id, 'active', s.email, s.email_verified,
+    SELECT s.keycloak_user_id, s.id, s.org_id, 'active', s.email, s.email_verified,
            {_legacy_value('accepted_tos')}, s.enable_sound_notifications
-    FROM src s JOIN orgs o ON o.sid = s.id
-    WHERE NOT EXISTS (SELECT 1 FROM old_user ou WHERE ou.sid = s.id)
+    FROM src s WHERE s.old_user_id IS NULL
     ON CONFLICT DO NOTHING
-    RETURNING id, legacy_user_settings_id AS sid
+    RETURNING id, legacy_user_settings_id AS sid, current_org_id AS org_id
 ),
 pairs AS (
-    SELECT iu.sid, iu.id AS user_id, true AS created_user, o.org_id, o.created AS created_org
-    FROM ins_user iu JOIN orgs o ON o.sid = iu.sid
+    SELECT iu.sid, iu.id AS user_id, iu.org_id, true AS created_user FROM ins_user iu
     UNION ALL
-    SELECT ou.sid, ou.user_id, false, o.org_id, o.created
-    FROM old_user ou JOIN orgs o ON o.sid = ou.sid
+    SELECT s.id, s.old_user_id, s.org_id, false FROM src s WHERE s.old_user_id IS NOT NULL
 ),
-old_member AS MATERIALIZED (
-    SELECT p.sid, m.role_id, m.status
-    FROM pairs p JOIN org_user m ON m.org_id = p.org_id AND m.user_id = p.user_id
+state AS MATERIALIZED (
+    SELECT p.sid, p.user_id, p.org_id, p.created_user,
+           NOT EXISTS (SELECT 1 FROM org o WHERE o.id = p.org_id) AS created_org,
+           m.org_id IS NOT NULL AS member_existed, m.role_id AS old_role_id, m.status AS old_status,
+           EXISTS (SELECT 1 FROM settings x WHERE x.org_id = p.org_id) AS settings_existed,
+           CASE WHEN p.created_user THEN '{{}}'::text[] ELSE array_remove(ARRAY[
+                {_USER_FILLS}
+           ]::text[], NULL) END AS fill_cols,
+           CASE WHEN p.created_user THEN '{{}}'::text[] ELSE array_remove(ARRAY[
+                {_USER_DIFF}
+           ]::text[], NULL) END AS user_diff_cols
+    FROM pairs p
+    JOIN user_settings s ON s.id = p.sid
+    LEFT JOIN "user" ou ON ou.id = p.user_id AND NOT p.created_user
+    LEFT JOIN org_user m ON m.org_id = p.org_id AND m.user_id = p.user_id
 ),
 ins_member AS (
     INSERT INTO org_user (org_id, user_id, role_id, status)
-    SELECT p.org_id, p.user_id, (SELECT id FROM role WHERE name = 'admin'), 'active'
-    FROM pairs p
-    WHERE NOT EXISTS (SELECT 1 FROM old_member om WHERE om.sid = p.sid)
+    SELECT st.org_id, st.user_id, (SELECT id FROM role WHERE name = 'admin'), 'active'
+    FROM state st WHERE NOT st.member_existed
     ON CONFLICT DO NOTHING
-    RETURNING org_id
-),
-old_settings AS MATERIALIZED (
-    SELECT p.sid, x.* FROM pairs p JOIN settings x ON x.org_id = p.org_id
+    RETURNING 1
 ),
 ins_settings AS (
     INSERT INTO settings (org_id, {_SETTINGS_INSERT_COLS})
-    SELECT p.org_id, {_SETTINGS_SELECT}
-    FROM pairs p JOIN src s ON s.id = p.sid
-    WHERE NOT EXISTS (SELECT 1 FROM old_settings os WHERE os.sid = p.sid)
+    SELECT st.org_id, {_SETTINGS_SELECT}
+    FROM state st JOIN user_settings s ON s.id = st.sid
+    WHERE NOT st.settings_existed
     ON CONFLICT DO NOTHING
-    RETURNING org_id
-),
-fills AS MATERIALIZED (
-    SELECT ou.sid, ou.user_id,
-           array_remove(ARRAY[
-                {_USER_FILLS}
-           ]::text[], NULL) AS cols
-    FROM old_user ou JOIN src s ON s.id = ou.sid
+    RETURNING 1
 ),
 upd_user AS (
     UPDATE "user" u SET
             {_USER_SET}
-    FROM fills f JOIN src s ON s.id = f.sid JOIN pairs p ON p.sid = f.sid
-    WHERE u.id = f.user_id AND cardinality(f.cols) > 0
-    RETURNING u.id
+    FROM state st JOIN user_settings s ON s.id = st.sid
+    WHERE u.id = st.user_id AND cardinality(st.fill_cols) > 0
+    RETURNING 1
 ),
 notes AS (
     INSERT INTO orgmig_report (step, source_table, source_id, reason, migrated, detail, run_id)
     SELECT :step, 'user_settings', d.sid, d.reason, true,
            jsonb_build_object('table', d.tbl, 'columns', to_jsonb(d.cols)), :run_id
     FROM (
-        SELECT ou.sid, 'user_differs' AS reason, 'user' AS tbl,
-               array_remove(ARRAY[
-                {_USER_DIFF}
-               ]::text[], NULL) AS cols
-        FROM old_user ou JOIN src s ON s.id = ou.sid
+        SELECT st.sid, 'user_differs' AS reason, 'user' AS tbl, st.user_diff_cols AS cols
+        FROM state st
         UNION ALL
-        SELECT om.sid, 'membership_differs', 'org_user',
+        SELECT st.sid, 'membership_differs', 'org_user',
                array_remove(ARRAY[
-                CASE WHEN om.role_id IS DISTINCT FROM (SELECT id FROM role WHERE name = 'admin')
+                CASE WHEN st.old_role_id IS DISTINCT FROM (SELECT id FROM role WHERE name = 'admin')
                      THEN 'role_id' END,
-                CASE WHEN om.status <> 'active' THEN 'status' END
+                CASE WHEN st.old_status <> 'active' THEN 'status' END
                ]::text[], NULL)
-        FROM old_member om
+        FROM state st WHERE st.member_existed
         UNION ALL
-        SELECT os.sid, 'settings_differ', 'settings',
+        SELECT st.sid, 'settings_differ', 'settings',
                array_remove(ARRAY[
                 {_SETTINGS_DIFF}
                ]::text[], NULL)
-        FROM old_settings os JOIN src s ON s.id = os.sid
+        FROM state st
+        JOIN settings os ON os.org_id = st.org_id
+        JOIN user_settings s ON s.id = st.sid
+        WHERE st.settings_existed
     ) d
     WHERE cardinality(d.cols) > 0
     ON CONFLICT (step, source_table, source_id, reason)
@@ -210,21 +210,24 @@ notes AS (
 ins_link AS (
     INSERT INTO orgmig_user_settings_link (user_settings_id, user_id, org_id, created_user,
         created_org, created_org_user, created_settings, filled_user_columns, run_id)
-    SELECT p.sid, p.user_id, p.org_id, p.created_user, p.created_org,
-           EXISTS (SELECT 1 FROM ins_member im WHERE im.org_id = p.org_id),
-           EXISTS (SELECT 1 FROM ins_settings x WHERE x.org_id = p.org_id),
-           coalesce((SELECT f.cols FROM fills f WHERE f.sid = p.sid AND cardinality(f.cols) > 0
-                     AND EXISTS (SELECT 1 FROM upd_user uu WHERE uu.id = f.user_id)), '{{}}'::text[]),
-           :run_id
-    FROM pairs p
-    RETURNING user_settings_id
+    SELECT st.sid, st.user_id, st.org_id, st.created_user, st.created_org,
+           NOT st.member_existed, NOT st.settings_existed, st.fill_cols, :run_id
+    FROM state st
+    RETURNING 1
 )
 SELECT (SELECT count(*) FROM rng) AS rows_read,
        (SELECT count(*) FROM src) AS winners,
        (SELECT count(*) FROM ins_link) AS linked,
-       (SELECT count(*) FROM ins_org) + (SELECT count(*) FROM ins_user)
-         + (SELECT count(*) FROM ins_member) + (SELECT count(*) FROM ins_settings)
-         + (SELECT count(*) FROM upd_user) AS written,
+       (SELECT count(*) FROM src WHERE old_org_id IS NULL) AS orgs_expected,
+       (SELECT count(*) FROM ins_org) AS orgs_inserted,
+       (SELECT count(*) FROM src WHERE old_user_id IS NULL) AS users_expected,
+       (SELECT count(*) FROM ins_user) AS users_inserted,
+       (SELECT count(*) FROM state WHERE NOT member_existed) AS members_expected,
+       (SELECT count(*) FROM ins_member) AS members_inserted,
+       (SELECT count(*) FROM state WHERE NOT settings_existed) AS settings_expected,
+       (SELECT count(*) FROM ins_settings) AS settings_inserted,
+       (SELECT count(*) FROM state WHERE cardinality(fill_cols) > 0) AS fills_expected,
+       (SELECT count(*) FROM upd_user) AS fills_done,
        (SELECT count(*) FROM skipped) + (SELECT count(*) FROM notes) AS reported
 """
 
@@ -387,14 +390,17 @@ class UserSettingsToOrg(Step):
         params = {"start": start, "end": end, "run_id": run_id, "max_key": max_key, "step": self.name}
         if direction == "upgrade":
             r = conn.execute(text(UPGRADE_BATCH), params).mappings().one()
-            if r["linked"] != r["winners"]:
-                # A concurrent writer (the app migrating a user at login) took a key between
-                # this statement's snapshot and its insert; the batch is retried as a whole.
+            short = [kind for kind in ("orgs", "users", "members", "settings")
+                     if r[f"{kind}_expected"] != r[f"{kind}_inserted"]]
+            if short or r["linked"] != r["winners"] or r["fills_expected"] != r["fills_done"]:
+                # A concurrent writer (the app migrating a user at login) wrote a row between
+                # this statement's snapshot and its insert; the batch is rolled back and retried.
                 raise ConcurrentChange(
-                    f"{r['winners'] - r['linked']} legacy rows in {start}..{end} could not be linked"
-                    " (a user or org was created concurrently or conflicts with an existing row)"
+                    f"rows in {start}..{end} changed while the batch ran"
+                    f" ({', '.join(short) or 'links'} differ from what the batch expected)"
                 )
-            return BatchResult(r["rows_read"], r["written"] + r["linked"] + r["reported"])
+            written = sum(r[f"{k}_inserted"] for k in ("orgs", "users", "members", "settings"))
+            return BatchResult(r["rows_read"], written + r["fills_done"] + r["linked"] + r["reported"])
         extra = 0
         if allow_data_loss:
             extra = conn.execute(text(DOWNGRADE_DATA_LOSS_BATCH), params).scalar()
