@@ -18,9 +18,10 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app import db
-from app.idp.config import PROVIDERS, ConfigError, load
+from app.idp.config import PROVIDERS, ConfigError, load, load_tuning
 from app.idp.errors import IdpError, redact
 from app.idp.export import Exporter
+from app.idp.http import RetryPolicy
 from app.idp.snapshot_schema import SNAPSHOT_TABLES
 
 log = logging.getLogger("app.idp")
@@ -87,6 +88,10 @@ def handle(args: argparse.Namespace) -> int:
             raise ConfigError("--concurrency must be between 1 and 75")
         since = parse_since(args.since)
         settings = load(args.provider)
+        tuning = load_tuning()
+        retry = RetryPolicy(attempts=tuning.retry_attempts, max_delay=tuning.backoff_max_seconds,
+                            request_timeout=tuning.request_timeout_seconds,
+                            deadline=max(90.0, 3 * tuning.request_timeout_seconds))
         engine = db.make_engine(args.database_url, pool_size=min(args.concurrency, 20) + 2)
     except (ConfigError, db.DatabaseError) as exc:
         print(f"orgmig export: {exc}", file=sys.stderr)
@@ -98,7 +103,8 @@ def handle(args: argparse.Namespace) -> int:
             print(f"orgmig export: the snapshot tables are missing ({', '.join(missing)}): "
                   "run `alembic upgrade head` first", file=sys.stderr)
             return 2
-        exporter = Exporter(args.provider, settings, engine, since=since, concurrency=args.concurrency)
+        exporter = Exporter(args.provider, settings, engine, since=since, concurrency=args.concurrency,
+                            retry=retry)
         result = asyncio.run(exporter.run())
     except ConfigError as exc:
         print(f"orgmig export: {exc}", file=sys.stderr)

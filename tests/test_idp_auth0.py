@@ -12,7 +12,7 @@ from tests.fakes.tenant import make_tenant
 from tests.test_idp_support import (  # noqa: F401 - fixtures
     failed_checks,
     fingerprint,
-    idp_template,
+    idp_database,
     last_run,
     provider_env,
     rows,

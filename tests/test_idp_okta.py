@@ -12,7 +12,7 @@ from tests.fakes.tenant import make_tenant
 from tests.test_idp_support import (  # noqa: F401 - fixtures
     failed_checks,
     fingerprint,
-    idp_template,
+    idp_database,
     last_run,
     provider_env,
     rows,
@@ -187,7 +187,7 @@ def _faults_survived(okta, snapshot_db, snapshot_engine):
 
 
 def test_exhausted_window_waits_for_the_reset(small_tenant, provider_env, snapshot_db, snapshot_engine):
-    with FakeOkta(small_tenant, rate_limits={"users": 2}, window_seconds=1) as fake:
+    with FakeOkta(small_tenant, rate_limits={"users": 3}, window_seconds=1) as fake:
         provider_env(OKTA_BASE_URL=fake.base_url, OKTA_API_TOKEN=fake.api_token)
         result = run_export(snapshot_db, "--provider", "okta")
         assert result.code == 0, result.stderr

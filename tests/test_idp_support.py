@@ -1,7 +1,7 @@
 """Shared fixtures and probes of the identity-provider export tests (no tests of its own).
 
-- `snapshot_db`: a fresh database at `alembic upgrade head`, cloned from a template migrated once
-  per test session (cloning takes a fraction of a second, migrating several).
+- `snapshot_db`: a database at `alembic upgrade head` (migrated once per session) whose snapshot
+  tables are emptied before each test.
 - `run_export`: `orgmig export` in this process, as a person runs it, returning the exit code and
   what it printed; `export_subprocess` starts it as a separate process.
 - `snapshot`: the snapshot tables as plain Python values, for comparing with a fake's data.
@@ -15,12 +15,10 @@ import logging
 import os
 import subprocess
 import sys
-import uuid
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import URL
@@ -28,31 +26,30 @@ from sqlalchemy.pool import NullPool
 
 from app import cli_export, migrations, verify
 from app.db import make_engine
-from tests.pg import libpq
+from app.idp.snapshot_schema import SNAPSHOT_TABLES
 
 ROOT = Path(__file__).resolve().parent.parent
-PROVIDER_PREFIXES = ("OKTA_", "KEYCLOAK_", "AUTH0_")
+PROVIDER_PREFIXES = ("OKTA_", "KEYCLOAK_", "AUTH0_", "ORGMIG_IDP_")
 
 
 @pytest.fixture(scope="session")
-def idp_template(pg_server) -> str:
-    """A database migrated to head, used only as a template for `snapshot_db`."""
-    url = pg_server.create("orgmig_idp_tmpl")
+def idp_database(pg_server) -> URL:
+    """One database migrated to head for all export tests of the session."""
+    url = pg_server.create("orgmig_idp")
     migrations.upgrade(migrations.alembic_config(url))
-    return url.database
+    return url
 
 
 @pytest.fixture
-def snapshot_db(pg_server, idp_template) -> URL:
-    name = f"orgmig_idp_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(libpq(pg_server.admin_url), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{idp_template}"')
-    pg_server.created.append(name)
-    url = pg_server.admin_url.set(database=name)
+def snapshot_db(idp_database) -> URL:
+    """The export tests' database with empty snapshot tables (emptied before each test)."""
+    eng = make_engine(idp_database, poolclass=NullPool)
     try:
-        yield url
+        with eng.begin() as conn:
+            conn.execute(text("TRUNCATE " + ", ".join(t.name for t in SNAPSHOT_TABLES) + " RESTART IDENTITY CASCADE"))
     finally:
-        pg_server.drop(url)
+        eng.dispose()
+    return idp_database
 
 
 @pytest.fixture

@@ -117,6 +117,22 @@ class Auth0Settings(_ProviderSettings):
         return self.audience or f"{self.base_url}/api/v2/"
 
 
+class ExportTuning(_ProviderSettings):
+    """Retry and timeout knobs of the export's HTTP client (defaults suit the providers' APIs)."""
+
+    retry_attempts: int = Field(default=8, ge=1, le=50, validation_alias="ORGMIG_IDP_RETRY_ATTEMPTS")
+    backoff_max_seconds: float = Field(default=20.0, gt=0, le=300, validation_alias="ORGMIG_IDP_BACKOFF_MAX_SECONDS")
+    request_timeout_seconds: float = Field(default=30.0, gt=0, le=600,
+                                           validation_alias="ORGMIG_IDP_REQUEST_TIMEOUT_SECONDS")
+
+
+def load_tuning(env_file: str | Path | None = ".env") -> ExportTuning:
+    try:
+        return ExportTuning(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigError(f"export settings: {_explain(exc)}") from None
+
+
 SETTINGS_CLASSES: dict[str, type[_ProviderSettings]] = {
     "okta": OktaSettings,
     "keycloak": KeycloakSettings,

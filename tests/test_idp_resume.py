@@ -1,0 +1,108 @@
+"""A killed export resumes from its last committed page and ends as an uninterrupted one would."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from tests.fakes.okta import FakeOkta
+from tests.fakes.tenant import make_tenant
+from tests.test_idp_support import (  # noqa: F401 - fixtures
+    export_subprocess,
+    failed_checks,
+    fingerprint,
+    idp_database,
+    last_run,
+    provider_env,
+    rows,
+    run_export,
+    snapshot_db,
+    snapshot_engine,
+)
+
+
+@pytest.fixture(scope="module")
+def tenant():
+    return make_tenant(3000, 30, seed=21)
+
+
+def plain_user_pages(fake: FakeOkta) -> list:
+    """Requests of the plain user listing (DEPROVISIONED users are a filtered listing)."""
+    return [r for r in fake.requests_matching("/api/v1/users") if "filter" not in r.query]
+
+
+def test_sigkill_mid_export_then_resume(tenant, provider_env, snapshot_db, snapshot_engine):
+    with FakeOkta(tenant) as fake:
+        env = {"OKTA_BASE_URL": fake.base_url, "OKTA_API_TOKEN": fake.api_token}
+        provider_env(**env)
+        # An uninterrupted export, for comparison.
+        assert run_export(snapshot_db, "--provider", "okta").code == 0
+        uninterrupted = fingerprint(snapshot_engine, "okta")
+        total_pages = len(plain_user_pages(fake))
+        with snapshot_engine.begin() as conn:
+            conn.exec_driver_sql("TRUNCATE idp_membership, idp_group, idp_user, idp_export_cursor, idp_export_run")
+
+        # Slow user pages so the kill lands in the middle of the listing.
+        fake.faults.slow(0.25, 10_000, path_prefix="/api/v1/users")
+        fake.reset_requests()
+        proc = export_subprocess(snapshot_db, env, "--provider", "okta")
+        deadline = time.monotonic() + 30
+        committed = 0
+        while time.monotonic() < deadline and committed < 4:
+            time.sleep(0.05)
+            found = rows(snapshot_engine, "SELECT pages FROM idp_export_cursor WHERE stream = 'users'")
+            committed = found[0].pages if found else 0
+        assert committed >= 4, "the export did not get going"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        assert proc.returncode == -signal.SIGKILL
+
+        killed = last_run(snapshot_engine, "okta")
+        assert killed.status == "running"
+        [users_cursor] = rows(snapshot_engine, "SELECT pages, cursor, done FROM idp_export_cursor "
+                                               "WHERE run_id = :r AND stream = 'users'", r=killed.id)
+        assert not users_cursor.done and users_cursor.cursor
+        fake.faults.clear()
+        fake.reset_requests()
+
+        result = run_export(snapshot_db, "--provider", "okta")
+
+        assert result.code == 0, result.stderr
+        assert "resumed" in result.stdout
+        # It went on from the page after the last committed one, not from zero.
+        resumed_pages = plain_user_pages(fake)
+        assert resumed_pages and all("after" in r.query for r in resumed_pages)
+        assert len(resumed_pages) == total_pages - users_cursor.pages
+        assert resumed_pages[0].query["after"] in users_cursor.cursor
+        finished = last_run(snapshot_engine, "okta")
+        assert (finished.id, finished.status) == (killed.id, "finished")
+        assert fingerprint(snapshot_engine, "okta") == uninterrupted
+        assert failed_checks(snapshot_engine) == []
+
+
+def test_failed_export_resumes_after_the_cause_is_fixed(tenant, provider_env, snapshot_db, snapshot_engine):
+    with FakeOkta(tenant) as fake:
+        provider_env(OKTA_BASE_URL=fake.base_url, OKTA_API_TOKEN=fake.api_token, ORGMIG_IDP_RETRY_ATTEMPTS="3")
+        group = fake.okta_group_id(next(iter(tenant.groups)))
+        fake.faults.add_5xx(3, 500, path_prefix=f"/api/v1/groups/{group}/users")
+        failed = run_export(snapshot_db, "--provider", "okta")
+        assert failed.code == 1
+        [line] = failed.messages
+        assert f"GET /api/v1/groups/{group}/users returned 500" in line and "gave up after 3 attempts" in line
+        run = last_run(snapshot_engine, "okta")
+        assert run.status == "failed" and "returned 500" in run.last_error
+        done = {r.stream for r in rows(snapshot_engine, "SELECT stream FROM idp_export_cursor WHERE done")}
+        fake.faults.clear()
+        fake.reset_requests()
+
+        result = run_export(snapshot_db, "--provider", "okta")
+
+        assert result.code == 0, result.stderr
+        # Finished streams were not read again; the others went on from their cursors.
+        again = {f"members:{r.path.split('/')[4]}" for r in fake.requests_matching("/api/v1/groups/")}
+        assert f"members:{group}" in again and not again & done
+        assert all("after" in r.query for r in plain_user_pages(fake))
+        assert [r.status for r in rows(snapshot_engine, "SELECT status FROM idp_export_run")] == ["finished"]
+        assert failed_checks(snapshot_engine) == []
