@@ -12,10 +12,12 @@ import httpx
 import pytest
 
 from tests.fakes.auth0 import FakeAuth0
-from tests.fakes.fixtures import idp_tenant, start_fake  # noqa: F401 - fixtures
 from tests.fakes.keycloak import FakeKeycloak
 from tests.fakes.okta import FakeOkta
 from tests.fakes.tenant import STATUSES, make_tenant
+
+# idp_tenant, start_fake, ... (a no-op when a conftest already star-imports them)
+pytest_plugins = ["tests.fakes.fixtures"]
 
 # --------------------------------------------------------------------------- helpers
 

@@ -33,7 +33,6 @@ from .base import (
     decode_cursor,
     derived_hex,
     derived_id,
-    dumps,
     encode_cursor,
     iso,
     parse_iso,

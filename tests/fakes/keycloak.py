@@ -298,7 +298,7 @@ class FakeKeycloak(FakeServer):
                 if u is not None:
                     direct += [role_name[rid] for rid in t.user_roles.get(u.id, ())]
                 idx.roles_of_user[uid] = sorted(direct)
-            for name, uid in idx.users:
+            for _, uid in idx.users:
                 for rn in idx.roles_of_user[uid]:
                     idx.role_members.setdefault(rn, []).append(uid)
 
@@ -552,7 +552,7 @@ class FakeKeycloak(FakeServer):
         if not (search or field_filters or enabled or email_verified or attrs):
             return [uid for _, uid in idx.users]
         out = []
-        for name, uid in idx.users:
+        for _, uid in idx.users:
             rep = self._user_rep(uid, brief=False, access=False)
             values = [str(rep.get(k, "")).lower() for k in ("username", "email", "firstName", "lastName")]
             if search and search != "*" and not all(self._search_match(tok, values) for tok in search.split()):

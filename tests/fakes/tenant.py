@@ -21,7 +21,7 @@ import threading
 import unicodedata
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 UTC = timezone.utc
@@ -653,7 +653,7 @@ def _make_tenant(users: int, groups: int, seed: int, now: datetime | None, env: 
     position = {u.id: i for i, u in enumerate(user_list)}
     role_bit = {rid: 1 << k for k, rid in enumerate(t.roles)}
     user_mask: dict[str, int] = {}
-    for o, rgs, fgs in zip(orgs, org_role_groups, org_facility_groups):
+    for o, rgs, fgs in zip(orgs, org_role_groups, org_facility_groups, strict=True):
         member_roles: dict[str, list[str]] = {}
         for rn, g in rgs.items():
             rid = role_id[rn]
