@@ -45,7 +45,7 @@ def run_file(engine: Engine, path: Path, revision: str) -> list[Check]:
         pg.autocommit = False
         with pg.cursor() as cur:
             cur.execute(
-                f"SET TRANSACTION READ ONLY; SET LOCAL statement_timeout = '{get_settings().statement_timeout_ms}ms'"
+                f"SET TRANSACTION READ ONLY; SET LOCAL statement_timeout = '{get_settings().verify_timeout_ms}ms'"
             )
             cur.execute(sql)
             while True:
