@@ -318,6 +318,7 @@ class FakeAuth0(FakeServer):
         self._user_by_aid: dict[str, User] = {}
         self._aid_by_neutral: dict[str, str] = {}
         self._doc_cache: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._list_cache: dict[tuple[Any, ...], tuple[int, Any]] = {}
 
         api = r"/api/v2"
         self.route("POST", r"/oauth/token", self._token, auth=False)
@@ -479,13 +480,24 @@ class FakeAuth0(FakeServer):
         r = self.tenant.roles[neutral_role_id]
         return {"id": self.role_id(r.id), "name": r.name, "description": r.description}
 
+    def _cached(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+        """Per-request work stays O(page): derived lists live until the tenant changes."""
+        version = self.tenant.version
+        hit = self._list_cache.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        value = build()
+        self._list_cache[key] = (version, value)
+        return value
+
     def _role_members(self, rid: str) -> list[str]:
         r = self._role_by_id(rid)
         if r is None:
             raise KeyError(rid)
         self._idx()
-        return sorted(self.auth0_user_id(uid) for uid, rids in self.tenant.user_roles.items()
-                      if r.id in rids and uid in self.tenant.users)
+        return self._cached(("role-members", rid), lambda: sorted(
+            self.auth0_user_id(uid) for uid, rids in self.tenant.user_roles.items()
+            if r.id in rids and uid in self.tenant.users))
 
     def _sorted_orgs(self) -> list[Organization]:
         return sorted(self.tenant.organizations.values(), key=lambda o: self.org_id(o.id))
@@ -503,14 +515,15 @@ class FakeAuth0(FakeServer):
     def _members_of(self, o: Organization) -> list[tuple[str, list[dict[str, str]]]]:
         self._idx()
         t = self.tenant
-        out = []
-        for m in o.members:
-            if m.user_id not in t.users:
-                continue
-            roles = [{"id": self.role_id(rid), "name": t.roles[rid].name} for rid in m.role_ids]
-            out.append((self.auth0_user_id(m.user_id), roles))
-        out.sort(key=lambda p: p[0])
-        return out
+
+        def build() -> list[tuple[str, list[dict[str, str]]]]:
+            role_ref = {rid: {"id": self.role_id(rid), "name": r.name} for rid, r in t.roles.items()}
+            out = [(self.auth0_user_id(m.user_id), [dict(role_ref[rid]) for rid in m.role_ids])
+                   for m in o.members if m.user_id in t.users]
+            out.sort(key=lambda p: p[0])
+            return out
+
+        return self._cached(("org-members", o.id), build)
 
     def _member_doc(self, aid: str, roles: list[dict[str, str]] | None) -> dict[str, Any]:
         d = self._doc(aid)
@@ -725,10 +738,15 @@ class FakeAuth0(FakeServer):
                 return self._bad_request("Invalid from parameter.", "invalid_paging")
             if not isinstance(last, str):
                 return self._bad_request("Invalid from parameter.", "invalid_paging")
-            ids = [ident(x) for x in items]
-            start = next((i + 1 for i, v in enumerate(ids) if v == last), None)
-            if start is None:
-                start = next((i for i, v in enumerate(ids) if v > last), len(ids))
+            # every checkpoint list is sorted by its ident: resume right after `last`
+            lo, hi = 0, len(items)
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if ident(items[mid]) <= last:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            start = lo
         chunk = items[start:start + take]
         body: dict[str, Any] = {key: [render(x) for x in chunk]}
         if start + take < len(items) and chunk:

@@ -41,8 +41,9 @@ def iso(dt: datetime | None) -> str | None:
     """ISO-8601 UTC with milliseconds and a Z, as all three providers print timestamps."""
     if dt is None:
         return None
-    dt = dt.astimezone(UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    if dt.tzinfo is not UTC:
+        dt = dt.astimezone(UTC)
+    return dt.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 def epoch_ms(dt: datetime) -> int:
