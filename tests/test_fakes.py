@@ -412,6 +412,11 @@ def test_auth0_token_rules(start_fake) -> None:
         assert forbidden.json() == {"statusCode": 403, "error": "Forbidden",
                                     "message": "Insufficient scope, expected any of: read:roles",
                                     "errorCode": "insufficient_scope"}
+    revoked = auth0_client(a0)
+    assert revoked.get("/roles").status_code == 200
+    a0.revoke_tokens()
+    assert revoked.get("/roles").json()["message"] == "Invalid token"
+    revoked.close()
     expired = httpx.get(f"{a0.base_url}/api/v2/users",
                         headers={"Authorization": f"Bearer {a0.mint_access_token(ttl=-5)}"})
     assert expired.status_code == 401
@@ -476,6 +481,13 @@ def test_auth0_export_job_ndjson_gzip_and_link_expiry(start_fake, idp_tenant) ->
         assert stale.status_code == 403 and b"Request has expired" in stale.content
         fresh = c.get(f"/jobs/{job['id']}").json()["location"]
         assert fresh != job["location"] and httpx.get(fresh).status_code == 200
+        csv_job = c.post("/jobs/users-exports", json={"format": "csv", "connection_id": a0.connection_id,
+                                                       "fields": [{"name": "user_id"}, {"name": "name"}]}).json()
+        time.sleep(0.25)
+        csv_url = c.get(f"/jobs/{csv_job['id']}").json()["location"]
+        rows = gzip.decompress(httpx.get(csv_url).content).decode().splitlines()
+        assert rows[0] == "user_id,name" and rows[1].startswith('"\'auth0|')  # CSV-injection escaping
+        assert len(rows) - 1 == sum(u["user_id"].startswith("auth0|") for u in a0.expected_users())
         bad_conn = c.post("/jobs/users-exports", json={"format": "json", "connection_id": "con_nope"})
         assert bad_conn.status_code == 400 and bad_conn.json()["errorCode"] == "inexistent_connection"
         assert c.get("/jobs/job_0000000000000000").status_code == 404

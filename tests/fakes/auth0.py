@@ -5,11 +5,9 @@ organizations) and the Authentication API's client-credentials grant. See README
 from __future__ import annotations
 
 import base64
-import csv
 import gzip
 import hashlib
 import hmac
-import io
 import json
 import math
 import re
@@ -913,23 +911,25 @@ class FakeAuth0(FakeServer):
                 lines.append(json.dumps(row, ensure_ascii=False, separators=(",", ":")))
             raw = ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8")
         else:
-            buf = io.StringIO()
-            w = csv.writer(buf, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
-            w.writerow([out for _, out in columns])
-            for d in docs:
-                row = []
-                for name, _ in columns:
-                    v = _resolve(d, name)
-                    if v is None:
-                        row.append("")
-                    elif isinstance(v, str) and parse_iso(v) is None:
-                        row.append("'" + v)  # CSV-injection escaping
-                    elif isinstance(v, (dict, list)):
-                        row.append(json.dumps(v, ensure_ascii=False))
-                    else:
-                        row.append(str(v).lower() if isinstance(v, bool) else str(v))
-                w.writerow(row)
-            raw = buf.getvalue().encode("utf-8")
+            # Auth0's CSV escaping (OWASP CSV injection): every string gets a leading single
+            # quote and is wrapped in double quotes, inner double quotes doubled; Auth0-made
+            # ISO-8601 dates, numbers and booleans are written as they are.
+            def cell(v: Any) -> str:
+                if v is None:
+                    return ""
+                if isinstance(v, bool):
+                    return str(v).lower()
+                if isinstance(v, (int, float)):
+                    return str(v)
+                if isinstance(v, (dict, list)):
+                    v = json.dumps(v, ensure_ascii=False)
+                elif parse_iso(v) is not None and v.endswith("Z"):
+                    return v
+                return '"\'' + str(v).replace('"', '""') + '"'
+
+            out_lines = [",".join(out for _, out in columns)]
+            out_lines += [",".join(cell(_resolve(d, name)) for name, _ in columns) for d in docs]
+            raw = ("\n".join(out_lines) + "\n").encode("utf-8")
         return gzip.compress(raw, mtime=0)
 
     def _job_state(self, job: ExportJob) -> str:

@@ -45,7 +45,8 @@ REFERENCE_NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 
 
 def _ms(dt: datetime) -> datetime:
-    """Truncate to millisecond precision (what every provider stores)."""
+    """UTC, truncated to millisecond precision (what every provider stores); naive means UTC."""
+    dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
     return dt.replace(microsecond=(dt.microsecond // 1000) * 1000)
 
 
