@@ -47,7 +47,6 @@ KNOWN_SCOPES = frozenset(DEFAULT_SCOPES | {"create:users", "update:users", "dele
                                            "create:organizations", "update:organizations", "read:connections"})
 DB_CONNECTION = "Username-Password-Authentication"
 SOCIAL_CONNECTION = "google-oauth2"
-_ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _RATE_MESSAGE = ("Too many requests. Check the X-RateLimit-Limit, X-RateLimit-Remaining and "
                  "X-RateLimit-Reset headers.")
 DEFAULT_EXPORT_FIELDS = ("user_id", "email", "email_verified", "username", "name", "given_name", "family_name",
@@ -365,10 +364,10 @@ class FakeAuth0(FakeServer):
         return aid
 
     def role_id(self, neutral_id: str) -> str:
-        return derived_id("rol_", "auth0-role", neutral_id, length=20, alphabet=_ALNUM)
+        return derived_id("rol_", "auth0-role", neutral_id, length=20)
 
     def org_id(self, neutral_id: str) -> str:
-        return derived_id("org_", "auth0-org", neutral_id, length=20, alphabet=_ALNUM)
+        return derived_id("org_", "auth0-org", neutral_id, length=20)
 
     def neutral_user_id(self, auth0_user_id: str) -> str:
         self._idx()

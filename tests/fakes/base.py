@@ -74,18 +74,14 @@ def parse_iso(text: str) -> datetime | None:
     return dt
 
 
-_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-
-def derived_id(prefix: str, *parts: str, length: int = 20, alphabet: str = _B62) -> str:
-    """A deterministic id of `length` characters (prefix included) derived from `parts`."""
-    n = int.from_bytes(hashlib.sha256("\x1f".join(parts).encode()).digest(), "big")
-    out = [prefix]
-    base = len(alphabet)
-    for _ in range(length - len(prefix)):
-        n, r = divmod(n, base)
-        out.append(alphabet[r])
-    return "".join(out)
+def derived_id(prefix: str, *parts: str, length: int = 20) -> str:
+    """A deterministic id of `length` characters (prefix included, the rest [0-9A-Za-z]),
+    derived from `parts`."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
+    need = length - len(prefix)
+    while len(digest) * 4 // 3 < need:
+        digest += hashlib.sha256(digest).digest()
+    return prefix + base64.b64encode(digest, b"Zz")[:need].decode("ascii")
 
 
 def derived_hex(*parts: str, length: int = 24) -> str:

@@ -353,6 +353,7 @@ class FakeOkta(FakeServer):
     def _on_start(self) -> None:
         self._user_json.clear()
         self._group_json.clear()
+        self._idx()  # ids and sort orders ready before the first request
 
     def _idx(self) -> _Index:
         t = self.tenant
@@ -374,11 +375,17 @@ class FakeOkta(FakeServer):
             groups.sort(key=lambda p: p[0])
             idx.group_ids = [p[0] for p in groups]
             idx.group_by_oid = dict(groups)
+            oid_of = self._oid_user
             gou: dict[str, list[str]] = {}
             for goid, g in groups:
                 member_ids = t.users.keys() if g is None else t.memberships.get(g.id, ())
                 for uid in member_ids:
-                    gou.setdefault(self.okta_user_id(uid), []).append(goid)
+                    oid = oid_of[uid]
+                    lst = gou.get(oid)
+                    if lst is None:
+                        gou[oid] = [goid]
+                    else:
+                        lst.append(goid)
             idx.groups_of_user = gou
             idx.version = t.structure_version
             self._index = idx
@@ -393,7 +400,8 @@ class FakeOkta(FakeServer):
         if g is None:
             members = list(idx.user_ids)
         else:
-            members = sorted(self.okta_user_id(uid) for uid in self.tenant.memberships.get(g.id, ()))
+            oid_of = self._oid_user
+            members = sorted(oid_of.get(uid) or self.okta_user_id(uid) for uid in self.tenant.memberships.get(g.id, ()))
         idx.members_sorted[goid] = members
         return members
 
