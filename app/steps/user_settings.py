@@ -5,6 +5,7 @@ an `admin`/`active` membership and an org settings row carrying every other colu
 rows it cannot migrate (NULL, empty or blank ids; losing duplicates) are reported with a reason.
 Users the application already migrated are linked and only their missing values filled; what
 the application wrote is never overwritten (differences are reported, by column name only).
+Filling leaves `updated_at` alone, so a downgrade restores such a row byte for byte.
 
 One upgrade batch is one SQL statement (a chain of data-modifying CTEs) over a keyset range of
 user_settings.id; one downgrade batch is one or two statements over orgmig_user_settings_link.
@@ -69,7 +70,6 @@ _USER_SET = ",\n            ".join(
         " ELSE u.legacy_user_settings_id END",
         "current_org_id = CASE WHEN 'current_org_id' = ANY (st.fill_cols) THEN st.org_id"
         " ELSE u.current_org_id END",
-        "updated_at = now()",
     ]
 )
 
@@ -279,8 +279,7 @@ del_members AS (
 ),
 unfill AS (
     UPDATE "user" u SET
-        {_UNFILL},
-        updated_at = now()
+        {_UNFILL}
     FROM l
     WHERE u.id = l.user_id AND NOT l.created_user AND cardinality(l.filled_user_columns) > 0
     RETURNING 1
