@@ -15,8 +15,12 @@ from app.db import DatabaseError
 
 # Verb modules, in the order `orgmig --help` lists them.
 COMMAND_MODULES = (
+    "app.cli_demo",
     "app.cli_status",
     "app.cli_verify",
+    "app.cli_control",
+    "app.cli_seed",
+    "app.cli_export",
 )
 
 
@@ -50,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)-5s %(message)s",
         datefmt="%H:%M:%S",
     )
+    # Alembic's own chatter ("Context impl PostgresqlImpl") is noise for an operator.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         return int(args.handler(args) or 0)
     except DatabaseError as exc:

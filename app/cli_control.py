@@ -1,0 +1,69 @@
+"""`orgmig pause` and `orgmig resume`: stop a running data step between two batches, and let
+the next `alembic upgrade`/`downgrade` carry on from where it stopped."""
+
+from __future__ import annotations
+
+import argparse
+
+from sqlalchemy import text
+
+from app import db
+
+
+def register(sub) -> None:
+    from app.cli import add_database_option
+
+    p = sub.add_parser("pause", help="ask running data steps to stop after their current batch")
+    add_database_option(p)
+    p.add_argument("--step", help="only this step (default: every unfinished run)")
+    p.set_defaults(handler=handle_pause)
+    r = sub.add_parser("resume", help="clear a pause so the same alembic command continues the run")
+    add_database_option(r)
+    r.add_argument("--step", help="only this step (default: every paused run)")
+    r.set_defaults(handler=handle_resume)
+
+
+def _runs(conn, step: str | None, where: str):
+    return conn.execute(
+        text("SELECT id, step, direction, status, rows_done, total_rows, cursor_key FROM orgmig_run"
+             f" WHERE {where} AND (CAST(:step AS text) IS NULL OR step = :step) ORDER BY id"),
+        {"step": step},
+    ).mappings().all()
+
+
+def handle_pause(args: argparse.Namespace) -> int:
+    engine = db.make_engine(args.database_url)
+    db.check_connection(engine)
+    with engine.begin() as conn:
+        runs = _runs(conn, args.step, "status IN ('running', 'failed', 'paused')")
+        conn.execute(
+            text("UPDATE orgmig_run SET pause_requested = true, updated_at = now()"
+                 " WHERE id = ANY(:ids)"), {"ids": [r["id"] for r in runs]})
+    engine.dispose()
+    if not runs:
+        print("orgmig: no unfinished run to pause")
+        return 1
+    for r in runs:
+        print(f"pause requested: run {r['id']} {r['step']} {r['direction']} at key {r['cursor_key']}"
+              f" ({r['rows_done']:,}/{r['total_rows']:,} rows); it stops after its current batch")
+    return 0
+
+
+def handle_resume(args: argparse.Namespace) -> int:
+    engine = db.make_engine(args.database_url)
+    db.check_connection(engine)
+    with engine.begin() as conn:
+        runs = _runs(conn, args.step, "pause_requested")
+        conn.execute(
+            text("UPDATE orgmig_run SET pause_requested = false, updated_at = now()"
+                 " WHERE id = ANY(:ids)"), {"ids": [r["id"] for r in runs]})
+    engine.dispose()
+    if not runs:
+        print("orgmig: no paused run")
+        return 1
+    for r in runs:
+        verb = "upgrade head" if r["direction"] == "upgrade" else "downgrade <the same target>"
+        print(f"resumed: run {r['id']} {r['step']} {r['direction']} ({r['rows_done']:,}/{r['total_rows']:,}"
+              f" rows); " + ("it continues now" if r["status"] == "running"
+                             else f"run `alembic {verb}` to continue"))
+    return 0
