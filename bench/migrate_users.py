@@ -1,0 +1,373 @@
+"""Benchmark: the user_settings data revision (0004) against the per-row loop it replaces.
+
+    python bench/migrate_users.py --users 1000000 [--batch-size 500] [--baseline-users N]
+                                  [--rss-small 10000] [--seed 0] [--database-url URL] [--keep]
+
+In one run against one PostgreSQL server:
+
+1. creates `orgmig_bench_<users>`, runs `alembic upgrade 0003`, seeds `--users` legacy rows with
+   app.seed (awkward rows included), then VACUUM ANALYZE, as a long-lived table would be;
+2. times `python -m alembic -x batch_size=B upgrade head` in a child process (DATABASE_URL set),
+   wall time and the child's own peak RSS (os.wait4 reports that process's resource use only);
+3. copies the first `--baseline-users` legacy rows (default min(users, 50,000)) byte for byte into
+   `orgmig_bench_<users>_baseline` (at 0003) and times the per-row loop the seed guide's migration
+   057 ran: per legacy row select the role, insert the org, the user, the membership and the
+   settings, one round trip each, committing every 500 rows;
+4. repeats step 1-2 with `--rss-small` users in `orgmig_bench_<rss-small>_rss` for the memory
+   comparison.
+
+It prints users/s for the upgrade and for the baseline, their ratio, the peak RSS at both sizes
+and their ratio, and the batch size, each against its target (>= 15,000 users/s at 1,000,000;
+>= 5x the baseline; RSS ratio <= 1.2). Users/s counts legacy rows processed (migrated or
+reported) per second of wall time, child start-up included. The exit code is 1 when a target is
+missed, 2 when the bench could not run. The databases are dropped at the end unless --keep.
+
+The server: `--database-url` or DATABASE_URL names a server where the bench may create databases;
+default postgresql://postgres@127.0.0.1:5432/postgres.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+from sqlalchemy import Text, bindparam, cast, exists, func, insert, literal, select, text  # noqa: E402
+from sqlalchemy.engine import URL  # noqa: E402
+from sqlalchemy.pool import NullPool  # noqa: E402
+
+from app import migrations  # noqa: E402
+from app.db import DatabaseError, make_engine, normalize_url, redact  # noqa: E402
+from app.schema import SETTINGS_COLUMNS, org, org_user, role, settings, user, user_settings  # noqa: E402
+from app.seed import SeedSummary, seed_legacy  # noqa: E402
+
+DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+TARGET_RATE = 15_000
+TARGET_SPEEDUP = 5.0
+TARGET_RSS_RATIO = 1.2
+BASELINE_COMMIT_EVERY = 500
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def libpq(url: URL) -> str:
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+# --- databases --------------------------------------------------------------------------------
+
+
+class Server:
+    def __init__(self, admin_url: URL):
+        self.admin_url = admin_url
+
+    def _admin(self) -> psycopg.Connection:
+        return psycopg.connect(libpq(self.admin_url), autocommit=True)
+
+    def create(self, name: str) -> URL:
+        with self._admin() as conn:
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                raise DatabaseError(
+                    f"database {name} already exists (left by a --keep run?): drop it with"
+                    f" `dropdb {name}` or choose other sizes"
+                )
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.admin_url.set(database=name)
+
+    def drop(self, name: str) -> None:
+        with self._admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def describe(self) -> str:
+        with self._admin() as conn:
+            version = conn.execute("SHOW server_version").fetchone()[0]
+            shared = conn.execute("SHOW shared_buffers").fetchone()[0]
+        return f"PostgreSQL {version} (shared_buffers {shared}) at {redact(self.admin_url)}"
+
+
+def upgrade_to_0003(url: URL) -> None:
+    cfg = migrations.alembic_config(url)
+    cfg.attributes["configure_logger"] = False
+    migrations.upgrade(cfg, "0003")
+
+
+def prepare(url: URL, users: int, seed: int) -> SeedSummary:
+    """A database at 0003 holding `users` seeded legacy rows, vacuumed and analyzed."""
+    upgrade_to_0003(url)
+    engine = make_engine(url, poolclass=NullPool)
+    try:
+        summary = seed_legacy(engine, users, seed=seed)
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.execute(text("VACUUM (ANALYZE) user_settings"))
+            try:
+                conn.execute(text("CHECKPOINT"))
+            except Exception:  # CHECKPOINT needs superuser or pg_checkpoint; timing does not depend on it
+                pass
+    finally:
+        engine.dispose()
+    return summary
+
+
+# --- the upgrade, in a child process ----------------------------------------------------------
+
+
+@dataclass
+class UpgradeRun:
+    users: int
+    seconds: float
+    peak_rss_kib: int
+    migrated: int
+    reported: int
+    log_tail: list[str]
+
+    @property
+    def rate(self) -> float:
+        return self.users / self.seconds
+
+
+def time_upgrade(url: URL, users: int, batch_size: int, log_dir: Path) -> UpgradeRun:
+    env = dict(os.environ, DATABASE_URL=url.render_as_string(hide_password=False), PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"),
+           "-x", f"batch_size={batch_size}", "upgrade", "head"]
+    log_path = log_dir / f"upgrade_{users}.log"
+    with open(log_path, "w") as log:
+        started = time.perf_counter()
+        child = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        # wait4 reports the resource use of this child alone: its own peak resident set.
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    tail = log_path.read_text(errors="replace").splitlines()[-12:]
+    if child.returncode != 0:
+        raise RuntimeError(f"alembic upgrade head exited with {child.returncode}:\n  " + "\n  ".join(tail))
+    engine = make_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            migrated = conn.execute(text("SELECT count(*) FROM orgmig_user_settings_link")).scalar()
+            reported = conn.execute(
+                text("SELECT count(DISTINCT source_id) FROM orgmig_report"
+                     " WHERE source_table = 'user_settings' AND NOT migrated")
+            ).scalar()
+    finally:
+        engine.dispose()
+    return UpgradeRun(users, seconds, usage.ru_maxrss, migrated, reported, tail)
+
+
+# --- the per-row baseline ---------------------------------------------------------------------
+
+
+def copy_legacy_rows(source: URL, target: URL, limit: int) -> None:
+    """The first `limit` legacy rows, byte for byte (binary COPY), and the identity moved past them."""
+    with psycopg.connect(libpq(source)) as src, psycopg.connect(libpq(target)) as dst:
+        with src.cursor().copy(
+            f"COPY (SELECT * FROM user_settings ORDER BY id LIMIT {int(limit)}) TO STDOUT (FORMAT binary)"
+        ) as out, dst.cursor().copy("COPY user_settings FROM STDIN (FORMAT binary)") as into:
+            for chunk in out:
+                into.write(chunk)
+        dst.execute("SELECT setval(pg_get_serial_sequence('user_settings', 'id'), (SELECT max(id) FROM user_settings))")
+        dst.commit()
+    with psycopg.connect(libpq(target), autocommit=True) as dst:
+        dst.execute("VACUUM (ANALYZE) user_settings")
+
+
+def per_row_baseline(url: URL) -> tuple[int, int, float]:
+    """The usual ORM-style loop: one round trip per statement, a commit every 500 legacy rows.
+
+    Rows the contract does not migrate (NULL/blank ids, losing duplicates) are left out by the read
+    query, so the loop never hits a unique violation. Returns (rows read, users migrated, seconds).
+    """
+    us = user_settings
+    later = us.alias("later")
+    winner = ~exists().where(later.c.keycloak_user_id == us.c.keycloak_user_id, later.c.id > us.c.id)
+    columns = [cast(c, Text).label(c.name) if c.name == "mcp_config" else c for c in us.columns]
+    read = (
+        select(*columns)
+        .where(us.c.id > bindparam("after"), us.c.keycloak_user_id.op("~")(r"[^[:space:]]"), winner)
+        .order_by(us.c.id)
+        .limit(BASELINE_COMMIT_EVERY)
+    )
+    engine = make_engine(url, poolclass=NullPool)
+    migrated = 0
+    started = time.perf_counter()
+    try:
+        with engine.connect() as conn:
+            for name, rank in (("admin", 1), ("user", 1000)):
+                if conn.execute(select(role.c.id).where(role.c.name == name)).scalar() is None:
+                    conn.execute(insert(role).values(name=name, rank=rank))
+            conn.commit()
+            total = conn.execute(select(func.count()).select_from(us)).scalar()
+            after = 0
+            while True:
+                batch = conn.execute(read, {"after": after}).mappings().all()
+                if not batch:
+                    break
+                for row in batch:
+                    tos = row["accepted_tos"].replace(tzinfo=timezone.utc) if row["accepted_tos"] else None
+                    role_id = conn.execute(select(role.c.id).where(role.c.name == "admin")).scalar()
+                    org_id = conn.execute(
+                        insert(org).values(name=f"user_{row['id']}_org").returning(org.c.id)
+                    ).scalar()
+                    user_id = conn.execute(
+                        insert(user).values(
+                            keycloak_user_id=row["keycloak_user_id"], legacy_user_settings_id=row["id"],
+                            current_org_id=org_id, email=row["email"], email_verified=row["email_verified"],
+                            accepted_tos=tos, enable_sound_notifications=row["enable_sound_notifications"],
+                        ).returning(user.c.id)
+                    ).scalar()
+                    conn.execute(insert(org_user).values(org_id=org_id, user_id=user_id, role_id=role_id, status="active"))
+                    values = {c: row[c] for c in SETTINGS_COLUMNS}
+                    values["accepted_tos"] = tos
+                    if values["mcp_config"] is not None:
+                        values["mcp_config"] = cast(literal(values["mcp_config"], Text), settings.c.mcp_config.type)
+                    conn.execute(insert(settings).values(org_id=org_id, **values))
+                    migrated += 1
+                conn.commit()
+                after = batch[-1]["id"]
+    finally:
+        engine.dispose()
+    return total, migrated, time.perf_counter() - started
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def code_version() -> str:
+    """The commit the migration code comes from, and whether app/ or alembic/ differ from it."""
+    try:
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "app", "alembic"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return f"commit {commit}" + (" with uncommitted changes in app/ or alembic/" if dirty else "")
+
+
+def mib(kib: int) -> str:
+    return f"{kib / 1024:,.1f} MiB"
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--users", type=int, default=1_000_000, help="legacy users to migrate (default 1,000,000)")
+    p.add_argument("--batch-size", type=int, default=500, help="upgrade batch size (default 500)")
+    p.add_argument("--baseline-users", type=int, help="rows for the per-row baseline (default min(users, 50,000))")
+    p.add_argument("--rss-small", type=int, default=10_000, help="users for the memory comparison run (default 10,000)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the synthetic rows (default 0)")
+    p.add_argument("--database-url", metavar="URL", help=f"server to use (default DATABASE_URL, else {DEFAULT_SERVER})")
+    p.add_argument("--keep", action="store_true", help="keep the bench databases")
+    args = p.parse_args(argv)
+    baseline_users = args.baseline_users if args.baseline_users is not None else min(args.users, 50_000)
+    for name, value in (("--users", args.users), ("--batch-size", args.batch_size),
+                        ("--baseline-users", baseline_users), ("--rss-small", args.rss_small)):
+        if value < 1:
+            print(f"bench: {name} must be at least 1", file=sys.stderr)
+            return 2
+    if baseline_users > args.users:
+        print("bench: --baseline-users cannot exceed --users", file=sys.stderr)
+        return 2
+
+    try:
+        server = Server(normalize_url(args.database_url or os.environ.get("DATABASE_URL") or DEFAULT_SERVER))
+        where = server.describe()
+    except (DatabaseError, psycopg.Error) as exc:
+        print(f"bench: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+
+    main_db = f"orgmig_bench_{args.users}"
+    baseline_db = f"orgmig_bench_{args.users}_baseline"
+    small_db = f"orgmig_bench_{args.rss_small}_rss"
+    created: list[str] = []
+    load_before = os.getloadavg()
+    code = code_version()
+    try:
+        with tempfile.TemporaryDirectory(prefix="orgmig-bench-") as tmp:
+            say(f"seeding {args.users:,} legacy users into {main_db}")
+            url = server.create(main_db)
+            created.append(main_db)
+            seeded = prepare(url, args.users, args.seed)
+            say(f"seeded in {seeded.seconds:.1f} s; timing alembic upgrade head (batch size {args.batch_size})")
+            big = time_upgrade(url, args.users, args.batch_size, Path(tmp))
+            say(f"upgrade: {big.rate:,.0f} users/s, peak RSS {mib(big.peak_rss_kib)}")
+
+            say(f"baseline: copying {baseline_users:,} legacy rows into {baseline_db}")
+            burl = server.create(baseline_db)
+            created.append(baseline_db)
+            upgrade_to_0003(burl)
+            copy_legacy_rows(url, burl, baseline_users)
+            say("baseline: per-row loop running")
+            base_rows, base_migrated, base_seconds = per_row_baseline(burl)
+            base_rate = base_rows / base_seconds
+            say(f"baseline: {base_rate:,.0f} users/s")
+
+            say(f"memory comparison: seeding {args.rss_small:,} users into {small_db}")
+            surl = server.create(small_db)
+            created.append(small_db)
+            prepare(surl, args.rss_small, args.seed)
+            small = time_upgrade(surl, args.rss_small, args.batch_size, Path(tmp))
+            say(f"small upgrade: {small.rate:,.0f} users/s, peak RSS {mib(small.peak_rss_kib)}")
+    except (DatabaseError, RuntimeError, psycopg.Error) as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if not args.keep:
+            for name in created:
+                server.drop(name)
+
+    speedup = big.rate / base_rate
+    rss_ratio = big.peak_rss_kib / small.peak_rss_kib
+    rate_ok = big.rate >= TARGET_RATE
+    lines = [
+        "orgmig benchmark: revision 0004 (user_settings -> org schema)",
+        f"  server       {where}",
+        f"  machine      {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python {platform.python_version()};"
+        f" load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}",
+        f"  command      python bench/migrate_users.py --users {args.users} --batch-size {args.batch_size}"
+        f" --baseline-users {baseline_users} --rss-small {args.rss_small} --seed {args.seed}",
+        f"  code         {code}",
+        f"  batch size   {args.batch_size}",
+        f"  seed         {args.users:,} legacy rows in {seeded.seconds:.1f} s ({seeded.rate:,.0f} rows/s);"
+        f" {seeded.migratable:,} migratable, {seeded.unmigratable:,} to report",
+        f"  upgrade      {big.users:,} users in {big.seconds:.1f} s = {big.rate:,.0f} users/s"
+        f" (migrated {big.migrated:,}, reported {big.reported:,}); peak RSS {mib(big.peak_rss_kib)}",
+        f"  upgrade      {small.users:,} users in {small.seconds:.1f} s = {small.rate:,.0f} users/s;"
+        f" peak RSS {mib(small.peak_rss_kib)}",
+        f"  baseline     {base_rows:,} users in {base_seconds:.1f} s = {base_rate:,.0f} users/s"
+        f" (migrated {base_migrated:,}; per-row loop, commit every {BASELINE_COMMIT_EVERY})",
+        f"  rate         {big.rate:,.0f} users/s at {big.users:,} (target >= {TARGET_RATE:,}"
+        f"{' at 1,000,000' if big.users != 1_000_000 else ''}): {verdict(rate_ok)}",
+        f"  speed-up     {speedup:.1f}x the per-row baseline (target >= {TARGET_SPEEDUP:g}x): {verdict(speedup >= TARGET_SPEEDUP)}",
+        f"  peak RSS     {mib(big.peak_rss_kib)} at {big.users:,} / {mib(small.peak_rss_kib)} at {small.users:,}"
+        f" = {rss_ratio:.2f} (target <= {TARGET_RSS_RATIO}): {verdict(rss_ratio <= TARGET_RSS_RATIO)}",
+    ]
+    lines += [f"  child log    {line.split('] ', 1)[-1]}" for line in big.log_tail if "[app.summary]" in line]
+    if big.migrated + big.reported != big.users or big.migrated != seeded.migratable:
+        lines.append(
+            f"  WARNING      migrated + reported = {big.migrated + big.reported:,} of {big.users:,} legacy rows"
+            f" (the seed expected {seeded.migratable:,} migrated)"
+        )
+    print("\n".join(lines))
+    ok = rate_ok and speedup >= TARGET_SPEEDUP and rss_ratio <= TARGET_RSS_RATIO
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
