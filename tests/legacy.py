@@ -14,10 +14,12 @@ def legacy_ddl() -> str:
     """The contract file when it is beside the checkout, else revision 0001's own copy."""
     if SHARED_LEGACY_SQL.is_file():
         return SHARED_LEGACY_SQL.read_text()
-    from importlib.machinery import SourceFileLoader
+    import importlib.util
 
     rev = Path(__file__).resolve().parents[1] / "alembic" / "versions" / "0001_legacy_baseline.py"
-    module = SourceFileLoader("rev0001", str(rev)).load_module()
+    spec = importlib.util.spec_from_file_location("rev0001", rev)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     return module.LEGACY_DDL + ";\nCREATE INDEX IF NOT EXISTS ix_user_settings_keycloak_user_id ON user_settings (keycloak_user_id);"
 
 
