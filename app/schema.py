@@ -136,9 +136,11 @@ org = Table(
     Column("contact_email", String),
     *_timestamps(),
     UniqueConstraint("name"),
-    UniqueConstraint("external_id"),
     CheckConstraint("btrim(name) <> ''", name="name_not_blank"),
 )
+# Partial unique indexes where most rows hold NULL: same uniqueness, one index write fewer a row.
+Index("uq_org_external_id", org.c.external_id, unique=True,
+      postgresql_where=text("external_id IS NOT NULL"))
 
 user = Table(
     "user",
@@ -200,10 +202,10 @@ settings = Table(
     Column("user_id", Integer, ForeignKey("user.id")),
     *_settings_columns(),
     *_timestamps(),
-    UniqueConstraint("org_id"),
-    UniqueConstraint("user_id"),
     CheckConstraint("num_nonnulls(org_id, user_id) = 1", name="one_owner"),
 )
+Index("uq_settings_org_id", settings.c.org_id, unique=True, postgresql_where=text("org_id IS NOT NULL"))
+Index("uq_settings_user_id", settings.c.user_id, unique=True, postgresql_where=text("user_id IS NOT NULL"))
 
 # --- 0003: migration bookkeeping --------------------------------------------------------------
 
@@ -282,8 +284,8 @@ orgmig_user_settings_link = Table(
     "orgmig_user_settings_link",
     metadata,
     Column("user_settings_id", Integer, primary_key=True, autoincrement=False),
-    Column("user_id", Integer, nullable=False, index=True),
-    Column("org_id", UUID(as_uuid=True), nullable=False, index=True),
+    Column("user_id", Integer, nullable=False),
+    Column("org_id", UUID(as_uuid=True), nullable=False),
     Column("created_user", Boolean, nullable=False),
     Column("created_org", Boolean, nullable=False),
     Column("created_org_user", Boolean, nullable=False),
@@ -303,3 +305,7 @@ orgmig_created_row = Table(
     Column("created_at", TSTZ, nullable=False, server_default=NOW),
     PrimaryKeyConstraint("step", "table_name", "row_key"),
 )
+
+# --- 0005: identity-provider snapshot (defined beside the export code, on this metadata) -----
+
+from app.idp import snapshot_schema as _idp_snapshot_schema  # noqa: E402,F401

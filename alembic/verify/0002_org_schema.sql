@@ -12,14 +12,14 @@ FROM unnest(ARRAY['role', 'org', 'user', 'org_user', 'settings']) AS t;
 WITH expected(conname, contype) AS (
     VALUES
         ('pk_role', 'p'), ('uq_role_name', 'u'), ('ck_role_rank_positive', 'c'),
-        ('pk_org', 'p'), ('uq_org_name', 'u'), ('uq_org_external_id', 'u'), ('ck_org_name_not_blank', 'c'),
+        ('pk_org', 'p'), ('uq_org_name', 'u'), ('ck_org_name_not_blank', 'c'),
         ('pk_user', 'p'), ('uq_user_keycloak_user_id', 'u'), ('uq_user_legacy_user_settings_id', 'u'),
         ('fk_user_current_org_id_org', 'f'), ('ck_user_keycloak_user_id_not_blank', 'c'),
         ('ck_user_status_valid', 'c'),
         ('pk_org_user', 'p'), ('fk_org_user_org_id_org', 'f'), ('fk_org_user_user_id_user', 'f'),
         ('fk_org_user_role_id_role', 'f'), ('ck_org_user_status_valid', 'c'),
         ('pk_settings', 'p'), ('fk_settings_org_id_org', 'f'), ('fk_settings_user_id_user', 'f'),
-        ('uq_settings_org_id', 'u'), ('uq_settings_user_id', 'u'), ('ck_settings_one_owner', 'c')
+        ('ck_settings_one_owner', 'c')
 )
 SELECT 'constraint ' || e.conname AS check_name,
        c.oid IS NOT NULL AND c.convalidated AND c.contype::text = e.contype AS ok,
@@ -32,6 +32,21 @@ LEFT JOIN pg_constraint c
        ON c.conname = e.conname
       AND c.connamespace = current_schema()::regnamespace
 ORDER BY e.conname;
+
+-- Partial unique indexes (uniqueness where the column is set) are present, unique and valid.
+WITH expected(indexname, predicate) AS (
+    VALUES ('uq_org_external_id', '(external_id IS NOT NULL)'),
+           ('uq_settings_org_id', '(org_id IS NOT NULL)'),
+           ('uq_settings_user_id', '(user_id IS NOT NULL)')
+)
+SELECT 'unique index ' || e.indexname AS check_name,
+       coalesce(i.indisunique AND i.indisvalid AND pg_get_expr(i.indpred, i.indrelid) = e.predicate, false) AS ok,
+       CASE WHEN i.indexrelid IS NULL THEN 'missing'
+            WHEN NOT i.indisvalid THEN 'INVALID'
+            ELSE format('unique %s, where %s', i.indisunique, pg_get_expr(i.indpred, i.indrelid)) END AS detail
+FROM expected e
+LEFT JOIN pg_index i ON i.indexrelid = to_regclass(e.indexname)
+ORDER BY e.indexname;
 
 -- No invalid or unready index on these tables (a failed CREATE INDEX CONCURRENTLY leaves one).
 SELECT 'no invalid index on the organizational tables' AS check_name,

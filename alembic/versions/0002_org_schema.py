@@ -48,9 +48,12 @@ def upgrade() -> None:
         *_timestamps(),
         sa.PrimaryKeyConstraint("id", name="pk_org"),
         sa.UniqueConstraint("name", name="uq_org_name"),
-        sa.UniqueConstraint("external_id", name="uq_org_external_id"),
         sa.CheckConstraint("btrim(name) <> ''", name=op.f("ck_org_name_not_blank")),
     )
+    # Partial unique indexes where most rows hold NULL (personal orgs have no external id; a
+    # settings row belongs to an org or a user): same uniqueness, one index write fewer per row.
+    op.create_index("uq_org_external_id", "org", ["external_id"], unique=True,
+                    postgresql_where=sa.text("external_id IS NOT NULL"))
     op.create_table(
         "user",
         sa.Column("id", sa.Integer, sa.Identity(always=False), nullable=False),
@@ -126,10 +129,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_settings"),
         sa.ForeignKeyConstraint(["org_id"], ["org.id"], name="fk_settings_org_id_org"),
         sa.ForeignKeyConstraint(["user_id"], ["user.id"], name="fk_settings_user_id_user"),
-        sa.UniqueConstraint("org_id", name="uq_settings_org_id"),
-        sa.UniqueConstraint("user_id", name="uq_settings_user_id"),
         sa.CheckConstraint("num_nonnulls(org_id, user_id) = 1", name=op.f("ck_settings_one_owner")),
     )
+    op.create_index("uq_settings_org_id", "settings", ["org_id"], unique=True,
+                    postgresql_where=sa.text("org_id IS NOT NULL"))
+    op.create_index("uq_settings_user_id", "settings", ["user_id"], unique=True,
+                    postgresql_where=sa.text("user_id IS NOT NULL"))
 
 
 def downgrade() -> None:

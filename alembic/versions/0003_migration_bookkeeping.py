@@ -117,8 +117,6 @@ def upgrade() -> None:
         sa.Column("migrated_at", TSTZ, nullable=False, server_default=NOW),
         sa.PrimaryKeyConstraint("user_settings_id", name="pk_orgmig_user_settings_link"),
     )
-    op.create_index("ix_orgmig_user_settings_link_user_id", "orgmig_user_settings_link", ["user_id"])
-    op.create_index("ix_orgmig_user_settings_link_org_id", "orgmig_user_settings_link", ["org_id"])
     op.create_table(
         "orgmig_created_row",
         sa.Column("step", sa.String, nullable=False),
