@@ -10,7 +10,9 @@ marks it `failed` with a one-line reason, and the next export resumes it from it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,6 +29,8 @@ from app.idp.snapshot import Counts, RunInfo, SnapshotWriter
 log = logging.getLogger("app.idp")
 
 MAX_PAGES_PER_STREAM = 1_000_000
+WRITE_AHEAD = 4  # pages a stream may fetch ahead of its committed checkpoint
+SPAWNED_WRITE_SLOTS = 2  # concurrent transactions of spawned streams (members of one group, ...)
 
 
 @dataclass
@@ -145,6 +149,10 @@ class Exporter:
         names += [n for n in run.streams if n not in names]
         self.tally.streams_known = len(names)
         self.tally.streams_done = sum(1 for n in names if n in run.streams and run.streams[n].done)
+        self._roots = set(self.client.root_streams())
+        self._spawned_writes = asyncio.Semaphore(SPAWNED_WRITE_SLOTS)
+        self._pool = ThreadPoolExecutor(max_workers=len(self._roots) + SPAWNED_WRITE_SLOTS + 1,
+                                        thread_name_prefix="idp-write")
         ticker = asyncio.create_task(self._tick())
         try:
             async with asyncio.TaskGroup() as tg:
@@ -159,6 +167,7 @@ class Exporter:
             raise _first_cause(group) from None
         finally:
             ticker.cancel()
+            self._pool.shutdown(wait=True)
 
     async def _tick(self) -> None:
         """Keep the progress display current while requests wait on a rate limit, and the run's
@@ -181,29 +190,47 @@ class Exporter:
         self._tg.create_task(self._drain(run, stream, cursor, base_requests), name=name)
 
     async def _drain(self, run: RunInfo, stream: Stream, cursor: str | None, base_requests: int) -> None:
-        """Page through one stream. Page N+1 is fetched while page N is being written; page N+1 is
-        written only once page N committed, and no transaction ever waits on the network."""
+        """Page through one stream: this task fetches, a writer task commits the pages in order,
+        each with its checkpoint. Fetching runs up to WRITE_AHEAD pages ahead of the writes, so a
+        slow transaction does not hold back the next request; no transaction waits on the network."""
         guard = _StreamGuard(stream.name)
-        writing: tuple[Page, asyncio.Task] | None = None
-        while True:
-            page = await stream.fetch(cursor)
-            guard.check(cursor, page)
-            if writing is not None:
-                await self._committed(run, *writing)
-            task = asyncio.create_task(asyncio.to_thread(
-                self.writer.write_page, run.id, stream.name, page, stream.members_of))
-            writing = (page, task)
-            if page.next_cursor is None:
-                await self._committed(run, *writing)
-                self.tally.streams_done += 1
-                self.progress.update()
-                return
-            cursor = page.next_cursor
+        pages: asyncio.Queue[Page] = asyncio.Queue(maxsize=WRITE_AHEAD)
+        writer = asyncio.create_task(self._write_stream(run, stream, pages))
+        try:
+            while True:
+                page = await stream.fetch(cursor)
+                guard.check(cursor, page)
+                await pages.put(page)
+                if page.next_cursor is None:
+                    break
+                cursor = page.next_cursor
+                if writer.done():
+                    break  # the writer failed: its error is raised below
+            await writer
+        finally:
+            if not writer.done():
+                writer.cancel()
+        self.tally.streams_done += 1
+        self.progress.update()
 
-    async def _committed(self, run: RunInfo, page: Page, task: asyncio.Task) -> None:
-        """Wait for a page's transaction; then count it and start the streams it discovered
-        (their rows may reference what this page wrote)."""
-        await task
+    async def _write_stream(self, run: RunInfo, stream: Stream, pages: "asyncio.Queue[Page]") -> None:
+        # The top-level listings are the long sequential chains that set the export's pace: their
+        # writes never queue. The many streams they spawn (members of each group, ...) take
+        # turns for a few write slots, so the database is not crowded by them.
+        slots = contextlib.nullcontext() if stream.name in self._roots else self._spawned_writes
+        loop = asyncio.get_running_loop()
+        while True:
+            page = await pages.get()
+            async with slots:
+                await loop.run_in_executor(self._pool, self.writer.write_page, run.id, stream.name, page,
+                                           stream.members_of)
+            self._count(run, page)
+            if page.next_cursor is None:
+                return
+
+    def _count(self, run: RunInfo, page: Page) -> None:
+        """A page committed: count it and start the streams it discovered (their rows may
+        reference what it wrote, so they start only now)."""
         self.tally.pages += 1
         self.tally.users += len(page.users)
         self.tally.groups += len(page.groups)
@@ -213,7 +240,6 @@ class Exporter:
         for name in new:
             self._start(run, name, None, self._base_requests)
         self.progress.update()
-
 
 def _first_cause(group: BaseExceptionGroup) -> BaseException:
     """The error a person should read: the first export error, else the first error at all."""

@@ -13,7 +13,7 @@ Every request has an overall deadline, so a body that trickles forever counts as
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
 import random
 import time
@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from app.idp import jsonfast
 from app.idp.errors import IdpAuthError, IdpHttpError, redact
 from app.idp.ratelimit import RateLimiter
 
@@ -69,23 +70,34 @@ class _Retry(Exception):
 
 
 class ConcurrencyGate:
-    """At most `limit` requests in flight; lowered when the provider reports its concurrency
-    limit (an Okta 429 whose X-Rate-Limit-Limit is 0)."""
+    """At most `limit` requests in flight, and no bucket more than `limit - 2` of them, so a
+    long sequential listing (users) always finds a slot beside many parallel ones (group
+    members). Lowered when the provider reports its concurrency limit (an Okta 429 whose
+    X-Rate-Limit-Limit is 0)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = max(1, limit)
         self.active = 0
+        self.by_bucket: dict[str, int] = {}
         self._cond = asyncio.Condition()
 
-    async def __aenter__(self) -> None:
-        async with self._cond:
-            await self._cond.wait_for(lambda: self.active < self.limit)
-            self.active += 1
+    def _share(self) -> int:
+        return max(1, self.limit - 2)
 
-    async def __aexit__(self, *exc) -> None:
+    @contextlib.asynccontextmanager
+    async def slot(self, bucket: str):
         async with self._cond:
-            self.active -= 1
-            self._cond.notify_all()
+            await self._cond.wait_for(
+                lambda: self.active < self.limit and self.by_bucket.get(bucket, 0) < self._share())
+            self.active += 1
+            self.by_bucket[bucket] = self.by_bucket.get(bucket, 0) + 1
+        try:
+            yield
+        finally:
+            async with self._cond:
+                self.active -= 1
+                self.by_bucket[bucket] -= 1
+                self._cond.notify_all()
 
     def lower(self) -> None:
         if self.limit > 1:
@@ -187,7 +199,7 @@ class HttpCore:
             headers["Authorization"] = await self.token.authorization(self)
         await self.limiter.acquire(bucket)
         try:
-            async with self.gate:
+            async with self.gate.slot(bucket):
                 self.stats.requests += 1
                 self.stats.by_bucket[bucket] = self.stats.by_bucket.get(bucket, 0) + 1
                 started = time.monotonic()
@@ -206,7 +218,7 @@ class HttpCore:
                     raise _Retry(f"{type(exc).__name__} ({_first_line(exc)})", 0, "transport") from None
         finally:
             self.limiter.release(bucket)
-        self.limiter.update(bucket, response.headers, self.rate_prefix)
+        self.limiter.update(bucket, response.headers, self.rate_prefix, sent_at=started)
         status = response.status_code
         if status == 429:
             if _int_header(response.headers, f"{self.rate_prefix}-limit") == 0:
@@ -229,10 +241,10 @@ class HttpCore:
             return Reply(status, response.headers, raw, response.url)
         try:
             if expect == "ndjson":
-                body = [json.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
+                body = [jsonfast.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
             else:
-                body = json.loads(raw) if raw.strip() else None
-        except (ValueError, UnicodeDecodeError) as exc:
+                body = jsonfast.loads(raw) if raw.strip() else None
+        except jsonfast.DecodeError as exc:
             declared = response.headers.get("content-length")
             why = "truncated" if declared and declared.isdigit() and int(declared) != len(raw) else "malformed"
             raise _Retry(f"{status} with {why} JSON body ({_first_line(exc)})", 0, str(status)) from None
@@ -254,8 +266,8 @@ def _first_line(exc: BaseException) -> str:
 def _summary(raw: bytes) -> str:
     """The provider's own short error text, from the JSON error shapes the three APIs use."""
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = jsonfast.loads(raw)
+    except jsonfast.DecodeError:
         return ""
     if not isinstance(body, dict):
         return ""

@@ -9,7 +9,6 @@ so no network call ever happens while a transaction is open.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,6 +16,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 
 from app.config import get_settings
+from app.idp import jsonfast
 from app.idp.pages import Page
 
 USER_COLUMNS = (
@@ -179,11 +179,11 @@ class SnapshotWriter:
         with self._begin() as conn:
             self._timeouts(conn)
             if page.users:
-                conn.execute(UPSERT_USERS, {**params, "rows": json.dumps(page.users)})
+                conn.execute(UPSERT_USERS, {**params, "rows": jsonfast.dumps(page.users)})
             if page.groups:
-                conn.execute(UPSERT_GROUPS, {**params, "rows": json.dumps(page.groups)})
+                conn.execute(UPSERT_GROUPS, {**params, "rows": jsonfast.dumps(page.groups)})
             if page.members:
-                conn.execute(UPSERT_MEMBERS, {**params, "rows": json.dumps(page.members)})
+                conn.execute(UPSERT_MEMBERS, {**params, "rows": jsonfast.dumps(page.members)})
             if page.spawn:
                 conn.execute(SPAWN, {"run_id": run_id, "streams": page.spawn})
             if done and members_of is not None:
@@ -205,9 +205,11 @@ class SnapshotWriter:
         with self._begin() as conn:
             self._timeouts(conn)
             if mode == "full":
+                # Rows this run saw carry its id; every other row of the provider carries an
+                # earlier run's (run ids only grow), which the index on last_seen_run_id finds.
                 for table in ("idp_membership", "idp_group", "idp_user"):
                     conn.execute(
-                        text(f"DELETE FROM {table} WHERE provider = :provider AND last_seen_run_id <> :run_id"),
+                        text(f"DELETE FROM {table} WHERE last_seen_run_id < :run_id AND provider = :provider"),
                         params,
                     )
             counts = Counts(*(
