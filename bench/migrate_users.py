@@ -246,7 +246,7 @@ def per_row_baseline(url: URL) -> tuple[int, int, float]:
 
 
 def code_version() -> str:
-    """The commit the migration code comes from, and whether app/ or alembic/ differ from it."""
+    """The commit the migration code comes from, and which files under app/ or alembic/ differ from it."""
     try:
         commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                                 capture_output=True, text=True, check=True).stdout.strip()
@@ -254,7 +254,11 @@ def code_version() -> str:
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
-    return f"commit {commit}" + (" with uncommitted changes in app/ or alembic/" if dirty else "")
+    if not dirty:
+        return f"commit {commit}"
+    paths = [line[3:] for line in dirty.splitlines()]
+    shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+    return f"commit {commit} with uncommitted changes in {shown}"
 
 
 def mib(kib: int) -> str:
