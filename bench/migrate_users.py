@@ -249,14 +249,14 @@ def code_version() -> str:
     """The commit the migration code comes from, and which files under app/ or alembic/ differ from it."""
     try:
         commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, check=True).stdout.strip()
+                                capture_output=True, text=True, check=True).stdout
         dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "app", "alembic"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+                               capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
-    if not dirty:
+    paths = [line[3:] for line in dirty.splitlines() if line.strip()]
+    if not paths:
         return f"commit {commit}"
-    paths = [line[3:] for line in dirty.splitlines()]
     shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
     return f"commit {commit} with uncommitted changes in {shown}"
 
