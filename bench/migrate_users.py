@@ -249,7 +249,7 @@ def code_version() -> str:
     """The commit the migration code comes from, and which files under app/ or alembic/ differ from it."""
     try:
         commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, check=True).stdout
+                                capture_output=True, text=True, check=True).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "app", "alembic"],
                                capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
