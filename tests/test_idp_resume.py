@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import signal
+import threading
 import time
 
 import pytest
 
+from app.config import get_settings
 from tests.fakes.okta import FakeOkta
 from tests.fakes.tenant import make_tenant
 from tests.test_idp_support import (  # noqa: F401 - fixtures
@@ -106,3 +108,28 @@ def test_failed_export_resumes_after_the_cause_is_fixed(tenant, provider_env, sn
         assert all("after" in r.query for r in plain_user_pages(fake))
         assert [r.status for r in rows(snapshot_engine, "SELECT status FROM idp_export_run")] == ["finished"]
         assert failed_checks(snapshot_engine) == []
+
+
+def test_a_page_write_that_times_out_on_a_lock_is_retried(provider_env, snapshot_db, snapshot_engine):
+    tenant = make_tenant(400, 10, seed=22)
+    lock_ms = get_settings().lock_timeout_ms
+    with FakeOkta(tenant) as fake:
+        provider_env(OKTA_BASE_URL=fake.base_url, OKTA_API_TOKEN=fake.api_token)
+        held = threading.Event()
+
+        def hold_lock() -> None:
+            with snapshot_engine.begin() as conn:
+                conn.exec_driver_sql("LOCK TABLE idp_export_cursor IN EXCLUSIVE MODE")
+                held.set()
+                time.sleep(lock_ms / 1000 + 0.3)
+
+        holder = threading.Thread(target=hold_lock)
+        holder.start()
+        held.wait(5)
+        result = run_export(snapshot_db, "--provider", "okta")
+        holder.join()
+
+    assert result.code == 0, result.stderr
+    assert "55P03" in result.logs and "retrying" in result.logs
+    assert last_run(snapshot_engine, "okta").users_count == 400
+    assert failed_checks(snapshot_engine) == []

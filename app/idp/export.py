@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from app.idp import auth0, keycloak, okta
 from app.idp.config import Auth0Settings, KeycloakSettings, OktaSettings
-from app.idp.errors import IdpError, PaginationError, register_secret
+from app.idp.errors import IdpError, PaginationError, redact, register_secret
 from app.idp.http import HttpCore, RetryPolicy
 from app.idp.pages import Page, Stream
 from app.idp.progress import Progress, Tally
@@ -129,7 +129,7 @@ class Exporter:
             await asyncio.to_thread(self.writer.fail_run, run.id, str(exc), base_requests + self.core.stats.requests)
             raise
         except BaseException as exc:
-            message = f"{type(exc).__name__}: {exc}".strip()
+            message = redact(f"{type(exc).__name__}: {exc}".strip())
             await asyncio.shield(asyncio.to_thread(self.writer.fail_run, run.id, message,
                                                    base_requests + self.core.stats.requests))
             raise

@@ -9,11 +9,15 @@ so no network call ever happens while a transaction is open.
 
 from __future__ import annotations
 
+import logging
+import random
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app.config import get_settings
 from app.idp import jsonfast
@@ -94,6 +98,11 @@ WHERE provider = :provider AND kind = :kind AND group_external_id = :group_id
   AND last_seen_run_id <> :run_id
 """)
 
+log = logging.getLogger("app.idp")
+
+# Worth another try: serialization failure, deadlock, lock timeout, statement timeout.
+RETRY_SQLSTATES = {"40001", "40P01", "55P03", "57014"}
+
 TOUCH_RUN = text("UPDATE idp_export_run SET requests = :requests, updated_at = now() WHERE id = :run_id")
 
 
@@ -173,7 +182,23 @@ class SnapshotWriter:
             return RunInfo(run_id, mode, since, False, 0, {})
 
     def write_page(self, run_id: int, stream: str, page: Page, members_of: tuple[str, str] | None) -> None:
-        """One page: its rows, the streams it discovered and its checkpoint, in one transaction."""
+        """One page: its rows, the streams it discovered and its checkpoint, in one transaction.
+        A transaction that timed out or lost a deadlock is rolled back whole and tried again
+        after a short backoff (ORGMIG_MAX_BATCH_ATTEMPTS times in all)."""
+        attempts = get_settings().max_batch_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                self._write_page(run_id, stream, page, members_of)
+                return
+            except (OperationalError, DBAPIError) as exc:
+                state = getattr(getattr(exc, "orig", None), "sqlstate", None)
+                if attempt == attempts or (state not in RETRY_SQLSTATES and not isinstance(exc, OperationalError)):
+                    raise
+                delay = min(5.0, 0.2 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+                log.info("writing a page of %s failed (%s); retrying in %.1fs", stream, state or type(exc).__name__, delay)
+                time.sleep(delay)
+
+    def _write_page(self, run_id: int, stream: str, page: Page, members_of: tuple[str, str] | None) -> None:
         params = {"provider": self.provider, "run_id": run_id}
         done = page.next_cursor is None
         with self._begin() as conn:
