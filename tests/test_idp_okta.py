@@ -237,3 +237,15 @@ def test_missing_configuration_is_a_usage_error(provider_env, snapshot_db):
 def test_bad_since_is_a_usage_error(small_okta, snapshot_db):
     result = run_export(snapshot_db, "--provider", "okta", "--since", "last tuesday")
     assert result.code == 2 and "--since" in result.stderr
+
+
+def test_a_body_that_stays_malformed_is_one_clear_line(small_okta, provider_env, snapshot_db):
+    provider_env(ORGMIG_IDP_RETRY_ATTEMPTS="2")
+    small_okta.faults.malformed_json(10, path_prefix="/api/v1/groups")
+
+    result = run_export(snapshot_db, "--provider", "okta")
+
+    assert result.code == 1
+    [line] = result.messages
+    assert line.startswith("orgmig export: GET /api/v1/groups returned 200: malformed JSON body")
+    assert line.endswith("(gave up after 2 attempts)")

@@ -188,7 +188,8 @@ class HttpCore:
                                            f"{retry.reason} (gave up after {attempts} attempts)") from None
                     delay = self.retry.backoff(attempts)
                 self.stats.retries += 1
-                log.info("%s %s: %s; retrying in %.1fs", method, endpoint, retry.reason, delay)
+                status = f" {retry.kind}" if retry.kind.isdigit() else ""
+                log.info("%s %s%s: %s; retrying in %.1fs", method, endpoint, status, retry.reason, delay)
                 if delay > 0:
                     await asyncio.sleep(delay)
 
@@ -226,7 +227,7 @@ class HttpCore:
             wait = self.limiter.block(bucket, response.headers, self.rate_prefix, fallback=1.0)
             raise _Retry(f"429 rate limited on bucket {bucket}", wait, "rate")
         if status in RETRY_STATUSES:
-            raise _Retry(f"{status} {_summary(raw)}".strip(), 0, str(status))
+            raise _Retry(_summary(raw) or response.reason_phrase or "server error", 0, str(status))
         if status == 401:
             raise _Retry(f"the credentials were rejected ({self.unauthorized_hint})", 0, "unauthorized")
         if status == 403:
@@ -247,7 +248,7 @@ class HttpCore:
         except jsonfast.DecodeError as exc:
             declared = response.headers.get("content-length")
             why = "truncated" if declared and declared.isdigit() and int(declared) != len(raw) else "malformed"
-            raise _Retry(f"{status} with {why} JSON body ({_first_line(exc)})", 0, str(status)) from None
+            raise _Retry(f"{why} JSON body ({_first_line(exc)})", 0, str(status)) from None
         return Reply(status, response.headers, body, response.url)
 
 
