@@ -175,7 +175,7 @@ class HttpCore:
                         raise IdpHttpError(method, endpoint, 429, f"still rate limited after {rate_attempts} waits") from None
                     delay = retry.delay
                 elif retry.kind == "unauthorized":
-                    if refreshed or self.token is None or not self.token.refreshable:
+                    if refreshed or not auth or self.token is None or not self.token.refreshable:
                         raise IdpAuthError(method, endpoint, 401, retry.reason) from None
                     refreshed = True
                     self.token.invalidate()
@@ -229,7 +229,9 @@ class HttpCore:
         if status in RETRY_STATUSES:
             raise _Retry(_summary(raw) or response.reason_phrase or "server error", 0, str(status))
         if status == 401:
-            raise _Retry(f"the credentials were rejected ({self.unauthorized_hint})", 0, "unauthorized")
+            detail = _summary(raw)
+            raise _Retry(f"the credentials were rejected ({self.unauthorized_hint})"
+                         f"{f': {detail}' if detail else ''}", 0, "unauthorized")
         if status == 403:
             reason = f"permission denied: the credentials lack {need}" if need else "permission denied"
             detail = _summary(raw)
