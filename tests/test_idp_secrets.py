@@ -84,7 +84,7 @@ def test_failures_log_no_secret(tenant, provider_env, snapshot_db):
                      KEYCLOAK_CLIENT_SECRET=kc.client_secret,
                      AUTH0_BASE_URL=a0.base_url, AUTH0_CLIENT_ID=a0.client_id, AUTH0_CLIENT_SECRET=a0.client_secret)
         kc.faults.add_5xx(2, 500)
-        a0.faults.add_429_storm(2, path_prefix="/api/v2/users")
+        a0.faults.add_429_storm(1, path_prefix="/api/v2/users")
         a0.faults.malformed_json(1, path_prefix="/oauth/token")
         outcomes = [run_export(snapshot_db, "--provider", "keycloak", "-v"),
                     run_export(snapshot_db, "--provider", "auth0", "-v")]
