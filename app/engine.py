@@ -30,6 +30,9 @@ RETRYABLE = (
     psycopg.errors.QueryCanceled,  # 57014: statement_timeout
     psycopg.errors.DeadlockDetected,  # 40P01
     psycopg.errors.SerializationFailure,  # 40001
+    # A concurrent writer (the application migrating a user at login) inserted a row the batch
+    # was about to insert; the retry finds it and links it instead.
+    psycopg.errors.UniqueViolation,  # 23505
 )
 
 
@@ -128,9 +131,6 @@ class BatchEngine:
         tx = conn.begin()
         conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(self.opts.lock_timeout_ms)}ms'")
         conn.exec_driver_sql(f"SET LOCAL statement_timeout = '{int(self.opts.statement_timeout_ms)}ms'")
-        # The target tables grow from empty during a run: a plan cached while they were small
-        # would go on scanning them whole. Plan each batch for the tables as they are now.
-        conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
         # A batch and its checkpoint commit together, so a commit lost in a server crash loses
         # both and the batch simply runs again: no need to wait for the WAL flush.
         conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
@@ -218,9 +218,20 @@ class BatchEngine:
 
     # -- the loop ----------------------------------------------------------------------------
 
+    def _connect(self) -> Connection:
+        conn = self.engine.connect()
+        # The target tables grow from empty during a run: a server-side prepared statement
+        # planned while they were small would go on scanning them whole. Each batch statement
+        # is planned for the tables as they are now (the foreign-key checks keep their cached
+        # plans, which `plan_cache_mode = force_custom_plan` would throw away).
+        driver = conn.connection.driver_connection
+        if hasattr(driver, "prepare_threshold"):
+            driver.prepare_threshold = None
+        return conn
+
     def run(self) -> RunResult:
         t0 = time.monotonic()
-        conn = self.engine.connect()
+        conn = self._connect()
         try:
             run, resumed = self._start_or_resume(conn)
             run_id = run["id"]
@@ -269,7 +280,7 @@ class BatchEngine:
                     err = str(exc) if isinstance(exc, ConcurrentChange) else describe_db_error(exc)
                     if conn.invalidated or conn.closed:
                         conn.close()
-                        conn = self.engine.connect()
+                        conn = self._connect()
                     if not _is_retryable(exc) or attempt >= self.opts.max_attempts:
                         self._record_failure(run_id, cursor + 1, max_key, attempt, err, fatal=True)
                         raise MigrationError(

@@ -84,17 +84,22 @@ _USER_SET = ",\n            ".join(
 
 # Joins between CTEs are estimated badly (a data-modifying CTE "returns" one row to the
 # planner), so every lookup below goes to a real table through an index, and each existence
-# test reads the statement's snapshot: the state before this batch wrote anything. The final
-# SELECT returns expected and actual insert counts; the caller retries the batch when a
-# concurrent writer made them differ.
+# test reads the statement's snapshot: the state before this batch wrote anything. Inserts
+# carry no ON CONFLICT clause (its arbiter probes cost a tenth of the batch): a row a
+# concurrent writer inserted meanwhile raises a unique violation, and the engine retries the
+# batch, which then finds that row and links it. The final SELECT returns expected and actual
+# counts as a second guard.
 UPGRADE_BATCH = f"""
 WITH rng AS MATERIALIZED (
     SELECT us.id, us.keycloak_user_id,
            us.{VALID_ID} AS id_valid,
-           -- "+ 0" keeps the planner off a backward primary-key scan (O(table) per row);
-           -- the keycloak_user_id index finds the few rows sharing an id.
-           (SELECT max(w.id + 0) FROM user_settings w
-             WHERE w.keycloak_user_id = us.keycloak_user_id AND w.id <= :max_key) AS winner_id
+           -- Only for valid ids: thousands of rows may share '' or a blank id. "+ 0" keeps the
+           -- planner off a backward primary-key scan (O(table) per row); the keycloak_user_id
+           -- index finds the few rows sharing an id.
+           CASE WHEN us.{VALID_ID} THEN
+               (SELECT max(w.id + 0) FROM user_settings w
+                 WHERE w.keycloak_user_id = us.keycloak_user_id AND w.id <= :max_key)
+           END AS winner_id
     FROM user_settings us
     WHERE us.id BETWEEN :start AND :end
 ),
@@ -131,7 +136,6 @@ src AS MATERIALIZED (
 ins_org AS (
     INSERT INTO org (id, name)
     SELECT s.org_id, s.org_name FROM src s WHERE s.old_org_id IS NULL
-    ON CONFLICT DO NOTHING
     RETURNING 1
 ),
 ins_user AS (
@@ -140,7 +144,6 @@ ins_user AS (
     SELECT s.keycloak_user_id, s.id, s.org_id, 'active', s.email, s.email_verified,
            {_legacy_value('accepted_tos')}, s.enable_sound_notifications
     FROM src s WHERE s.old_user_id IS NULL
-    ON CONFLICT DO NOTHING
     RETURNING id, legacy_user_settings_id AS sid, current_org_id AS org_id
 ),
 pairs AS (
@@ -168,7 +171,6 @@ ins_member AS (
     INSERT INTO org_user (org_id, user_id, role_id, status)
     SELECT st.org_id, st.user_id, (SELECT id FROM role WHERE name = 'admin'), 'active'
     FROM state st WHERE NOT st.member_existed
-    ON CONFLICT DO NOTHING
     RETURNING 1
 ),
 ins_settings AS (
@@ -176,7 +178,6 @@ ins_settings AS (
     SELECT st.org_id, {_SETTINGS_SELECT}
     FROM state st JOIN user_settings s ON s.id = st.sid
     WHERE NOT st.settings_existed
-    ON CONFLICT DO NOTHING
     RETURNING 1
 ),
 upd_user AS (
