@@ -94,3 +94,19 @@ def test_failures_log_no_secret(tenant, provider_env, snapshot_db):
     assert [o.code for o in outcomes] == [0, 0, 0]
     for outcome in outcomes:
         assert_nothing_leaked(outcome.everything, secrets)
+
+
+def test_settings_from_a_dotenv_file_with_a_key_file(tenant, key_pair, provider_env, tmp_path, snapshot_db):
+    private, public = key_pair
+    with FakeOkta(tenant, client_public_key=public) as fake:
+        key_file = tmp_path / "okta.pem"
+        key_file.write_text(private)
+        # provider_env made tmp_path the working directory: `.env` there is read.
+        (tmp_path / ".env").write_text(
+            f"OKTA_BASE_URL={fake.base_url}\nOKTA_CLIENT_ID={fake.client_id}\nOKTA_PRIVATE_KEY_FILE={key_file}\n")
+
+        result = run_export(snapshot_db, "--provider", "okta")
+
+        assert result.code == 0, result.stderr
+        assert fake.issued_tokens == 1
+        assert_nothing_leaked(result.everything, secrets_sent(fake) | {private.splitlines()[1]})

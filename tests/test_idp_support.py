@@ -2,8 +2,8 @@
 
 - `snapshot_db`: a database at `alembic upgrade head` (migrated once per session) whose snapshot
   tables are emptied before each test.
-- `run_export`: `orgmig export` in this process, as a person runs it, returning the exit code and
-  what it printed; `export_subprocess` starts it as a separate process.
+- `run_export`: `orgmig export` (through the `orgmig` entry point) in this process, returning the
+  exit code and what it printed; `export_subprocess` starts it as a separate process.
 - `snapshot`: the snapshot tables as plain Python values, for comparing with a fake's data.
 """
 
@@ -24,7 +24,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
-from app import cli_export, migrations, verify
+from app import cli, migrations, verify
 from app.db import make_engine
 from app.idp.snapshot_schema import SNAPSHOT_TABLES
 
@@ -94,7 +94,7 @@ class Outcome:
 
 
 def run_export(url: URL, *args: str) -> Outcome:
-    """`orgmig export ...` in this process; logs are captured at DEBUG level."""
+    """`orgmig [-v] export ...` in this process; logs are captured at DEBUG level."""
     out, err, logs = io.StringIO(), io.StringIO(), io.StringIO()
     handler = logging.StreamHandler(logs)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
@@ -104,7 +104,9 @@ def run_export(url: URL, *args: str) -> Outcome:
     root.setLevel(logging.DEBUG)
     try:
         with redirect_stdout(out), redirect_stderr(err):
-            code = cli_export.main([*args, "--database-url", url.render_as_string(hide_password=False)])
+            verbose = ["-v"] if "-v" in args else []
+            code = cli.main([*verbose, "export", *(a for a in args if a != "-v"),
+                             "--database-url", url.render_as_string(hide_password=False)])
     finally:
         root.removeHandler(handler)
         root.setLevel(old_level)
@@ -116,7 +118,7 @@ def export_subprocess(url: URL, env: dict[str, str], *args: str) -> subprocess.P
     full_env.update(env)
     full_env["PYTHONPATH"] = str(ROOT)
     return subprocess.Popen(
-        [sys.executable, "-m", "app.cli_export", *args, "--database-url", url.render_as_string(hide_password=False)],
+        [sys.executable, "-m", "app.cli", "export", *args, "--database-url", url.render_as_string(hide_password=False)],
         env=full_env, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 

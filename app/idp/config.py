@@ -28,6 +28,11 @@ def _base_url(value: str) -> str:
 class _ProviderSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
+    @field_validator("base_url", check_fields=False)
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        return _base_url(value)
+
     def secrets(self) -> list[str]:
         """Every secret value this configuration holds, for log redaction."""
         out = []
@@ -49,8 +54,6 @@ class OktaSettings(_ProviderSettings):
     private_key_file: Path | None = Field(default=None, validation_alias="OKTA_PRIVATE_KEY_FILE")
     private_key_id: str | None = Field(default=None, validation_alias="OKTA_PRIVATE_KEY_ID")
     scopes: str = Field(default="okta.users.read okta.groups.read", validation_alias="OKTA_SCOPES")
-
-    _check_base = field_validator("base_url")(classmethod(lambda cls, v: _base_url(v)))
 
     @model_validator(mode="after")
     def _one_credential(self) -> "OktaSettings":
@@ -98,8 +101,6 @@ class KeycloakSettings(_ProviderSettings):
     client_secret: SecretStr = Field(validation_alias="KEYCLOAK_CLIENT_SECRET")
     token_realm: str | None = Field(default=None, validation_alias="KEYCLOAK_TOKEN_REALM")
 
-    _check_base = field_validator("base_url")(classmethod(lambda cls, v: _base_url(v)))
-
 
 class Auth0Settings(_ProviderSettings):
     """A machine-to-machine application authorised for the Management API (audience
@@ -109,8 +110,6 @@ class Auth0Settings(_ProviderSettings):
     client_id: str = Field(validation_alias="AUTH0_CLIENT_ID")
     client_secret: SecretStr = Field(validation_alias="AUTH0_CLIENT_SECRET")
     audience: str | None = Field(default=None, validation_alias="AUTH0_AUDIENCE")
-
-    _check_base = field_validator("base_url")(classmethod(lambda cls, v: _base_url(v)))
 
     @property
     def api_audience(self) -> str:

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from urllib.parse import urlencode
 
 from app.idp.config import OktaSettings
+from app.idp.errors import IdpHttpError
 from app.idp.http import HttpCore
 from app.idp.pages import Page, Stream, group_row, member_row, user_row
 from app.idp.tokens import ClientCredentials, StaticToken, okta_private_key_jwt
@@ -151,8 +152,6 @@ class Okta:
                 return Page(endpoint, None)
             items = reply.body
             if not isinstance(items, list):
-                from app.idp.errors import IdpHttpError
-
                 raise IdpHttpError("GET", reply.path, reply.status, "expected a JSON array")
             links = ",".join(reply.headers.get_list("link"))
             page = to_page(items)

@@ -59,7 +59,6 @@ class ClientCredentials:
         self._token_type = "Bearer"
         self._refresh_at = 0.0
         self._lock = asyncio.Lock()
-        self.fetches = 0
 
     def invalidate(self) -> None:
         self._token = None
@@ -99,7 +98,6 @@ class ClientCredentials:
         margin = min(max(30.0, lifetime * 0.1), lifetime / 2)
         self._token, self._token_type = token, "Bearer"
         self._refresh_at = time.monotonic() + lifetime - margin
-        self.fetches += 1
 
 
 def okta_private_key_jwt(token_url: str, client_id: str, private_key_pem: str, key_id: str | None, scopes: str):
