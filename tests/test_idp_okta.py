@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import threading
 from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -249,3 +251,38 @@ def test_a_body_that_stays_malformed_is_one_clear_line(small_okta, provider_env,
     [line] = result.messages
     assert line.startswith("orgmig export: GET /api/v1/groups returned 200: malformed JSON body")
     assert line.endswith("(gave up after 2 attempts)")
+
+
+def test_a_next_link_to_another_host_is_not_followed(provider_env, snapshot_db):
+    """The API token travels with every request: a `rel="next"` link to another host is refused."""
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            seen.append(self.headers.get("Authorization", ""))
+            body = b"[]"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            if self.path.startswith("/api/v1/users"):
+                self.send_header("Link", '<http://203.0.113.9/api/v1/users?after=x>; rel="next"')
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        provider_env(OKTA_BASE_URL=f"http://127.0.0.1:{server.server_address[1]}",
+                     OKTA_API_TOKEN="00tokenThatMustStayHome123")
+        result = run_export(snapshot_db, "--provider", "okta")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.code == 1
+    [line] = result.messages
+    assert "GET /api/v1/users" in line and "203.0.113.9" in line and "not following it" in line
+    assert "00tokenThatMustStayHome123" not in result.everything

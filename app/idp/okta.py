@@ -15,6 +15,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from urllib.parse import urlencode
 
+import httpx
+
 from app.idp.config import OktaSettings
 from app.idp.errors import IdpHttpError
 from app.idp.http import HttpCore
@@ -132,6 +134,12 @@ class Okta:
             )
         raise ValueError(f"unknown okta stream {name!r}")
 
+    def _same_origin(self, url: str) -> bool:
+        link, base = httpx.URL(url), httpx.URL(self.core.base_url)
+        if not link.is_absolute_url:
+            return True
+        return (link.scheme, link.host, link.port) == (base.scheme, base.host, base.port)
+
     def _user_params(self, status_filter: str | None) -> dict:
         clauses = [status_filter] if status_filter else []
         if self.since is not None:
@@ -157,6 +165,11 @@ class Okta:
             page = to_page(items)
             page.endpoint = endpoint
             page.next_cursor = next_link(links)
+            if page.next_cursor is not None and not self._same_origin(page.next_cursor):
+                # The token goes with every request: never to a host other than the org's.
+                raise IdpHttpError("GET", reply.path, reply.status,
+                                   f"the next-page link points to {httpx.URL(page.next_cursor).host}, "
+                                   "outside OKTA_BASE_URL; not following it")
             page.item_ids = [str(i.get("id")) for i in items if isinstance(i, dict)]
             return page
 
