@@ -41,9 +41,11 @@ def render(summary) -> str:
     """The summary as a person reads it: counts per kind, never a value."""
     width = max(len(label) for label, _ in summary.kinds())
     lines = [
-        f"Seeded {summary.users:,} legacy users into user_settings "
-        f"(ids {summary.first_id}-{summary.last_id}, seed {summary.seed}) "
-        f"in {summary.seconds:.2f} s ({summary.rate:,.0f} users/s)",
+        (
+            f"Seeded {summary.users:,} legacy users into user_settings "
+            f"(ids {summary.first_id}-{summary.last_id}, seed {summary.seed}) "
+            f"in {summary.seconds:.2f} s ({summary.rate:,.0f} users/s)"
+        ),
         "",
         f"  {'kind':<{width}}  {'rows':>10}",
     ]

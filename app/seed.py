@@ -504,12 +504,15 @@ def seed_legacy(engine: Engine, users: int, seed: int = 0, start_id: int | None 
     Same (users, seed, start id) gives byte-identical rows. The identity sequence is moved past
     the last id written, so the application's own inserts keep working.
     """
-    if isinstance(users, bool) or not isinstance(users, int) or users < 1:
-        raise ValueError(f"users must be a positive whole number, got {users!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be a whole number, got {seed!r}")
-    if start_id is not None and (isinstance(start_id, bool) or not isinstance(start_id, int) or start_id < 1):
-        raise ValueError(f"start_id must be a positive whole number, got {start_id!r}")
+    for name, value in (("users", users), ("seed", seed), ("start_id", start_id)):
+        if value is None and name == "start_id":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be a whole number, got {value!r}")
+    if users < 1:
+        raise ValueError(f"users must be at least 1, got {users}")
+    if start_id is not None and start_id < 1:
+        raise ValueError(f"start_id must be at least 1, got {start_id}")
 
     started = time.perf_counter()
     try:
