@@ -170,3 +170,16 @@ def test_repeating_checkpoint_stops_with_a_clear_error(small_tenant, provider_en
     assert result.code == 1
     [line] = result.messages
     assert "GET /api/v2/organizations/" in line and "cursor repeats" in line
+
+
+def test_a_failed_export_job_is_started_again(provider_env, snapshot_db, snapshot_engine):
+    tenant = make_tenant(1100, 10, seed=20)
+    with start(FakeAuth0(tenant, export_delay=0.2), provider_env) as fake:
+        fake.failing_exports = 1
+
+        result = run_export(snapshot_db, "--provider", "auth0")
+
+        assert result.code == 0, result.stderr
+        assert len(fake.jobs) == 2
+        assert last_run(snapshot_engine, "auth0").users_count == 1100
+        assert_snapshot_equals_fake(snapshot_engine, fake, exported_fields=EXPORT_FIELDS)

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from urllib.parse import quote
 
 from app.idp.config import Auth0Settings
-from app.idp.errors import IdpHttpError
+from app.idp.errors import IdpAuthError, IdpHttpError
 from app.idp.http import HttpCore
 from app.idp.pages import Page, Stream, group_row, member_row, user_row
 from app.idp.tokens import ClientCredentials
@@ -29,6 +29,7 @@ PER_PAGE = 100  # the largest page `page`/`per_page` endpoints allow
 TAKE = 100  # the largest page checkpoint endpoints allow
 SEARCH_CEILING = 1000  # /users returns no more than this many results
 EXPORT_SLICE = 1000  # users written per transaction from an export file
+MAX_JOB_RESTARTS = 2  # new export jobs after a failed or vanished one
 EXPORT_FIELDS = ("user_id", "email", "email_verified", "username", "name", "given_name", "family_name",
                  "nickname", "picture", "created_at", "updated_at", "last_login", "logins_count",
                  "blocked", "identities", "app_metadata", "user_metadata")
@@ -88,6 +89,11 @@ def _items(body, key: str) -> tuple[list, str | None, int | None]:
     raise ValueError(f"expected a JSON array or an object with {key!r}")
 
 
+class _JobGone(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        self.status, self.reason = status, reason
+
+
 class Auth0:
     name = "auth0"
     supports_since = True
@@ -97,6 +103,7 @@ class Auth0:
         self.since = since
         self.poll_interval = poll_interval
         self._export_files: dict[str, list[dict]] = {}
+        self._job_restarts = 0
 
     def root_streams(self) -> list[str]:
         return ["users", "roles", "organizations"]
@@ -148,19 +155,21 @@ class Auth0:
 
     async def _export(self, cursor: str | None) -> Page:
         if cursor is None:
-            body = {"format": "json", "fields": [{"name": f} for f in EXPORT_FIELDS]}
-            reply = await self.core.request("POST", "/api/v2/jobs/users-exports", json_body=body, bucket="jobs",
-                                            need=NEED["export"])
-            job_id = (reply.body or {}).get("id") if isinstance(reply.body, dict) else None
-            if not job_id:
-                raise IdpHttpError("POST", reply.path, reply.status, "the export job has no id")
-            return Page(f"POST {reply.path}", f"{job_id}:0", items=0)
+            return await self._new_export_job()
         job_id, _, offset_text = cursor.rpartition(":")
         offset = int(offset_text)
         lines = self._export_files.get(job_id)
         endpoint = f"GET /api/v2/jobs/{job_id}"
         if lines is None:
-            lines = await self._download(job_id)
+            try:
+                lines = await self._download(job_id)
+            except _JobGone as gone:
+                # A failed job, or one Auth0 deleted (after 24 h): a new job starts the file over;
+                # users already written are simply written again.
+                self._job_restarts += 1
+                if self._job_restarts > MAX_JOB_RESTARTS:
+                    raise IdpHttpError("GET", f"/api/v2/jobs/{job_id}", gone.status, gone.reason) from None
+                return await self._new_export_job()
             self._export_files[job_id] = lines
         chunk = lines[offset:offset + EXPORT_SLICE]
         users = [self._export_user(u) for u in chunk]
@@ -169,32 +178,54 @@ class Auth0:
         end = offset + len(chunk)
         return Page(endpoint, f"{job_id}:{end}" if end < len(lines) else None, users=users, items=len(chunk))
 
+    async def _new_export_job(self) -> Page:
+        body = {"format": "json", "fields": [{"name": f} for f in EXPORT_FIELDS]}
+        reply = await self.core.request("POST", "/api/v2/jobs/users-exports", json_body=body, bucket="jobs",
+                                        need=NEED["export"])
+        job_id = reply.body.get("id") if isinstance(reply.body, dict) else None
+        if not job_id:
+            raise IdpHttpError("POST", reply.path, reply.status, "the export job has no id")
+        return Page(f"POST {reply.path}", f"{job_id}:0", items=0)
+
     @staticmethod
     def _export_user(u: dict) -> dict:
         return _user({k: v for k, v in u.items() if v is not None})
 
     async def _download(self, job_id: str) -> list[dict]:
+        """Wait for the job, then fetch its file. The pre-signed link lives about a minute: when
+        it has expired by the time the download is tried (or retried), ask the job for a new one."""
+        for _ in range(3):
+            location = await self._completed_location(job_id)
+            try:
+                # Pre-signed: no Authorization header goes to it.
+                data = await self.core.request("GET", location, bucket="export-download", auth=False,
+                                               expect="bytes")
+            except IdpAuthError:
+                continue  # the link expired (403): get a fresh one
+            raw = data.body
+            if raw[:2] == b"\x1f\x8b":
+                raw = gzip.decompress(raw)
+            try:
+                return [json.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise IdpHttpError("GET", data.path, data.status, f"the export file is not NDJSON ({exc})") from None
+        raise IdpHttpError("GET", f"/api/v2/jobs/{job_id}", 403, "the export file's download link kept expiring")
+
+    async def _completed_location(self, job_id: str) -> str:
         delay = self.poll_interval
         while True:
             reply = await self.core.request("GET", f"/api/v2/jobs/{quote(job_id, safe='')}", bucket="jobs",
-                                            need=NEED["export"])
+                                            need=NEED["export"], allow_404=True)
+            if reply.status == 404:
+                raise _JobGone(404, "the users export job no longer exists")
             job = reply.body if isinstance(reply.body, dict) else {}
             status = job.get("status")
             if status == "completed" and job.get("location"):
-                break
+                return job["location"]
             if status == "failed":
-                raise IdpHttpError("GET", reply.path, reply.status, "the users export job failed")
+                raise _JobGone(reply.status, f"the users export job failed ({job.get('status_details') or 'no detail'})")
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 5.0)
-        # The download link is pre-signed: no Authorization header goes to it.
-        data = await self.core.request("GET", job["location"], bucket="export-download", auth=False, expect="bytes")
-        raw = data.body
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-        try:
-            return [json.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise IdpHttpError("GET", data.path, data.status, f"the export file is not NDJSON ({exc})") from None
 
     # ---- roles: page/per_page; role members, organizations, organization members: from/take
     async def _roles(self, cursor: str | None) -> Page:
