@@ -59,25 +59,26 @@ _SETTINGS_SELECT = ", ".join(_legacy_value(c) for c in SETTINGS_COLUMNS)
 _SETTINGS_DIFF = ",\n                ".join(
     f"CASE WHEN {_differs(c, 'os', 's')} THEN '{c}' END" for c in SETTINGS_COLUMNS
 )
+# Inside `src`: x.<col> is the legacy value, x.ou_<col> the value the application's user holds.
 _USER_DIFF = ",\n                ".join(
-    f"CASE WHEN ou.{c} IS NOT NULL AND {_legacy_value(c)} IS NOT NULL"
-    f" AND ou.{c} IS DISTINCT FROM {_legacy_value(c)} THEN '{c}' END"
+    f"CASE WHEN x.ou_{c} IS NOT NULL AND {_legacy_value(c, 'x')} IS NOT NULL"
+    f" AND x.ou_{c} IS DISTINCT FROM {_legacy_value(c, 'x')} THEN '{c}' END"
     for c in USER_FILL_COLUMNS
 )
 _USER_FILLS = ",\n                ".join(
-    [f"CASE WHEN ou.{c} IS NULL AND s.{c} IS NOT NULL THEN '{c}' END" for c in USER_FILL_COLUMNS]
+    [f"CASE WHEN x.ou_{c} IS NULL AND x.{c} IS NOT NULL THEN '{c}' END" for c in USER_FILL_COLUMNS]
     + [
-        "CASE WHEN ou.legacy_user_settings_id IS NULL AND NOT EXISTS (SELECT 1 FROM \"user\" x"
-        " WHERE x.legacy_user_settings_id = s.id) THEN 'legacy_user_settings_id' END",
-        "CASE WHEN ou.current_org_id IS NULL THEN 'current_org_id' END",
+        "CASE WHEN x.ou_legacy_user_settings_id IS NULL AND NOT EXISTS (SELECT 1 FROM \"user\" y"
+        " WHERE y.legacy_user_settings_id = x.id) THEN 'legacy_user_settings_id' END",
+        "CASE WHEN x.ou_current_org_id IS NULL THEN 'current_org_id' END",
     ]
 )
 _USER_SET = ",\n            ".join(
-    [f"{c} = CASE WHEN '{c}' = ANY (st.fill_cols) THEN {_legacy_value(c)} ELSE u.{c} END" for c in USER_FILL_COLUMNS]
+    [f"{c} = CASE WHEN '{c}' = ANY (s.fill_cols) THEN {_legacy_value(c)} ELSE u.{c} END" for c in USER_FILL_COLUMNS]
     + [
-        "legacy_user_settings_id = CASE WHEN 'legacy_user_settings_id' = ANY (st.fill_cols) THEN s.id"
+        "legacy_user_settings_id = CASE WHEN 'legacy_user_settings_id' = ANY (s.fill_cols) THEN s.id"
         " ELSE u.legacy_user_settings_id END",
-        "current_org_id = CASE WHEN 'current_org_id' = ANY (st.fill_cols) THEN st.org_id"
+        "current_org_id = CASE WHEN 'current_org_id' = ANY (s.fill_cols) THEN s.org_id"
         " ELSE u.current_org_id END",
     ]
 )
@@ -120,71 +121,83 @@ skipped AS (
     RETURNING 1
 ),
 src AS MATERIALIZED (
-    SELECT us.id, us.keycloak_user_id, us.email, us.email_verified, us.accepted_tos,
-           us.enable_sound_notifications,
-           'user_' || us.id || '_org' AS org_name,
-           o.id AS old_org_id,
-           coalesce(o.id, {NEW_ORG_ID}) AS org_id,
-           u.id AS old_user_id
-    FROM rng r
-    JOIN user_settings us ON us.id = r.id
-    LEFT JOIN org o ON o.name = 'user_' || us.id || '_org'
-    LEFT JOIN "user" u ON u.keycloak_user_id = us.keycloak_user_id
-    WHERE r.id_valid AND r.winner_id = r.id
-      AND NOT EXISTS (SELECT 1 FROM orgmig_user_settings_link l WHERE l.user_settings_id = r.id)
+    -- One row per winner, with everything the inserts need: the legacy columns, the existing
+    -- user and personal org (looked up through their unique indexes), the ids to use (a new
+    -- time-ordered org id, a user id drawn from the identity sequence) and, for rows the
+    -- application already has, what exists and what differs. Every later CTE reads only this.
+    SELECT x.*,
+           x.old_user_id IS NULL AS created_user,
+           x.old_org_id IS NULL AS created_org,
+           x.old_role_id IS NULL AS created_member,
+           NOT x.settings_existed AS created_settings,
+           CASE WHEN x.old_user_id IS NULL THEN '{{}}'::text[] ELSE array_remove(ARRAY[
+                {_USER_FILLS}
+           ]::text[], NULL) END AS fill_cols,
+           CASE WHEN x.old_user_id IS NULL THEN '{{}}'::text[] ELSE array_remove(ARRAY[
+                {_USER_DIFF}
+           ]::text[], NULL) END AS user_diff_cols
+    FROM (
+        SELECT s.*, ou.id AS ou_id, ou.email AS ou_email, ou.email_verified AS ou_email_verified,
+               ou.accepted_tos AS ou_accepted_tos,
+               ou.enable_sound_notifications AS ou_enable_sound_notifications,
+               ou.legacy_user_settings_id AS ou_legacy_user_settings_id,
+               ou.current_org_id AS ou_current_org_id,
+               CASE WHEN s.old_user_id IS NOT NULL AND s.old_org_id IS NOT NULL THEN
+                   (SELECT m.role_id FROM org_user m WHERE m.org_id = s.org_id AND m.user_id = s.user_id)
+               END AS old_role_id,
+               CASE WHEN s.old_user_id IS NOT NULL AND s.old_org_id IS NOT NULL THEN
+                   (SELECT m.status FROM org_user m WHERE m.org_id = s.org_id AND m.user_id = s.user_id)
+               END AS old_status,
+               s.old_org_id IS NOT NULL
+                   AND EXISTS (SELECT 1 FROM settings x WHERE x.org_id = s.old_org_id) AS settings_existed
+        FROM (
+            SELECT us.*,
+                   'user_' || us.id || '_org' AS org_name,
+                   o.id AS old_org_id,
+                   coalesce(o.id, {NEW_ORG_ID}) AS org_id,
+                   u.id AS old_user_id,
+                   coalesce(u.id, nextval(pg_get_serial_sequence('"user"', 'id'))::integer) AS user_id
+            FROM rng r
+            JOIN user_settings us ON us.id = r.id
+            LEFT JOIN org o ON o.name = 'user_' || us.id || '_org'
+            LEFT JOIN "user" u ON u.keycloak_user_id = us.keycloak_user_id
+            WHERE r.id_valid AND r.winner_id = r.id
+              AND NOT EXISTS (SELECT 1 FROM orgmig_user_settings_link l WHERE l.user_settings_id = r.id)
+            OFFSET 0
+        ) s
+        LEFT JOIN "user" ou ON ou.id = s.old_user_id
+    ) x
 ),
 ins_org AS (
     INSERT INTO org (id, name)
-    SELECT s.org_id, s.org_name FROM src s WHERE s.old_org_id IS NULL
+    SELECT s.org_id, s.org_name FROM src s WHERE s.created_org
     RETURNING 1
 ),
 ins_user AS (
-    INSERT INTO "user" (keycloak_user_id, legacy_user_settings_id, current_org_id, status, email,
-                        email_verified, accepted_tos, enable_sound_notifications)
-    SELECT s.keycloak_user_id, s.id, s.org_id, 'active', s.email, s.email_verified,
+    INSERT INTO "user" (id, keycloak_user_id, legacy_user_settings_id, current_org_id, status,
+                        email, email_verified, accepted_tos, enable_sound_notifications)
+    SELECT s.user_id, s.keycloak_user_id, s.id, s.org_id, 'active', s.email, s.email_verified,
            {_legacy_value('accepted_tos')}, s.enable_sound_notifications
-    FROM src s WHERE s.old_user_id IS NULL
-    RETURNING id, legacy_user_settings_id AS sid, current_org_id AS org_id
-),
-pairs AS (
-    SELECT iu.sid, iu.id AS user_id, iu.org_id, true AS created_user FROM ins_user iu
-    UNION ALL
-    SELECT s.id, s.old_user_id, s.org_id, false FROM src s WHERE s.old_user_id IS NOT NULL
-),
-state AS MATERIALIZED (
-    SELECT p.sid, p.user_id, p.org_id, p.created_user,
-           NOT EXISTS (SELECT 1 FROM org o WHERE o.id = p.org_id) AS created_org,
-           m.org_id IS NOT NULL AS member_existed, m.role_id AS old_role_id, m.status AS old_status,
-           EXISTS (SELECT 1 FROM settings x WHERE x.org_id = p.org_id) AS settings_existed,
-           CASE WHEN p.created_user THEN '{{}}'::text[] ELSE array_remove(ARRAY[
-                {_USER_FILLS}
-           ]::text[], NULL) END AS fill_cols,
-           CASE WHEN p.created_user THEN '{{}}'::text[] ELSE array_remove(ARRAY[
-                {_USER_DIFF}
-           ]::text[], NULL) END AS user_diff_cols
-    FROM pairs p
-    JOIN user_settings s ON s.id = p.sid
-    LEFT JOIN "user" ou ON ou.id = p.user_id AND NOT p.created_user
-    LEFT JOIN org_user m ON m.org_id = p.org_id AND m.user_id = p.user_id
+    FROM src s WHERE s.created_user
+    RETURNING 1
 ),
 ins_member AS (
     INSERT INTO org_user (org_id, user_id, role_id, status)
-    SELECT st.org_id, st.user_id, (SELECT id FROM role WHERE name = 'admin'), 'active'
-    FROM state st WHERE NOT st.member_existed
+    SELECT s.org_id, s.user_id, (SELECT id FROM role WHERE name = 'admin'), 'active'
+    FROM src s WHERE s.created_member
     RETURNING 1
 ),
 ins_settings AS (
     INSERT INTO settings (org_id, {_SETTINGS_INSERT_COLS})
-    SELECT st.org_id, {_SETTINGS_SELECT}
-    FROM state st JOIN user_settings s ON s.id = st.sid
-    WHERE NOT st.settings_existed
+    SELECT s.org_id, {_SETTINGS_SELECT}
+    FROM src s WHERE s.created_settings
     RETURNING 1
 ),
 upd_user AS (
     UPDATE "user" u SET
             {_USER_SET}
-    FROM state st JOIN user_settings s ON s.id = st.sid
-    WHERE u.id = st.user_id AND cardinality(st.fill_cols) > 0
+    FROM src s
+    WHERE u.id = s.old_user_id AND cardinality(s.fill_cols) > 0
     RETURNING 1
 ),
 notes AS (
@@ -192,25 +205,23 @@ notes AS (
     SELECT :step, 'user_settings', d.sid, d.reason, true,
            jsonb_build_object('table', d.tbl, 'columns', to_jsonb(d.cols)), :run_id
     FROM (
-        SELECT st.sid, 'user_differs' AS reason, 'user' AS tbl, st.user_diff_cols AS cols
-        FROM state st
+        SELECT s.id AS sid, 'user_differs' AS reason, 'user' AS tbl, s.user_diff_cols AS cols
+        FROM src s WHERE NOT s.created_user
         UNION ALL
-        SELECT st.sid, 'membership_differs', 'org_user',
+        SELECT s.id, 'membership_differs', 'org_user',
                array_remove(ARRAY[
-                CASE WHEN st.old_role_id IS DISTINCT FROM (SELECT id FROM role WHERE name = 'admin')
+                CASE WHEN s.old_role_id IS DISTINCT FROM (SELECT id FROM role WHERE name = 'admin')
                      THEN 'role_id' END,
-                CASE WHEN st.old_status <> 'active' THEN 'status' END
+                CASE WHEN s.old_status <> 'active' THEN 'status' END
                ]::text[], NULL)
-        FROM state st WHERE st.member_existed
+        FROM src s WHERE NOT s.created_member
         UNION ALL
-        SELECT st.sid, 'settings_differ', 'settings',
+        SELECT s.id, 'settings_differ', 'settings',
                array_remove(ARRAY[
                 {_SETTINGS_DIFF}
                ]::text[], NULL)
-        FROM state st
-        JOIN settings os ON os.org_id = st.org_id
-        JOIN user_settings s ON s.id = st.sid
-        WHERE st.settings_existed
+        FROM src s JOIN settings os ON os.org_id = s.org_id
+        WHERE NOT s.created_settings
     ) d
     WHERE cardinality(d.cols) > 0
     ON CONFLICT (step, source_table, source_id, reason)
@@ -220,23 +231,23 @@ notes AS (
 ins_link AS (
     INSERT INTO orgmig_user_settings_link (user_settings_id, user_id, org_id, created_user,
         created_org, created_org_user, created_settings, filled_user_columns, run_id)
-    SELECT st.sid, st.user_id, st.org_id, st.created_user, st.created_org,
-           NOT st.member_existed, NOT st.settings_existed, st.fill_cols, :run_id
-    FROM state st
+    SELECT s.id, s.user_id, s.org_id, s.created_user, s.created_org, s.created_member,
+           s.created_settings, s.fill_cols, :run_id
+    FROM src s
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM rng) AS rows_read,
        (SELECT count(*) FROM src) AS winners,
        (SELECT count(*) FROM ins_link) AS linked,
-       (SELECT count(*) FROM src WHERE old_org_id IS NULL) AS orgs_expected,
+       (SELECT count(*) FROM src WHERE created_org) AS orgs_expected,
        (SELECT count(*) FROM ins_org) AS orgs_inserted,
-       (SELECT count(*) FROM src WHERE old_user_id IS NULL) AS users_expected,
+       (SELECT count(*) FROM src WHERE created_user) AS users_expected,
        (SELECT count(*) FROM ins_user) AS users_inserted,
-       (SELECT count(*) FROM state WHERE NOT member_existed) AS members_expected,
+       (SELECT count(*) FROM src WHERE created_member) AS members_expected,
        (SELECT count(*) FROM ins_member) AS members_inserted,
-       (SELECT count(*) FROM state WHERE NOT settings_existed) AS settings_expected,
+       (SELECT count(*) FROM src WHERE created_settings) AS settings_expected,
        (SELECT count(*) FROM ins_settings) AS settings_inserted,
-       (SELECT count(*) FROM state WHERE cardinality(fill_cols) > 0) AS fills_expected,
+       (SELECT count(*) FROM src WHERE cardinality(fill_cols) > 0) AS fills_expected,
        (SELECT count(*) FROM upd_user) AS fills_done,
        (SELECT count(*) FROM skipped) + (SELECT count(*) FROM notes) AS reported
 """
