@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app.idp import auth0, keycloak, okta
 from app.idp.config import Auth0Settings, KeycloakSettings, OktaSettings
@@ -162,7 +163,7 @@ class Exporter:
                     if state is not None and state.done:
                         self._started.add(name)
                         continue
-                    self._start(run, name, state.cursor if state else None, base_requests)
+                    self._start(run, name, state.cursor if state else None)
         except BaseExceptionGroup as group:
             raise _first_cause(group) from None
         finally:
@@ -179,37 +180,36 @@ class Exporter:
             now = asyncio.get_running_loop().time()
             if now - last_saved >= 5.0:
                 last_saved = now
-                await asyncio.to_thread(self.writer.touch_run, self._run.id,
-                                        self._base_requests + self.core.stats.requests)
+                try:
+                    await asyncio.to_thread(self.writer.touch_run, self._run.id,
+                                            self._base_requests + self.core.stats.requests)
+                except (OperationalError, DBAPIError) as exc:
+                    # Only bookkeeping: a page write that fails the same way stops the export.
+                    log.debug("could not record the request count: %s", type(exc).__name__)
 
-    def _start(self, run: RunInfo, name: str, cursor: str | None, base_requests: int) -> None:
+    def _start(self, run: RunInfo, name: str, cursor: str | None) -> None:
         if name in self._started:
             return
         self._started.add(name)
         stream = self.client.stream(name)
-        self._tg.create_task(self._drain(run, stream, cursor, base_requests), name=name)
+        self._tg.create_task(self._drain(run, stream, cursor), name=name)
 
-    async def _drain(self, run: RunInfo, stream: Stream, cursor: str | None, base_requests: int) -> None:
+    async def _drain(self, run: RunInfo, stream: Stream, cursor: str | None) -> None:
         """Page through one stream: this task fetches, a writer task commits the pages in order,
         each with its checkpoint. Fetching runs up to WRITE_AHEAD pages ahead of the writes, so a
         slow transaction does not hold back the next request; no transaction waits on the network."""
         guard = _StreamGuard(stream.name)
         pages: asyncio.Queue[Page] = asyncio.Queue(maxsize=WRITE_AHEAD)
-        writer = asyncio.create_task(self._write_stream(run, stream, pages))
-        try:
-            while True:
-                page = await stream.fetch(cursor)
-                guard.check(cursor, page)
-                await pages.put(page)
-                if page.next_cursor is None:
-                    break
-                cursor = page.next_cursor
-                if writer.done():
-                    break  # the writer failed: its error is raised below
-            await writer
-        finally:
-            if not writer.done():
-                writer.cancel()
+        # In the task group: should the writer fail, the group cancels this fetcher (and the rest).
+        writer = self._tg.create_task(self._write_stream(run, stream, pages), name=f"{stream.name} (write)")
+        while True:
+            page = await stream.fetch(cursor)
+            guard.check(cursor, page)
+            await pages.put(page)
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        await writer
         self.tally.streams_done += 1
         self.progress.update()
 
@@ -238,7 +238,7 @@ class Exporter:
         new = [s for s in page.spawn if s not in self._started]
         self.tally.streams_known += len(new)
         for name in new:
-            self._start(run, name, None, self._base_requests)
+            self._start(run, name, None)
         self.progress.update()
 
 def _first_cause(group: BaseExceptionGroup) -> BaseException:
