@@ -195,11 +195,13 @@ class HttpCore:
 
     async def _once(self, method, url, params, json_body, data, bucket, need, auth, basic, expect,
                     allow_404, endpoint) -> Reply:
-        headers = {}
-        if auth and self.token is not None:
-            headers["Authorization"] = await self.token.authorization(self)
         await self.limiter.acquire(bucket)
         try:
+            # After any rate-limit wait (a token fetched before it could expire during it), and
+            # before taking a request slot (the token request needs one of its own).
+            headers = {}
+            if auth and self.token is not None:
+                headers["Authorization"] = await self.token.authorization(self)
             async with self.gate.slot(bucket):
                 self.stats.requests += 1
                 self.stats.by_bucket[bucket] = self.stats.by_bucket.get(bucket, 0) + 1
