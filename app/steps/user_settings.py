@@ -156,7 +156,7 @@ src AS MATERIALIZED (
                    o.id AS old_org_id,
                    coalesce(o.id, {NEW_ORG_ID}) AS org_id,
                    u.id AS old_user_id,
-                   coalesce(u.id, nextval(pg_get_serial_sequence('"user"', 'id'))::integer) AS user_id
+                   coalesce(u.id, nextval(CAST(:user_id_sequence AS regclass))::integer) AS user_id
             FROM rng r
             JOIN user_settings us ON us.id = r.id
             LEFT JOIN org o ON o.name = 'user_' || us.id || '_org'
@@ -363,6 +363,9 @@ class UserSettingsToOrg(Step):
     downgrade_keys = KeySource("orgmig_user_settings_link", "user_settings_id")
 
     def prepare(self, conn: Connection, direction: str, run_id: int) -> None:
+        # The identity sequence behind "user".id: new users' ids are drawn from it in the batch.
+        self._user_id_sequence = conn.execute(
+            text("""SELECT pg_get_serial_sequence('"user"', 'id')""")).scalar()
         if direction != "upgrade":
             return
         conn.execute(
@@ -407,7 +410,8 @@ class UserSettingsToOrg(Step):
 
     def process(self, conn: Connection, direction: str, start: int, end: int, run_id: int,
                 max_key: int, allow_data_loss: bool) -> BatchResult:
-        params = {"start": start, "end": end, "run_id": run_id, "max_key": max_key, "step": self.name}
+        params = {"start": start, "end": end, "run_id": run_id, "max_key": max_key, "step": self.name,
+                  "user_id_sequence": self._user_id_sequence}
         if direction == "upgrade":
             r = conn.execute(text(UPGRADE_BATCH), params).mappings().one()
             short = [kind for kind in ("orgs", "users", "members", "settings")
