@@ -1,17 +1,21 @@
 """The batch engine: keyset cursor, checkpoint, retry, timeouts, throttle, progress, pause.
 
-A run walks a step's key range in batches. Each batch is one transaction holding the step's
-set-based SQL for the range *and* the checkpoint (the run's cursor and a batch row), so a kill at
-any moment loses nothing and the next run resumes at the next batch. Lock and statement timeouts
-bound every statement; a batch that times out or deadlocks is retried with capped exponential
-backoff and jitter, and a statement timeout halves the batch before the retry.
+A run walks a step's key range in batches. A worker first *claims* the next range (a short
+transaction that advances the run's cursor and records the batch as `claimed`), then processes
+it in one transaction holding the step's set-based SQL *and* the batch's `succeeded` mark, so a
+kill at any moment loses nothing: the next run redoes the ranges left `claimed` or `failed` and
+goes on from the cursor. Several workers (each its own connection) claim ranges side by side.
+Lock and statement timeouts bound every statement; a batch that times out or deadlocks is
+retried with capped exponential backoff and jitter, and a statement timeout splits the batch.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -55,6 +59,7 @@ class Options:
     statement_timeout_ms: int
     max_attempts: int
     pause_ms: int = 0
+    workers: int = 1
     allow_data_loss: bool = False
     progress_bar: bool | None = None
     backoff_base_s: float = 0.2
@@ -66,7 +71,7 @@ class Options:
         values = dict(
             batch_size=s.batch_size, lock_timeout_ms=s.lock_timeout_ms,
             statement_timeout_ms=s.statement_timeout_ms, max_attempts=s.max_batch_attempts,
-            pause_ms=s.pause_ms,
+            pause_ms=s.pause_ms, workers=s.workers,
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -216,8 +221,6 @@ class BatchEngine:
                 {"r": run_id, "err": error},
             )
 
-    # -- the loop ----------------------------------------------------------------------------
-
     def _connect(self) -> Connection:
         conn = self.engine.connect()
         # The target tables grow from empty during a run: a server-side prepared statement
@@ -240,16 +243,33 @@ class BatchEngine:
             if self.direction == "downgrade":
                 with self._begin(conn):
                     self.step.check_downgrade(conn, self.opts.allow_data_loss)
+            with self._begin(conn):
+                # Ranges a killed run had claimed but not finished, and failed ones: first.
+                unfinished = conn.execute(
+                    text("SELECT start_key, end_key FROM orgmig_batch WHERE run_id = :r"
+                         " AND status <> 'succeeded' ORDER BY start_key"), {"r": run_id},
+                ).all()
             if resumed:
-                log.info("%s %s: resuming run %s at key %s (%s/%s rows done)", self.step.name,
-                         self.direction, run_id, run["cursor_key"], f"{run['rows_done']:,}",
-                         f"{run['total_rows']:,}")
-            progress = Progress(f"{self.step.name} {self.direction}", run["total_rows"],
-                                run["rows_done"], bar=self.opts.progress_bar)
-            self._progress = progress
+                log.info("%s %s: resuming run %s at key %s (%s/%s rows done, %d unfinished batches"
+                         " to redo)", self.step.name, self.direction, run_id, run["cursor_key"],
+                         f"{run['rows_done']:,}", f"{run['total_rows']:,}", len(unfinished))
+            self._redo = deque((a, b) for a, b in unfinished)
+            self._lock = threading.Lock()
+            self._stop = threading.Event()
+            self._error: BaseException | None = None
+            self._batches = self._retries = 0
+            self._progress = Progress(f"{self.step.name} {self.direction}", run["total_rows"],
+                                      run["rows_done"], bar=self.opts.progress_bar)
             try:
-                conn, batches, retries = self._loop(conn, run)
+                self._run_workers(run)
                 with self._begin(conn):
+                    left = conn.execute(
+                        text("SELECT count(*) FROM orgmig_batch WHERE run_id = :r"
+                             " AND status <> 'succeeded'"), {"r": run_id}).scalar()
+                    if left:
+                        raise MigrationError(
+                            f"{self.step.name} {self.direction}: {left} batches are not finished;"
+                            " run the same command again to redo them")
                     self.step.finish(conn, self.direction, run_id)
                     conn.execute(
                         text("UPDATE orgmig_run SET status = 'finished', finished_at = now(),"
@@ -258,94 +278,156 @@ class BatchEngine:
                 with self._begin(conn):
                     summary = self.step.summary(conn, self.direction, run_id)
             finally:
-                progress.close()
+                self._progress.close()
         finally:
             conn.close()
-        return RunResult(run_id, self.step.name, self.direction, run["total_rows"], progress.done,
-                         batches, retries, time.monotonic() - t0, resumed, summary,
-                         progress.done - run["rows_done"])
+        return RunResult(run_id, self.step.name, self.direction, run["total_rows"],
+                         self._progress.done, self._batches, self._retries,
+                         time.monotonic() - t0, resumed, summary,
+                         self._progress.done - run["rows_done"])
 
-    def _loop(self, conn: Connection, run: dict) -> tuple[Connection, int, int]:
-        run_id, cursor, max_key = run["id"], run["cursor_key"], run["max_key"]
-        batches = retries = 0
-        while max_key is not None and cursor < max_key:
-            size, attempt = self.opts.batch_size, 1
-            while True:
-                try:
-                    cursor, rows = self._one_batch(conn, run_id, cursor, max_key, size, attempt)
-                    break
-                except Paused:
-                    raise
-                except Exception as exc:
-                    err = str(exc) if isinstance(exc, ConcurrentChange) else describe_db_error(exc)
-                    if conn.invalidated or conn.closed:
-                        conn.close()
-                        conn = self._connect()
-                    if not _is_retryable(exc) or attempt >= self.opts.max_attempts:
-                        self._record_failure(run_id, cursor + 1, max_key, attempt, err, fatal=True)
-                        raise MigrationError(
-                            f"{self.step.name} {self.direction}: batch after key {cursor} failed"
-                            f" after {attempt} attempt(s): {err}. Nothing of that batch was"
-                            f" written; fix the cause and run the same command again to resume"
-                        ) from None
-                    if isinstance(getattr(exc, "orig", None), psycopg.errors.QueryCanceled):
-                        size = max(1, size // 2)
-                    delay = min(self.opts.backoff_cap_s, self.opts.backoff_base_s * 2 ** (attempt - 1))
-                    delay *= random.uniform(0.5, 1.0)
-                    log.warning("%s %s: batch after key %s: %s; retry %d in %.1fs (batch size %d)",
-                                self.step.name, self.direction, cursor, err, attempt, delay, size)
-                    self._record_failure(run_id, cursor + 1, max_key, attempt, err, fatal=False)
-                    retries += 1
-                    attempt += 1
-                    time.sleep(delay)
-            batches += 1
-            self._progress.advance(rows)
-            if self.on_batch:
-                self.on_batch(batches, cursor)
-            if self.opts.pause_ms:
-                time.sleep(self.opts.pause_ms / 1000)
-        return conn, batches, retries
+    def _run_workers(self, run: dict) -> None:
+        workers = max(1, int(self.opts.workers))
+        if workers == 1:
+            self._worker(run)
+        else:
+            threads = [threading.Thread(target=self._worker, args=(run,), name=f"orgmig-worker-{i}")
+                       for i in range(workers)]
+            for t in threads:
+                t.start()
+            try:
+                for t in threads:
+                    while t.is_alive():
+                        t.join(0.2)
+            except BaseException:
+                # Ctrl-C: every worker finishes the batch it holds, then stops.
+                self._stop.set()
+                for t in threads:
+                    t.join()
+                raise
+        if self._error is not None:
+            raise self._error
 
-    def _one_batch(self, conn: Connection, run_id: int, cursor: int, max_key: int, size: int,
-                   attempt: int) -> tuple[int, int]:
-        started = time.monotonic()
+    def _worker(self, run: dict) -> None:
+        conn = None
+        try:
+            conn = self._connect()
+            while not self._stop.is_set():
+                claim = self._claim(conn, run)
+                if claim is None:
+                    return
+                conn = self._process_with_retries(conn, run, *claim)
+                if self.opts.pause_ms:
+                    time.sleep(self.opts.pause_ms / 1000)
+        except BaseException as exc:
+            with self._lock:
+                if self._error is None:
+                    self._error = exc
+            self._stop.set()
+            if threading.current_thread() is threading.main_thread():
+                raise
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _claim(self, conn: Connection, run: dict) -> tuple[int, int] | None:
+        """The next range to process: a left-over one, else the next keyset batch."""
+        with self._lock:
+            if self._redo:
+                return self._redo.popleft()
+        run_id, max_key = run["id"], run["max_key"]
+        paused = None
         with self._begin(conn):
             state = conn.execute(
                 text("SELECT cursor_key, pause_requested, rows_done, total_rows FROM orgmig_run"
                      " WHERE id = :r FOR UPDATE"), {"r": run_id},
             ).mappings().one()
+            cursor = state["cursor_key"]
             if state["pause_requested"]:
                 conn.execute(text("UPDATE orgmig_run SET status = 'paused', updated_at = now()"
                                   " WHERE id = :r"), {"r": run_id})
                 paused = dict(state)
-            elif state["cursor_key"] != cursor:
-                # Another runner moved the cursor: continue from where it is.
-                return state["cursor_key"], 0
+            elif max_key is None or cursor >= max_key:
+                return None
             else:
-                paused = None
-                end = self._next_end(conn, cursor, max_key, size)
-                result = self.step.process(conn, self.direction, cursor + 1, end, run_id, max_key,
-                                           self.opts.allow_data_loss)
+                end = self._next_end(conn, cursor, max_key, self.opts.batch_size)
                 conn.execute(
-                    text("INSERT INTO orgmig_batch (run_id, start_key, end_key, status, rows_read,"
-                         " rows_written, attempts, duration_ms)"
-                         " VALUES (:r, :s, :e, 'succeeded', :rr, :rw, :a, :ms)"
+                    text("INSERT INTO orgmig_batch (run_id, start_key, end_key, status)"
+                         " VALUES (:r, :s, :e, 'claimed')"
                          " ON CONFLICT (run_id, start_key) DO UPDATE SET end_key = EXCLUDED.end_key,"
-                         " status = 'succeeded', rows_read = EXCLUDED.rows_read,"
-                         " rows_written = EXCLUDED.rows_written, attempts = EXCLUDED.attempts,"
-                         " duration_ms = EXCLUDED.duration_ms, error = NULL, finished_at = now()"),
-                    {"r": run_id, "s": cursor + 1, "e": end, "rr": result.rows_read,
-                     "rw": result.rows_written, "a": attempt,
-                     "ms": int((time.monotonic() - started) * 1000)},
+                         " status = 'claimed', finished_at = now()"),
+                    {"r": run_id, "s": cursor + 1, "e": end},
                 )
-                conn.execute(
-                    text("UPDATE orgmig_run SET cursor_key = :e, rows_done = rows_done + :n,"
-                         " updated_at = now() WHERE id = :r"),
-                    {"e": end, "n": result.rows_read, "r": run_id},
-                )
+                conn.execute(text("UPDATE orgmig_run SET cursor_key = :e, updated_at = now()"
+                                  " WHERE id = :r"), {"e": end, "r": run_id})
         if paused is not None:
             raise Paused(self._paused_message(paused))
-        return end, result.rows_read
+        return cursor + 1, end
+
+    def _process_with_retries(self, conn: Connection, run: dict, start: int, end: int) -> Connection:
+        run_id, attempt = run["id"], 1
+        while True:
+            try:
+                rows = self._process(conn, run, start, end, attempt)
+                break
+            except Exception as exc:
+                err = str(exc) if isinstance(exc, ConcurrentChange) else describe_db_error(exc)
+                if conn.invalidated or conn.closed:
+                    conn.close()
+                    conn = self._connect()
+                if not _is_retryable(exc) or attempt >= self.opts.max_attempts:
+                    self._record_failure(run_id, start, end, attempt, err, fatal=True)
+                    raise MigrationError(
+                        f"{self.step.name} {self.direction}: batch {start}..{end} failed after"
+                        f" {attempt} attempt(s): {err}. Nothing of that batch was written; fix the"
+                        " cause and run the same command again to resume"
+                    ) from None
+                if isinstance(getattr(exc, "orig", None), psycopg.errors.QueryCanceled) and end > start:
+                    # Too slow for statement_timeout: keep the first half, queue the second.
+                    mid = start + (end - start) // 2
+                    self._record_failure(run_id, mid + 1, end, 0, err, fatal=False)
+                    with self._lock:
+                        self._redo.appendleft((mid + 1, end))
+                    end = mid
+                delay = min(self.opts.backoff_cap_s, self.opts.backoff_base_s * 2 ** (attempt - 1))
+                delay *= random.uniform(0.5, 1.0)
+                log.warning("%s %s: batch %s..%s: %s; retry %d in %.1fs", self.step.name,
+                            self.direction, start, end, err, attempt, delay)
+                self._record_failure(run_id, start, end, attempt, err, fatal=False)
+                with self._lock:
+                    self._retries += 1
+                attempt += 1
+                time.sleep(delay)
+        with self._lock:
+            self._batches += 1
+            self._progress.advance(rows)
+            if self.on_batch:
+                self.on_batch(self._batches, end)
+        return conn
+
+    def _process(self, conn: Connection, run: dict, start: int, end: int, attempt: int) -> int:
+        started = time.monotonic()
+        run_id = run["id"]
+        with self._begin(conn):
+            result = self.step.process(conn, self.direction, start, end, run_id, run["max_key"],
+                                       self.opts.allow_data_loss)
+            conn.execute(
+                text("INSERT INTO orgmig_batch (run_id, start_key, end_key, status, rows_read,"
+                     " rows_written, attempts, duration_ms)"
+                     " VALUES (:r, :s, :e, 'succeeded', :rr, :rw, :a, :ms)"
+                     " ON CONFLICT (run_id, start_key) DO UPDATE SET end_key = EXCLUDED.end_key,"
+                     " status = 'succeeded', rows_read = EXCLUDED.rows_read,"
+                     " rows_written = EXCLUDED.rows_written, attempts = EXCLUDED.attempts,"
+                     " duration_ms = EXCLUDED.duration_ms, error = NULL, finished_at = now()"),
+                {"r": run_id, "s": start, "e": end, "rr": result.rows_read,
+                 "rw": result.rows_written, "a": attempt,
+                 "ms": int((time.monotonic() - started) * 1000)},
+            )
+            conn.execute(
+                text("UPDATE orgmig_run SET rows_done = rows_done + :n, updated_at = now()"
+                     " WHERE id = :r"), {"n": result.rows_read, "r": run_id},
+            )
+        return result.rows_read
 
 
 def run_step(engine: Engine, step: Step, direction: str, options: Options) -> RunResult:

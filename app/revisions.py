@@ -60,6 +60,7 @@ def run_data_step(step, direction: str) -> None:
         return
     options = Options.from_settings(
         batch_size=_int_argument("batch_size", "ORGMIG_BATCH_SIZE"),
+        workers=_int_argument("workers", "ORGMIG_WORKERS"),
         allow_data_loss=allow_data_loss(),
     )
     bind = op.get_bind()

@@ -210,7 +210,7 @@ Index("uq_settings_user_id", settings.c.user_id, unique=True, postgresql_where=t
 # --- 0003: migration bookkeeping --------------------------------------------------------------
 
 RUN_STATUSES = ("running", "paused", "failed", "finished", "cancelled")
-BATCH_STATUSES = ("succeeded", "failed")
+BATCH_STATUSES = ("claimed", "succeeded", "failed")
 
 orgmig_run = Table(
     "orgmig_run",
@@ -258,7 +258,7 @@ orgmig_batch = Table(
     Column("error", Text),
     Column("finished_at", TSTZ, nullable=False, server_default=NOW),
     UniqueConstraint("run_id", "start_key"),
-    CheckConstraint("status IN ('succeeded', 'failed')", name="status_valid"),
+    CheckConstraint("status IN ('claimed', 'succeeded', 'failed')", name="status_valid"),
     CheckConstraint("start_key <= end_key", name="range_ordered"),
 )
 

@@ -215,11 +215,12 @@ def test_sigkill_mid_batch_then_resume(pg_server, engine, alembic_cfg):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         # The third batch's insert into org waits for the held key: its reports are written,
-        # some of its orgs too, all in the open transaction.
+        # some of its orgs too, all in the open transaction (the other worker goes on).
         assert _wait_for(lambda: scalar(engine, """
             SELECT count(*) FROM pg_stat_activity
-            WHERE wait_event_type = 'Lock' AND datname = current_database()""") == 1, 60)
-        assert scalar(engine, "SELECT cursor_key FROM orgmig_run") == 500
+            WHERE wait_event_type = 'Lock' AND datname = current_database()
+              AND query LIKE '%%WITH rng%%'""") == 1, 60)
+        assert scalar(engine, "SELECT status FROM orgmig_batch WHERE start_key = 501") == "claimed", engine.connect().execute(text("SELECT start_key, end_key, status FROM orgmig_batch ORDER BY 1")).all()
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     finally:
@@ -229,11 +230,13 @@ def test_sigkill_mid_batch_then_resume(pg_server, engine, alembic_cfg):
     # The killed batch left nothing behind: the server rolled its transaction back.
     assert _wait_for(lambda: scalar(engine, "SELECT count(*) FROM pg_stat_activity"
                                             " WHERE datname = current_database() AND pid <> pg_backend_pid()") == 0, 30)
-    assert scalar(engine, "SELECT max(user_settings_id) FROM orgmig_user_settings_link") <= 500
-    assert scalar(engine, "SELECT max(source_id) FROM orgmig_report") <= 500
+    assert scalar(engine, "SELECT count(*) FROM orgmig_user_settings_link WHERE user_settings_id BETWEEN 501 AND 750") == 0
+    assert scalar(engine, "SELECT count(*) FROM orgmig_report WHERE source_id BETWEEN 501 AND 750") == 0
+    assert scalar(engine, "SELECT count(*) FROM org WHERE name = :n", n=f"user_{held}_org") == 0
     assert scalar(engine, 'SELECT count(*) FROM "user"') == scalar(engine, "SELECT count(*) FROM orgmig_user_settings_link")
     resumed = run_alembic(engine.url, "upgrade", "0004", ORGMIG_BATCH_SIZE="250")
     assert resumed.returncode == 0, resumed.stderr
+    assert "unfinished batches to redo" in resumed.stderr
     assert scalar(engine, "SELECT min(start_key) FROM orgmig_batch WHERE start_key > 500") == 501
     assert outcome(engine) == _reference_outcome(pg_server, 3000, 6)
     assert _checks_ok(engine) == []

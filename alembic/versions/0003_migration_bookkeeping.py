@@ -76,7 +76,7 @@ def upgrade() -> None:
             ["run_id"], ["orgmig_run.id"], name="fk_orgmig_batch_run_id_orgmig_run", ondelete="CASCADE"
         ),
         sa.UniqueConstraint("run_id", "start_key", name="uq_orgmig_batch_run_id_start_key"),
-        sa.CheckConstraint("status IN ('succeeded', 'failed')", name=op.f("ck_orgmig_batch_status_valid")),
+        sa.CheckConstraint("status IN ('claimed', 'succeeded', 'failed')", name=op.f("ck_orgmig_batch_status_valid")),
         sa.CheckConstraint("start_key <= end_key", name=op.f("ck_orgmig_batch_range_ordered")),
     )
     op.create_table(
