@@ -46,7 +46,7 @@ def _fresh_database(server: URL) -> URL:
 def handle(args: argparse.Namespace) -> int:
     from app.seed import seed_legacy
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     if args.users < 1:
         console.print("orgmig: --users must be at least 1")
         return 2
