@@ -286,3 +286,18 @@ def test_a_next_link_to_another_host_is_not_followed(provider_env, snapshot_db):
     [line] = result.messages
     assert "GET /api/v1/users" in line and "203.0.113.9" in line and "not following it" in line
     assert "00tokenThatMustStayHome123" not in result.everything
+
+
+def test_the_org_concurrency_limit_lowers_requests_in_flight(small_tenant, provider_env, snapshot_db,
+                                                             snapshot_engine):
+    with FakeOkta(small_tenant, concurrency_limit=3) as fake:
+        provider_env(OKTA_BASE_URL=fake.base_url, OKTA_API_TOKEN=fake.api_token)
+        fake.faults.slow(0.2, 30, path_prefix="/api/v1/groups/")  # keep member requests in flight
+
+        result = run_export(snapshot_db, "--provider", "okta", "--concurrency", "6")
+
+        assert result.code == 0, result.stderr
+        assert_snapshot_equals_fake(snapshot_engine, fake)
+        refused = fake.request_count(status=429)
+        assert 1 <= refused <= 4  # each one lowered the number of requests in flight
+        assert fake.max_inflight_seen <= 6
