@@ -60,10 +60,10 @@ def assert_nothing_leaked(text: str, secrets: set[str]) -> None:
 def test_okta_private_key_jwt_refreshes_tokens_and_logs_no_secret(key_pair, provider_env, snapshot_db,
                                                                   snapshot_engine):
     private, public = key_pair
-    # Two-second tokens and slow user pages: the export outlives several tokens.
-    with FakeOkta(make_tenant(1000, 10, seed=24), client_public_key=public, token_ttl=2) as fake:
+    # Four-second tokens (renewed after two) and slow user pages: the export outlives a token.
+    with FakeOkta(make_tenant(1000, 10, seed=24), client_public_key=public, token_ttl=4) as fake:
         provider_env(OKTA_BASE_URL=fake.base_url, OKTA_CLIENT_ID=fake.client_id, OKTA_PRIVATE_KEY=private)
-        fake.faults.slow(0.5, 20, path_prefix="/api/v1/users")
+        fake.faults.slow(0.6, 20, path_prefix="/api/v1/users")
 
         result = run_export(snapshot_db, "--provider", "okta", "-v")
 
