@@ -7,7 +7,6 @@ import argparse
 
 from sqlalchemy import text
 
-from app import db
 
 
 def register(sub) -> None:
@@ -23,6 +22,22 @@ def register(sub) -> None:
     r.set_defaults(handler=handle_resume)
 
 
+def _flag(args: argparse.Namespace, where: str, value: bool) -> list:
+    """Set pause_requested on the runs matching `where` (and --step); return them as they were."""
+    from app.cli import connect
+
+    engine = connect(args)
+    try:
+        with engine.begin() as conn:
+            runs = _runs(conn, args.step, where)
+            conn.execute(
+                text("UPDATE orgmig_run SET pause_requested = :v, updated_at = now()"
+                     " WHERE id = ANY(:ids)"), {"v": value, "ids": [r["id"] for r in runs]})
+    finally:
+        engine.dispose()
+    return runs
+
+
 def _runs(conn, step: str | None, where: str):
     return conn.execute(
         text("SELECT id, step, direction, status, rows_done, total_rows, cursor_key FROM orgmig_run"
@@ -32,14 +47,7 @@ def _runs(conn, step: str | None, where: str):
 
 
 def handle_pause(args: argparse.Namespace) -> int:
-    engine = db.make_engine(args.database_url)
-    db.check_connection(engine)
-    with engine.begin() as conn:
-        runs = _runs(conn, args.step, "status IN ('running', 'failed', 'paused')")
-        conn.execute(
-            text("UPDATE orgmig_run SET pause_requested = true, updated_at = now()"
-                 " WHERE id = ANY(:ids)"), {"ids": [r["id"] for r in runs]})
-    engine.dispose()
+    runs = _flag(args, "status IN ('running', 'failed', 'paused')", True)
     if not runs:
         print("orgmig: no unfinished run to pause")
         return 1
@@ -50,14 +58,7 @@ def handle_pause(args: argparse.Namespace) -> int:
 
 
 def handle_resume(args: argparse.Namespace) -> int:
-    engine = db.make_engine(args.database_url)
-    db.check_connection(engine)
-    with engine.begin() as conn:
-        runs = _runs(conn, args.step, "pause_requested")
-        conn.execute(
-            text("UPDATE orgmig_run SET pause_requested = false, updated_at = now()"
-                 " WHERE id = ANY(:ids)"), {"ids": [r["id"] for r in runs]})
-    engine.dispose()
+    runs = _flag(args, "pause_requested", False)
     if not runs:
         print("orgmig: no paused run")
         return 1

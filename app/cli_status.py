@@ -21,8 +21,9 @@ def register(sub) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    engine = db.make_engine(args.database_url)
-    db.check_connection(engine)
+    from app.cli import connect
+
+    engine = connect(args)
     try:
         st = status.collect(engine)
     finally:
