@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = Field(default=60_000, ge=1, validation_alias="ORGMIG_STATEMENT_TIMEOUT_MS")
     max_batch_attempts: int = Field(default=5, ge=1, validation_alias="ORGMIG_MAX_BATCH_ATTEMPTS")
     pause_ms: int = Field(default=0, ge=0, validation_alias="ORGMIG_PAUSE_MS")
-    workers: int = Field(default=2, ge=1, le=32, validation_alias="ORGMIG_WORKERS")
+    workers: int = Field(default=3, ge=1, le=32, validation_alias="ORGMIG_WORKERS")
     # Verification reads whole tables (set differences, not samples): allow it longer.
     verify_timeout_ms: int = Field(default=600_000, ge=1, validation_alias="ORGMIG_VERIFY_TIMEOUT_MS")
 

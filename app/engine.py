@@ -239,6 +239,9 @@ class BatchEngine:
             run, resumed = self._start_or_resume(conn)
             run_id = run["id"]
             with self._begin(conn):
+                # Statistics for the key column the claims walk (ORDER BY key OFFSET n).
+                conn.exec_driver_sql(f"ANALYZE {self.keys.table} ({self.keys.key})")
+            with self._begin(conn):
                 self.step.prepare(conn, self.direction, run_id)
             if self.direction == "downgrade":
                 with self._begin(conn):

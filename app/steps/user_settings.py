@@ -412,6 +412,11 @@ class UserSettingsToOrg(Step):
                 max_key: int, allow_data_loss: bool) -> BatchResult:
         params = {"start": start, "end": end, "run_id": run_id, "max_key": max_key, "step": self.name,
                   "user_id_sequence": self._user_id_sequence}
+        # Every read in these statements is a keyed lookup. The target tables grow from empty
+        # during the run, and statistics taken while they were empty (or none at all) would let
+        # the planner scan them whole once per batch: take the index paths whatever the stats say.
+        for setting in ("enable_seqscan", "enable_hashjoin", "enable_mergejoin"):
+            conn.exec_driver_sql(f"SET LOCAL {setting} = off")
         if direction == "upgrade":
             r = conn.execute(text(UPGRADE_BATCH), params).mappings().one()
             short = [kind for kind in ("orgs", "users", "members", "settings")
@@ -432,6 +437,9 @@ class UserSettingsToOrg(Step):
         return BatchResult(r["rows_read"], r["written"] + extra)
 
     def finish(self, conn: Connection, direction: str, run_id: int) -> None:
+        # Fresh statistics for the tables this run filled or emptied, so the application's first
+        # queries are planned for what is there now.
+        conn.exec_driver_sql('ANALYZE role, org, "user", org_user, settings, orgmig_user_settings_link')
         if direction != "downgrade":
             return
         conn.execute(text("DELETE FROM orgmig_report WHERE step = :s"), {"s": self.name})
