@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import psycopg.errors
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from app.config import get_settings
 from app.progress import Progress

@@ -41,9 +41,6 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 NOW = text("now()")
 TSTZ = DateTime(timezone=True)
 
-# Statuses shared by users and memberships.
-USER_STATUSES = ("active", "invited", "pending", "disabled")
-
 
 def _timestamps() -> list[Column]:
     return [
@@ -209,8 +206,6 @@ Index("uq_settings_user_id", settings.c.user_id, unique=True, postgresql_where=t
 
 # --- 0003: migration bookkeeping --------------------------------------------------------------
 
-RUN_STATUSES = ("running", "paused", "failed", "finished", "cancelled")
-BATCH_STATUSES = ("claimed", "succeeded", "failed")
 
 orgmig_run = Table(
     "orgmig_run",

@@ -6,7 +6,6 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from pytest_alembic import tests as pa_tests
-from sqlalchemy import text
 
 from app import migrations, verify
 from app.schema import metadata

@@ -3,7 +3,6 @@ after SIGKILL, idempotent, reversible exactly, verifiable, and silent about secr
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
@@ -18,7 +17,6 @@ from app.engine import Options, run_step
 from app.seed import seed_legacy
 from app.steps.user_settings import STEP
 from tests.dbutil import execute, scalar, table_md5
-from tests.legacy import create_legacy_table
 from tests.migration import ROOT, alembic_cmd, alembic_env, orgmig, outcome, run_alembic
 
 SEED_GUIDE_QUERIES = [
