@@ -58,15 +58,24 @@ def make_engine(url: str | URL | None = None, **kwargs) -> Engine:
     return create_engine(resolved, **kwargs)
 
 
+def error_summary(exc: BaseException) -> str:
+    """SQLSTATE and PostgreSQL's primary message, else the driver's first line: never the DETAIL
+    line, which can quote a row's values (and rows hold secrets), nor SQLAlchemy's parameters."""
+    orig = getattr(exc, "orig", None) or exc
+    diag = getattr(orig, "diag", None)
+    if diag is not None and diag.message_primary:
+        return f"{diag.sqlstate or ''} {diag.message_primary}".strip()
+    lines = str(orig).strip().splitlines()
+    return lines[0] if lines else type(orig).__name__
+
+
 def explain(exc: BaseException, url: str | URL) -> DatabaseError:
     """Turn a driver error into a one-line message that names the URL without its password."""
     where = redact(url)
     if isinstance(exc, OperationalError):
-        first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
-        return DatabaseError(f"cannot connect to {where}: {first}")
+        return DatabaseError(f"cannot connect to {where}: {error_summary(exc)}")
     if isinstance(exc, DBAPIError):
-        first = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-        return DatabaseError(f"database error on {where}: {first}")
+        return DatabaseError(f"database error on {where}: {error_summary(exc)}")
     return DatabaseError(f"{type(exc).__name__} on {where}")
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
 
 from app.config import get_settings
+from app.db import error_summary
 from app.progress import Progress
 from app.steps.base import DowngradeRefused, Step
 
@@ -89,21 +90,11 @@ class RunResult:
     seconds: float
     resumed: bool
     summary: dict = field(default_factory=dict)
+    rows_done_now: int = 0  # rows this process did (a resumed run started with some done)
 
     @property
     def rate(self) -> float:
         return self.rows_done_now / self.seconds if self.seconds > 0 else 0.0
-
-    rows_done_now: int = 0
-
-
-def describe_db_error(exc: BaseException) -> str:
-    """SQLSTATE and primary message only: a DETAIL line can quote row values (secrets)."""
-    orig = getattr(exc, "orig", exc)
-    diag = getattr(orig, "diag", None)
-    if diag is not None and diag.message_primary:
-        return f"{diag.sqlstate or ''} {diag.message_primary}".strip()
-    return type(orig).__name__
 
 
 def _is_retryable(exc: BaseException) -> bool:
@@ -374,7 +365,7 @@ class BatchEngine:
                 rows = self._process(conn, run, start, end, attempt)
                 break
             except Exception as exc:
-                err = str(exc) if isinstance(exc, ConcurrentChange) else describe_db_error(exc)
+                err = str(exc) if isinstance(exc, ConcurrentChange) else error_summary(exc)
                 if conn.invalidated or conn.closed:
                     conn.close()
                     conn = self._connect()
@@ -439,4 +430,4 @@ def run_step(engine: Engine, step: Step, direction: str, options: Options) -> Ru
 
 
 __all__ = ["BatchEngine", "ConcurrentChange", "DowngradeRefused", "MigrationError", "Options",
-           "Paused", "RunResult", "run_step", "describe_db_error"]
+           "Paused", "RunResult", "run_step"]

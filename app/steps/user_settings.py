@@ -257,29 +257,41 @@ _UNFILL = ",\n        ".join(
     for c in (*USER_FILL_COLUMNS, "legacy_user_settings_id", "current_org_id")
 )
 
-# With -x allow_data_loss=true only: rows the application created that hang on migrated rows.
-DOWNGRADE_DATA_LOSS_BATCH = """
+# Rows the application created that hang on rows the migration created, one predicate per kind
+# (`m` an org_user row, `x` a settings row, `l` a link row). The downgrade guard counts them over
+# every link; with -x allow_data_loss=true a downgrade batch deletes them over its own links.
+APP_MEMBER_IN_MIGRATED_ORG = (
+    "m.org_id = l.org_id AND l.created_org AND NOT (m.user_id = l.user_id AND l.created_org_user)")
+APP_MEMBER_OF_MIGRATED_USER = "m.user_id = l.user_id AND l.created_user AND m.org_id <> l.org_id"
+APP_SETTINGS_OF_MIGRATED_ORG = "x.org_id = l.org_id AND l.created_org AND NOT l.created_settings"
+APP_SETTINGS_OF_MIGRATED_USER = "x.user_id = l.user_id AND l.created_user"
+
+
+def _current_org_is_migrated(links: str) -> str:
+    """Users (`u`) the migration did not create whose current org it created (and did not set)."""
+    return (f"u.current_org_id IN (SELECT org_id FROM {links} WHERE created_org)"
+            f" AND u.id NOT IN (SELECT user_id FROM {links} WHERE created_user)"
+            f" AND NOT EXISTS (SELECT 1 FROM {links} f WHERE f.user_id = u.id"
+            f" AND 'current_org_id' = ANY (f.filled_user_columns))")
+
+
+DOWNGRADE_DATA_LOSS_BATCH = f"""
 WITH l AS MATERIALIZED (
     SELECT * FROM orgmig_user_settings_link WHERE user_settings_id BETWEEN :start AND :end
 ),
 app_settings AS (
     DELETE FROM settings x USING l
-    WHERE (x.org_id = l.org_id AND l.created_org AND NOT l.created_settings)
-       OR (x.user_id = l.user_id AND l.created_user)
+    WHERE ({APP_SETTINGS_OF_MIGRATED_ORG}) OR ({APP_SETTINGS_OF_MIGRATED_USER})
     RETURNING 1
 ),
 app_members AS (
     DELETE FROM org_user m USING l
-    WHERE (m.org_id = l.org_id AND l.created_org AND NOT (m.user_id = l.user_id AND l.created_org_user))
-       OR (m.user_id = l.user_id AND l.created_user AND m.org_id <> l.org_id)
+    WHERE ({APP_MEMBER_IN_MIGRATED_ORG}) OR ({APP_MEMBER_OF_MIGRATED_USER})
     RETURNING 1
 ),
 app_current_org AS (
     UPDATE "user" u SET current_org_id = NULL, updated_at = now()
-    WHERE u.current_org_id IN (SELECT org_id FROM l WHERE created_org)
-      AND u.id NOT IN (SELECT user_id FROM l WHERE created_user)
-      AND NOT EXISTS (SELECT 1 FROM l WHERE l.user_id = u.id
-                      AND 'current_org_id' = ANY (l.filled_user_columns))
+    WHERE {_current_org_is_migrated("l")}
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM app_settings) + (SELECT count(*) FROM app_members)
@@ -322,26 +334,19 @@ SELECT (SELECT count(*) FROM l) AS rows_read,
      + (SELECT count(*) FROM del_orgs) AS written
 """
 
-# Rows the application created that depend on rows the migration created, by kind.
-DEPENDENT_APP_ROWS = """
+# The guard: how many of each kind exist, over every link.
+_LINKS = "orgmig_user_settings_link"
+DEPENDENT_APP_ROWS = f"""
 SELECT
-  (SELECT count(*) FROM org_user m JOIN orgmig_user_settings_link l ON m.org_id = l.org_id
-    WHERE l.created_org AND NOT (m.user_id = l.user_id AND l.created_org_user))
+  (SELECT count(*) FROM org_user m JOIN {_LINKS} l ON {APP_MEMBER_IN_MIGRATED_ORG})
     AS "org_user rows in migrated personal orgs",
-  (SELECT count(*) FROM org_user m JOIN orgmig_user_settings_link l ON m.user_id = l.user_id
-    WHERE l.created_user AND m.org_id <> l.org_id)
+  (SELECT count(*) FROM org_user m JOIN {_LINKS} l ON {APP_MEMBER_OF_MIGRATED_USER})
     AS "org_user rows of migrated users in other orgs",
-  (SELECT count(*) FROM settings x JOIN orgmig_user_settings_link l ON x.org_id = l.org_id
-    WHERE l.created_org AND NOT l.created_settings)
+  (SELECT count(*) FROM settings x JOIN {_LINKS} l ON {APP_SETTINGS_OF_MIGRATED_ORG})
     AS "settings rows of migrated personal orgs",
-  (SELECT count(*) FROM settings x JOIN orgmig_user_settings_link l ON x.user_id = l.user_id
-    WHERE l.created_user)
+  (SELECT count(*) FROM settings x JOIN {_LINKS} l ON {APP_SETTINGS_OF_MIGRATED_USER})
     AS "settings rows of migrated users",
-  (SELECT count(*) FROM "user" u
-    WHERE u.current_org_id IN (SELECT org_id FROM orgmig_user_settings_link WHERE created_org)
-      AND u.id NOT IN (SELECT user_id FROM orgmig_user_settings_link WHERE created_user)
-      AND NOT EXISTS (SELECT 1 FROM orgmig_user_settings_link l WHERE l.user_id = u.id
-                      AND 'current_org_id' = ANY (l.filled_user_columns)))
+  (SELECT count(*) FROM "user" u WHERE {_current_org_is_migrated(_LINKS)})
     AS "users whose current org is a migrated personal org"
 """
 
