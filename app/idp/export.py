@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from app.idp import auth0, keycloak, okta
 from app.idp.config import Auth0Settings, KeycloakSettings, OktaSettings
 from app.idp.errors import IdpError, PaginationError, redact, register_secret
-from app.idp.http import HttpCore, RetryPolicy
+from app.idp.http import RetryPolicy
 from app.idp.pages import Page, Stream
 from app.idp.progress import Progress, Tally
 from app.idp.snapshot import Counts, RunInfo, SnapshotWriter
