@@ -397,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
          f" {seeded.migratable:,} migratable, {seeded.unmigratable:,} to report"),
         (f"  upgrade      {big.users:,} users in {big.seconds:.1f} s = {big.rate:,.0f} users/s, the median of"
          f" {len(runs)} run{'s' if len(runs) > 1 else ''} (migrated {big.migrated:,}, reported {big.reported:,})"),
-        (f"  runs         " + ", ".join(f"{r.rate:,.0f}" for r in runs) + " users/s"
+        ("  runs         " + ", ".join(f"{r.rate:,.0f}" for r in runs) + " users/s"
          f" ({', '.join(f'{r.seconds:.1f}' for r in runs)} s); peak RSS {mib(big_rss)} (highest)"),
         (f"  upgrade      {small.users:,} users in {small.seconds:.1f} s = {small.rate:,.0f} users/s;"
          f" peak RSS {mib(small.peak_rss_kib)}"),
