@@ -98,21 +98,24 @@ class Server:
     def _admin(self) -> psycopg.Connection:
         return psycopg.connect(libpq(self.admin_url), autocommit=True)
 
+    @staticmethod
+    def _refuse_existing(conn: psycopg.Connection, name: str) -> None:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            raise DatabaseError(
+                f"database {name} already exists (left by a --keep run?): drop it with"
+                f" `dropdb {name}` or choose other sizes"
+            )
+
     def create(self, name: str) -> URL:
         with self._admin() as conn:
-            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-                raise DatabaseError(
-                    f"database {name} already exists (left by a --keep run?): drop it with"
-                    f" `dropdb {name}` or choose other sizes"
-                )
+            self._refuse_existing(conn, name)
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.admin_url.set(database=name)
 
     def copy(self, template: str, name: str) -> URL:
         """A new database that is a file copy of `template` (no session may be connected to it)."""
         with self._admin() as conn:
-            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-                raise DatabaseError(f"database {name} already exists (left by a --keep run?): drop it with `dropdb {name}`")
+            self._refuse_existing(conn, name)
             # FILE_COPY (PostgreSQL 15+) copies the files after a checkpoint instead of writing the
             # whole database to the WAL, so every timed run starts from the same clean state.
             version = int(conn.execute("SHOW server_version_num").fetchone()[0])
