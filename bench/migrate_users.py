@@ -10,7 +10,7 @@ In one run against one PostgreSQL server:
 2. times `python -m alembic -x batch_size=B upgrade head` in a child process (DATABASE_URL set),
    wall time and the child's own peak RSS (os.wait4 reports that process's resource use only),
    `--runs` times (default 3), each on a fresh file copy of the seeded database
-   (`CREATE DATABASE ... TEMPLATE`) after a CHECKPOINT, and reports the median run;
+   (`CREATE DATABASE ... TEMPLATE`) after a CHECKPOINT, and reports the median run (of an even number, the slower middle one);
 3. copies the first `--baseline-users` legacy rows (default min(users, 50,000)) byte for byte into
    `orgmig_bench_<users>_baseline` (at 0003) and times the per-row loop the seed guide's migration
    057 ran: per legacy row select the role, insert the org, the user, the membership and the
@@ -357,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"upgrade run {i}: {runs[-1].rate:,.0f} users/s, peak RSS {mib(runs[-1].peak_rss_kib)}")
                 server.drop(run_db)
                 created.remove(run_db)
-            big = sorted(runs, key=lambda r: r.rate)[len(runs) // 2]
+            # The median run (of an even number, the slower of the middle two).
+            big = sorted(runs, key=lambda r: r.rate)[(len(runs) - 1) // 2]
             big_rss = max(r.peak_rss_kib for r in runs)
 
             say(f"baseline: copying {baseline_users:,} legacy rows into {baseline_db}")
