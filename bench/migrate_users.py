@@ -10,7 +10,8 @@ In one run against one PostgreSQL server:
 2. times `python -m alembic -x batch_size=B upgrade head` in a child process (DATABASE_URL set),
    wall time and the child's own peak RSS (os.wait4 reports that process's resource use only),
    `--runs` times (default 3), each on a fresh file copy of the seeded database
-   (`CREATE DATABASE ... TEMPLATE`) after a CHECKPOINT, and reports the median run (of an even number, the slower middle one);
+   (`CREATE DATABASE ... TEMPLATE`) after a CHECKPOINT, and reports the median run (of an even
+   number of runs, the slower middle one);
 3. copies the first `--baseline-users` legacy rows (default min(users, 50,000)) byte for byte into
    `orgmig_bench_<users>_baseline` (at 0003) and times the per-row loop the seed guide's migration
    057 ran: per legacy row select the role, insert the org, the user, the membership and the
