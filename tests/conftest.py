@@ -74,3 +74,6 @@ def alembic_config():
 # pytest-alembic's collector does not work under pytest 9, so its plugin is disabled in
 # pyproject.toml and its runner fixture is used directly.
 from pytest_alembic.plugin.fixtures import alembic_runner  # noqa: E402,F401
+
+# The identity-provider export tests' fixtures (helpers they import from tests.idp_support).
+from tests.idp_support import idp_database, provider_env, snapshot_db, snapshot_engine  # noqa: E402,F401

@@ -9,17 +9,12 @@ import pytest
 from app.idp.auth0 import EXPORT_FIELDS
 from tests.fakes.auth0 import FakeAuth0
 from tests.fakes.tenant import make_tenant
-from tests.test_idp_support import (  # noqa: F401 - fixtures
+from tests.idp_support import (
     failed_checks,
-    fingerprint,
-    idp_database,
     last_run,
-    provider_env,
     rows,
     run_export,
     snapshot,
-    snapshot_db,
-    snapshot_engine,
 )
 
 
@@ -36,8 +31,7 @@ def small_tenant():
 def start(fake: FakeAuth0, provider_env) -> FakeAuth0:
     """Start the fake (its `with` block stops it) and point the AUTH0_* settings at it."""
     fake.start()
-    provider_env(AUTH0_BASE_URL=fake.base_url, AUTH0_CLIENT_ID=fake.client_id,
-                 AUTH0_CLIENT_SECRET=fake.client_secret)
+    provider_env(**fake.settings())
     return fake
 
 

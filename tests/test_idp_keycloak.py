@@ -6,16 +6,12 @@ import pytest
 
 from tests.fakes.keycloak import FakeKeycloak
 from tests.fakes.tenant import make_tenant
-from tests.test_idp_support import (  # noqa: F401 - fixtures
+from tests.idp_support import (
     failed_checks,
     fingerprint,
-    idp_database,
     last_run,
-    provider_env,
     run_export,
     snapshot,
-    snapshot_db,
-    snapshot_engine,
 )
 
 USERS, GROUPS = 2500, 40
@@ -34,16 +30,14 @@ def small_tenant():
 @pytest.fixture
 def small_keycloak(small_tenant, provider_env):
     with FakeKeycloak(small_tenant) as fake:
-        provider_env(KEYCLOAK_BASE_URL=fake.base_url, KEYCLOAK_REALM=fake.realm,
-                     KEYCLOAK_CLIENT_ID=fake.client_id, KEYCLOAK_CLIENT_SECRET=fake.client_secret)
+        provider_env(**fake.settings())
         yield fake
 
 
 @pytest.fixture
 def keycloak(tenant, provider_env):
     with FakeKeycloak(tenant) as fake:
-        provider_env(KEYCLOAK_BASE_URL=fake.base_url, KEYCLOAK_REALM=fake.realm,
-                     KEYCLOAK_CLIENT_ID=fake.client_id, KEYCLOAK_CLIENT_SECRET=fake.client_secret)
+        provider_env(**fake.settings())
         yield fake
 
 
@@ -107,8 +101,7 @@ def test_since_runs_a_full_export_and_says_so(small_keycloak, snapshot_db, snaps
 
 def test_proxy_faults_and_token_expiry_are_survived(small_tenant, provider_env, snapshot_db, snapshot_engine):
     with FakeKeycloak(small_tenant, token_ttl=2) as fake:
-        provider_env(KEYCLOAK_BASE_URL=fake.base_url, KEYCLOAK_REALM=fake.realm,
-                     KEYCLOAK_CLIENT_ID=fake.client_id, KEYCLOAK_CLIENT_SECRET=fake.client_secret)
+        provider_env(**fake.settings())
         users = f"/admin/realms/{fake.realm}/users"
         fake.faults.add_429_storm(2, path_prefix=users)
         fake.faults.add_5xx(2, 502, path_prefix=users)
@@ -125,8 +118,7 @@ def test_proxy_faults_and_token_expiry_are_survived(small_tenant, provider_env, 
 
 def test_missing_role_names_the_role(small_tenant, provider_env, snapshot_db):
     with FakeKeycloak(small_tenant, service_account_roles={"query-groups", "view-realm", "manage-realm"}) as fake:
-        provider_env(KEYCLOAK_BASE_URL=fake.base_url, KEYCLOAK_REALM=fake.realm,
-                     KEYCLOAK_CLIENT_ID=fake.client_id, KEYCLOAK_CLIENT_SECRET=fake.client_secret)
+        provider_env(**fake.settings())
         result = run_export(snapshot_db, "--provider", "keycloak")
     assert result.code == 1
     [line] = result.messages

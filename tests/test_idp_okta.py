@@ -11,17 +11,13 @@ import pytest
 
 from tests.fakes.okta import FakeOkta
 from tests.fakes.tenant import make_tenant
-from tests.test_idp_support import (  # noqa: F401 - fixtures
+from tests.idp_support import (
     failed_checks,
     fingerprint,
-    idp_database,
     last_run,
-    provider_env,
     rows,
     run_export,
     snapshot,
-    snapshot_db,
-    snapshot_engine,
 )
 
 USERS, GROUPS = 3000, 40
@@ -40,14 +36,14 @@ def small_tenant():
 @pytest.fixture
 def small_okta(small_tenant, provider_env):
     with FakeOkta(small_tenant) as fake:
-        provider_env(OKTA_BASE_URL=fake.base_url, OKTA_API_TOKEN=fake.api_token)
+        provider_env(**fake.settings())
         yield fake
 
 
 @pytest.fixture
 def okta(tenant, provider_env):
     with FakeOkta(tenant) as fake:
-        provider_env(OKTA_BASE_URL=fake.base_url, OKTA_API_TOKEN=fake.api_token)
+        provider_env(**fake.settings())
         yield fake
 
 
@@ -120,7 +116,7 @@ def test_reexport_of_an_unchanged_tenant_is_identical(small_okta, snapshot_db, s
 def test_incremental_export_fetches_only_what_changed(provider_env, snapshot_db, snapshot_engine):
     tenant = make_tenant(800, 20, seed=5)
     with FakeOkta(tenant) as fake:
-        provider_env(OKTA_BASE_URL=fake.base_url, OKTA_API_TOKEN=fake.api_token)
+        provider_env(**fake.settings())
         assert run_export(snapshot_db, "--provider", "okta").code == 0
         full_run = last_run(snapshot_engine, "okta").id
 
@@ -165,7 +161,7 @@ def test_incremental_export_fetches_only_what_changed(provider_env, snapshot_db,
 def test_rate_limits_and_faults_are_survived(small_tenant, provider_env, snapshot_db, snapshot_engine):
     # One-second windows: a 429 says "wait until the window resets", which is then near.
     with FakeOkta(small_tenant, window_seconds=1) as fake:
-        provider_env(OKTA_BASE_URL=fake.base_url, OKTA_API_TOKEN=fake.api_token)
+        provider_env(**fake.settings())
         _faults_survived(fake, snapshot_db, snapshot_engine)
 
 
@@ -190,7 +186,7 @@ def _faults_survived(okta, snapshot_db, snapshot_engine):
 
 def test_exhausted_window_waits_for_the_reset(small_tenant, provider_env, snapshot_db, snapshot_engine):
     with FakeOkta(small_tenant, rate_limits={"users": 3}, window_seconds=1) as fake:
-        provider_env(OKTA_BASE_URL=fake.base_url, OKTA_API_TOKEN=fake.api_token)
+        provider_env(**fake.settings())
         result = run_export(snapshot_db, "--provider", "okta")
         assert result.code == 0, result.stderr
         assert_snapshot_equals_fake(snapshot_engine, fake)
@@ -212,7 +208,7 @@ def test_wrong_token_is_one_clear_line(small_okta, provider_env, snapshot_db):
 
 def test_missing_scope_names_the_scope(small_tenant, provider_env, snapshot_db):
     with FakeOkta(small_tenant, api_token_scopes={"okta.users.read"}) as fake:
-        provider_env(OKTA_BASE_URL=fake.base_url, OKTA_API_TOKEN=fake.api_token)
+        provider_env(**fake.settings())
         result = run_export(snapshot_db, "--provider", "okta")
     assert result.code == 1
     [line] = result.messages
@@ -291,7 +287,7 @@ def test_a_next_link_to_another_host_is_not_followed(provider_env, snapshot_db):
 def test_the_org_concurrency_limit_lowers_requests_in_flight(small_tenant, provider_env, snapshot_db,
                                                              snapshot_engine):
     with FakeOkta(small_tenant, concurrency_limit=3) as fake:
-        provider_env(OKTA_BASE_URL=fake.base_url, OKTA_API_TOKEN=fake.api_token)
+        provider_env(**fake.settings())
         fake.faults.slow(0.2, 30, path_prefix="/api/v1/groups/")  # keep member requests in flight
 
         result = run_export(snapshot_db, "--provider", "okta", "--concurrency", "6")

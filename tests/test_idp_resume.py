@@ -11,17 +11,13 @@ import pytest
 from app.config import get_settings
 from tests.fakes.okta import FakeOkta
 from tests.fakes.tenant import make_tenant
-from tests.test_idp_support import (  # noqa: F401 - fixtures
+from tests.idp_support import (
     export_subprocess,
     failed_checks,
     fingerprint,
-    idp_database,
     last_run,
-    provider_env,
     rows,
     run_export,
-    snapshot_db,
-    snapshot_engine,
 )
 
 
@@ -86,7 +82,7 @@ def test_sigkill_mid_export_then_resume(tenant, provider_env, snapshot_db, snaps
 
 def test_failed_export_resumes_after_the_cause_is_fixed(tenant, provider_env, snapshot_db, snapshot_engine):
     with FakeOkta(tenant) as fake:
-        provider_env(OKTA_BASE_URL=fake.base_url, OKTA_API_TOKEN=fake.api_token, ORGMIG_IDP_RETRY_ATTEMPTS="3")
+        provider_env(**fake.settings(), ORGMIG_IDP_RETRY_ATTEMPTS="3")
         group = fake.okta_group_id(next(iter(tenant.groups)))
         fake.faults.add_5xx(3, 500, path_prefix=f"/api/v1/groups/{group}/users")
         failed = run_export(snapshot_db, "--provider", "okta")
@@ -114,7 +110,7 @@ def test_a_page_write_that_times_out_on_a_lock_is_retried(provider_env, snapshot
     tenant = make_tenant(400, 10, seed=22)
     lock_ms = get_settings().lock_timeout_ms
     with FakeOkta(tenant) as fake:
-        provider_env(OKTA_BASE_URL=fake.base_url, OKTA_API_TOKEN=fake.api_token)
+        provider_env(**fake.settings())
         held = threading.Event()
 
         def hold_lock() -> None:

@@ -10,13 +10,9 @@ from tests.fakes.auth0 import FakeAuth0
 from tests.fakes.keycloak import FakeKeycloak
 from tests.fakes.okta import FakeOkta
 from tests.fakes.tenant import make_tenant
-from tests.test_idp_support import (  # noqa: F401 - fixtures
+from tests.idp_support import (
     failed_checks,
-    idp_database,
-    provider_env,
     run_export,
-    snapshot_db,
-    snapshot_engine,
 )
 
 
@@ -80,9 +76,7 @@ def test_okta_private_key_jwt_refreshes_tokens_and_logs_no_secret(key_pair, prov
 
 def test_failures_log_no_secret(tenant, provider_env, snapshot_db):
     with FakeKeycloak(tenant) as kc, FakeAuth0(tenant) as a0:
-        provider_env(KEYCLOAK_BASE_URL=kc.base_url, KEYCLOAK_REALM=kc.realm, KEYCLOAK_CLIENT_ID=kc.client_id,
-                     KEYCLOAK_CLIENT_SECRET=kc.client_secret,
-                     AUTH0_BASE_URL=a0.base_url, AUTH0_CLIENT_ID=a0.client_id, AUTH0_CLIENT_SECRET=a0.client_secret)
+        provider_env(**kc.settings(), **a0.settings())
         kc.faults.add_5xx(2, 500)
         a0.faults.add_429_storm(1, path_prefix="/api/v2/users")
         a0.faults.malformed_json(1, path_prefix="/oauth/token")

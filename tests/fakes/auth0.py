@@ -338,6 +338,11 @@ class FakeAuth0(FakeServer):
                    self._org_member_roles, need=[("read:organization_member_roles",)])
         self.route("GET", r"/exports/(?P<job>[^/]+)/(?P<file>[^/]+)", self._download, auth=False)
 
+    def settings(self) -> dict[str, str]:
+        """The environment that points `orgmig export` at this fake."""
+        return {"AUTH0_BASE_URL": self.base_url, "AUTH0_CLIENT_ID": self.client_id,
+                "AUTH0_CLIENT_SECRET": self.client_secret}
+
     # ================================================================ public helpers
     @property
     def audience(self) -> str:

@@ -159,6 +159,11 @@ class FakeKeycloak(FakeServer):
         self.route("GET", f"{admin}/organizations/(?P<oid>[^/]+)/members/count", self._org_members_count,
                    need=[("manage-realm",)])
 
+    def settings(self) -> dict[str, str]:
+        """The environment that points `orgmig export` at this fake."""
+        return {"KEYCLOAK_BASE_URL": self.base_url, "KEYCLOAK_REALM": self.realm,
+                "KEYCLOAK_CLIENT_ID": self.client_id, "KEYCLOAK_CLIENT_SECRET": self.client_secret}
+
     # ================================================================ public helpers
     @property
     def server_url(self) -> str:

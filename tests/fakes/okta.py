@@ -286,6 +286,10 @@ class FakeOkta(FakeServer):
         self.route("GET", r"/api/v1/meta/schemas/user/(?P<sid>[^/]+)", self._user_schema, bucket="other",
                    need=((SCOPE_SCHEMAS,),))
 
+    def settings(self) -> dict[str, str]:
+        """The environment that points `orgmig export` at this fake."""
+        return {"OKTA_BASE_URL": self.base_url, "OKTA_API_TOKEN": self.api_token}
+
     # ================================================================ public helpers
     @property
     def token_url(self) -> str:

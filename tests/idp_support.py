@@ -1,4 +1,4 @@
-"""Shared fixtures and probes of the identity-provider export tests (no tests of its own).
+"""Fixtures and probes of the identity-provider export tests (its fixtures are registered in conftest.py).
 
 - `snapshot_db`: a database at `alembic upgrade head` (migrated once per session) whose snapshot
   tables are emptied before each test.
