@@ -23,7 +23,8 @@ It prints users/s for the upgrade (the median run, and every run) and for the ba
 ratio, the peak RSS at both sizes (the highest of the runs) and their ratio, and the batch size,
 each against its target (>= 15,000 users/s at 1,000,000; >= 5x the baseline; RSS ratio <= 1.2).
 Users/s counts legacy rows processed (migrated or reported) per second of wall time, child
-start-up included. The exit code is 1 when a target is missed, 2 when the bench could not run. The databases are dropped at the end unless --keep.
+start-up included. The exit code is 1 when a target is missed, 2 when the bench could not run.
+The databases are dropped at the end unless --keep.
 
 The server: `--database-url` or DATABASE_URL names a server where the bench may create databases;
 default postgresql://postgres@127.0.0.1:5432/postgres.
