@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.pool import NullPool
 
 from app import db
+from app.batch.revision import EXTERNAL_TRANSACTION
 from app.config import get_settings
 from app.schema import metadata
 
@@ -67,6 +68,7 @@ def _run_on(connection: Connection) -> None:
     # Session-level timeouts; committed at once unless the caller owns an open transaction,
     # in which case Alembic runs every revision inside it.
     was_in_transaction = connection.in_transaction()
+    config.attributes[EXTERNAL_TRANSACTION] = was_in_transaction
     for stmt in _session_timeouts():
         connection.exec_driver_sql(stmt)
     if not was_in_transaction:

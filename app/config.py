@@ -1,6 +1,6 @@
-"""Settings from the environment (and a `.env` file), validated once.
-
-Every knob an operator may turn lives here, with the environment variable that sets it.
+"""Settings: every knob an operator may turn, with its default, its bounds and the environment
+variable that sets it (a `.env` file works for all of them). The one other way in is `alembic -x
+name=value`, validated here too (`with_overrides`); no other module reads `os.environ`.
 """
 
 from __future__ import annotations
@@ -8,33 +8,112 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+                                      populate_by_name=True)
 
     # Database
     database_url: SecretStr | None = Field(default=None, validation_alias="DATABASE_URL")
     alembic_ini: Path = Field(default=PROJECT_ROOT / "alembic.ini", validation_alias="ORGMIG_ALEMBIC_INI")
 
-    # Batch engine
+    # Batch engine (each also `alembic -x <name>=<value>`)
     batch_size: int = Field(default=500, ge=1, le=100_000, validation_alias="ORGMIG_BATCH_SIZE")
+    workers: int = Field(default=3, ge=1, le=32, validation_alias="ORGMIG_WORKERS")
     lock_timeout_ms: int = Field(default=2_000, ge=1, validation_alias="ORGMIG_LOCK_TIMEOUT_MS")
     statement_timeout_ms: int = Field(default=60_000, ge=1, validation_alias="ORGMIG_STATEMENT_TIMEOUT_MS")
-    max_batch_attempts: int = Field(default=5, ge=1, validation_alias="ORGMIG_MAX_BATCH_ATTEMPTS")
-    pause_ms: int = Field(default=0, ge=0, validation_alias="ORGMIG_PAUSE_MS")
-    workers: int = Field(default=3, ge=1, le=32, validation_alias="ORGMIG_WORKERS")
+    max_batch_attempts: int = Field(default=5, ge=1, le=100, validation_alias="ORGMIG_MAX_BATCH_ATTEMPTS")
+    pause_ms: int = Field(default=0, ge=0, le=3_600_000, validation_alias="ORGMIG_PAUSE_MS")
+    backoff_base_ms: int = Field(default=200, ge=1, le=60_000, validation_alias="ORGMIG_BACKOFF_BASE_MS")
+    backoff_cap_ms: int = Field(default=30_000, ge=1, le=600_000, validation_alias="ORGMIG_BACKOFF_CAP_MS")
+    allow_data_loss: bool = Field(default=False, validation_alias="ORGMIG_ALLOW_DATA_LOSS")
     # Verification reads whole tables (set differences, not samples): allow it longer.
     verify_timeout_ms: int = Field(default=600_000, ge=1, validation_alias="ORGMIG_VERIFY_TIMEOUT_MS")
+
+    # Identity-provider export (the providers' own settings: app.idp.config)
+    export_concurrency: int = Field(default=8, ge=1, le=75, validation_alias="ORGMIG_EXPORT_CONCURRENCY")
+    idp_retry_attempts: int = Field(default=8, ge=1, le=50, validation_alias="ORGMIG_IDP_RETRY_ATTEMPTS")
+    idp_rate_limit_attempts: int = Field(default=40, ge=1, le=500,
+                                         validation_alias="ORGMIG_IDP_RATE_LIMIT_ATTEMPTS")
+    idp_backoff_base_seconds: float = Field(default=0.25, gt=0, le=60,
+                                            validation_alias="ORGMIG_IDP_BACKOFF_BASE_SECONDS")
+    idp_backoff_max_seconds: float = Field(default=20.0, gt=0, le=300,
+                                           validation_alias="ORGMIG_IDP_BACKOFF_MAX_SECONDS")
+    idp_request_timeout_seconds: float = Field(default=30.0, gt=0, le=600,
+                                               validation_alias="ORGMIG_IDP_REQUEST_TIMEOUT_SECONDS")
+    idp_deadline_seconds: float = Field(default=90.0, gt=0, le=3_600,
+                                        validation_alias="ORGMIG_IDP_DEADLINE_SECONDS")
 
     # Embedded PostgreSQL used by `orgmig demo` when no DATABASE_URL is set
     data_dir: Path = Field(default=Path(".orgmig"), validation_alias="ORGMIG_DATA_DIR")
 
 
+def env_name(field: str) -> str:
+    """The environment variable that sets `field`."""
+    return str(Settings.model_fields[field].validation_alias)
+
+
+_MESSAGES = {
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "bool_parsing": "must be true or false",
+    "greater_than_equal": "must be at least {ge}",
+    "greater_than": "must be more than {gt}",
+    "less_than_equal": "must be at most {le}",
+    "less_than": "must be less than {lt}",
+}
+
+
+def explain(exc: ValidationError, names: dict[str, str] | None = None) -> str:
+    """A pydantic validation error as one line: each bad setting by the name a person typed,
+    what it must be and what it got (never the value of a secret)."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = [str(x) for x in err.get("loc", ()) if x != "__root__"]
+        where = (names or {}).get(loc[-1], loc[-1]) if loc else "a setting"
+        if err.get("type") == "missing":
+            parts.append(f"{where} is not set")
+            continue
+        template = _MESSAGES.get(err.get("type", ""))
+        msg = template.format(**err.get("ctx", {})) if template else \
+            err.get("msg", "is invalid").removeprefix("Value error, ")
+        secret = any(w in where.lower() for w in ("secret", "token", "password", "key", "url"))
+        got = err.get("input")
+        if secret or got is None or isinstance(got, dict):
+            parts.append(f"{where} {msg}")
+        else:
+            parts.append(f"{where} {msg}, got {str(got)[:60]!r}")
+    return "; ".join(parts)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment and `.env`; a ConfigError (one line) when one is wrong."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(f"invalid setting: {explain(exc)}") from None
+
+
+def with_overrides(overrides: dict[str, str], source: str = "-x") -> Settings:
+    """The settings with some fields given explicitly (by field name, as `alembic -x name=value`
+    gives them), validated with the same bounds as their environment variables."""
+    if not overrides:
+        return get_settings()
+    unknown = sorted(set(overrides) - set(Settings.model_fields))
+    if unknown:
+        raise ConfigError(f"unknown {source} argument {unknown[0]!r}")
+    get_settings()  # the environment's own errors first, named by their variables
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        names = {name: f"{source} {name}" for name in overrides}
+        raise ConfigError(f"invalid argument: {explain(exc, names)}") from None

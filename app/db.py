@@ -6,15 +6,30 @@ reach a person name the URL with its password hidden, never the password itself.
 
 from __future__ import annotations
 
-from sqlalchemy import create_engine, text
+import contextlib
+import random
+from collections.abc import Iterator
+
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from app.config import get_settings
+from app.errors import DatabaseError
 
-
-class DatabaseError(RuntimeError):
-    """A database problem explained in one line, safe to print."""
+# Worth another try, by SQLSTATE: the same transaction may well succeed a moment later.
+RETRYABLE_SQLSTATES = {
+    "55P03": "lock_timeout",
+    "57014": "statement_timeout",
+    "40P01": "deadlock",
+    "40001": "serialization failure",
+    # A concurrent writer (the application migrating a user at login) inserted a key the
+    # transaction was about to insert; the retry finds that row instead.
+    "23505": "unique violation",
+    "57P01": "server shutting down",
+    "57P02": "crash shutdown",
+    "57P03": "server starting up",
+}
 
 
 def normalize_url(raw: str) -> URL:
@@ -86,3 +101,48 @@ def check_connection(engine: Engine) -> None:
             conn.execute(text("SELECT 1"))
     except (OperationalError, DBAPIError) as exc:
         raise explain(exc, engine.url) from None
+
+
+@contextlib.contextmanager
+def transaction(conn: Connection, lock_timeout_ms: int | None = None,
+                statement_timeout_ms: int | None = None, **local: str) -> Iterator[Connection]:
+    """One transaction on `conn` with `lock_timeout` and `statement_timeout` set for it alone
+    (defaults: the settings), plus any other `SET LOCAL name = value` given as keywords.
+    Commits on success, rolls back on error."""
+    s = get_settings()
+    local = {
+        "lock_timeout": f"{int(lock_timeout_ms or s.lock_timeout_ms)}ms",
+        "statement_timeout": f"{int(statement_timeout_ms or s.statement_timeout_ms)}ms",
+        **local,
+    }
+    with conn.begin():
+        conn.execute(
+            text("SELECT " + ", ".join(f"set_config(:n{i}, :v{i}, true)" for i in range(len(local)))),
+            {**{f"n{i}": k for i, k in enumerate(local)}, **{f"v{i}": str(v) for i, v in enumerate(local.values())}},
+        )
+        yield conn
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None) or exc
+    return getattr(orig, "sqlstate", None)
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """The connection broke (server restart, network): the transaction rolled back with it."""
+    if isinstance(exc, OperationalError) and getattr(exc, "connection_invalidated", False):
+        return True
+    state = sqlstate(exc) or ""
+    return state.startswith("08") or (isinstance(exc, OperationalError) and not state)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether running the same transaction again may succeed: timeouts, deadlocks,
+    serialization failures, a concurrent insert of the same key, a lost connection."""
+    return sqlstate(exc) in RETRYABLE_SQLSTATES or connection_lost(exc)
+
+
+def backoff(attempt: int, base_s: float, cap_s: float) -> float:
+    """Seconds to wait before attempt `attempt + 1`: capped exponential, with jitter (half to
+    all of it) so retrying workers do not collide again."""
+    return min(cap_s, base_s * 2 ** (max(attempt, 1) - 1)) * random.uniform(0.5, 1.0)

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
-from app import migrations
+from app.ops import migrations
 from app.db import make_engine
 from tests.pg import DatabaseFactory, server_url
 

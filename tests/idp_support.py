@@ -24,9 +24,10 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
-from app import cli, migrations, verify
+from app import cli
+from app.ops import migrations, verify
 from app.db import make_engine
-from app.idp.snapshot_schema import SNAPSHOT_TABLES
+from app.schema.idp_snapshot import SNAPSHOT_TABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 PROVIDER_PREFIXES = ("OKTA_", "KEYCLOAK_", "AUTH0_", "ORGMIG_IDP_")

@@ -49,7 +49,7 @@ def server_url() -> Iterator[tuple[URL, str]]:
             with PostgresContainer("postgres:16-alpine", driver="psycopg") as pg:
                 yield normalize_url(pg.get_connection_url()), "testcontainers"
             return
-    from app.embedded import EmbeddedPostgres
+    from app.ops.embedded import EmbeddedPostgres
 
     with tempfile.TemporaryDirectory(prefix="orgmig-test-pg-") as tmp:
         server = EmbeddedPostgres(Path(tmp) / "pgdata", cleanup="delete")

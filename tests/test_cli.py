@@ -8,8 +8,8 @@ import subprocess
 import sys
 import time
 
-from app import migrations
-from app.seed import seed_legacy
+from app.ops import migrations
+from app.ops.seed import seed_legacy
 from tests.dbutil import scalar
 from tests.migration import ROOT, alembic_cmd, alembic_env, orgmig, run_alembic
 

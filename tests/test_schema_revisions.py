@@ -7,7 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from pytest_alembic import tests as pa_tests
 
-from app import migrations, verify
+from app.ops import migrations, verify
 from app.schema import metadata
 from tests.dbutil import catalog, execute, scalar, table_md5
 from tests.legacy import create_legacy_table

@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.pool import NullPool
 
-from app import migrations
+from app.ops import migrations
 from app.db import DatabaseError, make_engine
 from app.schema import SECRET_COLUMNS, user_settings
-from app.seed import DST_TIMESTAMPS, MISSING_TABLE, seed_legacy
+from app.ops.seed import DST_TIMESTAMPS, MISSING_TABLE, seed_legacy
 from tests.dbutil import execute, scalar, table_md5
 
 USERS = 2_000

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.pool import NullPool
 
-from app import migrations, verify
+from app.ops import migrations, verify
 from app.db import make_engine
-from app.engine import Options, run_step
-from app.seed import seed_legacy
+from app.batch import Options, run_step
+from app.ops.seed import seed_legacy
 from app.steps.user_settings import STEP
 from tests.dbutil import execute, scalar, table_md5
 from tests.migration import ROOT, alembic_cmd, alembic_env, orgmig, outcome, run_alembic

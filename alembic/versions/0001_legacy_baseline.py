@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from app.revisions import allow_data_loss
+from app.batch.revision import allow_data_loss
 
 revision = "0001"
 down_revision = None

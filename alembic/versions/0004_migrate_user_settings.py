@@ -14,7 +14,7 @@ Revises: 0003
 
 from __future__ import annotations
 
-from app.revisions import run_data_step
+from app.batch.revision import run_data_step
 from app.steps.user_settings import STEP
 
 revision = "0004"

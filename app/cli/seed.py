@@ -8,7 +8,7 @@ import sys
 from sqlalchemy.pool import NullPool
 
 from app import db
-from app.seed import seed_legacy
+from app.ops.seed import seed_legacy
 
 MAX_USERS = 50_000_000
 

@@ -7,7 +7,8 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
-from app import db, verify
+from app import db
+from app.ops import verify
 
 
 def register(sub) -> None:

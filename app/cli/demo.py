@@ -15,8 +15,9 @@ from rich.console import Console
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
-from app import db, migrations, verify
-from app.cli_seed import render as render_seed
+from app import db
+from app.ops import migrations, verify
+from app.cli.seed import render as render_seed
 from app.config import get_settings
 
 DEMO_DB = "orgmig_demo"
@@ -44,7 +45,7 @@ def _fresh_database(server: URL) -> URL:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from app.seed import seed_legacy
+    from app.ops.seed import seed_legacy
 
     console = Console(stderr=True, soft_wrap=True)
     if args.users < 1:
@@ -59,7 +60,7 @@ def handle(args: argparse.Namespace) -> int:
         where = f"database {DEMO_DB} on {db.redact(base.set(database=DEMO_DB))}"
         cleanup = f'psql "{db.redact(base)}" -c \'DROP DATABASE {DEMO_DB}\''
     else:
-        from app.embedded import EmbeddedPostgres
+        from app.ops.embedded import EmbeddedPostgres
 
         data_dir = (args.data_dir or get_settings().data_dir).resolve()
         console.print(f"Starting an embedded PostgreSQL in {data_dir} ...")

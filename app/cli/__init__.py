@@ -15,12 +15,12 @@ from app.db import DatabaseError
 
 # Verb modules, in the order `orgmig --help` lists them.
 COMMAND_MODULES = (
-    "app.cli_demo",
-    "app.cli_status",
-    "app.cli_verify",
-    "app.cli_control",
-    "app.cli_seed",
-    "app.cli_export",
+    "app.cli.demo",
+    "app.cli.status",
+    "app.cli.verify",
+    "app.cli.control",
+    "app.cli.seed",
+    "app.cli.export",
 )
 
 
@@ -75,5 +75,3 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
-    sys.exit(main())

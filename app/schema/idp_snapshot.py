@@ -1,5 +1,4 @@
-"""SQLAlchemy Core tables of the identity-provider snapshot (revision 0005), on the project's
-`metadata` so autogenerate compares them with the migrated database.
+"""Revision 0005: the identity-provider snapshot that `orgmig export` fills.
 
 - `idp_export_run`: one export of one provider; at most one unfinished run per provider, which the
   next `orgmig export` resumes.
@@ -30,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from app.schema import NOW, TSTZ, metadata
+from app.schema.base import NOW, TSTZ, in_values, metadata
 
 PROVIDERS = ("okta", "keycloak", "auth0")
 RUN_MODES = ("full", "incremental")
@@ -38,10 +37,6 @@ RUN_STATUSES = ("running", "failed", "finished", "abandoned")
 GROUP_KINDS = ("group", "role", "organization")
 
 EMPTY_OBJECT = text("'{}'::jsonb")
-
-
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 def _run_ref(name: str, nullable: bool = False) -> Column:
@@ -64,9 +59,9 @@ idp_export_run = Table(
     Column("started_at", TSTZ, nullable=False, server_default=NOW),
     Column("updated_at", TSTZ, nullable=False, server_default=NOW),
     Column("finished_at", TSTZ),
-    CheckConstraint(_in("provider", PROVIDERS), name="provider_valid"),
-    CheckConstraint(_in("mode", RUN_MODES), name="mode_valid"),
-    CheckConstraint(_in("status", RUN_STATUSES), name="status_valid"),
+    CheckConstraint(in_values("provider", PROVIDERS), name="provider_valid"),
+    CheckConstraint(in_values("mode", RUN_MODES), name="mode_valid"),
+    CheckConstraint(in_values("status", RUN_STATUSES), name="status_valid"),
     CheckConstraint("(mode = 'incremental') = (since IS NOT NULL)", name="since_matches_mode"),
 )
 # At most one unfinished (running or failed) run per provider: the next export resumes it.
@@ -108,7 +103,7 @@ idp_user = Table(
     _run_ref("first_seen_run_id"),
     _run_ref("last_seen_run_id"),
     PrimaryKeyConstraint("provider", "external_id"),
-    CheckConstraint(_in("provider", PROVIDERS), name="provider_valid"),
+    CheckConstraint(in_values("provider", PROVIDERS), name="provider_valid"),
 )
 
 idp_group = Table(
@@ -126,8 +121,8 @@ idp_group = Table(
     _run_ref("first_seen_run_id"),
     _run_ref("last_seen_run_id"),
     PrimaryKeyConstraint("provider", "kind", "external_id"),
-    CheckConstraint(_in("provider", PROVIDERS), name="provider_valid"),
-    CheckConstraint(_in("kind", GROUP_KINDS), name="kind_valid"),
+    CheckConstraint(in_values("provider", PROVIDERS), name="provider_valid"),
+    CheckConstraint(in_values("kind", GROUP_KINDS), name="kind_valid"),
 )
 
 idp_membership = Table(

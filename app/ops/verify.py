@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from app import migrations
+from app.ops import migrations
 from app.config import get_settings
 
 

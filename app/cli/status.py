@@ -8,7 +8,8 @@ import json
 from rich.console import Console
 from rich.table import Table
 
-from app import db, status
+from app import db
+from app.ops import status
 
 
 def register(sub) -> None:

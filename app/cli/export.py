@@ -22,7 +22,7 @@ from app.idp.config import PROVIDERS, ConfigError, load, load_tuning
 from app.idp.errors import IdpError, redact
 from app.idp.export import Exporter
 from app.idp.http import RetryPolicy
-from app.idp.snapshot_schema import SNAPSHOT_TABLES
+from app.schema.idp_snapshot import SNAPSHOT_TABLES
 
 log = logging.getLogger("app.idp")
 

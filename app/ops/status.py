@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import inspect, select, func
 from sqlalchemy.engine import Engine
 
-from app import migrations
+from app.ops import migrations
 from app.schema import orgmig_report, orgmig_run
 
 

@@ -1,0 +1,16 @@
+"""The batch engine: one generic loop (keyset claims, checkpoint, retry, timeouts, throttle,
+progress, pause) and the protocol a data step implements. Steps import from here only.
+
+    from app.batch import Batch, BatchResult, KeySource, Step
+"""
+
+from app.batch.errors import ConcurrentChange, DowngradeRefused, MigrationError, Paused
+from app.batch.options import Options
+from app.batch.runner import RunResult, run_step
+from app.batch.sqlfile import SqlFiles
+from app.batch.step import Batch, BatchResult, KeySource, Step
+
+__all__ = [
+    "Batch", "BatchResult", "ConcurrentChange", "DowngradeRefused", "KeySource", "MigrationError",
+    "Options", "Paused", "RunResult", "SqlFiles", "Step", "run_step",
+]

@@ -1,0 +1,20 @@
+"""What a run can end in besides success. Every message is one line, safe to print (no row
+values, no secrets), and says what to do next."""
+
+from __future__ import annotations
+
+
+class MigrationError(RuntimeError):
+    """A run stopped; the message says why and what to do."""
+
+
+class Paused(MigrationError):
+    """An operator asked the run to pause; it stopped between batches."""
+
+
+class DowngradeRefused(MigrationError):
+    """A downgrade would delete rows it did not create; nothing was deleted."""
+
+
+class ConcurrentChange(RuntimeError):
+    """Another writer changed the rows a batch works on; the batch is rolled back and retried."""

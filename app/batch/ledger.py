@@ -1,0 +1,122 @@
+"""The engine's ledger: `orgmig_run` and `orgmig_batch`, through the statements in sql/ledger.sql.
+
+Every method takes the connection of a transaction the caller opened, so a batch's writes and
+its `succeeded` mark commit together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Connection
+
+from app.batch.sqlfile import SqlFiles
+from app.batch.step import KeySource
+
+SQL = SqlFiles(Path(__file__).parent / "sql")
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    step: str
+    direction: str
+    min_key: int | None
+    max_key: int | None
+    cursor_key: int | None
+    total_rows: int
+    rows_done: int
+    pause_requested: bool
+    resumed: bool
+
+    @classmethod
+    def of(cls, row, resumed: bool) -> "Run":
+        return cls(row["id"], row["step"], row["direction"], row["min_key"], row["max_key"],
+                   row["cursor_key"], row["total_rows"], row["rows_done"], row["pause_requested"],
+                   resumed)
+
+
+class Ledger:
+    def __init__(self, step: str, direction: str, keys: KeySource) -> None:
+        self.step = step
+        self.direction = direction
+        self.keys = keys
+        walk = {"table": keys.table, "key": keys.key, "scope": keys.scope}
+        self._bounds = SQL("ledger.bounds", **walk)
+        self._next_end = SQL("ledger.next_end", **walk)
+
+    def _ids(self) -> dict:
+        return {"step": self.step, "direction": self.direction}
+
+    def open(self, conn: Connection, batch_size: int) -> Run:
+        """The unfinished run of this step and direction, resumed; else a new one over the keys
+        there are now. A run in the other direction left unfinished is cancelled."""
+        conn.execute(SQL("ledger.lock_step"), self._ids())
+        row = conn.execute(SQL("ledger.open_run"), self._ids()).mappings().first()
+        if row is not None:
+            if not row["pause_requested"]:
+                conn.execute(SQL("ledger.resume_run"), {"run_id": row["id"]})
+            return Run.of(row, resumed=True)
+        conn.execute(SQL("ledger.cancel_other_direction"), self._ids())
+        lower = None
+        if self.direction == "upgrade":
+            # After a finished upgrade (and no downgrade since), only newer keys remain.
+            last = conn.execute(SQL("ledger.last_finished"), self._ids()).mappings().first()
+            if last and last["direction"] == "upgrade" and last["max_key"] is not None:
+                lower = last["max_key"] + 1
+        bounds = conn.execute(self._bounds, {**self.keys.params, "lower": lower}).mappings().one()
+        row = conn.execute(SQL("ledger.insert_run"), {
+            **self._ids(), "batch_size": batch_size, "min_key": bounds["min_key"],
+            "max_key": bounds["max_key"], "total": bounds["total"],
+        }).mappings().one()
+        return Run.of(row, resumed=False)
+
+    @staticmethod
+    def unfinished(conn: Connection, run_id: int) -> list[tuple[int, int]]:
+        rows = conn.execute(SQL("ledger.unfinished_batches"), {"run_id": run_id}).all()
+        return [(a, b) for a, b in rows]
+
+    def claim(self, conn: Connection, run: Run, batch_size: int) -> tuple[int, int] | dict | None:
+        """The next keyset range past the cursor, recorded `claimed`; None when the range is
+        walked; the run's state (a dict) when a pause was asked for (the run is marked paused)."""
+        state = conn.execute(SQL("ledger.lock_cursor"), {"run_id": run.id}).mappings().one()
+        if state["pause_requested"]:
+            conn.execute(SQL("ledger.set_status"), {"run_id": run.id, "status": "paused", "error": None})
+            return dict(state)
+        cursor = state["cursor_key"]
+        if run.max_key is None or cursor >= run.max_key:
+            return None
+        end = conn.execute(self._next_end, {**self.keys.params, "cursor": cursor,
+                                            "max_key": run.max_key, "size": batch_size}).scalar_one()
+        self.record(conn, run.id, cursor + 1, end, "claimed")
+        conn.execute(SQL("ledger.advance_cursor"), {"run_id": run.id, "end_key": end})
+        return cursor + 1, end
+
+    @staticmethod
+    def record(conn: Connection, run_id: int, start: int, end: int, status: str, *,
+               rows_read: int = 0, rows_written: int = 0, attempts: int = 1,
+               duration_ms: int | None = None, error: str | None = None) -> None:
+        conn.execute(SQL("ledger.record_batch"), {
+            "run_id": run_id, "start_key": start, "end_key": end, "status": status,
+            "rows_read": rows_read, "rows_written": rows_written, "attempts": attempts,
+            "duration_ms": duration_ms, "error": error,
+        })
+
+    @staticmethod
+    def add_rows_done(conn: Connection, run_id: int, rows: int) -> None:
+        conn.execute(SQL("ledger.add_rows_done"), {"run_id": run_id, "rows": rows})
+
+    @staticmethod
+    def set_status(conn: Connection, run_id: int, status: str | None, error: str | None) -> None:
+        conn.execute(SQL("ledger.set_status"), {"run_id": run_id, "status": status, "error": error})
+
+    @staticmethod
+    def count_unfinished(conn: Connection, run_id: int) -> int:
+        return conn.execute(SQL("ledger.count_unfinished"), {"run_id": run_id}).scalar_one()
+
+    @staticmethod
+    def finish(conn: Connection, run_id: int) -> None:
+        conn.execute(SQL("ledger.finish_run"), {"run_id": run_id})
+
+    def reported(self, conn: Connection) -> dict[str, int]:
+        return {r: n for r, n in conn.execute(SQL("ledger.reported"), {"step": self.step}).all()}

@@ -1,0 +1,283 @@
+"""The runner: walks one step's keys in one direction, batch by batch, until every batch is done.
+
+    1. Open the run, or resume the unfinished one (ledger), under the step's advisory lock.
+    2. ANALYZE the key column: claims walk it with `ORDER BY key OFFSET n`.
+    3. The step prepares (what it returns reaches every batch) and, for a downgrade, checks
+       that it may delete (DowngradeRefused otherwise, before anything is deleted).
+    4. Ranges a killed run left `claimed` or `failed` are queued first.
+    5. `workers` threads, each on its own connection, loop: claim the next range (a short
+       transaction that records it `claimed` and advances the cursor), then process it in one
+       transaction holding the step's SQL and the range's `succeeded` mark. A retryable error
+       (timeouts, deadlock, a concurrent writer, a lost connection) rolls the batch back and
+       retries it after a capped, jittered backoff; a statement timeout first splits it in two.
+       A pause request stops the workers at their next claim.
+    6. When no range is left unfinished, the step's finish() and the run's `finished` mark
+       commit together.
+    7. The step's summary and its reported rows, for the person who ran it.
+
+A kill at any moment loses nothing and repeats nothing: the next run redoes the ranges left
+`claimed` or `failed`, then goes on from the cursor.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, Engine
+
+from app import db
+from app.batch.errors import ConcurrentChange, MigrationError, Paused
+from app.batch.ledger import Ledger, Run
+from app.batch.options import Options
+from app.batch.progress import Progress
+from app.batch.step import DIRECTIONS, Batch, BatchResult, Step
+
+log = logging.getLogger("app.batch")
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    step: str
+    direction: str
+    rows_total: int
+    rows_done: int
+    batches: int
+    retries: int
+    seconds: float
+    resumed: bool
+    summary: dict[str, int] = field(default_factory=dict)
+    reported: dict[str, int] = field(default_factory=dict)
+    rows_done_now: int = 0  # rows this process did (a resumed run started with some done)
+
+    @property
+    def rate(self) -> float:
+        return self.rows_done_now / self.seconds if self.seconds > 0 else 0.0
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, ConcurrentChange) or db.is_retryable(exc)
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, ConcurrentChange) else db.error_summary(exc)
+
+
+class Runner:
+    """Runs one step in one direction on `engine` (a connection per worker, a transaction per
+    batch)."""
+
+    def __init__(self, engine: Engine, step: Step, direction: str, options: Options) -> None:
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be upgrade or downgrade, not {direction!r}")
+        self.engine = engine
+        self.step = step
+        self.direction = direction
+        self.opts = options
+        self.keys = step.keys(direction)
+        self.ledger = Ledger(step.name, direction, self.keys)
+        self.label = f"{step.name} {direction}"
+        self._redo: deque[tuple[int, int]] = deque()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._batches = 0
+        self._retries = 0
+        self._state = None
+
+    # -- connections and transactions ----------------------------------------------------------
+
+    def _connect(self) -> Connection:
+        conn = self.engine.connect()
+        # The target tables grow from empty during a run: a server-side prepared statement
+        # planned while they were small would go on scanning them whole. Each batch statement
+        # is planned for the tables as they are now (the foreign-key checks keep their cached
+        # plans, which `plan_cache_mode = force_custom_plan` would throw away).
+        driver = conn.connection.driver_connection
+        if hasattr(driver, "prepare_threshold"):
+            driver.prepare_threshold = None
+        return conn
+
+    def _tx(self, conn: Connection, **local: str):
+        # A batch and its checkpoint commit together, so a commit lost in a server crash loses
+        # both and the batch simply runs again: no need to wait for the WAL flush.
+        return db.transaction(conn, self.opts.lock_timeout_ms, self.opts.statement_timeout_ms,
+                              synchronous_commit="off", **local)
+
+    def _backoff(self, attempt: int) -> float:
+        return db.backoff(attempt, self.opts.backoff_base_ms / 1000, self.opts.backoff_cap_ms / 1000)
+
+    # -- the run ---------------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        t0 = time.monotonic()
+        conn = self._connect()
+        try:
+            with self._tx(conn):
+                run = self.ledger.open(conn, self.opts.batch_size)
+            if run.pause_requested:
+                raise Paused(self._paused_message(run.cursor_key, run.rows_done, run.total_rows))
+            with self._tx(conn):
+                conn.exec_driver_sql(f"ANALYZE {self.keys.table} ({self.keys.key})")
+            with self._tx(conn):
+                self._state = self.step.prepare(conn, self.direction, run.id)
+            if self.direction == "downgrade":
+                with self._tx(conn):
+                    self.step.check_downgrade(conn, self.opts.allow_data_loss)
+            with self._tx(conn):
+                self._redo.extend(self.ledger.unfinished(conn, run.id))
+            if run.resumed:
+                log.info("%s: resuming run %s at key %s (%s/%s rows done, %d unfinished batches"
+                         " to redo)", self.label, run.id, run.cursor_key, f"{run.rows_done:,}",
+                         f"{run.total_rows:,}", len(self._redo))
+            progress = Progress(self.label, run.total_rows, run.rows_done, bar=self.opts.progress_bar)
+            try:
+                self._run_workers(run, progress)
+                with self._tx(conn):
+                    left = self.ledger.count_unfinished(conn, run.id)
+                    if left:
+                        raise MigrationError(f"{self.label}: {left} batches are not finished;"
+                                             " run the same command again to redo them")
+                    self.step.finish(conn, self.direction, run.id)
+                    self.ledger.finish(conn, run.id)
+                with self._tx(conn):
+                    summary = self.step.summary(conn, self.direction, run.id)
+                    reported = self.ledger.reported(conn)
+            finally:
+                progress.close()
+        finally:
+            conn.close()
+        return RunResult(run.id, self.step.name, self.direction, run.total_rows, progress.done,
+                         self._batches, self._retries, time.monotonic() - t0, run.resumed,
+                         summary, reported, progress.done - run.rows_done)
+
+    def _paused_message(self, cursor, done: int, total: int) -> str:
+        return (f"{self.label} is paused at key {cursor} ({done:,}/{total:,} rows); run"
+                " `orgmig resume` and then the same alembic command to continue")
+
+    def _run_workers(self, run: Run, progress: Progress) -> None:
+        workers = max(1, int(self.opts.workers))
+        if workers == 1:
+            self._worker(run, progress)
+        else:
+            threads = [threading.Thread(target=self._worker, args=(run, progress),
+                                        name=f"orgmig-worker-{i}") for i in range(workers)]
+            for t in threads:
+                t.start()
+            try:
+                for t in threads:
+                    while t.is_alive():
+                        t.join(0.2)
+            except BaseException:
+                # Ctrl-C: every worker finishes the batch it holds, then stops.
+                self._stop.set()
+                for t in threads:
+                    t.join()
+                raise
+        if self._error is not None:
+            raise self._error
+
+    def _worker(self, run: Run, progress: Progress) -> None:
+        conn: Connection | None = None
+        try:
+            conn = self._connect()
+            while not self._stop.is_set():
+                claim = self._claim(conn, run)
+                if claim is None:
+                    return
+                conn, rows = self._process_with_retries(conn, run, *claim)
+                with self._lock:
+                    self._batches += 1
+                    progress.advance(rows)
+                if self.opts.pause_ms:
+                    time.sleep(self.opts.pause_ms / 1000)
+        except BaseException as exc:
+            with self._lock:
+                if self._error is None:
+                    self._error = exc
+            self._stop.set()
+            if threading.current_thread() is threading.main_thread():
+                raise
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _claim(self, conn: Connection, run: Run) -> tuple[int, int] | None:
+        """The next range to process: a left-over one, else the next keyset batch."""
+        with self._lock:
+            if self._redo:
+                return self._redo.popleft()
+        with self._tx(conn):
+            claim = self.ledger.claim(conn, run, self.opts.batch_size)
+        if isinstance(claim, dict):
+            raise Paused(self._paused_message(claim["cursor_key"], claim["rows_done"], claim["total_rows"]))
+        return claim
+
+    def _record_failure(self, run_id: int, start: int, end: int, attempts: int, error: str,
+                        fatal: bool) -> None:
+        """Best effort: with the server gone, the failure cannot be recorded, and the range is
+        still `claimed` in the ledger, which is what the next run needs to redo it."""
+        try:
+            with self.engine.connect() as conn, self._tx(conn):
+                self.ledger.record(conn, run_id, start, end, "failed", attempts=attempts, error=error)
+                self.ledger.set_status(conn, run_id, "failed" if fatal else None, error)
+        except Exception as exc:  # noqa: BLE001 - the error being recorded matters more
+            log.debug("%s: could not record the failure of %s..%s: %s", self.label, start, end,
+                      db.error_summary(exc))
+
+    def _process_with_retries(self, conn: Connection | None, run: Run, start: int,
+                              end: int) -> tuple[Connection | None, int]:
+        attempt = 1
+        while True:
+            try:
+                if conn is None:
+                    conn = self._connect()
+                return conn, self._process(conn, run, start, end, attempt)
+            except Exception as exc:
+                err = _describe(exc)
+                if conn is not None and (conn.invalidated or conn.closed):
+                    conn.close()
+                    conn = None
+                if not _retryable(exc) or attempt >= self.opts.max_batch_attempts:
+                    self._record_failure(run.id, start, end, attempt, err, fatal=True)
+                    raise MigrationError(
+                        f"{self.label}: batch {start}..{end} failed after {attempt} attempt(s):"
+                        f" {err}. Nothing of that batch was written; fix the cause and run the"
+                        " same command again to resume") from None
+                if db.sqlstate(exc) == "57014" and end > start:
+                    # Too slow for statement_timeout: keep the first half, queue the second.
+                    mid = start + (end - start) // 2
+                    self._record_failure(run.id, mid + 1, end, 0, err, fatal=False)
+                    with self._lock:
+                        self._redo.appendleft((mid + 1, end))
+                    end = mid
+                delay = self._backoff(attempt)
+                log.warning("%s: batch %s..%s: %s; retry %d in %.1fs", self.label, start, end,
+                            err, attempt, delay)
+                self._record_failure(run.id, start, end, attempt, err, fatal=False)
+                with self._lock:
+                    self._retries += 1
+                attempt += 1
+                time.sleep(delay)
+
+    def _process(self, conn: Connection, run: Run, start: int, end: int, attempt: int) -> int:
+        started = time.monotonic()
+        batch = Batch(run.id, self.direction, start, end, run.max_key, self.opts.allow_data_loss,
+                      self._state)
+        apply = self.step.upgrade if self.direction == "upgrade" else self.step.downgrade
+        with self._tx(conn, **self.step.batch_settings):
+            result: BatchResult = apply(conn, batch)
+            self.ledger.record(conn, run.id, start, end, "succeeded", rows_read=result.rows_read,
+                               rows_written=result.rows_written, attempts=attempt,
+                               duration_ms=int((time.monotonic() - started) * 1000))
+            self.ledger.add_rows_done(conn, run.id, result.rows_read)
+        return result.rows_read
+
+
+def run_step(engine: Engine, step: Step, direction: str, options: Options) -> RunResult:
+    """Run `step` to completion in `direction`; raises MigrationError (Paused, DowngradeRefused)."""
+    return Runner(engine, step, direction, options).run()

@@ -1,0 +1,89 @@
+"""What a data step is: the keys it walks, the set-based SQL for one batch in each direction,
+what it prepares, what it refuses, what it reports. The engine (app.batch.runner) owns every
+other concern: claims, checkpoints, retries, timeouts, throttling, progress, pause.
+
+Keys are one `bigint`-compatible column per table (an integer primary key, or a surrogate
+identity column where the natural key is text or composite), optionally narrowed by a scope
+predicate. Integer keys keep the ledger typed, each claim one index probe (`ORDER BY key
+OFFSET n`), and ranges printable; a table keyed by text gets a surrogate `bigint` identity
+column in its step's schema revision rather than a second, slower kind of cursor.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+
+DIRECTIONS = ("upgrade", "downgrade")
+
+
+@dataclass(frozen=True)
+class KeySource:
+    """The keyset a direction walks: `table.key` (unique, integer) where `scope` holds.
+
+    `scope` is a SQL predicate over the table with bind parameters from `params`, for a step
+    that walks part of a table (one provider's rows of a snapshot, say)."""
+
+    table: str
+    key: str
+    scope: str = "true"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One claimed range of keys, `start..end` inclusive, and what the step's SQL may need."""
+
+    run_id: int
+    direction: str
+    start: int
+    end: int
+    max_key: int
+    allow_data_loss: bool
+    state: Any = None  # what the step's prepare() returned for this run
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    rows_read: int
+    rows_written: int
+
+
+class Step(ABC):
+    """A data step. Subclasses set `name`, `keys()`, `upgrade()` and `downgrade()`."""
+
+    name: str = ""
+    # `SET LOCAL name = value` for every batch transaction of this step (planner settings,
+    # TimeZone), on top of the engine's own timeouts.
+    batch_settings: dict[str, str] = {}
+
+    @abstractmethod
+    def keys(self, direction: str) -> KeySource:
+        """The keyset `direction` walks."""
+
+    def prepare(self, conn: Connection, direction: str, run_id: int) -> Any:
+        """Runs once per run, in its own transaction, before the first batch; what it returns
+        reaches every batch as `batch.state`."""
+        return None
+
+    def check_downgrade(self, conn: Connection, allow_data_loss: bool) -> None:
+        """Raise DowngradeRefused when a downgrade would delete rows it did not create."""
+
+    @abstractmethod
+    def upgrade(self, conn: Connection, batch: Batch) -> BatchResult:
+        """Move the keys batch.start..batch.end, set-based, inside the batch's transaction."""
+
+    @abstractmethod
+    def downgrade(self, conn: Connection, batch: Batch) -> BatchResult:
+        """Undo what upgrade() did for the keys batch.start..batch.end."""
+
+    def finish(self, conn: Connection, direction: str, run_id: int) -> None:
+        """Runs in the transaction that marks the run finished."""
+
+    def summary(self, conn: Connection, direction: str, run_id: int) -> dict[str, int]:
+        """What a person reads at the end, `{label: count}` in display order. The engine adds
+        the step's reported rows by reason (from orgmig_report) itself."""
+        return {}

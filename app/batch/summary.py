@@ -1,0 +1,34 @@
+"""The end-of-run summary a person reads: what moved, what was reported, how fast. It renders
+whatever the step reports (`{label: count}`) and the step's reported rows by reason."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from app.batch.runner import RunResult
+
+log = logging.getLogger("app.summary")
+
+
+def format_summary(result: RunResult) -> str:
+    lines = [
+        f"{result.step} {result.direction} finished" + (" (resumed)" if result.resumed else "")
+        + f": {result.rows_done_now:,} rows in {result.seconds:.1f}s"
+        f" ({result.rate:,.0f} rows/s), {result.batches:,} batches, {result.retries} retries",
+    ]
+    if result.summary:
+        lines.append("  " + "; ".join(f"{label}: {n:,}" for label, n in result.summary.items()))
+    if result.reported or result.direction == "upgrade":
+        lines.append("  reported: " + (", ".join(f"{n:,} {reason}" for reason, n in result.reported.items())
+                                       or "none"))
+        lines.append(f"  details: orgmig status; rows: SELECT * FROM orgmig_report WHERE step = '{result.step}'")
+    return "\n".join(lines)
+
+
+def print_summary(result: RunResult) -> None:
+    text = format_summary(result)
+    for line in text.splitlines():
+        log.info(line)
+    if not logging.getLogger("app").isEnabledFor(logging.INFO):
+        print(text, file=sys.stderr)

@@ -1,0 +1,116 @@
+"""Step `user_settings_to_org` (revision 0004): every legacy user_settings row into the org schema.
+
+Per legacy row with a valid, winning keycloak_user_id: a personal org `user_{id}_org`, a "user",
+an `admin`/`active` membership and an org settings row carrying every other column unchanged;
+rows it cannot migrate (NULL, empty or blank ids; losing duplicates) are reported with a reason.
+Users the application already migrated are linked and only their missing values filled; what
+the application wrote is never overwritten (differences are reported, by column name only).
+Filling leaves `updated_at` alone, so a downgrade restores such a row byte for byte.
+
+The SQL is in this folder: upgrade.sql (one statement per batch over a keyset range of
+user_settings.id), downgrade.sql and dependent_rows.sql (over orgmig_user_settings_link),
+guard.sql and run.sql.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sqlalchemy import Connection
+
+from app.batch import Batch, BatchResult, ConcurrentChange, DowngradeRefused, KeySource, SqlFiles, Step
+from app.schema import SETTINGS_COLUMNS
+
+log = logging.getLogger("app.steps.user_settings")
+
+SQL = SqlFiles(
+    Path(__file__).parent,
+    settings_columns=", ".join(SETTINGS_COLUMNS),
+    settings_values=", ".join(f"s.{c}" for c in SETTINGS_COLUMNS),
+)
+# Every key range, for the guard that looks at all links at once.
+ALL_KEYS = {"start": -(2**31), "end": 2**31 - 1}
+INSERTED = ("orgs", "users", "members", "settings")
+
+
+class UserSettingsToOrg(Step):
+    name = "user_settings_to_org"
+    # Every read in the batch statements is a keyed lookup. The target tables grow from empty
+    # during the run, and statistics taken while they were empty (or none at all) would let
+    # the planner scan them whole once per batch: take the index paths whatever the stats say.
+    # TimeZone: a naive legacy timestamp holds UTC (see upgrade.sql).
+    batch_settings = {"enable_seqscan": "off", "enable_hashjoin": "off",
+                      "enable_mergejoin": "off", "TimeZone": "UTC"}
+
+    def keys(self, direction: str) -> KeySource:
+        if direction == "upgrade":
+            return KeySource("user_settings", "id")
+        return KeySource("orgmig_user_settings_link", "user_settings_id")
+
+    def prepare(self, conn: Connection, direction: str, run_id: int) -> str:
+        if direction == "upgrade":
+            for name, expected, found in conn.execute(SQL("run.default_roles"), {"step": self.name}):
+                log.warning("role %r exists with rank %s (expected %s); left as it is",
+                            name, found, expected)
+        return conn.execute(SQL("run.user_id_sequence")).scalar_one()
+
+    def check_downgrade(self, conn: Connection, allow_data_loss: bool) -> None:
+        counts = dict(conn.execute(SQL("dependent_rows"), {**ALL_KEYS, "delete": False}).mappings().one())
+        counts.pop("written")
+        for tbl, col, target in conn.execute(SQL("guard.foreign_refs")).all():
+            created, key = ("created_org", "org_id") if target == "org" else ("created_user", "user_id")
+            n = conn.execute(SQL("guard.referencing_rows", table=tbl, column=col, target_key=key,
+                                 created=created)).scalar_one()
+            if n and allow_data_loss:
+                # Even with allow_data_loss: these rows are the application's, in tables orgmig
+                # does not own, so it never deletes them.
+                raise DowngradeRefused(
+                    f"{n} rows of {tbl} reference {target} rows created by this migration; they"
+                    f" belong to the application and orgmig does not delete them: remove or"
+                    f" re-point them ({tbl}.{col}) first. Nothing was deleted.")
+            counts[f"{tbl} rows referencing migrated {target} rows"] = n
+        found = {k: v for k, v in counts.items() if v}
+        if found and not allow_data_loss:
+            listing = ", ".join(f"{v:,} {k}" for k, v in found.items())
+            raise DowngradeRefused(
+                f"refusing to downgrade {self.name}: the application created rows that depend on"
+                f" rows this migration created ({listing}). Nothing was deleted. To delete those"
+                f" rows too, run the downgrade again with -x allow_data_loss=true")
+
+    def upgrade(self, conn: Connection, batch: Batch) -> BatchResult:
+        r = conn.execute(SQL("upgrade"), {
+            "start": batch.start, "end": batch.end, "max_key": batch.max_key, "run_id": batch.run_id,
+            "step": self.name, "user_id_sequence": batch.state,
+        }).mappings().one()
+        short = [kind for kind in INSERTED if r[f"{kind}_expected"] != r[f"{kind}_inserted"]]
+        if short or r["linked"] != r["winners"] or r["fills_expected"] != r["fills_done"]:
+            # A concurrent writer (the app migrating a user at login) wrote a row between this
+            # statement's snapshot and its insert; the batch is rolled back and retried.
+            raise ConcurrentChange(
+                f"rows in {batch.start}..{batch.end} changed while the batch ran"
+                f" ({', '.join(short) or 'links'} differ from what the batch expected)")
+        written = sum(r[f"{kind}_inserted"] for kind in INSERTED)
+        return BatchResult(r["rows_read"], written + r["fills_done"] + r["linked"] + r["reported"])
+
+    def downgrade(self, conn: Connection, batch: Batch) -> BatchResult:
+        keys = {"start": batch.start, "end": batch.end}
+        extra = 0
+        if batch.allow_data_loss:
+            extra = conn.execute(SQL("dependent_rows"), {**keys, "delete": True}).mappings().one()["written"]
+        r = conn.execute(SQL("downgrade"), keys).mappings().one()
+        return BatchResult(r["rows_read"], r["written"] + extra)
+
+    def finish(self, conn: Connection, direction: str, run_id: int) -> None:
+        conn.execute(SQL("run.analyze"))
+        if direction == "downgrade":
+            conn.execute(SQL("run.forget_reports"), {"step": self.name})
+            conn.execute(SQL("run.remove_default_roles"), {"step": self.name})
+
+    def summary(self, conn: Connection, direction: str, run_id: int) -> dict[str, int]:
+        r = conn.execute(SQL("run.summary")).mappings().one()
+        return {"legacy rows": r["legacy_rows"], "migrated": r["migrated"],
+                "users created": r["users_created"], "found already migrated": r["users_found"]}
+
+
+STEP = UserSettingsToOrg()

@@ -1,0 +1,16 @@
+-- Step user_settings_to_org: foreign keys from other tables (the application's own) into org or
+-- "user", and how many rows of one such table reference rows the upgrade created.
+
+-- name: foreign_refs
+SELECT c.conrelid::regclass::text AS tbl, a.attname AS col, c.confrelid::regclass::text AS target
+FROM pg_constraint c
+JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+WHERE c.contype = 'f' AND cardinality(c.conkey) = 1
+  AND c.confrelid IN ('org'::regclass, '"user"'::regclass)
+  AND c.conrelid NOT IN ('org_user'::regclass, 'settings'::regclass, '"user"'::regclass,
+                         'orgmig_user_settings_link'::regclass);
+
+-- name: referencing_rows
+-- {table}.{column} references {target_key} of rows the upgrade created ({created}).
+SELECT count(*) FROM {table} t
+WHERE t.{column} IN (SELECT {target_key} FROM orgmig_user_settings_link WHERE {created});
