@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging.config
 import sys
 
-from alembic import context
 from sqlalchemy import Connection, Engine
 from sqlalchemy.pool import NullPool
 
+from alembic import context
 from app import db
 from app.batch.revision import EXTERNAL_TRANSACTION
 from app.config import get_settings

@@ -62,8 +62,9 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from app.ops import migrations
 from app.db import DatabaseError, make_engine, normalize_url, redact
+from app.ops import migrations
+from app.ops.seed import SeedSummary, seed_legacy
 from app.schema import (
     SETTINGS_COLUMNS,
     org,
@@ -73,7 +74,6 @@ from app.schema import (
     user,
     user_settings,
 )
-from app.ops.seed import SeedSummary, seed_legacy
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 TARGET_RATE = 15_000

@@ -38,10 +38,10 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from app.ops import migrations  # noqa: E402
 from app.db import make_engine, normalize_url  # noqa: E402
 from app.idp.config import OktaSettings  # noqa: E402
 from app.idp.export import Exporter  # noqa: E402
+from app.ops import migrations  # noqa: E402
 from tests.fakes.okta import FakeOkta  # noqa: E402
 from tests.fakes.tenant import make_tenant  # noqa: E402
 

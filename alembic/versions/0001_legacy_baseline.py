@@ -12,7 +12,6 @@ Revises:
 from __future__ import annotations
 
 from alembic import op
-
 from app.batch.revision import allow_data_loss
 
 revision = "0001"

@@ -30,7 +30,7 @@ class Run:
     resumed: bool
 
     @classmethod
-    def of(cls, row, resumed: bool) -> "Run":
+    def of(cls, row, resumed: bool) -> Run:
         return cls(row["id"], row["step"], row["direction"], row["min_key"], row["max_key"],
                    row["cursor_key"], row["total_rows"], row["rows_done"], row["pause_requested"],
                    resumed)

@@ -23,7 +23,7 @@ class Options:
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, *, progress_bar: bool | None = None,
-                      **x_args: str) -> "Options":
+                      **x_args: str) -> Options:
         """Options from `settings` (default: the environment's), with `x_args` (`alembic -x`
         values, by setting name) validated on top."""
         s = with_overrides({k: v for k, v in x_args.items() if v is not None}) if x_args \

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 
 from alembic import context, op
-
 from app.batch.errors import MigrationError
 from app.batch.options import X_ARGUMENTS, Options
 from app.batch.runner import run_step

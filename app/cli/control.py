@@ -8,7 +8,6 @@ import argparse
 from sqlalchemy import text
 
 
-
 def register(sub) -> None:
     from app.cli import add_database_option
 

@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import inspect
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -78,7 +78,7 @@ def parse_since(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise ConfigError(f"--since {value!r} is not an ISO 8601 time (e.g. 2025-01-31T00:00:00Z)") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def handle(args: argparse.Namespace) -> int:

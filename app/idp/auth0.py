@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 from app.idp.config import Auth0Settings
@@ -60,7 +60,7 @@ def make_core(settings: Auth0Settings, concurrency: int, **kwargs) -> HttpCore:
 
 
 def auth0_time(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
 def _user(u: dict) -> dict:

@@ -56,7 +56,7 @@ class OktaSettings(_ProviderSettings):
     scopes: str = Field(default="okta.users.read okta.groups.read", validation_alias="OKTA_SCOPES")
 
     @model_validator(mode="after")
-    def _one_credential(self) -> "OktaSettings":
+    def _one_credential(self) -> OktaSettings:
         has_token = self.api_token is not None and bool(self.api_token.get_secret_value().strip())
         has_key = self.private_key is not None or self.private_key_file is not None
         if has_token and (self.client_id or has_key):

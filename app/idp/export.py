@@ -213,7 +213,7 @@ class Exporter:
         self.tally.streams_done += 1
         self.progress.update()
 
-    async def _write_stream(self, run: RunInfo, stream: Stream, pages: "asyncio.Queue[Page]") -> None:
+    async def _write_stream(self, run: RunInfo, stream: Stream, pages: asyncio.Queue[Page]) -> None:
         # The top-level listings are the long sequential chains that set the export's pace: their
         # writes never queue. The many streams they spawn (members of each group, ...) take
         # turns for a few write slots, so the database is not crowded by them.

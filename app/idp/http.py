@@ -137,7 +137,7 @@ class HttpCore:
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    async def __aenter__(self) -> "HttpCore":
+    async def __aenter__(self) -> HttpCore:
         return self
 
     async def __aexit__(self, *exc) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -106,6 +106,6 @@ def epoch_ms_to_iso(value: Any) -> str | None:
     if value is None:
         return None
     try:
-        return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc).isoformat()
+        return datetime.fromtimestamp(int(value) / 1000, tz=UTC).isoformat()
     except (TypeError, ValueError, OverflowError):
         return None

@@ -49,7 +49,7 @@ class Progress:
             text += f", waiting {wait[1]:.1f}s for the {wait[0]} rate limit"
         return text + f", streams {t.streams_done}/{t.streams_known}, {elapsed:.0f}s"
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         if self.terminal:
             from rich.console import Console
             from rich.live import Live

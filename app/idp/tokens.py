@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 class TokenSource(Protocol):
     refreshable: bool
 
-    async def authorization(self, core: "HttpCore") -> str: ...
+    async def authorization(self, core: HttpCore) -> str: ...
 
     def invalidate(self) -> None: ...
 
@@ -37,7 +37,7 @@ class StaticToken:
         register_secret(token)
         self._header = f"{scheme} {token}"
 
-    async def authorization(self, core: "HttpCore") -> str:
+    async def authorization(self, core: HttpCore) -> str:
         return self._header
 
     def invalidate(self) -> None:
@@ -63,14 +63,14 @@ class ClientCredentials:
     def invalidate(self) -> None:
         self._token = None
 
-    async def authorization(self, core: "HttpCore") -> str:
+    async def authorization(self, core: HttpCore) -> str:
         if self._token is None or time.monotonic() >= self._refresh_at:
             async with self._lock:
                 if self._token is None or time.monotonic() >= self._refresh_at:
                     await self._fetch(core)
         return f"{self._token_type} {self._token}"
 
-    async def _fetch(self, core: "HttpCore") -> None:
+    async def _fetch(self, core: HttpCore) -> None:
         try:
             reply = await core.request(
                 "POST", self.token_url, data=self._form(), bucket="token", auth=False,

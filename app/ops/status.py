@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import inspect, select, func
+from sqlalchemy import func, inspect, select
 from sqlalchemy.engine import Engine
 
 from app.ops import migrations

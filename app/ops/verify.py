@@ -13,8 +13,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from app.ops import migrations
 from app.config import get_settings
+from app.ops import migrations
 
 
 @dataclass(frozen=True)

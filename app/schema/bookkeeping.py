@@ -4,7 +4,6 @@ created (its link table was created by this revision, so it stays defined here).
 from __future__ import annotations
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -23,8 +22,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from app.schema.base import NOW, TSTZ, metadata
-
-
 
 orgmig_run = Table(
     "orgmig_run",

@@ -20,7 +20,6 @@ from sqlalchemy import (
 
 from app.schema.base import NOW, TSTZ, metadata
 
-
 user_settings = Table(
     "user_settings",
     metadata,

@@ -22,7 +22,6 @@ from sqlalchemy.dialects.postgresql import UUID
 from app.schema.base import TSTZ, metadata, status_check, timestamps
 from app.schema.legacy import user_settings
 
-
 role = Table(
     "role",
     metadata,

@@ -25,13 +25,14 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-UTC = timezone.utc
+UTC = UTC
 JSON_TYPE = "application/json; charset=utf-8"
 
 # --------------------------------------------------------------------------- helpers
@@ -104,7 +105,7 @@ def decode_cursor(text: str) -> Any:
     """Raise ValueError on anything that is not a cursor this server made."""
     try:
         return json.loads(b64url_decode(text))
-    except Exception as exc:  # noqa: BLE001 - any garbage is an invalid cursor
+    except Exception as exc:
         raise ValueError("invalid cursor") from exc
 
 
@@ -149,7 +150,7 @@ def split_jwt(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]
         header = json.loads(b64url_decode(parts[0]))
         claims = json.loads(b64url_decode(parts[1]))
         sig = b64url_decode(parts[2])
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ValueError("JWT parts are not base64url JSON") from exc
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise ValueError("JWT header and claims must be objects")
@@ -524,15 +525,15 @@ class Response:
             self.headers.extend(headers)
 
     @classmethod
-    def json(cls, status: int, obj: Any, headers: list[tuple[str, str]] | None = None) -> "Response":
+    def json(cls, status: int, obj: Any, headers: list[tuple[str, str]] | None = None) -> Response:
         return cls(status, dumps(obj), headers)
 
     @classmethod
-    def raw_json(cls, status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> "Response":
+    def raw_json(cls, status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> Response:
         return cls(status, body, headers)
 
     @classmethod
-    def html(cls, status: int, text: str, headers: list[tuple[str, str]] | None = None) -> "Response":
+    def html(cls, status: int, text: str, headers: list[tuple[str, str]] | None = None) -> Response:
         return cls(status, text.encode("utf-8"), headers, content_type="text/html")
 
     def header(self, name: str) -> str | None:
@@ -592,7 +593,7 @@ class _HTTPServer(ThreadingHTTPServer):
     block_on_close = False
     request_queue_size = 256
     allow_reuse_address = True
-    fake: "FakeServer"
+    fake: FakeServer
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -606,7 +607,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Server", self.server.fake.server_header)
         self.send_header("Date", self.date_time_string())
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         return None
 
     def setup(self) -> None:
@@ -649,7 +650,7 @@ class FakeServer:
         self._routes: list[Route] = []
 
     # ------------------------------------------------------------ lifecycle
-    def start(self) -> "FakeServer":
+    def start(self) -> FakeServer:
         if self._httpd is not None:
             return self
         httpd = _HTTPServer((self._host, self._port), _Handler)

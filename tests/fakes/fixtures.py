@@ -1,6 +1,6 @@
 """Pytest fixtures for the fake identity providers.
 
-Use them from a conftest with `from tests.fakes.fixtures import *`. Each fake is also a plain
+Registered for every test by tests/conftest.py (`pytest_plugins`). Each fake is also a plain
 context manager (`with FakeOkta(tenant) as okta: ...`), for code outside pytest.
 
 - `idp_tenant`: a fresh small tenant (300 users, 40 groups, seed 7) per test; mutate freely.

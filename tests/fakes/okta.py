@@ -9,8 +9,9 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
 from .base import (

@@ -21,10 +21,10 @@ import threading
 import unicodedata
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-UTC = timezone.utc
+UTC = UTC
 
 STATUSES = (
     "ACTIVE",

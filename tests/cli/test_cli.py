@@ -10,8 +10,8 @@ import time
 
 from app.ops import migrations
 from app.ops.seed import seed_legacy
-from tests.dbutil import scalar
-from tests.migration import ROOT, alembic_cmd, alembic_env, orgmig, run_alembic
+from tests.support.db import scalar
+from tests.support.migrate import ROOT, alembic_cmd, alembic_env, orgmig, run_alembic
 
 
 def test_unreachable_database_is_one_line_without_the_password():

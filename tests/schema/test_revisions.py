@@ -9,8 +9,8 @@ from pytest_alembic import tests as pa_tests
 
 from app.ops import migrations, verify
 from app.schema import metadata
-from tests.dbutil import catalog, execute, scalar, table_md5
-from tests.legacy import create_legacy_table
+from tests.support.db import catalog, execute, scalar, table_md5
+from tests.support.legacy import create_legacy_table
 
 SCHEMA_REVISIONS = ["0001", "0002", "0003"]
 

@@ -6,7 +6,7 @@ import pytest
 
 from tests.fakes.keycloak import FakeKeycloak
 from tests.fakes.tenant import make_tenant
-from tests.idp_support import (
+from tests.support.idp import (
     failed_checks,
     fingerprint,
     last_run,

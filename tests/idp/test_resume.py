@@ -11,7 +11,7 @@ import pytest
 from app.config import get_settings
 from tests.fakes.okta import FakeOkta
 from tests.fakes.tenant import make_tenant
-from tests.idp_support import (
+from tests.support.idp import (
     export_subprocess,
     failed_checks,
     fingerprint,

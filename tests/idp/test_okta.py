@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from tests.fakes.okta import FakeOkta
 from tests.fakes.tenant import make_tenant
-from tests.idp_support import (
+from tests.support.idp import (
     failed_checks,
     fingerprint,
     last_run,
@@ -120,7 +120,7 @@ def test_incremental_export_fetches_only_what_changed(provider_env, snapshot_db,
         assert run_export(snapshot_db, "--provider", "okta").code == 0
         full_run = last_run(snapshot_engine, "okta").id
 
-        since = datetime.now(timezone.utc) - timedelta(seconds=1)
+        since = datetime.now(UTC) - timedelta(seconds=1)
         users = list(tenant.users.values())
         renamed, suspended, retired = users[10], users[11], users[12]
         tenant.touch_user(renamed.id, first_name="Renamed")
@@ -254,7 +254,7 @@ def test_a_next_link_to_another_host_is_not_followed(provider_env, snapshot_db):
     seen: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             seen.append(self.headers.get("Authorization", ""))
             body = b"[]"
             self.send_response(200)

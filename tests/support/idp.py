@@ -1,4 +1,4 @@
-"""Fixtures and probes of the identity-provider export tests (its fixtures are registered in conftest.py).
+"""Fixtures and probes of the identity-provider export tests (a plugin module: tests/conftest.py registers it).
 
 - `snapshot_db`: a database at `alembic upgrade head` (migrated once per session) whose snapshot
   tables are emptied before each test.
@@ -25,11 +25,11 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from app import cli
-from app.ops import migrations, verify
 from app.db import make_engine
+from app.ops import migrations, verify
 from app.schema.idp_snapshot import SNAPSHOT_TABLES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROVIDER_PREFIXES = ("OKTA_", "KEYCLOAK_", "AUTH0_", "ORGMIG_IDP_")
 
 

@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.pool import NullPool
 
-from app.ops import migrations
 from app.db import DatabaseError, make_engine
-from app.schema import SECRET_COLUMNS, user_settings
+from app.ops import migrations
 from app.ops.seed import DST_TIMESTAMPS, MISSING_TABLE, seed_legacy
-from tests.dbutil import execute, scalar, table_md5
+from app.schema import SECRET_COLUMNS, user_settings
+from tests.support.db import execute, scalar, table_md5
 
 USERS = 2_000
 NULLABLE = [c.name for c in user_settings.columns if c.nullable and c.name not in ("id", "keycloak_user_id")]

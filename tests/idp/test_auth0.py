@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from app.idp.auth0 import EXPORT_FIELDS
 from tests.fakes.auth0 import FakeAuth0
 from tests.fakes.tenant import make_tenant
-from tests.idp_support import (
+from tests.support.idp import (
     failed_checks,
     last_run,
     rows,
@@ -99,7 +99,7 @@ def test_incremental_export_asks_for_updated_users(small_tenant, provider_env, s
     tenant = make_tenant(500, 20, seed=19)
     with start(FakeAuth0(tenant), provider_env) as fake:
         assert run_export(snapshot_db, "--provider", "auth0").code == 0
-        since = datetime.now(timezone.utc) - timedelta(seconds=1)
+        since = datetime.now(UTC) - timedelta(seconds=1)
         changed = list(tenant.users.values())[:3]
         for u in changed:
             tenant.touch_user(u.id, last_name="Changed")

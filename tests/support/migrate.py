@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import URL
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # One row per migrated legacy row, with everything a person would compare, and no generated
 # keys (ids, uuids, timestamps of creation), so two databases can be compared.

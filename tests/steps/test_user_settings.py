@@ -11,13 +11,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.pool import NullPool
 
-from app.ops import migrations, verify
-from app.db import make_engine
 from app.batch import Options, run_step
+from app.db import make_engine
+from app.ops import migrations, verify
 from app.ops.seed import seed_legacy
 from app.steps.user_settings import STEP
-from tests.dbutil import execute, scalar, table_md5
-from tests.migration import ROOT, alembic_cmd, alembic_env, orgmig, outcome, run_alembic
+from tests.support.db import execute, scalar, table_md5
+from tests.support.migrate import ROOT, alembic_cmd, alembic_env, orgmig, outcome, run_alembic
 
 SEED_GUIDE_QUERIES = [
     "SELECT * FROM role ORDER BY rank",

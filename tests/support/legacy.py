@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-SHARED_LEGACY_SQL = Path(__file__).resolve().parents[2] / "shared" / "legacy_schema.sql"
+SHARED_LEGACY_SQL = Path(__file__).resolve().parents[3] / "shared" / "legacy_schema.sql"
 
 
 def legacy_ddl() -> str:
@@ -16,7 +16,7 @@ def legacy_ddl() -> str:
         return SHARED_LEGACY_SQL.read_text()
     import importlib.util
 
-    rev = Path(__file__).resolve().parents[1] / "alembic" / "versions" / "0001_legacy_baseline.py"
+    rev = Path(__file__).resolve().parents[2] / "alembic" / "versions" / "0001_legacy_baseline.py"
     spec = importlib.util.spec_from_file_location("rev0001", rev)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -7,6 +7,7 @@ import gzip
 import json
 import time
 import uuid
+from datetime import UTC
 
 import httpx
 import pytest
@@ -15,9 +16,6 @@ from tests.fakes.auth0 import FakeAuth0
 from tests.fakes.keycloak import FakeKeycloak
 from tests.fakes.okta import FakeOkta
 from tests.fakes.tenant import STATUSES, make_tenant
-
-# idp_tenant, start_fake, ... (a no-op when a conftest already star-imports them)
-pytest_plugins = ["tests.fakes.fixtures"]
 
 # --------------------------------------------------------------------------- helpers
 
@@ -127,9 +125,9 @@ def test_okta_incremental_filter_sees_touched_users(start_fake, idp_tenant) -> N
     with okta_client(okta) as c:
         q = {"filter": f'lastUpdated gt "{since}" and (status eq "ACTIVE" or status eq "DEPROVISIONED")'}
         assert c.get("/api/v1/users", params=q).json() == []
-        from datetime import datetime, timezone
+        from datetime import datetime
 
-        idp_tenant.touch_user(victim.id, datetime(2030, 2, 1, tzinfo=timezone.utc), status="DEPROVISIONED")
+        idp_tenant.touch_user(victim.id, datetime(2030, 2, 1, tzinfo=UTC), status="DEPROVISIONED")
         got = c.get("/api/v1/users", params=q).json()
         assert [u["id"] for u in got] == [okta.okta_user_id(victim.id)]
         assert got[0]["status"] == "DEPROVISIONED" and got[0]["lastUpdated"] == "2030-02-01T00:00:00.000Z"
