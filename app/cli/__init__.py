@@ -38,23 +38,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def connect(args: argparse.Namespace):
-    """An engine for `--database-url` (else DATABASE_URL) that has answered once."""
-    from app import db
-
-    engine = db.make_engine(args.database_url)
-    db.check_connection(engine)
-    return engine
-
-
-def add_database_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--database-url",
-        metavar="URL",
-        help="PostgreSQL URL (default: the DATABASE_URL environment variable)",
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 
 def register(sub) -> None:
-    from app.cli import add_database_option
+    from app.cli.common import add_database_option
 
     p = sub.add_parser("pause", help="ask running data steps to stop after their current batch")
     add_database_option(p)
@@ -23,7 +23,7 @@ def register(sub) -> None:
 
 def _flag(args: argparse.Namespace, where: str, value: bool) -> list:
     """Set pause_requested on the runs matching `where` (and --step); return them as they were."""
-    from app.cli import connect
+    from app.cli.common import connect
 
     engine = connect(args)
     try:

@@ -24,7 +24,7 @@ DEMO_DB = "orgmig_demo"
 
 
 def register(sub) -> None:
-    from app.cli import add_database_option
+    from app.cli.common import add_database_option
 
     p = sub.add_parser("demo", help="seed synthetic legacy users, migrate, verify (embedded PostgreSQL by default)")
     add_database_option(p)

@@ -18,7 +18,7 @@ def register(sub) -> None:
         "seed-legacy",
         help="append synthetic legacy users (NULL/blank/duplicate ids, unicode, huge JSON, secrets) to user_settings",
     )
-    from app.cli import add_database_option
+    from app.cli.common import add_database_option
 
     p.add_argument("--users", required=True, metavar="N", help="how many rows to add")
     p.add_argument("--seed", default="0", metavar="S", help="pseudo-random seed; the same seed gives the same rows (default 0)")

@@ -14,7 +14,7 @@ from app.ops import status
 
 def register(sub) -> None:
     p = sub.add_parser("status", help="show the current revision and the migration bookkeeping")
-    from app.cli import add_database_option
+    from app.cli.common import add_database_option
 
     add_database_option(p)
     p.add_argument("--json", action="store_true", help="print the status as JSON")
@@ -22,7 +22,7 @@ def register(sub) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from app.cli import connect
+    from app.cli.common import connect
 
     engine = connect(args)
     try:
