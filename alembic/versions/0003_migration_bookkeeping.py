@@ -4,8 +4,9 @@ The batch engine checkpoints into `orgmig_run`/`orgmig_batch` in the same transa
 batch's writes; `orgmig_report` holds every source row a step did not migrate (or migrated with a
 note), with a reason; `orgmig_user_settings_link` records which target rows each legacy row
 produced and which of them the migration created (no foreign keys: bookkeeping never stops the
-application from deleting its own rows; the verification SQL reports dangling links), and `orgmig_created_row` the reference rows
-(roles) a step created, so a downgrade removes exactly those.
+application from deleting its own rows; the verification SQL reports dangling links), and
+`orgmig_created_row` the reference rows (roles) a step created, so a downgrade removes exactly
+those.
 
 Revision ID: 0003
 Revises: 0002
@@ -48,7 +49,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_orgmig_run"),
         sa.CheckConstraint("direction IN ('upgrade', 'downgrade')", name=op.f("ck_orgmig_run_direction_valid")),
         sa.CheckConstraint(
-            "status IN ('running', 'paused', 'failed', 'finished', 'cancelled')", name=op.f("ck_orgmig_run_status_valid")
+            "status IN ('running', 'paused', 'failed', 'finished', 'cancelled')",
+            name=op.f("ck_orgmig_run_status_valid"),
         ),
         sa.CheckConstraint("batch_size > 0", name=op.f("ck_orgmig_run_batch_size_positive")),
     )

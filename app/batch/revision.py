@@ -51,9 +51,8 @@ def run_data_step(step: Step, direction: str) -> None:
     ctx = op.get_context()
     if ctx.as_sql:
         op.execute(
-            "DO $$ BEGIN RAISE EXCEPTION 'orgmig: data step %s (%s) moves rows in batches and runs"
-            " online only: run alembic without --sql for this revision'; END $$"
-            % (step.name, direction)
+            f"DO $$ BEGIN RAISE EXCEPTION 'orgmig: data step {step.name} ({direction}) moves rows in"
+            " batches and runs online only: run alembic without --sql for this revision'; END $$"
         )
         return
     opts = options()

@@ -237,7 +237,7 @@ class Runner:
                 if conn is None:
                     conn = self._connect()
                 return conn, self._process(conn, run, start, end, attempt)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - every failure is recorded; only retryable ones retry
                 err = _describe(exc)
                 if conn is not None and (conn.invalidated or conn.closed):
                     conn.close()

@@ -71,6 +71,7 @@ class Step(ABC):
 
     def check_downgrade(self, conn: Connection, allow_data_loss: bool) -> None:
         """Raise DowngradeRefused when a downgrade would delete rows it did not create."""
+        return None
 
     @abstractmethod
     def upgrade(self, conn: Connection, batch: Batch) -> BatchResult:
@@ -82,6 +83,7 @@ class Step(ABC):
 
     def finish(self, conn: Connection, direction: str, run_id: int) -> None:
         """Runs in the transaction that marks the run finished."""
+        return None
 
     def summary(self, conn: Connection, direction: str, run_id: int) -> dict[str, int]:
         """What a person reads at the end, `{label: count}` in display order. The engine adds

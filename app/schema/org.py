@@ -90,9 +90,8 @@ def _settings_columns() -> list[Column]:
         if c.name in ("id", "keycloak_user_id"):
             continue
         col_type = TSTZ if c.name == "accepted_tos" else c.type
-        cols.append(
-            Column(c.name, col_type, nullable=c.nullable, server_default=c.server_default.arg if c.server_default is not None else None)
-        )
+        default = c.server_default.arg if c.server_default is not None else None
+        cols.append(Column(c.name, col_type, nullable=c.nullable, server_default=default))
     return cols
 
 

@@ -1,0 +1,1 @@
+DELETE FROM orgmig_report WHERE step = :step;
