@@ -4,20 +4,33 @@ The URL comes from `DATABASE_URL` (app.config). A harness may pass a Connection 
 `config.attributes["connection"]` (Alembic's cookbook and pytest-alembic respectively). Each
 revision runs in its own transaction, with `lock_timeout` and `statement_timeout` set first, so
 DDL never queues behind a long lock and a data revision can commit batch by batch.
+
+Online, one `alembic upgrade`/`downgrade` runs at a time per database: a second one waits for the
+first (up to ORGMIG_MIGRATE_LOCK_WAIT_MS) and then finds the work done, or stops naming the
+holder. Whatever fails ends, from the `alembic` command, in one line on stderr and exit code 1
+(2 for configuration and connection problems); called from Python, the same message is raised as
+an app.errors.OrgmigError.
+
+Offline (`--sql`), the script starts with `\\set ON_ERROR_STOP on` and each revision checks, in
+its own transaction, that the version it stamps is the one it expects: run through psql, it stops
+at the first error, and even without ON_ERROR_STOP nothing after a failed revision commits.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging.config
 import sys
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from alembic import context
 from app import db
-from app.batch.revision import EXTERNAL_TRANSACTION
+from app.batch.revision import EXTERNAL_TRANSACTION, migration_lock
 from app.config import get_settings
+from app.errors import OrgmigError
 from app.schema import metadata
 
 config = context.config
@@ -25,6 +38,9 @@ target_metadata = metadata
 
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     logging.config.fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+# The `alembic` command line (an argparse namespace) as opposed to a call from Python.
+FROM_COMMAND_LINE = isinstance(config.cmd_opts, argparse.Namespace)
 
 
 def _session_timeouts() -> list[str]:
@@ -40,6 +56,26 @@ def _include_object(obj, name, type_, reflected, compare_to):
     return not (type_ == "table" and name == "alembic_version")
 
 
+def _check_stamp(ctx, step, heads, run_args) -> None:
+    """Offline: after a revision stamps its version, stop its transaction unless the stamp took.
+    If an earlier revision failed, this revision's UPDATE of alembic_version matched no row, and
+    the exception rolls back everything the revision did."""
+    if not ctx.as_sql:
+        return
+    expected = ",".join(sorted(heads)) or None
+    found = "(SELECT string_agg(version_num, ',' ORDER BY version_num) FROM alembic_version)"
+    ctx.impl.static_output(
+        f"DO $$ BEGIN IF {found} IS DISTINCT FROM {_literal(expected)} THEN RAISE EXCEPTION"
+        f" 'orgmig: alembic_version is not %s after revision %s: an earlier statement of this script"
+        f" failed; nothing of this revision is kept', {_literal(expected)},"
+        f" {_literal(step.up_revision_id if step.is_upgrade else step.down_revision_ids[0] if step.down_revision_ids else 'base')};"
+        f" END IF; END $$;\n")
+
+
+def _literal(value: str | None) -> str:
+    return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
+
+
 def _configure(**kwargs) -> None:
     context.configure(
         target_metadata=target_metadata,
@@ -47,17 +83,19 @@ def _configure(**kwargs) -> None:
         compare_type=True,
         compare_server_default=True,
         include_object=_include_object,
+        on_version_apply=_check_stamp,
         **kwargs,
     )
 
 
 def run_migrations_offline() -> None:
-    """`alembic upgrade head --sql`: a script a DBA can review."""
+    """`alembic upgrade head --sql`: a script a DBA can review, and run with psql."""
     try:
         url = db.database_url(config.attributes.get("database_url"))
     except db.DatabaseError:
         url = db.normalize_url("postgresql://localhost/orgmig")
     _configure(url=url, literal_binds=True, dialect_opts={"paramstyle": "named"})
+    context.get_context().impl.static_output("\\set ON_ERROR_STOP on\n")
     with context.begin_transaction():
         for stmt in _session_timeouts():
             context.execute(stmt)
@@ -74,7 +112,7 @@ def _run_on(connection: Connection) -> None:
     if not was_in_transaction:
         connection.commit()
     _configure(connection=connection)
-    with context.begin_transaction():
+    with migration_lock(connection, wait=not was_in_transaction), context.begin_transaction():
         context.run_migrations()
 
 
@@ -87,18 +125,29 @@ def run_migrations_online() -> None:
         with given.connect() as connection:
             _run_on(connection)
         return
+    engine = db.make_engine(config.attributes.get("database_url"), poolclass=NullPool,
+                            connect_args={"application_name": "orgmig alembic"})
     try:
-        engine = db.make_engine(config.attributes.get("database_url"), poolclass=NullPool)
         db.check_connection(engine)
-    except db.DatabaseError as exc:
-        print(f"alembic: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    with engine.connect() as connection:
-        _run_on(connection)
-    engine.dispose()
+        with engine.connect() as connection:
+            _run_on(connection)
+    finally:
+        engine.dispose()
 
 
-if context.is_offline_mode():
-    run_migrations_offline()
-else:
-    run_migrations_online()
+def main() -> None:
+    try:
+        if context.is_offline_mode():
+            run_migrations_offline()
+        else:
+            run_migrations_online()
+    except (OrgmigError, DBAPIError) as exc:
+        error = exc if isinstance(exc, OrgmigError) else db.explain(exc, config.attributes.get("database_url"))
+        if not FROM_COMMAND_LINE:
+            raise error from None
+        logging.getLogger("app").debug("alembic failed", exc_info=exc)
+        print(f"alembic: {error}", file=sys.stderr)
+        raise SystemExit(error.exit_code) from None
+
+
+main()

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     backoff_base_ms: int = Field(default=200, ge=1, le=60_000, validation_alias="ORGMIG_BACKOFF_BASE_MS")
     backoff_cap_ms: int = Field(default=30_000, ge=1, le=600_000, validation_alias="ORGMIG_BACKOFF_CAP_MS")
     allow_data_loss: bool = Field(default=False, validation_alias="ORGMIG_ALLOW_DATA_LOSS")
+    # How long an `alembic upgrade`/`downgrade` waits for another one running on the same
+    # database before it stops (0: stop at once, naming the one that runs).
+    migrate_lock_wait_ms: int = Field(default=600_000, ge=0, le=86_400_000,
+                                      validation_alias="ORGMIG_MIGRATE_LOCK_WAIT_MS")
     # Verification reads whole tables (set differences, not samples): allow it longer.
     verify_timeout_ms: int = Field(default=600_000, ge=1, validation_alias="ORGMIG_VERIFY_TIMEOUT_MS")
 

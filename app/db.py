@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import random
+import re
 from collections.abc import Iterator
+from urllib.parse import unquote
 
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app.config import get_settings
 from app.errors import DatabaseError
@@ -32,12 +34,34 @@ RETRYABLE_SQLSTATES = {
 }
 
 
+def _split_userinfo(raw: str) -> tuple[str, str | None, str | None, str]:
+    """(scheme, user, password, rest) of `scheme://user:password@rest`, where the user info ends
+    at the LAST `@` before the query string, so a password may hold `@`, `/`, `:` or `#`
+    unescaped; user and password are percent-decoded as a URL library would."""
+    scheme, sep, after = raw.partition("://")
+    if not sep:
+        return raw, None, None, ""
+    authority = after.split("?", 1)[0]
+    at = authority.rfind("@")
+    if at < 0:
+        return scheme, None, None, after
+    userinfo, rest = after[:at], after[at + 1:]
+    user, colon, password = userinfo.partition(":")
+    return scheme, unquote(user), (unquote(password) if colon else None), rest
+
+
 def normalize_url(raw: str) -> URL:
-    """Parse a PostgreSQL URL and force the psycopg 3 driver."""
+    """Parse a PostgreSQL URL and force the psycopg 3 driver. The password never reaches an
+    error message, whatever characters it holds or however malformed the URL is."""
+    raw = raw.strip()
+    scheme, user, password, rest = _split_userinfo(raw)
     try:
-        url = make_url(raw.strip())
-    except ArgumentError as exc:
-        raise DatabaseError(f"DATABASE_URL is not a valid database URL ({redact(raw)})") from exc
+        url = make_url(f"{scheme}://{rest}")
+        if user is not None:
+            url = url.set(username=user or None, password=password)
+    except Exception:  # noqa: BLE001 - any parse failure; the message must not quote the URL
+        shown = f"{scheme}://..." if rest else "not of the form postgresql://user:password@host/db"
+        raise DatabaseError(f"DATABASE_URL is not a valid database URL ({shown})") from None
     backend = url.get_backend_name()
     if backend in ("postgres", "postgresql"):
         return url.set(drivername="postgresql+psycopg")
@@ -46,14 +70,31 @@ def normalize_url(raw: str) -> URL:
     )
 
 
-def redact(url: str | URL) -> str:
+def redact(url: str | URL | None) -> str:
     """The URL as a person may see it: the password replaced by ***."""
+    if url is None:
+        return "the database (DATABASE_URL)"
     if isinstance(url, URL):
         return url.render_as_string(hide_password=True)
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    scheme, user, password, rest = _split_userinfo(url.strip())
+    if not rest or "://" not in url:
         return "<unparseable URL>"
+    shown = "" if user is None else (user + (":***" if password is not None else "") + "@")
+    # No user info, but `name:word` where a port belongs: that word may be a password.
+    rest = re.sub(r"^([^/?:]*):(?!\d+(?:[/?]|$))[^/?]*", r"\1:***", rest)
+    return f"{scheme}://{shown}{rest}"
+
+
+def scrub(message: str, url: str | URL | None) -> str:
+    """`message` with the URL's password, and each piece of it, replaced by ***."""
+    password = url.password if isinstance(url, URL) else (
+        _split_userinfo(url.strip())[2] if isinstance(url, str) else None)
+    if not password:
+        return message
+    pieces = {password, *(p for p in re.split(r"[@:/#?]", password) if len(p) >= 3)}
+    for piece in sorted(pieces, key=len, reverse=True):
+        message = message.replace(str(piece), "***")
+    return message
 
 
 def database_url(explicit: str | None = None) -> URL:
@@ -84,14 +125,39 @@ def error_summary(exc: BaseException) -> str:
     return lines[0] if lines else type(orig).__name__
 
 
-def explain(exc: BaseException, url: str | URL) -> DatabaseError:
-    """Turn a driver error into a one-line message that names the URL without its password."""
+# What to do about an error, by SQLSTATE (or its class, the first two characters).
+HINTS = {
+    "42P07": "a table or index of that name already exists and orgmig did not create it: rename"
+             " or drop it, or point DATABASE_URL at the right database",
+    "42501": "the role lacks a privilege on that object: run the migration as the owner of the"
+             " tables (or grant the privilege)",
+    "42P01": "a table orgmig expects is missing: check DATABASE_URL and `orgmig status`",
+    "53300": "the server has no free connection: lower ORGMIG_WORKERS or raise max_connections",
+    "57014": "a statement ran past statement_timeout: raise ORGMIG_STATEMENT_TIMEOUT_MS",
+    "55P03": "another session holds a lock this needs: find it in pg_locks, or raise ORGMIG_LOCK_TIMEOUT_MS",
+    "08": "the connection to the server failed: check that it runs and accepts connections",
+    "57P": "the server shut down or restarted: run the same command again when it is back",
+}
+
+
+def hint(exc: BaseException) -> str | None:
+    state = sqlstate(exc) or ""
+    return HINTS.get(state) or HINTS.get(state[:2]) or HINTS.get(state[:3])
+
+
+def explain(exc: BaseException, url: str | URL | None) -> DatabaseError:
+    """Turn a driver error into a one-line message that names the URL without its password and
+    says what to do where that is known."""
     where = redact(url)
-    if isinstance(exc, OperationalError):
-        return DatabaseError(f"cannot connect to {where}: {error_summary(exc)}")
-    if isinstance(exc, DBAPIError):
-        return DatabaseError(f"database error on {where}: {error_summary(exc)}")
-    return DatabaseError(f"{type(exc).__name__} on {where}")
+    advice = hint(exc)
+    tail = f" ({advice})" if advice else ""
+    if isinstance(exc, OperationalError) and (connection_lost(exc) or not sqlstate(exc)):
+        message = f"cannot connect to {where}: {error_summary(exc)}{tail}"
+    elif isinstance(exc, DBAPIError):
+        message = f"database error on {where}: {error_summary(exc)}{tail}"
+    else:
+        message = f"{type(exc).__name__} on {where}"
+    return DatabaseError(scrub(" ".join(message.split()), url))
 
 
 def check_connection(engine: Engine) -> None:
@@ -107,12 +173,14 @@ def check_connection(engine: Engine) -> None:
 def transaction(conn: Connection, lock_timeout_ms: int | None = None,
                 statement_timeout_ms: int | None = None, **local: str) -> Iterator[Connection]:
     """One transaction on `conn` with `lock_timeout` and `statement_timeout` set for it alone
-    (defaults: the settings), plus any other `SET LOCAL name = value` given as keywords.
+    (defaults: the settings; 0 means no limit), plus any other `SET LOCAL name = value` given
+    as keywords.
     Commits on success, rolls back on error."""
     s = get_settings()
     local = {
-        "lock_timeout": f"{int(lock_timeout_ms or s.lock_timeout_ms)}ms",
-        "statement_timeout": f"{int(statement_timeout_ms or s.statement_timeout_ms)}ms",
+        "lock_timeout": f"{int(s.lock_timeout_ms if lock_timeout_ms is None else lock_timeout_ms)}ms",
+        "statement_timeout":
+            f"{int(s.statement_timeout_ms if statement_timeout_ms is None else statement_timeout_ms)}ms",
         **local,
     }
     with conn.begin():

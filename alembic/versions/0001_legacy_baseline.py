@@ -12,7 +12,7 @@ Revises:
 from __future__ import annotations
 
 from alembic import op
-from app.batch.revision import allow_data_loss
+from app.batch.revision import refuse_to_drop_rows
 
 revision = "0001"
 down_revision = None
@@ -75,19 +75,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if allow_data_loss():
-        drop = "DROP TABLE user_settings;"
-    else:
-        drop = (
-            "IF EXISTS (SELECT 1 FROM user_settings) THEN"
-            " RAISE EXCEPTION 'user_settings was created by revision 0001 and now holds rows;"
-            " refusing to drop it. Re-run with -x allow_data_loss=true to drop it anyway.';"
-            " END IF; DROP TABLE user_settings;"
-        )
-    op.execute(
-        "DO $$ BEGIN"
-        " IF (SELECT created_user_settings FROM orgmig_baseline) THEN "
-        + drop
-        + " END IF; END $$"
-    )
+    refuse_to_drop_rows("0001", ["user_settings"], only_if="(SELECT created_user_settings FROM orgmig_baseline)")
+    op.execute("DO $$ BEGIN IF (SELECT created_user_settings FROM orgmig_baseline) THEN"
+               " DROP TABLE user_settings; END IF; END $$")
     op.execute("DROP TABLE orgmig_baseline")

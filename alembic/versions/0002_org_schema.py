@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from alembic import op
+from app.batch.revision import refuse_to_drop_rows
 
 revision = "0002"
 down_revision = "0001"
@@ -139,5 +140,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # By now revision 0004's downgrade removed the rows it created: any row left is the
+    # application's, and dropping it needs -x allow_data_loss=true.
+    refuse_to_drop_rows("0002", ["role", "org", '"user"', "org_user", "settings"])
     for table in ("settings", "org_user", "user", "org", "role"):
         op.drop_table(table)

@@ -3,8 +3,10 @@ values, no secrets), and says what to do next."""
 
 from __future__ import annotations
 
+from app.errors import OrgmigError
 
-class MigrationError(RuntimeError):
+
+class MigrationError(OrgmigError):
     """A run stopped; the message says why and what to do."""
 
 

@@ -14,6 +14,7 @@ from app.batch.sqlfile import SqlFiles
 from app.batch.step import KeySource
 
 SQL = SqlFiles(Path(__file__).parent / "sql")
+LIVENESS_LOCK = SQL("ledger.liveness_lock")
 
 
 @dataclass(frozen=True)

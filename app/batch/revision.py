@@ -1,22 +1,35 @@
-"""What a revision calls: run a data step from inside `alembic upgrade`/`downgrade`, and read the
-`-x` arguments through the one validation path (app.config)."""
+"""What revisions and env.py call: run a data step inside `alembic upgrade`/`downgrade`, read
+the `-x` arguments through the one validation path (app.config), refuse a schema downgrade that
+would drop the application's rows, and hold the one-migration-at-a-time lock.
+
+Failures are raised as app.errors.OrgmigError; env.py turns them into one line for the
+`alembic` command and lets them through to a Python caller."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
+from collections.abc import Iterator, Sequence
+
+from sqlalchemy import Connection, text
 
 from alembic import context, op
-from app.batch.errors import MigrationError
+from app.batch.errors import DowngradeRefused, MigrationError
 from app.batch.options import X_ARGUMENTS, Options
 from app.batch.runner import run_step
 from app.batch.step import Step
 from app.batch.summary import print_summary
-from app.errors import OrgmigError
+from app.config import get_settings
+from app.errors import ConfigError
 
 log = logging.getLogger("app")
 
 # The config attribute env.py sets when the caller's connection was already in a transaction.
 EXTERNAL_TRANSACTION = "orgmig_external_transaction"
+# Advisory lock keys (two int4 keys): one migration at a time per database.
+LOCK_CLASS = 0x6F726D67  # "ormg"
+MIGRATION_LOCK = 0
 
 
 def x_arguments() -> dict[str, str]:
@@ -24,16 +37,13 @@ def x_arguments() -> dict[str, str]:
     given = context.get_x_argument(as_dictionary=True)
     unknown = sorted(set(given) - set(X_ARGUMENTS))
     if unknown:
-        raise SystemExit(f"alembic: unknown -x argument {unknown[0]!r}; known: {', '.join(X_ARGUMENTS)}")
+        raise ConfigError(f"unknown -x argument {unknown[0]!r}; known: {', '.join(X_ARGUMENTS)}")
     return given
 
 
 def options() -> Options:
     """The run's options: settings from the environment with `-x` on top, validated."""
-    try:
-        return Options.from_settings(**x_arguments())
-    except OrgmigError as exc:
-        raise SystemExit(f"alembic: {exc}") from None
+    return Options.from_settings(**x_arguments())
 
 
 def allow_data_loss() -> bool:
@@ -52,20 +62,94 @@ def run_data_step(step: Step, direction: str) -> None:
     if ctx.as_sql:
         op.execute(
             f"DO $$ BEGIN RAISE EXCEPTION 'orgmig: data step {step.name} ({direction}) moves rows in"
-            " batches and runs online only: run alembic without --sql for this revision'; END $$"
-        )
+            " batches and runs online only: run alembic without --sql for this revision'; END $$")
         return
     opts = options()
-    bind = op.get_bind()
-    # env.py notes when the caller handed over a connection inside its own transaction.
     if context.config.attributes.get(EXTERNAL_TRANSACTION):
-        raise SystemExit(
-            f"alembic: data step {step.name} needs to commit batch by batch, but the caller runs"
-            " the migration inside its own transaction; pass an Engine or an idle Connection")
-    try:
-        with ctx.autocommit_block():
-            result = run_step(bind.engine, step, direction, opts)
-    except MigrationError as exc:
-        log.error("%s", exc)
-        raise SystemExit(f"alembic: {exc}") from None
+        raise MigrationError(
+            f"data step {step.name} needs to commit batch by batch, but the caller runs the"
+            " migration inside its own transaction; pass an Engine or an idle Connection")
+    log.info("%s %s: rows the application writes to the source table while this runs are not"
+             " captured; stop those writes first (see docs/runbook.md)", step.name, direction)
+    with ctx.autocommit_block():
+        result = run_step(op.get_bind().engine, step, direction, opts)
     print_summary(result)
+
+
+def refuse_to_drop_rows(revision: str, tables: Sequence[str], only_if: str = "true") -> None:
+    """Before a schema revision's downgrade drops `tables`: refuse, dropping nothing, while they
+    hold rows. By then the data revisions' downgrades have removed the rows they created, so what
+    is left is the application's. `-x allow_data_loss=true` drops them anyway. `only_if` is a SQL
+    condition under which the tables are dropped at all (revision 0001 drops user_settings only
+    where it created it). Offline, the script gets the same check as a statement."""
+    if allow_data_loss():
+        return
+    counts = " UNION ALL ".join(f"SELECT '{t}' AS tbl, count(*) AS n FROM {t}" for t in tables)
+    if op.get_context().as_sql:
+        op.execute(
+            f"DO $$ DECLARE found text; BEGIN IF {only_if} THEN"
+            f" SELECT string_agg(n || ' ' || tbl, ', ') INTO found FROM ({counts}) c WHERE n > 0;"
+            f" IF found IS NOT NULL THEN RAISE EXCEPTION 'orgmig: refusing to downgrade {revision}:"
+            f" its tables hold rows orgmig did not create (%); nothing was dropped; to drop them too,"
+            f" run the downgrade with -x allow_data_loss=true', found; END IF; END IF; END $$")
+        return
+    bind = op.get_bind()
+    if not bind.execute(text(f"SELECT {only_if}")).scalar():
+        return
+    found = [(t, n) for t, n in bind.execute(text(counts)).all() if n]
+    if found:
+        listing = ", ".join(f"{n:,} {t}" for t, n in found)
+        raise DowngradeRefused(
+            f"refusing to downgrade {revision}: its tables hold rows orgmig did not create ({listing})."
+            " Nothing was dropped. To drop them too, run the downgrade again with -x allow_data_loss=true")
+
+
+def _holder(conn: Connection) -> str:
+    row = conn.execute(text(
+        "SELECT a.pid, a.application_name, a.usename, a.client_addr, a.backend_start"
+        " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+        " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :k1 AND l.objid = :k2"
+        " AND l.objsubid = 2 LIMIT 1"), {"k1": LOCK_CLASS, "k2": MIGRATION_LOCK}).mappings().first()
+    if row is None:
+        return "a session that has just ended"
+    where = f" from {row['client_addr']}" if row["client_addr"] else ""
+    return (f"pid {row['pid']} ({row['application_name'] or 'no application name'}, role"
+            f" {row['usename']}{where}, connected since {row['backend_start']:%Y-%m-%d %H:%M:%S %Z})")
+
+
+@contextlib.contextmanager
+def migration_lock(conn: Connection, wait: bool = True) -> Iterator[None]:
+    """Hold the database's migration lock (a session advisory lock on `conn`) while migrating.
+    Another holder is waited for up to ORGMIG_MIGRATE_LOCK_WAIT_MS (logged every 10 s), then
+    this one stops with a message naming it. Outside a caller's transaction the lock statements
+    are committed at once, so each revision still gets its own transaction."""
+    own = not conn.in_transaction()
+    keys = {"k1": LOCK_CLASS, "k2": MIGRATION_LOCK}
+    wait_s = get_settings().migrate_lock_wait_ms / 1000 if wait else 0
+    started = time.monotonic()
+    next_note = started
+    while not conn.execute(text("SELECT pg_try_advisory_lock(:k1, :k2)"), keys).scalar():
+        holder = _holder(conn)
+        waited = time.monotonic() - started
+        if waited >= wait_s:
+            if own:
+                conn.rollback()
+            raise MigrationError(
+                f"another alembic upgrade or downgrade is running on this database: {holder}. Let it"
+                f" finish (waited {waited:.0f}s; ORGMIG_MIGRATE_LOCK_WAIT_MS sets how long to wait),"
+                " or stop it (SELECT pg_terminate_backend(pid)) and run this again")
+        if own:
+            conn.rollback()  # no transaction held open while waiting
+        if time.monotonic() >= next_note:
+            log.warning("waiting for another migration on this database to finish: %s", holder)
+            next_note += 10
+        time.sleep(min(0.5, max(0.0, wait_s - waited)))
+    if own:
+        conn.commit()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):  # a broken connection releases the lock itself
+            conn.execute(text("SELECT pg_advisory_unlock(:k1, :k2)"), keys)
+            if own:
+                conn.commit()

@@ -1,7 +1,9 @@
 """The runner: walks one step's keys in one direction, batch by batch, until every batch is done.
 
-    1. Open the run, or resume the unfinished one (ledger), under the step's advisory lock.
-    2. ANALYZE the key column: claims walk it with `ORDER BY key OFFSET n`.
+    1. Open the run, or resume the unfinished one (ledger), under the step's advisory lock, and
+       hold the run's liveness lock for as long as this process works on it (`orgmig status`
+       tells a live run from one whose process died by that lock).
+    2. ANALYZE the key column (best effort): claims walk it with `ORDER BY key OFFSET n`.
     3. The step prepares (what it returns reaches every batch) and, for a downgrade, checks
        that it may delete (DowngradeRefused otherwise, before anything is deleted).
     4. Ranges a killed run left `claimed` or `failed` are queued first.
@@ -12,8 +14,14 @@
        retries it after a capped, jittered backoff; a statement timeout first splits it in two.
        A pause request stops the workers at their next claim.
     6. When no range is left unfinished, the step's finish() and the run's `finished` mark
-       commit together.
+       commit together; then the tables the step names are analyzed (best effort).
     7. The step's summary and its reported rows, for the person who ran it.
+
+Every statement runs with lock and statement timeouts and with JIT off (a batch is small; JIT
+compiling a statement whose estimated cost is inflated by missing statistics took seconds per
+batch). Statements outside batches are retried like batches; a failure that outlasts the
+attempts ends as one line (MigrationError), the run marked failed with that line when the
+database still answers.
 
 A kill at any moment loses nothing and repeats nothing: the next run redoes the ranges left
 `claimed` or `failed`, then goes on from the cursor.
@@ -27,16 +35,24 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 from app import db
 from app.batch.errors import ConcurrentChange, MigrationError, Paused
-from app.batch.ledger import Ledger, Run
+from app.batch.ledger import LIVENESS_LOCK, Ledger, Run
 from app.batch.options import Options
 from app.batch.progress import Progress
 from app.batch.step import DIRECTIONS, Batch, BatchResult, Step
+from app.errors import OrgmigError
 
 log = logging.getLogger("app.batch")
+
+# Connections a new session may still open: max_connections less the superuser reserve and the
+# client sessions open now.
+FREE_CONNECTIONS = text(
+    "SELECT current_setting('max_connections')::int"
+    " - current_setting('superuser_reserved_connections')::int"
+    " - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')")
 
 
 @dataclass
@@ -88,6 +104,8 @@ class Runner:
         self._batches = 0
         self._retries = 0
         self._state = None
+        self._main: Connection | None = None  # phases outside batches; holds the liveness lock
+        self._run: Run | None = None
 
     # -- connections and transactions ----------------------------------------------------------
 
@@ -102,11 +120,84 @@ class Runner:
             driver.prepare_threshold = None
         return conn
 
-    def _tx(self, conn: Connection, **local: str):
+    def _tx(self, conn: Connection, statement_timeout_ms: int | None = None, **local: str):
         # A batch and its checkpoint commit together, so a commit lost in a server crash loses
         # both and the batch simply runs again: no need to wait for the WAL flush.
-        return db.transaction(conn, self.opts.lock_timeout_ms, self.opts.statement_timeout_ms,
-                              synchronous_commit="off", **local)
+        timeout = self.opts.statement_timeout_ms if statement_timeout_ms is None else statement_timeout_ms
+        return db.transaction(conn, self.opts.lock_timeout_ms, timeout, synchronous_commit="off",
+                              jit="off", **local)
+
+    def _main_connection(self) -> Connection:
+        """The connection of the phases outside batches, (re)connected when needed; once the run
+        is known it holds the run's liveness lock."""
+        if self._main is not None and (self._main.invalidated or self._main.closed):
+            self._main.close()
+            self._main = None
+        if self._main is None:
+            conn = self._connect()
+            if self._run is not None:
+                conn.execute(LIVENESS_LOCK, {"run_id": self._run.id})
+                conn.commit()
+            self._main = conn
+        return self._main
+
+    def _phase(self, what: str, work, statement_timeout_ms: int | None = None):
+        """`work(conn)` in one transaction on the main connection, retried like a batch."""
+        attempt = 1
+        while True:
+            try:
+                conn = self._main_connection()
+                with self._tx(conn, statement_timeout_ms):
+                    return work(conn)
+            except OrgmigError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - retryable ones retry, the rest end in one line
+                err = _describe(exc)
+                if not _retryable(exc) or attempt >= self.opts.max_batch_attempts:
+                    message = (f"{self.label}: {what} failed after {attempt} attempt(s): {err}"
+                               + (f" ({db.hint(exc)})" if db.hint(exc) else "")
+                               + ". Nothing was lost; run the same command again to resume")
+                    self._mark_failed(message)
+                    raise MigrationError(message) from None
+                delay = self._backoff(attempt)
+                log.warning("%s: %s: %s; retry %d in %.1fs", self.label, what, err, attempt, delay)
+                attempt += 1
+                time.sleep(delay)
+
+    def _analyze(self, tables: tuple[str, ...]) -> None:
+        """Fresh planner statistics, best effort: ANALYZE samples a bounded number of rows, so it
+        runs without a statement timeout; one that cannot get its lock is skipped with a warning
+        (the batch statements do not depend on statistics)."""
+        if not tables:
+            return
+        try:
+            conn = self._main_connection()
+            with self._tx(conn, statement_timeout_ms=0):
+                conn.exec_driver_sql(f"ANALYZE {', '.join(tables)}")
+        except Exception as exc:  # noqa: BLE001 - statistics are an optimisation, never fatal
+            log.warning("%s: ANALYZE %s skipped: %s", self.label, ", ".join(tables), _describe(exc))
+
+    def _mark_failed(self, message: str) -> None:
+        if self._run is None:
+            return
+        try:
+            with self.engine.connect() as conn, self._tx(conn):
+                self.ledger.set_status(conn, self._run.id, "failed", message)
+        except Exception as exc:  # noqa: BLE001 - the database may be gone; the message matters more
+            log.debug("%s: could not mark run %s failed: %s", self.label, self._run.id, _describe(exc))
+
+    def _workers(self) -> int:
+        """The workers asked for, capped by the connections the server has free."""
+        asked = max(1, int(self.opts.workers))
+        free = self._phase("count free connections", lambda c: c.execute(FREE_CONNECTIONS).scalar_one())
+        if free < 1:
+            raise MigrationError(
+                f"{self.label}: the server has no free connection for a worker: lower the load or"
+                " raise max_connections, then run the same command again")
+        if asked > free:
+            log.warning("%s: %d workers asked for, but the server has %d free connections: using %d",
+                        self.label, asked, free, free)
+        return min(asked, free)
 
     def _backoff(self, attempt: int) -> float:
         return db.backoff(attempt, self.opts.backoff_base_ms / 1000, self.opts.backoff_cap_ms / 1000)
@@ -115,52 +206,54 @@ class Runner:
 
     def run(self) -> RunResult:
         t0 = time.monotonic()
-        conn = self._connect()
         try:
-            with self._tx(conn):
-                run = self.ledger.open(conn, self.opts.batch_size)
+            run = self._phase("opening the run", lambda c: self.ledger.open(c, self.opts.batch_size))
             if run.pause_requested:
                 raise Paused(self._paused_message(run.cursor_key, run.rows_done, run.total_rows))
-            with self._tx(conn):
-                conn.exec_driver_sql(f"ANALYZE {self.keys.table} ({self.keys.key})")
-            with self._tx(conn):
-                self._state = self.step.prepare(conn, self.direction, run.id)
+            self._run = run
+            self._main_connection().execute(LIVENESS_LOCK, {"run_id": run.id})
+            self._main.commit()
+            self._analyze((f"{self.keys.table} ({self.keys.key})",))
+            self._state = self._phase("preparing", lambda c: self.step.prepare(c, self.direction, run.id))
             if self.direction == "downgrade":
-                with self._tx(conn):
-                    self.step.check_downgrade(conn, self.opts.allow_data_loss)
-            with self._tx(conn):
-                self._redo.extend(self.ledger.unfinished(conn, run.id))
+                self._phase("checking the downgrade",
+                            lambda c: self.step.check_downgrade(c, self.opts.allow_data_loss))
+            self._redo.extend(self._phase("reading unfinished batches",
+                                          lambda c: self.ledger.unfinished(c, run.id)))
             if run.resumed:
                 log.info("%s: resuming run %s at key %s (%s/%s rows done, %d unfinished batches"
                          " to redo)", self.label, run.id, run.cursor_key, f"{run.rows_done:,}",
                          f"{run.total_rows:,}", len(self._redo))
+            workers = self._workers()
             progress = Progress(self.label, run.total_rows, run.rows_done, bar=self.opts.progress_bar)
             try:
-                self._run_workers(run, progress)
-                with self._tx(conn):
-                    left = self.ledger.count_unfinished(conn, run.id)
-                    if left:
-                        raise MigrationError(f"{self.label}: {left} batches are not finished;"
-                                             " run the same command again to redo them")
-                    self.step.finish(conn, self.direction, run.id)
-                    self.ledger.finish(conn, run.id)
-                with self._tx(conn):
-                    summary = self.step.summary(conn, self.direction, run.id)
-                    reported = self.ledger.reported(conn)
+                self._run_workers(run, progress, workers)
+                self._phase("finishing", self._finish)
+                self._analyze(self.step.analyze_after)
+                summary, reported = self._phase("summing up", lambda c: (
+                    self.step.summary(c, self.direction, run.id), self.ledger.reported(c)))
             finally:
                 progress.close()
         finally:
-            conn.close()
+            if self._main is not None:
+                self._main.close()  # releases the liveness lock
         return RunResult(run.id, self.step.name, self.direction, run.total_rows, progress.done,
                          self._batches, self._retries, time.monotonic() - t0, run.resumed,
                          summary, reported, progress.done - run.rows_done)
+
+    def _finish(self, conn: Connection) -> None:
+        left = self.ledger.count_unfinished(conn, self._run.id)
+        if left:
+            raise MigrationError(f"{self.label}: {left} batches are not finished;"
+                                 " run the same command again to redo them")
+        self.step.finish(conn, self.direction, self._run.id)
+        self.ledger.finish(conn, self._run.id)
 
     def _paused_message(self, cursor, done: int, total: int) -> str:
         return (f"{self.label} is paused at key {cursor} ({done:,}/{total:,} rows); run"
                 " `orgmig resume` and then the same alembic command to continue")
 
-    def _run_workers(self, run: Run, progress: Progress) -> None:
-        workers = max(1, int(self.opts.workers))
+    def _run_workers(self, run: Run, progress: Progress, workers: int) -> None:
         if workers == 1:
             self._worker(run, progress)
         else:

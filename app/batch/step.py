@@ -59,6 +59,9 @@ class Step(ABC):
     # `SET LOCAL name = value` for every batch transaction of this step (planner settings,
     # TimeZone), on top of the engine's own timeouts.
     batch_settings: dict[str, str] = {}
+    # Tables whose planner statistics the engine refreshes after a finished run (best effort),
+    # so the application's first queries are planned for what is there now.
+    analyze_after: tuple[str, ...] = ()
 
     @abstractmethod
     def keys(self, direction: str) -> KeySource:

@@ -94,3 +94,8 @@ WHERE id = :run_id;
 SELECT reason, count(*) AS rows FROM orgmig_report
 WHERE step = :step
 GROUP BY reason ORDER BY reason;
+
+-- name: liveness_lock
+-- Held (a session advisory lock) by the process working on run :run_id; `orgmig status` reads
+-- pg_locks to tell a live run from one whose process died. Keys: "ormh", run id.
+SELECT pg_advisory_lock(1869770088, CAST(:run_id AS integer));

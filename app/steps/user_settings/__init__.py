@@ -42,6 +42,7 @@ class UserSettingsToOrg(Step):
     # TimeZone: a naive legacy timestamp holds UTC (see upgrade.sql).
     batch_settings = {"enable_seqscan": "off", "enable_hashjoin": "off",
                       "enable_mergejoin": "off", "TimeZone": "UTC"}
+    analyze_after = ("role", "org", '"user"', "org_user", "settings", "orgmig_user_settings_link")
 
     def keys(self, direction: str) -> KeySource:
         if direction == "upgrade":
@@ -102,7 +103,6 @@ class UserSettingsToOrg(Step):
         return BatchResult(r["rows_read"], r["written"] + extra)
 
     def finish(self, conn: Connection, direction: str, run_id: int) -> None:
-        conn.execute(SQL("run.analyze"))
         if direction == "downgrade":
             conn.execute(SQL("run.forget_reports"), {"step": self.name})
             conn.execute(SQL("run.remove_default_roles"), {"step": self.name})

@@ -26,11 +26,6 @@ FROM wanted w JOIN role r ON r.name = w.name
 WHERE r.rank <> w.rank
 ORDER BY w.rank;
 
--- name: analyze
--- Fresh statistics for the tables a run filled or emptied, so the application's first queries
--- are planned for what is there now.
-ANALYZE role, org, "user", org_user, settings, orgmig_user_settings_link;
-
 -- name: forget_reports
 DELETE FROM orgmig_report WHERE step = :step;
 
