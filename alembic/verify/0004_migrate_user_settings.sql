@@ -3,6 +3,10 @@
 --   psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -f alembic/verify/0004_migrate_user_settings.sql
 -- Every query returns rows (check_name text, ok boolean, detail text); healthy = all ok.
 -- Step name: user_settings_to_org. Links: orgmig_user_settings_link. Reports: orgmig_report.
+--
+-- Timestamps are compared as instants: a naive legacy timestamp holds UTC, a timestamptz legacy
+-- column its own instant, whatever the server's or the session's time zone.
+SET TimeZone = 'UTC';
 
 -- The step's run finished.
 SELECT 'user_settings_to_org upgrade finished' AS check_name,
@@ -35,7 +39,7 @@ SELECT 'reported rows are exactly the unmigratable ones' AS check_name,
                         (array_agg(source_id ORDER BY source_id))[1:10]::text) END AS detail
 FROM orgmig_report r
 JOIN user_settings us ON us.id = r.source_id
-WHERE r.step = 'user_settings_to_org' AND NOT r.migrated
+WHERE r.step = 'user_settings_to_org' AND NOT r.migrated AND r.source_table = 'user_settings'
   AND NOT CASE r.reason
         WHEN 'missing_keycloak_user_id' THEN us.keycloak_user_id IS NULL OR us.keycloak_user_id !~ '[^[:space:]]'
         WHEN 'duplicate_keycloak_user_id' THEN
@@ -119,7 +123,7 @@ WITH legacy AS (
            us.sandbox_base_container_image,
            us.sandbox_runtime_container_image,
            us.user_version,
-           (us.accepted_tos AT TIME ZONE 'UTC'),
+           CAST(us.accepted_tos AS timestamptz),
            us.mcp_config::text,
            us.search_api_key,
            us.sandbox_api_key,
@@ -180,7 +184,7 @@ FROM diff;
 
 WITH legacy AS (
     SELECT l.user_settings_id, us.keycloak_user_id, us.email, us.email_verified,
-           us.accepted_tos AT TIME ZONE 'UTC' AS accepted_tos, us.enable_sound_notifications
+           CAST(us.accepted_tos AS timestamptz) AS accepted_tos, us.enable_sound_notifications
     FROM orgmig_user_settings_link l JOIN user_settings us ON us.id = l.user_settings_id
     WHERE l.created_user
 ), target AS (
@@ -221,3 +225,18 @@ WHERE r.step = 'user_settings_to_org'
     OR (us.llm_api_key_for_byor <> '' AND strpos(r.detail::text, us.llm_api_key_for_byor) > 0)
     OR (us.search_api_key <> '' AND strpos(r.detail::text, us.search_api_key) > 0)
     OR (us.sandbox_api_key <> '' AND strpos(r.detail::text, us.sandbox_api_key) > 0));
+
+-- Every legacy column is copied (the settings row carries it, or it is the key) or reported as
+-- unmapped: a column the data contract does not know is never left behind in silence.
+SELECT 'every legacy column copied or reported' AS check_name,
+       count(*) = 0 AS ok,
+       CASE WHEN count(*) = 0 THEN 'every column of user_settings is accounted for'
+            ELSE format('%s columns neither copied nor reported: %s', count(*),
+                        string_agg(a.attname::text, ', ' ORDER BY a.attnum)) END AS detail
+FROM pg_attribute a
+WHERE a.attrelid = 'user_settings'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+  AND a.attname NOT IN ('id', 'keycloak_user_id')
+  AND NOT EXISTS (SELECT 1 FROM pg_attribute t WHERE t.attrelid = 'settings'::regclass
+                  AND t.attname = a.attname AND NOT t.attisdropped)
+  AND NOT EXISTS (SELECT 1 FROM orgmig_report r WHERE r.step = 'user_settings_to_org'
+                  AND r.reason = 'unmapped_legacy_column' AND r.detail ->> 'column' = a.attname);

@@ -29,17 +29,18 @@ A kill at any moment loses nothing and repeats nothing: the next run redoes the 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
 from app import db
 from app.batch.errors import ConcurrentChange, MigrationError, Paused
-from app.batch.ledger import LIVENESS_LOCK, Ledger, Run
+from app.batch.ledger import LIVENESS_LOCK, SQL, Ledger, Run
 from app.batch.options import Options
 from app.batch.progress import Progress
 from app.batch.step import DIRECTIONS, Batch, BatchResult, Step
@@ -47,12 +48,7 @@ from app.errors import OrgmigError
 
 log = logging.getLogger("app.batch")
 
-# Connections a new session may still open: max_connections less the superuser reserve and the
-# client sessions open now.
-FREE_CONNECTIONS = text(
-    "SELECT current_setting('max_connections')::int"
-    " - current_setting('superuser_reserved_connections')::int"
-    " - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')")
+
 
 
 @dataclass
@@ -81,6 +77,15 @@ def _retryable(exc: BaseException) -> bool:
 
 def _describe(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, ConcurrentChange) else db.error_summary(exc)
+
+
+def _unless_broken(conn: Connection | None, exc: BaseException | None = None) -> Connection | None:
+    """`conn`, or None (closed) when it is unusable (after `exc`); the next attempt reconnects."""
+    if conn is not None and (conn.invalidated or conn.closed or (exc is not None and db.connection_lost(exc))):
+        with contextlib.suppress(Exception):
+            conn.close()
+        return None
+    return conn
 
 
 class Runner:
@@ -130,9 +135,7 @@ class Runner:
     def _main_connection(self) -> Connection:
         """The connection of the phases outside batches, (re)connected when needed; once the run
         is known it holds the run's liveness lock."""
-        if self._main is not None and (self._main.invalidated or self._main.closed):
-            self._main.close()
-            self._main = None
+        self._main = _unless_broken(self._main)
         if self._main is None:
             conn = self._connect()
             if self._run is not None:
@@ -152,17 +155,26 @@ class Runner:
             except OrgmigError:
                 raise
             except Exception as exc:  # noqa: BLE001 - retryable ones retry, the rest end in one line
-                err = _describe(exc)
-                if not _retryable(exc) or attempt >= self.opts.max_batch_attempts:
-                    message = (f"{self.label}: {what} failed after {attempt} attempt(s): {err}"
-                               + (f" ({db.hint(exc)})" if db.hint(exc) else "")
-                               + ". Nothing was lost; run the same command again to resume")
-                    self._mark_failed(message)
-                    raise MigrationError(message) from None
-                delay = self._backoff(attempt)
-                log.warning("%s: %s: %s; retry %d in %.1fs", self.label, what, err, attempt, delay)
+                self._main = _unless_broken(self._main, exc)
+                self._retry_or_stop(what, exc, attempt)
                 attempt += 1
-                time.sleep(delay)
+
+    def _retry_or_stop(self, what: str, exc: BaseException, attempt: int) -> None:
+        """After a failed attempt at `what`: wait and return when another attempt may succeed;
+        otherwise mark the run failed and raise MigrationError (one line)."""
+        err = _describe(exc)
+        if not _retryable(exc) or attempt >= self.opts.max_batch_attempts:
+            advice = db.hint(exc)
+            message = (f"{self.label}: {what} failed after {attempt} attempt(s): {err}"
+                       + (f" ({advice})" if advice else "")
+                       + ". Nothing was lost; run the same command again to resume")
+            self._mark_failed(message)
+            raise MigrationError(message) from None
+        delay = self._backoff(attempt)
+        log.warning("%s: %s: %s; retry %d in %.1fs", self.label, what, err, attempt, delay)
+        with self._lock:
+            self._retries += 1
+        time.sleep(delay)
 
     def _analyze(self, tables: tuple[str, ...]) -> None:
         """Fresh planner statistics, best effort: ANALYZE samples a bounded number of rows, so it
@@ -177,6 +189,17 @@ class Runner:
         except Exception as exc:  # noqa: BLE001 - statistics are an optimisation, never fatal
             log.warning("%s: ANALYZE %s skipped: %s", self.label, ", ".join(tables), _describe(exc))
 
+    def _summary(self) -> tuple[dict[str, int], dict[str, int]]:
+        """What the step reports and its reported rows; the run is finished by now, so a failure
+        here is a warning, not a failed command."""
+        try:
+            conn = self._main_connection()
+            with self._tx(conn, statement_timeout_ms=0):
+                return (self.step.summary(conn, self.direction, self._run.id), self.ledger.reported(conn))
+        except Exception as exc:  # noqa: BLE001 - the work is done; only its summary is missing
+            log.warning("%s: finished, but the summary could not be read: %s", self.label, _describe(exc))
+            return {}, {}
+
     def _mark_failed(self, message: str) -> None:
         if self._run is None:
             return
@@ -189,7 +212,8 @@ class Runner:
     def _workers(self) -> int:
         """The workers asked for, capped by the connections the server has free."""
         asked = max(1, int(self.opts.workers))
-        free = self._phase("count free connections", lambda c: c.execute(FREE_CONNECTIONS).scalar_one())
+        free = self._phase("counting free connections",
+                           lambda c: c.execute(SQL("server.free_connections")).scalar_one())
         if free < 1:
             raise MigrationError(
                 f"{self.label}: the server has no free connection for a worker: lower the load or"
@@ -207,7 +231,10 @@ class Runner:
     def run(self) -> RunResult:
         t0 = time.monotonic()
         try:
-            run = self._phase("opening the run", lambda c: self.ledger.open(c, self.opts.batch_size))
+            # Statements that read whole tables once per run (the opening count, ANALYZE, the
+            # summary) run without a statement timeout; their lock waits stay bounded.
+            run = self._phase("opening the run", lambda c: self.ledger.open(c, self.opts.batch_size),
+                              statement_timeout_ms=0)
             if run.pause_requested:
                 raise Paused(self._paused_message(run.cursor_key, run.rows_done, run.total_rows))
             self._run = run
@@ -230,8 +257,7 @@ class Runner:
                 self._run_workers(run, progress, workers)
                 self._phase("finishing", self._finish)
                 self._analyze(self.step.analyze_after)
-                summary, reported = self._phase("summing up", lambda c: (
-                    self.step.summary(c, self.direction, run.id), self.ledger.reported(c)))
+                summary, reported = self._summary()
             finally:
                 progress.close()
         finally:
@@ -277,9 +303,8 @@ class Runner:
     def _worker(self, run: Run, progress: Progress) -> None:
         conn: Connection | None = None
         try:
-            conn = self._connect()
             while not self._stop.is_set():
-                claim = self._claim(conn, run)
+                conn, claim = self._claim(conn, run)
                 if claim is None:
                     return
                 conn, rows = self._process_with_retries(conn, run, *claim)
@@ -299,16 +324,27 @@ class Runner:
             if conn is not None:
                 conn.close()
 
-    def _claim(self, conn: Connection, run: Run) -> tuple[int, int] | None:
-        """The next range to process: a left-over one, else the next keyset batch."""
+    def _claim(self, conn: Connection | None, run: Run) -> tuple[Connection | None, tuple[int, int] | None]:
+        """The next range to process: a left-over one, else the next keyset batch (claimed in a
+        short transaction, retried like a batch)."""
         with self._lock:
             if self._redo:
-                return self._redo.popleft()
-        with self._tx(conn):
-            claim = self.ledger.claim(conn, run, self.opts.batch_size)
+                return conn, self._redo.popleft()
+        attempt = 1
+        while True:
+            try:
+                if conn is None:
+                    conn = self._connect()
+                with self._tx(conn):
+                    claim = self.ledger.claim(conn, run, self.opts.batch_size)
+                break
+            except Exception as exc:  # noqa: BLE001 - retryable ones retry, the rest end in one line
+                conn = _unless_broken(conn, exc)
+                self._retry_or_stop("claiming a batch", exc, attempt)
+                attempt += 1
         if isinstance(claim, dict):
             raise Paused(self._paused_message(claim["cursor_key"], claim["rows_done"], claim["total_rows"]))
-        return claim
+        return conn, claim
 
     def _record_failure(self, run_id: int, start: int, end: int, attempts: int, error: str,
                         fatal: bool) -> None:
@@ -332,9 +368,7 @@ class Runner:
                 return conn, self._process(conn, run, start, end, attempt)
             except Exception as exc:  # noqa: BLE001 - every failure is recorded; only retryable ones retry
                 err = _describe(exc)
-                if conn is not None and (conn.invalidated or conn.closed):
-                    conn.close()
-                    conn = None
+                conn = _unless_broken(conn, exc)
                 if not _retryable(exc) or attempt >= self.opts.max_batch_attempts:
                     self._record_failure(run.id, start, end, attempt, err, fatal=True)
                     raise MigrationError(

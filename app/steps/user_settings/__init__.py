@@ -18,9 +18,19 @@ import logging
 from pathlib import Path
 
 from sqlalchemy import Connection
+from sqlalchemy.dialects import postgresql
 
-from app.batch import Batch, BatchResult, ConcurrentChange, DowngradeRefused, KeySource, SqlFiles, Step
-from app.schema import SETTINGS_COLUMNS
+from app.batch import (
+    Batch,
+    BatchResult,
+    ConcurrentChange,
+    DowngradeRefused,
+    KeySource,
+    MigrationError,
+    SqlFiles,
+    Step,
+)
+from app.schema import SETTINGS_COLUMNS, user_settings
 
 log = logging.getLogger("app.steps.user_settings")
 
@@ -32,6 +42,10 @@ SQL = SqlFiles(
 # Every key range, for the guard that looks at all links at once.
 ALL_KEYS = {"start": -(2**31), "end": 2**31 - 1}
 INSERTED = ("orgs", "users", "members", "settings")
+# The legacy columns as the legacy DDL types them (PostgreSQL's format_type spelling).
+CONTRACT_TYPES = {c.name: c.type.compile(dialect=postgresql.dialect()).lower()
+                  .replace("varchar", "character varying").replace("float", "double precision")
+                  for c in user_settings.columns}
 
 
 class UserSettingsToOrg(Step):
@@ -51,10 +65,35 @@ class UserSettingsToOrg(Step):
 
     def prepare(self, conn: Connection, direction: str, run_id: int) -> str:
         if direction == "upgrade":
+            self._check_legacy_columns(conn, run_id)
             for name, expected, found in conn.execute(SQL("run.default_roles"), {"step": self.name}):
                 log.warning("role %r exists with rank %s (expected %s); left as it is",
                             name, found, expected)
         return conn.execute(SQL("run.user_id_sequence")).scalar_one()
+
+    def _check_legacy_columns(self, conn: Connection, run_id: int) -> None:
+        """Before the first batch: a contract column missing from user_settings stops the run
+        (nothing written); a column the contract does not know is reported and named in a
+        warning (it is copied nowhere); a column of another type than the legacy DDL's is
+        converted by its actual type (a timestamptz keeps its instant) and named in the log."""
+        actual = dict(conn.execute(SQL("run.legacy_columns")).all())
+        missing = [c for c in CONTRACT_TYPES if c not in actual]
+        if missing:
+            raise MigrationError(
+                f"{self.name}: user_settings has no column {', '.join(missing)}, which the migration"
+                " copies; nothing was written. Restore the legacy table's columns (see"
+                " alembic/versions/0001_legacy_baseline.py) and run the upgrade again")
+        for column, found in actual.items():
+            expected = CONTRACT_TYPES.get(column)
+            if expected is None:
+                conn.execute(SQL("run.report_unmapped_column"),
+                             {"step": self.name, "column": column, "run_id": run_id})
+                log.warning("%s: user_settings.%s (%s) is not part of the data contract: it is not"
+                            " copied anywhere, and reported as unmapped_legacy_column", self.name,
+                            column, found)
+            elif found != expected:
+                log.info("%s: user_settings.%s is %s (the legacy DDL says %s): converted by its type",
+                         self.name, column, found, expected)
 
     def check_downgrade(self, conn: Connection, allow_data_loss: bool) -> None:
         counts = dict(conn.execute(SQL("dependent_rows"), {**ALL_KEYS, "delete": False}).mappings().one())
@@ -109,8 +148,11 @@ class UserSettingsToOrg(Step):
 
     def summary(self, conn: Connection, direction: str, run_id: int) -> dict[str, int]:
         r = conn.execute(SQL("run.summary")).mappings().one()
-        return {"legacy rows": r["legacy_rows"], "migrated": r["migrated"],
-                "users created": r["users_created"], "found already migrated": r["users_found"]}
+        summary = {"legacy rows": r["legacy_rows"], "migrated": r["migrated"],
+                   "users created": r["users_created"], "found already migrated": r["users_found"]}
+        if r["unmapped_columns"]:
+            summary["legacy columns copied nowhere (reported)"] = r["unmapped_columns"]
+        return summary
 
 
 STEP = UserSettingsToOrg()

@@ -42,7 +42,25 @@ WHERE c.step = :step AND c.table_name = 'role' AND c.row_key = gone.name;
 
 -- name: summary
 SELECT (SELECT count(*) FROM user_settings) AS legacy_rows,
+       (SELECT count(*) FROM orgmig_report WHERE step = 'user_settings_to_org'
+         AND reason = 'unmapped_legacy_column') AS unmapped_columns,
        count(*) AS migrated,
        count(*) FILTER (WHERE created_user) AS users_created,
        count(*) FILTER (WHERE NOT created_user) AS users_found
 FROM orgmig_user_settings_link;
+
+-- name: legacy_columns
+-- The legacy table's columns as the catalog has them (the migration converts by actual type).
+SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
+FROM pg_attribute a
+WHERE a.attrelid = 'user_settings'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum;
+
+-- name: report_unmapped_column
+-- A legacy column the data contract does not know: not copied anywhere, so reported.
+INSERT INTO orgmig_report (step, source_table, source_id, reason, migrated, detail, run_id)
+SELECT :step, 'user_settings (column)', a.attnum, 'unmapped_legacy_column', false,
+       jsonb_build_object('column', a.attname, 'type', format_type(a.atttypid, a.atttypmod)), :run_id
+FROM pg_attribute a
+WHERE a.attrelid = 'user_settings'::regclass AND a.attname = :column
+ON CONFLICT (step, source_table, source_id, reason) DO UPDATE SET detail = EXCLUDED.detail;

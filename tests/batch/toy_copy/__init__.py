@@ -14,6 +14,7 @@ SQL = SqlFiles(Path(__file__).parent)
 
 class ToyCopy(Step):
     name = "toy_copy"
+    analyze_after = ("toy_b",)
 
     def __init__(self, sleep_ms_per_row: float = 0.0) -> None:
         self.sleep_ms_per_row = sleep_ms_per_row  # makes big batches slow, for the split test
