@@ -12,8 +12,8 @@ from sqlalchemy.pool import NullPool
 
 from app.batch import run_step
 from app.db import make_engine
-from tests.batch.test_runner import ROWS, _copied_exactly, _options, toy  # noqa: F401 - fixture
-from tests.batch.toy_copy import ToyCopy
+from tests.batch.toy_copy import ROWS, ToyCopy
+from tests.batch.toy_copy.fixtures import copied_exactly, options
 from tests.support.db import execute, scalar
 
 
@@ -42,21 +42,21 @@ def test_a_server_that_drops_every_connection_for_a_while_is_waited_out(toy):
     chaos.start()
     try:
         result = run_step(toy, ToyCopy(), "upgrade",
-                          _options(workers=2, pause_ms=40, max_batch_attempts=30, backoff_base_ms=50,
+                          options(workers=2, pause_ms=40, max_batch_attempts=30, backoff_base_ms=50,
                                    backoff_cap_ms=400))
     finally:
         stop.set()
         chaos.join()
     assert len(killed) >= 2
     assert result.retries >= 1 and result.rows_done == ROWS
-    _copied_exactly(toy)
+    copied_exactly(toy)
 
 
 def test_a_statement_timeout_too_short_for_analyze_still_finishes(toy):
     # toy_b already holds 300,000 other rows: its ANALYZE after the run takes longer than the
     # 25 ms statement timeout; batches of 50 rows and every other statement do not.
     execute(toy, "INSERT INTO toy_b SELECT -g, 'x' FROM generate_series(1, 300000) g")
-    result = run_step(toy, ToyCopy(), "upgrade", _options(statement_timeout_ms=25, max_batch_attempts=20))
+    result = run_step(toy, ToyCopy(), "upgrade", options(statement_timeout_ms=25, max_batch_attempts=20))
     assert result.rows_done == ROWS
     assert scalar(toy, "SELECT count(*) FROM pg_stats WHERE tablename = 'toy_b' AND attname = 'id'") == 1
     assert scalar(toy, "SELECT count(*) FROM toy_b WHERE id > 0") == ROWS - ROWS // 50
@@ -67,13 +67,13 @@ def test_analyze_that_cannot_get_its_lock_is_skipped_with_a_warning(toy, caplog)
     holder.execute(text("LOCK TABLE toy_a IN SHARE UPDATE EXCLUSIVE MODE"))  # blocks ANALYZE only
     try:
         with caplog.at_level(logging.WARNING, logger="app.batch"):
-            result = run_step(toy, ToyCopy(), "upgrade", _options(lock_timeout_ms=200))
+            result = run_step(toy, ToyCopy(), "upgrade", options(lock_timeout_ms=200))
     finally:
         holder.rollback()
         holder.close()
     assert result.rows_done == ROWS
     assert "ANALYZE toy_a (id) skipped: 55P03" in caplog.text
-    _copied_exactly(toy)
+    copied_exactly(toy)
 
 
 def test_more_workers_than_free_connections_are_capped(toy, caplog):
@@ -84,13 +84,13 @@ def test_more_workers_than_free_connections_are_capped(toy, caplog):
     limited = make_engine(toy.url.set(username=role, password=None), poolclass=NullPool)
     try:
         with caplog.at_level(logging.WARNING, logger="app.batch"):
-            result = run_step(limited, ToyCopy(), "upgrade", _options(workers=8))
+            result = run_step(limited, ToyCopy(), "upgrade", options(workers=8))
     finally:
         limited.dispose()
         execute(toy, f"REASSIGN OWNED BY {role} TO CURRENT_USER; DROP OWNED BY {role}; DROP ROLE {role}")
     assert result.rows_done == ROWS
     assert "8 workers asked for, but the server has 2 free connections: using 2" in caplog.text
-    _copied_exactly(toy)
+    copied_exactly(toy)
 
 
 class JitProbe(ToyCopy):
@@ -108,5 +108,5 @@ def test_batches_run_without_jit_whatever_the_server_says(toy):
     execute(toy, f'ALTER DATABASE "{db}" SET jit = on')
     execute(toy, f'ALTER DATABASE "{db}" SET jit_above_cost = 0')
     probe = JitProbe()
-    run_step(toy, probe, "upgrade", _options())
+    run_step(toy, probe, "upgrade", options())
     assert probe.seen == {"off"}

@@ -11,58 +11,20 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 
-from app.batch import Options, Paused, run_step
+from app.batch import Paused, run_step
 from app.batch.summary import format_summary
-from app.ops import migrations
-from tests.batch.toy_copy import DDL, ToyCopy
+from tests.batch.toy_copy import ROWS, ToyCopy
+from tests.batch.toy_copy.fixtures import batches_cover_the_keys_once, copied_exactly, options
 from tests.support.db import execute, scalar
 from tests.support.migrate import ROOT, alembic_env
 
-ROWS = 1_000  # ids 3, 6, 9, ... (sparse keys); every 50th row has no payload
-
-
-def _options(**overrides) -> Options:
-    values = dict(batch_size=50, workers=1, lock_timeout_ms=2_000, statement_timeout_ms=30_000,
-                  max_batch_attempts=5, pause_ms=0, backoff_base_ms=10, backoff_cap_ms=100,
-                  allow_data_loss=False, progress_bar=False)
-    values.update(overrides)
-    return Options(**values)
-
-
-@pytest.fixture
-def toy(engine: Engine, alembic_cfg) -> Engine:
-    migrations.upgrade(alembic_cfg, "0003")  # the engine's ledger
-    with engine.begin() as conn:
-        conn.exec_driver_sql(DDL)
-        conn.execute(text("INSERT INTO toy_a SELECT g * 3, CASE WHEN g % 50 <> 0 THEN 'row ' || g END"
-                          " FROM generate_series(1, :n) g"), {"n": ROWS})
-    return engine
-
-
-def _copied_exactly(engine: Engine) -> None:
-    """toy_b holds each toy_a row with a payload once, the others are reported once."""
-    assert scalar(engine, "SELECT count(*) FROM toy_b") == ROWS - ROWS // 50
-    assert scalar(engine, """SELECT count(*) FROM toy_a a FULL JOIN toy_b b USING (id)
-                             WHERE a.payload IS DISTINCT FROM b.payload AND a.payload IS NOT NULL""") == 0
-    assert scalar(engine, "SELECT count(*) FROM orgmig_report WHERE step = 'toy_copy'") == ROWS // 50
-    assert scalar(engine, "SELECT status FROM orgmig_run WHERE step = 'toy_copy' ORDER BY id DESC LIMIT 1") \
-        == "finished"
-
-
-def _batches_cover_the_keys_once(engine: Engine) -> None:
-    ranges = [tuple(r) for r in engine.connect().execute(text(
-        "SELECT start_key, end_key FROM orgmig_batch WHERE status = 'succeeded' ORDER BY start_key"))]
-    assert ranges[0][0] <= 3 and ranges[-1][1] >= ROWS * 3
-    for (_, end), (start, _) in zip(ranges, ranges[1:], strict=False):
-        assert start == end + 1  # no gap, no overlap
-
 
 def test_a_toy_step_runs_through_the_engine_and_its_summary_is_rendered(toy):
-    result = run_step(toy, ToyCopy(), "upgrade", _options())
-    _copied_exactly(toy)
-    _batches_cover_the_keys_once(toy)
+    result = run_step(toy, ToyCopy(), "upgrade", options())
+    copied_exactly(toy)
+    batches_cover_the_keys_once(toy)
     assert (result.batches, result.rows_done, result.rows_total) == (20, ROWS, ROWS)
     assert result.summary == {"rows in toy_a": ROWS, "copied": ROWS - ROWS // 50}
     assert result.reported == {"no_payload": ROWS // 50}
@@ -71,20 +33,20 @@ def test_a_toy_step_runs_through_the_engine_and_its_summary_is_rendered(toy):
     assert "rows in toy_a: 1,000; copied: 980" in text_
     assert "reported: 20 no_payload" in text_
     # again: nothing left to do, nothing changes
-    again = run_step(toy, ToyCopy(), "upgrade", _options())
+    again = run_step(toy, ToyCopy(), "upgrade", options())
     assert again.rows_total == 0 and again.batches == 0
-    _copied_exactly(toy)
+    copied_exactly(toy)
     # and back: the downgrade walks toy_b
-    down = run_step(toy, ToyCopy(), "downgrade", _options())
+    down = run_step(toy, ToyCopy(), "downgrade", options())
     assert down.rows_done == ROWS - ROWS // 50
     assert scalar(toy, "SELECT count(*) FROM toy_b") == 0
     assert scalar(toy, "SELECT count(*) FROM orgmig_report") == 0
 
 
 def test_several_workers_never_process_a_range_twice(toy):
-    result = run_step(toy, ToyCopy(), "upgrade", _options(workers=4, batch_size=17))
-    _copied_exactly(toy)
-    _batches_cover_the_keys_once(toy)
+    result = run_step(toy, ToyCopy(), "upgrade", options(workers=4, batch_size=17))
+    copied_exactly(toy)
+    batches_cover_the_keys_once(toy)
     assert result.rows_done == ROWS
 
 
@@ -121,11 +83,11 @@ def test_a_killed_run_resumes_where_it_stopped(toy):
     assert 5 <= done_before < 20
     assert scalar(toy, "SELECT status FROM orgmig_run") == "running"  # as the killed process left it
     rows_done_before = scalar(toy, "SELECT rows_done FROM orgmig_run")
-    result = run_step(toy, ToyCopy(), "upgrade", _options())
+    result = run_step(toy, ToyCopy(), "upgrade", options())
     assert result.resumed
     assert result.rows_done == ROWS and result.rows_done_now == ROWS - rows_done_before
-    _copied_exactly(toy)
-    _batches_cover_the_keys_once(toy)
+    copied_exactly(toy)
+    batches_cover_the_keys_once(toy)
 
 
 def test_a_lock_timeout_is_retried_until_the_lock_is_gone(toy):
@@ -134,21 +96,21 @@ def test_a_lock_timeout_is_retried_until_the_lock_is_gone(toy):
     release = threading.Timer(1.0, blocker.rollback)
     release.start()
     try:
-        result = run_step(toy, ToyCopy(), "upgrade", _options(lock_timeout_ms=100, max_batch_attempts=50))
+        result = run_step(toy, ToyCopy(), "upgrade", options(lock_timeout_ms=100, max_batch_attempts=50))
     finally:
         release.join()
         blocker.close()
     assert result.retries >= 1
-    _copied_exactly(toy)
+    copied_exactly(toy)
     assert scalar(toy, "SELECT max(attempts) FROM orgmig_batch WHERE status = 'succeeded'") >= 2
 
 
 def test_a_statement_timeout_splits_the_batch(toy):
     # 4 ms a row: a 100-row batch takes 400 ms, over the 300 ms limit; 50 rows take 200 ms.
     result = run_step(toy, ToyCopy(sleep_ms_per_row=4), "upgrade",
-                      _options(batch_size=100, statement_timeout_ms=300, max_batch_attempts=10))
-    _copied_exactly(toy)
-    _batches_cover_the_keys_once(toy)
+                      options(batch_size=100, statement_timeout_ms=300, max_batch_attempts=10))
+    copied_exactly(toy)
+    batches_cover_the_keys_once(toy)
     assert result.retries >= 10  # every 100-row batch timed out once
     sizes = [n for (n,) in toy.connect().execute(text(
         "SELECT rows_read FROM orgmig_batch WHERE status = 'succeeded'"))]
@@ -160,7 +122,7 @@ def test_pause_stops_between_batches_and_resume_carries_on(toy):
 
     def run():
         try:
-            run_step(toy, ToyCopy(), "upgrade", _options(pause_ms=50))
+            run_step(toy, ToyCopy(), "upgrade", options(pause_ms=50))
         except BaseException as exc:  # noqa: BLE001 - the test reads it
             errors.append(exc)
 
@@ -177,8 +139,8 @@ def test_pause_stops_between_batches_and_resume_carries_on(toy):
     assert 0 < done < ROWS
     # still paused: a new run refuses to start
     with pytest.raises(Paused):
-        run_step(toy, ToyCopy(), "upgrade", _options())
+        run_step(toy, ToyCopy(), "upgrade", options())
     execute(toy, "UPDATE orgmig_run SET pause_requested = false")  # what `orgmig resume` does
-    result = run_step(toy, ToyCopy(), "upgrade", _options())
+    result = run_step(toy, ToyCopy(), "upgrade", options())
     assert result.resumed and result.rows_done == ROWS
-    _copied_exactly(toy)
+    copied_exactly(toy)

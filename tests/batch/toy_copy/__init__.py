@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 from app.batch import Batch, BatchResult, KeySource, SqlFiles, Step
 
 SQL = SqlFiles(Path(__file__).parent)
+ROWS = 1_000  # toy_a's ids are 3, 6, 9, ... (sparse keys); every 50th row has no payload
 
 
 class ToyCopy(Step):
