@@ -108,9 +108,14 @@ def database_url(explicit: str | None = None) -> URL:
 
 
 def make_engine(url: str | URL | None = None, **kwargs) -> Engine:
-    """An engine for `url` (default: `DATABASE_URL`) with psycopg 3."""
+    """An engine for `url` (default: `DATABASE_URL`) with psycopg 3. Its sessions run with JIT
+    off: orgmig's statements are short, and where statistics are missing PostgreSQL's cost
+    estimates can cross the JIT thresholds and spend seconds compiling a statement that runs in
+    milliseconds."""
     resolved = url if isinstance(url, URL) else database_url(url)
     kwargs.setdefault("pool_pre_ping", True)
+    connect_args = kwargs.setdefault("connect_args", {})
+    connect_args["options"] = (connect_args.get("options", "") + " -c jit=off").strip()
     return create_engine(resolved, **kwargs)
 
 
