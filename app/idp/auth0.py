@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import json
 from datetime import UTC, datetime
 from urllib.parse import quote
 
+from app.idp import jsonfast
 from app.idp.config import Auth0Settings
 from app.idp.errors import IdpAuthError, IdpHttpError
 from app.idp.http import HttpCore
@@ -206,8 +206,8 @@ class Auth0:
             if raw[:2] == b"\x1f\x8b":
                 raw = gzip.decompress(raw)
             try:
-                return [json.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
-            except (ValueError, UnicodeDecodeError) as exc:
+                return [jsonfast.loads(line) for line in raw.splitlines() if line.strip()]
+            except jsonfast.DecodeError as exc:
                 raise IdpHttpError("GET", data.path, data.status, f"the export file is not NDJSON ({exc})") from None
         raise IdpHttpError("GET", f"/api/v2/jobs/{job_id}", 403, "the export file's download link kept expiring")
 
