@@ -17,14 +17,14 @@ import contextlib
 import logging
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from app.idp import jsonfast
 from app.idp.errors import IdpAuthError, IdpHttpError, redact
-from app.idp.ratelimit import RateLimiter
+from app.idp.ratelimit import RateLimiter, header_int
 
 log = logging.getLogger("app.idp")
 
@@ -49,7 +49,24 @@ class Stats:
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
-    by_bucket: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One logical request, as `HttpCore.request` was asked for it."""
+
+    method: str
+    url: str
+    endpoint: str  # the path without the query string, for messages
+    bucket: str
+    params: dict | None = None
+    json_body: Any = None
+    data: dict | None = None
+    need: str | None = None  # the scope or role a 403 means is missing
+    auth: bool = True
+    basic: tuple[str, str] | None = None
+    expect: str = "json"  # "json", "ndjson" or "bytes"
+    allow_404: bool = False
 
 
 @dataclass
@@ -160,23 +177,25 @@ class HttpCore:
     ) -> Reply:
         """Send one logical request, retrying as the rules above say. `need` names the scope or
         role a 403 means is missing. `expect` is "json", "ndjson" or "bytes"."""
+        path = httpx.URL(url).path if url.startswith("http") else url.split("?", 1)[0]
+        req = Request(method, url, path, bucket, params=params, json_body=json_body, data=data, need=need,
+                      auth=auth, basic=basic, expect=expect, allow_404=allow_404)
         attempts = rate_attempts = 0
         refreshed = False
-        endpoint = httpx.URL(url).path if url.startswith("http") else url.split("?", 1)[0]
         while True:
             try:
-                return await self._once(method, url, params, json_body, data, bucket, need, auth, basic,
-                                        expect, allow_404, endpoint)
+                return await self._once(req)
             except _Retry as retry:
                 if retry.kind == "rate":
                     rate_attempts += 1
                     self.stats.rate_limited += 1
                     if rate_attempts >= self.retry.rate_limit_attempts:
-                        raise IdpHttpError(method, endpoint, 429, f"still rate limited after {rate_attempts} waits") from None
+                        raise IdpHttpError(req.method, req.endpoint, 429,
+                                           f"still rate limited after {rate_attempts} waits") from None
                     delay = retry.delay
                 elif retry.kind == "unauthorized":
-                    if refreshed or not auth or self.token is None or not self.token.refreshable:
-                        raise IdpAuthError(method, endpoint, 401, retry.reason) from None
+                    if refreshed or not req.auth or self.token is None or not self.token.refreshable:
+                        raise IdpAuthError(req.method, req.endpoint, 401, retry.reason) from None
                     refreshed = True
                     self.token.invalidate()
                     delay = 0.0
@@ -184,37 +203,37 @@ class HttpCore:
                     attempts += 1
                     if attempts >= self.retry.attempts:
                         status = retry.kind if retry.kind.isdigit() else None
-                        raise IdpHttpError(method, endpoint, int(status) if status else None,
+                        raise IdpHttpError(req.method, req.endpoint, int(status) if status else None,
                                            f"{retry.reason} (gave up after {attempts} attempts)") from None
                     delay = self.retry.backoff(attempts)
                 self.stats.retries += 1
                 status = f" {retry.kind}" if retry.kind.isdigit() else ""
-                log.info("%s %s%s: %s; retrying in %.1fs", method, endpoint, status, retry.reason, delay)
+                log.info("%s %s%s: %s; retrying in %.1fs", req.method, req.endpoint, status, retry.reason, delay)
                 if delay > 0:
                     await asyncio.sleep(delay)
 
-    async def _once(self, method, url, params, json_body, data, bucket, need, auth, basic, expect,
-                    allow_404, endpoint) -> Reply:
+    async def _once(self, req: Request) -> Reply:
+        bucket = req.bucket
         await self.limiter.acquire(bucket)
         try:
             # After any rate-limit wait (a token fetched before it could expire during it), and
             # before taking a request slot (the token request needs one of its own).
             headers = {}
-            if auth and self.token is not None:
+            if req.auth and self.token is not None:
                 headers["Authorization"] = await self.token.authorization(self)
             async with self.gate.slot(bucket):
                 self.stats.requests += 1
-                self.stats.by_bucket[bucket] = self.stats.by_bucket.get(bucket, 0) + 1
                 started = time.monotonic()
                 try:
                     async with asyncio.timeout(self.retry.deadline):
                         response = await self.client.request(
-                            method, url, params=params, json=json_body, data=data, headers=headers,
-                            auth=httpx.BasicAuth(*basic) if basic else None,
+                            req.method, req.url, params=req.params, json=req.json_body, data=req.data,
+                            headers=headers, auth=httpx.BasicAuth(*req.basic) if req.basic else None,
                         )
                         raw = await response.aread()
                 except (TimeoutError, httpx.TimeoutException):
-                    raise _Retry(f"no complete answer within {time.monotonic() - started:.0f}s", 0, "timeout") from None
+                    waited = time.monotonic() - started
+                    raise _Retry(f"no complete answer within {waited:.0f}s", 0, "timeout") from None
                 except httpx.RemoteProtocolError as exc:
                     raise _Retry(f"connection broke mid-answer ({_first_line(exc)})", 0, "transport") from None
                 except httpx.TransportError as exc:
@@ -224,7 +243,7 @@ class HttpCore:
         self.limiter.update(bucket, response.headers, self.rate_prefix, sent_at=started)
         status = response.status_code
         if status == 429:
-            if _int_header(response.headers, f"{self.rate_prefix}-limit") == 0:
+            if header_int(response.headers, f"{self.rate_prefix}-limit") == 0:
                 self.gate.lower()
             wait = self.limiter.block(bucket, response.headers, self.rate_prefix, fallback=1.0)
             raise _Retry(f"429 rate limited on bucket {bucket}", wait, "rate")
@@ -235,18 +254,18 @@ class HttpCore:
             raise _Retry(f"the credentials were rejected ({self.unauthorized_hint})"
                          f"{f': {detail}' if detail else ''}", 0, "unauthorized")
         if status == 403:
-            reason = f"permission denied: the credentials lack {need}" if need else "permission denied"
+            reason = f"permission denied: the credentials lack {req.need}" if req.need else "permission denied"
             detail = _summary(raw)
-            raise IdpAuthError(method, endpoint, 403, f"{reason}{f' ({detail})' if detail else ''}")
-        if status == 404 and allow_404:
+            raise IdpAuthError(req.method, req.endpoint, 403, f"{reason}{f' ({detail})' if detail else ''}")
+        if status == 404 and req.allow_404:
             return Reply(status, response.headers, None, response.url)
         if status >= 300:
-            raise IdpHttpError(method, endpoint, status, _summary(raw) or response.reason_phrase)
-        if expect == "bytes":
+            raise IdpHttpError(req.method, req.endpoint, status, _summary(raw) or response.reason_phrase)
+        if req.expect == "bytes":
             return Reply(status, response.headers, raw, response.url)
         try:
-            if expect == "ndjson":
-                body = [jsonfast.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
+            if req.expect == "ndjson":
+                body = [jsonfast.loads(line) for line in raw.splitlines() if line.strip()]
             else:
                 body = jsonfast.loads(raw) if raw.strip() else None
         except jsonfast.DecodeError as exc:
@@ -254,13 +273,6 @@ class HttpCore:
             why = "truncated" if declared and declared.isdigit() and int(declared) != len(raw) else "malformed"
             raise _Retry(f"{why} JSON body ({_first_line(exc)})", 0, str(status)) from None
         return Reply(status, response.headers, body, response.url)
-
-
-def _int_header(headers, name: str) -> int | None:
-    try:
-        return int(headers.get(name))
-    except (TypeError, ValueError):
-        return None
 
 
 def _first_line(exc: BaseException) -> str:
