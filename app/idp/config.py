@@ -11,11 +11,9 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.errors import ConfigError
+
 PROVIDERS = ("okta", "keycloak", "auth0")
-
-
-class ConfigError(ValueError):
-    """A configuration problem explained in one line, safe to print."""
 
 
 def _base_url(value: str) -> str:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import jwt
 
+from app.errors import ConfigError
 from app.idp.errors import IdpAuthError, IdpHttpError, register_secret
 
 if TYPE_CHECKING:
@@ -108,8 +109,6 @@ def okta_private_key_jwt(token_url: str, client_id: str, private_key_pem: str, k
 
         key = load_pem_private_key(private_key_pem.encode(), password=None)
     except (ValueError, TypeError, ImportError):
-        from app.idp.config import ConfigError
-
         raise ConfigError("OKTA_PRIVATE_KEY is not a readable unencrypted PEM private key") from None
 
     def form() -> dict[str, str]:
