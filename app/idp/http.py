@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from app import db
+from app.config import Settings, get_settings
 from app.idp import jsonfast
 from app.idp.errors import IdpAuthError, IdpHttpError, redact
 from app.idp.ratelimit import RateLimiter, header_int
@@ -31,17 +32,31 @@ log = logging.getLogger("app.idp")
 RETRY_STATUSES = {408, 500, 502, 503, 504}
 
 
-@dataclass
+@dataclass(frozen=True)
 class RetryPolicy:
-    attempts: int = 8  # for 5xx, timeouts and broken bodies
-    rate_limit_attempts: int = 40  # for 429
-    base_delay: float = 0.25
-    max_delay: float = 20.0
-    request_timeout: float = 30.0  # connect/read/write, per operation
-    deadline: float = 90.0  # the whole request, body included
+    attempts: int  # for 5xx, timeouts and broken bodies
+    rate_limit_attempts: int  # for 429
+    base_delay: float
+    max_delay: float
+    request_timeout: float  # connect/read/write, per operation
+    deadline: float  # the whole request, body included
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> RetryPolicy:
+        """The ORGMIG_IDP_* settings. The deadline is never shorter than three operation timeouts
+        (connect, write, read), so raising the request timeout alone does what it says."""
+        s = settings or get_settings()
+        return cls(
+            attempts=s.idp_retry_attempts,
+            rate_limit_attempts=s.idp_rate_limit_attempts,
+            base_delay=s.idp_backoff_base_seconds,
+            max_delay=s.idp_backoff_max_seconds,
+            request_timeout=s.idp_request_timeout_seconds,
+            deadline=max(s.idp_deadline_seconds, 3 * s.idp_request_timeout_seconds),
+        )
 
     def backoff(self, attempt: int) -> float:
-        return min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+        return db.backoff(attempt, self.base_delay, self.max_delay)
 
 
 @dataclass
@@ -127,9 +142,9 @@ class HttpCore:
         *,
         provider: str,
         base_url: str,
+        concurrency: int,
         token=None,
         rate_prefix: str = "x-rate-limit",
-        concurrency: int = 8,
         retry: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
         unauthorized_hint: str = "check the credentials",
@@ -138,7 +153,7 @@ class HttpCore:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.rate_prefix = rate_prefix
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or RetryPolicy.from_settings()
         self.limiter = limiter or RateLimiter()
         self.gate = ConcurrencyGate(concurrency)
         self.stats = Stats()
