@@ -341,6 +341,19 @@ class FakeOkta(FakeServer):
     def expected_user_groups(self, okta_user_id: str) -> list[str]:
         return list(self._idx().groups_of_user.get(okta_user_id, ()))
 
+    def listing_sizes(self) -> dict[str, Any]:
+        """What the listings hold, to count the requests an export needs: users the plain list
+        returns, DEPROVISIONED users (a filtered list), groups (Everyone included) and the member
+        count of each group but Everyone."""
+        idx = self._idx()
+        deprovisioned = sum(1 for u in idx.user_by_oid.values() if u.status == "DEPROVISIONED")
+        return {
+            "users": len(idx.user_ids) - deprovisioned,
+            "deprovisioned": deprovisioned,
+            "groups": len(idx.group_ids),
+            "group_members": [len(self._members(g)) for g in idx.group_ids if idx.group_by_oid[g] is not None],
+        }
+
     def mint_access_token(self, scopes: set[str] | frozenset[str] | None = None, ttl: int | None = None) -> str:
         """An access token as the token endpoint would issue it (no client assertion needed)."""
         return self._mint(sorted(scopes if scopes is not None else self.oauth_scopes), ttl)
