@@ -642,7 +642,8 @@ class FakeOkta(FakeServer):
             elif bearer and (claims := self._check_access_token(value.strip())) is not None:
                 scopes = frozenset(claims.get("scp") or ())
             else:
-                headers = [self._www_authenticate(req, "invalid_token", "The access token is invalid.")] if bearer else []
+                invalid = self._www_authenticate(req, "invalid_token", "The access token is invalid.")
+                headers = [invalid] if bearer else []
                 return self._error(401, "E0000011", "Invalid token provided", headers=headers)
             needed = [group for group in route.need if scopes is not None and not any(s in scopes for s in group)]
             if needed:
@@ -785,7 +786,8 @@ class FakeOkta(FakeServer):
             links.append(("Link", f'<{next_url}>; rel="next"'))
         return links
 
-    def _page(self, ids: list[str], after: str | None, limit: int, keep: Callable[[str], bool]) -> tuple[list[str], bool]:
+    def _page(self, ids: list[str], after: str | None, limit: int,
+              keep: Callable[[str], bool]) -> tuple[list[str], bool]:
         start = bisect.bisect_right(ids, after) if after else 0
         out: list[str] = []
         i, n = start, len(ids)
