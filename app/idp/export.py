@@ -113,8 +113,8 @@ class _StreamGuard:
 
 
 class Exporter:
-    """One export run of one provider client. The state of the run (its id, the task group, the
-    streams started) lives in `run()` and the arguments it passes on."""
+    """One export run of one provider client (`run()` once). Everything it needs is set up here;
+    the run's row and its task group are passed from `run()` to the steps that use them."""
 
     def __init__(self, client: Provider, writer: SnapshotWriter, *, since: datetime | None = None,
                  terminal: bool | None = None) -> None:
