@@ -12,8 +12,6 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Protocol
 
-import jwt
-
 from app.errors import ConfigError
 from app.idp.errors import IdpAuthError, IdpHttpError, register_secret
 
@@ -102,8 +100,12 @@ class ClientCredentials:
 
 
 def okta_private_key_jwt(token_url: str, client_id: str, private_key_pem: str, key_id: str | None, scopes: str):
-    """The form of Okta's client-credentials grant with a `private_key_jwt` client assertion."""
+    """The form of Okta's client-credentials grant with a `private_key_jwt` client assertion.
+    (PyJWT and cryptography are imported here, by the one setup that signs: importing them costs
+    more than the rest of the export's modules, and every `alembic` run imports the registry.)"""
     register_secret(private_key_pem)
+    import jwt
+
     try:
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
