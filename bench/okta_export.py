@@ -13,52 +13,51 @@ minute-long bursts), so the limit binds at this size. `--window 60` uses Okta's 
 windows; every bucket then fits in one window, the rate limit sets no floor, and the export is
 bound by latency instead (the floor printed is 0 and the ratio is not meaningful).
 
-    python bench/okta_export.py [--users 100000] [--groups 200] [--window 1] [--database-url URL]
+    python bench/okta_export.py [--users 100000] [--groups 200] [--window 1] [--concurrency N]
+                                [--database-url URL]
 
-The database: `--database-url` or DATABASE_URL names a server where the bench may create (and
-afterwards drop) a scratch database; default postgresql://postgres@127.0.0.1:5432/postgres.
+With the package installed (`pip install -e .`). The fake Okta runs as a process of its own
+(`python -m tests.fakes okta ...`, started in the checkout); the bench imports nothing from tests/.
+The database: `--database-url` or DATABASE_URL
+names a server where the bench may create (and afterwards drop) a scratch database; default
+postgresql://postgres@127.0.0.1:5432/postgres.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import json
 import logging
 import math
-import multiprocessing
-import os
+import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 
+from app import idp
+from app.config import get_settings
+from app.db import make_engine, normalize_url
+from app.idp.config import OktaSettings
+from app.ops import migrations
+from app.ops.databases import Server
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import psycopg  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-
-from app.db import make_engine, normalize_url  # noqa: E402
-from app.idp.config import OktaSettings  # noqa: E402
-from app.idp.export import Exporter  # noqa: E402
-from app.ops import migrations  # noqa: E402
-from tests.fakes.okta import FakeOkta  # noqa: E402
-from tests.fakes.tenant import make_tenant  # noqa: E402
-
 PER_MINUTE = 600
+DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+# The API's largest pages: users, groups, group members.
+USERS_PAGE, GROUPS_PAGE, MEMBERS_PAGE = 200, 10_000, 1_000
 
 
-def minimum_requests(fake: FakeOkta) -> dict[str, int]:
-    """The fewest requests per bucket the page sizes allow."""
-    users = fake.expected_users()
-    deprovisioned = sum(1 for u in users if u["status"] == "DEPROVISIONED")
-    groups = fake.expected_groups()
-    members = sum(max(1, math.ceil(len(fake.expected_group_members(g["id"])) / 1000))
-                  for g in groups if g["type"] != "BUILT_IN")
+def minimum_requests(sizes: dict) -> dict[str, int]:
+    """The fewest requests per bucket the page sizes allow, from what the fake's listings hold."""
+    def pages(n: int, size: int) -> int:
+        return max(1, math.ceil(n / size))
+
     return {
-        "users": max(1, math.ceil((len(users) - deprovisioned) / 200)) + max(1, math.ceil(deprovisioned / 200)),
-        "groups": max(1, math.ceil(len(groups) / 10000)),
-        "other": members,
+        "users": pages(sizes["users"], USERS_PAGE) + pages(sizes["deprovisioned"], USERS_PAGE),
+        "groups": pages(sizes["groups"], GROUPS_PAGE),
+        "other": sum(pages(n, MEMBERS_PAGE) for n in sizes["group_members"]),
     }
 
 
@@ -67,84 +66,81 @@ def floor_seconds(requests: dict[str, int], per_window: int, window: float) -> f
     return max((math.ceil(n / per_window) - 1) * window if n > per_window else 0.0 for n in requests.values())
 
 
-def serve_fake(conn, users: int, groups: int, per_window: int, window: float) -> None:
-    """The fake Okta, in a process of its own (as a real provider is: its work does not compete
-    with the exporter for this interpreter). Answers `stats` and `stop` on `conn`."""
-    tenant = make_tenant(users, groups, seed=7)
-    with FakeOkta(tenant, rate_limit_per_minute=per_window, window_seconds=window) as fake:
-        conn.send({"base_url": fake.base_url, "api_token": fake.api_token, "minimum": minimum_requests(fake)})
-        while True:
-            command = conn.recv()
-            if command == "stats":
-                conn.send({"requests": len(fake.requests), "rate_limited": fake.request_count(status=429)})
-            elif command == "stop":
-                conn.send("stopped")
-                return
+class FakeOkta:
+    """The fake Okta (`python -m tests.fakes okta`) in a process of its own, as a real provider is:
+    its work does not compete with the exporter for this interpreter."""
 
+    def __init__(self, users: int, groups: int, per_window: int, window: float) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.fakes", "okta", "--users", str(users), "--groups", str(groups),
+             "--seed", "7", "--option", f"rate_limit_per_minute={per_window}", "--option", f"window_seconds={window}"],
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(timeout=10)
+            raise SystemExit(f"the fake Okta did not start (exit code {self.proc.returncode})")
+        self.ready = json.loads(line)
 
-def scratch_database(server: str) -> tuple[str, str]:
-    url = normalize_url(server)
-    name = f"orgmig_bench_{uuid.uuid4().hex[:8]}"
-    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return admin, url.set(database=name).render_as_string(hide_password=False)
+    def ask(self, command: str) -> dict:
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
 
-
-def drop_database(admin: str, url: str) -> None:
-    name = make_url(url).database
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.write("stop\n")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=10)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--groups", type=int, default=200)
     parser.add_argument("--window", type=float, default=1.0,
                         help="seconds per rate-limit window (600/min either way; default 1)")
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL")
-                        or "postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="requests in flight (default ORGMIG_EXPORT_CONCURRENCY or its default)")
+    parser.add_argument("--database-url", default=None,
+                        help=f"a server where the bench may create a scratch database (default DATABASE_URL, "
+                             f"else {DEFAULT_SERVER})")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = get_settings()
+    server_url = args.database_url or (settings.database_url.get_secret_value() if settings.database_url
+                                       else DEFAULT_SERVER)
+    concurrency = args.concurrency or settings.export_concurrency
 
     per_window = max(1, round(PER_MINUTE * args.window / 60.0))
     print(f"tenant: {args.users:,} users, {args.groups} groups (the fake Okta starts in its own process)",
           flush=True)
-    here, there = multiprocessing.Pipe()
-    server = multiprocessing.Process(target=serve_fake, args=(there, args.users, args.groups, per_window,
-                                                              args.window), daemon=True)
-    server.start()
-    fake = here.recv()
-    minimum = fake["minimum"]
-    admin, url = scratch_database(args.database_url)
+    fake = FakeOkta(args.users, args.groups, per_window, args.window)
+    server = Server(normalize_url(server_url))
+    name = f"orgmig_bench_{uuid.uuid4().hex[:8]}"
     try:
+        minimum = minimum_requests(fake.ready["sizes"])
+        url = server.create(name)
         migrations.upgrade(migrations.alembic_config(url))
-        engine = make_engine(url, pool_size=args.concurrency + 2)
-        settings = OktaSettings(OKTA_BASE_URL=fake["base_url"], OKTA_API_TOKEN=fake["api_token"], _env_file=None)
-        exporter = Exporter("okta", settings, engine, concurrency=args.concurrency)
+        engine = make_engine(url, pool_size=concurrency + 2)
+        okta = OktaSettings(**fake.ready["settings"], _env_file=None)
         # Start at a window boundary, so the floor below is exact.
         time.sleep(args.window - (time.time() % args.window) + 0.001)
         started = time.monotonic()
-        result = asyncio.run(exporter.run())
+        result = idp.export("okta", engine, concurrency=concurrency, settings=okta)
         wall = time.monotonic() - started
-        here.send("stats")
-        stats = here.recv()
-        made, rate_limited = stats["requests"], stats["rate_limited"]
+        stats = fake.ask("stats")
+        made, rate_limited = stats["requests"], stats["statuses"].get("429", 0)
         engine.dispose()
     finally:
-        here.send("stop")
-        here.recv()
-        server.join(timeout=10)
-        drop_database(admin, url)
+        fake.stop()
+        server.drop(name)
 
     floor = floor_seconds(minimum, per_window, args.window)
     need = sum(minimum.values())
     print()
     print(f"limit: {per_window} requests per {args.window:g}s window per bucket ({PER_MINUTE}/min); "
-          f"concurrency {args.concurrency}")
+          f"concurrency {concurrency}")
     print(f"exported: {result.counts.users:,} users, {result.counts.groups} groups, "
           f"{result.counts.memberships:,} memberships")
     print(f"requests: {made} made (429s: {rate_limited}), minimum {need} "

@@ -1,21 +1,22 @@
 """Provider settings, read from the environment (and a `.env` file).
 
 Secrets are `SecretStr`: their repr is `**********`, so printing a settings object never shows one.
-Base URLs are full URLs (scheme and host), so a test can point them at a local server.
+Base URLs are full URLs (scheme and host), so a test can point them at a local server. The
+export's own knobs (concurrency, retries, timeouts) are fields of `app.config.Settings`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROVIDERS = ("okta", "keycloak", "auth0")
+from app.config import explain
+from app.errors import ConfigError
 
-
-class ConfigError(ValueError):
-    """A configuration problem explained in one line, safe to print."""
+__all__ = ["Auth0Settings", "ConfigError", "KeycloakSettings", "OktaSettings", "ProviderSettings", "load"]
 
 
 def _base_url(value: str) -> str:
@@ -25,13 +26,17 @@ def _base_url(value: str) -> str:
     return value
 
 
-class _ProviderSettings(BaseSettings):
+class ProviderSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     @field_validator("base_url", check_fields=False)
     @classmethod
     def _check_base_url(cls, value: str) -> str:
         return _base_url(value)
+
+    def check(self) -> None:
+        """Rules across settings that are each valid on their own; a ValueError names what to set.
+        (Kept out of pydantic: its errors for a whole model carry no setting name to report.)"""
 
     def secrets(self) -> list[str]:
         """Every secret value this configuration holds, for log redaction."""
@@ -43,7 +48,7 @@ class _ProviderSettings(BaseSettings):
         return out
 
 
-class OktaSettings(_ProviderSettings):
+class OktaSettings(ProviderSettings):
     """`OKTA_BASE_URL` plus either `OKTA_API_TOKEN` (SSWS) or an OAuth2 service app:
     `OKTA_CLIENT_ID` with `OKTA_PRIVATE_KEY` (PEM text) or `OKTA_PRIVATE_KEY_FILE`."""
 
@@ -55,8 +60,7 @@ class OktaSettings(_ProviderSettings):
     private_key_id: str | None = Field(default=None, validation_alias="OKTA_PRIVATE_KEY_ID")
     scopes: str = Field(default="okta.users.read okta.groups.read", validation_alias="OKTA_SCOPES")
 
-    @model_validator(mode="after")
-    def _one_credential(self) -> OktaSettings:
+    def check(self) -> None:
         has_token = self.api_token is not None and bool(self.api_token.get_secret_value().strip())
         has_key = self.private_key is not None or self.private_key_file is not None
         if has_token and (self.client_id or has_key):
@@ -66,7 +70,6 @@ class OktaSettings(_ProviderSettings):
                 raise ValueError("set OKTA_API_TOKEN, or OKTA_CLIENT_ID with OKTA_PRIVATE_KEY or OKTA_PRIVATE_KEY_FILE")
             if not has_key:
                 raise ValueError("OKTA_CLIENT_ID needs OKTA_PRIVATE_KEY or OKTA_PRIVATE_KEY_FILE")
-        return self
 
     @property
     def uses_oauth(self) -> bool:
@@ -91,7 +94,7 @@ class OktaSettings(_ProviderSettings):
         return out
 
 
-class KeycloakSettings(_ProviderSettings):
+class KeycloakSettings(ProviderSettings):
     """A confidential client with a service account holding realm-management roles
     `view-users` and `query-groups` (and `view-realm` for roles, `manage-realm` for organizations)."""
 
@@ -102,7 +105,7 @@ class KeycloakSettings(_ProviderSettings):
     token_realm: str | None = Field(default=None, validation_alias="KEYCLOAK_TOKEN_REALM")
 
 
-class Auth0Settings(_ProviderSettings):
+class Auth0Settings(ProviderSettings):
     """A machine-to-machine application authorised for the Management API (audience
     `<AUTH0_BASE_URL>/api/v2/`)."""
 
@@ -116,50 +119,23 @@ class Auth0Settings(_ProviderSettings):
         return self.audience or f"{self.base_url}/api/v2/"
 
 
-class ExportTuning(_ProviderSettings):
-    """Retry and timeout knobs of the export's HTTP client (defaults suit the providers' APIs)."""
-
-    retry_attempts: int = Field(default=8, ge=1, le=50, validation_alias="ORGMIG_IDP_RETRY_ATTEMPTS")
-    backoff_max_seconds: float = Field(default=20.0, gt=0, le=300, validation_alias="ORGMIG_IDP_BACKOFF_MAX_SECONDS")
-    request_timeout_seconds: float = Field(default=30.0, gt=0, le=600,
-                                           validation_alias="ORGMIG_IDP_REQUEST_TIMEOUT_SECONDS")
+S = TypeVar("S", bound=ProviderSettings)
 
 
-def load_tuning(env_file: str | Path | None = ".env") -> ExportTuning:
+def checked(provider: str, settings: S) -> S:
+    """`settings` after its cross-setting rules, or a ConfigError naming what to set."""
     try:
-        return ExportTuning(_env_file=env_file)  # type: ignore[call-arg]
+        settings.check()
+    except ValueError as exc:
+        raise ConfigError(f"{provider} configuration: {exc}") from None
+    return settings
+
+
+def load(provider: str, cls: type[S], env_file: str | Path | None = ".env") -> S:
+    """The settings of one provider from the environment, or a ConfigError naming what is
+    missing or wrong."""
+    try:
+        settings = cls(_env_file=env_file)  # type: ignore[call-arg]
     except ValidationError as exc:
-        raise ConfigError(f"export settings: {_explain(exc)}") from None
-
-
-SETTINGS_CLASSES: dict[str, type[_ProviderSettings]] = {
-    "okta": OktaSettings,
-    "keycloak": KeycloakSettings,
-    "auth0": Auth0Settings,
-}
-
-
-def load(provider: str, env_file: str | Path | None = ".env") -> _ProviderSettings:
-    """The settings of one provider, or a ConfigError naming what is missing or wrong."""
-    try:
-        cls = SETTINGS_CLASSES[provider]
-    except KeyError:
-        raise ConfigError(f"unknown provider {provider!r}: choose one of {', '.join(PROVIDERS)}") from None
-    try:
-        return cls(_env_file=env_file)  # type: ignore[call-arg]
-    except ValidationError as exc:
-        raise ConfigError(f"{provider} configuration: {_explain(exc)}") from None
-
-
-def _explain(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors(include_input=False, include_url=False):
-        loc = [str(x) for x in err.get("loc", ()) if x != "__root__"]
-        msg = err.get("msg", "invalid").removeprefix("Value error, ")
-        if err.get("type") == "missing":
-            parts.append(f"{loc[-1] if loc else 'a setting'} is not set")
-        elif loc:
-            parts.append(f"{loc[-1]} {msg}")
-        else:
-            parts.append(msg)
-    return "; ".join(parts)
+        raise ConfigError(f"{provider} configuration: {explain(exc)}") from None
+    return checked(provider, settings)

@@ -6,7 +6,12 @@ carry a token, a client secret or a private key: every message passes through `r
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
+from collections.abc import Iterator
+
+from app.errors import OrgmigError
 
 _SECRETS: set[str] = set()
 # Authorization header values and bearer-looking strings, in case a server echoes one back.
@@ -29,8 +34,11 @@ def redact(text: str) -> str:
     return _AUTH_PATTERN.sub(lambda m: f"{m.group(1)} ***", text)
 
 
-class IdpError(RuntimeError):
-    """An export failure explained in one line, safe to print."""
+class IdpError(OrgmigError):
+    """An export failure explained in one line, safe to print (exit code 1: the export failed;
+    running it again resumes it)."""
+
+    exit_code = 1
 
     def __init__(self, message: str) -> None:
         super().__init__(redact(message))
@@ -54,3 +62,39 @@ class IdpAuthError(IdpHttpError):
 
 class PaginationError(IdpError):
     """A cursor that repeats or a page sequence that never ends."""
+
+
+class SnapshotError(IdpError):
+    """Writing the snapshot tables failed (the database went away or refused a write)."""
+
+
+class RedactingFilter(logging.Filter):
+    """Last line of defence: a log record never carries a registered secret."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        return True
+
+
+@contextlib.contextmanager
+def guarded_logs() -> Iterator[None]:
+    """While an export runs: every handler of the root logger redacts registered secrets, and the
+    HTTP libraries' own per-request lines (URLs, pre-signed download links) stay out of the log."""
+    flt = RedactingFilter()
+    handlers = [h for h in logging.getLogger().handlers if not any(isinstance(f, RedactingFilter) for f in h.filters)]
+    quiet = [logging.getLogger(name) for name in ("httpx", "httpcore")]
+    levels = [lg.level for lg in quiet]
+    for handler in handlers:
+        handler.addFilter(flt)
+    for lg in quiet:
+        lg.setLevel(max(lg.level, logging.WARNING))
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(flt)
+        for lg, level in zip(quiet, levels, strict=True):
+            lg.setLevel(level)

@@ -19,12 +19,14 @@ from datetime import datetime
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from app.idp import auth0, keycloak, okta
-from app.idp.config import Auth0Settings, KeycloakSettings, OktaSettings
-from app.idp.errors import IdpError, PaginationError, redact, register_secret
+from app import db
+from app.config import get_settings
+from app.idp.config import ProviderSettings, checked
+from app.idp.errors import IdpError, PaginationError, SnapshotError, guarded_logs, redact, register_secret
 from app.idp.http import RetryPolicy
 from app.idp.pages import Page, Stream
 from app.idp.progress import Progress, Tally
+from app.idp.providers import Provider, load_settings, provider_class
 from app.idp.snapshot import Counts, RunInfo, SnapshotWriter
 
 log = logging.getLogger("app.idp")
@@ -46,24 +48,36 @@ class ExportResult:
     seconds: float
 
 
-def make_client(provider: str, settings, concurrency: int, since: datetime | None,
-                retry: RetryPolicy | None = None):
-    """The provider client and its HTTP core."""
+def export(provider: str, engine: Engine, *, since: datetime | None = None, concurrency: int | None = None,
+           settings: ProviderSettings | None = None, terminal: bool | None = None) -> ExportResult:
+    """Export one provider into the snapshot tables of `engine`'s database, resuming its
+    unfinished run when that run asked for the same thing.
+
+    `since` makes it incremental where the provider can filter by update time (else the export is
+    a full one, and says so); `concurrency` bounds the requests in flight (default
+    ORGMIG_EXPORT_CONCURRENCY); `settings` are the provider's (default: its environment);
+    `terminal` picks the progress display (default: whether stderr is a terminal).
+
+    Raises ConfigError (the provider's settings), DatabaseError (the snapshot tables are missing)
+    or IdpError (the export failed: the run is marked `failed` and the next export resumes it)."""
+    cls = provider_class(provider)
+    settings = checked(provider, settings) if settings is not None else load_settings(provider)
+    tuning = get_settings()
     for secret in settings.secrets():
         register_secret(secret)
-    if provider == "okta":
-        assert isinstance(settings, OktaSettings)
-        core = okta.make_core(settings, concurrency, retry=retry)
-        return okta.Okta(core, since), core
-    if provider == "keycloak":
-        assert isinstance(settings, KeycloakSettings)
-        core = keycloak.make_core(settings, concurrency, retry=retry)
-        return keycloak.Keycloak(core, settings.realm, since), core
-    if provider == "auth0":
-        assert isinstance(settings, Auth0Settings)
-        core = auth0.make_core(settings, concurrency, retry=retry)
-        return auth0.Auth0(core, since), core
-    raise IdpError(f"unknown provider {provider!r}")
+    writer = SnapshotWriter(engine, provider)
+    writer.check_tables()
+    if since is not None and not cls.supports_since:
+        log.info("%s has no updated-since filter: running a full export", provider)
+        since = None
+    client = cls(settings, concurrency=concurrency or tuning.export_concurrency,
+                 retry=RetryPolicy.from_settings(tuning), since=since)
+    exporter = Exporter(client, writer, since=since, terminal=terminal)
+    try:
+        with guarded_logs():
+            return asyncio.run(exporter.run())
+    except (OperationalError, DBAPIError) as exc:
+        raise SnapshotError(str(db.explain(exc, engine.url))) from None
 
 
 class _StreamGuard:
@@ -99,78 +113,77 @@ class _StreamGuard:
 
 
 class Exporter:
-    def __init__(self, provider: str, settings, engine: Engine, *, since: datetime | None = None,
-                 concurrency: int = 8, retry: RetryPolicy | None = None, terminal: bool | None = None) -> None:
-        self.provider = provider
-        self.engine = engine
-        self.writer = SnapshotWriter(engine, provider)
-        self.client, self.core = make_client(provider, settings, concurrency, since, retry)
-        self.since = since if getattr(self.client, "supports_since", False) else None
-        if since is not None and self.since is None:
-            log.info("%s has no updated-since filter: running a full export", provider)
-            self.client.since = None
-        self.mode = "incremental" if self.since is not None else "full"
+    """One export run of one provider client (`run()` once). Everything it needs is set up here;
+    the run's row and its task group are passed from `run()` to the steps that use them."""
+
+    def __init__(self, client: Provider, writer: SnapshotWriter, *, since: datetime | None = None,
+                 terminal: bool | None = None) -> None:
+        self.client = client
+        self.core = client.core
+        self.provider = client.name
+        self.writer = writer
+        self.since = since
+        self.mode = "incremental" if since is not None else "full"
         self.tally = Tally()
-        self.progress = Progress(provider, self.core, self.tally, terminal=terminal)
+        self.progress = Progress(self.provider, self.core, self.tally, terminal=terminal)
+        self.roots = list(client.root_streams())
         self._started: set[str] = set()
+        self._spawned_writes = asyncio.Semaphore(SPAWNED_WRITE_SLOTS)
+        self._pool = ThreadPoolExecutor(max_workers=len(self.roots) + SPAWNED_WRITE_SLOTS + 1,
+                                        thread_name_prefix="idp-write")
 
     async def run(self) -> ExportResult:
         run = await asyncio.to_thread(self.writer.open_run, self.mode, self.since)
-        base_requests = run.requests
+        started = asyncio.get_running_loop().time()
         if run.resumed:
             done = sum(1 for s in run.streams.values() if s.done)
-            log.info("%s: resuming export run %s (%d of %d streams done)", self.provider, run.id, done, len(run.streams))
+            log.info("%s: resuming export run %s (%d of %d streams done)", self.provider, run.id, done,
+                     len(run.streams))
         else:
             log.info("%s: export run %s started (%s)", self.provider, run.id, self.mode)
         try:
             with self.progress:
                 async with self.core:
-                    await self._run_streams(run, base_requests)
+                    await self._run_streams(run)
         except IdpError as exc:
-            await asyncio.to_thread(self.writer.fail_run, run.id, str(exc), base_requests + self.core.stats.requests)
+            await asyncio.to_thread(self.writer.fail_run, run.id, str(exc), self._requests(run))
             raise
         except BaseException as exc:
             message = redact(f"{type(exc).__name__}: {exc}".strip())
-            await asyncio.shield(asyncio.to_thread(self.writer.fail_run, run.id, message,
-                                                   base_requests + self.core.stats.requests))
+            await asyncio.shield(asyncio.to_thread(self.writer.fail_run, run.id, message, self._requests(run)))
             raise
-        requests = base_requests + self.core.stats.requests
+        requests = self._requests(run)
         counts = await asyncio.to_thread(self.writer.finish_run, run.id, self.mode, requests)
-        seconds = asyncio.get_running_loop().time() - self._t0
+        seconds = asyncio.get_running_loop().time() - started
         log.info("%s: export run %s finished: %d users, %d groups, %d memberships, %d requests this session",
                  self.provider, run.id, counts.users, counts.groups, counts.memberships, self.core.stats.requests)
         return ExportResult(run.id, self.provider, self.mode, run.resumed, counts, requests,
                             self.tally.pages, seconds)
 
-    async def _run_streams(self, run: RunInfo, base_requests: int) -> None:
-        self._t0 = asyncio.get_running_loop().time()
-        self._base_requests = base_requests
-        self._run = run
-        names = list(self.client.root_streams())
-        names += [n for n in run.streams if n not in names]
+    def _requests(self, run: RunInfo) -> int:
+        """Requests of the run so far: earlier sessions' and this one's."""
+        return run.requests + self.core.stats.requests
+
+    async def _run_streams(self, run: RunInfo) -> None:
+        names = self.roots + [n for n in run.streams if n not in self.roots]
         self.tally.streams_known = len(names)
         self.tally.streams_done = sum(1 for n in names if n in run.streams and run.streams[n].done)
-        self._roots = set(self.client.root_streams())
-        self._spawned_writes = asyncio.Semaphore(SPAWNED_WRITE_SLOTS)
-        self._pool = ThreadPoolExecutor(max_workers=len(self._roots) + SPAWNED_WRITE_SLOTS + 1,
-                                        thread_name_prefix="idp-write")
-        ticker = asyncio.create_task(self._tick())
+        ticker = asyncio.create_task(self._tick(run))
         try:
             async with asyncio.TaskGroup() as tg:
-                self._tg = tg
                 for name in names:
                     state = run.streams.get(name)
                     if state is not None and state.done:
                         self._started.add(name)
                         continue
-                    self._start(run, name, state.cursor if state else None)
+                    self._start(tg, run, name, state.cursor if state else None)
         except BaseExceptionGroup as group:
             raise _first_cause(group) from None
         finally:
             ticker.cancel()
             self._pool.shutdown(wait=True)
 
-    async def _tick(self) -> None:
+    async def _tick(self, run: RunInfo) -> None:
         """Keep the progress display current while requests wait on a rate limit, and the run's
         request count current for `orgmig status`."""
         last_saved = asyncio.get_running_loop().time()
@@ -181,27 +194,26 @@ class Exporter:
             if now - last_saved >= 5.0:
                 last_saved = now
                 try:
-                    await asyncio.to_thread(self.writer.touch_run, self._run.id,
-                                            self._base_requests + self.core.stats.requests)
+                    await asyncio.to_thread(self.writer.touch_run, run.id, self._requests(run))
                 except (OperationalError, DBAPIError) as exc:
                     # Only bookkeeping: a page write that fails the same way stops the export.
                     log.debug("could not record the request count: %s", type(exc).__name__)
 
-    def _start(self, run: RunInfo, name: str, cursor: str | None) -> None:
+    def _start(self, tg: asyncio.TaskGroup, run: RunInfo, name: str, cursor: str | None) -> None:
         if name in self._started:
             return
         self._started.add(name)
         stream = self.client.stream(name)
-        self._tg.create_task(self._drain(run, stream, cursor), name=name)
+        tg.create_task(self._drain(tg, run, stream, cursor), name=name)
 
-    async def _drain(self, run: RunInfo, stream: Stream, cursor: str | None) -> None:
+    async def _drain(self, tg: asyncio.TaskGroup, run: RunInfo, stream: Stream, cursor: str | None) -> None:
         """Page through one stream: this task fetches, a writer task commits the pages in order,
         each with its checkpoint. Fetching runs up to WRITE_AHEAD pages ahead of the writes, so a
         slow transaction does not hold back the next request; no transaction waits on the network."""
         guard = _StreamGuard(stream.name)
         pages: asyncio.Queue[Page] = asyncio.Queue(maxsize=WRITE_AHEAD)
         # In the task group: should the writer fail, the group cancels this fetcher (and the rest).
-        writer = self._tg.create_task(self._write_stream(run, stream, pages), name=f"{stream.name} (write)")
+        writer = tg.create_task(self._write_stream(tg, run, stream, pages), name=f"{stream.name} (write)")
         while True:
             page = await stream.fetch(cursor)
             guard.check(cursor, page)
@@ -213,22 +225,23 @@ class Exporter:
         self.tally.streams_done += 1
         self.progress.update()
 
-    async def _write_stream(self, run: RunInfo, stream: Stream, pages: asyncio.Queue[Page]) -> None:
+    async def _write_stream(self, tg: asyncio.TaskGroup, run: RunInfo, stream: Stream,
+                            pages: asyncio.Queue[Page]) -> None:
         # The top-level listings are the long sequential chains that set the export's pace: their
         # writes never queue. The many streams they spawn (members of each group, ...) take
         # turns for a few write slots, so the database is not crowded by them.
-        slots = contextlib.nullcontext() if stream.name in self._roots else self._spawned_writes
+        slots = contextlib.nullcontext() if stream.name in self.roots else self._spawned_writes
         loop = asyncio.get_running_loop()
         while True:
             page = await pages.get()
             async with slots:
                 await loop.run_in_executor(self._pool, self.writer.write_page, run.id, stream.name, page,
                                            stream.members_of)
-            self._count(run, page)
+            self._count(tg, run, page)
             if page.next_cursor is None:
                 return
 
-    def _count(self, run: RunInfo, page: Page) -> None:
+    def _count(self, tg: asyncio.TaskGroup, run: RunInfo, page: Page) -> None:
         """A page committed: count it and start the streams it discovered (their rows may
         reference what it wrote, so they start only now)."""
         self.tally.pages += 1
@@ -238,8 +251,9 @@ class Exporter:
         new = [s for s in page.spawn if s not in self._started]
         self.tally.streams_known += len(new)
         for name in new:
-            self._start(run, name, None)
+            self._start(tg, run, name, None)
         self.progress.update()
+
 
 def _first_cause(group: BaseExceptionGroup) -> BaseException:
     """The error a person should read: the first export error, else the first error at all."""

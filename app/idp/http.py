@@ -15,33 +15,48 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from app import db
+from app.config import Settings, get_settings
 from app.idp import jsonfast
 from app.idp.errors import IdpAuthError, IdpHttpError, redact
-from app.idp.ratelimit import RateLimiter
+from app.idp.ratelimit import RateLimiter, header_int
 
 log = logging.getLogger("app.idp")
 
 RETRY_STATUSES = {408, 500, 502, 503, 504}
 
 
-@dataclass
+@dataclass(frozen=True)
 class RetryPolicy:
-    attempts: int = 8  # for 5xx, timeouts and broken bodies
-    rate_limit_attempts: int = 40  # for 429
-    base_delay: float = 0.25
-    max_delay: float = 20.0
-    request_timeout: float = 30.0  # connect/read/write, per operation
-    deadline: float = 90.0  # the whole request, body included
+    attempts: int  # for 5xx, timeouts and broken bodies
+    rate_limit_attempts: int  # for 429
+    base_delay: float
+    max_delay: float
+    request_timeout: float  # connect/read/write, per operation
+    deadline: float  # the whole request, body included
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> RetryPolicy:
+        """The ORGMIG_IDP_* settings. The deadline is never shorter than three operation timeouts
+        (connect, write, read), so raising the request timeout alone does what it says."""
+        s = settings or get_settings()
+        return cls(
+            attempts=s.idp_retry_attempts,
+            rate_limit_attempts=s.idp_rate_limit_attempts,
+            base_delay=s.idp_backoff_base_seconds,
+            max_delay=s.idp_backoff_max_seconds,
+            request_timeout=s.idp_request_timeout_seconds,
+            deadline=max(s.idp_deadline_seconds, 3 * s.idp_request_timeout_seconds),
+        )
 
     def backoff(self, attempt: int) -> float:
-        return min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+        return db.backoff(attempt, self.base_delay, self.max_delay)
 
 
 @dataclass
@@ -49,7 +64,24 @@ class Stats:
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
-    by_bucket: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One logical request, as `HttpCore.request` was asked for it."""
+
+    method: str
+    url: str
+    endpoint: str  # the path without the query string, for messages
+    bucket: str
+    params: dict | None = None
+    json_body: Any = None
+    data: dict | None = None
+    need: str | None = None  # the scope or role a 403 means is missing
+    auth: bool = True
+    basic: tuple[str, str] | None = None
+    expect: str = "json"  # "json", "ndjson" or "bytes"
+    allow_404: bool = False
 
 
 @dataclass
@@ -110,9 +142,9 @@ class HttpCore:
         *,
         provider: str,
         base_url: str,
+        concurrency: int,
         token=None,
         rate_prefix: str = "x-rate-limit",
-        concurrency: int = 8,
         retry: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
         unauthorized_hint: str = "check the credentials",
@@ -121,7 +153,7 @@ class HttpCore:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.rate_prefix = rate_prefix
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or RetryPolicy.from_settings()
         self.limiter = limiter or RateLimiter()
         self.gate = ConcurrencyGate(concurrency)
         self.stats = Stats()
@@ -160,23 +192,25 @@ class HttpCore:
     ) -> Reply:
         """Send one logical request, retrying as the rules above say. `need` names the scope or
         role a 403 means is missing. `expect` is "json", "ndjson" or "bytes"."""
+        path = httpx.URL(url).path if url.startswith("http") else url.split("?", 1)[0]
+        req = Request(method, url, path, bucket, params=params, json_body=json_body, data=data, need=need,
+                      auth=auth, basic=basic, expect=expect, allow_404=allow_404)
         attempts = rate_attempts = 0
         refreshed = False
-        endpoint = httpx.URL(url).path if url.startswith("http") else url.split("?", 1)[0]
         while True:
             try:
-                return await self._once(method, url, params, json_body, data, bucket, need, auth, basic,
-                                        expect, allow_404, endpoint)
+                return await self._once(req)
             except _Retry as retry:
                 if retry.kind == "rate":
                     rate_attempts += 1
                     self.stats.rate_limited += 1
                     if rate_attempts >= self.retry.rate_limit_attempts:
-                        raise IdpHttpError(method, endpoint, 429, f"still rate limited after {rate_attempts} waits") from None
+                        raise IdpHttpError(req.method, req.endpoint, 429,
+                                           f"still rate limited after {rate_attempts} waits") from None
                     delay = retry.delay
                 elif retry.kind == "unauthorized":
-                    if refreshed or not auth or self.token is None or not self.token.refreshable:
-                        raise IdpAuthError(method, endpoint, 401, retry.reason) from None
+                    if refreshed or not req.auth or self.token is None or not self.token.refreshable:
+                        raise IdpAuthError(req.method, req.endpoint, 401, retry.reason) from None
                     refreshed = True
                     self.token.invalidate()
                     delay = 0.0
@@ -184,37 +218,37 @@ class HttpCore:
                     attempts += 1
                     if attempts >= self.retry.attempts:
                         status = retry.kind if retry.kind.isdigit() else None
-                        raise IdpHttpError(method, endpoint, int(status) if status else None,
+                        raise IdpHttpError(req.method, req.endpoint, int(status) if status else None,
                                            f"{retry.reason} (gave up after {attempts} attempts)") from None
                     delay = self.retry.backoff(attempts)
                 self.stats.retries += 1
                 status = f" {retry.kind}" if retry.kind.isdigit() else ""
-                log.info("%s %s%s: %s; retrying in %.1fs", method, endpoint, status, retry.reason, delay)
+                log.info("%s %s%s: %s; retrying in %.1fs", req.method, req.endpoint, status, retry.reason, delay)
                 if delay > 0:
                     await asyncio.sleep(delay)
 
-    async def _once(self, method, url, params, json_body, data, bucket, need, auth, basic, expect,
-                    allow_404, endpoint) -> Reply:
+    async def _once(self, req: Request) -> Reply:
+        bucket = req.bucket
         await self.limiter.acquire(bucket)
         try:
             # After any rate-limit wait (a token fetched before it could expire during it), and
             # before taking a request slot (the token request needs one of its own).
             headers = {}
-            if auth and self.token is not None:
+            if req.auth and self.token is not None:
                 headers["Authorization"] = await self.token.authorization(self)
             async with self.gate.slot(bucket):
                 self.stats.requests += 1
-                self.stats.by_bucket[bucket] = self.stats.by_bucket.get(bucket, 0) + 1
                 started = time.monotonic()
                 try:
                     async with asyncio.timeout(self.retry.deadline):
                         response = await self.client.request(
-                            method, url, params=params, json=json_body, data=data, headers=headers,
-                            auth=httpx.BasicAuth(*basic) if basic else None,
+                            req.method, req.url, params=req.params, json=req.json_body, data=req.data,
+                            headers=headers, auth=httpx.BasicAuth(*req.basic) if req.basic else None,
                         )
                         raw = await response.aread()
                 except (TimeoutError, httpx.TimeoutException):
-                    raise _Retry(f"no complete answer within {time.monotonic() - started:.0f}s", 0, "timeout") from None
+                    waited = time.monotonic() - started
+                    raise _Retry(f"no complete answer within {waited:.0f}s", 0, "timeout") from None
                 except httpx.RemoteProtocolError as exc:
                     raise _Retry(f"connection broke mid-answer ({_first_line(exc)})", 0, "transport") from None
                 except httpx.TransportError as exc:
@@ -224,7 +258,7 @@ class HttpCore:
         self.limiter.update(bucket, response.headers, self.rate_prefix, sent_at=started)
         status = response.status_code
         if status == 429:
-            if _int_header(response.headers, f"{self.rate_prefix}-limit") == 0:
+            if header_int(response.headers, f"{self.rate_prefix}-limit") == 0:
                 self.gate.lower()
             wait = self.limiter.block(bucket, response.headers, self.rate_prefix, fallback=1.0)
             raise _Retry(f"429 rate limited on bucket {bucket}", wait, "rate")
@@ -235,18 +269,18 @@ class HttpCore:
             raise _Retry(f"the credentials were rejected ({self.unauthorized_hint})"
                          f"{f': {detail}' if detail else ''}", 0, "unauthorized")
         if status == 403:
-            reason = f"permission denied: the credentials lack {need}" if need else "permission denied"
+            reason = f"permission denied: the credentials lack {req.need}" if req.need else "permission denied"
             detail = _summary(raw)
-            raise IdpAuthError(method, endpoint, 403, f"{reason}{f' ({detail})' if detail else ''}")
-        if status == 404 and allow_404:
+            raise IdpAuthError(req.method, req.endpoint, 403, f"{reason}{f' ({detail})' if detail else ''}")
+        if status == 404 and req.allow_404:
             return Reply(status, response.headers, None, response.url)
         if status >= 300:
-            raise IdpHttpError(method, endpoint, status, _summary(raw) or response.reason_phrase)
-        if expect == "bytes":
+            raise IdpHttpError(req.method, req.endpoint, status, _summary(raw) or response.reason_phrase)
+        if req.expect == "bytes":
             return Reply(status, response.headers, raw, response.url)
         try:
-            if expect == "ndjson":
-                body = [jsonfast.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
+            if req.expect == "ndjson":
+                body = [jsonfast.loads(line) for line in raw.splitlines() if line.strip()]
             else:
                 body = jsonfast.loads(raw) if raw.strip() else None
         except jsonfast.DecodeError as exc:
@@ -254,13 +288,6 @@ class HttpCore:
             why = "truncated" if declared and declared.isdigit() and int(declared) != len(raw) else "malformed"
             raise _Retry(f"{why} JSON body ({_first_line(exc)})", 0, str(status)) from None
         return Reply(status, response.headers, body, response.url)
-
-
-def _int_header(headers, name: str) -> int | None:
-    try:
-        return int(headers.get(name))
-    except (TypeError, ValueError):
-        return None
 
 
 def _first_line(exc: BaseException) -> str:

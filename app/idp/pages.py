@@ -101,6 +101,11 @@ def member_row(kind: str, group_external_id: str, user_external_id: str, attribu
     }
 
 
+def utc_millis(value: datetime) -> str:
+    """A time as the providers' filters take it: UTC, milliseconds, `Z` (2025-01-31T00:00:00.000Z)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
 def epoch_ms_to_iso(value: Any) -> str | None:
     """Keycloak's millisecond timestamps as ISO 8601 in UTC."""
     if value is None:

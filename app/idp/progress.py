@@ -1,6 +1,9 @@
 """Export progress a person can watch: a live line on a terminal (rich), log lines otherwise.
 
 Shows pages, users, groups, memberships, requests, retries and the rate-limit wait in progress.
+Not app.batch.progress: that one is a bar of rows against a known total with a rate and an ETA;
+an export has no total (nobody knows how many pages are left) and its news is the requests and the
+rate-limit waits, redrawn from a ticker while no page arrives.
 """
 
 from __future__ import annotations

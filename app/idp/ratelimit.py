@@ -143,8 +143,8 @@ class RateLimiter:
         (monotonic clock)."""
         st = self.state(bucket)
         st.heard = True
-        limit = _int(headers.get(f"{prefix}-limit"))
-        remaining = _int(headers.get(f"{prefix}-remaining"))
+        limit = header_int(headers, f"{prefix}-limit")
+        remaining = header_int(headers, f"{prefix}-remaining")
         reset = _float(headers.get(f"{prefix}-reset"))
         if limit is None or remaining is None or reset is None or limit <= 0:
             return
@@ -219,7 +219,9 @@ def _server_now(headers) -> float:
     return local
 
 
-def _int(value: str | None) -> int | None:
+def header_int(headers, name: str) -> int | None:
+    """A header holding a whole number, or None when it is absent or not one."""
+    value = headers.get(name)
     try:
         return int(value) if value is not None else None
     except ValueError:

@@ -9,19 +9,25 @@ so no network call ever happens while a transaction is open.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
+from app import db
 from app.config import get_settings
+from app.errors import DatabaseError
 from app.idp import jsonfast
 from app.idp.pages import Page
+
+# What revision 0005 creates and this module writes (app.schema.idp_snapshot defines them).
+TABLES = ("idp_export_run", "idp_export_cursor", "idp_user", "idp_group", "idp_membership")
 
 USER_COLUMNS = (
     "external_id text, login text, email text, email_verified boolean, first_name text, "
@@ -100,9 +106,6 @@ WHERE provider = :provider AND kind = :kind AND group_external_id = :group_id
 
 log = logging.getLogger("app.idp")
 
-# Worth another try: serialization failure, deadlock, lock timeout, statement timeout.
-RETRY_SQLSTATES = {"40001", "40P01", "55P03", "57014"}
-
 TOUCH_RUN = text("UPDATE idp_export_run SET requests = :requests, updated_at = now() WHERE id = :run_id")
 
 
@@ -136,20 +139,23 @@ class SnapshotWriter:
         self.engine = engine
         self.provider = provider
 
-    def _begin(self):
-        return self.engine.begin()
+    @contextlib.contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """One transaction with the settings' lock and statement timeouts."""
+        with self.engine.connect() as conn, db.transaction(conn):
+            yield conn
 
-    @staticmethod
-    def _timeouts(conn: Connection) -> None:
-        s = get_settings()
-        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(s.lock_timeout_ms)}ms'")
-        conn.exec_driver_sql(f"SET LOCAL statement_timeout = '{int(s.statement_timeout_ms)}ms'")
+    def check_tables(self) -> None:
+        """A DatabaseError saying what to run when the snapshot tables are not there."""
+        missing = [name for name in TABLES if not inspect(self.engine).has_table(name)]
+        if missing:
+            raise DatabaseError(f"the snapshot tables are missing ({', '.join(missing)}): "
+                                "run `alembic upgrade head` first")
 
     def open_run(self, mode: str, since: datetime | None) -> RunInfo:
         """Resume this provider's unfinished run when it asked for the same thing; otherwise
         set it aside (status `abandoned`) and start a new one."""
         with self._begin() as conn:
-            self._timeouts(conn)
             row = conn.execute(
                 text("SELECT id, mode, since, requests FROM idp_export_run "
                      "WHERE provider = :p AND status IN ('running', 'failed') FOR UPDATE"),
@@ -184,25 +190,24 @@ class SnapshotWriter:
     def write_page(self, run_id: int, stream: str, page: Page, members_of: tuple[str, str] | None) -> None:
         """One page: its rows, the streams it discovered and its checkpoint, in one transaction.
         A transaction that timed out or lost a deadlock is rolled back whole and tried again
-        after a short backoff (ORGMIG_MAX_BATCH_ATTEMPTS times in all)."""
-        attempts = get_settings().max_batch_attempts
-        for attempt in range(1, attempts + 1):
+        after a backoff (ORGMIG_MAX_BATCH_ATTEMPTS times in all, ORGMIG_BACKOFF_* apart)."""
+        s = get_settings()
+        for attempt in range(1, s.max_batch_attempts + 1):
             try:
                 self._write_page(run_id, stream, page, members_of)
                 return
-            except (OperationalError, DBAPIError) as exc:
-                state = getattr(getattr(exc, "orig", None), "sqlstate", None)
-                if attempt == attempts or (state not in RETRY_SQLSTATES and not isinstance(exc, OperationalError)):
+            except DBAPIError as exc:
+                if attempt == s.max_batch_attempts or not db.is_retryable(exc):
                     raise
-                delay = min(5.0, 0.2 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-                log.info("writing a page of %s failed (%s); retrying in %.1fs", stream, state or type(exc).__name__, delay)
+                delay = db.backoff(attempt, s.backoff_base_ms / 1000, s.backoff_cap_ms / 1000)
+                log.info("writing a page of %s failed (%s); retrying in %.1fs", stream,
+                         db.sqlstate(exc) or type(exc).__name__, delay)
                 time.sleep(delay)
 
     def _write_page(self, run_id: int, stream: str, page: Page, members_of: tuple[str, str] | None) -> None:
         params = {"provider": self.provider, "run_id": run_id}
         done = page.next_cursor is None
         with self._begin() as conn:
-            self._timeouts(conn)
             if page.users:
                 conn.execute(UPSERT_USERS, {**params, "rows": jsonfast.dumps(page.users)})
             if page.groups:
@@ -220,7 +225,6 @@ class SnapshotWriter:
     def touch_run(self, run_id: int, requests: int) -> None:
         """Record the requests made so far (the export loop calls this every few seconds)."""
         with self._begin() as conn:
-            self._timeouts(conn)
             conn.execute(TOUCH_RUN, {"run_id": run_id, "requests": requests})
 
     def finish_run(self, run_id: int, mode: str, requests: int) -> Counts:
@@ -228,7 +232,6 @@ class SnapshotWriter:
         has it. An incremental export leaves everything it did not fetch as it was."""
         params = {"provider": self.provider, "run_id": run_id}
         with self._begin() as conn:
-            self._timeouts(conn)
             if mode == "full":
                 # Rows this run saw carry its id; every other row of the provider carries an
                 # earlier run's (run ids only grow), which the index on last_seen_run_id finds.
@@ -253,7 +256,6 @@ class SnapshotWriter:
 
     def fail_run(self, run_id: int, error: str, requests: int) -> None:
         with self._begin() as conn:
-            self._timeouts(conn)
             conn.execute(
                 text("UPDATE idp_export_run SET status = 'failed', last_error = :e, requests = :r, "
                      "updated_at = now() WHERE id = :id"),

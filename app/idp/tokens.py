@@ -12,8 +12,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Protocol
 
-import jwt
-
+from app.errors import ConfigError
 from app.idp.errors import IdpAuthError, IdpHttpError, register_secret
 
 if TYPE_CHECKING:
@@ -101,15 +100,17 @@ class ClientCredentials:
 
 
 def okta_private_key_jwt(token_url: str, client_id: str, private_key_pem: str, key_id: str | None, scopes: str):
-    """The form of Okta's client-credentials grant with a `private_key_jwt` client assertion."""
+    """The form of Okta's client-credentials grant with a `private_key_jwt` client assertion.
+    (PyJWT and cryptography are imported here, by the one setup that signs: importing them costs
+    more than the rest of the export's modules, and every `alembic` run imports the registry.)"""
     register_secret(private_key_pem)
+    import jwt
+
     try:
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
         key = load_pem_private_key(private_key_pem.encode(), password=None)
     except (ValueError, TypeError, ImportError):
-        from app.idp.config import ConfigError
-
         raise ConfigError("OKTA_PRIVATE_KEY is not a readable unencrypted PEM private key") from None
 
     def form() -> dict[str, str]:

@@ -29,9 +29,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from app.idp.providers import PROVIDERS  # the registry: app.idp never imports app.schema
 from app.schema.base import NOW, TSTZ, in_values, metadata
 
-PROVIDERS = ("okta", "keycloak", "auth0")
 RUN_MODES = ("full", "incremental")
 RUN_STATUSES = ("running", "failed", "finished", "abandoned")
 GROUP_KINDS = ("group", "role", "organization")

@@ -174,7 +174,8 @@ def _term(fld: str, raw: str) -> Callable[[Callable[[str], Any]], bool]:
         m = re.fullmatch(r"([\[{])\s*(\S+)\s+TO\s+(\S+)\s*([\]}])", raw)
         if not m:
             raise QueryError(f"bad range {raw}")
-        lo_inc, lo_raw, hi_raw, hi_inc = m.group(1) == "[", m.group(2).strip('"'), m.group(3).strip('"'), m.group(4) == "]"
+        lo_inc, hi_inc = m.group(1) == "[", m.group(4) == "]"
+        lo_raw, hi_raw = m.group(2).strip('"'), m.group(3).strip('"')
         lo = None if lo_raw == "*" else _coerce(lo_raw)
         hi = None if hi_raw == "*" else _coerce(hi_raw)
 
@@ -653,7 +654,8 @@ class FakeAuth0(FakeServer):
                 cid = secret = None
         grant = form.get("grant_type")
         if not grant:
-            return Response.json(400, {"error": "invalid_request", "error_description": "Missing required parameter: grant_type"})
+            return Response.json(400, {"error": "invalid_request",
+                                       "error_description": "Missing required parameter: grant_type"})
         if not cid or cid != self.client_id or not secret or not secrets.compare_digest(secret, self.client_secret):
             return Response.json(401, {"error": "access_denied", "error_description": "Unauthorized"})
         if grant != "client_credentials":
@@ -671,8 +673,8 @@ class FakeAuth0(FakeServer):
         if requested:
             missing = [s for s in requested if s not in self.scopes]
             if missing:
-                return Response.json(403, {"error": "access_denied",
-                                           "error_description": f"Client has not been granted scopes: {' '.join(missing)}"})
+                detail = f"Client has not been granted scopes: {' '.join(missing)}"
+                return Response.json(403, {"error": "access_denied", "error_description": detail})
             granted = sorted(set(requested))
         else:
             granted = sorted(self.scopes)

@@ -258,7 +258,8 @@ class FixedWindowLimiter:
             now = self.clock()
             if now >= self._start + self.window:
                 return RateState(True, self.limit, self.limit, int(math.ceil(now + self.window)))
-            return RateState(True, self.limit, max(0, self.limit - self._count), int(math.ceil(self._start + self.window)))
+            return RateState(True, self.limit, max(0, self.limit - self._count),
+                             int(math.ceil(self._start + self.window)))
 
     def exhaust(self) -> RateState:
         """Use up the rest of the current window (a storm of requests from elsewhere)."""
@@ -464,7 +465,8 @@ class RecordedRequest:
 
     def __repr__(self) -> str:
         q = "&".join(f"{k}={v}" for k, v in self.query_list)
-        return f"<{self.method} {self.path}{'?' + q if q else ''} -> {self.status}{' ' + self.fault if self.fault else ''}>"
+        fault = f" {self.fault}" if self.fault else ""
+        return f"<{self.method} {self.path}{'?' + q if q else ''} -> {self.status}{fault}>"
 
 
 class Request:
@@ -501,7 +503,9 @@ class Request:
                 data = json.loads(self.body or b"{}")
             except ValueError:
                 return {}
-            return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in data.items()} if isinstance(data, dict) else {}
+            if not isinstance(data, dict):
+                return {}
+            return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
         out: dict[str, str] = {}
         for k, v in parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True):
             out.setdefault(k, v)
@@ -829,7 +833,8 @@ class FakeServer:
                     except Exception:  # noqa: BLE001 - report, answer 500, keep serving
                         tb = traceback.format_exc()
                         self.server_errors.append(tb)
-                        print(f"{type(self).__name__}: handler error for {req.method} {req.path}\n{tb}", file=sys.stderr)
+                        print(f"{type(self).__name__}: handler error for {req.method} {req.path}\n{tb}",
+                              file=sys.stderr)
                         resp = self._internal_error(req)
             resp = self._after(req, resp)
             truncate = taken.body is not None and taken.body.kind == "truncate" and len(resp.body) > 1

@@ -341,6 +341,19 @@ class FakeOkta(FakeServer):
     def expected_user_groups(self, okta_user_id: str) -> list[str]:
         return list(self._idx().groups_of_user.get(okta_user_id, ()))
 
+    def listing_sizes(self) -> dict[str, Any]:
+        """What the listings hold, to count the requests an export needs: users the plain list
+        returns, DEPROVISIONED users (a filtered list), groups (Everyone included) and the member
+        count of each group but Everyone."""
+        idx = self._idx()
+        deprovisioned = sum(1 for u in idx.user_by_oid.values() if u.status == "DEPROVISIONED")
+        return {
+            "users": len(idx.user_ids) - deprovisioned,
+            "deprovisioned": deprovisioned,
+            "groups": len(idx.group_ids),
+            "group_members": [len(self._members(g)) for g in idx.group_ids if idx.group_by_oid[g] is not None],
+        }
+
     def mint_access_token(self, scopes: set[str] | frozenset[str] | None = None, ttl: int | None = None) -> str:
         """An access token as the token endpoint would issue it (no client assertion needed)."""
         return self._mint(sorted(scopes if scopes is not None else self.oauth_scopes), ttl)
@@ -629,7 +642,8 @@ class FakeOkta(FakeServer):
             elif bearer and (claims := self._check_access_token(value.strip())) is not None:
                 scopes = frozenset(claims.get("scp") or ())
             else:
-                headers = [self._www_authenticate(req, "invalid_token", "The access token is invalid.")] if bearer else []
+                invalid = self._www_authenticate(req, "invalid_token", "The access token is invalid.")
+                headers = [invalid] if bearer else []
                 return self._error(401, "E0000011", "Invalid token provided", headers=headers)
             needed = [group for group in route.need if scopes is not None and not any(s in scopes for s in group)]
             if needed:
@@ -772,7 +786,8 @@ class FakeOkta(FakeServer):
             links.append(("Link", f'<{next_url}>; rel="next"'))
         return links
 
-    def _page(self, ids: list[str], after: str | None, limit: int, keep: Callable[[str], bool]) -> tuple[list[str], bool]:
+    def _page(self, ids: list[str], after: str | None, limit: int,
+              keep: Callable[[str], bool]) -> tuple[list[str], bool]:
         start = bisect.bisect_right(ids, after) if after else 0
         out: list[str] = []
         i, n = start, len(ids)

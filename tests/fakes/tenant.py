@@ -316,9 +316,11 @@ _LAST = [
     ("Smith", "smith"), ("García", "garcia"), ("Nguyễn", "nguyen"), ("Müller", "muller"), ("O'Brien", "obrien"),
     ("Kowalski", "kowalski"), ("Johnson", "johnson"), ("Okafor", "okafor"), ("Tanaka", "tanaka"), ("Patel", "patel"),
     ("Ødegård", "odegard"), ("Dubois", "dubois"), ("Rossi", "rossi"), ("Andersson", "andersson"), ("Kim", "kim"),
-    ("Hernández", "hernandez"), ("Williams", "williams"), ("Schröder", "schroder"), ("Brown", "brown"), ("Silva", "silva"),
+    ("Hernández", "hernandez"), ("Williams", "williams"), ("Schröder", "schroder"), ("Brown", "brown"),
+    ("Silva", "silva"),
     ("D'Angelo", "dangelo"), ("Ivanova", "ivanova"), ("Chen", "chen"), ("Lopez", "lopez"), ("Núñez", "nunez"),
-    ("Wilson", "wilson"), ("Haddad", "haddad"), ("Ólafsdóttir", "olafsdottir"), ("Davis", "davis"), ("Martin", "martin"),
+    ("Wilson", "wilson"), ("Haddad", "haddad"), ("Ólafsdóttir", "olafsdottir"), ("Davis", "davis"),
+    ("Martin", "martin"),
     ("Mbeki", "mbeki"), ("van der Berg", "vanderberg"), ("Taylor", "taylor"), ("Moreau", "moreau"), ("Lee", "lee"),
     ("Yılmaz", "yilmaz"), ("Novák", "novak"), ("Clark", "clark"), ("Santos", "santos"), ("Thomas", "thomas"),
     ("Смирнов", "smirnov"), ("王", "wang"), ("Moore", "moore"), ("Zhang", "zhang"), ("Jackson", "jackson"),
@@ -505,7 +507,8 @@ def _make_tenant(users: int, groups: int, seed: int, now: datetime | None, env: 
         if plain_n >= 2:
             plain_groups.append(new_group("Engineering", "Engineering department", "plain", parent_id=departments.id))
         if plain_n >= 3:
-            plain_groups.append(new_group("Ops/On-Call", "Operations on-call rotation", "plain", parent_id=departments.id))
+            plain_groups.append(new_group("Ops/On-Call", "Operations on-call rotation", "plain",
+                                          parent_id=departments.id))
         if plain_n >= 4:
             plain_groups.append(new_group("Équipe Support ✓", "Support team (unicode name)", "plain"))
 

@@ -317,7 +317,8 @@ def test_keycloak_token_paging_and_shapes(start_fake, idp_tenant) -> None:
     bad = httpx.post(kc.token_url, data={"grant_type": "client_credentials", "client_id": "orgmig",
                                          "client_secret": "wrong"})
     assert bad.status_code == 401
-    assert bad.json() == {"error": "unauthorized_client", "error_description": "Invalid client or Invalid client credentials"}
+    assert bad.json() == {"error": "unauthorized_client",
+                          "error_description": "Invalid client or Invalid client credentials"}
     form = httpx.post(kc.token_url, data={"grant_type": "client_credentials", "client_id": "orgmig",
                                           "client_secret": "s3cret"})
     assert form.status_code == 200 and form.json()["expires_in"] == 300 and form.json()["refresh_expires_in"] == 0
@@ -396,7 +397,8 @@ def test_keycloak_errors_expiry_and_faults(start_fake) -> None:
 
 def test_auth0_token_rules(start_fake) -> None:
     a0 = start_fake(FakeAuth0)
-    assert auth0_token(a0, client_secret="nope").json() == {"error": "access_denied", "error_description": "Unauthorized"}
+    assert auth0_token(a0, client_secret="nope").json() == {"error": "access_denied",
+                                                             "error_description": "Unauthorized"}
     wrong_aud = auth0_token(a0, audience="https://example.com/api/v2/")
     assert wrong_aud.status_code == 403 and wrong_aud.json()["error"] == "access_denied"
     r = auth0_token(a0)

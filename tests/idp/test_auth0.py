@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.idp.auth0 import EXPORT_FIELDS
+from app.idp.providers.auth0 import EXPORT_FIELDS
 from tests.fakes.auth0 import FakeAuth0
 from tests.fakes.tenant import make_tenant
 from tests.support.idp import (
@@ -112,8 +112,8 @@ def test_incremental_export_asks_for_updated_users(small_tenant, provider_env, s
         [page] = fake.requests_matching("/api/v2/users")
         assert page.query["q"].startswith("updated_at:[") and page.query["q"].endswith(" TO *]")
         run = last_run(snapshot_engine, "auth0")
-        touched = rows(snapshot_engine, "SELECT external_id, last_name, status FROM idp_user WHERE last_seen_run_id = :r",
-                       r=run.id)
+        touched = rows(snapshot_engine,
+                       "SELECT external_id, last_name, status FROM idp_user WHERE last_seen_run_id = :r", r=run.id)
         assert {(r.external_id, r.last_name) for r in touched} == {
             (fake.auth0_user_id(u.id), "Changed") for u in changed}
         assert snapshot(snapshot_engine, "auth0")["users"][fake.auth0_user_id(changed[0].id)]["status"] == "blocked"

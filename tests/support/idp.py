@@ -25,12 +25,14 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from app import cli
+from app.config import get_settings
 from app.db import make_engine
 from app.ops import migrations, verify
 from app.schema.idp_snapshot import SNAPSHOT_TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
-PROVIDER_PREFIXES = ("OKTA_", "KEYCLOAK_", "AUTH0_", "ORGMIG_IDP_")
+PROVIDER_PREFIXES = ("OKTA_", "KEYCLOAK_", "AUTH0_", "ORGMIG_IDP_", "ORGMIG_EXPORT_")
+ISO_MILLIS = 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +63,16 @@ def snapshot_engine(snapshot_db) -> Engine:
 
 
 @pytest.fixture
-def provider_env(monkeypatch, tmp_path):
+def fresh_settings():
+    """`app.config.get_settings()` reads the environment again now and after the test (it caches
+    what it read: a process runs one command, a test session many)."""
+    get_settings.cache_clear()
+    yield get_settings.cache_clear
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def provider_env(fresh_settings, monkeypatch, tmp_path):
     """Run with only the provider settings a test gives, from an empty working directory (no
     developer `.env` can leak in)."""
     for key in list(os.environ):
@@ -72,6 +83,7 @@ def provider_env(monkeypatch, tmp_path):
     def set_env(**values: str) -> None:
         for key, value in values.items():
             monkeypatch.setenv(key, value)
+        fresh_settings()
 
     return set_env
 
@@ -134,10 +146,10 @@ def snapshot(engine: Engine, provider: str) -> dict:
     users = {
         r.external_id: r._asdict()
         for r in rows(engine, """SELECT external_id, login, email, email_verified, first_name, last_name, status,
-                                        to_char(idp_created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created,
-                                        to_char(idp_updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS updated,
+                                        to_char(idp_created_at AT TIME ZONE 'UTC', :iso) AS created,
+                                        to_char(idp_updated_at AT TIME ZONE 'UTC', :iso) AS updated,
                                         attributes, raw
-                                 FROM idp_user WHERE provider = :p""", p=provider)
+                                 FROM idp_user WHERE provider = :p""", p=provider, iso=ISO_MILLIS)
     }
     groups = {
         (r.kind, r.external_id): r._asdict()

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import json
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import quote
 
+from app.idp import jsonfast
 from app.idp.config import Auth0Settings
 from app.idp.errors import IdpAuthError, IdpHttpError
-from app.idp.http import HttpCore
-from app.idp.pages import Page, Stream, group_row, member_row, user_row
+from app.idp.http import HttpCore, RetryPolicy
+from app.idp.pages import Page, Stream, group_row, member_row, user_row, utc_millis
 from app.idp.tokens import ClientCredentials
 
 PER_PAGE = 100  # the largest page `page`/`per_page` endpoints allow
@@ -44,7 +44,7 @@ NEED = {
 }
 
 
-def make_core(settings: Auth0Settings, concurrency: int, **kwargs) -> HttpCore:
+def make_core(settings: Auth0Settings, concurrency: int, retry: RetryPolicy) -> HttpCore:
     secret = settings.client_secret.get_secret_value()
     client_id, audience = settings.client_id, settings.api_audience
 
@@ -55,12 +55,8 @@ def make_core(settings: Auth0Settings, concurrency: int, **kwargs) -> HttpCore:
     token = ClientCredentials(f"{settings.base_url}/oauth/token", form,
                               hint=f"a client grant for the Management API audience {audience}")
     return HttpCore(provider="auth0", base_url=settings.base_url, token=token, rate_prefix="x-ratelimit",
-                    concurrency=concurrency, unauthorized_hint="check AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET",
-                    **kwargs)
-
-
-def auth0_time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+                    concurrency=concurrency, retry=retry,
+                    unauthorized_hint="check AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET")
 
 
 def _user(u: dict) -> dict:
@@ -96,10 +92,12 @@ class _JobGone(Exception):
 
 class Auth0:
     name = "auth0"
+    settings_class = Auth0Settings
     supports_since = True
 
-    def __init__(self, core: HttpCore, since: datetime | None = None, poll_interval: float = 0.5) -> None:
-        self.core = core
+    def __init__(self, settings: Auth0Settings, *, concurrency: int, retry: RetryPolicy,
+                 since: datetime | None = None, poll_interval: float = 0.5) -> None:
+        self.core = make_core(settings, concurrency, retry)
         self.since = since
         self.poll_interval = poll_interval
         self._export_files: dict[str, list[dict]] = {}
@@ -133,7 +131,7 @@ class Auth0:
     def _user_query(self) -> dict:
         if self.since is None:
             return {}
-        return {"q": f"updated_at:[{auth0_time(self.since)} TO *]", "search_engine": "v3"}
+        return {"q": f"updated_at:[{utc_millis(self.since)} TO *]", "search_engine": "v3"}
 
     async def _users(self, cursor: str | None) -> Page:
         page_no = int(cursor or 0)
@@ -174,7 +172,8 @@ class Auth0:
         chunk = lines[offset:offset + EXPORT_SLICE]
         users = [self._export_user(u) for u in chunk]
         if self.since is not None:
-            users = [u for u in users if (u["idp_updated_at"] or "") >= auth0_time(self.since)]
+            cutoff = utc_millis(self.since)
+            users = [u for u in users if (u["idp_updated_at"] or "") >= cutoff]
         end = offset + len(chunk)
         return Page(endpoint, f"{job_id}:{end}" if end < len(lines) else None, users=users, items=len(chunk))
 
@@ -206,8 +205,8 @@ class Auth0:
             if raw[:2] == b"\x1f\x8b":
                 raw = gzip.decompress(raw)
             try:
-                return [json.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
-            except (ValueError, UnicodeDecodeError) as exc:
+                return [jsonfast.loads(line) for line in raw.splitlines() if line.strip()]
+            except jsonfast.DecodeError as exc:
                 raise IdpHttpError("GET", data.path, data.status, f"the export file is not NDJSON ({exc})") from None
         raise IdpHttpError("GET", f"/api/v2/jobs/{job_id}", 403, "the export file's download link kept expiring")
 
@@ -223,7 +222,8 @@ class Auth0:
             if status == "completed" and job.get("location"):
                 return job["location"]
             if status == "failed":
-                raise _JobGone(reply.status, f"the users export job failed ({job.get('status_details') or 'no detail'})")
+                detail = job.get("status_details") or "no detail"
+                raise _JobGone(reply.status, f"the users export job failed ({detail})")
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 5.0)
 

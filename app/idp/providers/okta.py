@@ -12,15 +12,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import urlencode
 
 import httpx
 
 from app.idp.config import OktaSettings
 from app.idp.errors import IdpHttpError
-from app.idp.http import HttpCore
-from app.idp.pages import Page, Stream, group_row, member_row, user_row
+from app.idp.http import HttpCore, RetryPolicy
+from app.idp.pages import Page, Stream, group_row, member_row, user_row, utc_millis
 from app.idp.tokens import ClientCredentials, StaticToken, okta_private_key_jwt
 
 USERS_PAGE = 200  # the users list's maximum page size
@@ -33,7 +33,7 @@ PROFILE_BASE = ("login", "email", "firstName", "lastName")
 VOLATILE = ("_links", "_embedded")
 
 
-def make_core(settings: OktaSettings, concurrency: int, **kwargs) -> HttpCore:
+def make_core(settings: OktaSettings, concurrency: int, retry: RetryPolicy) -> HttpCore:
     if settings.uses_oauth:
         token_url = f"{settings.base_url}/oauth2/v1/token"
         form = okta_private_key_jwt(token_url, settings.client_id or "", settings.private_key_pem(),
@@ -45,11 +45,7 @@ def make_core(settings: OktaSettings, concurrency: int, **kwargs) -> HttpCore:
         token = StaticToken("SSWS", settings.api_token.get_secret_value())
         hint = "check OKTA_API_TOKEN"
     return HttpCore(provider="okta", base_url=settings.base_url, token=token, rate_prefix="x-rate-limit",
-                    concurrency=concurrency, unauthorized_hint=hint, **kwargs)
-
-
-def okta_time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+                    concurrency=concurrency, retry=retry, unauthorized_hint=hint)
 
 
 def next_link(link_header: str | None) -> str | None:
@@ -60,7 +56,8 @@ def next_link(link_header: str | None) -> str | None:
         segments = part.split(";")
         url = segments[0].strip()
         rels = [s.strip() for s in segments[1:]]
-        if url.startswith("<") and url.endswith(">") and any(r.replace(" ", "") in ('rel="next"', "rel=next") for r in rels):
+        is_next = any(r.replace(" ", "") in ('rel="next"', "rel=next") for r in rels)
+        if url.startswith("<") and url.endswith(">") and is_next:
             return url[1:-1]
     return None
 
@@ -103,10 +100,12 @@ def _group(g: dict) -> dict:
 
 class Okta:
     name = "okta"
+    settings_class = OktaSettings
     supports_since = True
 
-    def __init__(self, core: HttpCore, since: datetime | None = None) -> None:
-        self.core = core
+    def __init__(self, settings: OktaSettings, *, concurrency: int, retry: RetryPolicy,
+                 since: datetime | None = None) -> None:
+        self.core = make_core(settings, concurrency, retry)
         self.since = since
 
     def root_streams(self) -> list[str]:
@@ -114,14 +113,15 @@ class Okta:
 
     def stream(self, name: str) -> Stream:
         if name == "users":
-            return Stream(name, self._lister("/api/v1/users", self._user_params(None), "users", USER_SCOPE, self._users_page))
+            return Stream(name, self._lister("/api/v1/users", self._user_params(None), "users", USER_SCOPE,
+                                             self._users_page))
         if name == "users:deprovisioned":
             return Stream(name, self._lister("/api/v1/users", self._user_params('status eq "DEPROVISIONED"'),
                                              "users", USER_SCOPE, self._users_page))
         if name == "groups":
             params: dict[str, str | int] = {"limit": GROUPS_PAGE}
             if self.since is not None:
-                t = okta_time(self.since)
+                t = utc_millis(self.since)
                 params["filter"] = f'lastUpdated gt "{t}" or lastMembershipUpdated gt "{t}"'
             return Stream(name, self._lister("/api/v1/groups", params, "groups", GROUP_SCOPE, self._groups_page))
         if name.startswith("members:"):
@@ -143,7 +143,7 @@ class Okta:
     def _user_params(self, status_filter: str | None) -> dict:
         clauses = [status_filter] if status_filter else []
         if self.since is not None:
-            clauses.append(f'lastUpdated gt "{okta_time(self.since)}"')
+            clauses.append(f'lastUpdated gt "{utc_millis(self.since)}"')
         params: dict[str, str | int] = {"limit": USERS_PAGE}
         if clauses:
             params["filter"] = " and ".join(clauses)

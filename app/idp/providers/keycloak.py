@@ -2,9 +2,8 @@
 members of each group, role and organization.
 
 - Paging: `first`/`max` offsets, no totals and no next link: read until a page comes back shorter
-  than `max`. `max` is always sent, with a page size per endpoint, because the defaults differ
-  (users and members 100, subgroups and organizations 10) and a silent default would make a full
-  page look short.
+  than `max`. `max=100` is always sent, because the endpoints' defaults differ (users and members
+  100, subgroups and organizations 10) and a silent default would make a full page look short.
 - Memberships per group/role/organization (`.../members`, `/roles/{name}/users`), never per user.
 - Keycloak has no updated-since filter: `--since` runs a full export.
 - No rate limiting of its own; a proxy's 429/503 is waited out like any other.
@@ -12,33 +11,22 @@ members of each group, role and organization.
 
 from __future__ import annotations
 
-from datetime import datetime
 from urllib.parse import quote
 
 from app.idp.config import KeycloakSettings
 from app.idp.errors import IdpHttpError
-from app.idp.http import HttpCore
-from app.idp.offsets import next_offset, offset_of
+from app.idp.http import HttpCore, RetryPolicy
 from app.idp.pages import Page, Stream, epoch_ms_to_iso, group_row, member_row, user_row
 from app.idp.tokens import ClientCredentials
 
-PAGE = {
-    "users": 100,
-    "groups": 100,
-    "children": 100,
-    "members": 100,
-    "roles": 100,
-    "role-users": 100,
-    "organizations": 100,
-    "org-members": 100,
-}
+PAGE_SIZE = 100  # sent as `max` to every listing
 NEED_USERS = "realm-management role view-users"
 NEED_GROUPS = "realm-management roles query-groups and view-users"
 NEED_ROLES = "realm-management role view-realm"
 NEED_ORGS = "realm-management role manage-realm (organizations)"
 
 
-def make_core(settings: KeycloakSettings, concurrency: int, **kwargs) -> HttpCore:
+def make_core(settings: KeycloakSettings, concurrency: int, retry: RetryPolicy) -> HttpCore:
     realm = settings.token_realm or settings.realm
     token_url = f"{settings.base_url}/realms/{quote(realm, safe='')}/protocol/openid-connect/token"
     secret = settings.client_secret.get_secret_value()
@@ -49,8 +37,13 @@ def make_core(settings: KeycloakSettings, concurrency: int, **kwargs) -> HttpCor
 
     token = ClientCredentials(token_url, form, hint="a confidential client with service accounts enabled")
     return HttpCore(provider="keycloak", base_url=settings.base_url, token=token, rate_prefix="x-ratelimit",
-                    concurrency=concurrency,
-                    unauthorized_hint="check KEYCLOAK_CLIENT_ID and KEYCLOAK_CLIENT_SECRET", **kwargs)
+                    concurrency=concurrency, retry=retry,
+                    unauthorized_hint="check KEYCLOAK_CLIENT_ID and KEYCLOAK_CLIENT_SECRET")
+
+
+def next_offset(cursor: str | None, got: int) -> str | None:
+    """The cursor after a page of `got` items: a page shorter than PAGE_SIZE is the last."""
+    return str(int(cursor or 0) + got) if got >= PAGE_SIZE else None
 
 
 def _user(u: dict) -> dict:
@@ -94,12 +87,15 @@ def _flatten_groups(items: list, parent: str | None) -> tuple[list[dict], list[s
 
 class Keycloak:
     name = "keycloak"
-    supports_since = False
+    settings_class = KeycloakSettings
+    supports_since = False  # no updated-since filter: every export is a full one
 
-    def __init__(self, core: HttpCore, realm: str, since: datetime | None = None) -> None:
-        self.core = core
-        self.prefix = f"/admin/realms/{quote(realm, safe='')}"
-        self.since = None
+    def __init__(self, settings: KeycloakSettings, *, concurrency: int, retry: RetryPolicy,
+                 since: None = None) -> None:
+        if since is not None:
+            raise ValueError("Keycloak has no updated-since filter: export without `since`")
+        self.core = make_core(settings, concurrency, retry)
+        self.prefix = f"/admin/realms/{quote(settings.realm, safe='')}"
 
     def root_streams(self) -> list[str]:
         return ["users", "groups", "roles", "organizations"]
@@ -107,7 +103,8 @@ class Keycloak:
     def stream(self, name: str) -> Stream:
         kind, _, arg = name.partition(":")
         if kind == "users":
-            return Stream(name, self._offsets("/users", "users", {"briefRepresentation": "false"}, NEED_USERS, self._users))
+            return Stream(name, self._offsets("/users", "users", {"briefRepresentation": "false"}, NEED_USERS,
+                                              self._users))
         if kind == "groups":
             return Stream(name, self._offsets("/groups", "groups", {"briefRepresentation": "false"}, NEED_GROUPS,
                                               lambda items: self._groups(items, None)))
@@ -120,7 +117,8 @@ class Keycloak:
                                               allow_404=True),
                           members_of=("group", arg))
         if kind == "roles":
-            return Stream(name, self._offsets("/roles", "roles", {"briefRepresentation": "false"}, NEED_ROLES, self._roles))
+            return Stream(name, self._offsets("/roles", "roles", {"briefRepresentation": "false"}, NEED_ROLES,
+                                              self._roles))
         if kind == "role-users":
             role_id, _, role_name = arg.partition(":")
             return Stream(name, self._offsets(f"/roles/{quote(role_name, safe='')}/users", "role-users", {},
@@ -137,12 +135,10 @@ class Keycloak:
                           members_of=("organization", arg))
         raise ValueError(f"unknown keycloak stream {name!r}")
 
-    def _offsets(self, path: str, endpoint: str, params: dict, need: str, to_page, allow_404: bool = False):
-        size = PAGE[endpoint]
-
+    def _offsets(self, path: str, bucket: str, params: dict, need: str, to_page, allow_404: bool = False):
         async def fetch(cursor: str | None) -> Page:
-            query = {**params, "first": offset_of(cursor), "max": size}
-            reply = await self.core.request("GET", self.prefix + path, params=query, bucket=endpoint, need=need,
+            query = {**params, "first": int(cursor or 0), "max": PAGE_SIZE}
+            reply = await self.core.request("GET", self.prefix + path, params=query, bucket=bucket, need=need,
                                             allow_404=allow_404)
             if reply.status == 404:
                 return Page(f"GET {reply.path}", None)
@@ -151,7 +147,7 @@ class Keycloak:
                 raise IdpHttpError("GET", reply.path, reply.status, "expected a JSON array")
             page = to_page(items)
             page.endpoint = f"GET {reply.path}"
-            page.next_cursor = next_offset(cursor, len(items), size)
+            page.next_cursor = next_offset(cursor, len(items))
             page.item_ids = [str(i.get("id")) for i in items if isinstance(i, dict)]
             page.items = len(items)
             return page
