@@ -62,14 +62,13 @@ def _check_stamp(ctx, step, heads, run_args) -> None:
     the exception rolls back everything the revision did."""
     if not ctx.as_sql:
         return
-    expected = ",".join(sorted(heads)) or None
+    expected = _literal(",".join(sorted(heads)) or None)
+    revision = _literal(", ".join(step.destination_revision_ids) or "base")
     found = "(SELECT string_agg(version_num, ',' ORDER BY version_num) FROM alembic_version)"
     ctx.impl.static_output(
-        f"DO $$ BEGIN IF {found} IS DISTINCT FROM {_literal(expected)} THEN RAISE EXCEPTION"
-        f" 'orgmig: alembic_version is not %s after revision %s: an earlier statement of this script"
-        f" failed; nothing of this revision is kept', {_literal(expected)},"
-        f" {_literal(step.up_revision_id if step.is_upgrade else step.down_revision_ids[0] if step.down_revision_ids else 'base')};"
-        f" END IF; END $$;\n")
+        f"DO $$ BEGIN IF {found} IS DISTINCT FROM {expected} THEN RAISE EXCEPTION"
+        f" 'orgmig: alembic_version is not %s after revision %s: an earlier statement of this"
+        f" script failed; nothing of this revision is kept', {expected}, {revision}; END IF; END $$;\n")
 
 
 def _literal(value: str | None) -> str:

@@ -20,7 +20,8 @@ def legacy_ddl() -> str:
     spec = importlib.util.spec_from_file_location("rev0001", rev)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.LEGACY_DDL + ";\nCREATE INDEX IF NOT EXISTS ix_user_settings_keycloak_user_id ON user_settings (keycloak_user_id);"
+    index = "CREATE INDEX IF NOT EXISTS ix_user_settings_keycloak_user_id ON user_settings (keycloak_user_id)"
+    return module.LEGACY_DDL + ";\n" + index + ";"
 
 
 def create_legacy_table(engine: Engine) -> None:
