@@ -16,9 +16,9 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from app import db
-from app.cli.seed import render as render_seed
 from app.config import get_settings
 from app.ops import migrations, verify
+from app.ops.seed import render as render_seed
 
 DEMO_DB = "orgmig_demo"
 

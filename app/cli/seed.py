@@ -8,7 +8,7 @@ import sys
 from sqlalchemy.pool import NullPool
 
 from app import db
-from app.ops.seed import seed_legacy
+from app.ops.seed import render, seed_legacy
 
 MAX_USERS = 50_000_000
 
@@ -35,22 +35,6 @@ def _whole_number(name: str, raw: str, minimum: int, maximum: int) -> int | None
         print(f"orgmig: {name} must be a whole number from {minimum:,} to {maximum:,}, got {raw!r}", file=sys.stderr)
         return None
     return value
-
-
-def render(summary) -> str:
-    """The summary as a person reads it: counts per kind, never a value."""
-    width = max(len(label) for label, _ in summary.kinds())
-    lines = [
-        (
-            f"Seeded {summary.users:,} legacy users into user_settings "
-            f"(ids {summary.first_id}-{summary.last_id}, seed {summary.seed}) "
-            f"in {summary.seconds:.2f} s ({summary.rate:,.0f} users/s)"
-        ),
-        "",
-        f"  {'kind':<{width}}  {'rows':>10}",
-    ]
-    lines += [f"  {label:<{width}}  {count:>10,}" for label, count in summary.kinds()]
-    return "\n".join(lines)
 
 
 def handle(args: argparse.Namespace) -> int:
