@@ -7,10 +7,10 @@ import argparse
 
 from sqlalchemy import text
 
+from app.cli.common import add_database_option, connected
+
 
 def register(sub) -> None:
-    from app.cli.common import add_database_option
-
     p = sub.add_parser("pause", help="ask running data steps to stop after their current batch")
     add_database_option(p)
     p.add_argument("--step", help="only this step (default: every unfinished run)")
@@ -23,17 +23,11 @@ def register(sub) -> None:
 
 def _flag(args: argparse.Namespace, where: str, value: bool) -> list:
     """Set pause_requested on the runs matching `where` (and --step); return them as they were."""
-    from app.cli.common import connect
-
-    engine = connect(args)
-    try:
-        with engine.begin() as conn:
-            runs = _runs(conn, args.step, where)
-            conn.execute(
-                text("UPDATE orgmig_run SET pause_requested = :v, updated_at = now()"
-                     " WHERE id = ANY(:ids)"), {"v": value, "ids": [r["id"] for r in runs]})
-    finally:
-        engine.dispose()
+    with connected(args) as engine, engine.begin() as conn:
+        runs = _runs(conn, args.step, where)
+        conn.execute(
+            text("UPDATE orgmig_run SET pause_requested = :v, updated_at = now()"
+                 " WHERE id = ANY(:ids)"), {"v": value, "ids": [r["id"] for r in runs]})
     return runs
 
 

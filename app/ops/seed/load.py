@@ -14,8 +14,9 @@ from app.ops.seed.summary import SeedSummary, count_kinds
 
 MISSING_TABLE = "user_settings does not exist: run `alembic upgrade 0001` first"
 
-# The most rows one `orgmig seed-legacy` or `orgmig demo` writes (--users).
+# What `orgmig seed-legacy` and `orgmig demo` accept: --users up to this many rows, --seed a bigint.
 MAX_USERS = 50_000_000
+SEEDS = (-(2**63), 2**63 - 1)
 
 # Seeds at least this large (and at least as large as the table) rebuild the secondary indexes.
 REBUILD_INDEXES_FROM = 50_000
