@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import URL
 
 from alembic import command
+from app.batch import Step
 from app.config import get_settings
 
 
@@ -64,3 +65,12 @@ def applied_revisions(conn: Connection, cfg: Config | None = None) -> list[str]:
     script = script_directory(cfg)
     revs = [r.revision for r in script.iterate_revisions(heads, "base")]
     return list(reversed(revs))
+
+
+def data_revisions(cfg: Config | None = None) -> list[str]:
+    """Revisions that run a data step (the revision module names its `Step`), oldest first."""
+    script = script_directory(cfg)
+    return [
+        r.revision for r in reversed(list(script.walk_revisions()))
+        if any(isinstance(value, Step) for value in vars(r.module).values())
+    ]
