@@ -8,6 +8,9 @@ import argparse
 from sqlalchemy import text
 
 from app.cli.common import add_database_option, connected
+from app.errors import DatabaseError
+
+MISSING_RUNS = "orgmig_run does not exist: run `alembic upgrade head` first"
 
 
 def register(sub) -> None:
@@ -24,6 +27,8 @@ def register(sub) -> None:
 def _flag(args: argparse.Namespace, where: str, value: bool) -> list:
     """Set pause_requested on the runs matching `where` (and --step); return them as they were."""
     with connected(args) as engine, engine.begin() as conn:
+        if conn.execute(text("SELECT to_regclass('orgmig_run')")).scalar() is None:
+            raise DatabaseError(MISSING_RUNS)
         runs = _runs(conn, args.step, where)
         conn.execute(
             text("UPDATE orgmig_run SET pause_requested = :v, updated_at = now()"

@@ -2,7 +2,9 @@
 
 Each `alembic/verify/NNNN_*.sql` file holds read-only queries returning rows
 `(check_name, ok, detail)`. They run here exactly as a DBA runs them with `psql -f`, inside a
-READ ONLY transaction with a statement timeout.
+READ ONLY transaction with a statement timeout. A SQL error in a file (a timeout, a missing
+table) is a one-line DatabaseError naming the file; a database with no orgmig revision applied
+has nothing to verify and is one too.
 """
 
 from __future__ import annotations
@@ -11,10 +13,15 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import psycopg
 from sqlalchemy.engine import Engine
 
 from app.config import get_settings
+from app.db import error_summary, redact
+from app.errors import DatabaseError
 from app.ops import migrations
+
+NOTHING_APPLIED = "no orgmig revision is applied to this database: run `alembic upgrade head` first"
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,9 @@ def run_file(engine: Engine, path: Path, revision: str) -> list[Check]:
                 if not cur.nextset():
                     break
         pg.rollback()
+    except psycopg.Error as exc:
+        # SQLSTATE and primary message only: a DETAIL line could quote a row's values.
+        raise DatabaseError(f"{path.name} failed on {redact(engine.url)}: {error_summary(exc)}") from None
     finally:
         raw.close()
     return checks
@@ -72,8 +82,7 @@ def run(engine: Engine) -> list[Check]:
     with engine.connect() as conn:
         revisions = migrations.applied_revisions(conn)
     if not revisions:
-        return [Check("-", "-", "database has orgmig revisions applied", False,
-                      "no revision applied: run `alembic upgrade head` first")]
+        raise DatabaseError(NOTHING_APPLIED)
     checks: list[Check] = []
     for rev, path in verification_files(revisions, migrations.verify_dir()).items():
         if path is None:
