@@ -63,8 +63,10 @@ def test_verify_and_status_on_a_migrated_database(engine, alembic_cfg):
 def test_pause_then_resume(engine, alembic_cfg):
     migrations.upgrade(alembic_cfg, "0003")
     seed_legacy(engine, 3000, seed=8)
+    # Half a second between batches keeps the run going for seconds, long enough for `orgmig pause`
+    # to start and land before the last batch even on a loaded machine.
     proc = subprocess.Popen(alembic_cmd("upgrade", "0004"), cwd=ROOT,
-                            env=alembic_env(engine.url, ORGMIG_BATCH_SIZE="100", ORGMIG_PAUSE_MS="100"),
+                            env=alembic_env(engine.url, ORGMIG_BATCH_SIZE="100", ORGMIG_PAUSE_MS="500"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while (scalar(engine, "SELECT count(*) FROM orgmig_batch WHERE status = 'succeeded'") or 0) < 2:
