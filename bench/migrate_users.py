@@ -6,7 +6,7 @@
 In one run against one PostgreSQL server:
 
 1. creates `orgmig_bench_<users>`, runs `alembic upgrade 0003`, seeds `--users` legacy rows with
-   app.seed (awkward rows included), then VACUUM ANALYZE, as a long-lived table would be;
+   app.ops.seed (awkward rows included), then VACUUM ANALYZE, as a long-lived table would be;
 2. times `python -m alembic -x batch_size=B upgrade head` in a child process (DATABASE_URL set),
    wall time and the child's own peak RSS (os.wait4 reports that process's resource use only),
    `--runs` times (default 3), each on a fresh file copy of the seeded database
@@ -43,37 +43,22 @@ from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 import psycopg
-from sqlalchemy import (
-    Text,
-    bindparam,
-    cast,
-    exists,
-    func,
-    insert,
-    literal,
-    select,
-    text,
-)
+from sqlalchemy import Text, bindparam, cast, exists, func, insert, literal, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from app.db import DatabaseError, make_engine, normalize_url, redact
-from app.ops import migrations
-from app.ops.seed import SeedSummary, seed_legacy
-from app.schema import (
-    SETTINGS_COLUMNS,
-    org,
-    org_user,
-    role,
-    settings,
-    user,
-    user_settings,
-)
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# app is imported once ROOT is on sys.path, so the bench also runs from a checkout where the
+# package is not installed; E402 (imports below code) is expected for these lines.
+from app.db import DatabaseError, make_engine, normalize_url, redact  # noqa: E402
+from app.ops import migrations  # noqa: E402
+from app.ops.databases import Server, libpq  # noqa: E402
+from app.ops.seed import SeedSummary, seed_legacy  # noqa: E402
+from app.schema import SETTINGS_COLUMNS, org, org_user, role, settings, user, user_settings  # noqa: E402
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 TARGET_RATE = 15_000
@@ -86,54 +71,14 @@ def say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def libpq(url: URL) -> str:
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+# --- databases (created, copied and dropped by app.ops.databases.Server) ------------------------
 
 
-# --- databases --------------------------------------------------------------------------------
-
-
-class Server:
-    def __init__(self, admin_url: URL):
-        self.admin_url = admin_url
-
-    def _admin(self) -> psycopg.Connection:
-        return psycopg.connect(libpq(self.admin_url), autocommit=True)
-
-    @staticmethod
-    def _refuse_existing(conn: psycopg.Connection, name: str) -> None:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            raise DatabaseError(
-                f"database {name} already exists (left by a --keep run?): drop it with"
-                f" `dropdb {name}` or choose other sizes"
-            )
-
-    def create(self, name: str) -> URL:
-        with self._admin() as conn:
-            self._refuse_existing(conn, name)
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return self.admin_url.set(database=name)
-
-    def copy(self, template: str, name: str) -> URL:
-        """A new database that is a file copy of `template` (no session may be connected to it)."""
-        with self._admin() as conn:
-            self._refuse_existing(conn, name)
-            # FILE_COPY (PostgreSQL 15+) copies the files after a checkpoint instead of writing the
-            # whole database to the WAL, so every timed run starts from the same clean state.
-            version = int(conn.execute("SHOW server_version_num").fetchone()[0])
-            strategy = " STRATEGY = FILE_COPY" if version >= 150000 else ""
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"{strategy}')
-        return self.admin_url.set(database=name)
-
-    def drop(self, name: str) -> None:
-        with self._admin() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    def describe(self) -> str:
-        with self._admin() as conn:
-            version = conn.execute("SHOW server_version").fetchone()[0]
-            shared = conn.execute("SHOW shared_buffers").fetchone()[0]
-        return f"PostgreSQL {version} (shared_buffers {shared}) at {redact(self.admin_url)}"
+def describe(server: Server) -> str:
+    with psycopg.connect(libpq(server.admin_url)) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]
+        shared = conn.execute("SHOW shared_buffers").fetchone()[0]
+    return f"PostgreSQL {version} (shared_buffers {shared}) at {redact(server.admin_url)}"
 
 
 def upgrade_to_0003(url: URL) -> None:
@@ -266,7 +211,8 @@ def per_row_baseline(url: URL) -> tuple[int, int, float]:
                             accepted_tos=tos, enable_sound_notifications=row["enable_sound_notifications"],
                         ).returning(user.c.id)
                     ).scalar()
-                    conn.execute(insert(org_user).values(org_id=org_id, user_id=user_id, role_id=role_id, status="active"))
+                    conn.execute(insert(org_user).values(org_id=org_id, user_id=user_id, role_id=role_id,
+                                                         status="active"))
                     values = {c: row[c] for c in SETTINGS_COLUMNS}
                     values["accepted_tos"] = tos
                     if values["mcp_config"] is not None:
@@ -311,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--users", type=int, default=1_000_000, help="legacy users to migrate (default 1,000,000)")
     p.add_argument("--runs", type=int, default=3,
-                   help="timed upgrades of the large database, each on a fresh copy; the median is reported (default 3)")
+                   help="timed upgrades of the large database, each on a fresh copy;"
+                        " the median is reported (default 3)")
     p.add_argument("--batch-size", type=int, default=500, help="upgrade batch size (default 500)")
     p.add_argument("--baseline-users", type=int, help="rows for the per-row baseline (default min(users, 50,000))")
     p.add_argument("--rss-small", type=int, default=10_000, help="users for the memory comparison run (default 10,000)")
@@ -331,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         server = Server(normalize_url(args.database_url or os.environ.get("DATABASE_URL") or DEFAULT_SERVER))
-        where = server.describe()
+        where = describe(server)
     except (DatabaseError, psycopg.Error) as exc:
         print(f"bench: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
@@ -353,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
             runs = []
             for i in range(1, args.runs + 1):
                 run_db = f"{main_db}_run{i}"
-                run_url = server.copy(main_db, run_db)
+                # A file copy of the seeded database, so every timed run starts from the same state.
+                run_url = server.create(run_db, template=main_db)
                 created.append(run_db)
                 runs.append(time_upgrade(run_url, args.users, args.batch_size, Path(tmp)))
                 say(f"upgrade run {i}: {runs[-1].rate:,.0f} users/s, peak RSS {mib(runs[-1].peak_rss_kib)}")
@@ -393,9 +341,11 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "orgmig benchmark: revision 0004 (user_settings -> org schema)",
         f"  server       {where}",
-        (f"  machine      {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python {platform.python_version()};"
+        (f"  machine      {os.cpu_count()} CPUs, {platform.system()} {platform.release()},"
+         f" Python {platform.python_version()};"
          f" load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}"),
-        (f"  command      python bench/migrate_users.py --users {args.users} --runs {args.runs} --batch-size {args.batch_size}"
+        (f"  command      python bench/migrate_users.py --users {args.users} --runs {args.runs}"
+         f" --batch-size {args.batch_size}"
          f" --baseline-users {baseline_users} --rss-small {args.rss_small} --seed {args.seed}"),
         f"  code         {code}",
         f"  batch size   {args.batch_size}",
@@ -411,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
          f" (migrated {base_migrated:,}; per-row loop, commit every {BASELINE_COMMIT_EVERY})"),
         (f"  rate         {big.rate:,.0f} users/s at {big.users:,} (target >= {TARGET_RATE:,}"
          f"{' at 1,000,000' if big.users != 1_000_000 else ''}): {verdict(rate_ok)}"),
-        f"  speed-up     {speedup:.1f}x the per-row baseline (target >= {TARGET_SPEEDUP:g}x): {verdict(speedup >= TARGET_SPEEDUP)}",
+        (f"  speed-up     {speedup:.1f}x the per-row baseline (target >= {TARGET_SPEEDUP:g}x):"
+         f" {verdict(speedup >= TARGET_SPEEDUP)}"),
         (f"  peak RSS     {mib(big_rss)} at {big.users:,} / {mib(small.peak_rss_kib)} at {small.users:,}"
          f" = {rss_ratio:.2f} (target <= {TARGET_RSS_RATIO}): {verdict(rss_ratio <= TARGET_RSS_RATIO)}"),
     ]

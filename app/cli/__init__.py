@@ -1,27 +1,24 @@
-"""The `orgmig` command: one module per verb, each exposing `register(subparsers)`.
+"""The `orgmig` command: one parser, one module per verb (each exposing `register(subparsers)`
+and a handler that returns the exit code), and one map from errors to exit codes.
 
-Every verb returns an exit code; errors a person can act on print one line, never a traceback.
+Errors a person can act on are `OrgmigError`s: they print as one line on stderr, never a
+traceback, and end the command with their `exit_code` (2 for configuration and database errors).
+An interrupt ends it with 130.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 
 from app import __version__
-from app.db import DatabaseError
+from app.cli import control, demo, export, seed, status, verify
+from app.config import get_settings
+from app.errors import OrgmigError
 
 # Verb modules, in the order `orgmig --help` lists them.
-COMMAND_MODULES = (
-    "app.cli.demo",
-    "app.cli.status",
-    "app.cli.verify",
-    "app.cli.control",
-    "app.cli.seed",
-    "app.cli.export",
-)
+VERBS = (demo, status, verify, control, seed, export)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,28 +30,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for verb in VERBS:
+        verb.register(sub)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)-5s %(message)s",
         datefmt="%H:%M:%S",
     )
     # Alembic's own chatter ("Context impl PostgresqlImpl") is noise for an operator.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
     try:
+        args = build_parser().parse_args(argv)
+        _setup_logging(args.verbose)
+        # The settings are validated first: a wrong ORGMIG_* value ends the command before any work.
+        get_settings()
         return int(args.handler(args) or 0)
-    except DatabaseError as exc:
+    except OrgmigError as exc:
         print(f"orgmig: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print("orgmig: interrupted", file=sys.stderr)
         return 130
-
-

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import argparse
 
-from sqlalchemy import text
+from sqlalchemy import ColumnElement, func, select, text, update
+
+from app.cli.common import add_database_option, connected
+from app.errors import DatabaseError
+from app.schema import orgmig_run
+
+MISSING_RUNS = "orgmig_run does not exist: run `alembic upgrade head` first"
 
 
 def register(sub) -> None:
-    from app.cli.common import add_database_option
-
     p = sub.add_parser("pause", help="ask running data steps to stop after their current batch")
     add_database_option(p)
     p.add_argument("--step", help="only this step (default: every unfinished run)")
@@ -21,32 +25,27 @@ def register(sub) -> None:
     r.set_defaults(handler=handle_resume)
 
 
-def _flag(args: argparse.Namespace, where: str, value: bool) -> list:
-    """Set pause_requested on the runs matching `where` (and --step); return them as they were."""
-    from app.cli.common import connect
+_RUN_COLUMNS = ("id", "step", "direction", "status", "rows_done", "total_rows", "cursor_key")
 
-    engine = connect(args)
-    try:
-        with engine.begin() as conn:
-            runs = _runs(conn, args.step, where)
-            conn.execute(
-                text("UPDATE orgmig_run SET pause_requested = :v, updated_at = now()"
-                     " WHERE id = ANY(:ids)"), {"v": value, "ids": [r["id"] for r in runs]})
-    finally:
-        engine.dispose()
+
+def _flag(args: argparse.Namespace, which: ColumnElement[bool], value: bool) -> list:
+    """Set pause_requested on the runs matching `which` (and --step); return them as they were."""
+    run = orgmig_run.c
+    with connected(args) as engine, engine.begin() as conn:
+        if conn.execute(text("SELECT to_regclass('orgmig_run')")).scalar() is None:
+            raise DatabaseError(MISSING_RUNS)
+        query = select(*(run[name] for name in _RUN_COLUMNS)).where(which).order_by(run.id)
+        if args.step is not None:
+            query = query.where(run.step == args.step)
+        runs = conn.execute(query).mappings().all()
+        if runs:
+            conn.execute(update(orgmig_run).where(run.id.in_([r["id"] for r in runs]))
+                         .values(pause_requested=value, updated_at=func.now()))
     return runs
 
 
-def _runs(conn, step: str | None, where: str):
-    return conn.execute(
-        text("SELECT id, step, direction, status, rows_done, total_rows, cursor_key FROM orgmig_run"
-             f" WHERE {where} AND (CAST(:step AS text) IS NULL OR step = :step) ORDER BY id"),
-        {"step": step},
-    ).mappings().all()
-
-
 def handle_pause(args: argparse.Namespace) -> int:
-    runs = _flag(args, "status IN ('running', 'failed', 'paused')", True)
+    runs = _flag(args, orgmig_run.c.status.in_(("running", "failed", "paused")), True)
     if not runs:
         print("orgmig: no unfinished run to pause")
         return 1
@@ -57,7 +56,7 @@ def handle_pause(args: argparse.Namespace) -> int:
 
 
 def handle_resume(args: argparse.Namespace) -> int:
-    runs = _flag(args, "pause_requested", False)
+    runs = _flag(args, orgmig_run.c.pause_requested, False)
     if not runs:
         print("orgmig: no paused run")
         return 1

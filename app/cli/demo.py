@@ -11,25 +11,31 @@ import time
 from pathlib import Path
 
 import psycopg
+from alembic.config import Config
 from rich.console import Console
+from sqlalchemy import Engine, inspect
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from app import db
-from app.cli.seed import render as render_seed
+from app.cli.common import add_database_option, whole_number
 from app.config import get_settings
+from app.errors import DatabaseError, OrgmigError
 from app.ops import migrations, verify
+from app.ops.databases import Server
+from app.ops.embedded import EmbeddedPostgres
+from app.ops.seed import MAX_USERS, SEEDS, render, seed_legacy
 
 DEMO_DB = "orgmig_demo"
 
 
 def register(sub) -> None:
-    from app.cli.common import add_database_option
-
     p = sub.add_parser("demo", help="seed synthetic legacy users, migrate, verify (embedded PostgreSQL by default)")
     add_database_option(p)
-    p.add_argument("--users", type=int, default=23_000, help="legacy users to seed (default 23,000)")
-    p.add_argument("--seed", type=int, default=0, help="seed for the synthetic data (default 0)")
+    p.add_argument("--users", default=23_000, metavar="N", action=whole_number(1, MAX_USERS),
+                   help="legacy users to seed (default 23,000)")
+    p.add_argument("--seed", default=0, metavar="S", action=whole_number(*SEEDS),
+                   help="seed for the synthetic data (default 0)")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="where the embedded PostgreSQL keeps its data (default .orgmig, or ORGMIG_DATA_DIR)")
     p.set_defaults(handler=handle)
@@ -37,32 +43,34 @@ def register(sub) -> None:
 
 def _fresh_database(server: URL) -> URL:
     """Drop and create the demo database on `server`; return its URL."""
-    conninfo = server.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DEMO_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DEMO_DB}"')
-    return server.set(database=DEMO_DB)
+    try:
+        return Server(server).create(DEMO_DB, replace=True)
+    except psycopg.Error as exc:
+        raise DatabaseError(f"cannot create database {DEMO_DB} on {db.redact(server)}:"
+                            f" {db.error_summary(exc)}") from None
+
+
+def _upgrade_until(cfg: Config, engine: Engine, table: str) -> str:
+    """Apply revisions one at a time, oldest first, until `table` exists; return the last one."""
+    for rev in reversed(list(migrations.script_directory(cfg).walk_revisions())):
+        migrations.upgrade(cfg, rev.revision)
+        if inspect(engine).has_table(table):
+            return rev.revision
+    raise OrgmigError(f"no revision creates {table}")
 
 
 def handle(args: argparse.Namespace) -> int:
-    from app.ops.seed import seed_legacy
-
     console = Console(stderr=True, soft_wrap=True)
-    if args.users < 1:
-        console.print("orgmig: --users must be at least 1")
-        return 2
     started = time.monotonic()
     server = None
-    explicit = args.database_url or (get_settings().database_url.get_secret_value()
-                                     if get_settings().database_url else None)
+    settings = get_settings()
+    explicit = args.database_url or (settings.database_url.get_secret_value() if settings.database_url else None)
     if explicit:
         base = db.database_url(explicit)
         where = f"database {DEMO_DB} on {db.redact(base.set(database=DEMO_DB))}"
         cleanup = f'psql "{db.redact(base)}" -c \'DROP DATABASE {DEMO_DB}\''
     else:
-        from app.ops.embedded import EmbeddedPostgres
-
-        data_dir = (args.data_dir or get_settings().data_dir).resolve()
+        data_dir = (args.data_dir or settings.data_dir).resolve()
         console.print(f"Starting an embedded PostgreSQL in {data_dir} ...")
         server = EmbeddedPostgres(data_dir / "pgdata", cleanup="stop")
         base = server.url
@@ -72,11 +80,14 @@ def handle(args: argparse.Namespace) -> int:
         url = _fresh_database(base)
         engine = db.make_engine(url, poolclass=NullPool)
         cfg = migrations.alembic_config(url)
-        console.rule("1. schema revisions 0001-0003")
-        migrations.upgrade(cfg, "0003")
+        data_revisions = migrations.data_revisions(cfg)
+        console.rule("1. the legacy table")
+        legacy = _upgrade_until(cfg, engine, "user_settings")
+        console.print(f"user_settings created by revision {legacy}")
         console.rule(f"2. seed {args.users:,} legacy users")
-        console.print(render_seed(seed_legacy(engine, args.users, args.seed)))
-        console.rule("3. alembic upgrade head (data revision 0004)")
+        console.print(render(seed_legacy(engine, args.users, args.seed)))
+        console.rule(f"3. alembic upgrade head (data revision{'s' if len(data_revisions) != 1 else ''}"
+                     f" {', '.join(data_revisions)})")
         migrations.upgrade(cfg, "head")
         console.rule("4. verification SQL")
         checks = verify.run(engine)
@@ -87,8 +98,8 @@ def handle(args: argparse.Namespace) -> int:
         for rev, rev_checks in by_revision.items():
             bad = [c for c in rev_checks if not c.ok]
             console.print(f"revision {rev}: {len(rev_checks) - len(bad)} of {len(rev_checks)} checks ok")
-            # The data revision's checks are the ones a person reads; others only when they fail.
-            for c in rev_checks if rev == "0004" else bad:
+            # The data revisions' checks are the ones a person reads; others only when they fail.
+            for c in rev_checks if rev in data_revisions else bad:
                 mark = "[green]ok  [/]" if c.ok else "[red]FAIL[/]"
                 console.print(f"  {mark} {c.check_name}: {c.detail}", highlight=False)
         engine.dispose()

@@ -9,26 +9,20 @@ from rich.console import Console
 from rich.table import Table
 
 from app import db
+from app.cli.common import add_database_option, connected
 from app.ops import status
 
 
 def register(sub) -> None:
     p = sub.add_parser("status", help="show the current revision and the migration bookkeeping")
-    from app.cli.common import add_database_option
-
     add_database_option(p)
     p.add_argument("--json", action="store_true", help="print the status as JSON")
     p.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    from app.cli.common import connect
-
-    engine = connect(args)
-    try:
+    with connected(args) as engine:
         st = status.collect(engine)
-    finally:
-        engine.dispose()
     if args.json:
         print(json.dumps(st.__dict__, default=str, indent=2))
         return 0

@@ -8,13 +8,12 @@ from rich.console import Console
 from rich.table import Table
 
 from app import db
+from app.cli.common import add_database_option, connected
 from app.ops import verify
 
 
 def register(sub) -> None:
     p = sub.add_parser("verify", help="run the verification SQL of the applied revisions")
-    from app.cli.common import add_database_option
-
     add_database_option(p)
     p.add_argument("--json", action="store_true", help="print the checks as JSON")
     p.add_argument("--failed-only", action="store_true", help="list only the failing checks")
@@ -22,15 +21,10 @@ def register(sub) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from app.cli.common import connect
-
-    engine = connect(args)
-    try:
+    # A SQL error inside a verification file ends as one line naming the file (app.ops.verify);
+    # any other driver error as one line naming the database (connected).
+    with connected(args) as engine:
         checks = verify.run(engine)
-    except Exception as exc:  # a SQL error inside a verification file
-        raise db.explain(exc, engine.url) from None
-    finally:
-        engine.dispose()
     failed = [c for c in checks if not c.ok]
     if args.json:
         print(verify.as_json(checks))

@@ -7,18 +7,21 @@ from pathlib import Path
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
 from sqlalchemy import Connection
 from sqlalchemy.engine import URL
 
 from alembic import command
+from app.batch import Step
 from app.config import get_settings
+from app.errors import ConfigError, DatabaseError
 
 
 def alembic_config(url: URL | str | None = None, x_args: dict[str, str] | None = None) -> Config:
     """The project's Alembic config; `url` overrides DATABASE_URL for this config only."""
     ini = get_settings().alembic_ini
     if not Path(ini).is_file():
-        raise FileNotFoundError(f"alembic.ini not found at {ini} (set ORGMIG_ALEMBIC_INI)")
+        raise ConfigError(f"alembic.ini not found at {ini} (set ORGMIG_ALEMBIC_INI)")
     cfg = Config(str(ini))
     if url is not None:
         rendered = url.render_as_string(hide_password=False) if isinstance(url, URL) else url
@@ -62,5 +65,20 @@ def applied_revisions(conn: Connection, cfg: Config | None = None) -> list[str]:
     if not heads:
         return []
     script = script_directory(cfg)
-    revs = [r.revision for r in script.iterate_revisions(heads, "base")]
+    try:
+        revs = [r.revision for r in script.iterate_revisions(heads, "base")]
+    except RevisionError:
+        raise DatabaseError(
+            f"the database is at revision {', '.join(heads)}, which this orgmig does not know:"
+            " check DATABASE_URL, or use the orgmig version that migrated this database"
+        ) from None
     return list(reversed(revs))
+
+
+def data_revisions(cfg: Config | None = None) -> list[str]:
+    """Revisions that run a data step (the revision module names its `Step`), oldest first."""
+    script = script_directory(cfg)
+    return [
+        r.revision for r in reversed(list(script.walk_revisions()))
+        if any(isinstance(value, Step) for value in vars(r.module).values())
+    ]

@@ -2,7 +2,9 @@
 
 Each `alembic/verify/NNNN_*.sql` file holds read-only queries returning rows
 `(check_name, ok, detail)`. They run here exactly as a DBA runs them with `psql -f`, inside a
-READ ONLY transaction with a statement timeout.
+READ ONLY transaction with a statement timeout. A SQL error in a file (a timeout, a missing
+table) is a one-line DatabaseError naming the file; a database with no orgmig revision applied
+has nothing to verify and is one too.
 """
 
 from __future__ import annotations
@@ -11,10 +13,15 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import psycopg
 from sqlalchemy.engine import Engine
 
 from app.config import get_settings
+from app.db import error_summary, redact, transaction
+from app.errors import DatabaseError
 from app.ops import migrations
+
+NOTHING_APPLIED = "no orgmig revision is applied to this database: run `alembic upgrade head` first"
 
 
 @dataclass(frozen=True)
@@ -38,32 +45,31 @@ def verification_files(revisions: list[str], directory: Path) -> dict[str, Path 
 def run_file(engine: Engine, path: Path, revision: str) -> list[Check]:
     """Run one verification file; every result set must have the (check_name, ok, detail) shape."""
     sql = path.read_text(encoding="utf-8")
+    timeout_ms = get_settings().verify_timeout_ms
     checks: list[Check] = []
-    raw = engine.raw_connection()
     try:
-        pg = raw.driver_connection
-        pg.autocommit = False
-        with pg.cursor() as cur:
-            cur.execute(
-                f"SET TRANSACTION READ ONLY; SET LOCAL statement_timeout = '{get_settings().verify_timeout_ms}ms'"
-            )
-            cur.execute(sql)
-            while True:
-                if cur.description is not None:
-                    names = [d.name for d in cur.description]
-                    if names[:3] != ["check_name", "ok", "detail"]:
-                        checks.append(
-                            Check(revision, path.name, f"result shape of {path.name}", False,
-                                  f"a query returned columns {names}, expected check_name, ok, detail")
-                        )
-                    else:
-                        for name, ok, detail in cur.fetchall():
-                            checks.append(Check(revision, path.name, str(name), ok is True, str(detail or "")))
-                if not cur.nextset():
-                    break
-        pg.rollback()
-    finally:
-        raw.close()
+        # Read only, and allowed the verification timeout for locks as for statements.
+        with engine.connect() as conn, transaction(conn, lock_timeout_ms=timeout_ms, statement_timeout_ms=timeout_ms,
+                                                   transaction_read_only="on"):
+            # The driver's own cursor: a file holds several queries, each its own result set.
+            with conn.connection.driver_connection.cursor() as cur:
+                cur.execute(sql)
+                while True:
+                    if cur.description is not None:
+                        names = [d.name for d in cur.description]
+                        if names[:3] != ["check_name", "ok", "detail"]:
+                            checks.append(
+                                Check(revision, path.name, f"result shape of {path.name}", False,
+                                      f"a query returned columns {names}, expected check_name, ok, detail")
+                            )
+                        else:
+                            for name, ok, detail in cur.fetchall():
+                                checks.append(Check(revision, path.name, str(name), ok is True, str(detail or "")))
+                    if not cur.nextset():
+                        break
+    except psycopg.Error as exc:
+        # SQLSTATE and primary message only: a DETAIL line could quote a row's values.
+        raise DatabaseError(f"{path.name} failed on {redact(engine.url)}: {error_summary(exc)}") from None
     return checks
 
 
@@ -72,8 +78,7 @@ def run(engine: Engine) -> list[Check]:
     with engine.connect() as conn:
         revisions = migrations.applied_revisions(conn)
     if not revisions:
-        return [Check("-", "-", "database has orgmig revisions applied", False,
-                      "no revision applied: run `alembic upgrade head` first")]
+        raise DatabaseError(NOTHING_APPLIED)
     checks: list[Check] = []
     for rev, path in verification_files(revisions, migrations.verify_dir()).items():
         if path is None:

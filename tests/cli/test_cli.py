@@ -10,7 +10,7 @@ import time
 
 from app.ops import migrations
 from app.ops.seed import seed_legacy
-from tests.support.db import scalar
+from tests.support.db import execute, scalar
 from tests.support.migrate import ROOT, alembic_cmd, alembic_env, orgmig, run_alembic
 
 
@@ -63,8 +63,10 @@ def test_verify_and_status_on_a_migrated_database(engine, alembic_cfg):
 def test_pause_then_resume(engine, alembic_cfg):
     migrations.upgrade(alembic_cfg, "0003")
     seed_legacy(engine, 3000, seed=8)
+    # Half a second between batches keeps the run going for seconds, long enough for `orgmig pause`
+    # to start and land before the last batch even on a loaded machine.
     proc = subprocess.Popen(alembic_cmd("upgrade", "0004"), cwd=ROOT,
-                            env=alembic_env(engine.url, ORGMIG_BATCH_SIZE="100", ORGMIG_PAUSE_MS="100"),
+                            env=alembic_env(engine.url, ORGMIG_BATCH_SIZE="100", ORGMIG_PAUSE_MS="500"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while (scalar(engine, "SELECT count(*) FROM orgmig_batch WHERE status = 'succeeded'") or 0) < 2:
@@ -115,3 +117,20 @@ def test_demo_without_database_url_uses_an_embedded_postgresql(tmp_path):
     assert f"rm -rf {data_dir}" in p.stderr
     assert "checks passed" in p.stderr and "FAIL" not in p.stderr
     assert (data_dir / "pgdata" / "PG_VERSION").is_file()
+
+
+def test_pause_and_resume_pick_runs_by_status_and_step(engine, alembic_cfg):
+    migrations.upgrade(alembic_cfg, "head")  # no legacy rows: the data step's run finishes at once
+    p = orgmig(engine.url, "pause")
+    assert p.returncode == 1 and p.stdout.strip() == "orgmig: no unfinished run to pause"
+    r = orgmig(engine.url, "resume")
+    assert r.returncode == 1 and r.stdout.strip() == "orgmig: no paused run"
+    execute(engine, "UPDATE orgmig_run SET status = 'running'")
+    other = orgmig(engine.url, "pause", "--step", "another_step")
+    assert other.returncode == 1 and not scalar(engine, "SELECT bool_or(pause_requested) FROM orgmig_run")
+    p = orgmig(engine.url, "pause", "--step", "user_settings_to_org")
+    assert p.returncode == 0 and "pause requested: run" in p.stdout and "user_settings_to_org upgrade" in p.stdout
+    assert scalar(engine, "SELECT bool_and(pause_requested) FROM orgmig_run") is True
+    r = orgmig(engine.url, "resume")
+    assert r.returncode == 0 and "it continues now" in r.stdout
+    assert scalar(engine, "SELECT bool_or(pause_requested) FROM orgmig_run") is False

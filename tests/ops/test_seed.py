@@ -1,4 +1,4 @@
-"""Synthetic legacy data (app.seed and `orgmig seed-legacy`) against a real PostgreSQL."""
+"""Synthetic legacy data (app.ops.seed and `orgmig seed-legacy`) against a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import base64
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from datetime import datetime
@@ -18,7 +19,8 @@ from sqlalchemy.pool import NullPool
 
 from app.db import DatabaseError, make_engine
 from app.ops import migrations
-from app.ops.seed import DST_TIMESTAMPS, MISSING_TABLE, seed_legacy
+from app.ops.seed import DST_TIMESTAMPS, MISSING_TABLE, seed_legacy, summary
+from app.ops.seed.generate import insert_sql
 from app.schema import SECRET_COLUMNS, user_settings
 from tests.support.db import execute, scalar, table_md5
 
@@ -88,7 +90,8 @@ def test_same_users_and_seed_give_byte_identical_rows(pg_server):
         try:
             migrations.upgrade(migrations.alembic_config(url), "0001")
             summary = seed_legacy(eng, 1_500, seed=seed)
-            checksums[name] = (table_md5(eng, "user_settings"), {k: v for k, v in vars(summary).items() if k != "seconds"})
+            counts = {k: v for k, v in vars(summary).items() if k != "seconds"}
+            checksums[name] = (table_md5(eng, "user_settings"), counts)
         finally:
             eng.dispose()
             pg_server.drop(url)
@@ -107,7 +110,8 @@ def test_identity_kinds_are_present_and_counted(seeded):
     assert s.null_keycloak_id == count(engine, "keycloak_user_id IS NULL") > 0
     assert s.empty_keycloak_id == count(engine, "keycloak_user_id = ''") > 0
     assert s.blank_keycloak_id == count(engine, "keycloak_user_id ~ '^[ \\t\\n]+$'") > 0
-    blanks = {r[0] for r in rows(engine, "SELECT DISTINCT keycloak_user_id FROM user_settings WHERE keycloak_user_id ~ '^[ \\t\\n]+$'")}
+    blanks = {r[0] for r in rows(engine, "SELECT DISTINCT keycloak_user_id FROM user_settings"
+                                         " WHERE keycloak_user_id ~ '^[ \\t\\n]+$'")}
     assert any("\t" in b for b in blanks) and any("\n" in b for b in blanks) and " " in blanks
     valid = USERS - s.null_keycloak_id - s.empty_keycloak_id - s.blank_keycloak_id
     assert count(engine, f"keycloak_user_id ~ '{UUID_RE}'") == valid
@@ -172,16 +176,21 @@ def test_unicode_rows_cover_accents_cjk_emoji_and_rtl(seeded):
 def test_mcp_config_shapes_huge_nested_null_and_sql_null(seeded):
     engine, s = seeded
     assert s.huge_mcp_config == count(engine, "octet_length(mcp_config::text) > 150000") > 0
-    sizes = [r[0] for r in rows(engine, "SELECT octet_length(mcp_config::text) FROM user_settings WHERE octet_length(mcp_config::text) > 150000")]
+    sizes = [r[0] for r in rows(engine, "SELECT octet_length(mcp_config::text) FROM user_settings"
+                                        " WHERE octet_length(mcp_config::text) > 150000")]
     assert all(180_000 <= n <= 240_000 for n in sizes)
-    assert s.json_object_mcp_config == count(engine, "json_typeof(mcp_config) = 'object' AND octet_length(mcp_config::text) <= 150000") > 0
+    assert s.json_object_mcp_config == count(
+        engine, "json_typeof(mcp_config) = 'object' AND octet_length(mcp_config::text) <= 150000") > 0
     assert s.json_null_mcp_config == count(engine, "json_typeof(mcp_config) = 'null'") > 0
     assert s.sql_null_mcp_config == count(engine, "mcp_config IS NULL") > 0
-    assert s.nested_unicode_mcp_config == count(engine, "json_extract_path(mcp_config, 'meta', 'nested', 'depth') IS NOT NULL") > 0
-    nested = json.loads(rows(engine, "SELECT mcp_config::text FROM user_settings WHERE mcp_config::text LIKE '%\"nested\"%' LIMIT 1")[0][0])
+    assert s.nested_unicode_mcp_config == count(
+        engine, "json_extract_path(mcp_config, 'meta', 'nested', 'depth') IS NOT NULL") > 0
+    nested = json.loads(rows(engine, "SELECT mcp_config::text FROM user_settings"
+                                     " WHERE mcp_config::text LIKE '%\"nested\"%' LIMIT 1")[0][0])
     env = nested["stdio_servers"][0]["env"]
     assert env["EMPTY"] is None and not env["GREETING"].isascii() and not env["RTL"].isascii()
-    huge = json.loads(rows(engine, "SELECT mcp_config::text FROM user_settings WHERE octet_length(mcp_config::text) > 150000 LIMIT 1")[0][0])
+    huge = json.loads(rows(engine, "SELECT mcp_config::text FROM user_settings"
+                                   " WHERE octet_length(mcp_config::text) > 150000 LIMIT 1")[0][0])
     assert len(huge["stdio_servers"]) > 500
     # Spellings that only the json type keeps: whitespace and number formats survive as written.
     assert count(engine, "mcp_config::text LIKE '%2.50%1e3%-0.0%'") > 0
@@ -218,7 +227,8 @@ def test_accepted_tos_is_naive_with_nulls_and_dst_changes(seeded):
     engine, s = seeded
     assert s.null_accepted_tos == count(engine, "accepted_tos IS NULL") > 0
     listed = [datetime.fromisoformat(t) for t in DST_TIMESTAMPS]
-    assert s.dst_accepted_tos == scalar(engine, "SELECT count(*) FROM user_settings WHERE accepted_tos = ANY(:ts)", ts=listed) > 0
+    assert s.dst_accepted_tos == scalar(
+        engine, "SELECT count(*) FROM user_settings WHERE accepted_tos = ANY(:ts)", ts=listed) > 0
     stamps = [r[0] for r in rows(engine, "SELECT accepted_tos FROM user_settings WHERE accepted_tos IS NOT NULL")]
     assert all(t.tzinfo is None for t in stamps)
     assert sum(1 for t in stamps if _local_time_is_odd(t)) >= s.dst_accepted_tos
@@ -246,7 +256,8 @@ def test_awkward_floats(seeded):
 
 
 def test_seeding_again_continues_ids_and_keeps_the_sequence_ahead(legacy_engine):
-    execute(legacy_engine, "INSERT INTO user_settings (keycloak_user_id) SELECT 'app-' || g FROM generate_series(1, 5) g")
+    execute(legacy_engine,
+            "INSERT INTO user_settings (keycloak_user_id) SELECT 'app-' || g FROM generate_series(1, 5) g")
     first = seed_legacy(legacy_engine, 300, seed=1)
     second = seed_legacy(legacy_engine, 200, seed=1)
     assert (first.first_id, first.last_id) == (6, 305)
@@ -268,7 +279,8 @@ def test_seeding_again_continues_ids_and_keeps_the_sequence_ahead(legacy_engine)
         seed_legacy(legacy_engine, 10, start_id=400)
     later = seed_legacy(legacy_engine, 10, start_id=10_000)
     assert (later.first_id, later.last_id) == (10_000, 10_009)
-    assert scalar(legacy_engine, "INSERT INTO user_settings (keycloak_user_id) VALUES ('app-later') RETURNING id") > 10_009
+    assert scalar(legacy_engine,
+                  "INSERT INTO user_settings (keycloak_user_id) VALUES ('app-later') RETURNING id") > 10_009
 
 
 def test_missing_table_is_a_clear_error(engine):
@@ -314,12 +326,14 @@ def test_cli_seeds_and_prints_counts_per_kind(empty_db, alembic_cfg, engine, tmp
     nulls = count(engine, "keycloak_user_id IS NULL")
     assert any(line.split()[-1] == f"{nulls:,}" for line in out.splitlines() if "NULL keycloak_user_id" in line)
     assert count(engine, "true") == 1200
-    secrets = [v for r in rows(engine, f"SELECT {', '.join(sorted(SECRET_COLUMNS))} FROM user_settings") for v in r if v]
+    secret_rows = rows(engine, f"SELECT {', '.join(sorted(SECRET_COLUMNS))} FROM user_settings")
+    secrets = [v for r in secret_rows for v in r if v]
     leaked = sum(1 for v in secrets if v in out or v in done.stderr or v[:24] in out)
     assert leaked == 0
 
     # --database-url wins over DATABASE_URL, and the rows are appended.
-    again = orgmig(["seed-legacy", "--users", "10", "--database-url", url], "postgresql://nobody@127.0.0.1:1/none", tmp_path)
+    again = orgmig(["seed-legacy", "--users", "10", "--database-url", url], "postgresql://nobody@127.0.0.1:1/none",
+                   tmp_path)
     assert again.returncode == 0, again.stderr
     assert "(ids 1201-1210, seed 0)" in again.stdout
 
@@ -334,8 +348,23 @@ def test_cli_errors_are_one_line_with_exit_2(empty_db, tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.strip() == "orgmig: --users must be a whole number from 1 to 50,000,000, got 'ten'"
 
-    unreachable = orgmig(["seed-legacy", "--users", "10"], "postgresql://orgmig:s3cret-pw@127.0.0.1:1/nowhere", tmp_path)
+    unreachable = orgmig(["seed-legacy", "--users", "10"], "postgresql://orgmig:s3cret-pw@127.0.0.1:1/nowhere",
+                         tmp_path)
     assert unreachable.returncode == 2
     assert len(unreachable.stderr.strip().splitlines()) == 1
     assert "cannot connect" in unreachable.stderr and "s3cret-pw" not in unreachable.stderr
     assert "Traceback" not in unreachable.stderr + missing.stderr
+
+    bad_seed = orgmig(["seed-legacy", "--users", "10", "--seed", "1.5"], url, tmp_path)
+    assert bad_seed.returncode == 2
+    assert bad_seed.stderr.strip() == (
+        "orgmig: --seed must be a whole number from -9,223,372,036,854,775,808 to 9,223,372,036,854,775,807, got '1.5'"
+    )
+
+
+def test_counted_column_lists_come_from_the_table_definition():
+    assert set(summary._SECRETS) == SECRET_COLUMNS
+    assert list(summary._NULLABLE) == NULLABLE
+    # Every column the generator writes is a column of the table, in table order.
+    written = re.search(r"INSERT INTO user_settings \(([^)]*)\)", insert_sql()).group(1).split(", ")
+    assert written == [c.name for c in user_settings.columns]

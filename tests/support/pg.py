@@ -17,20 +17,22 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 
 from app.db import normalize_url
+from app.ops.databases import Server
 
 
 def _docker_answers() -> bool:
     try:
-        import docker  # type: ignore[import-not-found]
-
-        docker.from_env(timeout=3).ping()
-        return True
-    except Exception:
+        import docker  # type: ignore[import-not-found]  # only where testcontainers is installed
+    except ImportError:
         return False
+    try:
+        docker.from_env(timeout=3).ping()
+    except (docker.errors.DockerException, OSError):  # no engine, no socket, no permission
+        return False
+    return True
 
 
 @contextlib.contextmanager
@@ -59,35 +61,26 @@ def server_url() -> Iterator[tuple[URL, str]]:
             server.stop()
 
 
-def libpq(url: URL) -> str:
-    """A conninfo psycopg accepts, from a SQLAlchemy URL."""
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 class DatabaseFactory:
-    """Creates uniquely named databases on one server and drops them all at the end."""
+    """Creates uniquely named databases on one server (app.ops.databases.Server) and drops them
+    all at the end."""
 
     def __init__(self, admin_url: URL):
         self.admin_url = admin_url
+        self.server = Server(admin_url)
         self.created: list[str] = []
-
-    def _admin(self) -> psycopg.Connection:
-        return psycopg.connect(libpq(self.admin_url), autocommit=True)
 
     def create(self, prefix: str = "orgmig_test") -> URL:
         name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-        with self._admin() as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        url = self.server.create(name)
         self.created.append(name)
-        return self.admin_url.set(database=name)
+        return url
 
     def drop(self, url: URL) -> None:
-        name = url.database
-        with self._admin() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if name in self.created:
-            self.created.remove(name)
+        self.server.drop(url.database)
+        if url.database in self.created:
+            self.created.remove(url.database)
 
     def drop_all(self) -> None:
         for name in list(self.created):
-            self.drop(make_url(str(self.admin_url)).set(database=name))
+            self.drop(self.server.url(name))

@@ -1,4 +1,4 @@
-"""Synthetic legacy data: fill `user_settings` with realistic rows, awkward ones included.
+"""The INSERT that fills `user_settings` with realistic synthetic rows, awkward ones included.
 
 One `INSERT … SELECT … FROM generate_series` writes every row; all pseudo-randomness comes from
 hashes of the seed and the row id (`sha512`, `md5`), so the same (users, seed) on the same starting
@@ -30,23 +30,14 @@ plaintext secrets (`sk-…`)             the oldest 2% of the rows seeded (g * 5
 =====================================  ==============================================================
 
 Other columns (NULLs, JSON shapes, SQL NULL and JSON `null` mcp_config, secrets present or not)
-vary by hash. `SeedSummary` counts every kind by querying the rows just written, so its figures
-are what the table holds, never what the generator meant to write.
+vary by hash. `SeedSummary` (summary.py) counts every kind by querying the rows just written, so
+its figures are what the table holds, never what the generator meant to write.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import time
-from dataclasses import dataclass, fields
-
-from sqlalchemy import Engine, text
-from sqlalchemy.exc import DBAPIError
-
-from app.db import DatabaseError, explain
-
-MISSING_TABLE = "user_settings does not exist: run `alembic upgrade 0001` first"
 
 # Naive wall-clock instants at or inside the hour a daylight-saving change skips or repeats
 # (America/New_York and Europe/Berlin); read as local time they do not exist or are ambiguous.
@@ -138,7 +129,9 @@ def _b64url_pool(kind: str, size: int, raw_bytes: str) -> str:
 # It is spliced from pools of pre-encoded pieces (12 + 4 * 27 + 1 bytes), six pseudo-random
 # picks per token, so no row pays for base64 or for enough hash output to fill 112 bytes.
 _FERNET_HEAD = _b64url_pool(
-    "head", 256, "'\\x80'::bytea || int8send(1546300800 + i * 524288 + (get_byte(sha, 0) * 65536 + get_byte(sha, 1) * 256 + get_byte(sha, 2)) % 524288)"
+    "head", 256,
+    "'\\x80'::bytea || int8send(1546300800 + i * 524288"
+    " + (get_byte(sha, 0) * 65536 + get_byte(sha, 1) * 256 + get_byte(sha, 2)) % 524288)"
     " || substring(sha from 4 for 3)"
 )
 _FERNET_BODY = _b64url_pool("body", 256, "substring(sha from 1 for 27)")
@@ -269,7 +262,8 @@ def _accepted_tos() -> str:
     )
 
 
-def _insert_sql() -> str:
+def insert_sql() -> str:
+    """The INSERT of `:n` rows from id `:first_id` for seed `:seed_txt` at offset `:off` (seed_offset)."""
     first, last = _pick(_FIRST, 30), _pick(_LAST, 31)
     cols = {
         "id": "r.id",
@@ -293,7 +287,8 @@ def _insert_sql() -> str:
         "condenser_max_size": _nullable("(ARRAY[NULL, 120, 40, NULL]::int[])[1 + get_byte(r.h, 14) % 4]"),
         "user_consents_to_analytics": _nullable("(ARRAY[NULL, true, false]::boolean[])[1 + get_byte(r.h, 15) % 3]"),
         "billing_margin": _float(4, 0, "(ARRAY[NULL, 1.0, 1.25, 2.0, NULL]::float8[])[1 + get_byte(r.h, 16) % 5]"),
-        "enable_sound_notifications": _nullable("(ARRAY[NULL, true, false, false]::boolean[])[1 + get_byte(r.h, 17) % 4]"),
+        "enable_sound_notifications": _nullable(
+            "(ARRAY[NULL, true, false, false]::boolean[])[1 + get_byte(r.h, 17) % 4]"),
         "enable_proactive_conversation_starters": "get_byte(r.h, 18) % 4 <> 0",
         "sandbox_base_container_image": _nullable(
             "(ARRAY[NULL, NULL, 'nikolaik/python-nodejs:python3.12-nodejs22', 'ubuntu:24.04', "
@@ -306,7 +301,8 @@ def _insert_sql() -> str:
         "mcp_config": _mcp_config(),
         "search_api_key": _secret(2, 24, 205),
         "sandbox_api_key": _secret(3, 25, 154),
-        "max_budget_per_task": _float(14, 2, "(ARRAY[NULL, NULL, NULL, 5.0, 10.0, 25.5]::float8[])[1 + get_byte(r.h, 26) % 6]"),
+        "max_budget_per_task": _float(
+            14, 2, "(ARRAY[NULL, NULL, NULL, 5.0, 10.0, 25.5]::float8[])[1 + get_byte(r.h, 26) % 6]"),
         "enable_solvability_analysis": _nullable("(ARRAY[NULL, true, false]::boolean[])[1 + get_byte(r.h, 27) % 3]"),
         "email": _unicode_or(_UNICODE_EMAILS, _nullable(
             f"CASE WHEN get_byte(r.h, 28) < 15 THEN NULL"
@@ -338,232 +334,6 @@ FROM (
 """
 
 
-_SECRETS = ("llm_api_key", "llm_api_key_for_byor", "search_api_key", "sandbox_api_key")
-_NULLABLE = (
-    "language", "agent", "max_iterations", "security_analyzer", "confirmation_mode", "llm_model",
-    "llm_api_key", "llm_api_key_for_byor", "llm_base_url", "remote_runtime_resource_factor",
-    "condenser_max_size", "user_consents_to_analytics", "billing_margin", "enable_sound_notifications",
-    "sandbox_base_container_image", "sandbox_runtime_container_image", "accepted_tos", "mcp_config",
-    "search_api_key", "sandbox_api_key", "max_budget_per_task", "enable_solvability_analysis", "email",
-    "email_verified", "git_user_name", "git_user_email",
-)
-_UNICODE_COLUMNS = ("git_user_name", "email", "git_user_email", "language", "agent")
-
-
-_BLANK_CHARS = "E' \\t\\n\\r\\f\\v'"
-
-
-def _awkward(column: str) -> str:
-    """The column holds one of AWKWARD_FLOATS (-0 compares equal to 0, so its text decides)."""
-    values = ", ".join(f"'{v}'::float8" for v in AWKWARD_FLOATS if v != "-0")
-    return f"({column} IN ({values}) OR ({column} = 0 AND {column}::text = '-0'))"
-
-
-def _count_sql() -> str:
-    dst = "ARRAY[" + ", ".join(f"'{t}'::timestamp" for t in DST_TIMESTAMPS) + "]"
-    plain = " + ".join(f"count(*) FILTER (WHERE {c} LIKE 'sk-%')" for c in _SECRETS)
-    fernet = " + ".join(f"count(*) FILTER (WHERE {c} LIKE 'gAAAAA%')" for c in _SECRETS)
-    unicode = " OR ".join(f"octet_length({c}) <> char_length({c})" for c in _UNICODE_COLUMNS)
-    return f"""
-WITH dup AS MATERIALIZED (
-    SELECT keycloak_user_id, count(*) AS n FROM user_settings
-    WHERE id BETWEEN :first_id AND :last_id AND btrim(keycloak_user_id, {_BLANK_CHARS}) <> ''
-    GROUP BY keycloak_user_id HAVING count(*) > 1
-)
-SELECT count(*) AS users,
-       count(*) FILTER (WHERE keycloak_user_id IS NULL) AS null_keycloak_id,
-       count(*) FILTER (WHERE keycloak_user_id = '') AS empty_keycloak_id,
-       count(*) FILTER (WHERE keycloak_user_id <> '' AND btrim(keycloak_user_id, {_BLANK_CHARS}) = '')
-           AS blank_keycloak_id,
-       (SELECT coalesce(sum(n), 0) FROM dup) AS duplicate_rows,
-       (SELECT count(*) FROM dup) AS duplicate_groups,
-       (SELECT count(*) FROM dup WHERE n >= 3) AS duplicate_groups_3plus,
-       count(*) FILTER (WHERE {unicode}) AS unicode_rows,
-       count(*) FILTER (WHERE octet_length(mcp_config::text) >= {HUGE_JSON_MIN_BYTES}) AS huge_mcp_config,
-       count(*) FILTER (WHERE left(mcp_config::text, 1) = '{{'
-                        AND octet_length(mcp_config::text) < {HUGE_JSON_MIN_BYTES}) AS json_object_mcp_config,
-       count(*) FILTER (WHERE strpos(mcp_config::text, '"nested"') > 0) AS nested_unicode_mcp_config,
-       count(*) FILTER (WHERE mcp_config::text = 'null') AS json_null_mcp_config,
-       count(*) FILTER (WHERE mcp_config IS NULL) AS sql_null_mcp_config,
-       {plain} AS plaintext_secrets,
-       {fernet} AS ciphertext_secrets,
-       count(*) FILTER (WHERE num_nonnulls({", ".join(_NULLABLE)}) = 0) AS all_nullable_null,
-       count(*) FILTER (WHERE accepted_tos IS NULL) AS null_accepted_tos,
-       count(*) FILTER (WHERE accepted_tos = ANY({dst})) AS dst_accepted_tos,
-       count(*) FILTER (WHERE {_awkward("billing_margin")} OR {_awkward("max_budget_per_task")})
-           AS awkward_float_rows
-FROM user_settings
-WHERE id BETWEEN :first_id AND :last_id
-"""
-
-
-@dataclass(frozen=True)
-class SeedSummary:
-    """What one `seed_legacy` call wrote, counted from the table afterwards. Never holds values."""
-
-    users: int
-    seed: int
-    first_id: int
-    last_id: int
-    seconds: float
-    null_keycloak_id: int
-    empty_keycloak_id: int
-    blank_keycloak_id: int
-    duplicate_rows: int  # rows sharing their keycloak_user_id with another row of this seed
-    duplicate_groups: int  # distinct keycloak_user_ids shared by two or more rows
-    duplicate_groups_3plus: int
-    unicode_rows: int
-    huge_mcp_config: int
-    json_object_mcp_config: int  # ordinary JSON objects (not huge)
-    nested_unicode_mcp_config: int  # of those, nested objects with unicode and JSON nulls inside
-    json_null_mcp_config: int
-    sql_null_mcp_config: int
-    plaintext_secrets: int  # secret values (four columns) holding plaintext `sk-…`
-    ciphertext_secrets: int  # secret values holding Fernet-shaped ciphertext
-    all_nullable_null: int
-    null_accepted_tos: int
-    dst_accepted_tos: int
-    awkward_float_rows: int
-
-    @property
-    def duplicate_losers(self) -> int:
-        """Rows that share an id with a row of higher id (each group has one winner)."""
-        return self.duplicate_rows - self.duplicate_groups
-
-    @property
-    def unmigratable(self) -> int:
-        """Rows the data contract reports instead of migrating."""
-        return self.null_keycloak_id + self.empty_keycloak_id + self.blank_keycloak_id + self.duplicate_losers
-
-    @property
-    def migratable(self) -> int:
-        return self.users - self.unmigratable
-
-    @property
-    def rate(self) -> float:
-        return self.users / self.seconds if self.seconds > 0 else float("inf")
-
-    def kinds(self) -> list[tuple[str, int]]:
-        """(label, count) for every kind, in a stable order a person can read."""
-        return [
-            ("NULL keycloak_user_id", self.null_keycloak_id),
-            ("empty keycloak_user_id", self.empty_keycloak_id),
-            ("blank keycloak_user_id (spaces, tabs, newlines)", self.blank_keycloak_id),
-            ("rows sharing a keycloak_user_id", self.duplicate_rows),
-            ("  shared ids (highest id wins)", self.duplicate_groups),
-            ("  shared by 3 or more rows", self.duplicate_groups_3plus),
-            ("  losing duplicates", self.duplicate_losers),
-            ("unicode names, emails, language, agent", self.unicode_rows),
-            ("huge mcp_config (>= 100 KB)", self.huge_mcp_config),
-            ("JSON object mcp_config", self.json_object_mcp_config),
-            ("  nested, with unicode and nulls", self.nested_unicode_mcp_config),
-            ("JSON null mcp_config", self.json_null_mcp_config),
-            ("SQL NULL mcp_config", self.sql_null_mcp_config),
-            ("plaintext secret values (sk-...)", self.plaintext_secrets),
-            ("ciphertext secret values (gAAAAA...)", self.ciphertext_secrets),
-            ("every nullable column NULL", self.all_nullable_null),
-            ("NULL accepted_tos", self.null_accepted_tos),
-            ("accepted_tos at a DST change", self.dst_accepted_tos),
-            ("awkward floats (0.1, 1e-300, max, -0, NaN)", self.awkward_float_rows),
-            ("migratable (valid id, highest id wins)", self.migratable),
-            ("to be reported (no valid id or a losing duplicate)", self.unmigratable),
-        ]
-
-
-_COUNT_FIELDS = tuple(f.name for f in fields(SeedSummary) if f.name not in ("users", "seed", "first_id", "last_id", "seconds"))
-
-
-# Seeds at least this large (and at least as large as the table) rebuild the secondary indexes.
-REBUILD_INDEXES_FROM = 50_000
-
-# Indexes on user_settings that no constraint owns: (schema-qualified name, CREATE INDEX statement).
-_SECONDARY_INDEXES = """
-SELECT format('%I.%I', n.nspname, i.relname), pg_get_indexdef(x.indexrelid)
-FROM pg_index x
-JOIN pg_class i ON i.oid = x.indexrelid
-JOIN pg_namespace n ON n.oid = i.relnamespace
-WHERE x.indrelid = 'user_settings'::regclass
-  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)
-ORDER BY i.relname
-"""
-
-
-def _escape_colons(sql: str) -> str:
-    """Catalog-made SQL for text(): a colon there is never a bind parameter."""
-    return sql.replace(":", "\\:")
-
-
 def seed_offset(seed: int) -> int:
     """Where in the 100-row pattern a seed starts (0-99), so different seeds place kinds differently."""
     return int.from_bytes(hashlib.sha256(f"orgmig-seed/{seed}".encode()).digest()[:4], "big") % 100
-
-
-def seed_legacy(engine: Engine, users: int, seed: int = 0, start_id: int | None = None) -> SeedSummary:
-    """Append `users` synthetic rows to user_settings, ids from `start_id` (default: after max(id)).
-
-    Same (users, seed, start id) gives byte-identical rows. The identity sequence is moved past
-    the last id written, so the application's own inserts keep working.
-    """
-    for name, value in (("users", users), ("seed", seed), ("start_id", start_id)):
-        if value is None and name == "start_id":
-            continue
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be a whole number, got {value!r}")
-    if users < 1:
-        raise ValueError(f"users must be at least 1, got {users}")
-    if start_id is not None and start_id < 1:
-        raise ValueError(f"start_id must be at least 1, got {start_id}")
-
-    started = time.perf_counter()
-    try:
-        with engine.begin() as conn:
-            if conn.execute(text("SELECT to_regclass('user_settings')")).scalar() is None:
-                raise DatabaseError(MISSING_TABLE)
-            conn.execute(text("SET LOCAL lock_timeout = '10s'"))
-            conn.execute(text("SET LOCAL work_mem = '256MB'"))
-            conn.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
-            max_id = conn.execute(text("SELECT coalesce(max(id), 0) FROM user_settings")).scalar()
-            rebuild = users >= REBUILD_INDEXES_FROM and users >= max_id
-            # Concurrent writers wait until the seed commits, so max(id) stays the max; a bulk
-            # seed drops the secondary indexes and builds them again afterwards, which is several
-            # times faster than maintaining them row by row (and needs the exclusive lock).
-            mode = "ACCESS EXCLUSIVE" if rebuild else "SHARE ROW EXCLUSIVE"
-            conn.execute(text(f"LOCK TABLE user_settings IN {mode} MODE"))
-            max_id = conn.execute(text("SELECT coalesce(max(id), 0) FROM user_settings")).scalar()
-            first_id = max_id + 1 if start_id is None else start_id
-            if first_id <= max_id:
-                raise ValueError(f"start_id {start_id} is not above the highest existing id ({max_id})")
-            last_id = first_id + users - 1
-            if last_id > 2_147_483_647:
-                raise ValueError(f"ids would pass the integer limit (last id {last_id})")
-            indexes = conn.execute(text(_SECONDARY_INDEXES)).all() if rebuild else []
-            for qualified_name, _ in indexes:
-                conn.execute(text(f"DROP INDEX {_escape_colons(qualified_name)}"))
-            params = {"n": users, "seed_txt": str(seed), "off": seed_offset(seed), "first_id": first_id}
-            conn.execute(text(_insert_sql()), params)
-            for _, definition in indexes:
-                conn.execute(text(_escape_colons(definition)))
-            # nextval() reads the sequence's position (a gap of one is harmless); the larger of
-            # that and the last id written becomes the value the next insert follows.
-            conn.execute(
-                text(
-                    "SELECT setval(pg_get_serial_sequence('user_settings', 'id'),"
-                    " greatest(:last_id, nextval(pg_get_serial_sequence('user_settings', 'id'))))"
-                ),
-                {"last_id": last_id},
-            )
-            counts = conn.execute(text(_count_sql()), {"first_id": first_id, "last_id": last_id}).mappings().one()
-        with engine.connect() as conn:
-            conn.execute(text("ANALYZE user_settings"))
-            conn.commit()
-    except DBAPIError as exc:
-        raise explain(exc, engine.url) from None
-    seconds = time.perf_counter() - started
-    return SeedSummary(
-        users=counts["users"],
-        seed=seed,
-        first_id=first_id,
-        last_id=last_id,
-        seconds=seconds,
-        **{name: int(counts[name]) for name in _COUNT_FIELDS},
-    )
