@@ -6,9 +6,10 @@ progress, pause) and the protocol a data step implements. Steps import from here
 
 from app.batch.errors import ConcurrentChange, DowngradeRefused, MigrationError, Paused
 from app.batch.options import Options
-from app.batch.runner import RunResult, run_step
+from app.batch.runner import run_step
 from app.batch.sqlfile import SqlFiles
 from app.batch.step import Batch, BatchResult, KeySource, Step
+from app.batch.summary import RunResult
 
 __all__ = [
     "Batch", "BatchResult", "ConcurrentChange", "DowngradeRefused", "KeySource", "MigrationError",

@@ -29,63 +29,26 @@ A kill at any moment loses nothing and repeats nothing: the next run redoes the 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine
 
 from app import db
-from app.batch.errors import ConcurrentChange, MigrationError, Paused
+from app.batch.attempts import Attempts, describe, unless_broken
+from app.batch.errors import MigrationError, Paused
 from app.batch.ledger import LIVENESS_LOCK, SQL, Ledger, Run
 from app.batch.options import Options
 from app.batch.progress import Progress
 from app.batch.step import DIRECTIONS, Batch, BatchResult, Step
+from app.batch.summary import RunResult
 from app.errors import OrgmigError
 
 log = logging.getLogger("app.batch")
 
 
-
-
-@dataclass
-class RunResult:
-    run_id: int
-    step: str
-    direction: str
-    rows_total: int
-    rows_done: int
-    batches: int
-    retries: int
-    seconds: float
-    resumed: bool
-    summary: dict[str, int] = field(default_factory=dict)
-    reported: dict[str, int] = field(default_factory=dict)
-    rows_done_now: int = 0  # rows this process did (a resumed run started with some done)
-
-    @property
-    def rate(self) -> float:
-        return self.rows_done_now / self.seconds if self.seconds > 0 else 0.0
-
-
-def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, ConcurrentChange) or db.is_retryable(exc)
-
-
-def _describe(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, ConcurrentChange) else db.error_summary(exc)
-
-
-def _unless_broken(conn: Connection | None, exc: BaseException | None = None) -> Connection | None:
-    """`conn`, or None (closed) when it is unusable (after `exc`); the next attempt reconnects."""
-    if conn is not None and (conn.invalidated or conn.closed or (exc is not None and db.connection_lost(exc))):
-        with contextlib.suppress(Exception):
-            conn.close()
-        return None
-    return conn
 
 
 class Runner:
@@ -107,7 +70,7 @@ class Runner:
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self._batches = 0
-        self._retries = 0
+        self.attempts = Attempts(options, self.label, self._mark_failed)
         self._state = None
         self._main: Connection | None = None  # phases outside batches; holds the liveness lock
         self._run: Run | None = None
@@ -135,7 +98,7 @@ class Runner:
     def _main_connection(self) -> Connection:
         """The connection of the phases outside batches, (re)connected when needed; once the run
         is known it holds the run's liveness lock."""
-        self._main = _unless_broken(self._main)
+        self._main = unless_broken(self._main)
         if self._main is None:
             conn = self._connect()
             if self._run is not None:
@@ -155,26 +118,9 @@ class Runner:
             except OrgmigError:
                 raise
             except Exception as exc:  # noqa: BLE001 - retryable ones retry, the rest end in one line
-                self._main = _unless_broken(self._main, exc)
-                self._retry_or_stop(what, exc, attempt)
+                self._main = unless_broken(self._main, exc)
+                self.attempts.after_failure(what, exc, attempt)
                 attempt += 1
-
-    def _retry_or_stop(self, what: str, exc: BaseException, attempt: int) -> None:
-        """After a failed attempt at `what`: wait and return when another attempt may succeed;
-        otherwise mark the run failed and raise MigrationError (one line)."""
-        err = _describe(exc)
-        if not _retryable(exc) or attempt >= self.opts.max_batch_attempts:
-            advice = db.hint(exc)
-            message = (f"{self.label}: {what} failed after {attempt} attempt(s): {err}"
-                       + (f" ({advice})" if advice else "")
-                       + ". Nothing was lost; run the same command again to resume")
-            self._mark_failed(message)
-            raise MigrationError(message) from None
-        delay = self._backoff(attempt)
-        log.warning("%s: %s: %s; retry %d in %.1fs", self.label, what, err, attempt, delay)
-        with self._lock:
-            self._retries += 1
-        time.sleep(delay)
 
     def _analyze(self, tables: tuple[str, ...]) -> None:
         """Fresh planner statistics, best effort: ANALYZE samples a bounded number of rows, so it
@@ -187,7 +133,7 @@ class Runner:
             with self._tx(conn, statement_timeout_ms=0):
                 conn.exec_driver_sql(f"ANALYZE {', '.join(tables)}")
         except Exception as exc:  # noqa: BLE001 - statistics are an optimisation, never fatal
-            log.warning("%s: ANALYZE %s skipped: %s", self.label, ", ".join(tables), _describe(exc))
+            log.warning("%s: ANALYZE %s skipped: %s", self.label, ", ".join(tables), describe(exc))
 
     def _summary(self) -> tuple[dict[str, int], dict[str, int]]:
         """What the step reports and its reported rows; the run is finished by now, so a failure
@@ -197,7 +143,7 @@ class Runner:
             with self._tx(conn, statement_timeout_ms=0):
                 return (self.step.summary(conn, self.direction, self._run.id), self.ledger.reported(conn))
         except Exception as exc:  # noqa: BLE001 - the work is done; only its summary is missing
-            log.warning("%s: finished, but the summary could not be read: %s", self.label, _describe(exc))
+            log.warning("%s: finished, but the summary could not be read: %s", self.label, describe(exc))
             return {}, {}
 
     def _mark_failed(self, message: str) -> None:
@@ -207,7 +153,7 @@ class Runner:
             with self.engine.connect() as conn, self._tx(conn):
                 self.ledger.set_status(conn, self._run.id, "failed", message)
         except Exception as exc:  # noqa: BLE001 - the database may be gone; the message matters more
-            log.debug("%s: could not mark run %s failed: %s", self.label, self._run.id, _describe(exc))
+            log.debug("%s: could not mark run %s failed: %s", self.label, self._run.id, describe(exc))
 
     def _workers(self) -> int:
         """The workers asked for, capped by the connections the server has free."""
@@ -222,9 +168,6 @@ class Runner:
             log.warning("%s: %d workers asked for, but the server has %d free connections: using %d",
                         self.label, asked, free, free)
         return min(asked, free)
-
-    def _backoff(self, attempt: int) -> float:
-        return db.backoff(attempt, self.opts.backoff_base_ms / 1000, self.opts.backoff_cap_ms / 1000)
 
     # -- the run ---------------------------------------------------------------------------------
 
@@ -264,7 +207,7 @@ class Runner:
             if self._main is not None:
                 self._main.close()  # releases the liveness lock
         return RunResult(run.id, self.step.name, self.direction, run.total_rows, progress.done,
-                         self._batches, self._retries, time.monotonic() - t0, run.resumed,
+                         self._batches, self.attempts.retries, time.monotonic() - t0, run.resumed,
                          summary, reported, progress.done - run.rows_done)
 
     def _finish(self, conn: Connection) -> None:
@@ -339,8 +282,8 @@ class Runner:
                     claim = self.ledger.claim(conn, run, self.opts.batch_size)
                 break
             except Exception as exc:  # noqa: BLE001 - retryable ones retry, the rest end in one line
-                conn = _unless_broken(conn, exc)
-                self._retry_or_stop("claiming a batch", exc, attempt)
+                conn = unless_broken(conn, exc)
+                self.attempts.after_failure("claiming a batch", exc, attempt)
                 attempt += 1
         if isinstance(claim, dict):
             raise Paused(self._paused_message(claim["cursor_key"], claim["rows_done"], claim["total_rows"]))
@@ -367,29 +310,24 @@ class Runner:
                     conn = self._connect()
                 return conn, self._process(conn, run, start, end, attempt)
             except Exception as exc:  # noqa: BLE001 - every failure is recorded; only retryable ones retry
-                err = _describe(exc)
-                conn = _unless_broken(conn, exc)
-                if not _retryable(exc) or attempt >= self.opts.max_batch_attempts:
-                    self._record_failure(run.id, start, end, attempt, err, fatal=True)
-                    raise MigrationError(
-                        f"{self.label}: batch {start}..{end} failed after {attempt} attempt(s):"
-                        f" {err}. Nothing of that batch was written; fix the cause and run the"
-                        " same command again to resume") from None
-                if db.sqlstate(exc) == "57014" and end > start:
+                err = describe(exc)
+                conn = unless_broken(conn, exc)
+                final = self.attempts.is_final(exc, attempt)
+                if not final and db.sqlstate(exc) == "57014" and end > start:
                     # Too slow for statement_timeout: keep the first half, queue the second.
                     mid = start + (end - start) // 2
                     self._record_failure(run.id, mid + 1, end, 0, err, fatal=False)
                     with self._lock:
                         self._redo.appendleft((mid + 1, end))
                     end = mid
-                delay = self._backoff(attempt)
-                log.warning("%s: batch %s..%s: %s; retry %d in %.1fs", self.label, start, end,
-                            err, attempt, delay)
-                self._record_failure(run.id, start, end, attempt, err, fatal=False)
-                with self._lock:
-                    self._retries += 1
+                self._record_failure(run.id, start, end, attempt, err, fatal=final)
+                if final:
+                    raise MigrationError(
+                        f"{self.label}: batch {start}..{end} failed after {attempt} attempt(s):"
+                        f" {err}. Nothing of that batch was written; fix the cause and run the"
+                        " same command again to resume") from None
+                self.attempts.wait(f"batch {start}..{end}", err, attempt)
                 attempt += 1
-                time.sleep(delay)
 
     def _process(self, conn: Connection, run: Run, start: int, end: int, attempt: int) -> int:
         started = time.monotonic()

@@ -1,14 +1,34 @@
-"""The end-of-run summary a person reads: what moved, what was reported, how fast. It renders
-whatever the step reports (`{label: count}`) and the step's reported rows by reason."""
+"""What a run ended with (RunResult) and the summary a person reads: what moved, what was
+reported, how fast. It renders whatever the step reports (`{label: count}`) and the step's
+reported rows by reason."""
 
 from __future__ import annotations
 
 import logging
 import sys
-
-from app.batch.runner import RunResult
+from dataclasses import dataclass, field
 
 log = logging.getLogger("app.summary")
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    step: str
+    direction: str
+    rows_total: int
+    rows_done: int
+    batches: int
+    retries: int
+    seconds: float
+    resumed: bool
+    summary: dict[str, int] = field(default_factory=dict)
+    reported: dict[str, int] = field(default_factory=dict)
+    rows_done_now: int = 0  # rows this process did (a resumed run started with some done)
+
+    @property
+    def rate(self) -> float:
+        return self.rows_done_now / self.seconds if self.seconds > 0 else 0.0
 
 
 def format_summary(result: RunResult) -> str:
