@@ -82,7 +82,10 @@ def explain(exc: ValidationError, names: dict[str, str] | None = None) -> str:
     parts = []
     for err in exc.errors(include_url=False):
         loc = [str(x) for x in err.get("loc", ()) if x != "__root__"]
-        where = (names or {}).get(loc[-1], loc[-1]) if loc else "a setting"
+        if not loc:  # a rule over several settings: its message says which
+            parts.append(err.get("msg", "invalid settings").removeprefix("Value error, "))
+            continue
+        where = (names or {}).get(loc[-1], loc[-1])
         if err.get("type") == "missing":
             parts.append(f"{where} is not set")
             continue

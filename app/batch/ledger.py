@@ -121,3 +121,16 @@ class Ledger:
 
     def reported(self, conn: Connection) -> dict[str, int]:
         return {r: n for r, n in conn.execute(SQL("ledger.reported"), {"step": self.step}).all()}
+
+
+def live_run_ids(conn: Connection) -> set[int]:
+    """Ids of the runs a live process holds (their liveness lock); a `running` run outside this
+    set was interrupted: its process died or lost its connection."""
+    return {run_id for run_id, _ in conn.execute(SQL("ledger.live_runs")).all()}
+
+
+def unfinished_runs(conn: Connection) -> list[dict]:
+    """Runs neither finished nor cancelled, oldest first, each with `live`."""
+    live = live_run_ids(conn)
+    return [{**row, "live": row["id"] in live}
+            for row in conn.execute(SQL("ledger.unfinished_runs")).mappings()]

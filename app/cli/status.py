@@ -36,11 +36,16 @@ def handle(args: argparse.Namespace) -> int:
             t.add_column(col)
         for r in st.runs:
             t.add_row(
-                str(r["id"]), r["step"], r["direction"], r["status"],
+                str(r["id"]), r["step"], r["direction"], r["state"],
                 f"{r['rows_done']:,}/{r['total_rows']:,}", str(r["cursor_key"]),
                 f"{r['updated_at']:%Y-%m-%d %H:%M:%S%z}", (r["last_error"] or "")[:80],
             )
         console.print(t)
+        for r in st.runs:
+            if r["state"] == "interrupted":
+                console.print(f"run {r['id']} is interrupted: it is marked running, but no live process"
+                              " holds it (killed, or its connection dropped); run the same alembic"
+                              " command to resume it", soft_wrap=True)
     if st.reports:
         t = Table(title="reported rows")
         for col in ("step", "reason", "migrated", "rows"):

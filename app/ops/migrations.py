@@ -75,10 +75,14 @@ def applied_revisions(conn: Connection, cfg: Config | None = None) -> list[str]:
     return list(reversed(revs))
 
 
-def data_revisions(cfg: Config | None = None) -> list[str]:
-    """Revisions that run a data step (the revision module names its `Step`), oldest first."""
+def data_steps(cfg: Config | None = None) -> dict[str, str]:
+    """{step name: revision} for the revisions that run a data step (the revision module names
+    its `Step`), oldest first."""
     script = script_directory(cfg)
-    return [
-        r.revision for r in reversed(list(script.walk_revisions()))
-        if any(isinstance(value, Step) for value in vars(r.module).values())
-    ]
+    return {value.name: r.revision for r in reversed(list(script.walk_revisions()))
+            for value in vars(r.module).values() if isinstance(value, Step)}
+
+
+def data_revisions(cfg: Config | None = None) -> list[str]:
+    """Revisions that run a data step, oldest first."""
+    return list(dict.fromkeys(data_steps(cfg).values()))

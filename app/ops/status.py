@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, inspect, select
 from sqlalchemy.engine import Engine
 
+from app.batch.ledger import live_run_ids
 from app.ops import migrations
 from app.schema import orgmig_report, orgmig_run
 
@@ -32,7 +33,12 @@ def collect(engine: Engine) -> Status:
             rows = conn.execute(
                 select(orgmig_run).order_by(orgmig_run.c.id.desc()).limit(20)
             ).mappings()
-            status.runs = [dict(r) for r in rows]
+            live = live_run_ids(conn)
+            # A `running` run whose liveness lock nobody holds lost its process (killed, server
+            # restarted): it is shown as interrupted, and the same alembic command resumes it.
+            status.runs = [{**r, "live": r["id"] in live,
+                            "state": r["status"] if r["id"] in live or r["status"] != "running"
+                            else "interrupted"} for r in rows]
             reps = conn.execute(
                 select(orgmig_report.c.step, orgmig_report.c.reason, orgmig_report.c.migrated,
                        func.count().label("rows"))

@@ -99,3 +99,16 @@ GROUP BY reason ORDER BY reason;
 -- Held (a session advisory lock) by the process working on run :run_id; `orgmig status` reads
 -- pg_locks to tell a live run from one whose process died. Keys: "ormh", run id.
 SELECT pg_advisory_lock(1869770088, CAST(:run_id AS integer));
+
+-- name: live_runs
+-- Runs a live process works on: the holders of their liveness locks.
+SELECT l.objid::bigint AS run_id, l.pid
+FROM pg_locks l
+WHERE l.locktype = 'advisory' AND l.classid = 1869770088 AND l.objsubid = 2 AND l.granted
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database());
+
+-- name: unfinished_runs
+SELECT id, step, direction, status, rows_done, total_rows, cursor_key, last_error, updated_at
+FROM orgmig_run
+WHERE status NOT IN ('finished', 'cancelled')
+ORDER BY id;
