@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import CheckConstraint, Column, DateTime, MetaData, text
+import sqlalchemy as sa
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -12,25 +12,25 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-metadata = MetaData(naming_convention=NAMING_CONVENTION)
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
-NOW = text("now()")
-TSTZ = DateTime(timezone=True)
+NOW = sa.text("now()")
+TSTZ = sa.DateTime(timezone=True)
 
 MEMBER_STATUSES = ("active", "invited", "pending", "disabled")
 
 
 def in_values(column: str, values: tuple[str, ...]) -> str:
-    """`column IN ('a', 'b')`: the text of a CHECK constraint over fixed values."""
+    """`column IN ('a', 'b')`: the sa.text of a CHECK constraint over fixed values."""
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
-def status_check() -> CheckConstraint:
-    return CheckConstraint(in_values("status", MEMBER_STATUSES), name="status_valid")
+def status_check() -> sa.CheckConstraint:
+    return sa.CheckConstraint(in_values("status", MEMBER_STATUSES), name="status_valid")
 
 
-def timestamps() -> list[Column]:
+def timestamps() -> list[sa.Column]:
     return [
-        Column("created_at", TSTZ, nullable=False, server_default=NOW),
-        Column("updated_at", TSTZ, nullable=False, server_default=NOW),
+        sa.Column("created_at", TSTZ, nullable=False, server_default=NOW),
+        sa.Column("updated_at", TSTZ, nullable=False, server_default=NOW),
     ]

@@ -11,22 +11,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    CheckConstraint,
-    Column,
-    ForeignKey,
-    ForeignKeyConstraint,
-    Identity,
-    Index,
-    Integer,
-    PrimaryKeyConstraint,
-    String,
-    Table,
-    Text,
-    text,
-)
+import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from app.idp.providers import PROVIDERS  # the registry: app.idp never imports app.schema
@@ -36,107 +21,107 @@ RUN_MODES = ("full", "incremental")
 RUN_STATUSES = ("running", "failed", "finished", "abandoned")
 GROUP_KINDS = ("group", "role", "organization")
 
-EMPTY_OBJECT = text("'{}'::jsonb")
+EMPTY_OBJECT = sa.text("'{}'::jsonb")
 
 
-def _run_ref(name: str, nullable: bool = False) -> Column:
-    return Column(name, BigInteger, ForeignKey("idp_export_run.id"), nullable=nullable, index=True)
+def _run_ref(name: str, nullable: bool = False) -> sa.Column:
+    return sa.Column(name, sa.BigInteger, sa.ForeignKey("idp_export_run.id"), nullable=nullable, index=True)
 
 
-idp_export_run = Table(
+idp_export_run = sa.Table(
     "idp_export_run",
     metadata,
-    Column("id", BigInteger, Identity(always=False), primary_key=True),
-    Column("provider", String, nullable=False),
-    Column("mode", String, nullable=False),
-    Column("since", TSTZ),
-    Column("status", String, nullable=False, server_default=text("'running'")),
-    Column("requests", BigInteger, nullable=False, server_default=text("0")),
-    Column("users_count", BigInteger),
-    Column("groups_count", BigInteger),
-    Column("memberships_count", BigInteger),
-    Column("last_error", Text),
-    Column("started_at", TSTZ, nullable=False, server_default=NOW),
-    Column("updated_at", TSTZ, nullable=False, server_default=NOW),
-    Column("finished_at", TSTZ),
-    CheckConstraint(in_values("provider", PROVIDERS), name="provider_valid"),
-    CheckConstraint(in_values("mode", RUN_MODES), name="mode_valid"),
-    CheckConstraint(in_values("status", RUN_STATUSES), name="status_valid"),
-    CheckConstraint("(mode = 'incremental') = (since IS NOT NULL)", name="since_matches_mode"),
+    sa.Column("id", sa.BigInteger, sa.Identity(always=False), primary_key=True),
+    sa.Column("provider", sa.String, nullable=False),
+    sa.Column("mode", sa.String, nullable=False),
+    sa.Column("since", TSTZ),
+    sa.Column("status", sa.String, nullable=False, server_default=sa.text("'running'")),
+    sa.Column("requests", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("users_count", sa.BigInteger),
+    sa.Column("groups_count", sa.BigInteger),
+    sa.Column("memberships_count", sa.BigInteger),
+    sa.Column("last_error", sa.Text),
+    sa.Column("started_at", TSTZ, nullable=False, server_default=NOW),
+    sa.Column("updated_at", TSTZ, nullable=False, server_default=NOW),
+    sa.Column("finished_at", TSTZ),
+    sa.CheckConstraint(in_values("provider", PROVIDERS), name="provider_valid"),
+    sa.CheckConstraint(in_values("mode", RUN_MODES), name="mode_valid"),
+    sa.CheckConstraint(in_values("status", RUN_STATUSES), name="status_valid"),
+    sa.CheckConstraint("(mode = 'incremental') = (since IS NOT NULL)", name="since_matches_mode"),
 )
 # At most one unfinished (running or failed) run per provider: the next export resumes it.
-Index(
+sa.Index(
     "uq_idp_export_run_active",
     idp_export_run.c.provider,
     unique=True,
-    postgresql_where=text("status IN ('running', 'failed')"),
+    postgresql_where=sa.text("status IN ('running', 'failed')"),
 )
 
-idp_export_cursor = Table(
+idp_export_cursor = sa.Table(
     "idp_export_cursor",
     metadata,
-    Column("run_id", BigInteger, ForeignKey("idp_export_run.id", ondelete="CASCADE"), nullable=False),
-    Column("stream", String, nullable=False),
-    Column("cursor", Text),
-    Column("done", Boolean, nullable=False, server_default=text("false")),
-    Column("pages", Integer, nullable=False, server_default=text("0")),
-    Column("items", BigInteger, nullable=False, server_default=text("0")),
-    Column("updated_at", TSTZ, nullable=False, server_default=NOW),
-    PrimaryKeyConstraint("run_id", "stream"),
+    sa.Column("run_id", sa.BigInteger, sa.ForeignKey("idp_export_run.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("stream", sa.String, nullable=False),
+    sa.Column("cursor", sa.Text),
+    sa.Column("done", sa.Boolean, nullable=False, server_default=sa.text("false")),
+    sa.Column("pages", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("items", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("updated_at", TSTZ, nullable=False, server_default=NOW),
+    sa.PrimaryKeyConstraint("run_id", "stream"),
 )
 
-idp_user = Table(
+idp_user = sa.Table(
     "idp_user",
     metadata,
-    Column("provider", String, nullable=False),
-    Column("external_id", String, nullable=False),
-    Column("login", String),
-    Column("email", String),
-    Column("email_verified", Boolean),
-    Column("first_name", String),
-    Column("last_name", String),
-    Column("status", String, nullable=False),
-    Column("idp_created_at", TSTZ),
-    Column("idp_updated_at", TSTZ),
-    Column("attributes", JSONB, nullable=False, server_default=EMPTY_OBJECT),
-    Column("raw", JSONB, nullable=False),
+    sa.Column("provider", sa.String, nullable=False),
+    sa.Column("external_id", sa.String, nullable=False),
+    sa.Column("login", sa.String),
+    sa.Column("email", sa.String),
+    sa.Column("email_verified", sa.Boolean),
+    sa.Column("first_name", sa.String),
+    sa.Column("last_name", sa.String),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("idp_created_at", TSTZ),
+    sa.Column("idp_updated_at", TSTZ),
+    sa.Column("attributes", JSONB, nullable=False, server_default=EMPTY_OBJECT),
+    sa.Column("raw", JSONB, nullable=False),
     _run_ref("first_seen_run_id"),
     _run_ref("last_seen_run_id"),
-    PrimaryKeyConstraint("provider", "external_id"),
-    CheckConstraint(in_values("provider", PROVIDERS), name="provider_valid"),
+    sa.PrimaryKeyConstraint("provider", "external_id"),
+    sa.CheckConstraint(in_values("provider", PROVIDERS), name="provider_valid"),
 )
 
-idp_group = Table(
+idp_group = sa.Table(
     "idp_group",
     metadata,
-    Column("provider", String, nullable=False),
-    Column("kind", String, nullable=False),
-    Column("external_id", String, nullable=False),
-    Column("name", String, nullable=False),
-    Column("description", String),
-    Column("group_type", String),
-    Column("parent_external_id", String),
-    Column("attributes", JSONB, nullable=False, server_default=EMPTY_OBJECT),
-    Column("raw", JSONB, nullable=False),
+    sa.Column("provider", sa.String, nullable=False),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("external_id", sa.String, nullable=False),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("description", sa.String),
+    sa.Column("group_type", sa.String),
+    sa.Column("parent_external_id", sa.String),
+    sa.Column("attributes", JSONB, nullable=False, server_default=EMPTY_OBJECT),
+    sa.Column("raw", JSONB, nullable=False),
     _run_ref("first_seen_run_id"),
     _run_ref("last_seen_run_id"),
-    PrimaryKeyConstraint("provider", "kind", "external_id"),
-    CheckConstraint(in_values("provider", PROVIDERS), name="provider_valid"),
-    CheckConstraint(in_values("kind", GROUP_KINDS), name="kind_valid"),
+    sa.PrimaryKeyConstraint("provider", "kind", "external_id"),
+    sa.CheckConstraint(in_values("provider", PROVIDERS), name="provider_valid"),
+    sa.CheckConstraint(in_values("kind", GROUP_KINDS), name="kind_valid"),
 )
 
-idp_membership = Table(
+idp_membership = sa.Table(
     "idp_membership",
     metadata,
-    Column("provider", String, nullable=False),
-    Column("kind", String, nullable=False),
-    Column("group_external_id", String, nullable=False),
-    Column("user_external_id", String, nullable=False),
-    Column("attributes", JSONB, nullable=False, server_default=EMPTY_OBJECT),
+    sa.Column("provider", sa.String, nullable=False),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("group_external_id", sa.String, nullable=False),
+    sa.Column("user_external_id", sa.String, nullable=False),
+    sa.Column("attributes", JSONB, nullable=False, server_default=EMPTY_OBJECT),
     _run_ref("first_seen_run_id"),
     _run_ref("last_seen_run_id"),
-    PrimaryKeyConstraint("provider", "kind", "group_external_id", "user_external_id"),
-    ForeignKeyConstraint(
+    sa.PrimaryKeyConstraint("provider", "kind", "group_external_id", "user_external_id"),
+    sa.ForeignKeyConstraint(
         ["provider", "kind", "group_external_id"],
         ["idp_group.provider", "idp_group.kind", "idp_group.external_id"],
         name="fk_idp_membership_provider_idp_group",
@@ -144,6 +129,6 @@ idp_membership = Table(
     ),
 )
 # Memberships of one user (the identity migration reads them user by user).
-Index("ix_idp_membership_provider_user_external_id", idp_membership.c.provider, idp_membership.c.user_external_id)
+sa.Index("ix_idp_membership_provider_user_external_id", idp_membership.c.provider, idp_membership.c.user_external_id)
 
 SNAPSHOT_TABLES = (idp_export_run, idp_export_cursor, idp_user, idp_group, idp_membership)

@@ -2,87 +2,73 @@
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    CheckConstraint,
-    Column,
-    ForeignKey,
-    Identity,
-    Index,
-    Integer,
-    PrimaryKeyConstraint,
-    String,
-    Table,
-    UniqueConstraint,
-    text,
-)
+import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import UUID
 
 from app.schema.base import TSTZ, metadata, status_check, timestamps
 from app.schema.legacy import user_settings
 
-role = Table(
+role = sa.Table(
     "role",
     metadata,
-    Column("id", Integer, Identity(always=False), primary_key=True),
-    Column("name", String, nullable=False),
-    Column("rank", Integer, nullable=False),
-    UniqueConstraint("name"),
-    CheckConstraint("rank > 0", name="rank_positive"),
+    sa.Column("id", sa.Integer, sa.Identity(always=False), primary_key=True),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("rank", sa.Integer, nullable=False),
+    sa.UniqueConstraint("name"),
+    sa.CheckConstraint("rank > 0", name="rank_positive"),
 )
 
-org = Table(
+org = sa.Table(
     "org",
     metadata,
-    Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")),
-    Column("name", String, nullable=False),
-    Column("external_id", String),
-    Column("contact_name", String),
-    Column("contact_email", String),
+    sa.Column("id", UUID(as_uuid=True), primary_key=True, server_default=sa.text("gen_random_uuid()")),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("external_id", sa.String),
+    sa.Column("contact_name", sa.String),
+    sa.Column("contact_email", sa.String),
     *timestamps(),
-    UniqueConstraint("name"),
-    CheckConstraint("btrim(name) <> ''", name="name_not_blank"),
+    sa.UniqueConstraint("name"),
+    sa.CheckConstraint("btrim(name) <> ''", name="name_not_blank"),
 )
 # Partial unique indexes where most rows hold NULL: same uniqueness, one index write fewer a row.
-Index("uq_org_external_id", org.c.external_id, unique=True,
-      postgresql_where=text("external_id IS NOT NULL"))
+sa.Index("uq_org_external_id", org.c.external_id, unique=True,
+      postgresql_where=sa.text("external_id IS NOT NULL"))
 
-user = Table(
+user = sa.Table(
     "user",
     metadata,
-    Column("id", Integer, Identity(always=False), primary_key=True),
-    Column("keycloak_user_id", String, nullable=False),
-    Column("legacy_user_settings_id", Integer),
-    Column("current_org_id", UUID(as_uuid=True), ForeignKey("org.id"), index=True),
-    Column("status", String, nullable=False, server_default=text("'active'")),
-    Column("email", String),
-    Column("email_verified", Boolean),
-    Column("first_name", String),
-    Column("last_name", String),
-    Column("accepted_tos", TSTZ),
-    Column("enable_sound_notifications", Boolean),
+    sa.Column("id", sa.Integer, sa.Identity(always=False), primary_key=True),
+    sa.Column("keycloak_user_id", sa.String, nullable=False),
+    sa.Column("legacy_user_settings_id", sa.Integer),
+    sa.Column("current_org_id", UUID(as_uuid=True), sa.ForeignKey("org.id"), index=True),
+    sa.Column("status", sa.String, nullable=False, server_default=sa.text("'active'")),
+    sa.Column("email", sa.String),
+    sa.Column("email_verified", sa.Boolean),
+    sa.Column("first_name", sa.String),
+    sa.Column("last_name", sa.String),
+    sa.Column("accepted_tos", TSTZ),
+    sa.Column("enable_sound_notifications", sa.Boolean),
     *timestamps(),
-    UniqueConstraint("keycloak_user_id"),
-    UniqueConstraint("legacy_user_settings_id"),
-    CheckConstraint("btrim(keycloak_user_id) <> ''", name="keycloak_user_id_not_blank"),
+    sa.UniqueConstraint("keycloak_user_id"),
+    sa.UniqueConstraint("legacy_user_settings_id"),
+    sa.CheckConstraint("btrim(keycloak_user_id) <> ''", name="keycloak_user_id_not_blank"),
     status_check(),
 )
 
-org_user = Table(
+org_user = sa.Table(
     "org_user",
     metadata,
-    Column("org_id", UUID(as_uuid=True), ForeignKey("org.id"), nullable=False),
-    Column("user_id", Integer, ForeignKey("user.id"), nullable=False, index=True),
-    Column("role_id", Integer, ForeignKey("role.id"), nullable=False, index=True),
-    Column("status", String, nullable=False, server_default=text("'active'")),
+    sa.Column("org_id", UUID(as_uuid=True), sa.ForeignKey("org.id"), nullable=False),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("user.id"), nullable=False, index=True),
+    sa.Column("role_id", sa.Integer, sa.ForeignKey("role.id"), nullable=False, index=True),
+    sa.Column("status", sa.String, nullable=False, server_default=sa.text("'active'")),
     *timestamps(),
-    PrimaryKeyConstraint("org_id", "user_id"),
+    sa.PrimaryKeyConstraint("org_id", "user_id"),
     status_check(),
 )
 
 
-def _settings_columns() -> list[Column]:
+def _settings_columns() -> list[sa.Column]:
     """The settings payload: every legacy column but the keys, same name and type;
     the naive legacy timestamp becomes timestamptz (converted as UTC)."""
     cols = []
@@ -91,20 +77,20 @@ def _settings_columns() -> list[Column]:
             continue
         col_type = TSTZ if c.name == "accepted_tos" else c.type
         default = c.server_default.arg if c.server_default is not None else None
-        cols.append(Column(c.name, col_type, nullable=c.nullable, server_default=default))
+        cols.append(sa.Column(c.name, col_type, nullable=c.nullable, server_default=default))
     return cols
 
 
-settings = Table(
+settings = sa.Table(
     "settings",
     metadata,
-    Column("id", BigInteger, Identity(always=False), primary_key=True),
-    Column("org_id", UUID(as_uuid=True), ForeignKey("org.id")),
-    Column("user_id", Integer, ForeignKey("user.id")),
+    sa.Column("id", sa.BigInteger, sa.Identity(always=False), primary_key=True),
+    sa.Column("org_id", UUID(as_uuid=True), sa.ForeignKey("org.id")),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("user.id")),
     *_settings_columns(),
     *timestamps(),
-    CheckConstraint("num_nonnulls(org_id, user_id) = 1", name="one_owner"),
+    sa.CheckConstraint("num_nonnulls(org_id, user_id) = 1", name="one_owner"),
 )
-Index("uq_settings_org_id", settings.c.org_id, unique=True, postgresql_where=text("org_id IS NOT NULL"))
-Index("uq_settings_user_id", settings.c.user_id, unique=True, postgresql_where=text("user_id IS NOT NULL"))
+sa.Index("uq_settings_org_id", settings.c.org_id, unique=True, postgresql_where=sa.text("org_id IS NOT NULL"))
+sa.Index("uq_settings_user_id", settings.c.user_id, unique=True, postgresql_where=sa.text("user_id IS NOT NULL"))
 
