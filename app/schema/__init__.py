@@ -14,6 +14,13 @@ from app.schema.bookkeeping import (
     orgmig_run,
     orgmig_user_settings_link,
 )
+from app.schema.identity import (
+    facility,
+    org_user_facility,
+    orgmig_identity_group,
+    orgmig_identity_undo,
+    user_identity,
+)
 from app.schema.idp_snapshot import (
     SNAPSHOT_TABLES,
     idp_export_cursor,
@@ -26,8 +33,10 @@ from app.schema.legacy import SECRET_COLUMNS, SETTINGS_COLUMNS, orgmig_baseline,
 from app.schema.org import org, org_user, role, settings, user
 
 __all__ = [
-    "NOW", "SECRET_COLUMNS", "SETTINGS_COLUMNS", "SNAPSHOT_TABLES", "TSTZ", "idp_export_cursor",
-    "idp_export_run", "idp_group", "idp_membership", "idp_user", "metadata", "org", "org_user",
-    "orgmig_baseline", "orgmig_batch", "orgmig_created_row", "orgmig_report", "orgmig_run",
-    "orgmig_user_settings_link", "role", "settings", "user", "user_settings",
+    "NOW", "SECRET_COLUMNS", "SETTINGS_COLUMNS", "SNAPSHOT_TABLES", "TSTZ", "facility",
+    "idp_export_cursor", "idp_export_run", "idp_group", "idp_membership", "idp_user", "metadata",
+    "org", "org_user", "org_user_facility", "orgmig_baseline", "orgmig_batch",
+    "orgmig_created_row", "orgmig_identity_group", "orgmig_identity_undo", "orgmig_report",
+    "orgmig_run", "orgmig_user_settings_link", "role", "settings", "user", "user_identity",
+    "user_settings",
 ]

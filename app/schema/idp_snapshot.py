@@ -87,6 +87,9 @@ idp_user = sa.Table(
     sa.Column("raw", JSONB, nullable=False),
     _run_ref("first_seen_run_id"),
     _run_ref("last_seen_run_id"),
+    # 0006: the surrogate key the identity step walks
+    sa.Column("row_id", sa.BigInteger, sa.Identity(always=False), nullable=False),
+    sa.UniqueConstraint("row_id"),
     sa.PrimaryKeyConstraint("provider", "external_id"),
     sa.CheckConstraint(in_values("provider", PROVIDERS), name="provider_valid"),
 )
@@ -105,6 +108,9 @@ idp_group = sa.Table(
     sa.Column("raw", JSONB, nullable=False),
     _run_ref("first_seen_run_id"),
     _run_ref("last_seen_run_id"),
+    # 0006: the surrogate key the identity step walks
+    sa.Column("row_id", sa.BigInteger, sa.Identity(always=False), nullable=False),
+    sa.UniqueConstraint("row_id"),
     sa.PrimaryKeyConstraint("provider", "kind", "external_id"),
     sa.CheckConstraint(in_values("provider", PROVIDERS), name="provider_valid"),
     sa.CheckConstraint(in_values("kind", GROUP_KINDS), name="kind_valid"),

@@ -49,6 +49,7 @@ user = sa.Table(
     sa.Column("accepted_tos", TSTZ),
     sa.Column("enable_sound_notifications", sa.Boolean),
     *timestamps(),
+    sa.Column("is_site_admin", sa.Boolean, nullable=False, server_default=sa.false()),  # 0006
     sa.UniqueConstraint("keycloak_user_id"),
     sa.UniqueConstraint("legacy_user_settings_id"),
     sa.CheckConstraint("btrim(keycloak_user_id) <> ''", name="keycloak_user_id_not_blank"),
@@ -63,9 +64,13 @@ org_user = sa.Table(
     sa.Column("role_id", sa.Integer, sa.ForeignKey("role.id"), nullable=False, index=True),
     sa.Column("status", sa.String, nullable=False, server_default=sa.text("'active'")),
     *timestamps(),
+    sa.Column("all_facilities", sa.Boolean, nullable=False, server_default=sa.false()),  # 0006
     sa.PrimaryKeyConstraint("org_id", "user_id"),
     status_check(),
 )
+
+# 0006: email matching compares the trimmed, lower-cased address.
+sa.Index("ix_user_email_normalized", sa.text("lower(btrim(email))"), _table=user)
 
 
 def _settings_columns() -> list[sa.Column]:

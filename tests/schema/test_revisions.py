@@ -141,12 +141,17 @@ def test_legacy_table_from_0001_matches_the_contract_ddl(pg_server):
          "user_settings columns match the legacy contract"),
         ("ALTER TABLE \"user\" ALTER COLUMN accepted_tos TYPE timestamp", "timestamps are timestamptz"),
         ("DROP TABLE orgmig_user_settings_link", "table orgmig_user_settings_link exists"),
+        ("DROP TRIGGER trg_org_user_updated_at ON org_user", "updated_at trigger on org_user"),
+        ("ALTER TABLE org_user_facility DROP CONSTRAINT fk_org_user_facility_facility_id_facility",
+         "constraint fk_org_user_facility_facility_id_facility"),
+        ("DROP INDEX ix_user_email_normalized", "index ix_user_email_normalized"),
         ("INSERT INTO orgmig_run (step, direction, status, batch_size, total_rows, rows_done)"
          " VALUES ('x', 'upgrade', 'finished', 10, 5, 3)", "finished runs are complete"),
     ],
 )
 def test_verification_fails_on_a_broken_database(engine, alembic_cfg, breakage, failing_check):
-    migrations.upgrade(alembic_cfg, "0003")
+    migrations.upgrade(alembic_cfg, "0006" if "facility" in breakage or "email" in breakage
+                       or "trg_" in breakage else "0003")
     assert all(c.ok for c in verify.run(engine))
     execute(engine, breakage)
     failed = {c.check_name for c in verify.run(engine) if not c.ok}
