@@ -55,8 +55,20 @@ class Settings(BaseSettings):
     idp_deadline_seconds: float = Field(default=90.0, gt=0, le=3_600,
                                         validation_alias="ORGMIG_IDP_DEADLINE_SECONDS")
 
+    # The identity data revision and `orgmig sync` (also `-x allow_mass_change=true`)
+    idp_env: str = Field(default="PROD", pattern=r"^[A-Za-z0-9_]+$", validation_alias="ORGMIG_IDP_ENV")
+    role_map: str = Field(default="", validation_alias="ORGMIG_ROLE_MAP")
+    max_removed_fraction: float = Field(default=0.2, ge=0, le=1, validation_alias="ORGMIG_MAX_REMOVED_FRACTION")
+    allow_mass_change: bool = Field(default=False, validation_alias="ORGMIG_ALLOW_MASS_CHANGE")
+
     # Embedded PostgreSQL used by `orgmig demo` when no DATABASE_URL is set
     data_dir: Path = Field(default=Path(".orgmig"), validation_alias="ORGMIG_DATA_DIR")
+
+
+# The settings `alembic -x name=value` may set, validated like their environment variables.
+X_ARGUMENTS = ("batch_size", "workers", "lock_timeout_ms", "statement_timeout_ms", "max_batch_attempts",
+               "pause_ms", "backoff_base_ms", "backoff_cap_ms", "allow_data_loss", "allow_mass_change",
+               "max_removed_fraction")
 
 
 def env_name(field: str) -> str:
@@ -73,6 +85,7 @@ _MESSAGES = {
     "greater_than": "must be more than {gt}",
     "less_than_equal": "must be at most {le}",
     "less_than": "must be less than {lt}",
+    "string_pattern_mismatch": "must match {pattern}",
 }
 
 

@@ -6,7 +6,7 @@ SELECT 'table ' || t || ' exists' AS check_name,
        to_regclass(t) IS NOT NULL AS ok,
        CASE WHEN to_regclass(t) IS NULL THEN 'missing' ELSE 'present' END AS detail
 FROM unnest(ARRAY['user_identity', 'facility', 'org_user_facility', 'orgmig_identity_group',
-                  'orgmig_identity_undo']) AS t;
+                  'orgmig_identity_undo', 'orgmig_identity_todo']) AS t;
 
 -- The new columns, with their types, defaults and NOT NULL.
 WITH expected(tbl, col, type, not_null) AS (
@@ -69,5 +69,6 @@ SELECT 'index ' || n AS check_name,
        CASE WHEN i.indexrelid IS NULL THEN 'missing' WHEN NOT i.indisvalid THEN 'INVALID'
             ELSE pg_get_indexdef(i.indexrelid) END AS detail
 FROM unnest(ARRAY['ix_user_email_normalized', 'ix_user_identity_user_id', 'ix_facility_org_id',
-                  'ix_org_user_facility_facility_id', 'ix_orgmig_identity_undo_user_id']) AS n
+                  'ix_org_user_facility_facility_id', 'ix_orgmig_identity_undo_user_id',
+                  'ix_idp_user_email_normalized']) AS n
 LEFT JOIN pg_index i ON i.indexrelid = to_regclass(n);

@@ -11,10 +11,12 @@ DDL only; revision 0007 fills it.
   trigger; a writer that sets updated_at itself keeps its value): the identity step compares it
   with the time an export started, so an edit made in the app is never overwritten.
 - An index on the normalised email of "user" (`lower(btrim(email))`), for matching by email.
-- `idp_user.row_id`, `idp_group.row_id`: surrogate bigint keys (the engine walks integer keys).
+- `idp_user.row_id`, `idp_group.row_id`: surrogate bigint keys (the engine walks integer keys),
+  and an index on the snapshot's normalised emails.
 - `orgmig_identity_group`: what each IdP group means (role, facility access, site admin, or a
-  reason it means nothing), and `orgmig_identity_undo`: every row the identity step created,
-  changed or removed, with the values it had before, for an exact downgrade.
+  reason it means nothing), `orgmig_identity_undo`: every row the identity step created,
+  changed or removed, with the values it had before, for an exact downgrade, and
+  `orgmig_identity_todo`: the IdP accounts a sync run has work for.
 
 The downgrade refuses, dropping nothing, while facility, org_user_facility or user_identity hold
 rows, or users or memberships carry a site-admin or all-facilities flag, that revision 0007's
@@ -117,6 +119,7 @@ def upgrade() -> None:
     for table in ("idp_user", "idp_group"):
         op.add_column(table, sa.Column("row_id", sa.BigInteger, sa.Identity(always=False), nullable=False))
         op.create_unique_constraint(f"uq_{table}_row_id", table, ["row_id"])
+    op.create_index("ix_idp_user_email_normalized", "idp_user", ["provider", sa.text("lower(btrim(email))")])
 
     op.create_table(
         "orgmig_identity_group",
@@ -150,14 +153,22 @@ def upgrade() -> None:
                            " 'org_user_facility')", name=op.f("ck_orgmig_identity_undo_table_name_valid")),
     )
     op.create_index("ix_orgmig_identity_undo_user_id", "orgmig_identity_undo", ["user_id"])
+    op.create_table(
+        "orgmig_identity_todo",
+        sa.Column("provider", sa.String, nullable=False),
+        sa.Column("row_id", sa.BigInteger, nullable=False),
+        sa.PrimaryKeyConstraint("provider", "row_id", name="pk_orgmig_identity_todo"),
+    )
 
 
 def downgrade() -> None:
     # By now revision 0007's downgrade removed what it wrote: rows left are the application's.
     refuse_to_drop_rows("0006", ["facility", "org_user_facility", "user_identity",
                                  '"user" WHERE is_site_admin', "org_user WHERE all_facilities"])
+    op.drop_table("orgmig_identity_todo")
     op.drop_table("orgmig_identity_undo")
     op.drop_table("orgmig_identity_group")
+    op.drop_index("ix_idp_user_email_normalized", "idp_user")
     for table in ("idp_group", "idp_user"):
         op.drop_constraint(f"uq_{table}_row_id", table)
         op.drop_column(table, "row_id")

@@ -31,6 +31,3 @@ class Options:
         values = {f.name: getattr(s, f.name) for f in fields(cls) if f.name != "progress_bar"}
         return cls(**values, progress_bar=progress_bar)
 
-
-# The settings an `alembic -x name=value` may set.
-X_ARGUMENTS = tuple(f.name for f in fields(Options) if f.name != "progress_bar")

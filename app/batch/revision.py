@@ -16,11 +16,11 @@ from sqlalchemy import Connection, text
 
 from alembic import context, op
 from app.batch.errors import DowngradeRefused, MigrationError
-from app.batch.options import X_ARGUMENTS, Options
+from app.batch.options import Options
 from app.batch.runner import run_step
 from app.batch.step import Step
 from app.batch.summary import print_summary
-from app.config import get_settings
+from app.config import X_ARGUMENTS, Settings, get_settings, with_overrides
 from app.errors import ConfigError
 
 log = logging.getLogger("app")
@@ -41,9 +41,14 @@ def x_arguments() -> dict[str, str]:
     return given
 
 
+def settings() -> Settings:
+    """The settings from the environment with `-x` on top, validated."""
+    return with_overrides(x_arguments())
+
+
 def options() -> Options:
-    """The run's options: settings from the environment with `-x` on top, validated."""
-    return Options.from_settings(**x_arguments())
+    """The run's options (the engine's part of the settings)."""
+    return Options.from_settings(settings())
 
 
 def allow_data_loss() -> bool:

@@ -18,6 +18,7 @@ from app.schema.identity import (
     facility,
     org_user_facility,
     orgmig_identity_group,
+    orgmig_identity_todo,
     orgmig_identity_undo,
     user_identity,
 )
@@ -36,7 +37,7 @@ __all__ = [
     "NOW", "SECRET_COLUMNS", "SETTINGS_COLUMNS", "SNAPSHOT_TABLES", "TSTZ", "facility",
     "idp_export_cursor", "idp_export_run", "idp_group", "idp_membership", "idp_user", "metadata",
     "org", "org_user", "org_user_facility", "orgmig_baseline", "orgmig_batch",
-    "orgmig_created_row", "orgmig_identity_group", "orgmig_identity_undo", "orgmig_report",
+    "orgmig_created_row", "orgmig_identity_group", "orgmig_identity_todo", "orgmig_identity_undo", "orgmig_report",
     "orgmig_run", "orgmig_user_settings_link", "role", "settings", "user", "user_identity",
     "user_settings",
 ]

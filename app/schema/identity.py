@@ -89,3 +89,13 @@ orgmig_identity_undo = sa.Table(
     sa.UniqueConstraint("table_name", "row_key"),
     sa.CheckConstraint(in_values("table_name", UNDO_TABLES), name="table_name_valid"),
 )
+
+# The IdP accounts (idp_user.row_id) a sync run has work for: planned before the run opens, the
+# keys its batches walk.
+orgmig_identity_todo = sa.Table(
+    "orgmig_identity_todo",
+    metadata,
+    sa.Column("provider", sa.String, nullable=False),
+    sa.Column("row_id", sa.BigInteger, nullable=False),
+    sa.PrimaryKeyConstraint("provider", "row_id"),
+)

@@ -137,4 +137,7 @@ idp_membership = sa.Table(
 # Memberships of one user (the identity migration reads them user by user).
 sa.Index("ix_idp_membership_provider_user_external_id", idp_membership.c.provider, idp_membership.c.user_external_id)
 
+# 0006: email matching compares the trimmed, lower-cased address.
+sa.Index("ix_idp_user_email_normalized", idp_user.c.provider, sa.text("lower(btrim(email))"))
+
 SNAPSHOT_TABLES = (idp_export_run, idp_export_cursor, idp_user, idp_group, idp_membership)
