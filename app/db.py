@@ -176,11 +176,12 @@ def check_connection(engine: Engine) -> None:
 
 @contextlib.contextmanager
 def transaction(conn: Connection, lock_timeout_ms: int | None = None,
-                statement_timeout_ms: int | None = None, **local: str) -> Iterator[Connection]:
+                statement_timeout_ms: int | None = None, *, rollback: bool = False,
+                **local: str) -> Iterator[Connection]:
     """One transaction on `conn` with `lock_timeout` and `statement_timeout` set for it alone
     (defaults: the settings; 0 means no limit), plus any other `SET LOCAL name = value` given
-    as keywords.
-    Commits on success, rolls back on error."""
+    as keywords. Commits on success (rolls back always with `rollback`: a dry run), rolls back
+    on error."""
     s = get_settings()
     local = {
         "lock_timeout": f"{int(s.lock_timeout_ms if lock_timeout_ms is None else lock_timeout_ms)}ms",
@@ -188,12 +189,20 @@ def transaction(conn: Connection, lock_timeout_ms: int | None = None,
             f"{int(s.statement_timeout_ms if statement_timeout_ms is None else statement_timeout_ms)}ms",
         **local,
     }
-    with conn.begin():
+    tx = conn.begin()
+    try:
         conn.execute(
             text("SELECT " + ", ".join(f"set_config(:n{i}, :v{i}, true)" for i in range(len(local)))),
             {**{f"n{i}": k for i, k in enumerate(local)}, **{f"v{i}": str(v) for i, v in enumerate(local.values())}},
         )
         yield conn
+    except BaseException:
+        tx.rollback()
+        raise
+    if rollback:
+        tx.rollback()
+    else:
+        tx.commit()
 
 
 def sqlstate(exc: BaseException) -> str | None:

@@ -38,16 +38,21 @@ class Run:
 
 
 class Ledger:
-    def __init__(self, step: str, direction: str, keys: KeySource) -> None:
+    def __init__(self, step: str, direction: str, keys: KeySource, new_keys_only: bool = True) -> None:
         self.step = step
         self.direction = direction
         self.keys = keys
+        self.new_keys_only = new_keys_only
         walk = {"table": keys.table, "key": keys.key, "scope": keys.scope}
         self._bounds = SQL("ledger.bounds", **walk)
         self._next_end = SQL("ledger.next_end", **walk)
 
     def _ids(self) -> dict:
         return {"step": self.step, "direction": self.direction}
+
+    def has_open(self, conn: Connection) -> bool:
+        """Whether an unfinished run of this step and direction waits to be resumed."""
+        return conn.execute(SQL("ledger.open_run"), self._ids()).first() is not None
 
     def open(self, conn: Connection, batch_size: int) -> Run:
         """The unfinished run of this step and direction, resumed; else a new one over the keys
@@ -60,7 +65,7 @@ class Ledger:
             return Run.of(row, resumed=True)
         conn.execute(SQL("ledger.cancel_other_direction"), self._ids())
         lower = None
-        if self.direction == "upgrade":
+        if self.direction == "upgrade" and self.new_keys_only:
             # After a finished upgrade (and no downgrade since), only newer keys remain.
             last = conn.execute(SQL("ledger.last_finished"), self._ids()).mappings().first()
             if last and last["direction"] == "upgrade" and last["max_key"] is not None:

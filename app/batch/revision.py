@@ -65,20 +65,24 @@ def run_data_step(step: Step, direction: str) -> None:
     """
     ctx = op.get_context()
     if ctx.as_sql:
-        op.execute(
-            f"DO $$ BEGIN RAISE EXCEPTION 'orgmig: data step {step.name} ({direction}) moves rows in"
-            " batches and runs online only: run alembic without --sql for this revision'; END $$")
+        stop_offline(step.name, direction)
         return
     opts = options()
     if context.config.attributes.get(EXTERNAL_TRANSACTION):
         raise MigrationError(
             f"data step {step.name} needs to commit batch by batch, but the caller runs the"
             " migration inside its own transaction; pass an Engine or an idle Connection")
-    log.info("%s %s: rows the application writes to the source table while this runs are not"
-             " captured; stop those writes first (see docs/runbook.md)", step.name, direction)
     with ctx.autocommit_block():
         result = run_step(op.get_bind().engine, step, direction, opts)
     print_summary(result)
+
+
+def stop_offline(name: str, direction: str) -> None:
+    """In an offline script (`--sql`), a data step is a statement that stops the script: it
+    moves rows in batches and cannot be written out as SQL."""
+    op.execute(
+        f"DO $$ BEGIN RAISE EXCEPTION 'orgmig: data step {name} ({direction}) moves rows in"
+        " batches and runs online only: run alembic without --sql for this revision'; END $$")
 
 
 def refuse_to_drop_rows(revision: str, tables: Sequence[str], only_if: str = "true") -> None:

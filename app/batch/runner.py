@@ -1,5 +1,6 @@
 """The runner: walks one step's keys in one direction, batch by batch, until every batch is done.
 
+    0. Unless an unfinished run waits to be resumed, the step plans (and may refuse).
     1. Open the run, or resume the unfinished one (ledger), under the step's advisory lock, and
        hold the run's liveness lock for as long as this process works on it (`orgmig status`
        tells a live run from one whose process died by that lock).
@@ -63,7 +64,7 @@ class Runner:
         self.direction = direction
         self.opts = options
         self.keys = step.keys(direction)
-        self.ledger = Ledger(step.name, direction, self.keys)
+        self.ledger = Ledger(step.name, direction, self.keys, step.new_keys_only)
         self.label = f"{step.name} {direction}"
         self._redo: deque[tuple[int, int]] = deque()
         self._lock = threading.Lock()
@@ -174,8 +175,9 @@ class Runner:
     def run(self) -> RunResult:
         t0 = time.monotonic()
         try:
-            # Statements that read whole tables once per run (the opening count, ANALYZE, the
-            # summary) run without a statement timeout; their lock waits stay bounded.
+            # Statements that read whole tables once per run (the plan, the opening count,
+            # ANALYZE, the summary) run without a statement timeout; their lock waits stay bounded.
+            self._phase("planning", self._plan, statement_timeout_ms=0)
             run = self._phase("opening the run", lambda c: self.ledger.open(c, self.opts.batch_size),
                               statement_timeout_ms=0)
             if run.pause_requested:
@@ -209,6 +211,10 @@ class Runner:
         return RunResult(run.id, self.step.name, self.direction, run.total_rows, progress.done,
                          self._batches, self.attempts.retries, time.monotonic() - t0, run.resumed,
                          summary, reported, progress.done - run.rows_done)
+
+    def _plan(self, conn: Connection) -> None:
+        if not self.ledger.has_open(conn):
+            self.step.plan(conn, self.direction)
 
     def _finish(self, conn: Connection) -> None:
         left = self.ledger.count_unfinished(conn, self._run.id)

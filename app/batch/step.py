@@ -62,10 +62,19 @@ class Step(ABC):
     # Tables whose planner statistics the engine refreshes after a finished run (best effort),
     # so the application's first queries are planned for what is there now.
     analyze_after: tuple[str, ...] = ()
+    # A new upgrade run after a finished one walks only the keys above that run's range (a source
+    # that only grows, like user_settings). A step that plans its keys afresh each run says False.
+    new_keys_only: bool = True
 
     @abstractmethod
     def keys(self, direction: str) -> KeySource:
         """The keyset `direction` walks."""
+
+    def plan(self, conn: Connection, direction: str) -> None:
+        """Runs before a new run opens (not when an unfinished one resumes), in its own
+        transaction, without a statement timeout: a step whose keys depend on the data decides
+        here what the run will walk; raising refuses the run, and nothing of the plan is kept."""
+        return None
 
     def prepare(self, conn: Connection, direction: str, run_id: int) -> Any:
         """Runs once per run, in its own transaction, before the first batch; what it returns

@@ -79,8 +79,14 @@ def data_steps(cfg: Config | None = None) -> dict[str, str]:
     """{step name: revision} for the revisions that run a data step (the revision module names
     its `Step`), oldest first."""
     script = script_directory(cfg)
-    return {value.name: r.revision for r in reversed(list(script.walk_revisions()))
-            for value in vars(r.module).values() if isinstance(value, Step)}
+    found: dict[str, str] = {}
+    for r in reversed(list(script.walk_revisions())):
+        for value in vars(r.module).values():
+            if isinstance(value, Step):
+                found[value.name] = r.revision
+            elif isinstance(value, type) and issubclass(value, Step) and getattr(value, "step_prefix", None):
+                found[value.step_prefix] = r.revision  # a step per provider: <prefix>:<provider>
+    return found
 
 
 def data_revisions(cfg: Config | None = None) -> list[str]:

@@ -101,7 +101,7 @@ def in_progress(engine: Engine) -> list[Check]:
     revisions = migrations.data_steps()
     checks = []
     for r in runs:
-        rev = revisions.get(r["step"], "-")
+        rev = revisions.get(r["step"]) or revisions.get(r["step"].split(":", 1)[0], "-")
         state = r["status"] if r["live"] or r["status"] != "running" else "interrupted (no live process)"
         pct = 100.0 * r["rows_done"] / r["total_rows"] if r["total_rows"] else 0.0
         checks.append(Check(rev, "-", f"revision {rev} data step {r['step']} finished", False,

@@ -65,6 +65,8 @@ class UserSettingsToOrg(Step):
 
     def prepare(self, conn: Connection, direction: str, run_id: int) -> str:
         if direction == "upgrade":
+            log.info("%s: rows the application writes to user_settings while this runs are not captured;"
+                     " stop those writes first (see docs/runbook.md)", self.name)
             self._check_legacy_columns(conn, run_id)
             for name, expected, found in conn.execute(SQL("run.default_roles"), {"step": self.name}):
                 log.warning("role %r exists with rank %s (expected %s); left as it is",

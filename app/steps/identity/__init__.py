@@ -1,0 +1,257 @@
+"""Step `identity:<provider>` (revision 0007, and `orgmig sync`): the latest finished export of an
+identity provider applied to the org schema: links between IdP accounts and app users, roles per
+org, facility access, status, names and emails, site admins. The contract is DESIGN.md's
+"Identity data contract".
+
+The SQL is in this folder:
+- plan.sql, before a new run: the export to apply, what each group means, the roles, orgs and
+  facilities the snapshot needs, the reports on groups, the counts the mass-change guard reads,
+  and the accounts the run has work for (orgmig_identity_todo, the keys its batches walk);
+- state.sql: the desired state of a set of accounts and how the tables differ from it, in
+  temporary tables that the plan, every batch, `--dry-run` and `orgmig reconcile` share;
+- apply.sql: one batch's writes, each recorded in orgmig_identity_undo;
+- finish.sql and downgrade.sql.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Connection
+
+from app.batch import Batch, BatchResult, DowngradeRefused, KeySource, MigrationError, SqlFiles, Step
+from app.config import Settings
+from app.errors import ConfigError
+from app.idp.providers import PROVIDERS
+
+log = logging.getLogger("app.steps.identity")
+
+SQL = SqlFiles(Path(__file__).parent)
+ALL_KEYS = {"start": -(2**63), "end": 2**63 - 1}
+APP_ROLE_WORDS = ("ADMIN", "USER", "ENTRY_ONLY", "ALL_FACILITIES", "NO_ACCESS")
+STATE = ("load_users", "load_desired", "match")
+DIFFS = ("diff_members", "diff_facilities", "diff_users")
+
+
+def parse_role_map(raw: str) -> dict[str, str]:
+    """ORGMIG_ROLE_MAP (`idp_role=app_role,...`) as {lower(idp role): ROLE WORD}; app roles are
+    admin, user, entry_only, all_facilities and no_access, in any case."""
+    mapping: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        idp_role, sep, app_role = item.partition("=")
+        word = app_role.strip().upper()
+        if not sep or not idp_role.strip() or word not in APP_ROLE_WORDS:
+            raise ConfigError(
+                f"ORGMIG_ROLE_MAP: {item!r} is not idp_role=app_role with app_role one of"
+                f" {', '.join(w.lower() for w in APP_ROLE_WORDS)}")
+        mapping[idp_role.strip().lower()] = word
+    return mapping
+
+
+@dataclass(frozen=True)
+class Export:
+    """The export a run applies."""
+
+    id: int
+    started_at: datetime
+
+
+class IdentitySync(Step):
+    """Applies one provider's snapshot. One instance per provider; `settings` carries the group
+    environment, the role map and the mass-change guard."""
+
+    step_prefix = "identity"  # step names are identity:<provider>
+
+    batch_settings = {"enable_seqscan": "off", "enable_hashjoin": "off", "enable_mergejoin": "off"}
+    analyze_after = ('"user"', "org_user", "org_user_facility", "user_identity")
+    new_keys_only = False  # every run plans its accounts afresh
+
+    def __init__(self, provider: str, settings: Settings) -> None:
+        self.provider = provider
+        self.name = f"identity:{provider}"
+        self.settings = settings
+        self.role_map = json.dumps(parse_role_map(settings.role_map))
+
+    def keys(self, direction: str) -> KeySource:
+        if direction == "upgrade":
+            return KeySource("orgmig_identity_todo", "row_id", "provider = :provider", {"provider": self.provider})
+        return KeySource("orgmig_identity_undo", "user_id", "provider = :provider AND user_id IS NOT NULL",
+                         {"provider": self.provider})
+
+    # -- what every statement needs ----------------------------------------------------------
+
+    def _params(self, **more) -> dict:
+        return {"provider": self.provider, "step": self.name, "env": self.settings.idp_env,
+                "role_map": self.role_map, **more}
+
+    def export(self, conn: Connection) -> Export | None:
+        """The latest finished export; None when there is none. An export started after it and
+        not finished has written into the snapshot already: refuse rather than apply a mix."""
+        row = conn.execute(SQL("plan.exports"), self._params()).mappings().one()
+        if row["unfinished_id"] is not None:
+            raise MigrationError(
+                f"{self.name}: export run {row['unfinished_id']} of {self.provider} is not finished, and"
+                " its pages are already in the snapshot tables; finish it (orgmig export --provider"
+                f" {self.provider}) before applying the snapshot")
+        if row["finished_id"] is None:
+            return None
+        return Export(row["finished_id"], row["started_at"])
+
+    def load_state(self, conn: Connection, export: Export, start: int, end: int, planned: bool,
+                   predict: bool) -> None:
+        """The temporary tables of state.sql for the accounts start..end (only the planned ones
+        with `planned`); `predict` stands in for the users a batch would create."""
+        conn.exec_driver_sql(SQL.source("state.temp_tables"))
+        params = self._params(start=start, end=end, planned=planned, export_started=export.started_at)
+        for name in STATE:
+            conn.execute(SQL(f"state.{name}"), params)
+        if predict:
+            conn.execute(SQL("state.predict_created"), params)
+            conn.exec_driver_sql(SQL.source("state.analyze"))
+
+    def diff(self, conn: Connection, export: Export) -> None:
+        params = self._params(export_started=export.started_at)
+        for name in DIFFS:
+            conn.execute(SQL(f"state.{name}"), params)
+
+    # -- planning ------------------------------------------------------------------------------
+
+    def build_plan(self, conn: Connection) -> dict[str, int] | None:
+        """Group meanings, roles, orgs, facilities and group reports, then every account's
+        difference loaded; returns the counts (None when there is no finished export). Used by
+        the run (committed) and by `--dry-run` and reconcile (rolled back)."""
+        export = self.export(conn)
+        if export is None:
+            return None
+        params = self._params()
+        conn.execute(SQL("plan.forget"), params)
+        for name in ("classify", "facility_conflicts", "report_groups"):
+            conn.execute(SQL(f"plan.{name}"), params)
+        for name, expected, found in conn.execute(SQL("plan.default_roles"), params):
+            log.warning("role %r exists with rank %s (expected %s); left as it is", name, found, expected)
+        conn.execute(SQL("plan.create_orgs"), params)
+        conn.execute(SQL("plan.create_facilities"), params)
+        self.load_state(conn, export, **ALL_KEYS, planned=False, predict=True)
+        self.diff(conn, export)
+        return dict(conn.execute(SQL("plan.counts")).mappings().one())
+
+    def plan(self, conn: Connection, direction: str) -> None:
+        if direction != "upgrade":
+            return
+        counts = self.build_plan(conn)
+        if counts is None:
+            log.info("%s: no finished export of %s: nothing to apply (run `orgmig export --provider %s`"
+                     " first)", self.name, self.provider, self.provider)
+            return
+        self.guard(counts)
+        conn.execute(SQL("plan.todo"), self._params())
+        log.info("%s: %s", self.name, describe_plan(counts))
+
+    def guard(self, counts: dict[str, int]) -> None:
+        """Refuse a sync that would disable users or take memberships away from more than the
+        allowed fraction of the linked users (a truncated export must never wipe the user
+        base), unless allow_mass_change."""
+        linked, changed = counts["linked"], counts["mass_changed"]
+        limit = self.settings.max_removed_fraction
+        if changed and linked and changed > limit * linked and not self.settings.allow_mass_change:
+            raise MigrationError(
+                f"{self.name}: refusing to apply the export: it would disable {counts['disabled']:,} linked"
+                f" users and remove memberships of {counts['losing_memberships']:,}, together"
+                f" {changed:,} of {linked:,} linked users ({changed / linked:.0%}, more than"
+                f" ORGMIG_MAX_REMOVED_FRACTION={limit:g}). Nothing was written. If the export is"
+                " complete and this is intended, run again with -x allow_mass_change=true"
+                " (orgmig sync --allow-mass-change)")
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def prepare(self, conn: Connection, direction: str, run_id: int) -> dict:
+        sequence = conn.exec_driver_sql("""SELECT pg_get_serial_sequence('"user"', 'id')""").scalar_one()
+        export = self.export(conn) if direction == "upgrade" else None
+        return {"export": export, "sequence": sequence}
+
+    def upgrade(self, conn: Connection, batch: Batch) -> BatchResult:
+        export: Export = batch.state["export"]
+        self.load_state(conn, export, batch.start, batch.end, planned=True, predict=False)
+        params = self._params(run_id=batch.run_id, user_id_sequence=batch.state["sequence"],
+                              export_started=export.started_at)
+        conn.execute(SQL("apply.create_users"), params)
+        self.diff(conn, export)
+        written = conn.execute(SQL("apply.link"), params).rowcount
+        members = conn.execute(SQL("apply.apply_members"), params).mappings().one()
+        access = conn.execute(SQL("apply.apply_facilities"), params).mappings().one()
+        removed = conn.execute(SQL("apply.remove_members"), params).rowcount
+        users = conn.execute(SQL("apply.apply_users"), params).rowcount
+        conn.execute(SQL("apply.report"), params)
+        rows = conn.exec_driver_sql("SELECT count(*) FROM idb_user").scalar_one()
+        return BatchResult(rows, written + sum(members.values()) + sum(access.values()) + removed + users)
+
+    def check_downgrade(self, conn: Connection, allow_data_loss: bool) -> None:
+        params = self._params(**ALL_KEYS, delete=False)
+        counts = dict(conn.execute(SQL("downgrade.dependent_rows"), params).mappings().one())
+        counts.update(conn.execute(SQL("downgrade.org_dependents"), params).mappings().one())
+        counts.pop("written")
+        found = {k: v for k, v in counts.items() if v}
+        if found and not allow_data_loss:
+            listing = ", ".join(f"{v:,} {k}" for k, v in found.items())
+            raise DowngradeRefused(
+                f"refusing to downgrade {self.name}: the application created rows that depend on rows"
+                f" this step created ({listing}). Nothing was changed. To delete those rows too, run"
+                " the downgrade again with -x allow_data_loss=true")
+
+    def downgrade(self, conn: Connection, batch: Batch) -> BatchResult:
+        params = self._params(start=batch.start, end=batch.end, delete=batch.allow_data_loss)
+        extra = 0
+        if batch.allow_data_loss:
+            extra = conn.execute(SQL("downgrade.dependent_rows"), params).mappings().one()["written"]
+        r = conn.execute(SQL("downgrade.undo_batch"), params).mappings().one()
+        after = conn.execute(SQL("downgrade.undo_batch_after"), params).scalar_one()
+        access = conn.execute(SQL("downgrade.undo_access_after"), params).scalar_one()
+        return BatchResult(r["rows_read"], r["written"] + after + access + extra)
+
+    def finish(self, conn: Connection, direction: str, run_id: int) -> None:
+        params = self._params(run_id=run_id, **ALL_KEYS, delete=self.settings.allow_data_loss)
+        if direction == "upgrade":
+            if self.export(conn) is not None:
+                conn.execute(SQL("finish.report_app_users"), params)
+            conn.execute(SQL("finish.forget_plan"), params)
+            return
+        if self.settings.allow_data_loss:
+            conn.execute(SQL("downgrade.org_dependents"), params)
+        conn.execute(SQL("downgrade.drop_created"), params)
+        conn.execute(SQL("downgrade.remove_default_roles"), params)
+
+    def summary(self, conn: Connection, direction: str, run_id: int) -> dict[str, int]:
+        if direction != "upgrade":
+            return {}
+        r = conn.execute(SQL("finish.summary"), self._params(run_id=run_id)).mappings().one()
+        return {"IdP accounts": r["accounts"], "linked": r["linked"], "links created": r["links_created"],
+                "users created": r["users_created"], "users changed": r["users_changed"],
+                "memberships written": r["memberships_written"]}
+
+
+def describe_plan(counts: dict[str, int]) -> str:
+    """The plan's counts as a person reads them."""
+    return (f"{counts['accounts']:,} accounts: {counts['links_created']:,} links to create,"
+            f" {counts['users_created']:,} users to create; memberships {counts['memberships_added']:,} to add,"
+            f" {counts['memberships_changed']:,} to change, {counts['memberships_removed']:,} to remove;"
+            f" facility access {counts['facilities_added']:,} to grant, {counts['facilities_removed']:,} to"
+            f" remove; {counts['users_changed']:,} users to change ({counts['status_changes']:,} statuses)")
+
+
+def providers_with_export(conn: Connection) -> list[str]:
+    """Providers with a finished export, in registry order."""
+    found = set(conn.exec_driver_sql(
+        "SELECT DISTINCT provider FROM idp_export_run WHERE status = 'finished'").scalars())
+    return [p for p in PROVIDERS if p in found]
+
+
+def providers_applied(conn: Connection) -> list[str]:
+    """Providers whose snapshot this step applied (it has something to undo)."""
+    found = set(conn.exec_driver_sql("SELECT DISTINCT provider FROM orgmig_identity_undo").scalars())
+    found |= {step.split(":", 1)[1] for step in conn.exec_driver_sql(
+        "SELECT DISTINCT step FROM orgmig_run WHERE step LIKE 'identity:%'").scalars()}
+    return [p for p in PROVIDERS if p in found]

@@ -1,0 +1,157 @@
+-- Step identity:<provider>, one batch: write what state.sql found different for the accounts of
+-- the batch, and record in orgmig_identity_undo what each write replaced (the first time) and the
+-- updated_at it left. In this order: users to create, links, memberships added or changed,
+-- facility access, memberships removed, profile values, reports.
+
+-- name: create_users
+-- An account that matches no app user, is not disabled and has a role in an org becomes a user
+-- (matched_by 'created'); its keycloak_user_id is the account's subject: the Keycloak or Auth0
+-- user id, `okta|{id}` for Okta.
+WITH new AS MATERIALIZED (
+    SELECT b.row_id, nextval(CAST(:user_id_sequence AS regclass))::integer AS id, b.email, b.email_verified,
+           b.app_status, b.first_name, b.last_name, b.site_admin, s.subject
+    FROM idb_user b
+    CROSS JOIN LATERAL (SELECT CASE WHEN :provider = 'okta' THEN 'okta|' || b.external_id
+                                    ELSE b.external_id END AS subject) s
+    WHERE b.problem = 'idp_user_without_app_user' AND b.app_status IS DISTINCT FROM 'disabled'
+      AND EXISTS (SELECT 1 FROM idb_member d WHERE d.external_id = b.external_id AND d.role_id IS NOT NULL)
+      AND NOT EXISTS (SELECT 1 FROM "user" u WHERE u.keycloak_user_id = s.subject)
+),
+ins AS (
+    INSERT INTO "user" (id, keycloak_user_id, status, email, email_verified, first_name, last_name, is_site_admin)
+    SELECT id, subject, coalesce(app_status, 'active'), email, email_verified, first_name, last_name, site_admin
+    FROM new
+    RETURNING id
+),
+undo AS (
+    INSERT INTO orgmig_identity_undo (provider, table_name, row_key, user_id, before, applied_updated_at, run_id)
+    SELECT :provider, 'user', id::text, id, NULL, now(), :run_id FROM ins
+    RETURNING 1
+)
+UPDATE idb_user b SET user_id = n.id, matched_by = 'created', new_link = true, problem = NULL, detail = NULL
+FROM new n
+WHERE b.row_id = n.row_id;
+
+-- name: link
+WITH ins AS (
+    INSERT INTO user_identity (provider, external_id, user_id, matched_by)
+    SELECT :provider, b.external_id, b.user_id, b.matched_by FROM idb_user b WHERE b.new_link
+    RETURNING external_id, user_id
+)
+INSERT INTO orgmig_identity_undo (provider, table_name, row_key, user_id, before, run_id)
+SELECT :provider, 'user_identity', :provider || '|' || external_id, user_id, NULL, :run_id FROM ins
+ON CONFLICT (table_name, row_key) DO NOTHING;
+
+-- name: apply_members
+WITH ins AS (
+    INSERT INTO org_user (org_id, user_id, role_id, status, all_facilities)
+    SELECT d.org_id, d.user_id, d.role_to, 'active', d.all_to FROM idb_member_diff d WHERE d.kind = 'add'
+    RETURNING org_id, user_id
+),
+upd AS (
+    UPDATE org_user m SET role_id = d.role_to, all_facilities = d.all_to
+    FROM idb_member_diff d
+    WHERE d.kind = 'change' AND NOT d.app_edit AND m.org_id = d.org_id AND m.user_id = d.user_id
+    RETURNING m.org_id, m.user_id
+),
+undo AS (
+    INSERT INTO orgmig_identity_undo (provider, table_name, row_key, user_id, before, applied_updated_at, run_id)
+    SELECT :provider, 'org_user', i.org_id || '|' || i.user_id, i.user_id, NULL, now(), :run_id FROM ins i
+    UNION ALL
+    SELECT :provider, 'org_user', u.org_id || '|' || u.user_id, u.user_id, d.before, now(), :run_id
+    FROM upd u JOIN idb_member_diff d ON d.org_id = u.org_id AND d.user_id = u.user_id
+    ON CONFLICT (table_name, row_key)
+        DO UPDATE SET applied_updated_at = EXCLUDED.applied_updated_at, run_id = EXCLUDED.run_id
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM ins) AS added, (SELECT count(*) FROM upd) AS changed;
+
+-- name: apply_facilities
+WITH ins AS (
+    INSERT INTO org_user_facility (org_id, user_id, facility_id)
+    SELECT d.org_id, d.user_id, d.facility_id FROM idb_facility_diff d
+    WHERE d.kind = 'add' AND EXISTS (SELECT 1 FROM org_user m WHERE m.org_id = d.org_id AND m.user_id = d.user_id)
+    RETURNING org_id, user_id, facility_id
+),
+del AS (
+    DELETE FROM org_user_facility f USING idb_facility_diff d
+    WHERE d.kind = 'remove' AND NOT d.app_edit
+      AND f.org_id = d.org_id AND f.user_id = d.user_id AND f.facility_id = d.facility_id
+    RETURNING f.org_id, f.user_id, f.facility_id, f.created_at
+),
+undo AS (
+    INSERT INTO orgmig_identity_undo (provider, table_name, row_key, user_id, before, run_id)
+    SELECT :provider, 'org_user_facility', org_id || '|' || user_id || '|' || facility_id, user_id, NULL, :run_id
+    FROM ins
+    UNION ALL
+    SELECT :provider, 'org_user_facility', org_id || '|' || user_id || '|' || facility_id, user_id,
+           jsonb_build_object('created_at', created_at), :run_id
+    FROM del
+    ON CONFLICT (table_name, row_key) DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM ins) AS added, (SELECT count(*) FROM del) AS removed;
+
+-- name: remove_members
+-- After their facility access: a membership the IdP no longer gives, unless the app edited it
+-- (or added facility access to it) after the export started.
+WITH del AS (
+    DELETE FROM org_user m USING idb_member_diff d
+    WHERE d.kind = 'remove' AND NOT d.app_edit AND m.org_id = d.org_id AND m.user_id = d.user_id
+      AND NOT EXISTS (SELECT 1 FROM idb_facility_diff f
+                      WHERE f.user_id = d.user_id AND f.org_id = d.org_id AND f.app_edit)
+    RETURNING m.org_id, m.user_id
+)
+INSERT INTO orgmig_identity_undo (provider, table_name, row_key, user_id, before, run_id)
+SELECT :provider, 'org_user', x.org_id || '|' || x.user_id, x.user_id, d.before, :run_id
+FROM del x JOIN idb_member_diff d ON d.org_id = x.org_id AND d.user_id = x.user_id
+ON CONFLICT (table_name, row_key) DO NOTHING;
+
+-- name: apply_users
+WITH upd AS (
+    UPDATE "user" u SET
+        status = CASE WHEN 'status' = ANY (d.columns) THEN b.app_status ELSE u.status END,
+        email = CASE WHEN 'email' = ANY (d.columns) THEN b.email ELSE u.email END,
+        email_verified = CASE WHEN 'email_verified' = ANY (d.columns) THEN b.email_verified ELSE u.email_verified END,
+        first_name = CASE WHEN 'first_name' = ANY (d.columns) THEN b.first_name ELSE u.first_name END,
+        last_name = CASE WHEN 'last_name' = ANY (d.columns) THEN b.last_name ELSE u.last_name END,
+        is_site_admin = CASE WHEN 'is_site_admin' = ANY (d.columns) THEN b.site_admin ELSE u.is_site_admin END
+    FROM idb_user_diff d JOIN idb_user b ON b.user_id = d.user_id
+    WHERE u.id = d.user_id AND NOT d.app_edit
+    RETURNING u.id
+)
+INSERT INTO orgmig_identity_undo (provider, table_name, row_key, user_id, before, applied_updated_at, run_id)
+SELECT :provider, 'user', u.id::text, u.id, d.before, now(), :run_id
+FROM upd u JOIN idb_user_diff d ON d.user_id = u.id
+ON CONFLICT (table_name, row_key)
+    DO UPDATE SET applied_updated_at = EXCLUDED.applied_updated_at, run_id = EXCLUDED.run_id;
+
+-- name: report
+-- Every account the batch could not apply in full, with its reason; and every app user whose
+-- edit, made after the export started, was kept over the IdP's value (app_edit_newer).
+INSERT INTO orgmig_report (step, source_table, source_id, reason, migrated, detail, run_id)
+SELECT :step, 'idp_user', b.row_id, b.problem, false,
+       coalesce(b.detail, '{}'::jsonb) || jsonb_build_object('external_id', b.external_id), :run_id
+FROM idb_user b WHERE b.problem IS NOT NULL
+UNION ALL
+SELECT :step, 'idp_user', b.row_id, d.problem, b.user_id IS NOT NULL,
+       jsonb_build_object('external_id', b.external_id, 'orgs', jsonb_agg(d.detail ORDER BY d.org_external_id)),
+       :run_id
+FROM idb_member d JOIN idb_user b ON b.external_id = d.external_id
+WHERE d.problem IS NOT NULL
+GROUP BY b.row_id, b.external_id, b.user_id, d.problem
+UNION ALL
+SELECT :step, 'user', e.user_id, 'app_edit_newer', true,
+       jsonb_strip_nulls(jsonb_build_object(
+           'user', (SELECT to_jsonb(d.columns) FROM idb_user_diff d WHERE d.user_id = e.user_id AND d.app_edit),
+           'memberships', (SELECT jsonb_agg(m.org_id ORDER BY m.org_id) FROM idb_member_diff m
+                           WHERE m.user_id = e.user_id AND m.app_edit),
+           'facilities', (SELECT jsonb_agg(f.facility_id ORDER BY f.facility_id) FROM idb_facility_diff f
+                          WHERE f.user_id = e.user_id AND f.app_edit))),
+       :run_id
+FROM (SELECT user_id FROM idb_user_diff WHERE app_edit
+      UNION SELECT user_id FROM idb_member_diff WHERE app_edit
+      UNION SELECT user_id FROM idb_facility_diff WHERE app_edit) e
+WHERE e.user_id > 0
+ON CONFLICT (step, source_table, source_id, reason)
+    DO UPDATE SET detail = EXCLUDED.detail, migrated = EXCLUDED.migrated, run_id = EXCLUDED.run_id;

@@ -1,0 +1,181 @@
+-- Step identity:<provider>, before its batches: the export to apply, what each IdP group means,
+-- the roles, orgs and facilities the snapshot needs, and the reports on groups. `orgmig sync
+-- --dry-run` and `orgmig reconcile` run the same statements in a transaction they roll back.
+
+-- name: exports
+-- The latest finished export of :provider, and an unfinished one started after it (its pages are
+-- in the snapshot tables already, so the snapshot is not that finished export's any more).
+WITH done AS (
+    SELECT id, started_at FROM idp_export_run
+    WHERE provider = :provider AND status = 'finished'
+    ORDER BY id DESC LIMIT 1
+)
+SELECT (SELECT id FROM done) AS finished_id,
+       (SELECT started_at FROM done) AS started_at,
+       (SELECT min(r.id) FROM idp_export_run r
+         WHERE r.provider = :provider AND r.status IN ('running', 'failed')
+           AND r.id > coalesce((SELECT id FROM done), 0)) AS unfinished_id;
+
+-- name: forget
+-- A new run starts from a clean slate: the previous run's group meanings, reports and plan.
+WITH g AS (DELETE FROM orgmig_identity_group WHERE provider = :provider RETURNING 1),
+     r AS (DELETE FROM orgmig_report WHERE step = :step RETURNING 1)
+DELETE FROM orgmig_identity_todo WHERE provider = :provider;
+
+-- name: classify
+-- What each group of :provider means. Okta and Keycloak groups follow SimpleReport's convention
+-- (SR-{ENV}-TENANT:{org}:{ROLE}, SR-{ENV}-TENANT:{org}:FACILITY_ACCESS:{uuid}, SR-{ENV}-ADMINS);
+-- groups of other environments and outside the convention mean nothing. Keycloak and Auth0
+-- organizations are orgs themselves; roles are read per member (load_desired).
+INSERT INTO orgmig_identity_group (provider, kind, external_id, meaning, org_external_id, role_name,
+                                   facility_id, run_id)
+SELECT g.provider, g.kind, g.external_id, p.meaning,
+       CASE WHEN g.kind = 'organization' THEN g.external_id
+            WHEN p.meaning IN ('facility', 'invalid_facility_id') THEN m.fac[1]
+            WHEN p.meaning IN ('role', 'unknown_role') THEN m.role[1] END,
+       CASE WHEN p.meaning IN ('role', 'unknown_role') THEN m.role[2] END,
+       CASE WHEN p.meaning = 'facility' THEN CAST(m.fac[2] AS uuid) END,
+       NULL
+FROM idp_group g
+CROSS JOIN LATERAL (
+    SELECT regexp_match(g.name, '^SR-' || :env || '-TENANT:([^:]+):FACILITY_ACCESS:(.*)$') AS fac,
+           regexp_match(g.name, '^SR-' || :env || '-TENANT:([^:]+):([^:]+)$') AS role
+) m
+CROSS JOIN LATERAL (
+    SELECT CASE
+        WHEN g.kind = 'organization' THEN 'organization'
+        WHEN g.kind <> 'group' THEN 'ignored'
+        WHEN g.name = 'SR-' || :env || '-ADMINS' THEN 'site_admin'
+        WHEN left(g.name, length(:env) + 4) <> 'SR-' || :env || '-' THEN 'ignored'
+        WHEN m.fac IS NOT NULL THEN
+            CASE WHEN m.fac[2] ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                 THEN 'facility' ELSE 'invalid_facility_id' END
+        WHEN m.role IS NOT NULL THEN
+            CASE WHEN m.role[2] IN ('ADMIN', 'USER', 'ENTRY_ONLY', 'ALL_FACILITIES', 'NO_ACCESS')
+                 THEN 'role' ELSE 'unknown_role' END
+        ELSE 'malformed_group_name' END AS meaning
+) p
+WHERE g.provider = :provider;
+
+-- name: facility_conflicts
+-- A facility named under two orgs (in the snapshot, or here against the app's facility table)
+-- belongs to neither for sure: every group naming it is reported, none applied.
+UPDATE orgmig_identity_group c SET meaning = 'facility_in_two_orgs'
+WHERE c.provider = :provider AND c.meaning = 'facility'
+  AND (EXISTS (SELECT 1 FROM orgmig_identity_group d
+               WHERE d.provider = c.provider AND d.meaning = 'facility' AND d.facility_id = c.facility_id
+                 AND d.org_external_id <> c.org_external_id)
+       OR EXISTS (SELECT 1 FROM facility f JOIN org o ON o.id = f.org_id
+                  WHERE f.id = c.facility_id AND o.external_id IS DISTINCT FROM c.org_external_id));
+
+-- name: report_groups
+INSERT INTO orgmig_report (step, source_table, source_id, reason, migrated, detail)
+SELECT :step, 'idp_group', g.row_id, c.meaning, false,
+       jsonb_strip_nulls(jsonb_build_object('group', g.name, 'org', c.org_external_id))
+FROM orgmig_identity_group c
+JOIN idp_group g ON g.provider = c.provider AND g.kind = c.kind AND g.external_id = c.external_id
+WHERE c.provider = :provider
+  AND c.meaning IN ('malformed_group_name', 'unknown_role', 'invalid_facility_id', 'facility_in_two_orgs')
+ON CONFLICT (step, source_table, source_id, reason) DO UPDATE SET detail = EXCLUDED.detail;
+
+-- name: default_roles
+-- The roles the IdP's memberships map to, created where missing and recorded as created by this
+-- step. Returns roles that existed with another rank (left as they are).
+WITH wanted(name, rank) AS (VALUES ('admin', 1), ('user', 1000), ('entry_only', 2000)),
+ins AS (
+    INSERT INTO role (name, rank) SELECT name, rank FROM wanted
+    ON CONFLICT (name) DO NOTHING
+    RETURNING name
+),
+noted AS (
+    INSERT INTO orgmig_created_row (step, table_name, row_key)
+    SELECT :step, 'role', name FROM ins
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT w.name, w.rank AS expected, r.rank AS found
+FROM wanted w JOIN role r ON r.name = w.name
+WHERE r.rank <> w.rank;
+
+-- name: create_orgs
+-- Every org the snapshot names that the app does not have (matched by external_id), named by
+-- the IdP where it has a name, else by its external id; a name taken gets the id appended.
+WITH named AS (
+    SELECT DISTINCT ON (c.org_external_id) c.org_external_id AS ext,
+           coalesce(CASE WHEN c.meaning = 'organization' THEN
+                        nullif(btrim(CASE WHEN :provider = 'auth0' THEN coalesce(g.description, g.name)
+                                          ELSE g.name END), '') END,
+                    c.org_external_id) AS name
+    FROM orgmig_identity_group c
+    JOIN idp_group g ON g.provider = c.provider AND g.kind = c.kind AND g.external_id = c.external_id
+    WHERE c.provider = :provider AND c.meaning IN ('role', 'facility', 'organization')
+      AND NOT EXISTS (SELECT 1 FROM org o WHERE o.external_id = c.org_external_id)
+    ORDER BY c.org_external_id, c.meaning = 'organization' DESC
+),
+new AS (
+    SELECT gen_random_uuid() AS id, n.ext,
+           CASE WHEN count(*) OVER (PARTITION BY n.name) > 1
+                  OR EXISTS (SELECT 1 FROM org o WHERE o.name = n.name)
+                THEN n.name || ' (' || n.ext || ')' ELSE n.name END AS name
+    FROM named n
+),
+ins AS (
+    INSERT INTO org (id, name, external_id) SELECT id, name, ext FROM new
+    RETURNING id
+)
+INSERT INTO orgmig_identity_undo (provider, table_name, row_key, before)
+SELECT :provider, 'org', id::text, NULL FROM ins;
+
+-- name: create_facilities
+-- Every facility the snapshot grants access to, in its org.
+WITH wanted AS (
+    SELECT DISTINCT c.facility_id, o.id AS org_id
+    FROM orgmig_identity_group c JOIN org o ON o.external_id = c.org_external_id
+    WHERE c.provider = :provider AND c.meaning = 'facility'
+),
+ins AS (
+    INSERT INTO facility (id, org_id)
+    SELECT w.facility_id, w.org_id FROM wanted w
+    WHERE NOT EXISTS (SELECT 1 FROM facility f WHERE f.id = w.facility_id)
+    RETURNING id
+)
+INSERT INTO orgmig_identity_undo (provider, table_name, row_key, before)
+SELECT :provider, 'facility', id::text, NULL FROM ins;
+
+-- name: counts
+-- What the run will change, over every account of the snapshot (the temporary tables hold the
+-- whole provider), and the guard's figures: linked users it would disable or take a membership
+-- away from.
+SELECT
+    (SELECT count(*) FROM idb_user) AS accounts,
+    (SELECT count(*) FROM idb_user WHERE user_id IS NOT NULL AND NOT new_link) AS linked,
+    (SELECT count(*) FROM idb_user WHERE new_link AND matched_by <> 'created') AS links_created,
+    (SELECT count(*) FROM idb_user WHERE matched_by = 'created') AS users_created,
+    (SELECT count(*) FROM idb_member_diff WHERE kind = 'add' AND NOT app_edit) AS memberships_added,
+    (SELECT count(*) FROM idb_member_diff WHERE kind = 'change' AND NOT app_edit) AS memberships_changed,
+    (SELECT count(*) FROM idb_member_diff WHERE kind = 'remove' AND NOT app_edit) AS memberships_removed,
+    (SELECT count(*) FROM idb_facility_diff WHERE kind = 'add' AND NOT app_edit) AS facilities_added,
+    (SELECT count(*) FROM idb_facility_diff WHERE kind = 'remove' AND NOT app_edit) AS facilities_removed,
+    (SELECT count(*) FROM idb_user_diff WHERE 'status' = ANY (columns) AND NOT app_edit) AS status_changes,
+    (SELECT count(*) FROM idb_user_diff WHERE cardinality(columns) > 0 AND NOT app_edit) AS users_changed,
+    (SELECT count(*) FROM idb_user_diff d JOIN idb_user b ON b.user_id = d.user_id
+      WHERE NOT d.app_edit AND NOT b.new_link AND d.status_to = 'disabled') AS disabled,
+    (SELECT count(DISTINCT m.user_id) FROM idb_member_diff m JOIN idb_user b ON b.user_id = m.user_id
+      WHERE m.kind = 'remove' AND NOT m.app_edit AND NOT b.new_link) AS losing_memberships,
+    (SELECT count(DISTINCT u) FROM (
+        SELECT d.user_id AS u FROM idb_user_diff d JOIN idb_user b ON b.user_id = d.user_id
+        WHERE NOT d.app_edit AND NOT b.new_link AND d.status_to = 'disabled'
+        UNION SELECT m.user_id FROM idb_member_diff m JOIN idb_user b ON b.user_id = m.user_id
+        WHERE m.kind = 'remove' AND NOT m.app_edit AND NOT b.new_link) x) AS mass_changed;
+
+-- name: todo
+-- The accounts the batches have work for: a link to make, a user to create, a membership, a
+-- facility access or a profile value to write, or something to report.
+INSERT INTO orgmig_identity_todo (provider, row_id)
+SELECT :provider, b.row_id FROM idb_user b
+WHERE b.new_link OR b.problem IS NOT NULL
+   OR EXISTS (SELECT 1 FROM idb_member_diff m WHERE m.user_id = b.user_id)
+   OR EXISTS (SELECT 1 FROM idb_facility_diff f WHERE f.user_id = b.user_id)
+   OR EXISTS (SELECT 1 FROM idb_user_diff d WHERE d.user_id = b.user_id)
+   OR EXISTS (SELECT 1 FROM idb_member x WHERE x.external_id = b.external_id AND x.problem IS NOT NULL)
+ON CONFLICT DO NOTHING;

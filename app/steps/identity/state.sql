@@ -1,0 +1,296 @@
+-- Step identity:<provider>: the desired state of a set of IdP accounts and how the tables differ
+-- from it, in temporary tables (one set per connection, emptied at each commit). The plan loads
+-- every account of the provider; a batch loads the accounts of its key range that the plan
+-- marked. The batch statements (apply.sql), the plan's counts, `--dry-run` and `orgmig
+-- reconcile` all read these same tables, so they cannot disagree about what differs.
+--
+-- An edit made in the app after the export started is never overwritten: a row counts as edited
+-- by the app when its updated_at is after the export's start, it was updated at least once
+-- (updated_at <> created_at), and it is not the updated_at this step left (applied_updated_at in
+-- orgmig_identity_undo).
+
+-- name: temp_tables
+CREATE TEMP TABLE IF NOT EXISTS idb_user (
+    row_id bigint PRIMARY KEY,
+    external_id text NOT NULL,
+    email text,
+    email_norm text,
+    email_verified boolean NOT NULL,
+    app_status text,
+    first_name text,
+    last_name text,
+    site_admin boolean NOT NULL,
+    user_id integer,
+    matched_by text,
+    new_link boolean NOT NULL DEFAULT false,
+    problem text,
+    detail jsonb
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS idb_member (
+    external_id text NOT NULL,
+    org_id uuid NOT NULL,
+    org_external_id text NOT NULL,
+    role_id integer,
+    all_facilities boolean NOT NULL,
+    facility_ids uuid[] NOT NULL,
+    problem text,
+    detail jsonb,
+    PRIMARY KEY (external_id, org_id)
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS idb_member_diff (
+    user_id integer NOT NULL,
+    org_id uuid NOT NULL,
+    kind text NOT NULL,
+    role_from integer,
+    role_to integer,
+    all_from boolean,
+    all_to boolean,
+    app_edit boolean NOT NULL,
+    before jsonb,
+    PRIMARY KEY (user_id, org_id)
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS idb_facility_diff (
+    user_id integer NOT NULL,
+    org_id uuid NOT NULL,
+    facility_id uuid NOT NULL,
+    kind text NOT NULL,
+    app_edit boolean NOT NULL,
+    PRIMARY KEY (user_id, org_id, facility_id)
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS idb_user_diff (
+    user_id integer PRIMARY KEY,
+    columns text[] NOT NULL,
+    status_to text,
+    app_edit boolean NOT NULL,
+    before jsonb NOT NULL
+) ON COMMIT DELETE ROWS;
+
+-- name: load_users
+-- The accounts of :provider with row_id in :start..:end (only those the plan marked, with
+-- :planned), their app status, whether they are site admins, and their link if they have one.
+INSERT INTO idb_user (row_id, external_id, email, email_norm, email_verified, app_status, first_name,
+                      last_name, site_admin, user_id, matched_by)
+SELECT u.row_id, u.external_id, nullif(btrim(u.email), ''), nullif(lower(btrim(u.email)), ''),
+       coalesce(u.email_verified, false),
+       CASE u.status
+           WHEN 'ACTIVE' THEN 'active' WHEN 'RECOVERY' THEN 'active' WHEN 'PASSWORD_EXPIRED' THEN 'active'
+           WHEN 'LOCKED_OUT' THEN 'active' WHEN 'STAGED' THEN 'pending' WHEN 'PROVISIONED' THEN 'invited'
+           WHEN 'SUSPENDED' THEN 'disabled' WHEN 'DEPROVISIONED' THEN 'disabled'
+           WHEN 'enabled' THEN 'active' WHEN 'disabled' THEN 'disabled'
+           WHEN 'active' THEN 'active' WHEN 'blocked' THEN 'disabled'
+       END,
+       nullif(btrim(u.first_name), ''), nullif(btrim(u.last_name), ''),
+       EXISTS (SELECT 1 FROM idp_membership m
+               JOIN orgmig_identity_group g
+                 ON g.provider = m.provider AND g.kind = m.kind AND g.external_id = m.group_external_id
+               WHERE m.provider = u.provider AND m.user_external_id = u.external_id
+                 AND g.meaning = 'site_admin'),
+       i.user_id, i.matched_by
+FROM idp_user u
+LEFT JOIN user_identity i ON i.provider = u.provider AND i.external_id = u.external_id
+WHERE u.provider = :provider AND u.row_id BETWEEN :start AND :end
+  AND (NOT :planned OR EXISTS (SELECT 1 FROM orgmig_identity_todo t
+                               WHERE t.provider = u.provider AND t.row_id = u.row_id));
+
+-- name: load_desired
+-- Per account and org: the highest-privilege role the IdP gives (admin rank 1 over user 1000
+-- over entry_only 2000), whether it covers all facilities (ADMIN or ALL_FACILITIES), and the
+-- facilities it grants one by one. Keycloak and Auth0 organizations map their members' roles
+-- through :role_map ({lower(idp role): ROLE}, else the same name); Auth0 gives roles per
+-- membership, Keycloak per user (realm roles), where names that map to nothing mean nothing.
+-- NO_ACCESS is neither stored nor compared.
+INSERT INTO idb_member (external_id, org_id, org_external_id, role_id, all_facilities, facility_ids,
+                        problem, detail)
+WITH words AS (
+    SELECT b.external_id, g.org_external_id AS org, coalesce(g.role_name, 'FACILITY') AS word, g.facility_id
+    FROM idb_user b
+    JOIN idp_membership m ON m.provider = :provider AND m.user_external_id = b.external_id
+    JOIN orgmig_identity_group g
+      ON g.provider = m.provider AND g.kind = m.kind AND g.external_id = m.group_external_id
+    WHERE g.meaning IN ('role', 'facility')
+    UNION ALL
+    SELECT b.external_id, m.group_external_id, r.word, NULL
+    FROM idb_user b
+    JOIN idp_membership m
+      ON m.provider = :provider AND m.kind = 'organization' AND m.user_external_id = b.external_id
+    CROSS JOIN LATERAL (
+        SELECT 'MEMBER' AS word
+        UNION ALL
+        SELECT coalesce(CAST(:role_map AS jsonb) ->> lower(n.name),
+                        CASE WHEN upper(n.name) IN ('ADMIN', 'USER', 'ENTRY_ONLY', 'ALL_FACILITIES', 'NO_ACCESS')
+                             THEN upper(n.name) END,
+                        CASE WHEN :provider <> 'keycloak' THEN 'UNKNOWN:' || n.name END)
+        FROM (SELECT jsonb_array_elements_text(coalesce(m.attributes -> 'roles', '[]'::jsonb)) AS name
+              WHERE :provider <> 'keycloak'
+              UNION ALL
+              SELECT rg.name FROM idp_membership rm
+              JOIN idp_group rg ON rg.provider = rm.provider AND rg.kind = rm.kind
+                               AND rg.external_id = rm.group_external_id
+              WHERE :provider = 'keycloak' AND rm.provider = :provider AND rm.kind = 'role'
+                AND rm.user_external_id = b.external_id) n
+    ) r
+    WHERE r.word IS NOT NULL
+)
+SELECT w.external_id, o.id, w.org,
+       (array_agg(r.id ORDER BY r.rank) FILTER (WHERE r.id IS NOT NULL))[1],
+       bool_or(w.word IN ('ADMIN', 'ALL_FACILITIES')),
+       coalesce(array_agg(DISTINCT w.facility_id) FILTER (WHERE w.facility_id IS NOT NULL), '{}'),
+       CASE WHEN bool_or(w.word LIKE 'UNKNOWN:%') THEN 'unknown_role'
+            WHEN NOT bool_or(r.id IS NOT NULL) AND bool_or(w.word NOT IN ('NO_ACCESS')) THEN 'no_role_in_org'
+       END,
+       jsonb_strip_nulls(jsonb_build_object(
+           'org', w.org,
+           'roles', to_jsonb(array_agg(DISTINCT substr(w.word, 9)) FILTER (WHERE w.word LIKE 'UNKNOWN:%'))))
+FROM words w
+JOIN org o ON o.external_id = w.org
+LEFT JOIN role r ON w.word IN ('ADMIN', 'USER', 'ENTRY_ONLY') AND r.name = lower(w.word)
+GROUP BY w.external_id, o.id, w.org;
+
+-- name: match
+-- Which app user each unlinked account is, first that applies: for Keycloak the user whose
+-- keycloak_user_id is the account's id; the one user holding the account's email (trimmed, any
+-- case) where the IdP marks it verified and no other account of the provider holds it. A user
+-- already linked to another account is not taken again. Anything else is a problem, never a guess.
+UPDATE idb_user b SET user_id = m.user_id, matched_by = m.matched_by, new_link = m.user_id IS NOT NULL,
+                      problem = m.problem, detail = m.detail
+FROM (
+    SELECT b.row_id,
+           coalesce(s.id, CASE WHEN e.n = 1 AND b.email_verified AND e.accounts = 1 AND NOT e.taken
+                               THEN e.ids[1] END) AS user_id,
+           CASE WHEN s.id IS NOT NULL THEN 'subject'
+                WHEN e.n = 1 AND b.email_verified AND e.accounts = 1 AND NOT e.taken THEN 'email' END AS matched_by,
+           CASE WHEN s.id IS NOT NULL THEN NULL
+                WHEN e.n > 1 OR (e.n = 1 AND (e.accounts > 1 OR e.taken)) THEN 'email_ambiguous'
+                WHEN e.n = 1 AND NOT b.email_verified THEN 'email_unverified'
+                ELSE 'idp_user_without_app_user' END AS problem,
+           CASE WHEN s.id IS NULL AND e.n >= 1
+                THEN jsonb_build_object('app_users', e.n, 'accounts', e.accounts, 'linked_elsewhere', e.taken)
+           END AS detail
+    FROM idb_user b
+    LEFT JOIN LATERAL (
+        SELECT u.id FROM "user" u
+        WHERE :provider = 'keycloak' AND u.keycloak_user_id = b.external_id
+          AND NOT EXISTS (SELECT 1 FROM user_identity i WHERE i.provider = :provider AND i.user_id = u.id)
+    ) s ON true
+    LEFT JOIN LATERAL (
+        SELECT count(*) AS n, array_agg(u.id) AS ids,
+               coalesce(bool_or(EXISTS (SELECT 1 FROM user_identity i
+                                        WHERE i.provider = :provider AND i.user_id = u.id)), false) AS taken,
+               (SELECT count(*) FROM idp_user x
+                 WHERE x.provider = :provider AND lower(btrim(x.email)) = b.email_norm) AS accounts
+        FROM "user" u
+        WHERE b.email_norm IS NOT NULL AND lower(btrim(u.email)) = b.email_norm
+    ) e ON true
+    WHERE b.user_id IS NULL
+) m
+WHERE b.row_id = m.row_id;
+
+-- name: predict_created
+-- The plan's stand-in for users a batch would create (create_users): an account that matches no
+-- app user, is not disabled and has a role in an org gets a user; a negative stand-in id keeps
+-- it apart from real users in the differences below.
+UPDATE idb_user b SET user_id = -b.row_id, matched_by = 'created', new_link = true, problem = NULL, detail = NULL
+WHERE b.problem = 'idp_user_without_app_user' AND b.app_status IS DISTINCT FROM 'disabled'
+  AND EXISTS (SELECT 1 FROM idb_member d WHERE d.external_id = b.external_id AND d.role_id IS NOT NULL);
+
+-- name: analyze
+-- The plan fills these tables with every account of the provider: give the planner their sizes.
+ANALYZE idb_user, idb_member;
+
+-- name: diff_members
+-- Memberships in the orgs the IdP manages (those its valid groups and organizations name) that
+-- differ from what it gives: to add, to change (role or all-facilities), to remove. Personal orgs
+-- and every other org are never touched.
+INSERT INTO idb_member_diff (user_id, org_id, kind, role_from, role_to, all_from, all_to, app_edit, before)
+WITH managed AS MATERIALIZED (
+    SELECT o.id FROM org o
+    WHERE o.external_id IN (SELECT c.org_external_id FROM orgmig_identity_group c
+                            WHERE c.provider = :provider AND c.meaning IN ('role', 'facility', 'organization'))
+),
+want AS (
+    SELECT b.user_id, d.org_id, d.role_id, d.all_facilities
+    FROM idb_user b JOIN idb_member d ON d.external_id = b.external_id
+    WHERE b.user_id IS NOT NULL AND d.role_id IS NOT NULL
+),
+have AS (
+    SELECT m.org_id, m.user_id, m.role_id, m.status, m.all_facilities, m.created_at, m.updated_at,
+           x.applied_updated_at
+    FROM idb_user b
+    JOIN org_user m ON m.user_id = b.user_id
+    LEFT JOIN orgmig_identity_undo x ON x.table_name = 'org_user' AND x.row_key = m.org_id || '|' || m.user_id
+    WHERE m.org_id IN (SELECT id FROM managed)
+)
+SELECT coalesce(w.user_id, h.user_id), coalesce(w.org_id, h.org_id),
+       CASE WHEN h.org_id IS NULL THEN 'add' WHEN w.org_id IS NULL THEN 'remove' ELSE 'change' END,
+       h.role_id, w.role_id, h.all_facilities, w.all_facilities,
+       coalesce(h.updated_at > :export_started AND h.updated_at <> h.created_at
+                AND h.updated_at IS DISTINCT FROM h.applied_updated_at, false),
+       CASE WHEN h.org_id IS NOT NULL THEN jsonb_build_object(
+           'role_id', h.role_id, 'status', h.status, 'all_facilities', h.all_facilities,
+           'created_at', h.created_at, 'updated_at', h.updated_at) END
+FROM want w
+FULL JOIN have h ON h.user_id = w.user_id AND h.org_id = w.org_id
+WHERE h.org_id IS NULL OR w.org_id IS NULL
+   OR (h.role_id, h.all_facilities) IS DISTINCT FROM (w.role_id, w.all_facilities);
+
+-- name: diff_facilities
+-- Facility access (org_user_facility) in managed orgs that differs from what the IdP grants:
+-- facilities one by one where the member has neither ADMIN nor ALL_FACILITIES, none otherwise.
+-- A row the app added after the export started is the app's edit; access of a membership whose
+-- change is the app's edit is left alone.
+INSERT INTO idb_facility_diff (user_id, org_id, facility_id, kind, app_edit)
+WITH managed AS MATERIALIZED (
+    SELECT o.id FROM org o
+    WHERE o.external_id IN (SELECT c.org_external_id FROM orgmig_identity_group c
+                            WHERE c.provider = :provider AND c.meaning IN ('role', 'facility', 'organization'))
+),
+want AS (
+    SELECT b.user_id, d.org_id, f.id AS facility_id
+    FROM idb_user b
+    JOIN idb_member d ON d.external_id = b.external_id
+    JOIN facility f ON f.id = ANY (d.facility_ids) AND f.org_id = d.org_id
+    WHERE b.user_id IS NOT NULL AND d.role_id IS NOT NULL AND NOT d.all_facilities
+),
+have AS (
+    SELECT f.org_id, f.user_id, f.facility_id, f.created_at, x.id IS NOT NULL AS ours
+    FROM idb_user b
+    JOIN org_user_facility f ON f.user_id = b.user_id
+    LEFT JOIN orgmig_identity_undo x
+           ON x.table_name = 'org_user_facility' AND x.row_key = f.org_id || '|' || f.user_id || '|' || f.facility_id
+    WHERE f.org_id IN (SELECT id FROM managed)
+)
+SELECT coalesce(w.user_id, h.user_id), coalesce(w.org_id, h.org_id), coalesce(w.facility_id, h.facility_id),
+       CASE WHEN h.facility_id IS NULL THEN 'add' ELSE 'remove' END,
+       coalesce(h.created_at > :export_started AND NOT h.ours, false)
+FROM want w
+FULL JOIN have h ON h.user_id = w.user_id AND h.org_id = w.org_id AND h.facility_id = w.facility_id
+WHERE (h.facility_id IS NULL OR w.facility_id IS NULL)
+  AND NOT EXISTS (SELECT 1 FROM idb_member_diff m
+                  WHERE m.user_id = coalesce(w.user_id, h.user_id) AND m.org_id = coalesce(w.org_id, h.org_id)
+                    AND m.app_edit);
+
+-- name: diff_users
+-- Profile values, status and the site-admin flag of linked users that differ from the IdP's.
+-- A value the IdP does not have (no email, no name, a status it does not define) is not compared.
+INSERT INTO idb_user_diff (user_id, columns, status_to, app_edit, before)
+SELECT u.id, c.cols, b.app_status,
+       u.updated_at > :export_started AND u.updated_at <> u.created_at
+           AND u.updated_at IS DISTINCT FROM x.applied_updated_at,
+       jsonb_build_object('status', u.status, 'email', u.email, 'email_verified', u.email_verified,
+                          'first_name', u.first_name, 'last_name', u.last_name,
+                          'is_site_admin', u.is_site_admin, 'updated_at', u.updated_at)
+FROM idb_user b
+JOIN "user" u ON u.id = b.user_id
+LEFT JOIN orgmig_identity_undo x ON x.table_name = 'user' AND x.row_key = u.id::text
+CROSS JOIN LATERAL (
+    SELECT array_remove(ARRAY[
+        CASE WHEN b.app_status IS NOT NULL AND u.status <> b.app_status THEN 'status' END,
+        CASE WHEN b.email IS NOT NULL AND u.email IS DISTINCT FROM b.email THEN 'email' END,
+        CASE WHEN b.email IS NOT NULL AND u.email_verified IS DISTINCT FROM b.email_verified
+             THEN 'email_verified' END,
+        CASE WHEN b.first_name IS NOT NULL AND u.first_name IS DISTINCT FROM b.first_name THEN 'first_name' END,
+        CASE WHEN b.last_name IS NOT NULL AND u.last_name IS DISTINCT FROM b.last_name THEN 'last_name' END,
+        CASE WHEN u.is_site_admin <> b.site_admin THEN 'is_site_admin' END
+    ]::text[], NULL) AS cols
+) c
+WHERE cardinality(c.cols) > 0;
