@@ -10,7 +10,8 @@ from tests.support.db import execute
 
 
 def test_data_revisions_are_the_ones_naming_a_step():
-    assert migrations.data_revisions() == ["0004"]
+    assert migrations.data_revisions() == ["0004", "0007"]
+    assert migrations.data_steps() == {"user_settings_to_org": "0004", "identity": "0007"}
 
 
 def test_an_empty_database(engine):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from app.batch import Batch, BatchResult, DowngradeRefused, KeySource, MigrationError, SqlFiles, Step
 from app.config import Settings
@@ -252,6 +252,7 @@ def providers_with_export(conn: Connection) -> list[str]:
 def providers_applied(conn: Connection) -> list[str]:
     """Providers whose snapshot this step applied (it has something to undo)."""
     found = set(conn.exec_driver_sql("SELECT DISTINCT provider FROM orgmig_identity_undo").scalars())
-    found |= {step.split(":", 1)[1] for step in conn.exec_driver_sql(
-        "SELECT DISTINCT step FROM orgmig_run WHERE step LIKE 'identity:%'").scalars()}
+    found |= {step.split(":", 1)[1] for step in conn.execute(
+        text("SELECT DISTINCT step FROM orgmig_run WHERE step LIKE :prefix"),
+        {"prefix": IdentitySync.step_prefix + ":%"}).scalars()}
     return [p for p in PROVIDERS if p in found]

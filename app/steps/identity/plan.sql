@@ -150,7 +150,7 @@ SELECT
     (SELECT count(*) FROM idb_user) AS accounts,
     (SELECT count(*) FROM idb_user WHERE user_id IS NOT NULL AND NOT new_link) AS linked,
     (SELECT count(*) FROM idb_user WHERE new_link AND matched_by <> 'created') AS links_created,
-    (SELECT count(*) FROM idb_user WHERE matched_by = 'created') AS users_created,
+    (SELECT count(*) FROM idb_user WHERE new_link AND matched_by = 'created') AS users_created,
     (SELECT count(*) FROM idb_member_diff WHERE kind = 'add' AND NOT app_edit) AS memberships_added,
     (SELECT count(*) FROM idb_member_diff WHERE kind = 'change' AND NOT app_edit) AS memberships_changed,
     (SELECT count(*) FROM idb_member_diff WHERE kind = 'remove' AND NOT app_edit) AS memberships_removed,
