@@ -121,19 +121,26 @@ class UserSettingsToOrg(Step):
                 f" rows too, run the downgrade again with -x allow_data_loss=true")
 
     def upgrade(self, conn: Connection, batch: Batch) -> BatchResult:
+        r = self.migrate(conn, batch.start, batch.end, batch.max_key, batch.run_id, batch.state)
+        written = sum(r[f"{kind}_inserted"] for kind in INSERTED)
+        return BatchResult(r["rows_read"], written + r["fills_done"] + r["linked"] + r["reported"])
+
+    def migrate(self, conn: Connection, start: int, end: int, max_key: int, run_id: int | None,
+                user_id_sequence: str, ids: list[int] | None = None) -> dict:
+        """The upgrade statement over start..end (only `ids` among them, for the login path);
+        ConcurrentChange when a concurrent writer got in between its snapshot and its inserts."""
         r = conn.execute(SQL("upgrade"), {
-            "start": batch.start, "end": batch.end, "max_key": batch.max_key, "run_id": batch.run_id,
-            "step": self.name, "user_id_sequence": batch.state,
+            "start": start, "end": end, "ids": ids, "max_key": max_key, "run_id": run_id,
+            "step": self.name, "user_id_sequence": user_id_sequence,
         }).mappings().one()
         short = [kind for kind in INSERTED if r[f"{kind}_expected"] != r[f"{kind}_inserted"]]
         if short or r["linked"] != r["winners"] or r["fills_expected"] != r["fills_done"]:
             # A concurrent writer (the app migrating a user at login) wrote a row between this
             # statement's snapshot and its insert; the batch is rolled back and retried.
             raise ConcurrentChange(
-                f"rows in {batch.start}..{batch.end} changed while the batch ran"
+                f"rows in {start}..{end} changed while the batch ran"
                 f" ({', '.join(short) or 'links'} differ from what the batch expected)")
-        written = sum(r[f"{kind}_inserted"] for kind in INSERTED)
-        return BatchResult(r["rows_read"], written + r["fills_done"] + r["linked"] + r["reported"])
+        return dict(r)
 
     def downgrade(self, conn: Connection, batch: Batch) -> BatchResult:
         keys = {"start": batch.start, "end": batch.end}

@@ -64,3 +64,10 @@ SELECT :step, 'user_settings (column)', a.attnum, 'unmapped_legacy_column', fals
 FROM pg_attribute a
 WHERE a.attrelid = 'user_settings'::regclass AND a.attname = :column
 ON CONFLICT (step, source_table, source_id, reason) DO UPDATE SET detail = EXCLUDED.detail;
+
+-- name: legacy_ids
+-- The login path: the legacy rows of one keycloak_user_id (the highest id wins).
+SELECT id FROM user_settings WHERE keycloak_user_id = :k ORDER BY id;
+
+-- name: link_of
+SELECT user_id, org_id FROM orgmig_user_settings_link WHERE user_settings_id = :id;

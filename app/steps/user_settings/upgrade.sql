@@ -1,5 +1,6 @@
 -- Step user_settings_to_org, upgrade: the legacy rows with ids :start..:end into the org schema,
--- in one statement. Parameters: :start, :end, :max_key (the run's last key), :run_id, :step,
+-- in one statement (:ids NULL; the login path gives the ids of one keycloak_user_id's rows).
+-- Parameters: :start, :end, :ids, :max_key (the run's last key), :run_id, :step,
 -- :user_id_sequence (the identity sequence behind "user".id). {settings_columns} is the list of
 -- user_settings columns a settings row carries (all but id and keycloak_user_id).
 --
@@ -27,6 +28,7 @@ WITH rng AS MATERIALIZED (
            END AS winner_id
     FROM user_settings us
     WHERE us.id BETWEEN :start AND :end
+      AND (CAST(:ids AS integer[]) IS NULL OR us.id = ANY (CAST(:ids AS integer[])))
 ),
 skipped AS (
     INSERT INTO orgmig_report (step, source_table, source_id, reason, migrated, detail, run_id)
