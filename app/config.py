@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = Field(default=60_000, ge=1, validation_alias="ORGMIG_STATEMENT_TIMEOUT_MS")
     max_batch_attempts: int = Field(default=5, ge=1, le=100, validation_alias="ORGMIG_MAX_BATCH_ATTEMPTS")
     pause_ms: int = Field(default=0, ge=0, le=3_600_000, validation_alias="ORGMIG_PAUSE_MS")
+    # At most this many rows a second per process (0: no limit).
+    max_rows_per_second: int = Field(default=0, ge=0, le=10_000_000, validation_alias="ORGMIG_MAX_ROWS_PER_SECOND")
+    # Adapt the batch size towards batches of this duration (0: a fixed ORGMIG_BATCH_SIZE).
+    target_batch_ms: int = Field(default=0, ge=0, le=600_000, validation_alias="ORGMIG_TARGET_BATCH_MS")
     backoff_base_ms: int = Field(default=200, ge=1, le=60_000, validation_alias="ORGMIG_BACKOFF_BASE_MS")
     backoff_cap_ms: int = Field(default=30_000, ge=1, le=600_000, validation_alias="ORGMIG_BACKOFF_CAP_MS")
     allow_data_loss: bool = Field(default=False, validation_alias="ORGMIG_ALLOW_DATA_LOSS")
@@ -67,8 +71,8 @@ class Settings(BaseSettings):
 
 # The settings `alembic -x name=value` may set, validated like their environment variables.
 X_ARGUMENTS = ("batch_size", "workers", "lock_timeout_ms", "statement_timeout_ms", "max_batch_attempts",
-               "pause_ms", "backoff_base_ms", "backoff_cap_ms", "allow_data_loss", "allow_mass_change",
-               "max_removed_fraction")
+               "pause_ms", "max_rows_per_second", "target_batch_ms", "backoff_base_ms", "backoff_cap_ms",
+               "allow_data_loss", "allow_mass_change", "max_removed_fraction")
 
 
 def env_name(field: str) -> str:

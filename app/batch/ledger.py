@@ -82,21 +82,50 @@ class Ledger:
         rows = conn.execute(SQL("ledger.unfinished_batches"), {"run_id": run_id}).all()
         return [(a, b) for a, b in rows]
 
-    def claim(self, conn: Connection, run: Run, batch_size: int) -> tuple[int, int] | dict | None:
-        """The next keyset range past the cursor, recorded `claimed`; None when the range is
-        walked; the run's state (a dict) when a pause was asked for (the run is marked paused)."""
+    def claim(self, conn: Connection, run: Run, batch_size: int):
+        """The range a worker takes next, locked for it (see app.batch.crew): a range left
+        unfinished that nobody holds (its worker died or failed), else the next keyset range past
+        the cursor, recorded `claimed`. "wait" while the only ranges left are held by other
+        workers; None when every range is done; the run's state (a dict) when a pause was asked
+        for (the run is marked paused). Claims are serialized by the run row's lock."""
         state = conn.execute(SQL("ledger.lock_cursor"), {"run_id": run.id}).mappings().one()
         if state["pause_requested"]:
             conn.execute(SQL("ledger.set_status"), {"run_id": run.id, "status": "paused", "error": None})
             return dict(state)
+        left = self.unfinished(conn, run.id)
+        for start, end in left:
+            if self.hold(conn, run.id, start):
+                if self.batch_status(conn, run.id, start) != "succeeded":
+                    return start, end
+                self.release(conn, run.id, start)  # finished in between
         cursor = state["cursor_key"]
-        if run.max_key is None or cursor >= run.max_key:
-            return None
-        end = conn.execute(self._next_end, {**self.keys.params, "cursor": cursor,
-                                            "max_key": run.max_key, "size": batch_size}).scalar_one()
-        self.record(conn, run.id, cursor + 1, end, "claimed")
-        conn.execute(SQL("ledger.advance_cursor"), {"run_id": run.id, "end_key": end})
-        return cursor + 1, end
+        if run.max_key is not None and cursor < run.max_key:
+            end = conn.execute(self._next_end, {**self.keys.params, "cursor": cursor,
+                                                "max_key": run.max_key, "size": batch_size}).scalar_one()
+            self.record(conn, run.id, cursor + 1, end, "claimed")
+            conn.execute(SQL("ledger.advance_cursor"), {"run_id": run.id, "end_key": end, "batch_size": batch_size})
+            self.hold(conn, run.id, cursor + 1)
+            return cursor + 1, end
+        return "wait" if left else None
+
+    @staticmethod
+    def hold(conn: Connection, run_id: int, start: int) -> bool:
+        """Take the lock on the range starting at `start`; False when another worker has it."""
+        return conn.execute(SQL("ledger.batch_lock"), {"run_id": run_id, "start_key": start}).scalar_one()
+
+    @staticmethod
+    def batch_status(conn: Connection, run_id: int, start: int) -> str | None:
+        return conn.execute(SQL("ledger.batch_status"), {"run_id": run_id, "start_key": start}).scalar()
+
+    @staticmethod
+    def release(conn: Connection, run_id: int, start: int) -> None:
+        conn.execute(SQL("ledger.batch_unlock"), {"run_id": run_id, "start_key": start})
+
+    @staticmethod
+    def join(conn: Connection, run_id: int) -> None:
+        """This connection works on the run: it holds a share of the run's liveness lock."""
+        conn.execute(LIVENESS_LOCK, {"run_id": run_id})
+        conn.commit()
 
     @staticmethod
     def record(conn: Connection, run_id: int, start: int, end: int, status: str, *,
@@ -128,10 +157,18 @@ class Ledger:
         return {r: n for r, n in conn.execute(SQL("ledger.reported"), {"step": self.step}).all()}
 
 
+def live_workers(conn: Connection) -> dict[int, int]:
+    """{run id: connections working on it} for the runs a live process holds (their liveness
+    lock); a `running` run missing here was interrupted: its processes died or lost their
+    connections."""
+    found: dict[int, int] = {}
+    for run_id, _ in conn.execute(SQL("ledger.live_runs")).all():
+        found[run_id] = found.get(run_id, 0) + 1
+    return found
+
+
 def live_run_ids(conn: Connection) -> set[int]:
-    """Ids of the runs a live process holds (their liveness lock); a `running` run outside this
-    set was interrupted: its process died or lost its connection."""
-    return {run_id for run_id, _ in conn.execute(SQL("ledger.live_runs")).all()}
+    return set(live_workers(conn))
 
 
 def unfinished_runs(conn: Connection) -> list[dict]:

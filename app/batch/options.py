@@ -16,6 +16,8 @@ class Options:
     statement_timeout_ms: int
     max_batch_attempts: int
     pause_ms: int
+    max_rows_per_second: int
+    target_batch_ms: int
     backoff_base_ms: int
     backoff_cap_ms: int
     allow_data_loss: bool

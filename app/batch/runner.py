@@ -31,19 +31,18 @@ A kill at any moment loses nothing and repeats nothing: the next run redoes the 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import deque
 
 from sqlalchemy import Connection, Engine
 
 from app import db
 from app.batch.attempts import Attempts, describe, unless_broken
+from app.batch.crew import Crew
 from app.batch.errors import MigrationError, Paused
-from app.batch.ledger import LIVENESS_LOCK, SQL, Ledger, Run
+from app.batch.ledger import SQL, Ledger, Run
 from app.batch.options import Options
 from app.batch.progress import Progress
-from app.batch.step import DIRECTIONS, Batch, BatchResult, Step
+from app.batch.step import DIRECTIONS, Step
 from app.batch.summary import RunResult
 from app.errors import OrgmigError
 
@@ -66,11 +65,6 @@ class Runner:
         self.keys = step.keys(direction)
         self.ledger = Ledger(step.name, direction, self.keys, step.new_keys_only)
         self.label = f"{step.name} {direction}"
-        self._redo: deque[tuple[int, int]] = deque()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._error: BaseException | None = None
-        self._batches = 0
         self.attempts = Attempts(options, self.label, self._mark_failed)
         self._state = None
         self._main: Connection | None = None  # phases outside batches; holds the liveness lock
@@ -78,7 +72,7 @@ class Runner:
 
     # -- connections and transactions ----------------------------------------------------------
 
-    def _connect(self) -> Connection:
+    def connect(self) -> Connection:
         conn = self.engine.connect()
         # The target tables grow from empty during a run: a server-side prepared statement
         # planned while they were small would go on scanning them whole. Each batch statement
@@ -89,7 +83,7 @@ class Runner:
             driver.prepare_threshold = None
         return conn
 
-    def _tx(self, conn: Connection, statement_timeout_ms: int | None = None, **local: str):
+    def tx(self, conn: Connection, statement_timeout_ms: int | None = None, **local: str):
         # A batch and its checkpoint commit together, so a commit lost in a server crash loses
         # both and the batch simply runs again: no need to wait for the WAL flush.
         timeout = self.opts.statement_timeout_ms if statement_timeout_ms is None else statement_timeout_ms
@@ -101,10 +95,9 @@ class Runner:
         is known it holds the run's liveness lock."""
         self._main = unless_broken(self._main)
         if self._main is None:
-            conn = self._connect()
+            conn = self.connect()
             if self._run is not None:
-                conn.execute(LIVENESS_LOCK, {"run_id": self._run.id})
-                conn.commit()
+                self.ledger.join(conn, self._run.id)
             self._main = conn
         return self._main
 
@@ -114,7 +107,7 @@ class Runner:
         while True:
             try:
                 conn = self._main_connection()
-                with self._tx(conn, statement_timeout_ms):
+                with self.tx(conn, statement_timeout_ms):
                     return work(conn)
             except OrgmigError:
                 raise
@@ -131,7 +124,7 @@ class Runner:
             return
         try:
             conn = self._main_connection()
-            with self._tx(conn, statement_timeout_ms=0):
+            with self.tx(conn, statement_timeout_ms=0):
                 conn.exec_driver_sql(f"ANALYZE {', '.join(tables)}")
         except Exception as exc:  # noqa: BLE001 - statistics are an optimisation, never fatal
             log.warning("%s: ANALYZE %s skipped: %s", self.label, ", ".join(tables), describe(exc))
@@ -141,7 +134,7 @@ class Runner:
         here is a warning, not a failed command."""
         try:
             conn = self._main_connection()
-            with self._tx(conn, statement_timeout_ms=0):
+            with self.tx(conn, statement_timeout_ms=0):
                 return (self.step.summary(conn, self.direction, self._run.id), self.ledger.reported(conn))
         except Exception as exc:  # noqa: BLE001 - the work is done; only its summary is missing
             log.warning("%s: finished, but the summary could not be read: %s", self.label, describe(exc))
@@ -151,7 +144,7 @@ class Runner:
         if self._run is None:
             return
         try:
-            with self.engine.connect() as conn, self._tx(conn):
+            with self.engine.connect() as conn, self.tx(conn):
                 self.ledger.set_status(conn, self._run.id, "failed", message)
         except Exception as exc:  # noqa: BLE001 - the database may be gone; the message matters more
             log.debug("%s: could not mark run %s failed: %s", self.label, self._run.id, describe(exc))
@@ -181,25 +174,24 @@ class Runner:
             run = self._phase("opening the run", lambda c: self.ledger.open(c, self.opts.batch_size),
                               statement_timeout_ms=0)
             if run.pause_requested:
-                raise Paused(self._paused_message(run.cursor_key, run.rows_done, run.total_rows))
+                raise Paused(self.paused_message(run.cursor_key, run.rows_done, run.total_rows))
             self._run = run
-            self._main_connection().execute(LIVENESS_LOCK, {"run_id": run.id})
-            self._main.commit()
+            self.ledger.join(self._main_connection(), run.id)
             self._analyze((f"{self.keys.table} ({self.keys.key})",))
             self._state = self._phase("preparing", lambda c: self.step.prepare(c, self.direction, run.id))
             if self.direction == "downgrade":
                 self._phase("checking the downgrade",
                             lambda c: self.step.check_downgrade(c, self.opts.allow_data_loss))
-            self._redo.extend(self._phase("reading unfinished batches",
-                                          lambda c: self.ledger.unfinished(c, run.id)))
             if run.resumed:
+                left = self._phase("reading unfinished batches", lambda c: self.ledger.unfinished(c, run.id))
                 log.info("%s: resuming run %s at key %s (%s/%s rows done, %d unfinished batches"
                          " to redo)", self.label, run.id, run.cursor_key, f"{run.rows_done:,}",
-                         f"{run.total_rows:,}", len(self._redo))
+                         f"{run.total_rows:,}", len(left))
             workers = self._workers()
             progress = Progress(self.label, run.total_rows, run.rows_done, bar=self.opts.progress_bar)
+            crew = Crew(self, run, progress, self._state)
             try:
-                self._run_workers(run, progress, workers)
+                crew.work(workers)
                 self._phase("finishing", self._finish)
                 self._analyze(self.step.analyze_after)
                 summary, reported = self._summary()
@@ -209,7 +201,7 @@ class Runner:
             if self._main is not None:
                 self._main.close()  # releases the liveness lock
         return RunResult(run.id, self.step.name, self.direction, run.total_rows, progress.done,
-                         self._batches, self.attempts.retries, time.monotonic() - t0, run.resumed,
+                         crew.batches, self.attempts.retries, time.monotonic() - t0, run.resumed,
                          summary, reported, progress.done - run.rows_done)
 
     def _plan(self, conn: Connection) -> None:
@@ -224,130 +216,9 @@ class Runner:
         self.step.finish(conn, self.direction, self._run.id)
         self.ledger.finish(conn, self._run.id)
 
-    def _paused_message(self, cursor, done: int, total: int) -> str:
+    def paused_message(self, cursor, done: int, total: int) -> str:
         return (f"{self.label} is paused at key {cursor} ({done:,}/{total:,} rows); run"
                 " `orgmig resume` and then the same alembic command to continue")
-
-    def _run_workers(self, run: Run, progress: Progress, workers: int) -> None:
-        if workers == 1:
-            self._worker(run, progress)
-        else:
-            threads = [threading.Thread(target=self._worker, args=(run, progress),
-                                        name=f"orgmig-worker-{i}") for i in range(workers)]
-            for t in threads:
-                t.start()
-            try:
-                for t in threads:
-                    while t.is_alive():
-                        t.join(0.2)
-            except BaseException:
-                # Ctrl-C: every worker finishes the batch it holds, then stops.
-                self._stop.set()
-                for t in threads:
-                    t.join()
-                raise
-        if self._error is not None:
-            raise self._error
-
-    def _worker(self, run: Run, progress: Progress) -> None:
-        conn: Connection | None = None
-        try:
-            while not self._stop.is_set():
-                conn, claim = self._claim(conn, run)
-                if claim is None:
-                    return
-                conn, rows = self._process_with_retries(conn, run, *claim)
-                with self._lock:
-                    self._batches += 1
-                    progress.advance(rows)
-                if self.opts.pause_ms:
-                    time.sleep(self.opts.pause_ms / 1000)
-        except BaseException as exc:
-            with self._lock:
-                if self._error is None:
-                    self._error = exc
-            self._stop.set()
-            if threading.current_thread() is threading.main_thread():
-                raise
-        finally:
-            if conn is not None:
-                conn.close()
-
-    def _claim(self, conn: Connection | None, run: Run) -> tuple[Connection | None, tuple[int, int] | None]:
-        """The next range to process: a left-over one, else the next keyset batch (claimed in a
-        short transaction, retried like a batch)."""
-        with self._lock:
-            if self._redo:
-                return conn, self._redo.popleft()
-        attempt = 1
-        while True:
-            try:
-                if conn is None:
-                    conn = self._connect()
-                with self._tx(conn):
-                    claim = self.ledger.claim(conn, run, self.opts.batch_size)
-                break
-            except Exception as exc:  # noqa: BLE001 - retryable ones retry, the rest end in one line
-                conn = unless_broken(conn, exc)
-                self.attempts.after_failure("claiming a batch", exc, attempt)
-                attempt += 1
-        if isinstance(claim, dict):
-            raise Paused(self._paused_message(claim["cursor_key"], claim["rows_done"], claim["total_rows"]))
-        return conn, claim
-
-    def _record_failure(self, run_id: int, start: int, end: int, attempts: int, error: str,
-                        fatal: bool) -> None:
-        """Best effort: with the server gone, the failure cannot be recorded, and the range is
-        still `claimed` in the ledger, which is what the next run needs to redo it."""
-        try:
-            with self.engine.connect() as conn, self._tx(conn):
-                self.ledger.record(conn, run_id, start, end, "failed", attempts=attempts, error=error)
-                self.ledger.set_status(conn, run_id, "failed" if fatal else None, error)
-        except Exception as exc:  # noqa: BLE001 - the error being recorded matters more
-            log.debug("%s: could not record the failure of %s..%s: %s", self.label, start, end,
-                      db.error_summary(exc))
-
-    def _process_with_retries(self, conn: Connection | None, run: Run, start: int,
-                              end: int) -> tuple[Connection | None, int]:
-        attempt = 1
-        while True:
-            try:
-                if conn is None:
-                    conn = self._connect()
-                return conn, self._process(conn, run, start, end, attempt)
-            except Exception as exc:  # noqa: BLE001 - every failure is recorded; only retryable ones retry
-                err = describe(exc)
-                conn = unless_broken(conn, exc)
-                final = self.attempts.is_final(exc, attempt)
-                if not final and db.sqlstate(exc) == "57014" and end > start:
-                    # Too slow for statement_timeout: keep the first half, queue the second.
-                    mid = start + (end - start) // 2
-                    self._record_failure(run.id, mid + 1, end, 0, err, fatal=False)
-                    with self._lock:
-                        self._redo.appendleft((mid + 1, end))
-                    end = mid
-                self._record_failure(run.id, start, end, attempt, err, fatal=final)
-                if final:
-                    raise MigrationError(
-                        f"{self.label}: batch {start}..{end} failed after {attempt} attempt(s):"
-                        f" {err}. Nothing of that batch was written; fix the cause and run the"
-                        " same command again to resume") from None
-                self.attempts.wait(f"batch {start}..{end}", err, attempt)
-                attempt += 1
-
-    def _process(self, conn: Connection, run: Run, start: int, end: int, attempt: int) -> int:
-        started = time.monotonic()
-        batch = Batch(run.id, self.direction, start, end, run.max_key, self.opts.allow_data_loss,
-                      self._state)
-        apply = self.step.upgrade if self.direction == "upgrade" else self.step.downgrade
-        with self._tx(conn, **self.step.batch_settings):
-            result: BatchResult = apply(conn, batch)
-            self.ledger.record(conn, run.id, start, end, "succeeded", rows_read=result.rows_read,
-                               rows_written=result.rows_written, attempts=attempt,
-                               duration_ms=int((time.monotonic() - started) * 1000))
-            self.ledger.add_rows_done(conn, run.id, result.rows_read)
-        return result.rows_read
-
 
 def run_step(engine: Engine, step: Step, direction: str, options: Options) -> RunResult:
     """Run `step` to completion in `direction`; raises MigrationError (Paused, DowngradeRefused)."""

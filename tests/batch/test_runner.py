@@ -56,7 +56,8 @@ from app.batch import Options, run_step
 from app.db import make_engine
 from tests.batch.toy_copy import ToyCopy
 opts = Options(batch_size=50, workers=1, lock_timeout_ms=2000, statement_timeout_ms=30000,
-               max_batch_attempts=5, pause_ms=150, backoff_base_ms=10, backoff_cap_ms=100,
+               max_batch_attempts=5, pause_ms=150, max_rows_per_second=0, target_batch_ms=0,
+               backoff_base_ms=10, backoff_cap_ms=100,
                allow_data_loss=False, progress_bar=False)
 run_step(make_engine(sys.argv[1]), ToyCopy(sleep_ms_per_row=2), "upgrade", opts)
 """

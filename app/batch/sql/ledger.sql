@@ -59,10 +59,23 @@ SELECT coalesce(
     :max_key) AS end_key;
 
 -- name: advance_cursor
-UPDATE orgmig_run SET cursor_key = :end_key, updated_at = now() WHERE id = :run_id;
+-- (batch_size: the size this claim used, which an adaptive batch size changes)
+UPDATE orgmig_run SET cursor_key = :end_key, batch_size = :batch_size, updated_at = now() WHERE id = :run_id;
+
+-- name: batch_lock
+-- The lock a worker holds on a range it works on (a session lock: it outlives the claim's
+-- transaction, and a dead worker's connection takes it along). Keyed on the run and the range's
+-- first key.
+SELECT pg_try_advisory_lock(hashtextextended('orgmig:batch:' || :run_id || ':' || :start_key, 0));
+
+-- name: batch_unlock
+SELECT pg_advisory_unlock(hashtextextended('orgmig:batch:' || :run_id || ':' || :start_key, 0));
+
+-- name: batch_status
+SELECT status FROM orgmig_batch WHERE run_id = :run_id AND start_key = :start_key;
 
 -- name: record_batch
--- Claimed, succeeded or failed: one row per range, the latest state wins.
+-- Claimed, succeeded or failed: one row per range, the latest state wins, but succeeded is final.
 INSERT INTO orgmig_batch (run_id, start_key, end_key, status, rows_read, rows_written, attempts,
                           duration_ms, error)
 VALUES (:run_id, :start_key, :end_key, :status, :rows_read, :rows_written, :attempts,
@@ -70,7 +83,10 @@ VALUES (:run_id, :start_key, :end_key, :status, :rows_read, :rows_written, :atte
 ON CONFLICT (run_id, start_key) DO UPDATE SET
     end_key = EXCLUDED.end_key, status = EXCLUDED.status, rows_read = EXCLUDED.rows_read,
     rows_written = EXCLUDED.rows_written, attempts = EXCLUDED.attempts,
-    duration_ms = EXCLUDED.duration_ms, error = EXCLUDED.error, finished_at = now();
+    duration_ms = EXCLUDED.duration_ms, error = EXCLUDED.error, finished_at = now()
+-- a range once succeeded stays so: a failure recorded late (its commit's answer was lost with the
+-- connection) must not send it round again
+WHERE orgmig_batch.status <> 'succeeded';
 
 -- name: add_rows_done
 UPDATE orgmig_run SET rows_done = rows_done + :rows, updated_at = now() WHERE id = :run_id;
@@ -96,12 +112,13 @@ WHERE step = :step
 GROUP BY reason ORDER BY reason;
 
 -- name: liveness_lock
--- Held (a session advisory lock) by the process working on run :run_id; `orgmig status` reads
--- pg_locks to tell a live run from one whose process died. Keys: "ormh", run id.
-SELECT pg_advisory_lock(1869770088, CAST(:run_id AS integer));
+-- Held, shared, by every connection working on run :run_id (the process that runs it and each
+-- worker, of this process or of `orgmig work`); `orgmig status` reads pg_locks to tell a live
+-- run from one whose processes died, and counts its workers. Keys: "ormh", run id.
+SELECT pg_advisory_lock_shared(1869770088, CAST(:run_id AS integer));
 
 -- name: live_runs
--- Runs a live process works on: the holders of their liveness locks.
+-- Runs a live process works on: the holders of their liveness locks (one row per connection).
 SELECT l.objid::bigint AS run_id, l.pid
 FROM pg_locks l
 WHERE l.locktype = 'advisory' AND l.classid = 1869770088 AND l.objsubid = 2 AND l.granted

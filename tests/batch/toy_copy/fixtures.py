@@ -16,7 +16,8 @@ __all__ = ["batches_cover_the_keys_once", "copied_exactly", "options", "toy"]
 
 def options(**overrides) -> Options:
     values = dict(batch_size=50, workers=1, lock_timeout_ms=2_000, statement_timeout_ms=30_000,
-                  max_batch_attempts=5, pause_ms=0, backoff_base_ms=10, backoff_cap_ms=100,
+                  max_batch_attempts=5, pause_ms=0, max_rows_per_second=0, target_batch_ms=0,
+                  backoff_base_ms=10, backoff_cap_ms=100,
                   allow_data_loss=False, progress_bar=False)
     values.update(overrides)
     return Options(**values)

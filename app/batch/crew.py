@@ -1,0 +1,259 @@
+"""The workers of one process on one run: each a thread with its own connection, looping claim →
+process → release, with retries, splits, a throttle and an adaptive batch size.
+
+Claims work across processes (`orgmig work` beside `alembic upgrade`): a worker holds a session
+advisory lock on every range it works on, from the claim's transaction until the range's
+`succeeded` mark is committed. A range left `claimed` or `failed` whose lock nobody holds was
+left by a worker that died (or failed); any worker takes it over before claiming a new one. So
+no range is processed twice at once, and none is lost: a worker that finds only ranges others
+hold waits for them, ready to take one over should its holder die.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection
+
+from app import db
+from app.batch.attempts import describe, unless_broken
+from app.batch.errors import MigrationError, Paused
+from app.batch.ledger import Run
+from app.batch.progress import Progress
+from app.batch.step import Batch, BatchResult
+
+log = logging.getLogger("app.batch")
+
+WAIT_FOR_OTHERS_S = 0.5  # how often a worker with nothing to claim looks again
+
+
+class BatchSize:
+    """The size of the next claim: fixed, or adapted towards a target batch duration the way
+    GitLab's batch optimizer does (grow or shrink by the ratio of target to a smoothed duration,
+    at most doubling or halving at a time, within bounds)."""
+
+    def __init__(self, size: int, target_ms: int, lowest: int = 10, highest: int = 100_000) -> None:
+        self.size = size
+        self.target_ms = target_ms
+        self.lowest, self.highest = lowest, highest
+        self._ms_per_row: float | None = None
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        with self._lock:
+            return self.size
+
+    def observe(self, rows: int, ms: int) -> None:
+        if not self.target_ms or rows <= 0:
+            return
+        with self._lock:
+            per_row = max(ms, 1) / rows
+            self._ms_per_row = per_row if self._ms_per_row is None else 0.7 * self._ms_per_row + 0.3 * per_row
+            wanted = self.target_ms / self._ms_per_row
+            self.size = int(min(self.highest, max(self.lowest, min(self.size * 2, max(self.size // 2, wanted)))))
+
+
+class Throttle:
+    """At most `rows_per_second` rows a second for this process (0: no limit)."""
+
+    def __init__(self, rows_per_second: int) -> None:
+        self.rate = rows_per_second
+        self._t0 = time.monotonic()
+        self._rows = 0
+        self._lock = threading.Lock()
+
+    def after(self, rows: int) -> None:
+        if not self.rate:
+            return
+        with self._lock:
+            self._rows += rows
+            due = self._t0 + self._rows / self.rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
+@dataclass
+class Crew:
+    """What the workers of one process share; `runner` gives the step, the options, the ledger
+    and the connections and transactions."""
+
+    runner: object
+    run: Run
+    progress: Progress
+    state: object = None
+    batches: int = 0
+    error: BaseException | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        opts = self.runner.opts
+        self.size = BatchSize(opts.batch_size, opts.target_batch_ms)
+        self.throttle = Throttle(opts.max_rows_per_second)
+
+    # -- the threads ---------------------------------------------------------------------------
+
+    def work(self, workers: int) -> None:
+        """Run `workers` workers until no range is left (or one fails, or a pause is asked)."""
+        if workers == 1:
+            self._worker()
+        else:
+            threads = [threading.Thread(target=self._worker, name=f"orgmig-worker-{i}") for i in range(workers)]
+            for t in threads:
+                t.start()
+            try:
+                for t in threads:
+                    while t.is_alive():
+                        t.join(0.2)
+            except BaseException:
+                # Ctrl-C: every worker finishes the batch it holds, then stops.
+                self.stop.set()
+                for t in threads:
+                    t.join()
+                raise
+        if self.error is not None:
+            raise self.error
+
+    def _worker(self) -> None:
+        r = self.runner
+        conn: Connection | None = None
+        try:
+            while not self.stop.is_set():
+                conn, claim = self._claim(conn)
+                if claim is None:
+                    return
+                if claim == "wait":
+                    time.sleep(WAIT_FOR_OTHERS_S)
+                    continue
+                start, end = claim
+                rows = None
+                try:
+                    conn, rows = self._process_with_retries(conn, start, end)
+                finally:
+                    if rows is not None:
+                        conn = self._release(conn, start)
+                if rows is None:
+                    continue
+                with self.lock:
+                    self.batches += 1
+                    self.progress.advance(rows)
+                self.throttle.after(rows)
+                if r.opts.pause_ms:
+                    time.sleep(r.opts.pause_ms / 1000)
+        except BaseException as exc:
+            with self.lock:
+                if self.error is None:
+                    self.error = exc
+            self.stop.set()
+            if threading.current_thread() is threading.main_thread():
+                raise
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _connect(self) -> Connection:
+        """A worker's connection, holding its share of the run's liveness lock."""
+        conn = self.runner.connect()
+        self.runner.ledger.join(conn, self.run.id)
+        return conn
+
+    # -- claim, process, release --------------------------------------------------------------
+
+    def _claim(self, conn: Connection | None):
+        """(connection, range), (connection, "wait") while only ranges others hold are left, or
+        (connection, None) when the run's ranges are all done. Retried like a batch."""
+        r = self.runner
+        attempt = 1
+        while True:
+            try:
+                if conn is None:
+                    conn = self._connect()
+                with r.tx(conn):
+                    claim = r.ledger.claim(conn, self.run, self.size.next())
+                break
+            except Exception as exc:  # noqa: BLE001 - retryable ones retry, the rest end in one line
+                conn = unless_broken(conn, exc)
+                r.attempts.after_failure("claiming a batch", exc, attempt)
+                attempt += 1
+        if isinstance(claim, dict):
+            raise Paused(r.paused_message(claim["cursor_key"], claim["rows_done"], claim["total_rows"]))
+        return conn, claim
+
+    def _release(self, conn: Connection | None, start: int) -> Connection | None:
+        if conn is None:
+            return None  # the connection broke: its locks went with it
+        try:
+            self.runner.ledger.release(conn, self.run.id, start)
+            conn.commit()
+        except Exception as exc:  # noqa: BLE001 - a lock on a broken connection is released with it
+            return unless_broken(conn, exc)
+        return conn
+
+    def _record_failure(self, start: int, end: int, attempts: int, error: str, fatal: bool) -> None:
+        """Best effort: with the server gone, the failure cannot be recorded, and the range is
+        still `claimed` in the ledger, which is what the next run needs to redo it."""
+        r = self.runner
+        try:
+            with r.engine.connect() as conn, r.tx(conn):
+                r.ledger.record(conn, self.run.id, start, end, "failed", attempts=attempts, error=error)
+                r.ledger.set_status(conn, self.run.id, "failed" if fatal else None, error)
+        except Exception as exc:  # noqa: BLE001 - the error being recorded matters more
+            log.debug("%s: could not record the failure of %s..%s: %s", r.label, start, end, db.error_summary(exc))
+
+    def _process_with_retries(self, conn: Connection | None, start: int,
+                              end: int) -> tuple[Connection | None, int | None]:
+        """(connection, rows read), or rows None when another worker took the range over."""
+        r = self.runner
+        attempt = 1
+        while True:
+            try:
+                if conn is None:
+                    conn = self._connect()
+                    # The broken connection's lock went with it: take it again, unless another
+                    # worker has taken the range over meanwhile (or finished it: and so may our
+                    # own commit have, its answer lost with the connection).
+                    if not r.ledger.hold(conn, self.run.id, start):
+                        conn.commit()
+                        return conn, None
+                    if r.ledger.batch_status(conn, self.run.id, start) == "succeeded":
+                        r.ledger.release(conn, self.run.id, start)
+                        conn.commit()
+                        return conn, None
+                    conn.commit()
+                return conn, self._process(conn, start, end, attempt)
+            except Exception as exc:  # noqa: BLE001 - every failure is recorded; only retryable ones retry
+                err = describe(exc)
+                conn = unless_broken(conn, exc)
+                final = r.attempts.is_final(exc, attempt)
+                if not final and db.sqlstate(exc) == "57014" and end > start:
+                    # Too slow for statement_timeout: keep the first half; the second is left
+                    # `failed` and unheld, for any worker to take.
+                    mid = start + (end - start) // 2
+                    self._record_failure(mid + 1, end, 0, err, fatal=False)
+                    end = mid
+                self._record_failure(start, end, attempt, err, fatal=final)
+                if final:
+                    raise MigrationError(
+                        f"{r.label}: batch {start}..{end} failed after {attempt} attempt(s):"
+                        f" {err}. Nothing of that batch was written; fix the cause and run the"
+                        " same command again to resume") from None
+                r.attempts.wait(f"batch {start}..{end}", err, attempt)
+                attempt += 1
+
+    def _process(self, conn: Connection, start: int, end: int, attempt: int) -> int:
+        r = self.runner
+        started = time.monotonic()
+        batch = Batch(self.run.id, r.direction, start, end, self.run.max_key, r.opts.allow_data_loss, self.state)
+        apply = r.step.upgrade if r.direction == "upgrade" else r.step.downgrade
+        with r.tx(conn, **r.step.batch_settings):
+            result: BatchResult = apply(conn, batch)
+            ms = int((time.monotonic() - started) * 1000)
+            r.ledger.record(conn, self.run.id, start, end, "succeeded", rows_read=result.rows_read,
+                            rows_written=result.rows_written, attempts=attempt, duration_ms=ms)
+            r.ledger.add_rows_done(conn, self.run.id, result.rows_read)
+        self.size.observe(result.rows_read, ms)
+        return result.rows_read
