@@ -50,6 +50,11 @@ class Ledger:
     def _ids(self) -> dict:
         return {"step": self.step, "direction": self.direction}
 
+    def find_open(self, conn: Connection) -> Run | None:
+        """The unfinished run of this step and direction, as it is (nothing changed)."""
+        row = conn.execute(SQL("ledger.open_run"), self._ids()).mappings().first()
+        return None if row is None else Run.of(row, resumed=True)
+
     def has_open(self, conn: Connection) -> bool:
         """Whether an unfinished run of this step and direction waits to be resumed."""
         return conn.execute(SQL("ledger.open_run"), self._ids()).first() is not None

@@ -204,6 +204,32 @@ class Runner:
                          crew.batches, self.attempts.retries, time.monotonic() - t0, run.resumed,
                          summary, reported, progress.done - run.rows_done)
 
+    def join(self) -> int:
+        """Work beside the process that runs this step (`orgmig work`, on this machine or
+        another): take ranges of its unfinished run until none is left, and leave finishing the
+        run to that process (or to the next one that resumes it). Returns the batches done."""
+        try:
+            run = self._phase("finding the run", self.ledger.find_open)
+            if run is None:
+                raise MigrationError(f"{self.label}: no unfinished run to join; start it with `alembic"
+                                     " upgrade head` (or downgrade), then join it")
+            if run.pause_requested:
+                raise Paused(self.paused_message(run.cursor_key, run.rows_done, run.total_rows))
+            self._run = run
+            self.ledger.join(self._main_connection(), run.id)
+            self._state = self._phase("preparing", lambda c: self.step.prepare(c, self.direction, run.id))
+            progress = Progress(f"{self.label} (joined run {run.id})", run.total_rows, run.rows_done,
+                                bar=self.opts.progress_bar)
+            crew = Crew(self, run, progress, self._state)
+            try:
+                crew.work(self._workers())
+            finally:
+                progress.close()
+            return crew.batches
+        finally:
+            if self._main is not None:
+                self._main.close()
+
     def _plan(self, conn: Connection) -> None:
         if not self.ledger.has_open(conn):
             self.step.plan(conn, self.direction)

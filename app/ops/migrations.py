@@ -92,3 +92,17 @@ def data_steps(cfg: Config | None = None) -> dict[str, str]:
 def data_revisions(cfg: Config | None = None) -> list[str]:
     """Revisions that run a data step, oldest first."""
     return list(dict.fromkeys(data_steps(cfg).values()))
+
+
+def step_named(name: str, settings, cfg: Config | None = None) -> Step:
+    """The data step of that name, as its revision runs it (a per-provider step is built for the
+    provider its name ends with)."""
+    script = script_directory(cfg)
+    for r in script.walk_revisions():
+        for value in vars(r.module).values():
+            if isinstance(value, Step) and value.name == name:
+                return value
+            prefix = getattr(value, "step_prefix", None) if isinstance(value, type) else None
+            if prefix and issubclass(value, Step) and name.startswith(prefix + ":"):
+                return value(name.split(":", 1)[1], settings)
+    raise ConfigError(f"no data step named {name!r}: the steps are {', '.join(data_steps(cfg))}")
