@@ -1,0 +1,49 @@
+"""Throttle and adaptive batch size, with the toy step."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import text
+
+from app.batch import run_step
+from app.batch.crew import BatchSize
+from tests.batch.toy_copy import ROWS, ToyCopy
+from tests.batch.toy_copy.fixtures import batches_cover_the_keys_once, copied_exactly, options
+
+
+def test_max_rows_per_second_bounds_the_rate(toy):
+    t0 = time.monotonic()
+    result = run_step(toy, ToyCopy(), "upgrade", options(max_rows_per_second=400, workers=2))
+    seconds = time.monotonic() - t0
+    assert seconds >= ROWS / 400 * 0.9  # 1,000 rows at 400 a second: 2.5 s at least
+    assert result.rows_done == ROWS
+    copied_exactly(toy)
+
+
+def test_the_batch_size_adapts_to_the_target_duration(toy):
+    # 2 ms a row: 50-row batches take 100 ms; aiming at 30 ms the size settles near 15 rows.
+    run_step(toy, ToyCopy(sleep_ms_per_row=2), "upgrade", options(batch_size=50, target_batch_ms=30))
+    copied_exactly(toy)
+    batches_cover_the_keys_once(toy)
+    with toy.connect() as conn:
+        sizes = list(conn.execute(text(
+            "SELECT rows_read FROM orgmig_batch WHERE status = 'succeeded' ORDER BY start_key")).scalars())
+        recorded = conn.execute(text("SELECT batch_size FROM orgmig_run")).scalar_one()
+    assert sizes[0] == 50
+    assert all(8 <= n <= 30 for n in sizes[3:-1]), sizes  # the last one takes what is left
+    assert 8 <= recorded <= 30
+
+
+def test_batch_size_grows_and_shrinks_by_at_most_twice():
+    size = BatchSize(100, target_ms=1000, lowest=10, highest=1000)
+    size.observe(100, 10)  # 0.1 ms a row: 10,000 rows would take the target; at most double
+    assert size.next() == 200
+    for _ in range(10):
+        size.observe(size.next(), size.next() // 10)
+    assert size.next() == 1000  # the upper bound
+    size.observe(1000, 100_000)  # suddenly 100 ms a row: at most halve
+    assert size.next() == 500
+    fixed = BatchSize(100, target_ms=0)
+    fixed.observe(100, 10_000)
+    assert fixed.next() == 100
