@@ -113,8 +113,8 @@ def test_a_statement_timeout_splits_the_batch(toy):
     copied_exactly(toy)
     batches_cover_the_keys_once(toy)
     assert result.retries >= 10  # every 100-row batch timed out once
-    sizes = [n for (n,) in toy.connect().execute(text(
-        "SELECT rows_read FROM orgmig_batch WHERE status = 'succeeded'"))]
+    with toy.connect() as conn:
+        sizes = list(conn.execute(text("SELECT rows_read FROM orgmig_batch WHERE status = 'succeeded'")).scalars())
     assert max(sizes) <= 50
 
 

@@ -44,8 +44,9 @@ def copied_exactly(engine: Engine) -> None:
 
 
 def batches_cover_the_keys_once(engine: Engine) -> None:
-    ranges = [tuple(r) for r in engine.connect().execute(text(
-        "SELECT start_key, end_key FROM orgmig_batch WHERE status = 'succeeded' ORDER BY start_key"))]
+    with engine.connect() as conn:
+        ranges = [tuple(r) for r in conn.execute(text(
+            "SELECT start_key, end_key FROM orgmig_batch WHERE status = 'succeeded' ORDER BY start_key"))]
     assert ranges[0][0] <= 3 and ranges[-1][1] >= ROWS * 3
     for (_, end), (start, _) in zip(ranges, ranges[1:], strict=False):
         assert start == end + 1  # no gap, no overlap
