@@ -9,7 +9,7 @@ import time
 log = logging.getLogger("app.progress")
 
 
-def _eta(seconds: float | None) -> str:
+def eta(seconds: float | None) -> str:
     if seconds is None:
         return "?"
     seconds = int(seconds)
@@ -57,7 +57,7 @@ class Progress:
     def line(self) -> str:
         pct = 100.0 * self.done / self.total if self.total else 100.0
         return (f"{self.label}: {self.done:,}/{self.total:,} rows ({pct:.1f}%), "
-                f"{self.rate:,.0f} rows/s, ETA {_eta(self.eta)}")
+                f"{self.rate:,.0f} rows/s, ETA {eta(self.eta)}")
 
     def advance(self, rows: int) -> None:
         self.done += rows

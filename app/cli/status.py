@@ -1,14 +1,22 @@
-"""`orgmig status`: current revision, pending revisions, batch runs and reported rows."""
+"""`orgmig status [--json] [--watch [SECONDS]]`: current revision, pending revisions, the runs of
+the batch engine (state, rows done/total, the rate over the last minute, the time left at it,
+batches, retries, connections working on it, the last error) and reported rows. From any process
+or machine: everything it shows is in the database."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+import time
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from app import db
+from app.batch.progress import eta
 from app.cli.common import add_database_option, connected
 from app.ops import status
 
@@ -16,41 +24,65 @@ from app.ops import status
 def register(sub) -> None:
     p = sub.add_parser("status", help="show the current revision and the migration bookkeeping")
     add_database_option(p)
-    p.add_argument("--json", action="store_true", help="print the status as JSON")
+    p.add_argument("--json", action="store_true", help="print the status as JSON (one object a line with --watch)")
+    p.add_argument("--watch", nargs="?", const=2.0, type=float, metavar="SECONDS",
+                   help="show it again every SECONDS (default 2) until Ctrl-C")
     p.set_defaults(handler=handle)
 
 
-def handle(args: argparse.Namespace) -> int:
-    with connected(args) as engine:
-        st = status.collect(engine)
-    if args.json:
-        print(json.dumps(st.__dict__, default=str, indent=2))
-        return 0
-    console = Console()
-    console.print(f"database: {db.redact(engine.url)}")
-    console.print(f"current revision: {', '.join(st.current) or '(none)'}   head: {st.head}")
-    console.print(f"pending revisions: {', '.join(st.pending) or 'none'}")
+def _render(st: status.Status, where: str) -> Group:
+    parts = [Text(f"database: {where}"),
+             Text(f"current revision: {', '.join(st.current) or '(none)'}   head: {st.head}"),
+             Text(f"pending revisions: {', '.join(st.pending) or 'none'}")]
     if st.runs:
         t = Table(title="batch runs (newest first)")
-        for col in ("id", "step", "direction", "status", "done/total", "cursor", "updated", "last error"):
+        for col in ("id", "step", "direction", "state", "done/total", "rows/s (1 min)", "ETA", "batches",
+                    "retries", "workers", "updated", "last error"):
             t.add_column(col)
         for r in st.runs:
             t.add_row(
                 str(r["id"]), r["step"], r["direction"], r["state"],
-                f"{r['rows_done']:,}/{r['total_rows']:,}", str(r["cursor_key"]),
+                f"{r['rows_done']:,}/{r['total_rows']:,}",
+                f"{r['rate_last_minute']:,.0f}" if r["rate_last_minute"] else "-",
+                eta(r["eta_seconds"]) if r["eta_seconds"] is not None else "-",
+                f"{r['batches']:,}", f"{r['retries']:,}", str(r["workers"]),
                 f"{r['updated_at']:%Y-%m-%d %H:%M:%S%z}", (r["last_error"] or "")[:80],
             )
-        console.print(t)
+        parts.append(t)
         for r in st.runs:
             if r["state"] == "interrupted":
-                console.print(f"run {r['id']} is interrupted: it is marked running, but no live process"
-                              " holds it (killed, or its connection dropped); run the same alembic"
-                              " command to resume it", soft_wrap=True)
+                parts.append(Text(f"run {r['id']} is interrupted: it is marked running, but no live process"
+                                  " holds it (killed, or its connection dropped); run the same alembic"
+                                  " command to resume it"))
     if st.reports:
         t = Table(title="reported rows")
         for col in ("step", "reason", "migrated", "rows"):
             t.add_column(col)
         for r in st.reports:
             t.add_row(r["step"], r["reason"], "yes" if r["migrated"] else "no", f"{r['rows']:,}")
-        console.print(t)
-    return 0
+        parts.append(t)
+    return Group(*parts)
+
+
+def handle(args: argparse.Namespace) -> int:
+    with connected(args) as engine:
+        where = db.redact(engine.url)
+        if args.watch is None:
+            st = status.collect(engine)
+            if args.json:
+                print(json.dumps(st.__dict__, default=str, indent=2))
+            else:
+                # On a terminal the table fits its width; written to a file or a pipe it is not cut.
+                Console(width=None if sys.stdout.isatty() else 200).print(_render(st, where))
+            return 0
+        try:
+            if args.json:
+                while True:
+                    print(json.dumps(status.collect(engine).__dict__, default=str), flush=True)
+                    time.sleep(args.watch)
+            with Live(_render(status.collect(engine), where), refresh_per_second=4) as live:
+                while True:
+                    time.sleep(args.watch)
+                    live.update(_render(status.collect(engine), where))
+        except KeyboardInterrupt:
+            return 0

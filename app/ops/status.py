@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, inspect, select
 from sqlalchemy.engine import Engine
 
-from app.batch.ledger import live_run_ids
+from app.batch.ledger import SQL, live_workers
 from app.ops import migrations
 from app.schema import orgmig_report, orgmig_run
 
@@ -33,12 +33,13 @@ def collect(engine: Engine) -> Status:
             rows = conn.execute(
                 select(orgmig_run).order_by(orgmig_run.c.id.desc()).limit(20)
             ).mappings()
-            live = live_run_ids(conn)
+            rows = [dict(r) for r in rows]
+            workers = live_workers(conn)
+            stats = {s["run_id"]: s for s in conn.execute(SQL("ledger.run_stats"),
+                                                         {"ids": [r["id"] for r in rows]}).mappings()}
             # A `running` run whose liveness lock nobody holds lost its process (killed, server
             # restarted): it is shown as interrupted, and the same alembic command resumes it.
-            status.runs = [{**r, "live": r["id"] in live,
-                            "state": r["status"] if r["id"] in live or r["status"] != "running"
-                            else "interrupted"} for r in rows]
+            status.runs = [_with_stats(r, stats.get(r["id"]), workers.get(r["id"], 0)) for r in rows]
             reps = conn.execute(
                 select(orgmig_report.c.step, orgmig_report.c.reason, orgmig_report.c.migrated,
                        func.count().label("rows"))
@@ -47,3 +48,23 @@ def collect(engine: Engine) -> Status:
             ).mappings()
             status.reports = [dict(r) for r in reps]
     return status
+
+
+def _with_stats(run: dict, stats: dict | None, workers: int) -> dict:
+    """The run with what a person watching it wants: live or interrupted, connections working on
+    it, batches, retries, the rate over the last minute and the time left at that rate."""
+    live = workers > 0
+    rate = 0.0
+    if stats and stats["rows_last_minute"] and run["status"] == "running":
+        rate = stats["rows_last_minute"] / 60.0
+    left = max(run["total_rows"] - run["rows_done"], 0)
+    return {
+        **run,
+        "live": live,
+        "state": run["status"] if live or run["status"] != "running" else "interrupted",
+        "workers": workers,
+        "batches": stats["batches"] if stats else 0,
+        "retries": stats["retries"] if stats else 0,
+        "rate_last_minute": round(rate, 1),
+        "eta_seconds": round(left / rate) if rate > 0 else None,
+    }

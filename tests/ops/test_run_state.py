@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 import time
 
 from app.ops import migrations
@@ -16,7 +17,7 @@ from tests.support.migrate import ROOT, alembic_cmd, alembic_env, orgmig
 
 def _start_slow_upgrade(engine):
     return subprocess.Popen(alembic_cmd("upgrade", "head"), cwd=ROOT,
-                            env=alembic_env(engine.url, ORGMIG_PAUSE_MS="300", ORGMIG_WORKERS="1",
+                            env=alembic_env(engine.url, ORGMIG_PAUSE_MS="600", ORGMIG_WORKERS="1",
                                             ORGMIG_BATCH_SIZE="200"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -36,6 +37,18 @@ def test_status_and_verify_while_a_run_is_live_then_after_its_process_died(engin
         _wait_for_batches(engine, 2)
         live = json.loads(orgmig(engine.url, "status", "--json").stdout)
         assert [(r["status"], r["state"], r["live"]) for r in live["runs"]] == [("running", "running", True)]
+        (run,) = live["runs"]
+        assert run["workers"] >= 2  # the run's own connection and its worker
+        assert run["batches"] >= 2 and run["retries"] == 0
+        assert run["rate_last_minute"] > 0 and run["eta_seconds"] > 0
+        watch = subprocess.Popen([sys.executable, "-m", "app.cli", "status", "--json", "--watch", "0.2"], cwd=ROOT,
+                                 env=alembic_env(engine.url), stdout=subprocess.PIPE, text=True)
+        lines = [watch.stdout.readline() for _ in range(3)]  # one a refresh, as they come
+        watch.send_signal(signal.SIGINT)
+        lines += watch.communicate(timeout=10)[0].splitlines()
+        assert watch.returncode == 0 and len(lines) >= 3
+        assert [json.loads(line)["runs"][0]["rows_done"] for line in lines] == \
+            sorted(json.loads(line)["runs"][0]["rows_done"] for line in lines)
         checked = orgmig(engine.url, "verify", "--json")
         assert checked.returncode == 1
         failing = [c for c in json.loads(checked.stdout)["checks"] if not c["ok"]]

@@ -129,3 +129,16 @@ SELECT id, step, direction, status, rows_done, total_rows, cursor_key, last_erro
 FROM orgmig_run
 WHERE status NOT IN ('finished', 'cancelled')
 ORDER BY id;
+
+-- name: run_stats
+-- Per run: batches done, retries (attempts past the first), rows done in the last minute.
+SELECT run_id,
+       count(*) FILTER (WHERE status = 'succeeded') AS batches,
+       coalesce(sum(greatest(attempts - 1, 0)), 0) AS retries,
+       coalesce(sum(rows_read) FILTER (WHERE status = 'succeeded' AND finished_at > now() - interval '1 minute'), 0)
+           AS rows_last_minute,
+       (SELECT min(finished_at) FROM orgmig_batch y WHERE y.run_id = b.run_id AND y.status = 'succeeded'
+          AND y.finished_at > now() - interval '1 minute') AS window_start
+FROM orgmig_batch b
+WHERE run_id = ANY (CAST(:ids AS bigint[]))
+GROUP BY run_id;
