@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 
 from alembic import op
-from app.batch.revision import run_data_step, settings, stop_offline
+from app.batch.revision import ensure_finished, run_data_step, settings, stop_offline
 from app.steps.identity import IdentitySync, providers_applied, providers_with_export
 
 revision = "0007"
@@ -36,6 +36,8 @@ def upgrade() -> None:
     if op.get_context().as_sql:
         stop_offline(IdentitySync.step_prefix, "upgrade")
         return
+    # Keycloak accounts match the users revision 0004 created: its run must be complete.
+    ensure_finished("user_settings_to_org")
     providers = providers_with_export(op.get_bind())
     if not providers:
         log.info("identity: no identity provider has a finished export: nothing to apply")

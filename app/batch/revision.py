@@ -77,6 +77,23 @@ def run_data_step(step: Step, direction: str) -> None:
     print_summary(result)
 
 
+def ensure_finished(step_name: str) -> None:
+    """A revision that builds on a data step's result refuses until that step's upgrade run is
+    finished (GitLab's ensure_batched_background_migration_is_finished): a run left running,
+    paused or failed, or none at all, stops it with a line naming the run."""
+    if op.get_context().as_sql:
+        return
+    run = op.get_bind().execute(text(
+        "SELECT id, status, rows_done, total_rows FROM orgmig_run WHERE step = :s AND direction = 'upgrade'"
+        " ORDER BY id DESC LIMIT 1"), {"s": step_name}).mappings().first()
+    if run is None or run["status"] != "finished":
+        where = ("no run of it is recorded" if run is None else
+                 f"run {run['id']} is {run['status']} at {run['rows_done']:,}/{run['total_rows']:,} rows")
+        raise MigrationError(
+            f"this revision needs the data step {step_name} finished, and {where}: finish it first"
+            " (`orgmig status` shows it; the revision that runs it resumes it)")
+
+
 def stop_offline(name: str, direction: str) -> None:
     """In an offline script (`--sql`), a data step is a statement that stops the script: it
     moves rows in batches and cannot be written out as SQL."""

@@ -161,3 +161,19 @@ def test_the_offline_script_stops_at_the_first_error_under_psql(engine, alembic_
     assert online.returncode == 0, online.stderr
     with engine.connect() as conn:
         assert conn.execute(text("SELECT to_regclass('idp_export_run')")).scalar() is not None
+
+
+def test_a_revision_that_needs_a_finished_data_run_waits_for_it(engine, alembic_cfg):
+    """The finalize gate: 0007 builds on 0004's users and refuses while 0004's run is not finished."""
+    migrations.upgrade(alembic_cfg, "0006")
+    execute(engine, "UPDATE orgmig_run SET status = 'paused', rows_done = 10, total_rows = 40"
+                    " WHERE step = 'user_settings_to_org'")
+    refused = run_alembic(engine.url, "upgrade", "head")
+    line = _one_line(refused)
+    assert refused.returncode == 1
+    assert "needs the data step user_settings_to_org finished" in line and "is paused at 10/40 rows" in line
+    assert scalar(engine, "SELECT version_num FROM alembic_version") == "0006"
+    execute(engine, "UPDATE orgmig_run SET status = 'finished', rows_done = 40")
+    passed = run_alembic(engine.url, "upgrade", "head")
+    assert passed.returncode == 0, passed.stderr
+    assert scalar(engine, "SELECT version_num FROM alembic_version") == "0007"
