@@ -163,7 +163,7 @@ class Bucket:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
 
-def rate_buckets(timeline: list[Point], elapsed_s: float, target: int = 60) -> tuple[float, list[Bucket]]:
+def rate_buckets(timeline: list[Point], elapsed_s: float, target: int = 40) -> tuple[float, list[Bucket]]:
     """Rows finished per time bucket from the run's start, with a bucket width (seconds) from a
     list of round ones giving at most `target` buckets; empty buckets included (a pause shows).
     A last bucket shorter than half the width is merged into the one before, so the rate of
@@ -183,4 +183,5 @@ def rate_buckets(timeline: list[Point], elapsed_s: float, target: int = 60) -> t
     return width, buckets
 
 
-NICE_SECONDS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+NICE_SECONDS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200,
+                86400)

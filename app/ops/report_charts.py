@@ -52,9 +52,11 @@ def elapsed(seconds: float) -> str:
 
 
 def time_ticks(span_s: float, most: int = 8) -> list[tuple[float, str]]:
-    step = next((t for t in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400)
-                 if span_s / t <= most), 86400)
-    return [(i * step, elapsed(i * step)) for i in range(int(span_s // step) + 1)]
+    """Round ticks over [0, span_s]: `m:ss` (`h:mm:ss`), or plain seconds under ten seconds."""
+    steps = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400)
+    step = next((t for t in steps if span_s / t <= most), steps[-1])
+    label = (lambda v: f"{v:g} s") if span_s < 10 else elapsed
+    return [(round(i * step, 3), label(round(i * step, 3))) for i in range(int(span_s / step + 1e-9) + 1)]
 
 
 def count_ticks(n: int, most: int = 10) -> list[tuple[float, str]]:

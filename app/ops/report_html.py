@@ -21,6 +21,11 @@ def _css() -> str:
     return (Path(__file__).with_name("report.css")).read_text(encoding="utf-8")
 
 
+def count(n: int, one: str, many: str | None = None) -> str:
+    """`1 row`, `2 rows`, `1 batch`, `3 batches`."""
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
 def fmt_int(n: int | float | None) -> str:
     return "—" if n is None else f"{n:,.0f}"
 
@@ -86,8 +91,9 @@ def _header(r: RunReport) -> str:
         _tile("Batches", f"{f.batches:,}", batches_note),
         _tile("Started", fmt_when(run.started_at), small=True),
         _tile("Finished", fmt_when(run.finished_at), end_note, small=True),
-        _tile("Batch duration", f"{fmt_ms(f.median_ms)} median", f"p95 {fmt_ms(f.p95_ms)} · max {fmt_ms(f.max_ms)}"),
-        _tile("Reported rows", f"{reported:,}", f"{len(r.reasons):,} reason(s) for this step"),
+        _tile("Batch duration", f"{fmt_ms(f.median_ms)} median", f"p95 {fmt_ms(f.p95_ms)} · max {fmt_ms(f.max_ms)}")
+        if f.median_ms is not None else _tile("Batch duration", "—", "no batch finished yet"),
+        _tile("Reported rows", f"{reported:,}", f"{count(len(r.reasons), 'reason')} for this step"),
     ]
     error = run.last_error and run.last_error.strip().splitlines()[0]
     callout = (f'<div class="callout"><b>Last error:</b> {escape(error)}</div>' if error else "")
@@ -113,7 +119,8 @@ def _rate_section(r: RunReport) -> str:
     markers = [Marker(r.rate, f"avg {fmt_rate(r.rate)}", "average")] if r.rate else []
     chart = bar_chart(bars=bars, x_max=span, x_ticks=time_ticks(span), y_max=peak,
                       y_format=lambda v: f"{v:,.0f}" if v >= 10 or v == 0 else f"{v:.1f}",
-                      x_label=f"time since the run started ({'h:mm:ss' if span >= 3600 else 'm:ss'})",
+                      x_label="seconds since the run started" if span < 10 else
+                      f"time since the run started ({'h:mm:ss' if span >= 3600 else 'm:ss'})",
                       y_label="rows / s",
                       title="Rows per second over time", markers=markers)
     return (head + f'<p class="note">Rows of the batches that finished in each {fmt_width(width)} bucket,'
@@ -170,10 +177,11 @@ def _retries_section(r: RunReport) -> str:
         return head + '<p class="empty">No batch needed a retry, and none failed.</p></section>'
     parts = []
     if f.retried:
-        parts.append(f"{f.retried:,} batch(es) took more than one attempt ({f.extra_attempts:,} extra in all)")
+        parts.append(f"{count(f.retried, 'batch', 'batches')} took more than one attempt"
+                     f" ({count(f.extra_attempts, 'extra attempt')} in all)")
     if f.failed:
-        parts.append(f"{f.failed:,} failed: nothing of them was written, and the same command, run again,"
-                     " redoes them first")
+        parts.append(f"{f.failed:,} failed: nothing of {'it' if f.failed == 1 else 'them'} was written, and the"
+                     f" same command, run again, redoes {'it' if f.failed == 1 else 'them'} first")
     note = ("; ".join(parts) + ". Errors are the first line the engine recorded (SQLSTATE and message, never"
             " a row's values); a batch that succeeded after retries keeps none.")
     with_error = any(p.error for p in r.problems)
@@ -200,7 +208,8 @@ def _reasons_section(r: RunReport) -> str:
     chart = hbar_chart(rows, "Reported rows by reason")
     any_migrated = any(x.not_migrated < x.total for x in r.reasons)
     earlier = "" if this_run == total else f"; {this_run:,} of them recorded by this run, the rest by earlier runs"
-    return (head + f'<p class="note">{total:,} rows of step {escape(r.run.step)} in orgmig_report{escape(earlier)}.'
+    return (head + f'<p class="note">{count(total, "row")} of step {escape(r.run.step)} in orgmig_report'
+            f'{escape(earlier)}.'
             f' Each row names its source row and reason; <code>orgmig_report</code> holds the detail.</p>'
             f'<div class="legend"><span>{_swatch("not-migrated")}not migrated</span>'
             + (f'<span>{_swatch("migrated")}migrated, with a note</span>' if any_migrated else "")
