@@ -165,12 +165,14 @@ class Bucket:
 
 def rate_buckets(timeline: list[Point], elapsed_s: float, target: int = 40) -> tuple[float, list[Bucket]]:
     """Rows finished per time bucket from the run's start, with a bucket width (seconds) from a
-    list of round ones giving at most `target` buckets; empty buckets included (a pause shows).
-    A last bucket shorter than half the width is merged into the one before, so the rate of
-    each bucket is the true average over the time it covers."""
+    list of round ones giving at most `target` buckets, and about five batches a bucket at least
+    (with one or two batches a bucket, a steady run would look like a saw); empty buckets
+    included (a pause shows). A last bucket shorter than half the width is merged into the one
+    before, so the rate of each bucket is the true average over the time it covers."""
     if not timeline:
         return 0.0, []
     span = max(elapsed_s, max(p.at_s for p in timeline), 1e-3)
+    target = max(1, min(target, len(timeline) // 5))
     width = next((w for w in NICE_SECONDS if span / w <= target), NICE_SECONDS[-1])
     count = max(int(-(-span // width)), 1)  # ceil
     rows = [0] * count

@@ -98,16 +98,25 @@ def bar_chart(*, bars: Sequence[Bar], x_max: float, x_ticks: Sequence[tuple[floa
         out.append(f'<rect class="{escape(b.css)}" x="{_num(x0 + gap / 2)}" y="{_num(TOP + plot_h - h)}"'
                    f' width="{_num(max(x1 - x0 - gap, 0.6))}" height="{_num(h)}"/>')
     cut = sorted((b for b in bars if b.value > top), key=lambda b: -b.value)
-    labelled: list[float] = []
-    for b in cut:
-        cx = (x(b.x0) + x(b.x1)) / 2
+    centres = sorted((x(b.x0) + x(b.x1)) / 2 for b in cut)
+    for cx in centres:
         out.append(f'<path class="cut" d="M{_num(cx - 5)} {TOP - 2} L{_num(cx + 5)} {TOP - 2}'
                    f' L{_num(cx)} {TOP - 9} Z"/>')
-        if len(cut) <= 6 and all(abs(cx - p) > 80 for p in labelled):  # more would be a row of noise
-            labelled.append(cx)
-            anchor = "end" if cx > LEFT + plot_w - 40 else "start"
-            out.append(f'<text class="cut-label" x="{_num(cx + (-10 if anchor == "end" else 10))}" y="{TOP - 3}"'
-                       f' text-anchor="{anchor}">{escape(y_format(b.value))}</text>')
+    labelled: list[float] = []
+    for b in cut if len(cut) <= 6 else ():  # more labels would be a row of noise
+        cx = (x(b.x0) + x(b.x1)) / 2
+        if any(abs(cx - p) <= 80 for p in labelled):
+            continue
+        labelled.append(cx)
+        # beside the run of triangles it belongs to, not over a neighbour's
+        left, right = cx, cx
+        while any(0 < c - right < 14 for c in centres):
+            right = min(c for c in centres if 0 < c - right < 14)
+        while any(0 < left - c < 14 for c in centres):
+            left = max(c for c in centres if 0 < left - c < 14)
+        anchor = "end" if cx > LEFT + plot_w - 40 else "start"
+        out.append(f'<text class="cut-label" x="{_num(left - 9 if anchor == "end" else right + 9)}" y="{TOP - 3}"'
+                   f' text-anchor="{anchor}">{escape(y_format(b.value))}</text>')
     base = TOP + plot_h
     out.append(f'<line class="axis" x1="{LEFT}" x2="{LEFT + plot_w}" y1="{base}" y2="{base}"/>')
     last_label_x = -1e9

@@ -170,13 +170,18 @@ def test_an_unknown_run_and_a_bad_argument_are_one_line_and_exit_2(engine, alemb
 
 
 def test_rate_buckets_cover_the_run_and_keep_every_row():
-    points = [Point(at_s=t, rows=100, duration_ms=50, retried=False) for t in (0.5, 1.2, 1.9, 30.0, 59.0, 60.2)]
+    times = [0.5, 1.2, 1.9, 30.0, 59.0, 60.2] * 30  # 180 batches, 30 at each time
+    points = [Point(at_s=t, rows=10, duration_ms=50, retried=False) for t in times]
     width, buckets = rate_buckets(points, elapsed_s=60.5, target=60)
-    assert width == 2 and len(buckets) == 30 and sum(b.rows for b in buckets) == 600
+    assert width == 2 and len(buckets) == 30 and sum(b.rows for b in buckets) == 1_800
     assert buckets[0].start_s == 0 and abs(sum(b.seconds for b in buckets) - 60.5) < 1e-9
-    assert [b.rows for b in buckets if b.rows] == [300, 100, 200]
-    # the last half second is merged into the bucket before: 200 rows in 2.5 s, not 100 in 0.5 s
-    assert (buckets[-1].start_s, buckets[-1].seconds, buckets[-1].rate) == (58, 2.5, 80.0)
+    assert [b.rows for b in buckets if b.rows] == [900, 300, 600]
+    # the last half second is merged into the bucket before: 600 rows in 2.5 s, not 300 in 0.5 s
+    assert (buckets[-1].start_s, buckets[-1].seconds, buckets[-1].rate) == (58, 2.5, 240.0)
+    # few batches, few buckets: about five batches each, not a saw of ones and twos
+    steady = [Point(at_s=0.33 * i, rows=200, duration_ms=30, retried=False) for i in range(1, 34)]
+    width, buckets = rate_buckets(steady, elapsed_s=11.0)
+    assert width == 2 and len(buckets) == 6
     assert rate_buckets([], 10.0) == (0.0, [])
 
 
