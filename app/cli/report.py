@@ -1,0 +1,50 @@
+"""`orgmig report RUN_ID --html FILE`: one self-contained HTML page about one run of a data step
+(rate over time, batch durations, retries and failures, reported rows by reason, the last
+error), for a DBA to read or print; app.ops.report gathers, app.ops.report_html draws."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from sqlalchemy.pool import NullPool
+
+from app.cli.common import add_database_option, connected, whole_number
+from app.errors import ConfigError
+from app.ops import report, report_html
+
+MAX_RUN_ID = 2**63 - 1
+
+
+def register(sub) -> None:
+    p = sub.add_parser("report", help="write one HTML page about a run: rate, batch durations, retries, reported rows")
+    p.add_argument("run_id", metavar="RUN_ID", action=whole_number(1, MAX_RUN_ID),
+                   help="the run's id (the first column of `orgmig status`)")
+    p.add_argument("--html", required=True, metavar="FILE", help="where to write the page (replaced if it exists)")
+    add_database_option(p)
+    p.set_defaults(handler=handle)
+
+
+def _write(path: Path, page: str) -> None:
+    """Written beside the target and renamed over it: a reader never sees half a page."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(page, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def handle(args: argparse.Namespace) -> int:
+    path = Path(args.html)
+    if path.is_dir():
+        raise ConfigError(f"--html {path} is a directory: give a file name, such as {path / 'run.html'}")
+    with connected(args, poolclass=NullPool) as engine:
+        data = report.collect(engine, args.run_id)
+    _write(path, report_html.render(data))
+    run = data.run
+    print(f"run {run.id} ({run.step} {run.direction}, {run.state}, {run.rows_done:,}/{run.total_rows:,} rows):"
+          f" report written to {path}")
+    return 0

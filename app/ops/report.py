@@ -1,0 +1,189 @@
+"""What `orgmig report RUN_ID` shows about one run of the batch engine, read from the ledger
+(`orgmig_run`, `orgmig_batch`) and the reported rows (`orgmig_report`) in a few read-only queries
+(report.sql). The page itself is drawn by app.ops.report_html.
+
+Nothing here reads a row of the data being migrated: the figures are counts, keys of batch
+ranges, durations, reasons, and the one-line errors the engine recorded (which never quote a
+row's values, app.db.error_summary)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, inspect
+
+from app.batch import SqlFiles
+from app.batch.ledger import live_run_ids
+from app.errors import ConfigError
+
+SQL = SqlFiles(Path(__file__).parent)
+PROBLEMS_SHOWN = 15  # retried or failed batches listed on the page; the rest are counted
+ERROR_CHARS = 300  # a recorded error is shown as its first line, cut here
+
+
+@dataclass
+class Run:
+    id: int
+    step: str
+    direction: str
+    status: str
+    state: str  # the status, or `interrupted` for a `running` run no live process holds
+    live: bool
+    batch_size: int
+    total_rows: int
+    rows_done: int
+    cursor_key: int | None
+    max_key: int | None
+    last_error: str | None
+    started_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    elapsed_s: float  # to the end, to now while a live process works on it, else to its last update
+
+
+@dataclass
+class BatchFigures:
+    batches: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    claimed: int = 0
+    retried: int = 0
+    extra_attempts: int = 0
+    problems: int = 0
+    median_ms: float | None = None
+    p95_ms: float | None = None
+    max_ms: int | None = None
+
+
+@dataclass
+class Point:
+    """One batch that succeeded: when it finished (seconds after the run started), its rows,
+    its duration, whether it needed more than one attempt."""
+
+    at_s: float
+    rows: int
+    duration_ms: int | None
+    retried: bool
+
+
+@dataclass
+class Problem:
+    start_key: int
+    end_key: int
+    status: str
+    attempts: int
+    rows_read: int
+    duration_ms: int | None
+    finished_at: datetime
+    error: str | None
+
+
+@dataclass
+class Reason:
+    reason: str
+    total: int
+    not_migrated: int
+    this_run: int
+
+
+@dataclass
+class RunReport:
+    run: Run
+    database: str
+    generated_at: datetime
+    figures: BatchFigures
+    timeline: list[Point] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    reasons: list[Reason] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float | None:
+        """Average rows per second over the run's elapsed time."""
+        return self.run.rows_done / self.run.elapsed_s if self.run.elapsed_s > 0 else None
+
+
+def one_line(error: str | None, limit: int = ERROR_CHARS) -> str | None:
+    """The first line of a recorded error, cut at `limit` characters."""
+    if not error or not error.strip():
+        return None
+    line = error.strip().splitlines()[0].strip()
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.astimezone(UTC) if value is not None else None
+
+
+def _run(conn: Connection, run_id: int) -> Run:
+    if not inspect(conn).has_table("orgmig_run"):
+        raise ConfigError(f"no run {run_id}: this database has no orgmig_run table (revision 0003 is not"
+                          " applied; `orgmig status` shows the revisions)")
+    row = conn.execute(SQL("report.run"), {"run_id": run_id}).mappings().one_or_none()
+    if row is None:
+        raise ConfigError(f"no run {run_id} in orgmig_run (`orgmig status` lists the runs)")
+    live = row["id"] in live_run_ids(conn)
+    state = row["status"] if live or row["status"] != "running" else "interrupted"
+    end = row["finished_at"] or (row["now"] if live else row["updated_at"])
+    return Run(
+        id=row["id"], step=row["step"], direction=row["direction"], status=row["status"], state=state,
+        live=live, batch_size=row["batch_size"], total_rows=row["total_rows"], rows_done=row["rows_done"],
+        cursor_key=row["cursor_key"], max_key=row["max_key"], last_error=row["last_error"],
+        started_at=_utc(row["started_at"]), updated_at=_utc(row["updated_at"]),
+        finished_at=_utc(row["finished_at"]), elapsed_s=max((end - row["started_at"]).total_seconds(), 0.0),
+    )
+
+
+def collect(engine: Engine, run_id: int) -> RunReport:
+    """Everything the page shows about run `run_id`; ConfigError (one line) when there is no such run."""
+    with engine.connect() as conn:
+        run = _run(conn, run_id)
+        params = {"run_id": run_id}
+        f = conn.execute(SQL("report.batch_figures"), params).mappings().one()
+        figures = BatchFigures(**{k: (v if v is not None or k.endswith("_ms") else 0) for k, v in f.items()})
+        timeline = [Point(r.at_s, r.rows_read, r.duration_ms, r.retried)
+                    for r in conn.execute(SQL("report.timeline"), params)]
+        problems = [Problem(**{**r, "finished_at": _utc(r["finished_at"]), "error": one_line(r["error"])})
+                    for r in conn.execute(SQL("report.problems"), {**params, "limit": PROBLEMS_SHOWN}).mappings()]
+        reasons = [Reason(**r) for r in conn.execute(SQL("report.reasons"),
+                                                     {**params, "step": run.step}).mappings()]
+    return RunReport(run=run, database=engine.url.database or "", generated_at=datetime.now(UTC),
+                     figures=figures, timeline=timeline, problems=problems, reasons=reasons)
+
+
+@dataclass
+class Bucket:
+    start_s: float
+    seconds: float  # the time it covers (the last one may be shorter or longer than the width)
+    rows: int
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+def rate_buckets(timeline: list[Point], elapsed_s: float, target: int = 40) -> tuple[float, list[Bucket]]:
+    """Rows finished per time bucket from the run's start, with a bucket width (seconds) from a
+    list of round ones giving at most `target` buckets, and about five batches a bucket at least
+    (with one or two batches a bucket, a steady run would look like a saw); empty buckets
+    included (a pause shows). A last bucket shorter than half the width is merged into the one
+    before, so the rate of each bucket is the true average over the time it covers."""
+    if not timeline:
+        return 0.0, []
+    span = max(elapsed_s, max(p.at_s for p in timeline), 1e-3)
+    target = max(1, min(target, len(timeline) // 5))
+    width = next((w for w in NICE_SECONDS if span / w <= target), NICE_SECONDS[-1])
+    count = max(int(-(-span // width)), 1)  # ceil
+    rows = [0] * count
+    for p in timeline:
+        rows[min(max(int(p.at_s // width), 0), count - 1)] += p.rows
+    buckets = [Bucket(i * width, min(width, span - i * width), n) for i, n in enumerate(rows)]
+    if len(buckets) > 1 and buckets[-1].seconds < width / 2:
+        last = buckets.pop()
+        buckets[-1] = Bucket(buckets[-1].start_s, buckets[-1].seconds + last.seconds, buckets[-1].rows + last.rows)
+    return width, buckets
+
+
+NICE_SECONDS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200,
+                86400)
