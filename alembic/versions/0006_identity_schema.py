@@ -35,6 +35,7 @@ from sqlalchemy.dialects import postgresql
 
 from alembic import op
 from app.batch.revision import refuse_to_drop_rows
+from app.config import get_settings
 
 revision = "0006"
 down_revision = "0005"
@@ -65,62 +66,25 @@ def _timestamps() -> list:
 
 
 def upgrade() -> None:
-    op.add_column("user", sa.Column("is_site_admin", sa.Boolean, nullable=False, server_default=sa.false()))
-    op.add_column("org_user", sa.Column("all_facilities", sa.Boolean, nullable=False, server_default=sa.false()))
-    op.create_index("ix_user_email_normalized", "user", [sa.text("lower(btrim(email))")])
+    # The one index on a table the application writes, built first and without blocking it
+    # (CONCURRENTLY, outside the revision's transaction; a failed earlier build left an invalid
+    # index, dropped first). The migration lock is a session lock: it outlives the commit.
+    with op.get_context().autocommit_block():
+        op.execute("SET statement_timeout = 0")
+        op.execute("""DO $$ BEGIN
+            IF EXISTS (SELECT 1 FROM pg_index WHERE indexrelid = to_regclass('ix_user_email_normalized')
+                       AND NOT indisvalid) THEN
+                DROP INDEX ix_user_email_normalized;
+            END IF; END $$""")
+        op.execute('CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_user_email_normalized ON "user" (lower(btrim(email)))')
+        op.execute(f"SET statement_timeout = '{get_settings().statement_timeout_ms}ms'")
 
-    op.create_table(
-        "user_identity",
-        sa.Column("provider", sa.String, nullable=False),
-        sa.Column("external_id", sa.String, nullable=False),
-        sa.Column("user_id", sa.Integer, nullable=False),
-        sa.Column("matched_by", sa.String, nullable=False),
-        *_timestamps(),
-        sa.PrimaryKeyConstraint("provider", "external_id", name="pk_user_identity"),
-        sa.UniqueConstraint("provider", "user_id", name="uq_user_identity_provider_user_id"),
-        sa.ForeignKeyConstraint(["user_id"], ["user.id"], name="fk_user_identity_user_id_user", ondelete="CASCADE"),
-        sa.CheckConstraint(PROVIDER_VALID, name=op.f("ck_user_identity_provider_valid")),
-        sa.CheckConstraint("matched_by IN ('subject', 'email', 'created')",
-                           name=op.f("ck_user_identity_matched_by_valid")),
-    )
-    op.create_index("ix_user_identity_user_id", "user_identity", ["user_id"])
-
-    op.create_table(
-        "facility",
-        sa.Column("id", postgresql.UUID(as_uuid=True), nullable=False),
-        sa.Column("org_id", postgresql.UUID(as_uuid=True), nullable=False),
-        sa.Column("name", sa.String),
-        *_timestamps(),
-        sa.PrimaryKeyConstraint("id", name="pk_facility"),
-        sa.UniqueConstraint("id", "org_id", name="uq_facility_id_org_id"),
-        sa.ForeignKeyConstraint(["org_id"], ["org.id"], name="fk_facility_org_id_org"),
-    )
-    op.create_index("ix_facility_org_id", "facility", ["org_id"])
-
-    op.create_table(
-        "org_user_facility",
-        sa.Column("org_id", postgresql.UUID(as_uuid=True), nullable=False),
-        sa.Column("user_id", sa.Integer, nullable=False),
-        sa.Column("facility_id", postgresql.UUID(as_uuid=True), nullable=False),
-        sa.Column("created_at", TSTZ, nullable=False, server_default=NOW),
-        sa.PrimaryKeyConstraint("org_id", "user_id", "facility_id", name="pk_org_user_facility"),
-        sa.ForeignKeyConstraint(["org_id", "user_id"], ["org_user.org_id", "org_user.user_id"],
-                                name="fk_org_user_facility_org_id_org_user", ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["facility_id", "org_id"], ["facility.id", "facility.org_id"],
-                                name="fk_org_user_facility_facility_id_facility"),
-    )
-    op.create_index("ix_org_user_facility_facility_id", "org_user_facility", ["facility_id", "org_id"])
-
-    op.execute(TOUCH_UPDATED_AT)
-    for table in TOUCHED:
-        op.execute(f'CREATE TRIGGER trg_{table}_updated_at BEFORE UPDATE ON "{table}"'
-                   " FOR EACH ROW EXECUTE FUNCTION orgmig_touch_updated_at()")
-
+    # orgmig's own tables: the snapshot's surrogate keys (a rewrite of idp_user and idp_group,
+    # which only `orgmig export`, `sync` and `reconcile` use) and the identity step's bookkeeping.
     for table in ("idp_user", "idp_group"):
         op.add_column(table, sa.Column("row_id", sa.BigInteger, sa.Identity(always=False), nullable=False))
         op.create_unique_constraint(f"uq_{table}_row_id", table, ["row_id"])
     op.create_index("ix_idp_user_email_normalized", "idp_user", ["provider", sa.text("lower(btrim(email))")])
-
     op.create_table(
         "orgmig_identity_group",
         sa.Column("provider", sa.String, nullable=False),
@@ -160,6 +124,57 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("provider", "row_id", name="pk_orgmig_identity_todo"),
     )
 
+    # New tables next to the application's (their foreign keys take brief locks on org, "user"
+    # and org_user), and last the changes to the application's tables themselves, so the locks
+    # they take are held only for the few statements before the revision commits: two columns
+    # with constant defaults (no rewrite on PostgreSQL 11+) and the updated_at triggers.
+    op.create_table(
+        "user_identity",
+        sa.Column("provider", sa.String, nullable=False),
+        sa.Column("external_id", sa.String, nullable=False),
+        sa.Column("user_id", sa.Integer, nullable=False),
+        sa.Column("matched_by", sa.String, nullable=False),
+        *_timestamps(),
+        sa.PrimaryKeyConstraint("provider", "external_id", name="pk_user_identity"),
+        sa.UniqueConstraint("provider", "user_id", name="uq_user_identity_provider_user_id"),
+        sa.ForeignKeyConstraint(["user_id"], ["user.id"], name="fk_user_identity_user_id_user", ondelete="CASCADE"),
+        sa.CheckConstraint(PROVIDER_VALID, name=op.f("ck_user_identity_provider_valid")),
+        sa.CheckConstraint("matched_by IN ('subject', 'email', 'created')",
+                           name=op.f("ck_user_identity_matched_by_valid")),
+    )
+    op.create_index("ix_user_identity_user_id", "user_identity", ["user_id"])
+    op.create_table(
+        "facility",
+        sa.Column("id", postgresql.UUID(as_uuid=True), nullable=False),
+        sa.Column("org_id", postgresql.UUID(as_uuid=True), nullable=False),
+        sa.Column("name", sa.String),
+        *_timestamps(),
+        sa.PrimaryKeyConstraint("id", name="pk_facility"),
+        sa.UniqueConstraint("id", "org_id", name="uq_facility_id_org_id"),
+        sa.ForeignKeyConstraint(["org_id"], ["org.id"], name="fk_facility_org_id_org"),
+    )
+    op.create_index("ix_facility_org_id", "facility", ["org_id"])
+    op.create_table(
+        "org_user_facility",
+        sa.Column("org_id", postgresql.UUID(as_uuid=True), nullable=False),
+        sa.Column("user_id", sa.Integer, nullable=False),
+        sa.Column("facility_id", postgresql.UUID(as_uuid=True), nullable=False),
+        sa.Column("created_at", TSTZ, nullable=False, server_default=NOW),
+        sa.PrimaryKeyConstraint("org_id", "user_id", "facility_id", name="pk_org_user_facility"),
+        sa.ForeignKeyConstraint(["org_id", "user_id"], ["org_user.org_id", "org_user.user_id"],
+                                name="fk_org_user_facility_org_id_org_user", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["facility_id", "org_id"], ["facility.id", "facility.org_id"],
+                                name="fk_org_user_facility_facility_id_facility"),
+    )
+    op.create_index("ix_org_user_facility_facility_id", "org_user_facility", ["facility_id", "org_id"])
+
+    op.add_column("user", sa.Column("is_site_admin", sa.Boolean, nullable=False, server_default=sa.false()))
+    op.add_column("org_user", sa.Column("all_facilities", sa.Boolean, nullable=False, server_default=sa.false()))
+    op.execute(TOUCH_UPDATED_AT)
+    for table in TOUCHED:
+        op.execute(f'CREATE TRIGGER trg_{table}_updated_at BEFORE UPDATE ON "{table}"'
+                   " FOR EACH ROW EXECUTE FUNCTION orgmig_touch_updated_at()")
+
 
 def downgrade() -> None:
     # By now revision 0007's downgrade removed what it wrote: rows left are the application's.
@@ -178,6 +193,8 @@ def downgrade() -> None:
     op.drop_table("org_user_facility")
     op.drop_table("facility")
     op.drop_table("user_identity")
-    op.drop_index("ix_user_email_normalized", "user")
     op.drop_column("org_user", "all_facilities")
     op.drop_column("user", "is_site_admin")
+    # Not blocking the application's writes to "user" on the way back either.
+    with op.get_context().autocommit_block():
+        op.execute("DROP INDEX CONCURRENTLY IF EXISTS ix_user_email_normalized")
