@@ -13,12 +13,26 @@ import logging
 import sys
 
 from app import __version__
-from app.cli import control, demo, export, migrate_user, reconcile, report, seed, status, sync, verify, work
+from app.cli import (
+    control,
+    demo,
+    export,
+    migrate_user,
+    reconcile,
+    report,
+    rollback_preview,
+    seed,
+    status,
+    sync,
+    verify,
+    work,
+)
 from app.config import get_settings
 from app.errors import OrgmigError
 
 # Verb modules, in the order `orgmig --help` lists them.
-VERBS = (demo, status, report, verify, control, work, seed, export, sync, reconcile, migrate_user)
+VERBS = (demo, status, report, verify, control, work, seed, export, sync, reconcile, migrate_user,
+         rollback_preview)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,10 +34,22 @@ from app.schema import SETTINGS_COLUMNS, user_settings
 
 log = logging.getLogger("app.steps.user_settings")
 
+# The columns a user row holds too; the write-back of a new user takes them from the user first.
+USER_COLUMNS = ("email", "email_verified", "accepted_tos", "enable_sound_notifications")
 SQL = SqlFiles(
     Path(__file__).parent,
     settings_columns=", ".join(SETTINGS_COLUMNS),
     settings_values=", ".join(f"s.{c}" for c in SETTINGS_COLUMNS),
+    settings_columns_but_user=", ".join(c for c in SETTINGS_COLUMNS if c not in USER_COLUMNS),
+    # (a user without settings: the legacy table's defaults where it has NOT NULL columns)
+    settings_values_but_user=", ".join(
+        f"coalesce(s.{c.name}, {c.server_default.arg.text})" if not c.nullable and c.server_default is not None
+        else f"s.{c.name}" for c in user_settings.columns if c.name in SETTINGS_COLUMNS and c.name not in USER_COLUMNS),
+    # the two sides of "the legacy row's settings differ from the settings row" (json as text)
+    legacy_compare=", ".join(f"us.{c}::text" if c == "mcp_config" else
+                             f"CAST(us.{c} AS timestamptz)" if c == "accepted_tos" else f"us.{c}"
+                             for c in SETTINGS_COLUMNS),
+    target_compare=", ".join(f"s.{c}::text" if c == "mcp_config" else f"s.{c}" for c in SETTINGS_COLUMNS),
 )
 # Every key range, for the guard that looks at all links at once.
 ALL_KEYS = {"start": -(2**31), "end": 2**31 - 1}
@@ -97,6 +109,10 @@ class UserSettingsToOrg(Step):
                 log.info("%s: user_settings.%s is %s (the legacy DDL says %s): converted by its type",
                          self.name, column, found, expected)
 
+    def write_back_new_users(self, conn: Connection) -> int:
+        """Users the application created through the new tables get a legacy row each."""
+        return conn.execute(SQL("writeback.new_users")).rowcount
+
     def check_downgrade(self, conn: Connection, allow_data_loss: bool) -> None:
         counts = dict(conn.execute(SQL("dependent_rows"), {**ALL_KEYS, "delete": False}).mappings().one())
         counts.pop("written")
@@ -144,7 +160,10 @@ class UserSettingsToOrg(Step):
 
     def downgrade(self, conn: Connection, batch: Batch) -> BatchResult:
         keys = {"start": batch.start, "end": batch.end}
-        extra = 0
+        # First what the application changed goes back to user_settings (lossless rollback).
+        written_back = conn.execute(SQL("writeback.settings"), keys).rowcount
+        written_back += conn.execute(SQL("writeback.users"), keys).rowcount
+        extra = written_back
         if batch.allow_data_loss:
             extra = conn.execute(SQL("dependent_rows"), {**keys, "delete": True}).mappings().one()["written"]
         r = conn.execute(SQL("downgrade"), keys).mappings().one()
@@ -152,6 +171,10 @@ class UserSettingsToOrg(Step):
 
     def finish(self, conn: Connection, direction: str, run_id: int) -> None:
         if direction == "downgrade":
+            added = self.write_back_new_users(conn)
+            if added:
+                log.info("%s: %d users the application created through the new tables got a legacy row",
+                         self.name, added)
             conn.execute(SQL("run.forget_reports"), {"step": self.name})
             conn.execute(SQL("run.remove_default_roles"), {"step": self.name})
 
