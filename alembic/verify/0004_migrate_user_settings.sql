@@ -135,7 +135,7 @@ WITH legacy AS (
            us.git_user_email
     FROM orgmig_user_settings_link l JOIN user_settings us ON us.id = l.user_settings_id
     WHERE NOT EXISTS (SELECT 1 FROM orgmig_report x WHERE x.step = 'user_settings_to_org'
-                      AND x.source_id = l.user_settings_id AND x.reason = 'settings_differ')
+                      AND x.source_id = l.user_settings_id AND x.reason IN ('settings_differ', 'changed_during_upgrade'))
 ), target AS (
     SELECT l.user_settings_id,
            s.language,
@@ -169,7 +169,7 @@ WITH legacy AS (
            s.git_user_email
     FROM orgmig_user_settings_link l JOIN settings s ON s.org_id = l.org_id
     WHERE NOT EXISTS (SELECT 1 FROM orgmig_report x WHERE x.step = 'user_settings_to_org'
-                      AND x.source_id = l.user_settings_id AND x.reason = 'settings_differ')
+                      AND x.source_id = l.user_settings_id AND x.reason IN ('settings_differ', 'changed_during_upgrade'))
 ), diff AS (
     (SELECT * FROM legacy EXCEPT ALL SELECT * FROM target)
     UNION ALL

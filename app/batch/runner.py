@@ -14,8 +14,9 @@
        (timeouts, deadlock, a concurrent writer, a lost connection) rolls the batch back and
        retries it after a capped, jittered backoff; a statement timeout first splits it in two.
        A pause request stops the workers at their next claim.
-    6. When no range is left unfinished, the step's finish() and the run's `finished` mark
-       commit together; then the tables the step names are analyzed (best effort).
+    6. When no range is left unfinished, the step drains what it captured during the run (in
+       transactions of its own), then its finish() and the run's `finished` mark commit
+       together; then the tables the step names are analyzed (best effort).
     7. The step's summary and its reported rows, for the person who ran it.
 
 Every statement runs with lock and statement timeouts and with JIT off (a batch is small; JIT
@@ -192,6 +193,9 @@ class Runner:
             crew = Crew(self, run, progress, self._state)
             try:
                 crew.work(workers)
+                while self._phase("applying changes captured during the run",
+                                  lambda c: self.step.drain(c, self.direction, run.id)):
+                    pass
                 self._phase("finishing", self._finish)
                 self._analyze(self.step.analyze_after)
                 summary, reported = self._summary()

@@ -93,6 +93,11 @@ class Step(ABC):
     def downgrade(self, conn: Connection, batch: Batch) -> BatchResult:
         """Undo what upgrade() did for the keys batch.start..batch.end."""
 
+    def drain(self, conn: Connection, direction: str, run_id: int) -> bool:
+        """After the last batch, before finish: a step that captured the source's changes during
+        the run applies a share of them, in one transaction; True while more remain."""
+        return False
+
     def finish(self, conn: Connection, direction: str, run_id: int) -> None:
         """Runs in the transaction that marks the run finished."""
         return None

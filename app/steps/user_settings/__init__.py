@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 from sqlalchemy.dialects import postgresql
 
 from app.batch import (
@@ -40,6 +40,7 @@ SQL = SqlFiles(
     Path(__file__).parent,
     settings_columns=", ".join(SETTINGS_COLUMNS),
     settings_values=", ".join(f"s.{c}" for c in SETTINGS_COLUMNS),
+    settings_values_us=", ".join(f"us.{c}" for c in SETTINGS_COLUMNS),
     settings_columns_but_user=", ".join(c for c in SETTINGS_COLUMNS if c not in USER_COLUMNS),
     # (a user without settings: the legacy table's defaults where it has NOT NULL columns)
     settings_values_but_user=", ".join(
@@ -54,6 +55,7 @@ SQL = SqlFiles(
 # Every key range, for the guard that looks at all links at once.
 ALL_KEYS = {"start": -(2**31), "end": 2**31 - 1}
 INSERTED = ("orgs", "users", "members", "settings")
+DRAIN_CHUNK = 500  # captured changes applied a transaction
 # The legacy columns as the legacy DDL types them (PostgreSQL's format_type spelling).
 CONTRACT_TYPES = {c.name: c.type.compile(dialect=postgresql.dialect()).lower()
                   .replace("varchar", "character varying").replace("float", "double precision")
@@ -75,10 +77,15 @@ class UserSettingsToOrg(Step):
             return KeySource("user_settings", "id")
         return KeySource("orgmig_user_settings_link", "user_settings_id")
 
+    def plan(self, conn: Connection, direction: str) -> None:
+        if direction == "upgrade":
+            # Before the run's key range is fixed: every write after this point is captured.
+            conn.exec_driver_sql(SQL.source("capture.install"))
+            log.info("%s: the application's writes to user_settings during the run are captured and"
+                     " applied at its end", self.name)
+
     def prepare(self, conn: Connection, direction: str, run_id: int) -> str:
         if direction == "upgrade":
-            log.info("%s: rows the application writes to user_settings while this runs are not captured;"
-                     " stop those writes first (see docs/runbook.md)", self.name)
             self._check_legacy_columns(conn, run_id)
             for name, expected, found in conn.execute(SQL("run.default_roles"), {"step": self.name}):
                 log.warning("role %r exists with rank %s (expected %s); left as it is",
@@ -114,7 +121,7 @@ class UserSettingsToOrg(Step):
         return conn.execute(SQL("writeback.new_users")).rowcount
 
     def check_downgrade(self, conn: Connection, allow_data_loss: bool) -> None:
-        counts = dict(conn.execute(SQL("dependent_rows"), {**ALL_KEYS, "delete": False}).mappings().one())
+        counts = dict(conn.execute(SQL("dependent_rows"), {**ALL_KEYS, "ids": None, "delete": False}).mappings().one())
         counts.pop("written")
         for tbl, col, target in conn.execute(SQL("guard.foreign_refs")).all():
             created, key = ("created_org", "org_id") if target == "org" else ("created_user", "user_id")
@@ -159,7 +166,7 @@ class UserSettingsToOrg(Step):
         return dict(r)
 
     def downgrade(self, conn: Connection, batch: Batch) -> BatchResult:
-        keys = {"start": batch.start, "end": batch.end}
+        keys = {"start": batch.start, "end": batch.end, "ids": None}
         # First what the application changed goes back to user_settings (lossless rollback).
         written_back = conn.execute(SQL("writeback.settings"), keys).rowcount
         written_back += conn.execute(SQL("writeback.users"), keys).rowcount
@@ -169,7 +176,19 @@ class UserSettingsToOrg(Step):
         r = conn.execute(SQL("downgrade"), keys).mappings().one()
         return BatchResult(r["rows_read"], r["written"] + extra)
 
+    def drain(self, conn: Connection, direction: str, run_id: int) -> bool:
+        if direction != "upgrade" or not conn.execute(SQL("capture.installed")).scalar_one():
+            return False
+        apply_changes(self, conn, run_id, limit=DRAIN_CHUNK)
+        return conn.execute(SQL("capture.pending")).scalar_one() > DRAIN_CHUNK // 10
+
     def finish(self, conn: Connection, direction: str, run_id: int) -> None:
+        if conn.execute(SQL("capture.installed")).scalar_one():
+            if direction == "upgrade":
+                conn.execute(SQL("capture.lock"))
+                while apply_changes(self, conn, run_id, limit=DRAIN_CHUNK):
+                    pass
+            conn.exec_driver_sql(SQL.source("capture.remove"))
         if direction == "downgrade":
             added = self.write_back_new_users(conn)
             if added:
@@ -185,6 +204,31 @@ class UserSettingsToOrg(Step):
         if r["unmapped_columns"]:
             summary["legacy columns copied nowhere (reported)"] = r["unmapped_columns"]
         return summary
+
+
+
+def apply_changes(step: UserSettingsToOrg, conn: Connection, run_id: int, limit: int) -> int:
+    """Up to `limit` captured changes applied (capture.sql says how); returns how many were taken."""
+    for name, value in {**step.batch_settings}.items():
+        conn.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
+    taken = conn.execute(SQL("capture.take"), {"n": limit}).mappings().one()
+    if taken["in_place"]:
+        conn.execute(SQL("capture.update_in_place"), {"ids": taken["in_place"]})
+    if taken["moved"]:
+        ids = conn.execute(SQL("capture.group_ids"), {"moved": taken["moved"], "groups": taken["groups"]}).scalar_one()
+        kept = [i for i in ids if any(v for k, v in conn.execute(
+            SQL("dependent_rows"), {"start": i, "end": i, "ids": None, "delete": False}).mappings().one().items()
+            if k != "written")]
+        again = [i for i in ids if i not in kept]
+        if again:
+            keys = {"start": min(again), "end": max(again), "ids": again}
+            conn.execute(SQL("downgrade"), keys)
+            conn.execute(SQL("capture.forget_reports"), {"step": step.name, "ids": again})
+            sequence = conn.execute(SQL("run.user_id_sequence")).scalar_one()
+            step.migrate(conn, keys["start"], keys["end"], 2**31 - 1, run_id, sequence, ids=again)
+        if kept:
+            conn.execute(SQL("capture.report_kept"), {"step": step.name, "ids": kept, "run_id": run_id})
+    return len(taken["in_place"]) + len(taken["moved"])
 
 
 STEP = UserSettingsToOrg()

@@ -6,6 +6,7 @@
 -- can never disagree about what "depends" means.
 WITH l AS MATERIALIZED (
     SELECT * FROM orgmig_user_settings_link WHERE user_settings_id BETWEEN :start AND :end
+      AND (CAST(:ids AS integer[]) IS NULL OR user_settings_id = ANY (CAST(:ids AS integer[])))
 ),
 members_in_orgs AS MATERIALIZED (
     -- memberships in a personal org the upgrade created, other than the one it created

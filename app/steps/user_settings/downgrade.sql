@@ -3,6 +3,7 @@
 -- values it filled on users the application had created, and remove the links.
 WITH l AS MATERIALIZED (
     SELECT * FROM orgmig_user_settings_link WHERE user_settings_id BETWEEN :start AND :end
+      AND (CAST(:ids AS integer[]) IS NULL OR user_settings_id = ANY (CAST(:ids AS integer[])))
 ),
 del_settings AS (
     DELETE FROM settings x USING l WHERE l.created_settings AND x.org_id = l.org_id RETURNING 1

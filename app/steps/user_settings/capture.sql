@@ -1,0 +1,118 @@
+-- Step user_settings_to_org: the application's writes to user_settings while the upgrade runs.
+-- A trigger records each inserted, updated or deleted row (its id, and its keycloak_user_id
+-- before and after) in orgmig_user_settings_change; at the end of the run the changes are
+-- drained: a row updated in place (same keycloak_user_id) has its settings and user values
+-- updated where the upgrade created them; an inserted or deleted row, or one whose
+-- keycloak_user_id changed, has its whole keycloak_user_id group (before and after) migrated
+-- again: what the upgrade created for it is removed and the group's current rows go through the
+-- batch statement, so the winner and the reports are what migrating the final table gives. The
+-- last drain holds a lock that makes the application's writes wait, then removes the capture.
+-- Installed when the run starts, removed when it finishes or is rolled back: no trace after.
+
+-- name: install
+CREATE TABLE IF NOT EXISTS orgmig_user_settings_change (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id integer NOT NULL,
+    old_keycloak_user_id varchar,
+    new_keycloak_user_id varchar,
+    op char(1) NOT NULL
+);
+CREATE OR REPLACE FUNCTION orgmig_capture_user_settings() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO orgmig_user_settings_change (id, new_keycloak_user_id, op)
+        VALUES (NEW.id, NEW.keycloak_user_id, 'I');
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO orgmig_user_settings_change (id, old_keycloak_user_id, new_keycloak_user_id, op)
+        VALUES (NEW.id, OLD.keycloak_user_id, NEW.keycloak_user_id, 'U');
+        IF NEW.id <> OLD.id THEN
+            INSERT INTO orgmig_user_settings_change (id, old_keycloak_user_id, op)
+            VALUES (OLD.id, OLD.keycloak_user_id, 'D');
+        END IF;
+    ELSE
+        INSERT INTO orgmig_user_settings_change (id, old_keycloak_user_id, op)
+        VALUES (OLD.id, OLD.keycloak_user_id, 'D');
+    END IF;
+    RETURN NULL;
+END
+$$;
+DROP TRIGGER IF EXISTS orgmig_capture ON user_settings;
+CREATE TRIGGER orgmig_capture AFTER INSERT OR UPDATE OR DELETE ON user_settings
+    FOR EACH ROW EXECUTE FUNCTION orgmig_capture_user_settings();
+
+-- name: installed
+SELECT to_regclass('orgmig_user_settings_change') IS NOT NULL;
+
+-- name: remove
+DROP TRIGGER IF EXISTS orgmig_capture ON user_settings;
+DROP FUNCTION IF EXISTS orgmig_capture_user_settings();
+DROP TABLE IF EXISTS orgmig_user_settings_change;
+
+-- name: lock
+-- The last drain: the application's writes to user_settings wait (at most the lock timeout
+-- each, then they retry) until the capture is gone.
+LOCK TABLE user_settings IN SHARE ROW EXCLUSIVE MODE;
+
+-- name: take
+-- Up to :n changes, oldest first, out of the log: each drain transaction owns what it takes.
+WITH taken AS (
+    DELETE FROM orgmig_user_settings_change
+    WHERE seq IN (SELECT seq FROM orgmig_user_settings_change ORDER BY seq LIMIT :n)
+    RETURNING id, old_keycloak_user_id, new_keycloak_user_id, op
+)
+SELECT
+    -- updated in place: the same keycloak_user_id before and after
+    coalesce(array_agg(DISTINCT id) FILTER (WHERE op = 'U' AND old_keycloak_user_id IS NOT DISTINCT FROM
+                                             new_keycloak_user_id), '{}') AS in_place,
+    -- rows whose keycloak_user_id group must be migrated again
+    coalesce(array_agg(DISTINCT id) FILTER (WHERE NOT (op = 'U' AND old_keycloak_user_id IS NOT DISTINCT FROM
+                                                         new_keycloak_user_id)), '{}') AS moved,
+    coalesce(array_agg(DISTINCT k) FILTER (WHERE k IS NOT NULL), '{}') AS groups
+FROM taken
+LEFT JOIN LATERAL (
+    SELECT unnest(ARRAY[old_keycloak_user_id, new_keycloak_user_id]) AS k
+    WHERE NOT (op = 'U' AND old_keycloak_user_id IS NOT DISTINCT FROM new_keycloak_user_id)
+) g ON true;
+
+-- name: pending
+SELECT count(*) FROM orgmig_user_settings_change;
+
+-- name: update_in_place
+-- Rows updated in place: their values again where the upgrade created the settings and the user.
+WITH s AS (
+    UPDATE settings x SET ({settings_columns}) = ({settings_values_us})
+    FROM orgmig_user_settings_link l JOIN user_settings us ON us.id = l.user_settings_id
+    WHERE l.user_settings_id = ANY (CAST(:ids AS integer[])) AND l.created_settings AND x.org_id = l.org_id
+    RETURNING 1
+),
+u AS (
+    UPDATE "user" x SET email = us.email, email_verified = us.email_verified,
+           accepted_tos = CAST(us.accepted_tos AS timestamptz),
+           enable_sound_notifications = us.enable_sound_notifications
+    FROM orgmig_user_settings_link l JOIN user_settings us ON us.id = l.user_settings_id
+    WHERE l.user_settings_id = ANY (CAST(:ids AS integer[])) AND l.created_user AND x.id = l.user_id
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM s) + (SELECT count(*) FROM u);
+
+-- name: group_ids
+-- Every legacy id of the groups to migrate again: the moved rows, the current rows of the
+-- keycloak_user_ids they had or have, and what the upgrade migrated of those ids.
+SELECT coalesce(array_agg(DISTINCT id), '{}') FROM (
+    SELECT unnest(CAST(:moved AS integer[])) AS id
+    UNION SELECT us.id FROM user_settings us WHERE us.keycloak_user_id = ANY (CAST(:groups AS varchar[]))
+    UNION SELECT l.user_settings_id FROM orgmig_user_settings_link l
+          JOIN "user" u ON u.id = l.user_id WHERE u.keycloak_user_id = ANY (CAST(:groups AS varchar[]))
+) x;
+
+-- name: forget_reports
+DELETE FROM orgmig_report
+WHERE step = :step AND source_table = 'user_settings' AND source_id = ANY (CAST(:ids AS integer[]));
+
+-- name: report_kept
+-- A changed row whose migrated rows the application has built on keeps them as they were; so said.
+INSERT INTO orgmig_report (step, source_table, source_id, reason, migrated, detail, run_id)
+SELECT :step, 'user_settings', id, 'changed_during_upgrade', true,
+       jsonb_build_object('kept', 'the application built rows on what was migrated before the change'), :run_id
+FROM unnest(CAST(:ids AS integer[])) AS id
+ON CONFLICT (step, source_table, source_id, reason) DO NOTHING;
