@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     max_removed_fraction: float = Field(default=0.2, ge=0, le=1, validation_alias="ORGMIG_MAX_REMOVED_FRACTION")
     allow_mass_change: bool = Field(default=False, validation_alias="ORGMIG_ALLOW_MASS_CHANGE")
 
+    # `orgmig serve`: the bearer token callers must present, and each client's rate
+    serve_token: SecretStr | None = Field(default=None, validation_alias="ORGMIG_SERVE_TOKEN")
+    serve_rate_per_minute: int = Field(default=600, ge=1, le=1_000_000, validation_alias="ORGMIG_SERVE_RATE_PER_MINUTE")
+
     # Embedded PostgreSQL used by `orgmig demo` when no DATABASE_URL is set
     data_dir: Path = Field(default=Path(".orgmig"), validation_alias="ORGMIG_DATA_DIR")
 

@@ -22,6 +22,7 @@ from app.cli import (
     report,
     rollback_preview,
     seed,
+    serve,
     status,
     sync,
     verify,
@@ -32,7 +33,7 @@ from app.errors import OrgmigError
 
 # Verb modules, in the order `orgmig --help` lists them.
 VERBS = (demo, status, report, verify, control, work, seed, export, sync, reconcile, migrate_user,
-         rollback_preview)
+         rollback_preview, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

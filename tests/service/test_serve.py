@@ -1,0 +1,137 @@
+"""The login-time endpoint over loopback (uvicorn on a free port, httpx as the caller)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy.pool import QueuePool
+
+from app.db import make_engine
+from app.ops import migrations
+from app.ops.seed import seed_legacy
+from app.service import create_app
+from tests.support.db import execute, scalar
+from tests.support.migrate import orgmig
+
+TOKEN = "t0ken-for-the-tests-0123456789abcdef"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _serving(url, per_minute: int = 1000):
+    """The endpoint on a free loopback port, over its own connection pool."""
+    pool = make_engine(url, poolclass=QueuePool, pool_size=10, max_overflow=40)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(pool, TOKEN, per_minute=per_minute), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        pool.dispose()
+
+
+@pytest.fixture
+def service(engine, alembic_cfg):
+    # The schema of every revision, then legacy rows the bulk run has not migrated (rows added
+    # after it, as if the application signed users up in the legacy table meanwhile).
+    migrations.upgrade(alembic_cfg, "0006")
+    seed_legacy(engine, 300, seed=21)
+    with _serving(engine.url) as base:
+        yield base
+
+
+def _kc(engine, n: int = 0) -> str:
+    return scalar(engine, "SELECT keycloak_user_id FROM user_settings WHERE keycloak_user_id ~ '^[a-f0-9-]{36}$'"
+                          " GROUP BY keycloak_user_id ORDER BY min(id) OFFSET :n LIMIT 1", n=n)
+
+
+def _post(base: str, body, token: str | None = TOKEN) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.post(f"{base}/v1/users/migrate", json=body, headers=headers, timeout=30)
+
+
+def test_a_user_is_migrated_now_once(service, engine):
+    kc = _kc(engine)
+    first = _post(service, {"keycloak_user_id": kc})
+    assert first.status_code == 200, first.text
+    answer = first.json()
+    assert answer["migrated_now"] is True and answer["app_user_id"] > 0 and answer["org_id"]
+    again = _post(service, {"keycloak_user_id": kc}).json()
+    assert again == {**answer, "migrated_now": False}
+    assert scalar(engine, 'SELECT count(*) FROM "user" WHERE keycloak_user_id = :k', k=kc) == 1
+    assert httpx.get(f"{service}/healthz").json() == {"ok": True}
+
+
+def test_tokens_bodies_and_unknown_users(service, engine):
+    kc = _kc(engine)
+    assert _post(service, {"keycloak_user_id": kc}, token=None).status_code == 401
+    wrong = _post(service, {"keycloak_user_id": kc}, token="not-the-token")
+    assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
+    assert scalar(engine, 'SELECT count(*) FROM "user"') == 0  # nothing done for them
+    bad = httpx.post(f"{service}/v1/users/migrate", content=b"{not json", timeout=10,
+                     headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    assert bad.status_code == 422 and bad.json() == {"error": "the body is not JSON"}
+    for body in ([], {"keycloak_user_id": ""}, {"keycloak_user_id": kc, "extra": 1}, {"provider": "ldap"},
+                 {"provider": "okta"}, {"provider": "okta", "external_id": "x", "email": 5}):
+        assert _post(service, body).status_code == 422, body
+    missing = _post(service, {"keycloak_user_id": "nobody-at-all"})
+    assert missing.status_code == 404 and TOKEN not in missing.text
+
+
+def test_an_account_is_linked_by_subject_or_by_unique_email(service, engine):
+    kc = _kc(engine, 1)
+    by_subject = _post(service, {"provider": "keycloak", "external_id": kc})
+    assert by_subject.status_code == 200 and by_subject.json()["migrated_now"] is True
+    assert scalar(engine, "SELECT matched_by FROM user_identity WHERE external_id = :k", k=kc) == "subject"
+    execute(engine, """INSERT INTO "user" (keycloak_user_id, email) VALUES ('app-only', '  Ann@Example.org ')""")
+    by_email = _post(service, {"provider": "auth0", "external_id": "auth0|ann", "email": "ann@example.ORG"})
+    assert by_email.status_code == 200, by_email.text
+    ann = scalar(engine, """SELECT id FROM "user" WHERE keycloak_user_id = 'app-only'""")
+    assert by_email.json() == {"app_user_id": ann, "org_id": None, "migrated_now": False}
+    assert scalar(engine, "SELECT matched_by FROM user_identity WHERE external_id = 'auth0|ann'") == "email"
+    # another account with the same email is not given Ann's data
+    other = _post(service, {"provider": "auth0", "external_id": "auth0|impostor", "email": "ann@example.org"})
+    assert other.status_code == 404
+
+
+def test_fifty_concurrent_calls_for_one_user_get_one_answer(service, engine):
+    kc = _kc(engine, 2)
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        replies = list(pool.map(lambda _: _post(service, {"keycloak_user_id": kc}), range(50)))
+    assert {r.status_code for r in replies} == {200}
+    answers = {(r.json()["app_user_id"], r.json()["org_id"]) for r in replies}
+    assert len(answers) == 1
+    assert sum(r.json()["migrated_now"] for r in replies) == 1
+    assert scalar(engine, 'SELECT count(*) FROM "user" WHERE keycloak_user_id = :k', k=kc) == 1
+
+
+def test_past_the_rate_a_client_waits(engine, alembic_cfg):
+    migrations.upgrade(alembic_cfg, "0006")
+    with _serving(engine.url, per_minute=3) as base:
+        replies = [_post(base, {"keycloak_user_id": "x"}) for _ in range(5)]
+    assert [r.status_code for r in replies] == [404, 404, 404, 429, 429]
+    assert 1 <= int(replies[-1].headers["retry-after"]) <= 61
+
+
+def test_the_command_wants_a_token(engine):
+    proc = orgmig(engine.url, "serve", "--port", str(_free_port()))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("orgmig: ORGMIG_SERVE_TOKEN is not set")
