@@ -76,6 +76,14 @@ def migrate_user(conn: Connection, keycloak_user_id: str) -> MigratedUser | None
     reported); return the user and its personal org, or None when nothing could be migrated
     (no legacy row, or only rows that are reported)."""
     own = not conn.in_transaction()
+    # Already migrated (the common case at every later login): one indexed read, no lock.
+    if own:
+        with conn.begin():
+            found = conn.execute(SQL("run.migrated"), {"k": keycloak_user_id}).first()
+    else:
+        found = conn.execute(SQL("run.migrated"), {"k": keycloak_user_id}).first()
+    if found is not None:
+        return MigratedUser(found.user_id, found.org_id, False)
     for attempt in range(1, ATTEMPTS + 1):
         tx = conn.begin() if own else conn.begin_nested()
         try:

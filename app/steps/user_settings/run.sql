@@ -71,3 +71,8 @@ SELECT id FROM user_settings WHERE keycloak_user_id = :k ORDER BY id;
 
 -- name: link_of
 SELECT user_id, org_id FROM orgmig_user_settings_link WHERE user_settings_id = :id;
+
+-- name: migrated
+-- The login path's fast answer: the link of the winning legacy row of one keycloak_user_id.
+SELECT l.user_id, l.org_id FROM orgmig_user_settings_link l
+WHERE l.user_settings_id = (SELECT max(id) FROM user_settings WHERE keycloak_user_id = :k);
