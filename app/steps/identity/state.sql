@@ -155,15 +155,13 @@ UPDATE idb_user b SET user_id = m.user_id, matched_by = m.matched_by, new_link =
                       problem = m.problem, detail = m.detail
 FROM (
     SELECT b.row_id,
-           coalesce(s.id, CASE WHEN e.n = 1 AND b.email_verified AND e.accounts = 1 AND NOT e.taken
-                               THEN e.ids[1] END) AS user_id,
-           CASE WHEN s.id IS NOT NULL THEN 'subject'
-                WHEN e.n = 1 AND b.email_verified AND e.accounts = 1 AND NOT e.taken THEN 'email' END AS matched_by,
-           CASE WHEN s.id IS NOT NULL THEN NULL
+           coalesce(s.id, CASE WHEN k.by_email THEN e.ids[1] END) AS user_id,
+           CASE WHEN s.id IS NOT NULL THEN 'subject' WHEN k.by_email THEN 'email' END AS matched_by,
+           CASE WHEN s.id IS NOT NULL OR k.by_email THEN NULL
                 WHEN e.n > 1 OR (e.n = 1 AND (e.accounts > 1 OR e.taken)) THEN 'email_ambiguous'
                 WHEN e.n = 1 AND NOT b.email_verified THEN 'email_unverified'
                 ELSE 'idp_user_without_app_user' END AS problem,
-           CASE WHEN s.id IS NULL AND e.n >= 1
+           CASE WHEN s.id IS NULL AND NOT k.by_email AND e.n >= 1
                 THEN jsonb_build_object('app_users', e.n, 'accounts', e.accounts, 'linked_elsewhere', e.taken)
            END AS detail
     FROM idb_user b
@@ -181,6 +179,9 @@ FROM (
         FROM "user" u
         WHERE b.email_norm IS NOT NULL AND lower(btrim(u.email)) = b.email_norm
     ) e ON true
+    CROSS JOIN LATERAL (
+        SELECT s.id IS NULL AND e.n = 1 AND b.email_verified AND e.accounts = 1 AND NOT e.taken AS by_email
+    ) k
     WHERE b.user_id IS NULL
 ) m
 WHERE b.row_id = m.row_id;
