@@ -150,7 +150,8 @@ GROUP BY w.external_id, o.id, w.org;
 -- Which app user each unlinked account is, first that applies: for Keycloak the user whose
 -- keycloak_user_id is the account's id; the one user holding the account's email (trimmed, any
 -- case) where the IdP marks it verified and no other account of the provider holds it. A user
--- already linked to another account is not taken again. Anything else is a problem, never a guess.
+-- already linked to another account is not taken again, and a user another account matches by
+-- its Keycloak id is no candidate by email. Anything else is a problem, never a guess.
 UPDATE idb_user b SET user_id = m.user_id, matched_by = m.matched_by, new_link = m.user_id IS NOT NULL,
                       problem = m.problem, detail = m.detail
 FROM (
@@ -178,6 +179,13 @@ FROM (
                  WHERE x.provider = :provider AND lower(btrim(x.email)) = b.email_norm) AS accounts
         FROM "user" u
         WHERE b.email_norm IS NOT NULL AND lower(btrim(u.email)) = b.email_norm
+          -- (Keycloak) a user whose keycloak_user_id is another unlinked account's id is that
+          -- account's, its email about to become that account's: no candidate for this one
+          AND NOT EXISTS (SELECT 1 FROM idp_user x
+                          WHERE :provider = 'keycloak' AND x.provider = :provider
+                            AND x.external_id = u.keycloak_user_id AND x.external_id <> b.external_id
+                            AND NOT EXISTS (SELECT 1 FROM user_identity j
+                                            WHERE j.provider = x.provider AND j.external_id = x.external_id))
     ) e ON true
     CROSS JOIN LATERAL (
         SELECT s.id IS NULL AND e.n = 1 AND b.email_verified AND e.accounts = 1 AND NOT e.taken AS by_email
