@@ -119,8 +119,10 @@ managed AS (
     WHERE c.meaning IN ('role', 'facility') AND c.kind = 'group'
 ),
 have AS (
+    -- users whose account the snapshot still has (the sync leaves the others' rows as they are)
     SELECT i.provider, m.user_id, m.org_id, r.name AS role, m.all_facilities
     FROM user_identity i JOIN org_user m ON m.user_id = i.user_id
+    JOIN idp_user x ON x.provider = i.provider AND x.external_id = i.external_id
     JOIN managed g ON g.provider = i.provider AND g.org_id = m.org_id
     JOIN role r ON r.id = m.role_id
 ),
