@@ -224,6 +224,7 @@ def test_dry_run_and_reconcile_see_what_changed_in_okta_and_the_next_sync_conver
     tenant.add_member(group[g("A:ENTRY_ONLY")], "multi-org")
     tenant.remove_member(group[g("A:ALL_FACILITIES")], "allfac-a")  # all facilities -> its one facility
     tenant.remove_member(group[g("B:ADMIN")], "deprovisioned")  # a membership removed
+    tenant.delete_user("recovery")  # an account deleted: its user's rows are left as they are
     # Not exported yet: the tables still agree with the latest finished snapshot.
     assert cli(url, "reconcile", "--provider", provider).code == 0
     export(url, provider, fake)
@@ -233,7 +234,7 @@ def test_dry_run_and_reconcile_see_what_changed_in_okta_and_the_next_sync_conver
     assert dry.code == 0, dry.stderr[-3000:]
     assert dry.stdout.splitlines()[:2] == [
         "identity:okta: dry run of export run 2, nothing written",
-        f"  {len(ids.user)} accounts: 0 links to create, 0 users to create; memberships 1 to add, 2 to change,"
+        f"  {len(tenant.users)} accounts: 0 links to create, 0 users to create; memberships 1 to add, 2 to change,"
         " 1 to remove; facility access 1 to grant, 1 to remove; 2 users to change (1 statuses)"]
     assert "app_user_without_idp_account" in dry.stdout.splitlines()[2]
     assert "would be refused" not in dry.stdout
@@ -270,6 +271,11 @@ def test_dry_run_and_reconcile_see_what_changed_in_okta_and_the_next_sync_conver
     assert now["multi-org"].orgs == {"A": ("entry_only", False, ("A1",)), "B": ("admin", True, ())}
     assert now["allfac-a"].orgs == {"A": ("user", False, ("A2",))}
     assert now["deprovisioned"].orgs == {}
+    assert now["recovery"].orgs == {"A": ("entry_only", False, ())}
+    assert rows(engine, """SELECT migrated, detail FROM orgmig_report WHERE step = 'identity:okta'
+                           AND reason = 'app_user_without_idp_account' AND source_id = :u""",
+                u=linked_user(engine, ids, "recovery")) == [
+        (True, {"provider": "okta", "linked_account_gone": ids.user["recovery"]})]
     after = cli(url, "reconcile", "--provider", provider)
     assert (after.code, after.stdout.splitlines()[-1]) == (0, "okta, export run 2: no drift")
     assert failed_checks(engine) == []
