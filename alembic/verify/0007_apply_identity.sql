@@ -39,14 +39,15 @@ SELECT 'every IdP account linked or reported' AS check_name, count(*) = 0 AS ok,
          AS detail
 FROM missing;
 
--- A link says how it was made, and that still holds.
+-- A link says how it was made, and that still holds (an account that has no email any more
+-- keeps its user's: the sync does not compare a value the IdP does not have).
 SELECT 'links match by what they say' AS check_name, count(*) = 0 AS ok,
        format('%s links whose subject or email no longer matches', count(*)) AS detail
 FROM user_identity i
 JOIN "user" u ON u.id = i.user_id
 LEFT JOIN idp_user x ON x.provider = i.provider AND x.external_id = i.external_id
 WHERE (i.matched_by = 'subject' AND u.keycloak_user_id IS DISTINCT FROM i.external_id)
-   OR (i.matched_by = 'email' AND x.external_id IS NOT NULL
+   OR (i.matched_by = 'email' AND nullif(btrim(x.email), '') IS NOT NULL
        AND lower(btrim(u.email)) IS DISTINCT FROM lower(btrim(x.email))
        AND NOT EXISTS (SELECT 1 FROM orgmig_report r WHERE r.step = 'identity:' || i.provider
                        AND r.source_table = 'user' AND r.source_id = u.id AND r.reason = 'app_edit_newer'));
