@@ -225,6 +225,7 @@ def test_dry_run_and_reconcile_see_what_changed_in_okta_and_the_next_sync_conver
     tenant.remove_member(group[g("A:ALL_FACILITIES")], "allfac-a")  # all facilities -> its one facility
     tenant.remove_member(group[g("B:ADMIN")], "deprovisioned")  # a membership removed
     tenant.delete_user("recovery")  # an account deleted: its user's rows are left as they are
+    tenant.touch_user("admin-a", email=None)  # an email the IdP no longer has: the user's is kept
     # Not exported yet: the tables still agree with the latest finished snapshot.
     assert cli(url, "reconcile", "--provider", provider).code == 0
     export(url, provider, fake)
@@ -272,6 +273,7 @@ def test_dry_run_and_reconcile_see_what_changed_in_okta_and_the_next_sync_conver
     assert now["allfac-a"].orgs == {"A": ("user", False, ("A2",))}
     assert now["deprovisioned"].orgs == {}
     assert now["recovery"].orgs == {"A": ("entry_only", False, ())}
+    assert (now["admin-a"].matched_by, now["admin-a"].email) == ("email", "admin.a@example.com")
     assert rows(engine, """SELECT migrated, detail FROM orgmig_report WHERE step = 'identity:okta'
                            AND reason = 'app_user_without_idp_account' AND source_id = :u""",
                 u=linked_user(engine, ids, "recovery")) == [
