@@ -42,7 +42,7 @@ def account(provider: str, key: str, matched_by: str, orgs: dict | None = None, 
     given, and the legacy user it came from (legacy-<key> unless created or given)."""
     if email == "":
         email = CAST_BY_KEY[key].email if key in CAST_BY_KEY else next(p.email for p in FILLERS if p.key == key)
-        email = email.lower() if email and provider == "keycloak" else email
+        email = email.strip().lower() if email and provider == "keycloak" else email and email.strip()
     if legacy == "":
         legacy = None if matched_by == "created" else f"legacy-{key}"
     return key, Account(matched_by, status, email, site_admin, orgs or {}, legacy)
@@ -90,6 +90,7 @@ def expected_groups(provider: str) -> dict[str, Account]:
         a("locked", "email", {"A": ("user", False, ())}),
         a("recovery", "email", {"A": ("entry_only", False, ())}),
         a("case-space", "email", {"B": ("user", False, ())}),  # the IdP's address replaces "  case.space@EXAMPLE.com  "
+        a("idp-space", "email", {"B": ("entry_only", False, ())}),  # " Idp.Space@Example.com " at the IdP, trimmed
         a("no-email", "created", {"A": ("user", False, ())}, email=None),
         a("idp-only", "created", {"B": ("user", False, ("B1",))}),
         # Keycloak: the legacy user whose keycloak_user_id is the account's id, over the one holding its email
@@ -135,6 +136,7 @@ def expected_auth0() -> dict[str, Account]:
         a("locked", "email"),
         a("recovery", "email"),
         a("case-space", "email", {"D": ("user", False, ())}),
+        a("idp-space", "email", {"D": ("entry_only", False, ())}),
         a("no-email", "created", {"C": ("user", False, ())}, email=None),
         a("idp-only", "created", {"D": ("user", False, ())}),
         a("kc-subject", "email", {"C": ("user", False, ())}, legacy="legacy-kc-email"),
@@ -230,6 +232,13 @@ def test_upgrade_applies_the_snapshot_rerun_changes_nothing_downgrade_restores(i
     dry = cli(url, "sync", "--provider", provider, "--dry-run")
     assert dry.code == 0, dry.stderr[-3000:]
     assert fingerprint(engine) == before
+    if provider == "okta":
+        # Another environment's groups: only SR-DEV-TENANT:<A>:ADMIN (the user `malformed`) means anything.
+        dev = cli(url, "sync", "--provider", provider, "--dry-run", ORGMIG_IDP_ENV="DEV")
+        assert dev.code == 0, dev.stderr[-3000:]
+        assert "0 users to create; memberships 1 to add, 0 to change, 0 to remove; facility access 0 to grant," \
+               " 0 to remove;" in dev.stdout
+        assert fingerprint(engine) == before
 
     proc = alembic(url, "upgrade", "head")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -247,12 +256,13 @@ def test_upgrade_applies_the_snapshot_rerun_changes_nothing_downgrade_restores(i
     # Orgs the IdP names are matched by external id (B is the application's), else created and
     # named by the IdP where it has a name, else by their external id.
     if provider == "auth0":
-        assert managed_orgs(engine, ids) == {"B": "Summit Labs", "C": "Clínica São José", "D": "Lakeview Labs"}
+        assert managed_orgs(engine, ids) == {"B": "Summit Labs", "C": "Clínica São José",
+                                             "D": f"Lakeview Labs ({ids.org['D']})"}  # the name was taken
         assert facilities(engine, ids) == {FAC_B1: "B", FAC_B2: "B"}
     else:
         orgs = {"A": ORG_A, "B": "Summit Labs"}
         if provider == "keycloak":
-            orgs |= {"C": "Clínica São José", "D": "Lakeview Labs"}
+            orgs |= {"C": "Clínica São José", "D": f"Lakeview Labs ({ids.org['D']})"}
         assert managed_orgs(engine, ids) == orgs
         assert facilities(engine, ids) == {FAC_A1: "A", FAC_A2: "A", FAC_B1: "B", FAC_B2: "B"}  # not X: two orgs
     # The app-only user's membership of B (no account, so nothing to compare) is as it was.

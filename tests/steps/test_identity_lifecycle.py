@@ -53,7 +53,9 @@ def org_id(engine, ids: Ids, letter: str) -> str:
 def test_a_killed_run_resumes_to_the_state_of_an_uninterrupted_one(identity_databases):
     provider = "okta"
     url = identity_databases.get(provider, "exported")
-    reference = make_engine(identity_databases.get(provider, "synced"), poolclass=NullPool)
+    # An uninterrupted run's result: the template it was copied from (read only).
+    reference = make_engine(identity_databases.pg.server.url(identity_databases.template(provider, "synced")),
+                            poolclass=NullPool)
     engine = make_engine(url, poolclass=NullPool)
     ids = Ids(provider, start(provider))
     done = """SELECT count(*) FROM orgmig_batch b JOIN orgmig_run r ON r.id = b.run_id
@@ -190,6 +192,24 @@ def test_a_truncated_export_trips_the_mass_change_guard_and_writes_nothing(ident
     assert ("idp_user", "allfac-a", "no_role_in_org") in reports(engine, ids)  # ALL_FACILITIES and a facility left
     assert failed_checks(engine) == []
 
+    # Disabling too many users trips it too; a larger ORGMIG_MAX_REMOVED_FRACTION lets it pass.
+    suspended = [f"filler-{i:03d}" for i in range(60)]
+    for key in suspended:
+        tenant.set_status(key, "SUSPENDED")
+    export(url, provider, fake)
+    applied = fingerprint(engine)
+    refused = cli(url, "sync", "--provider", provider)
+    assert refused.code == 1
+    assert f"it would disable 60 linked users and remove memberships of 0, together 60 of {linked}" in refused.stderr
+    assert fingerprint(engine) == applied
+    allowed = cli(url, "sync", "--provider", provider, ORGMIG_MAX_REMOVED_FRACTION="0.5")
+    assert allowed.code == 0, allowed.stderr[-3000:]
+    now = state(engine, ids)
+    assert {now[k].status for k in suspended} == {"disabled"}
+    assert now["filler-000"].orgs == {}  # it lost its A membership before; B's are kept while disabled
+    assert now["filler-001"].orgs == {"B": ("entry_only", False, ("B1",))}
+    assert failed_checks(engine) == []
+
     # Whatever the later syncs changed, the downgrade puts back the tables of before the first.
     down = alembic(url, "downgrade", "0006")
     assert down.returncode == 0, down.stderr[-3000:]
@@ -306,10 +326,12 @@ def _auth0_changes(tenant) -> None:
 @pytest.mark.parametrize("provider", ["keycloak", "auth0"])
 def test_reconcile_sees_organization_roles_change_and_is_clean_after_the_next_sync(identity_databases,
                                                                                    identity_fake, provider):
-    url = identity_databases.get(provider, "synced")
+    url = identity_databases.get(provider, "exported")
     engine = make_engine(url, poolclass=NullPool)
     fake = identity_fake(provider)
     ids = Ids(provider, fake)
+    first = cli(url, "sync", "--provider", provider)
+    assert first.code == 0, first.stderr[-3000:]
     assert cli(url, "reconcile", "--provider", provider).code == 0
     (_keycloak_changes if provider == "keycloak" else _auth0_changes)(fake.tenant)
     export(url, provider, fake)
@@ -373,6 +395,14 @@ def test_the_downgrade_refuses_while_the_application_built_on_created_rows(ident
     assert done.returncode == 0, done.stderr[-3000:]
     # Those rows went with the rows they were built on; everything else is as before the upgrade.
     assert fingerprint(engine) == identity_databases.fingerprint(provider, "exported")
+
+    # And the upgrade after that downgrade ends where the first one did.
+    again = alembic(url, "upgrade", "head")
+    assert again.returncode == 0, again.stderr[-3000:]
+    reference = make_engine(identity_databases.pg.server.url(identity_databases.template(provider, "synced")),
+                            poolclass=NullPool)
+    assert (state(engine, ids), reports(engine, ids)) == (state(reference, ids), reports(reference, ids))
+    reference.dispose()
     engine.dispose()
 
 
@@ -421,4 +451,7 @@ def test_without_a_finished_export_the_revision_does_nothing_and_says_so(identit
         out = cli(url, *args, "--provider", "okta")
         assert (out.code, out.stderr.strip()) == (
             2, "orgmig: okta has no finished export: run `orgmig export --provider okta` first")
+    bad = cli(url, "reconcile", "--provider", "keycloak", ORGMIG_ROLE_MAP="clinic-manager=owner")
+    assert bad.code == 2
+    assert "ORGMIG_ROLE_MAP: 'clinic-manager=owner' is not idp_role=app_role" in bad.stderr
     engine.dispose()

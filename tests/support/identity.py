@@ -128,6 +128,7 @@ CAST = [
     P("app-dup", "twin@example.com", ("A:USER",), orgs={ORG_C: ("USER",)}),
     P("unverified", "unverified@example.com", ("A:USER",), verified=False, orgs={ORG_C: ("USER",)}),
     P("case-space", "Case.Space@Example.COM", ("B:USER",), orgs={ORG_D: ("USER",)}),
+    P("idp-space", " Idp.Space@Example.com ", ("B:ENTRY_ONLY",), orgs={ORG_D: ("ENTRY_ONLY",)}),
     P("no-email", None, ("A:USER",), verified=False, orgs={ORG_C: ("USER",)}),
     P("idp-only", "idp.only@example.com", ("B:USER", "B:FAC:B1"), orgs={ORG_D: ("USER",)}),
     P("idp-only-norole", "idp.only.norole@example.com"),
@@ -228,6 +229,7 @@ LEGACY = [
     ("legacy-twin-2", " Twin@Example.com", True),
     ("legacy-unverified", "unverified@example.com", True),
     ("legacy-case-space", "  case.space@EXAMPLE.com  ", True),
+    ("legacy-idp-space", "idp.space@example.com", True),
     ("legacy-app-only", "app.only@example.com", True),
     ("KC:kc-subject", "old.address@example.com", True),
     ("legacy-kc-email", "kc.subject@example.com", True),
@@ -254,8 +256,10 @@ APP_ORG_B_MEMBERS = [
 
 def insert_app_org(engine: Engine) -> None:
     """Org B as the application had it before the identity revision: its external id is the one
-    SimpleReport's groups name, two facilities, and memberships the sync will change."""
+    SimpleReport's groups name, two facilities, and memberships the sync will change. And an org
+    of the application's named as one of the IdP's organizations."""
     with engine.begin() as conn:
+        conn.execute(text("INSERT INTO org (name) VALUES ('Lakeview Labs')"))
         conn.execute(text("INSERT INTO org (id, name, external_id) VALUES (:id, 'Summit Labs', :ext)"),
                      {"id": APP_ORG_B, "ext": ORG_B})
         conn.execute(text("INSERT INTO facility (id, org_id, name) VALUES (:b1, :o, 'Main St'), (:b2, :o, 'Annex')"),
