@@ -209,6 +209,14 @@ def test_a_truncated_export_trips_the_mass_change_guard_and_writes_nothing(ident
     assert now["filler-000"].orgs == {}  # it lost its A membership before; B's are kept while disabled
     assert now["filler-001"].orgs == {"B": ("entry_only", False, ("B1",))}
     assert failed_checks(engine) == []
+    # Users disabled already are not disabled again: other changes to them pass the guard.
+    for key in suspended:
+        tenant.touch_user(key, first_name="Renamed")
+    export(url, provider, fake)
+    renamed = cli(url, "sync", "--provider", provider)
+    assert renamed.code == 0, renamed.stderr[-3000:]
+    assert rows(engine, """SELECT count(*) FROM "user"
+                           WHERE first_name = 'Renamed' AND status = 'disabled'""") == [(60,)]
 
     # Whatever the later syncs changed, the downgrade puts back the tables of before the first.
     down = alembic(url, "downgrade", "0006")
