@@ -441,6 +441,9 @@ def test_the_verification_fails_on_tampered_rows(identity_databases):
     out = cli(url, "sync", "--provider", provider)
     assert out.code == 1
     assert "is not finished" in out.stderr
+    out = cli(url, "reconcile", "--provider", provider, "--json")  # exit 1 would say "drift"
+    assert (out.code, out.stdout) == (2, "")
+    assert "is not finished" in out.stderr
     engine.dispose()
 
 
