@@ -280,7 +280,8 @@ WHERE (h.facility_id IS NULL OR w.facility_id IS NULL)
 
 -- name: diff_users
 -- Profile values, status and the site-admin flag of linked users that differ from the IdP's.
--- A value the IdP does not have (no email, no name, a status it does not define) is not compared.
+-- A value the IdP does not have (no email, no name, a status it does not define, the site-admin
+-- flag at Auth0, which has no SimpleReport groups) is not compared.
 INSERT INTO idb_user_diff (user_id, columns, status_to, app_edit, before)
 SELECT u.id, c.cols, b.app_status,
        u.updated_at > :export_started AND u.updated_at <> u.created_at
@@ -299,7 +300,7 @@ CROSS JOIN LATERAL (
              THEN 'email_verified' END,
         CASE WHEN b.first_name IS NOT NULL AND u.first_name IS DISTINCT FROM b.first_name THEN 'first_name' END,
         CASE WHEN b.last_name IS NOT NULL AND u.last_name IS DISTINCT FROM b.last_name THEN 'last_name' END,
-        CASE WHEN u.is_site_admin <> b.site_admin THEN 'is_site_admin' END
+        CASE WHEN :provider <> 'auth0' AND u.is_site_admin <> b.site_admin THEN 'is_site_admin' END
     ]::text[], NULL) AS cols
 ) c
 WHERE cardinality(c.cols) > 0;
