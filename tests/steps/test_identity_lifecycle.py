@@ -342,6 +342,8 @@ def test_reconcile_sees_organization_roles_change_and_is_clean_after_the_next_sy
     assert first.code == 0, first.stderr[-3000:]
     assert cli(url, "reconcile", "--provider", provider).code == 0
     (_keycloak_changes if provider == "keycloak" else _auth0_changes)(fake.tenant)
+    if provider == "auth0":  # Auth0 has no say in site admins: the application's flag stays
+        execute(engine, 'UPDATE "user" SET is_site_admin = true WHERE id = :u', u=linked_user(engine, ids, "org-front"))
     export(url, provider, fake)
 
     drift = cli(url, "reconcile", "--provider", provider, "--json")
@@ -370,6 +372,7 @@ def test_reconcile_sees_organization_roles_change_and_is_clean_after_the_next_sy
     else:
         assert now["org-mapped"].orgs["D"] == ("user", False, ())
         assert now["suspended"].status == "active"
+        assert now["org-front"].site_admin is True
     clean = cli(url, "reconcile", "--provider", provider, "--json")
     assert (clean.code, json.loads(clean.stdout)["users"]) == (0, [])
     assert failed_checks(engine) == []
