@@ -469,3 +469,36 @@ def test_without_a_finished_export_the_revision_does_nothing_and_says_so(identit
     assert bad.code == 2
     assert "ORGMIG_ROLE_MAP: 'clinic-manager=owner' is not idp_role=app_role" in bad.stderr
     engine.dispose()
+
+
+def test_two_providers_apply_together_and_downgrade_together(identity_databases, identity_fake):
+    """Okta's groups and Auth0's organizations in one database: the revision applies both (Okta
+    first), a second round of syncs settles what one provider's new users mean to the other's
+    reports, and the downgrade undoes Auth0 before Okta (whose users Auth0 may have linked)."""
+    url = identity_databases.get("okta", "exported")
+    engine = make_engine(url, poolclass=NullPool)
+    export(url, "auth0", identity_fake("auth0"))
+    before = fingerprint(engine)
+
+    proc = alembic(url, "upgrade", "head")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "identity:okta upgrade finished" in proc.stderr and "identity:auth0 upgrade finished" in proc.stderr
+    assert failed_checks(engine) == []
+    # A user Okta created for an account it had no app user for, which Auth0 then links by email.
+    assert rows(engine, """SELECT i.provider, i.matched_by FROM user_identity i JOIN "user" u ON u.id = i.user_id
+                           WHERE u.email = 'entry.nofac@example.com' ORDER BY 1""") == [
+        ("auth0", "email"), ("okta", "created")]
+    def sync_both() -> dict:
+        for provider in ("okta", "auth0"):
+            out = cli(url, "sync", "--provider", provider)
+            assert out.code == 0, out.stderr[-3000:]
+        return fingerprint(engine)
+
+    settled = sync_both()
+    assert sync_both() == settled
+    assert failed_checks(engine) == []
+
+    down = alembic(url, "downgrade", "0006")
+    assert down.returncode == 0, down.stderr[-3000:]
+    assert fingerprint(engine) == before
+    engine.dispose()
