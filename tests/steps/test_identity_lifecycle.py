@@ -54,8 +54,7 @@ def test_a_killed_run_resumes_to_the_state_of_an_uninterrupted_one(identity_data
     provider = "okta"
     url = identity_databases.get(provider, "exported")
     # An uninterrupted run's result: the template it was copied from (read only).
-    reference = make_engine(identity_databases.pg.server.url(identity_databases.template(provider, "synced")),
-                            poolclass=NullPool)
+    reference = make_engine(identity_databases.template_url(provider, "synced"), poolclass=NullPool)
     engine = make_engine(url, poolclass=NullPool)
     ids = Ids(provider, start(provider))
     done = """SELECT count(*) FROM orgmig_batch b JOIN orgmig_run r ON r.id = b.run_id
@@ -410,8 +409,7 @@ def test_the_downgrade_refuses_while_the_application_built_on_created_rows(ident
     # And the upgrade after that downgrade ends where the first one did.
     again = alembic(url, "upgrade", "head")
     assert again.returncode == 0, again.stderr[-3000:]
-    reference = make_engine(identity_databases.pg.server.url(identity_databases.template(provider, "synced")),
-                            poolclass=NullPool)
+    reference = make_engine(identity_databases.template_url(provider, "synced"), poolclass=NullPool)
     assert (state(engine, ids), reports(engine, ids)) == (state(reference, ids), reports(reference, ids))
     reference.dispose()
     engine.dispose()

@@ -478,9 +478,13 @@ class Databases:
         """A copy of the template, for one test."""
         return self.copy(self.template(provider, stage))
 
+    def template_url(self, provider: str, stage: str) -> URL:
+        """The template itself, to read only (and no connection left open: it is copied from)."""
+        return self.pg.server.url(self.template(provider, stage))
+
     def fingerprint(self, provider: str, stage: str) -> dict[str, tuple]:
-        """The template's own fingerprint (read only; its connection closed again)."""
-        engine = make_engine(self.pg.server.url(self.template(provider, stage)), poolclass=NullPool)
+        """The template's own fingerprint."""
+        engine = make_engine(self.template_url(provider, stage), poolclass=NullPool)
         try:
             return fingerprint(engine)
         finally:
