@@ -98,7 +98,8 @@ WHERE u.provider = :provider AND u.row_id BETWEEN :start AND :end
 -- facilities it grants one by one. Keycloak and Auth0 organizations map their members' roles
 -- through :role_map ({lower(idp role): ROLE}, else the same name); Auth0 gives roles per
 -- membership, Keycloak per user (realm roles), where names that map to nothing mean nothing.
--- NO_ACCESS is neither stored nor compared.
+-- NO_ACCESS is neither stored nor compared: a member with NO_ACCESS and nothing else (a group's, or
+-- an organization's member role) has no role there and no report either.
 INSERT INTO idb_member (external_id, org_id, org_external_id, role_id, all_facilities, facility_ids,
                         problem, detail)
 WITH words AS (
@@ -136,7 +137,9 @@ SELECT w.external_id, o.id, w.org,
        bool_or(w.word IN ('ADMIN', 'ALL_FACILITIES')),
        coalesce(array_agg(DISTINCT w.facility_id) FILTER (WHERE w.facility_id IS NOT NULL), '{}'),
        CASE WHEN bool_or(w.word LIKE 'UNKNOWN:%') THEN 'unknown_role'
-            WHEN NOT bool_or(r.id IS NOT NULL) AND bool_or(w.word NOT IN ('NO_ACCESS')) THEN 'no_role_in_org'
+            WHEN NOT bool_or(r.id IS NOT NULL)
+                 AND (bool_or(w.word NOT IN ('NO_ACCESS', 'MEMBER')) OR NOT bool_or(w.word = 'NO_ACCESS'))
+                 THEN 'no_role_in_org'
        END,
        jsonb_strip_nulls(jsonb_build_object(
            'org', w.org,
