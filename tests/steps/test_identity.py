@@ -120,7 +120,8 @@ def expected_auth0() -> dict[str, Account]:
         a("allfac-only", "email"),
         a("user-fac", "email", {"C": ("user", False, ())}),
         a("entry-nofac", "created", {"C": ("entry_only", False, ())}),
-        a("no-access", "email", {"B": ("user", False, ("B2",))}),  # org B is not Auth0's: left as it was
+        # NO_ACCESS only (in organization C): nothing stored, nothing reported; org B is not Auth0's
+        a("no-access", "email", {"B": ("user", False, ("B2",))}),
         a("multi-org", "email", {"C": ("user", False, ()), "D": ("admin", True, ())}),
         a("highest", "email", {"D": ("user", False, ())}),
         a("fac-two-orgs", "email", {"B": ("user", False, ("B1", "B2"))}),
@@ -195,7 +196,6 @@ EXPECTED_REPORTS = {
     "auth0": COMMON_REPORTS | {
         ("user", "legacy-kc-subject", "app_user_without_idp_account"),
         ("idp_user", "org-norole", "no_role_in_org"),
-        ("idp_user", "no-access", "no_role_in_org"),  # an organization member whose only role is NO_ACCESS
         ("idp_user", "unknown-role", "unknown_role"),  # SUPERUSER, per member at Auth0
         ("idp_user", "org-unknown", "unknown_role"),
         ("idp_user", "provisioned", "idp_user_without_app_user"),  # in no organization
