@@ -4,12 +4,14 @@
   data contract and of the SimpleReport ticket (see CAST), plus FILLER users so that a sync walks
   several batches. Neutral user ids are readable (`admin-a`, `dup-1`, ...); the fakes derive their
   own ids from them.
-- `legacy_rows(provider, fake)`: the application's users before the identity revision, as
-  `user_settings` rows that revision 0004 turns into users (emails in other cases and with
-  spaces, duplicates, app-only users; for Keycloak, keycloak_user_id = the Keycloak user id).
+- `insert_legacy_rows(engine, provider, fake)`: the application's users before the identity
+  revision, as `user_settings` rows (LEGACY) that revision 0004 turns into users (emails in other
+  cases and with spaces, duplicates, app-only users; for Keycloak, keycloak_user_id = the Keycloak
+  user id); `insert_app_org(engine)`: an org the application already has, with facilities and
+  memberships.
 - `Ids`: neutral id <-> the provider's external id, for users and orgs.
-- `state(engine, provider, ids)`: what the identity step left, per IdP account, id-free, and
-  `reports(...)`, `fingerprint(...)` (checksums of every table the step touches).
+- `state(engine, ids)`: what the identity step left, per IdP account, id-free; `reports(engine,
+  ids)`; `fingerprint(engine)` (checksums of every table the step touches).
 - `export(url, provider, fake)`, `cli(url, "sync", ...)` (`orgmig` in this process), `alembic(url, ...)`
   and `alembic_process(url, ...)` (alembic in a process of its own).
 - Fixtures: `identity_databases` (template databases per provider and stage, copied per test),
@@ -394,9 +396,9 @@ TABLES = {
 REPORTS = """(SELECT step, source_table, source_id, reason, migrated, detail FROM orgmig_report)"""
 
 
-def fingerprint(engine: Engine, *, undo: bool = True) -> dict[str, tuple]:
+def fingerprint(engine: Engine) -> dict[str, tuple]:
     """(count, md5) of every table the step touches (the reports without their ids and run ids)."""
-    found = {t: table_md5(engine, t, order) for t, order in TABLES.items() if undo or t != "orgmig_identity_undo"}
+    found = {t: table_md5(engine, t, order) for t, order in TABLES.items()}
     found["orgmig_report"] = table_md5(engine, REPORTS, "step, source_table, source_id, reason")
     return found
 
@@ -459,14 +461,14 @@ class Databases:
             if stage == "exported":
                 url = self.copy(self._base(), f"orgmig_idt_{provider}")
                 engine = make_engine(url, poolclass=NullPool)
-                with start(provider) as fake:
-                    insert_legacy_rows(engine, provider, fake)
+                try:
+                    with start(provider) as fake:
+                        insert_legacy_rows(engine, provider, fake)
+                        migrations.upgrade(migrations.alembic_config(url), "0006")
+                        insert_app_org(engine)
+                        export(url, provider, fake)
+                finally:
                     engine.dispose()
-                    migrations.upgrade(migrations.alembic_config(url), "0006")
-                    engine = make_engine(url, poolclass=NullPool)
-                    insert_app_org(engine)
-                    engine.dispose()
-                    export(url, provider, fake)
             else:
                 url = self.copy(self.template(provider, "exported"), f"orgmig_idt_{provider}_synced")
                 proc = alembic(url, "upgrade", "head")
