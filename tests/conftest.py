@@ -4,6 +4,7 @@
   per-test databases and engines, Alembic configs, pytest-alembic's runner;
 - tests.support.idp: the export tests' snapshot database and provider environment;
 - tests.fakes.fixtures: the fake identity providers;
+- tests.support.identity: the identity step's tenant, template databases and fakes;
 - tests.batch.toy_copy.fixtures: the engine's toy step and its database.
 """
 
@@ -13,4 +14,4 @@ import os
 os.environ.pop("DATABASE_URL", None)
 
 pytest_plugins = ["tests.support.fixtures", "tests.support.idp", "tests.fakes.fixtures",
-                  "tests.batch.toy_copy.fixtures"]
+                  "tests.support.identity", "tests.batch.toy_copy.fixtures"]

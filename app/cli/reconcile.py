@@ -2,7 +2,8 @@
 finished snapshot of an identity provider, per user (orgs, roles, facilities, status, site
 admin), under the rules a sync applies. Writes nothing.
 
-Exit codes: 0 no drift, 1 drift, 2 configuration (no finished export, a bad setting)."""
+Exit codes: 0 no drift, 1 drift, 2 configuration (no finished export, or one still running; a bad
+setting)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import json
 
 from sqlalchemy.pool import NullPool
 
+from app.batch import MigrationError
 from app.cli.common import add_database_option, connected
 from app.config import get_settings
+from app.errors import ConfigError
 from app.idp import PROVIDERS
 from app.steps.identity import IdentitySync
 from app.steps.identity.check import drift
@@ -54,7 +57,10 @@ def _line(user: dict) -> str:
 
 def handle(args: argparse.Namespace) -> int:
     with connected(args, poolclass=NullPool) as engine:
-        found = drift(engine, IdentitySync(args.provider, get_settings()))
+        try:
+            found = drift(engine, IdentitySync(args.provider, get_settings()))
+        except MigrationError as exc:  # an export still running: nothing to compare with, which is not drift
+            raise ConfigError(str(exc)) from None
     if args.json:
         print(json.dumps({"provider": found.provider, "export_run": found.export_id, "drift": bool(found.users),
                           "users": found.users}, default=str, indent=2))

@@ -297,6 +297,89 @@ class Tenant:
             self._bump(structure=True)
             return g
 
+    def add_group(
+        self,
+        name: str,
+        description: str = "",
+        *,
+        kind: str = "plain",
+        org_id: str | None = None,
+        role_name: str | None = None,
+        facility_id: str | None = None,
+        parent_id: str | None = None,
+        now: datetime | None = None,
+        group_id: str | None = None,
+    ) -> Group:
+        """A new group (no members); `kind` etc. as the generator sets them, for the tests' own
+        bookkeeping (the fakes render the name, description and parent)."""
+        with self.lock:
+            ts = _ms(now or utcnow())
+            gid = group_id or str(uuid.uuid4())
+            g = Group(gid, name, description, ts, ts, ts, parent_id=parent_id, kind=kind, org_id=org_id,
+                      role_name=role_name, facility_id=facility_id)
+            self.groups[gid] = g
+            self.memberships[gid] = []
+            self._bump(structure=True)
+            return g
+
+    def add_role(self, name: str, description: str = "", role_id: str | None = None) -> Role:
+        """A new tenant-wide role (a Keycloak realm role, an Auth0 role)."""
+        with self.lock:
+            r = Role(role_id or str(uuid.uuid4()), name, description)
+            self.roles[r.id] = r
+            self._bump(structure=True)
+            return r
+
+    def set_roles(self, user_id: str, role_names: list[str] | tuple[str, ...]) -> None:
+        """The user's tenant-wide roles (Keycloak realm roles, Auth0 user roles), by name."""
+        with self.lock:
+            rids = [self.role_by_name(n).id for n in role_names]
+            if rids:
+                self.user_roles[user_id] = rids
+            else:
+                self.user_roles.pop(user_id, None)
+            self._bump(structure=True)
+
+    def add_organization(
+        self,
+        *,
+        name: str,
+        display_name: str,
+        external_id: str,
+        now: datetime | None = None,
+        org_id: str | None = None,
+    ) -> Organization:
+        """A new organization (Keycloak and Auth0 render organizations), with no members."""
+        with self.lock:
+            o = Organization(org_id or str(uuid.uuid4()), name, display_name, external_id, _ms(now or utcnow()))
+            self.organizations[o.id] = o
+            self._bump(structure=True)
+            return o
+
+    def set_org_member(self, org_id: str, user_id: str, role_names: list[str] | tuple[str, ...] = ()) -> None:
+        """Make the user a member of the organization with exactly these roles (by name): added
+        when not a member yet, the roles replaced otherwise."""
+        with self.lock:
+            o = self.organizations[org_id]
+            rids = [self.role_by_name(n).id for n in role_names]
+            for m in o.members:
+                if m.user_id == user_id:
+                    m.role_ids = rids
+                    break
+            else:
+                o.members.append(OrgMember(user_id, rids))
+            o.version += 1
+            self._bump(structure=True)
+
+    def remove_org_member(self, org_id: str, user_id: str) -> None:
+        with self.lock:
+            o = self.organizations[org_id]
+            before = len(o.members)
+            o.members = [m for m in o.members if m.user_id != user_id]
+            if len(o.members) != before:
+                o.version += 1
+                self._bump(structure=True)
+
 
 # --------------------------------------------------------------------------- generator
 

@@ -250,9 +250,11 @@ def providers_with_export(conn: Connection) -> list[str]:
 
 
 def providers_applied(conn: Connection) -> list[str]:
-    """Providers whose snapshot this step applied (it has something to undo)."""
+    """Providers whose snapshot this step applied (it has something to undo), in the order to
+    undo them: the reverse of the order they are applied in (a later provider's rows may hang
+    on users an earlier one created)."""
     found = set(conn.exec_driver_sql("SELECT DISTINCT provider FROM orgmig_identity_undo").scalars())
     found |= {step.split(":", 1)[1] for step in conn.execute(
         text("SELECT DISTINCT step FROM orgmig_run WHERE step LIKE :prefix"),
         {"prefix": IdentitySync.step_prefix + ":%"}).scalars()}
-    return [p for p in PROVIDERS if p in found]
+    return [p for p in reversed(PROVIDERS) if p in found]

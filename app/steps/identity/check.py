@@ -47,8 +47,15 @@ def dry_run(engine: Engine, step: IdentitySync) -> Plan:
             " WHERE problem IS NOT NULL) m"
             " UNION ALL SELECT 'app_edit_newer' FROM (SELECT user_id FROM idb_user_diff WHERE app_edit"
             " UNION SELECT user_id FROM idb_member_diff WHERE app_edit"
-            " UNION SELECT user_id FROM idb_facility_diff WHERE app_edit) e) r GROUP BY reason ORDER BY reason",
-            {"s": step.name}).all())
+            " UNION SELECT user_id FROM idb_facility_diff WHERE app_edit) e"
+            # what finish.report_app_users will find once the run has made its links
+            " UNION ALL SELECT 'app_user_without_idp_account' FROM \"user\" u"
+            " LEFT JOIN user_identity i ON i.provider = %(p)s AND i.user_id = u.id"
+            " WHERE (i.user_id IS NULL OR NOT EXISTS (SELECT 1 FROM idp_user x"
+            " WHERE x.provider = %(p)s AND x.external_id = i.external_id))"
+            " AND NOT EXISTS (SELECT 1 FROM idb_user b WHERE b.new_link AND b.user_id = u.id)"
+            ") r GROUP BY reason ORDER BY reason",
+            {"s": step.name, "p": step.provider}).all())
         return Plan(step.provider, export.id, counts, reported)
 
 

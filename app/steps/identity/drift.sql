@@ -6,7 +6,8 @@
 -- name: per_user
 SELECT b.external_id, b.row_id,
        CASE WHEN b.user_id > 0 THEN b.user_id END AS user_id,
-       CASE WHEN b.matched_by = 'created' THEN 'user to create' WHEN b.new_link THEN 'link to make' END AS link,
+       CASE WHEN b.new_link AND b.matched_by = 'created' THEN 'user to create'
+            WHEN b.new_link THEN 'link to make' END AS link,
        (SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
                   'org', o.external_id, 'change', d.kind, 'role', rf.name, 'idp_role', rt.name,
                   'all_facilities', CASE WHEN d.all_from IS DISTINCT FROM d.all_to THEN d.all_from END,

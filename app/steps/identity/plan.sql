@@ -159,12 +159,12 @@ SELECT
     (SELECT count(*) FROM idb_user_diff WHERE 'status' = ANY (columns) AND NOT app_edit) AS status_changes,
     (SELECT count(*) FROM idb_user_diff WHERE cardinality(columns) > 0 AND NOT app_edit) AS users_changed,
     (SELECT count(*) FROM idb_user_diff d JOIN idb_user b ON b.user_id = d.user_id
-      WHERE NOT d.app_edit AND NOT b.new_link AND d.status_to = 'disabled') AS disabled,
+      WHERE NOT d.app_edit AND NOT b.new_link AND 'status' = ANY (d.columns) AND d.status_to = 'disabled') AS disabled,
     (SELECT count(DISTINCT m.user_id) FROM idb_member_diff m JOIN idb_user b ON b.user_id = m.user_id
       WHERE m.kind = 'remove' AND NOT m.app_edit AND NOT b.new_link) AS losing_memberships,
     (SELECT count(DISTINCT u) FROM (
         SELECT d.user_id AS u FROM idb_user_diff d JOIN idb_user b ON b.user_id = d.user_id
-        WHERE NOT d.app_edit AND NOT b.new_link AND d.status_to = 'disabled'
+        WHERE NOT d.app_edit AND NOT b.new_link AND 'status' = ANY (d.columns) AND d.status_to = 'disabled'
         UNION SELECT m.user_id FROM idb_member_diff m JOIN idb_user b ON b.user_id = m.user_id
         WHERE m.kind = 'remove' AND NOT m.app_edit AND NOT b.new_link) x) AS mass_changed;
 

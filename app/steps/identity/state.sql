@@ -98,7 +98,8 @@ WHERE u.provider = :provider AND u.row_id BETWEEN :start AND :end
 -- facilities it grants one by one. Keycloak and Auth0 organizations map their members' roles
 -- through :role_map ({lower(idp role): ROLE}, else the same name); Auth0 gives roles per
 -- membership, Keycloak per user (realm roles), where names that map to nothing mean nothing.
--- NO_ACCESS is neither stored nor compared.
+-- NO_ACCESS is neither stored nor compared: a member with NO_ACCESS and nothing else (a group's, or
+-- an organization's member role) has no role there and no report either.
 INSERT INTO idb_member (external_id, org_id, org_external_id, role_id, all_facilities, facility_ids,
                         problem, detail)
 WITH words AS (
@@ -136,7 +137,9 @@ SELECT w.external_id, o.id, w.org,
        bool_or(w.word IN ('ADMIN', 'ALL_FACILITIES')),
        coalesce(array_agg(DISTINCT w.facility_id) FILTER (WHERE w.facility_id IS NOT NULL), '{}'),
        CASE WHEN bool_or(w.word LIKE 'UNKNOWN:%') THEN 'unknown_role'
-            WHEN NOT bool_or(r.id IS NOT NULL) AND bool_or(w.word NOT IN ('NO_ACCESS')) THEN 'no_role_in_org'
+            WHEN NOT bool_or(r.id IS NOT NULL)
+                 AND (bool_or(w.word NOT IN ('NO_ACCESS', 'MEMBER')) OR NOT bool_or(w.word = 'NO_ACCESS'))
+                 THEN 'no_role_in_org'
        END,
        jsonb_strip_nulls(jsonb_build_object(
            'org', w.org,
@@ -150,20 +153,19 @@ GROUP BY w.external_id, o.id, w.org;
 -- Which app user each unlinked account is, first that applies: for Keycloak the user whose
 -- keycloak_user_id is the account's id; the one user holding the account's email (trimmed, any
 -- case) where the IdP marks it verified and no other account of the provider holds it. A user
--- already linked to another account is not taken again. Anything else is a problem, never a guess.
+-- already linked to another account is not taken again, and a user another account matches by
+-- its Keycloak id is no candidate by email. Anything else is a problem, never a guess.
 UPDATE idb_user b SET user_id = m.user_id, matched_by = m.matched_by, new_link = m.user_id IS NOT NULL,
                       problem = m.problem, detail = m.detail
 FROM (
     SELECT b.row_id,
-           coalesce(s.id, CASE WHEN e.n = 1 AND b.email_verified AND e.accounts = 1 AND NOT e.taken
-                               THEN e.ids[1] END) AS user_id,
-           CASE WHEN s.id IS NOT NULL THEN 'subject'
-                WHEN e.n = 1 AND b.email_verified AND e.accounts = 1 AND NOT e.taken THEN 'email' END AS matched_by,
-           CASE WHEN s.id IS NOT NULL THEN NULL
+           coalesce(s.id, CASE WHEN k.by_email THEN e.ids[1] END) AS user_id,
+           CASE WHEN s.id IS NOT NULL THEN 'subject' WHEN k.by_email THEN 'email' END AS matched_by,
+           CASE WHEN s.id IS NOT NULL OR k.by_email THEN NULL
                 WHEN e.n > 1 OR (e.n = 1 AND (e.accounts > 1 OR e.taken)) THEN 'email_ambiguous'
                 WHEN e.n = 1 AND NOT b.email_verified THEN 'email_unverified'
                 ELSE 'idp_user_without_app_user' END AS problem,
-           CASE WHEN s.id IS NULL AND e.n >= 1
+           CASE WHEN s.id IS NULL AND NOT k.by_email AND e.n >= 1
                 THEN jsonb_build_object('app_users', e.n, 'accounts', e.accounts, 'linked_elsewhere', e.taken)
            END AS detail
     FROM idb_user b
@@ -180,7 +182,17 @@ FROM (
                  WHERE x.provider = :provider AND lower(btrim(x.email)) = b.email_norm) AS accounts
         FROM "user" u
         WHERE b.email_norm IS NOT NULL AND lower(btrim(u.email)) = b.email_norm
+          -- (Keycloak) a user whose keycloak_user_id is another unlinked account's id is that
+          -- account's, its email about to become that account's: no candidate for this one
+          AND NOT EXISTS (SELECT 1 FROM idp_user x
+                          WHERE :provider = 'keycloak' AND x.provider = :provider
+                            AND x.external_id = u.keycloak_user_id AND x.external_id <> b.external_id
+                            AND NOT EXISTS (SELECT 1 FROM user_identity j
+                                            WHERE j.provider = x.provider AND j.external_id = x.external_id))
     ) e ON true
+    CROSS JOIN LATERAL (
+        SELECT s.id IS NULL AND e.n = 1 AND b.email_verified AND e.accounts = 1 AND NOT e.taken AS by_email
+    ) k
     WHERE b.user_id IS NULL
 ) m
 WHERE b.row_id = m.row_id;
@@ -271,7 +283,8 @@ WHERE (h.facility_id IS NULL OR w.facility_id IS NULL)
 
 -- name: diff_users
 -- Profile values, status and the site-admin flag of linked users that differ from the IdP's.
--- A value the IdP does not have (no email, no name, a status it does not define) is not compared.
+-- A value the IdP does not have (no email, no name, a status it does not define, the site-admin
+-- flag at Auth0, which has no SimpleReport groups) is not compared.
 INSERT INTO idb_user_diff (user_id, columns, status_to, app_edit, before)
 SELECT u.id, c.cols, b.app_status,
        u.updated_at > :export_started AND u.updated_at <> u.created_at
@@ -290,7 +303,7 @@ CROSS JOIN LATERAL (
              THEN 'email_verified' END,
         CASE WHEN b.first_name IS NOT NULL AND u.first_name IS DISTINCT FROM b.first_name THEN 'first_name' END,
         CASE WHEN b.last_name IS NOT NULL AND u.last_name IS DISTINCT FROM b.last_name THEN 'last_name' END,
-        CASE WHEN u.is_site_admin <> b.site_admin THEN 'is_site_admin' END
+        CASE WHEN :provider <> 'auth0' AND u.is_site_admin <> b.site_admin THEN 'is_site_admin' END
     ]::text[], NULL) AS cols
 ) c
 WHERE cardinality(c.cols) > 0;
