@@ -59,12 +59,14 @@ WHERE g.provider = :provider;
 
 -- name: facility_conflicts
 -- A facility named under two orgs (in the snapshot, or here against the app's facility table)
--- belongs to neither for sure: every group naming it is reported, none applied.
+-- belongs to neither for sure: every group naming it is reported, none applied. The facilities
+-- named under two orgs are found in one grouped pass over the groups (a subquery per facility
+-- group would read all of them again for each).
 UPDATE orgmig_identity_group c SET meaning = 'facility_in_two_orgs'
 WHERE c.provider = :provider AND c.meaning = 'facility'
-  AND (EXISTS (SELECT 1 FROM orgmig_identity_group d
-               WHERE d.provider = c.provider AND d.meaning = 'facility' AND d.facility_id = c.facility_id
-                 AND d.org_external_id <> c.org_external_id)
+  AND (c.facility_id IN (SELECT d.facility_id FROM orgmig_identity_group d
+                         WHERE d.provider = :provider AND d.meaning = 'facility'
+                         GROUP BY d.facility_id HAVING count(DISTINCT d.org_external_id) > 1)
        OR EXISTS (SELECT 1 FROM facility f JOIN org o ON o.id = f.org_id
                   WHERE f.id = c.facility_id AND o.external_id IS DISTINCT FROM c.org_external_id));
 
