@@ -26,7 +26,9 @@ DELETE FROM orgmig_identity_todo WHERE provider = :provider;
 -- What each group of :provider means. Okta and Keycloak groups follow SimpleReport's convention
 -- (SR-{ENV}-TENANT:{org}:{ROLE}, SR-{ENV}-TENANT:{org}:FACILITY_ACCESS:{uuid}, SR-{ENV}-ADMINS);
 -- groups of other environments and outside the convention mean nothing. Keycloak and Auth0
--- organizations are orgs themselves; roles are read per member (load_desired).
+-- organizations are orgs themselves; roles are read per member (load_desired). OFFSET 0 keeps
+-- each LATERAL a subquery evaluated once per group: flattened, every use of m.fac, m.role and
+-- p.meaning would repeat its regular expressions (dozens a group).
 INSERT INTO orgmig_identity_group (provider, kind, external_id, meaning, org_external_id, role_name,
                                    facility_id, run_id)
 SELECT g.provider, g.kind, g.external_id, p.meaning,
@@ -40,6 +42,7 @@ FROM idp_group g
 CROSS JOIN LATERAL (
     SELECT regexp_match(g.name, '^SR-' || :env || '-TENANT:([^:]+):FACILITY_ACCESS:(.*)$') AS fac,
            regexp_match(g.name, '^SR-' || :env || '-TENANT:([^:]+):([^:]+)$') AS role
+    OFFSET 0
 ) m
 CROSS JOIN LATERAL (
     SELECT CASE
@@ -54,6 +57,7 @@ CROSS JOIN LATERAL (
             CASE WHEN m.role[2] IN ('ADMIN', 'USER', 'ENTRY_ONLY', 'ALL_FACILITIES', 'NO_ACCESS')
                  THEN 'role' ELSE 'unknown_role' END
         ELSE 'malformed_group_name' END AS meaning
+    OFFSET 0
 ) p
 WHERE g.provider = :provider;
 
