@@ -74,6 +74,12 @@ WHERE c.provider = :provider AND c.meaning = 'facility'
        OR EXISTS (SELECT 1 FROM facility f JOIN org o ON o.id = f.org_id
                   WHERE f.id = c.facility_id AND o.external_id IS DISTINCT FROM c.org_external_id));
 
+-- name: analyze_groups
+-- Every batch joins the accounts' memberships to these meanings: give the planner their
+-- statistics now (filled a moment ago; without them it expects one group per meaning, and reads
+-- every membership of the provider in every batch).
+ANALYZE orgmig_identity_group;
+
 -- name: report_groups
 INSERT INTO orgmig_report (step, source_table, source_id, reason, migrated, detail)
 SELECT :step, 'idp_group', g.row_id, c.meaning, false,
