@@ -139,7 +139,9 @@ INSERT INTO orgmig_identity_undo (provider, table_name, row_key, before)
 SELECT :provider, 'org', id::text, NULL FROM ins;
 
 -- name: create_facilities
--- Every facility the snapshot grants access to, in its org.
+-- Every facility the snapshot grants access to, in its org. Those that exist are skipped by
+-- their primary key (ON CONFLICT): a NOT EXISTS planned while facility looked empty read the
+-- table once per new facility, quadratic in the facilities of a first sync.
 WITH wanted AS (
     SELECT DISTINCT c.facility_id, o.id AS org_id
     FROM orgmig_identity_group c JOIN org o ON o.external_id = c.org_external_id
@@ -148,7 +150,7 @@ WITH wanted AS (
 ins AS (
     INSERT INTO facility (id, org_id)
     SELECT w.facility_id, w.org_id FROM wanted w
-    WHERE NOT EXISTS (SELECT 1 FROM facility f WHERE f.id = w.facility_id)
+    ON CONFLICT (id) DO NOTHING
     RETURNING id
 )
 INSERT INTO orgmig_identity_undo (provider, table_name, row_key, before)
