@@ -260,6 +260,7 @@ class Template:
     memberships: int
     app_users: int
     facilities: int
+    emails_given: int  # --legacy: accounts given the email of an app user
 
 
 def build_template(server: Server, name: str, users: int, orgs: int, facilities: int, legacy: bool) -> Template:
@@ -279,20 +280,21 @@ def build_template(server: Server, name: str, users: int, orgs: int, facilities:
         migrations.upgrade(cfg, "0004")
     migrations.upgrade(cfg, "0006")
     params = {"users": users, "orgs": orgs, "facilities": facilities}
+    emails_given = 0
     with psycopg.connect(libpq(url)) as conn:
         conn.execute("SET work_mem = '256MB'")
         params["run"] = conn.execute(RUN).fetchone()[0]
         for sql in (GROUPS, ACCOUNTS, USERS, MEMBERSHIPS, COUNTS, *FINISH_LOAD):
             conn.execute(sql, params)
         if legacy:
-            conn.execute(LEGACY_EMAILS)
+            emails_given = conn.execute(LEGACY_EMAILS).rowcount
         conn.commit()
     (sizes,) = execute(url, "VACUUM (ANALYZE)", "CHECKPOINT",
                        "SELECT (SELECT count(*) FROM idp_user), (SELECT count(*) FROM idp_group),"
                        " (SELECT count(*) FROM idp_membership), (SELECT count(*) FROM \"user\")")[2:]
     accounts, groups, memberships, app_users = sizes[0]
     return Template(name, url, time.perf_counter() - started, accounts, groups, memberships, app_users,
-                    orgs * facilities)
+                    orgs * facilities, emails_given)
 
 
 # --- the timed commands -----------------------------------------------------------------------
@@ -594,6 +596,9 @@ def main(argv: list[str] | None = None) -> int:
         if r.reapplied["undo"] != r.applied["undo"] or r.reapplied["members_updated"] != r.applied["members_updated"] \
                 or r.reapplied["users_updated"] != r.applied["users_updated"]:
             problems.append(f"run {i}: the re-apply wrote ({r.applied['undo']:,} -> {r.reapplied['undo']:,} undo rows)")
+        if template.emails_given and r.applied["by_email"] < template.emails_given // 2:
+            problems.append(f"run {i}: {r.applied['by_email']:,} accounts linked by email, of"
+                            f" {template.emails_given:,} given an app user's email")
         if r.times["reconcile"].exit_code != 0:
             problems.append(f"run {i}: reconcile found drift right after the sync: {r.reconcile_tail[-1]}")
     lines += [f"  PROBLEM      {p}" for p in problems if p not in targets]
