@@ -62,7 +62,8 @@ the first batch's) are also run under `EXPLAIN (ANALYZE, BUFFERS)` first, in a s
 back, and their plans printed.
 
 The exit code is 1 when a target is missed or a run did not do what it should (reconcile found
-drift, the re-apply wrote rows), 2 when the bench could not run. The databases are dropped at the
+drift, the re-apply wrote rows, with `--legacy` fewer than half of the accounts given an app
+user's email were linked by email), 2 when the bench could not run. The databases are dropped at the
 end unless --keep. The server: `--database-url` or DATABASE_URL names a server where the bench
 may create databases; default postgresql://postgres@127.0.0.1:5432/postgres.
 """
