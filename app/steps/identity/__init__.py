@@ -66,7 +66,11 @@ class IdentitySync(Step):
 
     step_prefix = "identity"  # step names are identity:<provider>
 
-    batch_settings = {"enable_seqscan": "off", "enable_hashjoin": "off", "enable_mergejoin": "off"}
+    # Keyed lookups into the tables a run fills (their statistics are those of before the run).
+    # Sequential scans stay allowed: a batch reads its accounts from temporary tables, which only a
+    # sequential scan reads, and with enable_seqscan off every plan carries the same disable cost,
+    # which PostgreSQL (before 18) compares within 1%: all plans tie and the join order is chance.
+    batch_settings = {"enable_hashjoin": "off", "enable_mergejoin": "off"}
     analyze_after = ('"user"', "org_user", "org_user_facility", "user_identity")
     new_keys_only = False  # every run plans its accounts afresh
 
@@ -131,6 +135,7 @@ class IdentitySync(Step):
         conn.execute(SQL("plan.forget"), params)
         for name in ("classify", "facility_conflicts", "report_groups"):
             conn.execute(SQL(f"plan.{name}"), params)
+        conn.exec_driver_sql(SQL.source("plan.analyze_groups"))
         for name, expected, found in conn.execute(SQL("plan.default_roles"), params):
             log.warning("role %r exists with rank %s (expected %s); left as it is", name, found, expected)
         conn.execute(SQL("plan.create_orgs"), params)

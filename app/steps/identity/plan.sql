@@ -26,7 +26,9 @@ DELETE FROM orgmig_identity_todo WHERE provider = :provider;
 -- What each group of :provider means. Okta and Keycloak groups follow SimpleReport's convention
 -- (SR-{ENV}-TENANT:{org}:{ROLE}, SR-{ENV}-TENANT:{org}:FACILITY_ACCESS:{uuid}, SR-{ENV}-ADMINS);
 -- groups of other environments and outside the convention mean nothing. Keycloak and Auth0
--- organizations are orgs themselves; roles are read per member (load_desired).
+-- organizations are orgs themselves; roles are read per member (load_desired). OFFSET 0 keeps
+-- each LATERAL a subquery evaluated once per group: flattened, every use of m.fac, m.role and
+-- p.meaning would repeat its regular expressions (dozens a group).
 INSERT INTO orgmig_identity_group (provider, kind, external_id, meaning, org_external_id, role_name,
                                    facility_id, run_id)
 SELECT g.provider, g.kind, g.external_id, p.meaning,
@@ -40,6 +42,7 @@ FROM idp_group g
 CROSS JOIN LATERAL (
     SELECT regexp_match(g.name, '^SR-' || :env || '-TENANT:([^:]+):FACILITY_ACCESS:(.*)$') AS fac,
            regexp_match(g.name, '^SR-' || :env || '-TENANT:([^:]+):([^:]+)$') AS role
+    OFFSET 0
 ) m
 CROSS JOIN LATERAL (
     SELECT CASE
@@ -54,19 +57,28 @@ CROSS JOIN LATERAL (
             CASE WHEN m.role[2] IN ('ADMIN', 'USER', 'ENTRY_ONLY', 'ALL_FACILITIES', 'NO_ACCESS')
                  THEN 'role' ELSE 'unknown_role' END
         ELSE 'malformed_group_name' END AS meaning
+    OFFSET 0
 ) p
 WHERE g.provider = :provider;
 
 -- name: facility_conflicts
 -- A facility named under two orgs (in the snapshot, or here against the app's facility table)
--- belongs to neither for sure: every group naming it is reported, none applied.
+-- belongs to neither for sure: every group naming it is reported, none applied. The facilities
+-- named under two orgs are found in one grouped pass over the groups (a subquery per facility
+-- group would read all of them again for each).
 UPDATE orgmig_identity_group c SET meaning = 'facility_in_two_orgs'
 WHERE c.provider = :provider AND c.meaning = 'facility'
-  AND (EXISTS (SELECT 1 FROM orgmig_identity_group d
-               WHERE d.provider = c.provider AND d.meaning = 'facility' AND d.facility_id = c.facility_id
-                 AND d.org_external_id <> c.org_external_id)
+  AND (c.facility_id IN (SELECT d.facility_id FROM orgmig_identity_group d
+                         WHERE d.provider = :provider AND d.meaning = 'facility'
+                         GROUP BY d.facility_id HAVING count(DISTINCT d.org_external_id) > 1)
        OR EXISTS (SELECT 1 FROM facility f JOIN org o ON o.id = f.org_id
                   WHERE f.id = c.facility_id AND o.external_id IS DISTINCT FROM c.org_external_id));
+
+-- name: analyze_groups
+-- Every batch joins the accounts' memberships to these meanings: give the planner their
+-- statistics now (filled a moment ago; without them it expects one group per meaning, and reads
+-- every membership of the provider in every batch).
+ANALYZE orgmig_identity_group;
 
 -- name: report_groups
 INSERT INTO orgmig_report (step, source_table, source_id, reason, migrated, detail)
@@ -127,7 +139,9 @@ INSERT INTO orgmig_identity_undo (provider, table_name, row_key, before)
 SELECT :provider, 'org', id::text, NULL FROM ins;
 
 -- name: create_facilities
--- Every facility the snapshot grants access to, in its org.
+-- Every facility the snapshot grants access to, in its org. Those that exist are skipped by
+-- their primary key (ON CONFLICT): a NOT EXISTS planned while facility looked empty read the
+-- table once per new facility, quadratic in the facilities of a first sync.
 WITH wanted AS (
     SELECT DISTINCT c.facility_id, o.id AS org_id
     FROM orgmig_identity_group c JOIN org o ON o.external_id = c.org_external_id
@@ -136,7 +150,7 @@ WITH wanted AS (
 ins AS (
     INSERT INTO facility (id, org_id)
     SELECT w.facility_id, w.org_id FROM wanted w
-    WHERE NOT EXISTS (SELECT 1 FROM facility f WHERE f.id = w.facility_id)
+    ON CONFLICT (id) DO NOTHING
     RETURNING id
 )
 INSERT INTO orgmig_identity_undo (provider, table_name, row_key, before)

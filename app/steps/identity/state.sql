@@ -68,6 +68,9 @@ CREATE TEMP TABLE IF NOT EXISTS idb_user_diff (
 -- name: load_users
 -- The accounts of :provider with row_id in :start..:end (only those the plan marked, with
 -- :planned), their app status, whether they are site admins, and their link if they have one.
+-- The link is a LATERAL probe of user_identity's primary key: a run fills that table, and
+-- without statistics for it the planner would read every link of the provider in each batch.
+-- The todo check repeats the range so that a batch reads its own part of the plan.
 INSERT INTO idb_user (row_id, external_id, email, email_norm, email_verified, app_status, first_name,
                       last_name, site_admin, user_id, matched_by)
 SELECT u.row_id, u.external_id, nullif(btrim(u.email), ''), nullif(lower(btrim(u.email)), ''),
@@ -87,10 +90,12 @@ SELECT u.row_id, u.external_id, nullif(btrim(u.email), ''), nullif(lower(btrim(u
                  AND g.meaning = 'site_admin'),
        i.user_id, i.matched_by
 FROM idp_user u
-LEFT JOIN user_identity i ON i.provider = u.provider AND i.external_id = u.external_id
+LEFT JOIN LATERAL (SELECT i.user_id, i.matched_by FROM user_identity i
+                   WHERE i.provider = u.provider AND i.external_id = u.external_id OFFSET 0) i ON true
 WHERE u.provider = :provider AND u.row_id BETWEEN :start AND :end
   AND (NOT :planned OR EXISTS (SELECT 1 FROM orgmig_identity_todo t
-                               WHERE t.provider = u.provider AND t.row_id = u.row_id));
+                               WHERE t.provider = u.provider AND t.row_id = u.row_id
+                                 AND t.row_id BETWEEN :start AND :end));
 
 -- name: load_desired
 -- Per account and org: the highest-privilege role the IdP gives (admin rank 1 over user 1000
@@ -224,11 +229,16 @@ want AS (
     FROM idb_user b JOIN idb_member d ON d.external_id = b.external_id
     WHERE b.user_id IS NOT NULL AND d.role_id IS NOT NULL
 ),
+-- The memberships of these accounts, found by user_id first (MATERIALIZED keeps that order: a
+-- run fills org_user, and without statistics for it the planner would pair every managed org
+-- with every account of a batch and probe the primary key for each pair).
+mine AS MATERIALIZED (
+    SELECT m.* FROM idb_user b JOIN org_user m ON m.user_id = b.user_id
+),
 have AS (
     SELECT m.org_id, m.user_id, m.role_id, m.status, m.all_facilities, m.created_at, m.updated_at,
            x.applied_updated_at
-    FROM idb_user b
-    JOIN org_user m ON m.user_id = b.user_id
+    FROM mine m
     LEFT JOIN orgmig_identity_undo x ON x.table_name = 'org_user' AND x.row_key = m.org_id || '|' || m.user_id
     WHERE m.org_id IN (SELECT id FROM managed)
 )
@@ -263,10 +273,17 @@ want AS (
     JOIN facility f ON f.id = ANY (d.facility_ids) AND f.org_id = d.org_id
     WHERE b.user_id IS NOT NULL AND d.role_id IS NOT NULL AND NOT d.all_facilities
 ),
+-- The access rows of these accounts, through their memberships (org_user has an index on
+-- user_id, org_user_facility none that starts with it; every access row has its membership),
+-- MATERIALIZED for the reason given in diff_members.
+mine AS MATERIALIZED (
+    SELECT f.* FROM idb_user b
+    JOIN org_user m ON m.user_id = b.user_id
+    JOIN org_user_facility f ON f.org_id = m.org_id AND f.user_id = m.user_id
+),
 have AS (
     SELECT f.org_id, f.user_id, f.facility_id, f.created_at, x.id IS NOT NULL AS ours
-    FROM idb_user b
-    JOIN org_user_facility f ON f.user_id = b.user_id
+    FROM mine f
     LEFT JOIN orgmig_identity_undo x
            ON x.table_name = 'org_user_facility' AND x.row_key = f.org_id || '|' || f.user_id || '|' || f.facility_id
     WHERE f.org_id IN (SELECT id FROM managed)
