@@ -53,7 +53,9 @@ def handle(args: argparse.Namespace) -> int:
     print(f"{result.provider} write-back of {result.target}: {held}; {result.written:,} written,"
           f" {result.present:,} found set, {result.failed:,} failed; {result.requests:,} requests,"
           f" {result.seconds:.1f}s")
-    if result.failed:
+    if result.halted:
+        print(f"orgmig writeback: {result.halted}; {result.not_tried:,} accounts not tried", file=sys.stderr)
+    if result.failed or result.not_tried:
         print(f"orgmig writeback: {result.failed:,} accounts failed: SELECT * FROM orgmig_report WHERE step ="
               f" 'writeback:{result.provider}'; run it again to try them again", file=sys.stderr)
         return 1

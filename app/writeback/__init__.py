@@ -67,12 +67,17 @@ class Result:
     present: int = 0  # the live account held it already (Keycloak reads before writing)
     failed: int = 0
     failures: list[str] = field(default_factory=list)
+    halted: str | None = None  # why it stopped taking accounts before the end (the rest: not tried)
     requests: int = 0
     seconds: float = 0.0
 
     @property
     def target(self) -> str:
         return where(self.provider, self.attribute)
+
+    @property
+    def not_tried(self) -> int:
+        return 0 if self.dry_run else self.to_write - self.written - self.present - self.failed
 
 
 def writeback(provider: str, engine: Engine, *, dry_run: bool = False, settings: Settings | None = None,
@@ -111,6 +116,7 @@ def writeback(provider: str, engine: Engine, *, dry_run: bool = False, settings:
                 result.written, result.present, result.failed = (runner.tally.written, runner.tally.present,
                                                                   runner.tally.failed)
                 result.failures, result.requests = runner.tally.failures, target.core.stats.requests
+                result.halted = runner.tally.halted
         store.tidy()
     result.seconds = time.monotonic() - started
     return result

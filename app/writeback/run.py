@@ -6,6 +6,10 @@ A failed account is recorded and reported and the loop goes on. Three things sto
 finish what they have in flight, the recorder commits it, then the error is raised): the
 provider dropping what was written (Keycloak's user profile), credentials refused before any write
 succeeded (401, or a 403 that means a missing scope or role), and the database refusing to record.
+And the loop halts, taking no new account, after FAILURES_IN_A_ROW accounts in a row failed
+without an answer about the account itself (5xx, timeouts, 429s past their retries: the provider
+is down or throttled hard); what is left waits for the next run. A 4xx about one account (404, a
+validation error) is that account's failure only.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from app.writeback.targets import Target
 log = logging.getLogger("app.writeback")
 
 SHOWN_FAILURES = 10  # failures kept, one line each, for the command to print
+FAILURES_IN_A_ROW = 25  # outage-like failures in a row after which no new account is taken
 
 
 @dataclass
@@ -35,6 +40,8 @@ class Tally:
     present: int = 0
     failed: int = 0
     failures: list[str] = field(default_factory=list)
+    halted: str | None = None  # why the loop stopped taking accounts before the end
+    in_a_row: int = 0
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -74,7 +81,7 @@ class Runner:
     # ---- workers
     async def _work(self) -> None:
         for link in self._items:  # shared: each link goes to one worker
-            if self.fatal is not None:
+            if self.fatal is not None or self.tally.halted is not None:
                 return
             try:
                 status = await self.target.write(link.external_id, link.value)
@@ -109,6 +116,12 @@ class Runner:
             t.failed += 1
             if len(t.failures) < SHOWN_FAILURES:
                 t.failures.append(f"user {outcome.link.user_id} ({outcome.link.external_id}): {outcome.error}")
+        status = outcome.http_status or 0
+        about_the_account = outcome.status != "failed" or (400 <= status < 500 and status != 429)
+        t.in_a_row = 0 if about_the_account else t.in_a_row + 1
+        if t.in_a_row >= FAILURES_IN_A_ROW and t.halted is None:
+            t.halted = (f"halted after {t.in_a_row} accounts in a row failed without an answer about the account"
+                        f" (the last: {outcome.error})")
         self._queue.put_nowait(outcome)
 
     # ---- recorder and progress

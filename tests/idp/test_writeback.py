@@ -7,72 +7,34 @@ token reaches any output."""
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import os
 import signal
 import subprocess
 import sys
 import time
-from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.pool import NullPool
 
-from app import cli
-from app.config import get_settings
 from app.db import make_engine
 from tests.fakes.auth0 import DEFAULT_SCOPES as AUTH0_READ
 from tests.idp.test_secrets import assert_nothing_leaked, secrets_sent
-from tests.support.identity import FAKE_OPTIONS, FAKES, Ids, build_tenant, export
+from tests.support.identity import FAKES, Ids, build_tenant, export
 from tests.support.idp import PROVIDER_PREFIXES
 from tests.support.migrate import ROOT
-
-PROVIDERS = ("auth0", "okta", "keycloak")
-ATTRIBUTE = {"auth0": "app_user_id", "okta": "appUserId", "keycloak": "appUserId"}
-# The requests that write (Keycloak: every request on a user, GET, PUT and GET again).
-WRITE_PATH = {"auth0": "/api/v2/users/", "okta": "/api/v1/users/", "keycloak": "/admin/realms/acme/users/"}
-WRITE_METHOD = {"auth0": "PATCH", "okta": "POST", "keycloak": "PUT"}
-KEYCLOAK_ROLES = {"view-users", "query-groups", "view-realm", "manage-realm", "manage-users"}
-
-
-def fake_options(provider: str, **more) -> dict:
-    """Fakes that may be written to, as fast as the tests want them unless a test says otherwise."""
-    base = {"auth0": {"scopes": AUTH0_READ | {"update:users"}, "rate_limit": 50, "refill_per_second": 500.0},
-            "okta": {"window_seconds": 1.0},
-            "keycloak": {"service_account_roles": KEYCLOAK_ROLES}}[provider]
-    return {**FAKE_OPTIONS[provider], **base, **more}
-
-
-@dataclass
-class Case:
-    provider: str
-    url: object
-    engine: object
-    fake: object
-    ids: Ids
-
-    def links(self) -> dict[str, int]:
-        """Neutral id -> app user id, for every link of the provider."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(text("SELECT external_id, user_id FROM user_identity WHERE provider = :p"),
-                                {"p": self.provider}).all()
-        return {self.ids.neutral[r.external_id]: r.user_id for r in rows}
-
-    def held(self, attribute: str | None = None) -> dict[str, str]:
-        """Neutral id -> the value the provider holds under the attribute, for accounts that hold one."""
-        name = attribute or ATTRIBUTE[self.provider]
-        return {uid: u.custom[name] for uid, u in self.fake.tenant.users.items() if name in u.custom}
-
-    def writes(self, method: str | None = None) -> list:
-        return self.fake.requests_matching(WRITE_PATH[self.provider], method=method or WRITE_METHOD[self.provider])
-
-    def rows(self, sql: str, **params) -> list:
-        with self.engine.connect() as conn:
-            return list(conn.execute(text(sql), params))
+from tests.support.writeback import (
+    ATTRIBUTE,
+    PROVIDERS,
+    WRITE_METHOD,
+    WRITE_PATH,
+    Case,
+    comparable,
+    fake_options,
+    users_by_id,
+    writeback,
+)
 
 
 @pytest.fixture
@@ -94,68 +56,6 @@ def case(identity_databases):
     for c in made:
         c.fake.stop()
         c.engine.dispose()
-
-
-@dataclass
-class Outcome:
-    code: int
-    stdout: str
-    stderr: str
-    logs: str
-
-    @property
-    def everything(self) -> str:
-        return "\n".join((self.stdout, self.stderr, self.logs))
-
-    @property
-    def errors(self) -> list[str]:
-        return [line for line in self.stderr.splitlines() if line.startswith("orgmig")]
-
-
-def writeback(c: Case, *args: str, **env: str) -> Outcome:
-    """`orgmig writeback --provider P ARGS` in this process, pointed at the fake, logs captured."""
-    out, err, logs = io.StringIO(), io.StringIO(), io.StringIO()
-    handler = logging.StreamHandler(logs)
-    root = logging.getLogger()
-    level = root.level
-    with pytest.MonkeyPatch.context() as mp:
-        for key in list(os.environ):
-            if key.startswith((*PROVIDER_PREFIXES, "ORGMIG_WRITEBACK_")):
-                mp.delenv(key)
-        for key, value in {**c.fake.settings(), **env}.items():
-            mp.setenv(key, value)
-        get_settings.cache_clear()
-        root.addHandler(handler)
-        root.setLevel(logging.DEBUG)
-        try:
-            with redirect_stdout(out), redirect_stderr(err):
-                code = cli.main(["writeback", "--provider", c.provider, *args,
-                                 "--database-url", c.url.render_as_string(hide_password=False)])
-        finally:
-            root.removeHandler(handler)
-            root.setLevel(level)
-            get_settings.cache_clear()
-    return Outcome(code, out.getvalue(), err.getvalue(), logs.getvalue())
-
-
-def comparable(provider: str, user: dict, attribute: str) -> dict:
-    """A user as the provider renders it, less the attribute written and the update times."""
-    user = json.loads(json.dumps(user))
-    if provider == "auth0":
-        user.pop("updated_at")
-        user.setdefault("app_metadata", {}).pop(attribute, None)
-    elif provider == "okta":
-        for key in ("lastUpdated", "statusChanged"):  # the fake derives statusChanged from lastUpdated
-            user.pop(key)
-        user["profile"].pop(attribute, None)
-    else:
-        user.setdefault("attributes", {}).pop(attribute, None)
-    return user
-
-
-def users_by_id(c: Case) -> dict[str, dict]:
-    key = {"auth0": "user_id", "okta": "id", "keycloak": "id"}[c.provider]
-    return {u[key]: u for u in c.fake.expected_users()}
 
 
 def others_in_place(c: Case) -> None:
@@ -388,4 +288,20 @@ def test_a_run_killed_midway_is_resumed_by_the_next_one(case):
     rewritten = {r.path.rsplit("/", 1)[-1] for r in c.writes()}
     assert not rewritten & recorded  # what was recorded is not written again
     assert len(rewritten) == len(links) - len(recorded)
+    assert c.held() == {uid: str(user_id) for uid, user_id in links.items()}
+
+
+def test_a_provider_that_stops_answering_halts_the_run_and_the_next_one_finishes(case):
+    c = case("okta")
+    links = c.links()
+    c.fake.faults.add_5xx(n=10_000, status=503, path_prefix=WRITE_PATH["okta"])
+    down = writeback(c, ORGMIG_IDP_RETRY_ATTEMPTS="2", ORGMIG_IDP_BACKOFF_BASE_SECONDS="0.01",
+                     ORGMIG_WRITEBACK_CONCURRENCY="2")
+    assert down.code == 1, down.everything[-3000:]
+    halted = next(line for line in down.errors if "halted after" in line)
+    assert "returned 503" in halted and f"{len(links) - 26:,} accounts not tried" in halted
+    assert len(c.writes()) <= 2 * 26  # no account beyond the 25 (and the one in flight) was tried
+    c.fake.faults.clear()
+    up = writeback(c)
+    assert up.code == 0, up.everything[-3000:]
     assert c.held() == {uid: str(user_id) for uid, user_id in links.items()}
