@@ -56,7 +56,8 @@ def handle(args: argparse.Namespace) -> int:
     if result.halted:
         print(f"orgmig writeback: {result.halted}; {result.not_tried:,} accounts not tried", file=sys.stderr)
     if result.failed or result.not_tried:
-        print(f"orgmig writeback: {result.failed:,} accounts failed: SELECT * FROM orgmig_report WHERE step ="
-              f" 'writeback:{result.provider}'; run it again to try them again", file=sys.stderr)
+        which = "1 account failed" if result.failed == 1 else f"{result.failed:,} accounts failed"
+        print(f"orgmig writeback: {which}: SELECT * FROM orgmig_report WHERE step = 'writeback:{result.provider}';"
+              f" run it again to try {'it' if result.failed == 1 else 'them'} again", file=sys.stderr)
         return 1
     return 0
