@@ -85,8 +85,9 @@ def writeback(provider: str, engine: Engine, *, dry_run: bool = False, settings:
     """Set the app's id on every linked account of `provider` that does not hold it yet.
 
     Raises ConfigError (exit 2: a setting, the provider's credentials or its schema/user profile),
-    DatabaseError (exit 2: the tables are missing, the database refused) or, from the provider,
-    nothing else: a failed account is counted in the result (`failed`) and reported."""
+    DatabaseError (exit 2: the tables are missing, the database refused), or IdpError (exit 1)
+    when the provider fails the check made before the first write (Okta's schema). A failed
+    account raises nothing: it is counted in the result (`failed`) and reported."""
     tuning = settings or get_settings()
     attribute = attribute_for(provider, tuning)
     store = Store(engine, provider, attribute)

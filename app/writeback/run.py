@@ -65,7 +65,10 @@ class Runner:
 
     async def run(self) -> Tally:
         async with self.target.core:
-            await self.target.prepare()
+            try:
+                await self.target.prepare()
+            except IdpAuthError as exc:  # credentials or scopes: configuration, as for a write
+                raise ConfigError(f"{self.target.name} write-back stopped: {exc}") from None
             recorder = asyncio.create_task(self._record())
             ticker = asyncio.create_task(self._tick())
             try:

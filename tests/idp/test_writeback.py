@@ -305,3 +305,13 @@ def test_a_provider_that_stops_answering_halts_the_run_and_the_next_one_finishes
     up = writeback(c)
     assert up.code == 0, up.everything[-3000:]
     assert c.held() == {uid: str(user_id) for uid, user_id in links.items()}
+
+
+def test_okta_credentials_refused_stop_with_one_line(case):
+    c = case("okta")
+    wrong = "00" + "x" * 40
+    out = writeback(c, OKTA_API_TOKEN=wrong)
+    assert out.code == 2, out.everything[-3000:]
+    assert len(out.errors) == 1 and "returned 401" in out.errors[0] and "OKTA_API_TOKEN" in out.errors[0]
+    assert c.fake.request_count(method="POST") == 0
+    assert_nothing_leaked(out.everything, secrets_sent(c.fake) | {wrong})
