@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     max_removed_fraction: float = Field(default=0.2, ge=0, le=1, validation_alias="ORGMIG_MAX_REMOVED_FRACTION")
     allow_mass_change: bool = Field(default=False, validation_alias="ORGMIG_ALLOW_MASS_CHANGE")
 
+    # `orgmig writeback`: the attribute that receives the app's user id on the IdP account (unset:
+    # `app_user_id` in Auth0's app_metadata, `appUserId` in Okta's profile and Keycloak's
+    # attributes; app.writeback.attribute_for) and the writes in flight at most
+    writeback_attribute: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$",
+                                            validation_alias="ORGMIG_WRITEBACK_ATTRIBUTE")
+    writeback_concurrency: int = Field(default=4, ge=1, le=75, validation_alias="ORGMIG_WRITEBACK_CONCURRENCY")
+
     # `orgmig serve`: the bearer token callers must present, and each client's rate
     serve_token: SecretStr | None = Field(default=None, validation_alias="ORGMIG_SERVE_TOKEN")
     serve_rate_per_minute: int = Field(default=600, ge=1, le=1_000_000, validation_alias="ORGMIG_SERVE_RATE_PER_MINUTE")

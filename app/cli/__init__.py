@@ -27,12 +27,13 @@ from app.cli import (
     sync,
     verify,
     work,
+    writeback,
 )
 from app.config import get_settings
 from app.errors import OrgmigError
 
 # Verb modules, in the order `orgmig --help` lists them.
-VERBS = (demo, status, report, verify, control, work, seed, export, sync, reconcile, migrate_user,
+VERBS = (demo, status, report, verify, control, work, seed, export, sync, reconcile, writeback, migrate_user,
          rollback_preview, serve)
 
 

@@ -32,12 +32,13 @@ from app.schema.idp_snapshot import (
 )
 from app.schema.legacy import SECRET_COLUMNS, SETTINGS_COLUMNS, orgmig_baseline, user_settings
 from app.schema.org import org, org_user, role, settings, user
+from app.schema.writeback import orgmig_writeback
 
 __all__ = [
     "NOW", "SECRET_COLUMNS", "SETTINGS_COLUMNS", "SNAPSHOT_TABLES", "TSTZ", "facility",
     "idp_export_cursor", "idp_export_run", "idp_group", "idp_membership", "idp_user", "metadata",
     "org", "org_user", "org_user_facility", "orgmig_baseline", "orgmig_batch",
     "orgmig_created_row", "orgmig_identity_group", "orgmig_identity_todo", "orgmig_identity_undo", "orgmig_report",
-    "orgmig_run", "orgmig_user_settings_link", "role", "settings", "user", "user_identity",
+    "orgmig_run", "orgmig_writeback", "orgmig_user_settings_link", "role", "settings", "user", "user_identity",
     "user_settings",
 ]

@@ -54,6 +54,10 @@ def _bool_param(req: Request, name: str, default: bool) -> bool:
     return raw.lower() == "true"
 
 
+def _attr_text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 class _ParamError(Exception):
     pass
 
@@ -102,6 +106,7 @@ class FakeKeycloak(FakeServer):
         organizations_enabled: bool = True,
         relative_path: str = "",
         proxy_retry_after: int | None = 1,
+        user_profile_attributes: set[str] | frozenset[str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -114,6 +119,10 @@ class FakeKeycloak(FakeServer):
         self.organizations_enabled = organizations_enabled
         self.relative_path = relative_path.rstrip("/")
         self.proxy_retry_after = proxy_retry_after
+        # None: unmanaged attributes enabled (Keycloak before 24, or its "Unmanaged attributes:
+        # Enabled"); a set: Keycloak 24+ with unmanaged attributes off, where only these custom
+        # attributes are declared: the admin API neither shows nor stores any other.
+        self.user_profile_attributes = None if user_profile_attributes is None else frozenset(user_profile_attributes)
         self.signer = JwtSigner()
         self._tokens_not_before = 0.0
         self.issued_tokens = 0
@@ -131,6 +140,7 @@ class FakeKeycloak(FakeServer):
         self.route("GET", f"{admin}/users", self._users, need=[_VIEW_USERS])
         self.route("GET", f"{admin}/users/count", self._users_count, need=[_QUERY_USERS])
         self.route("GET", f"{admin}/users/(?P<uid>[^/]+)", self._user, need=[_VIEW_USERS])
+        self.route("PUT", f"{admin}/users/(?P<uid>[^/]+)", self._update_user, need=[("manage-users",)])
         self.route("GET", f"{admin}/users/(?P<uid>[^/]+)/groups", self._user_groups, need=[_VIEW_USERS])
         self.route("GET", f"{admin}/users/(?P<uid>[^/]+)/groups/count", self._user_groups_count, need=[_VIEW_USERS])
         self.route("GET", f"{admin}/users/(?P<uid>[^/]+)/role-mappings", self._role_mappings, need=[_VIEW_USERS])
@@ -340,13 +350,17 @@ class FakeKeycloak(FakeServer):
                 rep.update({"totp": False, "serviceAccountClientId": self.client_id,
                             "disableableCredentialTypes": [], "requiredActions": [], "notBefore": 0})
         else:
-            rep = {"id": uid, "username": u.login.lower(), "firstName": u.first_name, "lastName": u.last_name}
+            rep = {"id": uid, "username": u.login.lower()}
+            if u.first_name is not None:
+                rep["firstName"] = u.first_name
+            if u.last_name is not None:
+                rep["lastName"] = u.last_name
             if u.email:
                 rep["email"] = u.email.lower()
             rep["emailVerified"] = bool(u.email_verified)
-            if not brief and u.custom:
-                rep["attributes"] = {k: [str(v).lower() if isinstance(v, bool) else str(v)]
-                                     for k, v in u.custom.items()}
+            attributes = self._visible_attributes(u)
+            if not brief and attributes:
+                rep["attributes"] = attributes
             rep["createdTimestamp"] = epoch_ms(u.created)
             rep["enabled"] = u.status not in ("SUSPENDED", "DEPROVISIONED")
             if not brief:
@@ -362,6 +376,12 @@ class FakeKeycloak(FakeServer):
         if access:
             rep["access"] = self._access()
         return rep
+
+    def _visible_attributes(self, u: User) -> dict[str, list[str]]:
+        """A user's custom attributes as `{name: [string, ...]}`, those the user profile hides left out."""
+        declared = self.user_profile_attributes
+        return {k: [_attr_text(x) for x in v] if isinstance(v, list) else [_attr_text(v)]
+                for k, v in u.custom.items() if declared is None or k in declared}
 
     def _path(self, gid: str) -> str:
         idx = self._idx()
@@ -596,6 +616,47 @@ class FakeKeycloak(FakeServer):
         if isinstance(uid, Response):
             return uid
         return Response.json(200, self._user_rep(uid, brief=False, access=True))
+
+    def _update_user(self, req: Request) -> Response:
+        """`PUT /users/{id}` replaces the user (Keycloak 24.0.4+): `firstName`, `lastName`, `email`
+        and every attribute the body omits are removed; `enabled` and `emailVerified` change only
+        when given; the username cannot change. Attributes the user profile does not declare
+        (`user_profile_attributes`) are dropped in silence and stored ones stay as they were.
+        Answers 204."""
+        uid = self._get_user_or_404(req)
+        if isinstance(uid, Response):
+            return uid
+        try:
+            body = req.json()
+        except ValueError:
+            return self._err(400, "unknown_error")
+        attrs = body.get("attributes") if isinstance(body, dict) else None
+        if not isinstance(body, dict) or not (attrs is None or isinstance(attrs, dict) and all(
+                isinstance(v, list) and all(isinstance(x, str) for x in v) for v in attrs.values())):
+            return self._err(400, "unknown_error")
+        u = self._idx().user_by_id[uid]
+        if u is None:  # the service-account user: nothing of it is stored here
+            return Response(204)
+        username = body.get("username")
+        if username is not None and str(username).lower() != u.login.lower():
+            return Response.json(400, {"field": "username", "errorMessage": "error-user-attribute-read-only",
+                                       "params": ["username"]})
+        email = body.get("email")
+        changes: dict[str, Any] = {"first_name": body.get("firstName"), "last_name": body.get("lastName"),
+                                   "email": email.lower() if isinstance(email, str) and email else None}
+        if isinstance(body.get("emailVerified"), bool):
+            changes["email_verified"] = body["emailVerified"]
+        enabled = u.status not in ("SUSPENDED", "DEPROVISIONED")
+        if isinstance(body.get("enabled"), bool) and body["enabled"] != enabled:
+            changes["status"] = "ACTIVE" if body["enabled"] else "SUSPENDED"
+        declared = self.user_profile_attributes
+        custom = {} if declared is None else {k: v for k, v in u.custom.items() if k not in declared}
+        for name, values in (attrs or {}).items():
+            if values and (declared is None or name in declared):
+                custom[name] = values[0] if len(values) == 1 else list(values)
+        changes["custom"] = custom
+        self.tenant.touch_user(u.id, **changes)
+        return Response(204)
 
     def _user_group_ids(self, req: Request, uid: str) -> list[str]:
         gids = self._idx().groups_of_user.get(uid, [])

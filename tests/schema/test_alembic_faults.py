@@ -176,4 +176,4 @@ def test_a_revision_that_needs_a_finished_data_run_waits_for_it(engine, alembic_
     execute(engine, "UPDATE orgmig_run SET status = 'finished', rows_done = 40")
     passed = run_alembic(engine.url, "upgrade", "head")
     assert passed.returncode == 0, passed.stderr
-    assert scalar(engine, "SELECT version_num FROM alembic_version") == "0007"
+    assert scalar(engine, "SELECT version_num FROM alembic_version") == "0008"

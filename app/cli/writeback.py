@@ -1,0 +1,63 @@
+"""`orgmig writeback --provider auth0|okta|keycloak [--dry-run] [--concurrency N]`: set the app's
+user id on every linked identity-provider account that does not hold it yet (Auth0
+app_metadata, an Okta custom profile attribute, a Keycloak user attribute), touching nothing else
+on the account. Resumes where a crash or a failure stopped it; `--dry-run` counts and writes
+nothing.
+
+Exit codes: 0 done (every link holds its id); 1 some accounts failed (each one line here and a row
+in orgmig_report, step writeback:<provider>; running it again tries them again); 2 configuration
+(a setting, the credentials, the attribute missing from Okta's user schema or dropped by
+Keycloak's user profile, the database)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sqlalchemy.pool import NullPool
+
+from app import writeback
+from app.cli.common import add_database_option, connected, whole_number
+from app.config import Settings
+from app.idp import PROVIDERS
+
+CONCURRENCY = Settings.model_fields["writeback_concurrency"]
+
+
+def register(sub) -> None:
+    p = sub.add_parser("writeback", help="write the app's user ids into the identity provider's accounts",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("--provider", required=True, choices=PROVIDERS)
+    p.add_argument("--dry-run", action="store_true", help="count what would be written; write nothing")
+    p.add_argument("--concurrency", metavar="N", action=whole_number(1, 75), default=None,
+                   help=f"writes in flight at most (1-75, default {CONCURRENCY.validation_alias} or"
+                        f" {CONCURRENCY.default})")
+    add_database_option(p)
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    with connected(args, poolclass=NullPool) as engine:
+        result = writeback.writeback(args.provider, engine, dry_run=args.dry_run, concurrency=args.concurrency)
+    held = (f"{result.links:,} linked accounts; {result.by_snapshot:,} hold it already (latest export),"
+            f" {result.by_record:,} were set by an earlier write-back")
+    if result.dry_run:
+        print(f"{result.provider} write-back of {result.target} (dry run, nothing written): {held};"
+              f" {result.to_write:,} to write")
+        return 0
+    for line in result.failures:
+        print(f"orgmig writeback: {line}", file=sys.stderr)
+    if result.failed > len(result.failures):
+        more = result.failed - len(result.failures)
+        print(f"orgmig writeback: ... and {more:,} more failed accounts", file=sys.stderr)
+    print(f"{result.provider} write-back of {result.target}: {held}; {result.written:,} written,"
+          f" {result.present:,} found set, {result.failed:,} failed; {result.requests:,} requests,"
+          f" {result.seconds:.1f}s")
+    if result.halted:
+        print(f"orgmig writeback: {result.halted}; {result.not_tried:,} accounts not tried", file=sys.stderr)
+    if result.failed or result.not_tried:
+        which = "1 account failed" if result.failed == 1 else f"{result.failed:,} accounts failed"
+        print(f"orgmig writeback: {which}: SELECT * FROM orgmig_report WHERE step = 'writeback:{result.provider}';"
+              f" run it again to try {'it' if result.failed == 1 else 'them'} again", file=sys.stderr)
+        return 1
+    return 0

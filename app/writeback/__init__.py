@@ -1,0 +1,123 @@
+"""Writing the app's user ids back into the identity provider (`orgmig writeback`).
+
+For every `user_identity` link of a provider, the account gets the app's id (`"user".id` in
+decimal) under one attribute, and nothing else on it changes (app.writeback.targets says how, per
+provider). The attribute is ORGMIG_WRITEBACK_ATTRIBUTE, or when that is unset `app_user_id` (a key
+of Auth0's `app_metadata`) and `appUserId` (an Okta custom profile property, a Keycloak user
+attribute).
+
+- Idempotent: an account the latest export saw holding the value (`idp_user.attributes`), or that
+  an earlier write-back set with no export seeing it since, is not written again.
+- Resumable: each result is committed as it comes (`orgmig_writeback`, revision 0008), so a run
+  after a crash or a partial failure writes only what is left; failures are reported per account
+  in orgmig_report (step `writeback:<provider>`, reason `writeback_failed`: the HTTP status and the
+  provider's one-line message).
+- No request while a database transaction is open: the links are read and the transaction closed,
+  then the requests go out, and their results are recorded in short transactions of their own.
+- `dry_run`: counts what would be written; no request, no write.
+
+The public API: `writeback(provider, engine, dry_run=False)` -> `Result`, `attribute_for`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from app.config import Settings, get_settings
+from app.idp.config import ProviderSettings, checked
+from app.idp.errors import guarded_logs, register_secret
+from app.idp.http import RetryPolicy
+from app.idp.providers import load_settings
+from app.writeback.run import Runner
+from app.writeback.store import Store
+from app.writeback.targets import make_target, target_class
+
+__all__ = ["Result", "attribute_for", "writeback"]
+
+
+def attribute_for(provider: str, settings: Settings | None = None) -> str:
+    """The attribute that carries the app's id on `provider`'s accounts: ORGMIG_WRITEBACK_ATTRIBUTE,
+    else the provider's default; a ConfigError when the provider cannot hold it under that name."""
+    cls = target_class(provider)
+    name = (settings or get_settings()).writeback_attribute or cls.default_attribute
+    cls.check_attribute(name)
+    return name
+
+
+def where(provider: str, attribute: str) -> str:
+    """Where the value lands, as a person would look for it."""
+    return {"auth0": f"app_metadata.{attribute}", "okta": f"profile.{attribute}"}.get(provider,
+                                                                                      f"attributes.{attribute}")
+
+
+@dataclass
+class Result:
+    provider: str
+    attribute: str
+    dry_run: bool
+    links: int
+    by_snapshot: int  # the latest export saw the value on the account
+    by_record: int  # an earlier write-back set it
+    to_write: int
+    written: int = 0
+    present: int = 0  # the live account held it already (Keycloak reads before writing)
+    failed: int = 0
+    failures: list[str] = field(default_factory=list)
+    halted: str | None = None  # why it stopped taking accounts before the end (the rest: not tried)
+    requests: int = 0
+    seconds: float = 0.0
+
+    @property
+    def target(self) -> str:
+        return where(self.provider, self.attribute)
+
+    @property
+    def not_tried(self) -> int:
+        return 0 if self.dry_run else self.to_write - self.written - self.present - self.failed
+
+
+def writeback(provider: str, engine: Engine, *, dry_run: bool = False, settings: Settings | None = None,
+              provider_settings: ProviderSettings | None = None, concurrency: int | None = None) -> Result:
+    """Set the app's id on every linked account of `provider` that does not hold it yet.
+
+    Raises ConfigError (exit 2: a setting, the provider's credentials or its schema/user profile),
+    DatabaseError (exit 2: the tables are missing, the database refused), or IdpError (exit 1)
+    when the provider fails the check made before the first write (Okta's schema). A failed
+    account raises nothing: it is counted in the result (`failed`) and reported."""
+    tuning = settings or get_settings()
+    attribute = attribute_for(provider, tuning)
+    store = Store(engine, provider, attribute)
+    store.check_tables()
+    started = time.monotonic()
+    if dry_run:
+        plan = store.plan()
+        return Result(provider, attribute, True, plan.links, len(plan.by_snapshot), plan.by_record, len(plan.todo))
+    creds = checked(provider, provider_settings) if provider_settings is not None else load_settings(provider)
+    for secret in creds.secrets():
+        register_secret(secret)
+    workers = concurrency or tuning.writeback_concurrency
+    with store.lock():
+        plan = store.plan()
+        store.confirm(plan.by_snapshot)
+        result = Result(provider, attribute, False, plan.links, len(plan.by_snapshot), plan.by_record,
+                        len(plan.todo))
+        if plan.todo:
+            # Two slots more than the workers: the HTTP core keeps two for other buckets (the token).
+            target = make_target(provider, creds, attribute, concurrency=workers + 2,
+                                 retry=RetryPolicy.from_settings(tuning))
+            runner = Runner(target, store, plan.todo, workers)
+            try:
+                with guarded_logs():
+                    asyncio.run(runner.run())
+            finally:
+                result.written, result.present, result.failed = (runner.tally.written, runner.tally.present,
+                                                                  runner.tally.failed)
+                result.failures, result.requests = runner.tally.failures, target.core.stats.requests
+                result.halted = runner.tally.halted
+        store.tidy()
+    result.seconds = time.monotonic() - started
+    return result

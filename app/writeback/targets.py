@@ -1,0 +1,203 @@
+"""How each identity provider is told the app's user id, touching nothing else on the account.
+
+- Auth0: `PATCH /api/v2/users/{id}` with `{"app_metadata": {ATTR: "42"}}`. Auth0 merges the root
+  keys of `app_metadata` (nested objects would be replaced whole), so a flat key leaves every
+  other key as it was. Never the bulk import job: with `upsert` it replaces `app_metadata` whole.
+- Okta: `POST /api/v1/users/{id}` with the hand-built `{"profile": {ATTR: "42"}}`, a partial
+  update (never PUT, which sets every profile property it is not given to null). The attribute
+  must be a custom string property of the user schema: `prepare` reads
+  `GET /api/v1/meta/schemas/user/default` once and stops, naming it, when it is not.
+- Keycloak: `GET /admin/realms/{realm}/users/{id}` (the full representation), merge
+  `attributes[ATTR] = ["42"]`, `PUT` it all back (a PUT drops what it omits), then `GET` again. From
+  Keycloak 24 an attribute the realm's user profile does not declare is dropped in silence (the
+  PUT still answers 204): the re-read notices and the write-back stops, saying what to declare.
+
+Each `write` answers "written" or "present" (the live account held the value already) and raises
+the HTTP core's one-line errors; `AttributeDropped` and a `ConfigError` from `prepare` stop the
+whole run. Requests go through app.idp.http.HttpCore: rate-limit headers read, 429 waited out,
+5xx and timeouts retried, tokens fetched and renewed.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Protocol
+from urllib.parse import quote
+
+from app.errors import ConfigError
+from app.idp.config import Auth0Settings, KeycloakSettings, OktaSettings, ProviderSettings
+from app.idp.errors import IdpHttpError
+from app.idp.http import HttpCore, RetryPolicy
+from app.idp.providers import auth0, keycloak, okta
+
+BUCKET = "user-write"  # rate-limit state of the write endpoint, apart from the token's
+
+
+class AttributeDropped(ConfigError):
+    """The provider accepted the write and did not keep it (Keycloak's user profile)."""
+
+
+class Target(Protocol):
+    name: ClassVar[str]
+    default_attribute: ClassVar[str]
+    core: HttpCore
+
+    @classmethod
+    def check_attribute(cls, attribute: str) -> None:
+        """A ConfigError when the provider cannot hold the app's id under that name."""
+        ...
+
+    async def prepare(self) -> None:
+        """Checks made once before the first write (a ConfigError stops the run)."""
+        ...
+
+    async def write(self, external_id: str, value: str) -> str:
+        """Set the value on one account: "written", or "present" when it held it already."""
+        ...
+
+
+def _refuse(provider: str, attribute: str, why: str) -> None:
+    raise ConfigError(f"ORGMIG_WRITEBACK_ATTRIBUTE={attribute} cannot hold the app's user id in {provider}: {why}")
+
+
+class Auth0Target:
+    name = "auth0"
+    default_attribute = "app_user_id"
+    # Keys Auth0 refuses in app_metadata (its bulk-import schema lists them).
+    RESERVED = frozenset({"__tenant", "_id", "blocked", "clientID", "created_at", "email_verified", "email",
+                          "globalClientID", "global_client_id", "identities", "lastIP", "lastLogin", "loginsCount",
+                          "metadata", "multifactor_last_modified", "multifactor", "updated_at", "user_id"})
+    NEED = "scope update:users (or update:users_app_metadata)"
+
+    def __init__(self, settings: Auth0Settings, attribute: str, *, concurrency: int, retry: RetryPolicy) -> None:
+        self.check_attribute(attribute)
+        self.attribute = attribute
+        self.core = auth0.make_core(settings, concurrency, retry)
+
+    @classmethod
+    def check_attribute(cls, attribute: str) -> None:
+        if attribute in cls.RESERVED:
+            _refuse("auth0", attribute, "Auth0 reserves that app_metadata key")
+
+    async def prepare(self) -> None:
+        return None
+
+    async def write(self, external_id: str, value: str) -> str:
+        reply = await self.core.request("PATCH", f"/api/v2/users/{quote(external_id, safe='')}",
+                                        json_body={"app_metadata": {self.attribute: value}}, bucket=BUCKET,
+                                        need=self.NEED)
+        body = reply.body if isinstance(reply.body, dict) else {}
+        held = (body.get("app_metadata") or {}).get(self.attribute)
+        if held != value:
+            raise IdpHttpError("PATCH", reply.path, reply.status,
+                               f"the user it returned has app_metadata.{self.attribute} = {held!r}, not {value!r}")
+        return "written"
+
+
+class OktaTarget:
+    name = "okta"
+    default_attribute = "appUserId"
+    SCOPES = "okta.users.manage okta.schemas.read"  # what an OAuth service app is asked for
+    SCHEMA = "/api/v1/meta/schemas/user/default"
+    NEED_WRITE = "okta.users.manage (or, for an API token, an administrator role that may edit users)"
+    NEED_SCHEMA = "okta.schemas.read (or, for an API token, a read-only administrator role)"
+
+    def __init__(self, settings: OktaSettings, attribute: str, *, concurrency: int, retry: RetryPolicy) -> None:
+        self.check_attribute(attribute)
+        self.attribute = attribute
+        self.core = okta.make_core(settings.model_copy(update={"scopes": self.SCOPES}), concurrency, retry)
+
+    @classmethod
+    def check_attribute(cls, attribute: str) -> None:
+        if attribute in okta.PROFILE_BASE or attribute in ("id", "profile", "status", "created", "type"):
+            _refuse("okta", attribute, "it is a base profile property; use a custom one")
+
+    def _add_it(self) -> str:
+        return (f"add it in the Admin Console (Directory > Profile Editor > User (default) > Add Attribute: data type"
+                f" string, variable name {self.attribute}) or with POST {self.SCHEMA}, then run this again"
+                " (ORGMIG_WRITEBACK_ATTRIBUTE names another attribute)")
+
+    async def prepare(self) -> None:
+        reply = await self.core.request("GET", self.SCHEMA, bucket="schema", need=self.NEED_SCHEMA)
+        definitions = reply.body.get("definitions") if isinstance(reply.body, dict) else None
+        custom = ((definitions or {}).get("custom") or {}).get("properties") or {}
+        prop = custom.get(self.attribute)
+        if not isinstance(prop, dict):
+            raise ConfigError(f"okta: the user schema has no custom attribute {self.attribute!r}: {self._add_it()}")
+        if prop.get("type") != "string":
+            raise ConfigError(f"okta: the custom attribute {self.attribute!r} of the user schema is of type"
+                              f" {prop.get('type')!r}: the app's user id is written as a string; {self._add_it()}")
+
+    async def write(self, external_id: str, value: str) -> str:
+        # Hand-built: the one property, nothing else (an explicit null would clear a property).
+        reply = await self.core.request("POST", f"/api/v1/users/{quote(external_id, safe='')}",
+                                        json_body={"profile": {self.attribute: value}}, bucket=BUCKET,
+                                        need=self.NEED_WRITE)
+        body = reply.body if isinstance(reply.body, dict) else {}
+        held = (body.get("profile") or {}).get(self.attribute)
+        if held != value:
+            raise IdpHttpError("POST", reply.path, reply.status,
+                               f"the user it returned has profile.{self.attribute} = {held!r}, not {value!r}")
+        return "written"
+
+
+class KeycloakTarget:
+    name = "keycloak"
+    default_attribute = "appUserId"
+    NEED_READ = keycloak.NEED_USERS
+    NEED_WRITE = "realm-management role manage-users"
+
+    def __init__(self, settings: KeycloakSettings, attribute: str, *, concurrency: int,
+                 retry: RetryPolicy) -> None:
+        self.check_attribute(attribute)
+        self.attribute = attribute
+        self.core = keycloak.make_core(settings, concurrency, retry)
+        self.prefix = f"/admin/realms/{quote(settings.realm, safe='')}/users"
+
+    @classmethod
+    def check_attribute(cls, attribute: str) -> None:
+        if attribute in ("username", "email", "firstName", "lastName"):
+            _refuse("keycloak", attribute, "it is a root attribute of the user; use a custom one")
+
+    async def prepare(self) -> None:
+        return None
+
+    async def _get(self, path: str) -> dict:
+        reply = await self.core.request("GET", path, bucket=BUCKET, need=self.NEED_READ)
+        if not isinstance(reply.body, dict):
+            raise IdpHttpError("GET", reply.path, reply.status, "expected a user representation")
+        return reply.body
+
+    async def write(self, external_id: str, value: str) -> str:
+        path = f"{self.prefix}/{quote(external_id, safe='')}"
+        user = await self._get(path)
+        attributes = user.get("attributes") or {}
+        if attributes.get(self.attribute) == [value]:
+            return "present"
+        # The whole representation back, with the one attribute merged: a PUT removes whatever
+        # it omits (Keycloak 24.0.4+), root attributes and other custom attributes alike.
+        await self.core.request("PUT", path, json_body={**user, "attributes": {**attributes, self.attribute: [value]}},
+                                bucket=BUCKET, need=self.NEED_WRITE)
+        again = await self._get(path)
+        if (again.get("attributes") or {}).get(self.attribute) != [value]:
+            raise AttributeDropped(
+                f"keycloak: the update of user {external_id} was accepted but the user read back has no"
+                f" {self.attribute!r}: the realm's user profile does not declare it, and Keycloak 24+ drops"
+                f" undeclared attributes in silence; declare {self.attribute} in Realm settings > User profile"
+                " (Create attribute, who can edit and view: Admin) or set Unmanaged attributes to"
+                " 'Only administrators can write' (unmanagedAttributePolicy ADMIN_EDIT), then run this again")
+        return "written"
+
+
+TARGETS: dict[str, type] = {cls.name: cls for cls in (Auth0Target, OktaTarget, KeycloakTarget)}
+
+
+def target_class(provider: str):
+    try:
+        return TARGETS[provider]
+    except KeyError:
+        raise ConfigError(f"unknown provider {provider!r}: choose one of {', '.join(TARGETS)}") from None
+
+
+def make_target(provider: str, settings: ProviderSettings, attribute: str, *, concurrency: int,
+                retry: RetryPolicy) -> Target:
+    return target_class(provider)(settings, attribute, concurrency=concurrency, retry=retry)
