@@ -3,6 +3,7 @@
 - tests.support.fixtures: a real PostgreSQL (TEST_DATABASE_URL, testcontainers or embedded),
   per-test databases and engines, Alembic configs, pytest-alembic's runner;
 - tests.support.idp: the export tests' snapshot database and provider environment;
+- tests.support.collections: the collections tests' Redis database and migrated app database;
 - tests.fakes.fixtures: the fake identity providers;
 - tests.batch.toy_copy.fixtures: the engine's toy step and its database.
 """
@@ -12,5 +13,5 @@ import os
 # The tests never read a developer's .env or DATABASE_URL by accident.
 os.environ.pop("DATABASE_URL", None)
 
-pytest_plugins = ["tests.support.fixtures", "tests.support.idp", "tests.fakes.fixtures",
-                  "tests.batch.toy_copy.fixtures"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.idp", "tests.support.collections",
+                  "tests.fakes.fixtures", "tests.batch.toy_copy.fixtures"]

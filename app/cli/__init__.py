@@ -13,12 +13,12 @@ import logging
 import sys
 
 from app import __version__
-from app.cli import control, demo, export, reconcile, seed, status, sync, verify
+from app.cli import collections, control, demo, export, reconcile, seed, status, sync, verify
 from app.config import get_settings
 from app.errors import OrgmigError
 
 # Verb modules, in the order `orgmig --help` lists them.
-VERBS = (demo, status, verify, control, seed, export, sync, reconcile)
+VERBS = (demo, status, verify, control, seed, export, sync, reconcile, collections)
 
 
 def build_parser() -> argparse.ArgumentParser:

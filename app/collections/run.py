@@ -1,0 +1,211 @@
+"""`migrate` (one app user, or every account) and `import_anonymous`: decide, move atomically,
+purge when asked, record what was reported."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import redis
+from sqlalchemy import Engine, text
+
+from app.collections import legacy, matching
+from app.collections import report as reports
+from app.collections.moves import Move, Mover, Outcome, malformed, raw
+from app.collections.plan import Decision, Walker
+from app.collections.report import CHANGED_AFTER_MIGRATION, Reported
+from app.collections.store import KEYS, Scripts, explain
+from app.errors import ConfigError, DatabaseError
+
+log = logging.getLogger("orgmig.collections")
+PROGRESS_EVERY_S = 5.0
+
+
+@dataclass
+class Result:
+    """What a migrate or import did, by account."""
+
+    counts: Counter = field(default_factory=Counter)
+    reported: list[Reported] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def accounts(self) -> int:
+        """Legacy fields looked at (moved, done, reported, anonymous, gone)."""
+        return sum(v for k, v in self.counts.items() if k in ("moved", "done", "reported", "anonymous", "gone"))
+
+    def reasons(self) -> dict[str, int]:
+        return dict(sorted(Counter(r.reason for r in self.reported).items()))
+
+
+class _Reporter:
+    """Writes each batch's reports in one transaction; deletes the stale not-migrated rows of
+    accounts that moved, looking only where such rows exist."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        reports.check_table(engine)
+        with engine.connect() as conn:
+            self.stale = set(conn.execute(text(
+                "SELECT source_id FROM orgmig_report WHERE step = :step AND source_table = :t AND NOT migrated"),
+                {"step": reports.STEP, "t": reports.SOURCE_TABLE}).scalars())
+
+    def write(self, reported: list[Reported], moved: list[str]) -> None:
+        cleared = [o for o in moved if reports.source_id(o) in self.stale]
+        if reported or cleared:
+            with self.engine.begin() as conn:
+                reports.record(conn, reported, cleared)
+            self.stale.difference_update(reports.source_id(o) for o in cleared)
+
+
+def _purge(client: redis.Redis, old_ids: list[str]) -> tuple[Counter, list[Reported]]:
+    """purge.lua for accounts already moved."""
+    counts, reported = Counter(), []
+    if not old_ids:
+        return counts, reported
+    script = Scripts(client).purge
+    pipe = client.pipeline(transaction=False)
+    for old_id in old_ids:
+        script(keys=[KEYS.legacy, KEYS.marker, KEYS.digest], args=[raw(old_id)], client=pipe)
+    try:
+        answers = pipe.execute()
+    except redis.RedisError as exc:
+        raise DatabaseError(f"Redis failed during the purge: {explain(exc)}") from None
+    for old_id, answer in zip(old_ids, answers, strict=True):
+        kind = answer.decode()
+        counts["purged" if kind == "purged" else f"purge_{kind}"] += 1
+        if kind == "changed":
+            reported.append(Reported(old_id, CHANGED_AFTER_MIGRATION, True, {"kept": True}))
+    return counts, reported
+
+
+def _apply(batch: list[Decision], walker: Walker, mover: Mover, purge: bool, reporter: _Reporter,
+           result: Result) -> None:
+    """Move, purge and report one batch of decisions."""
+    outcomes = mover.run([d.move for d in batch if d.status == "move"], walker.reread)
+    reported = [d.reported for d in batch if d.reported is not None]
+    reported += [r for o in outcomes for r in o.reported]
+    for d in batch:
+        if d.status != "move":
+            result.counts[d.status] += 1
+    for o in outcomes:
+        result.counts[o.status] += 1
+        result.counts["collections_added"] += o.added
+        result.counts["collections_already_there"] += o.same
+        result.counts["id_clashes"] += len(o.clashes)
+    if purge:
+        counts, more = _purge(walker.client, [d.old_id for d in batch if d.status == "done"])
+        result.counts.update(counts)
+        result.counts["purged"] += sum(1 for o in outcomes if o.status == "moved")
+        reported += more
+    moved = [o.old_id for o in outcomes if o.status in ("moved", "done")]
+    reporter.write(reported, moved + [d.old_id for d in batch if d.status == "done"])
+    result.reported += reported
+    result.outcomes += outcomes
+
+
+def migrate_all(client: redis.Redis, engine: Engine, *, purge: bool = False, chunk: int = 500) -> Result:
+    """Every old account's collections to its app user: each account one atomic step."""
+    started = time.monotonic()
+    reporter = _Reporter(engine)
+    walker = Walker(client, engine)
+    mover = Mover(client, purge=purge)
+    result = Result()
+    last = started
+    for batch in walker.walk(chunk):
+        _apply(batch, walker, mover, purge, reporter, result)
+        now = time.monotonic()
+        if now - last >= PROGRESS_EVERY_S:
+            last = now
+            log.info("collections: %s legacy fields done, %s moved, %.0f/s", f"{result.accounts:,}",
+                     f"{result.counts['moved']:,}", result.accounts / (now - started))
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def migrate_user(client: redis.Redis, engine: Engine, user_id: int, *, purge: bool = False) -> Result:
+    """The collections of the old account holding app user `user_id`'s email."""
+    started = time.monotonic()
+    with engine.connect() as conn:
+        exists, email = matching.app_user(conn, user_id)
+    if not exists:
+        raise ConfigError(f"there is no app user with id {user_id}")
+    reporter = _Reporter(engine)
+    result = Result()
+    if email is None:
+        result.counts["no_email"] += 1
+        return result
+    walker = Walker(client, engine)
+    olds = sorted(walker.accounts.by_email.get(email, []))
+    if not olds:
+        result.counts["no_old_account"] += 1
+    values = client.hmget(KEYS.legacy, [raw(o) for o in olds]) if olds else []
+    batch = [walker.decide(o, v) if v is not None or o in walker.done else Decision(o, "gone", user_id)
+             for o, v in zip(olds, values, strict=True)]
+    _apply(batch, walker, Mover(client, purge=purge), purge, reporter, result)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def import_anonymous(client: redis.Redis, engine: Engine, anon_id: str, user_id: int, *,
+                     purge: bool = False) -> Result:
+    """Anonymous collections (a field of `collections` whose id is not in `users`) to app user
+    `user_id`, as one atomic step; refused for a registered account's id; a repeat adds nothing."""
+    with engine.connect() as conn:
+        exists, _ = matching.app_user(conn, user_id)
+    if not exists:
+        raise ConfigError(f"there is no app user with id {user_id}")
+    if client.hexists(KEYS.legacy_users, raw(anon_id)):
+        raise ConfigError(f"{anon_id!r} is a registered account's id, not an anonymous one: refusing to import"
+                          " its collections (`orgmig collections migrate` moves a registered account's)")
+    reporter = _Reporter(engine)
+    result = Result()
+    done = client.hget(KEYS.marker, raw(anon_id))
+    if done is not None:
+        result.counts["done"] += 1
+        result.outcomes.append(Outcome(anon_id, int(done), "done"))
+        if purge:
+            counts, more = _purge(client, [anon_id])
+            result.counts.update(counts)
+            reporter.write(more, [])
+            result.reported += more
+        return result
+    value = client.hget(KEYS.legacy, raw(anon_id))
+    if value is None:
+        result.counts["gone"] += 1
+        return result
+    move = _read(anon_id, user_id, value)
+    if isinstance(move, Reported):
+        reporter.write([move], [])
+        result.counts["reported"] += 1
+        result.reported.append(move)
+        return result
+
+    def reread(old_id: str, uid: int) -> Move | Reported | None:
+        again = client.hget(KEYS.legacy, raw(old_id))
+        return None if again is None else _read(old_id, uid, again)
+
+    outcomes = Mover(client, purge=purge, anonymous=True).run([move], reread)
+    for o in outcomes:
+        if o.status == "registered":
+            raise ConfigError(f"{anon_id!r} became a registered account's id during the import: refusing")
+        result.counts[o.status] += 1
+        result.counts["collections_added"] += o.added
+        result.counts["collections_already_there"] += o.same
+        result.counts["id_clashes"] += len(o.clashes)
+        if o.status == "moved" and purge:
+            result.counts["purged"] += 1
+        result.reported += o.reported
+    result.outcomes += outcomes
+    reporter.write(result.reported, [o.old_id for o in outcomes if o.status == "moved"])
+    return result
+
+
+def _read(old_id: str, user_id: int, value: bytes) -> Move | Reported:
+    try:
+        return Move.read(old_id, user_id, value)
+    except legacy.Malformed as exc:
+        return malformed(old_id, user_id, exc)
