@@ -36,9 +36,16 @@ KEYS = Keys()
 
 
 def redact(url: str) -> str:
-    """A Redis URL as a person may see it: any password replaced by ***."""
-    return re.sub(r"^([a-z]+://)([^@/]*)@", lambda m: m.group(1) + (
-        m.group(2).split(":")[0] + ":***" if ":" in m.group(2) else "***") + "@", url.strip())
+    """A Redis URL as a person may see it: the password (in the user info, which ends at the last
+    `@` before the query, or as `password=` in the query) replaced by ***."""
+    scheme, sep, after = url.strip().partition("://")
+    if not sep:
+        return "<unparseable URL>"
+    at = after.split("?", 1)[0].rfind("@")
+    if at >= 0:
+        user, colon, _ = after[:at].partition(":")
+        after = (f"{user}:***" if colon else "***") + after[at:]
+    return f"{scheme}://" + re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", after)
 
 
 def connect(url: str | None = None) -> redis.Redis:
@@ -50,7 +57,7 @@ def connect(url: str | None = None) -> redis.Redis:
         client = redis.Redis.from_url(raw.strip(), socket_connect_timeout=10, socket_timeout=120,
                                       health_check_interval=30)
     except ValueError as exc:
-        raise ConfigError(f"REDIS_URL is not a valid Redis URL ({shown}): {str(exc).splitlines()[0]}") from None
+        raise ConfigError(f"REDIS_URL is not a valid Redis URL ({shown}): {explain(exc)}") from None
     try:
         client.ping()
     except redis.RedisError as exc:
