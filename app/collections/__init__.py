@@ -7,12 +7,12 @@
 - store.py     the Redis connection, key names, the scripts, HSCAN
 - move.lua     the atomic move of one account; purge.lua the atomic purge of one
 - moves.py     running move.lua for batches of accounts and reading its answers
-- plan.py      every legacy field decided: move, done, anonymous or reported
+- planner.py   every legacy field decided: move, done, anonymous or reported
 - run.py       migrate (one user or all), import_anonymous
 - report.py    rows in orgmig_report
 """
 
-from app.collections.plan import Plan, plan
+from app.collections.planner import Plan, plan
 from app.collections.run import Result, import_anonymous, migrate_all, migrate_user
 from app.collections.store import KEYS, Keys, connect
 

@@ -16,7 +16,6 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 
 import orjson
 
@@ -47,10 +46,37 @@ def normalize_name(value: str) -> str:
     return unicodedata.normalize("NFC", value).strip()
 
 
-@lru_cache(maxsize=65_536)
+# Lookups for the exact shape GeneNetwork wrote: month names (any case), 12-hour clock to 24,
+# valid days per month (29 February checked against the year), minutes.
+_MONTH_NUM = {k: f"{v:02d}" for name, v in MONTHS.items() for k in (name, name.title(), name.upper())}
+_HOUR24 = {f"{h:02d}{half}": f"{h % 12 + (12 if half.upper() == 'PM' else 0):02d}"
+           for h in range(1, 13) for half in ("AM", "PM", "am", "pm")}
+_DAYS = {f"{m:02d}": {f"{d:02d}" for d in range(1, n + 1)}
+         for m, n in zip(range(1, 13), (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31), strict=True)}
+_MINUTES = {f"{m:02d}" for m in range(60)}
+
+
 def iso_timestamp(raw: str) -> str | None:
     """A legacy timestamp (`Mar 05 2021 09:14PM`, UTC) or an ISO 8601 one as ISO 8601 UTC with a
     `Z`; None when it is neither (or names a day that does not exist)."""
+    # The exact shape GeneNetwork wrote, read by position and lookups (reading timestamps is
+    # otherwise most of a migration's time); anything else by the lenient pattern below.
+    if len(raw) == 19 and raw[3] == " " and raw[6] == " " and raw[11] == " " and raw[14] == ":":
+        month, day, year, minute = _MONTH_NUM.get(raw[:3]), raw[4:6], raw[7:11], raw[15:17]
+        hour = _HOUR24.get(raw[12:14] + raw[17:])
+        if month is not None and hour is not None and day in _DAYS[month] and minute in _MINUTES \
+                and year.isascii() and year.isdigit() and year != "0000":
+            if month == "02" and day == "29" and not _leap(int(year)):
+                return None
+            return f"{year}-{month}-{day}T{hour}:{minute}:00Z"
+    return _lenient(raw)
+
+
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def _lenient(raw: str) -> str | None:
     m = _LEGACY_TS.fullmatch(raw)
     if m:
         month = MONTHS.get(m.group(1).lower())
@@ -69,8 +95,8 @@ def iso_timestamp(raw: str) -> str | None:
             return None
         # A naive ISO timestamp holds UTC, like the legacy ones.
         when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ") if when.second == 0 and not when.microsecond \
-        else when.isoformat().replace("+00:00", "Z")
+    text = f"{when.year:04d}-{when.month:02d}-{when.day:02d}T{when.hour:02d}:{when.minute:02d}:{when.second:02d}"
+    return text + (f".{when.microsecond:06d}Z" if when.microsecond else "Z")
 
 
 @dataclass(frozen=True)
@@ -117,6 +143,18 @@ class Collections:
     def members(self) -> int:
         return sum(len(c.members) for c in self.items)
 
+    def packed(self) -> tuple[bytes, bytes]:
+        """What move.lua takes: the collections as JSON objects joined by commas, and where each
+        one is in it (JSON: [[id as text, first byte, last byte, length of the id's JSON], ...],
+        counting from 1 as Lua does)."""
+        parts, index, at = [], [], 1
+        for c in self.items:
+            text = c.json()
+            parts.append(text)
+            index.append((str(c.id), at, at + len(text) - 1, len(c.id_json)))
+            at += len(text) + 1
+        return b",".join(parts), orjson.dumps(index)
+
 
 def read_collections(raw: bytes) -> Collections:
     """An entry of hash `collections` in its new shape; Malformed when it is not a JSON list of
@@ -137,7 +175,7 @@ def _collection(n: int, item: object, bad: list) -> Collection:
     if not isinstance(item, dict):
         raise Malformed(f"collection #{n} is not a JSON object")
     ident = item.get("id")
-    if isinstance(ident, bool) or not isinstance(ident, str | int) or ident == "":
+    if isinstance(ident, bool) or not isinstance(ident, (str, int)) or ident == "":
         raise Malformed(f"collection #{n} has no id (a string or an integer)")
     name, members = item.get("name"), item.get("members")
     if not isinstance(name, str):
@@ -157,7 +195,7 @@ def _collection(n: int, item: object, bad: list) -> Collection:
         body[new] = when
     body["num_members"] = count
     body["members"] = members
-    for key, value in item.items():
-        if key not in KNOWN_KEYS:
-            body[key] = value
+    if len(item) > 6 or not item.keys() <= KNOWN_KEYS:
+        for key in item.keys() - KNOWN_KEYS:
+            body[key] = item[key]
     return Collection(ident, orjson.dumps(ident), orjson.dumps(body)[1:], name, members)

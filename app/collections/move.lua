@@ -9,11 +9,15 @@
 -- KEYS[3] collections_migrated        the marker: old id -> app user id
 -- KEYS[4] collections_migrated_sha1   old id -> SHA-1 of the legacy value that was moved
 -- KEYS[5] users                       the legacy accounts (anonymous imports only: a guard)
--- ARGV[1] old id    ARGV[2] app user id    ARGV[3] SHA-1 of the legacy value the caller read
--- ARGV[4] "1" to delete the legacy field once moved    ARGV[5] "1" for an anonymous id
--- ARGV[6] the 16 bytes of the namespace of the ids given to clashing collections (UUID v5)
--- ARGV[7..] per collection, three values: its id as text, its id as JSON, the JSON object
---           after the id member (`"name":...}`)
+-- ARGV[1] old id    ARGV[2] app user id
+-- ARGV[3] the legacy value the caller read and normalised, ARGV[4] its SHA-1 (recorded)
+-- ARGV[5] "1" to delete the legacy field once moved    ARGV[6] "1" for an anonymous id
+-- ARGV[7] the 16 bytes of the namespace of the ids given to clashing collections (UUID v5)
+-- ARGV[8] the moved collections, normalised: JSON objects joined by commas, each starting
+--         with its id member (`{"id":...,"name":...}`)
+-- ARGV[9] where each one is in ARGV[8], as JSON: [[id as text, first byte, last byte,
+--         length of the id's JSON], ...] (read only when the user's new field exists)
+-- ARGV[10] how many collections ARGV[8] holds    ARGV[11] "1" when two of them share an id
 --
 -- Returns {"done", app user id}   already moved (the marker is set): nothing is written
 --         {"registered"}           an anonymous import of an id that is in `users`
@@ -26,18 +30,35 @@
 -- The new field's existing text is kept byte for byte; the moved collections are appended.
 
 local legacy, target, marker, digest, users = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local old, new, sha, purge, anonymous, ns = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local old, new, read, sha, purge, anonymous = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local blob = ARGV[8]
 
 local done = redis.call('HGET', marker, old)
 if done then return {'done', done} end
 if anonymous == '1' and redis.call('HEXISTS', users, old) == 1 then return {'registered'} end
 local value = redis.call('HGET', legacy, old)
 if not value then return {'gone'} end
-if redis.sha1hex(value) ~= sha then return {'changed'} end
+if value ~= read then return {'changed'} end
+
+local function finish(added, same_count, clashes)
+  redis.call('HSET', marker, old, new)
+  redis.call('HSET', digest, old, sha)
+  if purge == '1' then redis.call('HDEL', legacy, old) end
+  local out = {'moved', added, same_count}
+  for _, v in ipairs(clashes) do out[#out + 1] = v end
+  return out
+end
+
+local current = redis.call('HGET', target, new)
+if not current and ARGV[11] ~= '1' then
+  -- Nothing there yet and no two moved collections share an id: the list as given.
+  if blob ~= '' then redis.call('HSET', target, new, '[' .. blob .. ']') end
+  return finish(tonumber(ARGV[10]), 0, {})
+end
 
 -- A UUID version 5: SHA-1 of the namespace and the name, version and variant bits set.
 local function uuid5(name)
-  local h = redis.sha1hex(ns .. name)
+  local h = redis.sha1hex(ARGV[7] .. name)
   local variant = string.format('%x', 8 + tonumber(string.sub(h, 17, 17), 16) % 4)
   return string.sub(h, 1, 8) .. '-' .. string.sub(h, 9, 12) .. '-5' .. string.sub(h, 14, 16) .. '-'
     .. variant .. string.sub(h, 18, 20) .. '-' .. string.sub(h, 21, 32)
@@ -60,7 +81,6 @@ local function same(there, rest)
 end
 
 local taken, head, empty = {}, '[', true
-local current = redis.call('HGET', target, new)
 if current then
   local ok, list = pcall(cjson.decode, current)
   if not ok or type(list) ~= 'table' or not string.find(current, '^%s*%[') then
@@ -74,11 +94,12 @@ if current then
 end
 
 local parts, clashes, same_count = {}, {}, 0
-for i = 7, #ARGV, 3 do
-  local key, id_json, rest = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+for _, at in ipairs(cjson.decode(ARGV[9])) do
+  local key, first, last, id_length = at[1], at[2], at[3], at[4]
+  local rest = string.sub(blob, first + 7 + id_length, last)  -- after `{"id":<id>,`
   local there = taken[key]
   if there == nil then
-    parts[#parts + 1] = '{"id":' .. id_json .. ',' .. rest
+    parts[#parts + 1] = string.sub(blob, first, last)
     taken[key] = {rest = rest}
   elseif same(there, rest) then
     same_count = same_count + 1
@@ -99,10 +120,4 @@ end
 if #parts > 0 then
   redis.call('HSET', target, new, head .. (empty and '' or ',') .. table.concat(parts, ',') .. ']')
 end
-redis.call('HSET', marker, old, new)
-redis.call('HSET', digest, old, sha)
-if purge == '1' then redis.call('HDEL', legacy, old) end
-
-local out = {'moved', #parts, same_count}
-for _, v in ipairs(clashes) do out[#out + 1] = v end
-return out
+return finish(#parts, same_count, clashes)

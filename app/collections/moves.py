@@ -37,13 +37,14 @@ class Move:
 
     old_id: str
     user_id: int
-    sha1: str  # of the legacy value as read
+    value: bytes  # the legacy value as read: moved only while it is still the same
+    sha1: str  # of that value, recorded for --purge-legacy
     collections: legacy.Collections
 
     @classmethod
     def read(cls, old_id: str, user_id: int, value: bytes) -> Move:
         """Raises legacy.Malformed."""
-        return cls(old_id, user_id, hashlib.sha1(value).hexdigest(), legacy.read_collections(value))
+        return cls(old_id, user_id, value, hashlib.sha1(value).hexdigest(), legacy.read_collections(value))
 
 
 def malformed(old_id: str, user_id: int | None, exc: legacy.Malformed) -> Reported:
@@ -110,10 +111,11 @@ class Mover:
         flags = [b"1" if self.purge else b"0", b"1" if self.anonymous else b"0", CLASH_NAMESPACE.bytes]
         pipe = self.client.pipeline(transaction=False)
         for m in moves:
-            args: list = [raw(m.old_id), str(m.user_id), m.sha1, *flags]
-            for c in m.collections.items:
-                args += [str(c.id), c.id_json, c.rest]
-            self.scripts.move(keys=keys, args=args, client=pipe)
+            blob, index = m.collections.packed()
+            keys_seen = {str(c.id) for c in m.collections.items}
+            dup = b"1" if len(keys_seen) < len(m.collections.items) else b"0"
+            self.scripts.move(keys=keys, args=[raw(m.old_id), str(m.user_id), m.value, m.sha1, *flags, blob, index,
+                                               len(m.collections.items), dup], client=pipe)
         try:
             return _execute(pipe)
         except redis.RedisError as exc:

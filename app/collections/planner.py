@@ -103,7 +103,7 @@ class Walker:
         """Every field of `collections`, decided, `chunk` at a time."""
         seen: set[str] = set()
         batch: list[Decision] = []
-        for raw_id, value in scan_hash(self.client, KEYS.legacy, count=chunk):
+        for raw_id, value in scan_hash(self.client, KEYS.legacy, count=max(chunk, 1_000)):
             old_id = as_text(raw_id)
             if old_id in seen:
                 continue
