@@ -24,6 +24,9 @@ from app.errors import DatabaseError
 
 MOVE_FAILED = "move_failed"
 ATTEMPTS = 5  # reads of a legacy value that keeps changing under the move
+# Accounts per run of move.lua: fewer round trips through the client and the server; each run
+# keeps Redis to itself for about a millisecond.
+PER_SCRIPT = 40
 
 
 def raw(name: str) -> bytes:
@@ -106,20 +109,28 @@ class Mover:
         return outcomes
 
     def _send(self, moves: list[Move]) -> list:
+        """One answer per move (an exception where the whole script run failed)."""
         k = self.keys
         keys = [k.legacy, k.target, k.marker, k.digest, k.legacy_users]
         flags = [b"1" if self.purge else b"0", b"1" if self.anonymous else b"0", CLASH_NAMESPACE.bytes]
         pipe = self.client.pipeline(transaction=False)
-        for m in moves:
-            blob, index = m.collections.packed()
-            keys_seen = {str(c.id) for c in m.collections.items}
-            dup = b"1" if len(keys_seen) < len(m.collections.items) else b"0"
-            self.scripts.move(keys=keys, args=[raw(m.old_id), str(m.user_id), m.value, m.sha1, *flags, blob, index,
-                                               len(m.collections.items), dup], client=pipe)
+        for start in range(0, len(moves), PER_SCRIPT):
+            args = list(flags)
+            for m in moves[start:start + PER_SCRIPT]:
+                blob, index = m.collections.packed()
+                ids = m.collections.items
+                dup = b"1" if len({str(c.id) for c in ids}) < len(ids) else b"0"
+                args += [raw(m.old_id), str(m.user_id), m.value, m.sha1, blob, index, len(ids), dup]
+            self.scripts.move(keys=keys, args=args, client=pipe)
         try:
-            return _execute(pipe)
+            runs = _execute(pipe)
         except redis.RedisError as exc:
             raise DatabaseError(f"Redis failed during the move: {explain(exc)}") from None
+        answers = []
+        for start, run in zip(range(0, len(moves), PER_SCRIPT), runs, strict=True):
+            n = min(PER_SCRIPT, len(moves) - start)
+            answers += [run] * n if isinstance(run, Exception) else run
+        return answers
 
     def _outcome(self, move: Move, answer) -> Outcome | None:
         """What an answer of move.lua means (None: the legacy value changed, read it again)."""
@@ -131,6 +142,9 @@ class Mover:
         kind = answer[0].decode()
         if kind == "changed":
             return None
+        if kind == "error":
+            return Outcome(move.old_id, move.user_id, "reported", reported=[Reported(
+                move.old_id, MOVE_FAILED, False, {"user_id": move.user_id, "error": explain(answer[1].decode())})])
         if kind == "done":
             return Outcome(move.old_id, int(answer[1]), "done")
         if kind in ("gone", "registered"):

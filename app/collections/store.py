@@ -65,8 +65,8 @@ def connect(url: str | None = None) -> redis.Redis:
     return client
 
 
-def explain(exc: BaseException) -> str:
-    """A Redis client error as one line (its first), without any URL it may quote."""
+def explain(exc: BaseException | str) -> str:
+    """A Redis error (or its message) as one line (its first), without any URL it may quote."""
     line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     return re.sub(r"[a-z]+://\S+", lambda m: redact(m.group(0)), line)
 

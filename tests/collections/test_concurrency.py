@@ -8,6 +8,8 @@ import orjson
 import redis
 
 from app.collections import migrate_all, migrate_user, moves
+from app.collections.legacy import read_collections
+from app.collections.moves import Move, Mover
 from tests.support.collections import add_account, add_collections, add_users, legacy_collection, new_value
 
 
@@ -126,3 +128,20 @@ def test_two_runs_side_by_side_move_each_account_once(rdb, app_db, redis_url):
     assert all(new_value(rdb, u) == [{"id": "c", "name": "C", "created": "2021-03-05T21:14:00Z",
                                        "changed": "2022-04-11T07:02:00Z", "num_members": 1, "members": [str(i)]}]
                for i, u in enumerate(ids))
+
+
+def test_an_account_that_fails_in_the_script_does_not_stop_the_others_in_the_same_run(rdb):
+    """Several accounts share a script run; one failing (here: a corrupt index, read because its
+    user's new field exists) is reported on its own and nothing of it is written."""
+    values = {old: orjson.dumps([legacy_collection(f"{old}-c", "C", ["m"])]) for old in ("old-1", "old-2")}
+    for old, value in values.items():
+        rdb.hset("collections", old, value)
+    rdb.hset("collections2", "1", b"[]")
+    broken = Move.read("old-1", 1, values["old-1"])
+    broken.collections.packed = lambda: (read_collections(values["old-1"]).packed()[0], b"[[")
+    fine = Move.read("old-2", 2, values["old-2"])
+    outcomes = Mover(rdb).run([broken, fine], lambda *a: None)
+    assert [(o.old_id, o.status) for o in outcomes] == [("old-1", "reported"), ("old-2", "moved")]
+    assert outcomes[0].reported[0].reason == "move_failed"
+    assert rdb.hget("collections2", "1") == b"[]" and not rdb.hexists("collections_migrated", "old-1")
+    assert [c["id"] for c in new_value(rdb, 2)] == ["old-2-c"]
