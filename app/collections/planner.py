@@ -35,6 +35,7 @@ class Decision:
     reported: Reported | None = None
     collections: int = 0
     members: int = 0
+    bad_timestamps: int = 0
     existing: int | None = None  # plan only: collections already under the new key
     id_overlap: int = 0  # plan only: of those moving, how many ids the new key already holds
 
@@ -46,8 +47,8 @@ class Decision:
             out |= {"collections": self.collections, "members": self.members}
         if self.existing is not None:
             out |= {"already_there": self.existing, "id_overlap": self.id_overlap}
-        if self.move is not None and self.move.collections.bad_timestamps:
-            out["unparseable_timestamps"] = len(self.move.collections.bad_timestamps)
+        if self.bad_timestamps:
+            out["unparseable_timestamps"] = self.bad_timestamps
         if self.reported is not None:
             out["reason"] = self.reported.reason
             out |= {k: v for k, v in self.reported.detail.items() if k != "user_id"}
@@ -82,7 +83,7 @@ class Walker:
         except legacy.Malformed as exc:
             return Decision(old_id, "reported", user_id, reported=malformed(old_id, user_id, exc))
         return Decision(old_id, "move", user_id, move, collections=len(move.collections.items),
-                        members=move.collections.members)
+                        members=move.collections.members, bad_timestamps=len(move.collections.bad_timestamps))
 
     def reread(self, old_id: str, user_id: int) -> Move | Reported | None:
         """The account's legacy value read again (it changed under the move)."""
@@ -147,6 +148,7 @@ def plan(client: redis.Redis, engine: Engine) -> Plan:
         if moving:
             for d, there in zip(moving, client.hmget(KEYS.target, [str(d.user_id) for d in moving]), strict=True):
                 _compare(d, there)
+                d.move = None  # what was read is not kept: the plan holds counts only
         out.decisions.extend(batch)
     return out
 

@@ -127,15 +127,17 @@ def migrate_all(client: redis.Redis, engine: Engine, *, purge: bool = False, chu
         gc.freeze()  # the accounts and app users loaded once: never garbage, never scanned again
         mover = Mover(client, purge=purge)
         moving: Future | None = None
+        read, total = 0, client.hlen(KEYS.legacy)
         for batch in walker.walk(chunk):
             if moving is not None:
                 moving.result()
             moving = pool.submit(_apply, batch, walker, mover, purge, reporter, result)
+            read += len(batch)
             now = time.monotonic()
             if now - last >= PROGRESS_EVERY_S:
                 last = now
-                log.info("collections: %s legacy fields done, %s moved, %.0f/s", f"{result.accounts:,}",
-                         f"{result.counts['moved']:,}", result.accounts / (now - started))
+                log.info("collections: %s of %s legacy fields read, %.0f/s", f"{read:,}", f"{total:,}",
+                         read / (now - started))
         if moving is not None:
             moving.result()
     result.seconds = time.monotonic() - started
