@@ -8,7 +8,8 @@ finds an account's rows with
 or computes the source id in SQL:
 `('x' || substr(encode(sha256(convert_to('<old id>', 'UTF8')), 'hex'), 1, 16))::bit(64)::bigint`.
 
-One row per account and reason: reporting again updates the row. When an account's collections
+One row per account and reason: reporting it again changes the row only where it now says
+something else. When an account's collections
 have moved, the rows saying they could not (`migrated = false`) are deleted: they are no longer
 true. Details hold ids and counts, never an email or a collection's content.
 """
@@ -61,6 +62,7 @@ _UPSERT = text(
          AS r(source_id bigint, reason text, migrated boolean, detail jsonb)
     ON CONFLICT (step, source_table, source_id, reason)
     DO UPDATE SET migrated = EXCLUDED.migrated, detail = EXCLUDED.detail, created_at = now()
+    WHERE (orgmig_report.migrated, orgmig_report.detail) IS DISTINCT FROM (EXCLUDED.migrated, EXCLUDED.detail)
     """
 )
 _CLEAR = text(
