@@ -97,7 +97,8 @@ class Walker:
         except orjson.JSONDecodeError:
             items = []
         n = len(items) if isinstance(items, list) else 0
-        members = sum(len(c.get("members") or []) for c in items if isinstance(c, dict)) if n else 0
+        members = sum(len(m) for c in items if isinstance(c, dict) and isinstance(m := c.get("members"), list)) \
+            if n else 0
         return Decision(old_id, "anonymous", collections=n, members=members)
 
     def walk(self, chunk: int = 500) -> Iterator[list[Decision]]:

@@ -88,11 +88,12 @@ def test_anonymous_collections_are_imported_once(rdb, app_db):
 def test_migrate_all_leaves_anonymous_collections(rdb, app_db):
     (uid,) = add_users(app_db, "a@x.org")
     add_collections(rdb, "anon-1", [legacy_collection("c1", "A", ["1"])])
+    add_collections(rdb, "anon-odd", b'[{"members": 5}, 3]')  # counted, not read further
     result = migrate_all(rdb, app_db)
-    assert result.counts["anonymous"] == 1 and result.counts["moved"] == 0
+    assert result.counts["anonymous"] == 2 and result.counts["moved"] == 0
     assert rdb.hlen("collections2") == 0 and rdb.hlen("collections_migrated") == 0
     import_anonymous(rdb, app_db, "anon-1", uid, purge=True)
-    assert new_value(rdb, uid) == [MOVED_C1] and rdb.hlen("collections") == 0
+    assert new_value(rdb, uid) == [MOVED_C1] and rdb.hkeys("collections") == [b"anon-odd"]
 
 
 def test_importing_a_registered_accounts_id_is_refused(rdb, app_db):
