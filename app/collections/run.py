@@ -124,7 +124,6 @@ def migrate_all(client: redis.Redis, engine: Engine, *, purge: bool = False, chu
     with _Reporter(engine) as reporter, ThreadPoolExecutor(1, thread_name_prefix="collections-move") as pool, \
             _fewer_gc_passes():
         walker = Walker(client, engine)
-        gc.freeze()  # the accounts and app users loaded once: never garbage, never scanned again
         mover = Mover(client, purge=purge)
         moving: Future | None = None
         read, total = 0, client.hlen(KEYS.legacy)
@@ -155,7 +154,6 @@ def _fewer_gc_passes() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*thresholds)
-        gc.unfreeze()
 
 
 def migrate_user(client: redis.Redis, engine: Engine, user_id: int, *, purge: bool = False) -> Result:
