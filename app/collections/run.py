@@ -47,23 +47,41 @@ class Result:
 
 class _Reporter:
     """Writes each batch's reports on one connection, a transaction per batch; deletes the stale
-    not-migrated rows of accounts that moved, looking only where such rows exist."""
+    not-migrated rows of accounts that moved, looking only where such rows exist. In the
+    background (`migrate --all`), a thread of its own writes one batch while the next moves; a
+    failed write ends the run at the next batch."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, background: bool = False) -> None:
         reports.check_table(engine)
         self.conn = engine.connect()
         self.stale = set(self.conn.execute(text(
             "SELECT source_id FROM orgmig_report WHERE step = :step AND source_table = :t AND NOT migrated"),
             {"step": reports.STEP, "t": reports.SOURCE_TABLE}).scalars())
         self.conn.commit()
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="collections-report") if background else None
+        self.writing: Future | None = None
 
     def __enter__(self) -> _Reporter:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.conn.close()
+    def __exit__(self, kind, *exc) -> None:
+        try:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True)
+                if kind is None and self.writing is not None:
+                    self.writing.result()
+        finally:
+            self.conn.close()
 
     def write(self, reported: list[Reported], moved: list[str]) -> None:
+        if self.pool is None:
+            self._write(reported, moved)
+            return
+        if self.writing is not None:
+            self.writing.result()
+        self.writing = self.pool.submit(self._write, reported, moved)
+
+    def _write(self, reported: list[Reported], moved: list[str]) -> None:
         cleared = [o for o in moved if reports.source_id(o) in self.stale] if self.stale else []
         if reported or cleared:
             reports.record(self.conn, reported, cleared)
@@ -118,10 +136,12 @@ def _apply(batch: list[Decision], walker: Walker, mover: Mover, purge: bool, rep
 
 def migrate_all(client: redis.Redis, engine: Engine, *, purge: bool = False, chunk: int = 500) -> Result:
     """Every old account's collections to its app user: each account one atomic step. One
-    thread reads and normalises the next batch while another moves the previous one."""
+    thread reads and normalises the next batch while another moves the previous one (and a
+    third records the reports of the one before)."""
     started = last = time.monotonic()
     result = Result()
-    with _Reporter(engine) as reporter, ThreadPoolExecutor(1, thread_name_prefix="collections-move") as pool, \
+    with _Reporter(engine, background=True) as reporter, \
+            ThreadPoolExecutor(1, thread_name_prefix="collections-move") as pool, \
             _fewer_gc_passes():
         walker = Walker(client, engine)
         mover = Mover(client, purge=purge)
