@@ -7,8 +7,9 @@ import unicodedata
 import uuid
 
 import orjson
+import pytest
 
-from app.collections import migrate_all, migrate_user, plan
+from app.collections import migrate_all, migrate_user, plan, run
 from app.collections.report import source_id
 from app.collections.store import CLASH_NAMESPACE
 from tests.support.collections import (
@@ -237,3 +238,16 @@ def test_a_report_is_cleared_once_the_account_moves(rdb, app_db):
     migrate_all(rdb, app_db)
     assert reports(app_db) == []
     assert new_value(rdb, uid) == [moved("c1", "L", ["1"])]
+
+
+def test_a_report_that_cannot_be_written_ends_the_run(rdb, app_db, monkeypatch):
+    for i in range(6):
+        add_account(rdb, f"old-{i}", None)
+        add_collections(rdb, f"old-{i}", [legacy_collection("c", "C", [])])
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the report table is gone")
+
+    monkeypatch.setattr(run.reports, "record", broken)
+    with pytest.raises(RuntimeError, match="the report table is gone"):
+        migrate_all(rdb, app_db, chunk=2)
