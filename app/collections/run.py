@@ -167,13 +167,15 @@ def migrate_all(client: redis.Redis, engine: Engine, *, purge: bool = False, chu
 def _fewer_gc_passes() -> Iterator[None]:
     """Collect cyclic garbage less often during a run: every JSON value parsed is a container
     the collector would otherwise scan again and again (a third of the run's time), and a run
-    makes next to no reference cycles."""
+    makes next to no reference cycles. The process's thresholds are restored afterwards, and
+    whatever cyclic garbage waited (the caller's too: a connection, say) is collected then."""
     thresholds = gc.get_threshold()
     gc.set_threshold(100_000, 50, 100)
     try:
         yield
     finally:
         gc.set_threshold(*thresholds)
+        gc.collect()
 
 
 def migrate_user(client: redis.Redis, engine: Engine, user_id: int, *, purge: bool = False) -> Result:
