@@ -8,12 +8,13 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class Settings(BaseSettings):
@@ -76,8 +77,18 @@ class Settings(BaseSettings):
     serve_token: SecretStr | None = Field(default=None, validation_alias="ORGMIG_SERVE_TOKEN")
     serve_rate_per_minute: int = Field(default=600, ge=1, le=1_000_000, validation_alias="ORGMIG_SERVE_RATE_PER_MINUTE")
 
+    # Legacy user collections (`orgmig collections`): the Redis holding hashes `users` and `collections`
+    redis_url: SecretStr = Field(default=SecretStr("redis://127.0.0.1:6379/0"), validation_alias="REDIS_URL")
+
     # Embedded PostgreSQL used by `orgmig demo` when no DATABASE_URL is set
     data_dir: Path = Field(default=Path(".orgmig"), validation_alias="ORGMIG_DATA_DIR")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip().lower().startswith(REDIS_SCHEMES):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
 
 
 # The settings `alembic -x name=value` may set, validated like their environment variables.

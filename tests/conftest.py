@@ -3,6 +3,7 @@
 - tests.support.fixtures: a real PostgreSQL (TEST_DATABASE_URL, testcontainers or embedded),
   per-test databases and engines, Alembic configs, pytest-alembic's runner;
 - tests.support.idp: the export tests' snapshot database and provider environment;
+- tests.support.collections: the collections tests' Redis database and migrated app database;
 - tests.fakes.fixtures: the fake identity providers;
 - tests.support.identity: the identity step's tenant, template databases and fakes;
 - tests.batch.toy_copy.fixtures: the engine's toy step and its database.
@@ -13,5 +14,6 @@ import os
 # The tests never read a developer's .env or DATABASE_URL by accident.
 os.environ.pop("DATABASE_URL", None)
 
-pytest_plugins = ["tests.support.fixtures", "tests.support.idp", "tests.fakes.fixtures",
+pytest_plugins = ["tests.support.fixtures", "tests.support.idp", "tests.support.collections",
+                  "tests.fakes.fixtures",
                   "tests.support.identity", "tests.batch.toy_copy.fixtures"]

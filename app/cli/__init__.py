@@ -14,6 +14,7 @@ import sys
 
 from app import __version__
 from app.cli import (
+    collections,
     control,
     demo,
     export,
@@ -34,7 +35,7 @@ from app.errors import OrgmigError
 
 # Verb modules, in the order `orgmig --help` lists them.
 VERBS = (demo, status, report, verify, control, work, seed, export, sync, reconcile, writeback, migrate_user,
-         rollback_preview, serve)
+         rollback_preview, serve, collections)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,266 @@
+"""Benchmark: `orgmig collections migrate --all` on 100,000 old GeneNetwork accounts with collections.
+
+1. Seeds, once: app users in a scratch PostgreSQL database migrated to head, and in a Redis
+   database of its own (default 14, flushed; never 0) hash `users` and hash `collections` as
+   GeneNetwork wrote them: 1-4 collections per account, 0-30 members each, legacy timestamps,
+   names with spaces and non-ASCII letters; about 2% of the accounts have no email and 0.4% share
+   theirs with another account or another app user (reported, not moved); 5% of the app users
+   already hold a collection in `collections2` (merged with); 1,000 anonymous ids.
+2. Times `python -m app.cli collections migrate --all` as a child process, start-up included,
+   `--runs` times (default 3), each on the same data restored into a flushed Redis database
+   (DUMP/RESTORE) with the collections rows of orgmig_report deleted; reports the median run.
+3. Checks each run's result: the marker names every matched account, a sample of moved values
+   holds ISO 8601 timestamps, the rest of the legacy data is untouched.
+
+Users/s counts old accounts with collections (moved or reported) per second of wall time; the
+anonymous ids are walked too but not counted. Target: 5,000 users/s. Exit 0 when met, 1 when
+missed, 2 when the bench could not run.
+
+    python bench/collections.py [--accounts 100000] [--runs 3] [--seed 0]
+                                [--database-url URL] [--redis-url redis://127.0.0.1:6379/14]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# This file is named like the standard library's `collections`: take its folder off the path.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != os.path.dirname(os.path.abspath(__file__))]
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import platform  # noqa: E402
+import random  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from collections import Counter  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import orjson  # noqa: E402
+import psycopg  # noqa: E402
+import redis  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+from sqlalchemy.pool import NullPool  # noqa: E402
+
+from app.collections.legacy import normalize_email  # noqa: E402
+from app.db import make_engine, normalize_url, redact  # noqa: E402
+from app.ops import migrations  # noqa: E402
+from app.ops.databases import Server, libpq  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
+TARGET = 5_000
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+NAMES = ("Liver traits", "  Hippocampus ", "Gènes du foie", "BXD eQTL", "Körpergewicht", "mouse_set_2",
+         "Ａｌｃｏｈｏｌ", "Favourites")
+
+
+def say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def legacy_ts(rng: random.Random) -> str:
+    hour = rng.randint(1, 12)
+    return (f"{rng.choice(MONTHS)} {rng.randint(1, 28):02d} {rng.randint(2012, 2023)} "
+            f"{hour:02d}:{rng.randint(0, 59):02d}{rng.choice(('AM', 'PM'))}")
+
+
+def seed(n: int, rng: random.Random) -> tuple[dict, dict, dict, list[str], dict[str, int]]:
+    """(users, collections, collections2 by app-user index, app user emails, the matchable
+    accounts: old id -> app-user index)."""
+    users, colls, emails, app_index = {}, {}, [], {}
+    for i in range(n):
+        old = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        roll = rng.random()
+        account = {"user_id": old, "full_name": f"Person {i}", "organization": "GN",
+                   "password": {"algorithm": "pbkdf2", "hashed": "x" * 40}, "confirmed": True}
+        if roll < 0.02:
+            pass  # a GitHub or ORCID login: no email
+        elif roll < 0.022 and i:
+            account["email_address"] = f"user{i - 1}@bench.example"  # the previous account's address too
+        elif roll < 0.024:
+            account["email_address"] = f"user{i}@bench.example"
+            emails += [f"user{i}@bench.example", f"USER{i}@bench.example "]  # two app users, one address
+        else:
+            account["email_address"] = rng.choice(("", " ")) + f"User{i}@Bench.example" + rng.choice(("", "  "))
+            emails.append(f"user{i}@bench.example")
+            app_index[old] = len(emails) - 1
+        users[old] = orjson.dumps(account)
+        colls[old] = orjson.dumps([{
+            "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "name": rng.choice(NAMES), "created_timestamp": legacy_ts(rng), "changed_timestamp": legacy_ts(rng),
+            "num_members": (k := rng.randint(0, 30)),
+            "members": [f"BXDPublish:{rng.randint(10_000, 99_999)}:BXD" for _ in range(k)],
+        } for _ in range(rng.randint(1, 4))])
+    # Matchable: the only account with its address, which one app user holds.
+    olds = Counter(normalize_email(orjson.loads(v).get("email_address")) for v in users.values())
+    apps = Counter(normalize_email(e) for e in emails)
+    matchable = {old: idx for old, idx in app_index.items()
+                 if olds[(key := normalize_email(emails[idx]))] == 1 and apps[key] == 1}
+    existing = {}
+    for idx in rng.sample(range(len(emails)), len(emails) // 20):
+        existing[idx] = orjson.dumps([{"id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                                       "name": "Made in the new app", "created": "2024-01-01T00:00:00Z",
+                                       "changed": "2024-01-01T00:00:00Z", "num_members": 0, "members": []}])
+    for _ in range(1_000):
+        colls[f"anon-{uuid.UUID(int=rng.getrandbits(128), version=4)}"] = orjson.dumps(
+            [{"id": "a", "name": "Anonymous", "created_timestamp": legacy_ts(rng),
+              "changed_timestamp": legacy_ts(rng), "num_members": 0, "members": []}])
+    return users, colls, existing, emails, matchable
+
+
+def hset_all(r: redis.Redis, key: str, mapping: dict) -> None:
+    items = list(mapping.items())
+    pipe = r.pipeline(transaction=False)
+    for i in range(0, len(items), 1_000):
+        pipe.hset(key, mapping=dict(items[i:i + 1_000]))
+    pipe.execute()
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        mem_kib = int(next(x for x in Path("/proc/meminfo").read_text().splitlines()
+                           if x.startswith("MemTotal")).split()[1])
+        mem = f"{mem_kib / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, StopIteration, ValueError):
+        mem = "unknown RAM"
+    return f"{os.cpu_count()} CPUs ({model}), {mem}, {platform.system()} {platform.release()}," \
+           f" Python {platform.python_version()}"
+
+
+def code_version() -> str:
+    try:
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "app"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return f"commit {commit}" + (" with uncommitted changes under app/" if dirty else "")
+
+
+def check(r: redis.Redis, colls: dict, existing: dict, matchable: dict[str, int], ids: list[int]) -> str | None:
+    """What is wrong with a run's result, or None."""
+    marked = r.hlen("collections_migrated")
+    if marked != len(matchable):
+        return f"{marked:,} accounts marked as moved, expected {len(matchable):,}"
+    if r.hlen("collections") != len(colls):
+        return "legacy values were deleted without --purge-legacy"
+    for old, idx in list(matchable.items())[::97]:
+        if r.hget("collections_migrated", old) != str(ids[idx]).encode():
+            return f"{old}: the marker does not name user {ids[idx]}"
+        value = orjson.loads(r.hget("collections2", str(ids[idx])))
+        moved = orjson.loads(colls[old])
+        if [c["id"] for c in value] != [c["id"] for c in orjson.loads(existing.get(idx, b"[]"))] + \
+                [c["id"] for c in moved]:
+            return f"user {ids[idx]}: the collections are not the existing ones followed by the moved ones"
+        if not all(c["created"].endswith(":00Z") and c["changed"].endswith(":00Z") for c in value):
+            return f"user {ids[idx]}: a timestamp is not ISO 8601 UTC"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--accounts", type=int, default=100_000, help="old accounts with collections (default 100,000)")
+    p.add_argument("--runs", type=int, default=3, help="timed runs; the median is reported (default 3)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--database-url", metavar="URL", help=f"default DATABASE_URL, else {DEFAULT_SERVER}")
+    p.add_argument("--redis-url", metavar="URL", default=DEFAULT_REDIS,
+                   help=f"a Redis database the bench may flush (default {DEFAULT_REDIS}; never 0)")
+    args = p.parse_args(argv)
+    if args.accounts < 1 or args.runs < 1:
+        print("bench: --accounts and --runs must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        r = redis.Redis.from_url(args.redis_url)
+        if int(r.connection_pool.connection_kwargs.get("db", 0)) == 0:
+            print("bench: --redis-url must name a database other than 0 (the bench flushes it)", file=sys.stderr)
+            return 2
+        redis_version = r.info("server")["redis_version"]
+        server = Server(normalize_url(args.database_url or os.environ.get("DATABASE_URL") or DEFAULT_SERVER))
+        with psycopg.connect(libpq(server.admin_url)) as conn:
+            pg_version = conn.execute("SHOW server_version").fetchone()[0]
+    except (redis.RedisError, psycopg.Error, ValueError) as exc:
+        print(f"bench: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+
+    name = f"orgmig_bench_collections_{args.accounts}"
+    load_before = os.getloadavg()
+    say(f"seeding {args.accounts:,} old accounts with collections (Redis {args.redis_url}) and their app users"
+        f" ({name})")
+    users, colls, existing, emails, matchable = seed(args.accounts, random.Random(args.seed))
+    url = server.create(name, replace=True)
+    try:
+        cfg = migrations.alembic_config(url)
+        cfg.attributes["configure_logger"] = False
+        logging.getLogger("app").setLevel(logging.WARNING)  # the data revisions' summaries: nothing to say here
+        migrations.upgrade(cfg, "head")
+        engine = make_engine(url, poolclass=NullPool)
+        with engine.begin() as conn:
+            ids = conn.execute(text(
+                "INSERT INTO \"user\" (keycloak_user_id, email) SELECT 'kc-' || n, e"
+                " FROM unnest(CAST(:emails AS text[])) WITH ORDINALITY AS t(e, n) ORDER BY n RETURNING id"),
+                {"emails": emails}).scalars().all()
+            conn.execute(text('ANALYZE "user"'))
+        r.flushdb()
+        hset_all(r, "users", users)
+        hset_all(r, "collections", colls)
+        hset_all(r, "collections2", {str(ids[i]): v for i, v in existing.items()})
+        dumps = {k: r.dump(k) for k in ("users", "collections", "collections2")}
+        n_colls = sum(len(orjson.loads(v)) for v in colls.values())
+        say(f"seeded: {len(users):,} accounts ({len(matchable):,} matchable), {n_colls:,} collections,"
+            f" {len(emails):,} app users, {len(existing):,} with collections already, 1,000 anonymous ids")
+
+        command = [sys.executable, "-m", "app.cli", "collections", "migrate", "--all",
+                   "--database-url", url.render_as_string(hide_password=False), "--redis-url", args.redis_url]
+        shown = f"orgmig collections migrate --all --database-url {redact(url)} --redis-url {args.redis_url}"
+        rates, outputs = [], []
+        for run in range(1, args.runs + 1):
+            r.flushdb()
+            for key, blob in dumps.items():
+                r.restore(key, 0, blob)
+            with engine.begin() as conn:
+                conn.execute(text("DELETE FROM orgmig_report WHERE step = 'collections'"))
+            started = time.perf_counter()
+            proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+            wall = time.perf_counter() - started
+            if proc.returncode != 0:
+                print(f"bench: run {run} failed (exit {proc.returncode}): {proc.stderr.strip()[:500]}", file=sys.stderr)
+                return 2
+            problem = check(r, colls, existing, matchable, ids)
+            if problem:
+                print(f"bench: run {run}: {problem}", file=sys.stderr)
+                return 2
+            rates.append(args.accounts / wall)
+            outputs.append(proc.stdout.strip().splitlines()[-1])
+            say(f"run {run}: {wall:.2f} s = {rates[-1]:,.0f} users/s")
+        engine.dispose()
+    finally:
+        r.flushdb()
+        server.drop(name)
+
+    # The median; of an even number of runs, the slower middle one.
+    median = sorted(rates)[(len(rates) - 1) // 2]
+    met = median >= TARGET
+    say("")
+    say(f"command:  {shown}")
+    say(f"machine:  {machine()}; Redis {redis_version}, PostgreSQL {pg_version} on the same host;"
+        f" load average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after")
+    say(f"code:     {code_version()}")
+    say(f"data:     {args.accounts:,} old accounts with collections, seed {args.seed}")
+    say(f"orgmig:   {outputs[len(outputs) // 2]}")
+    say(f"runs:     {' / '.join(f'{x:,.0f}' for x in rates)} users/s")
+    say(f"median:   {median:,.0f} users/s (target >= {TARGET:,}: {'met' if met else 'MISSED'})")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

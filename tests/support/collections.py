@@ -1,0 +1,92 @@
+"""Fixtures and helpers of the collections tests: the machine's real Redis, on a database number
+of its own (TEST_REDIS_URL, default redis://127.0.0.1:6379/13; never database 0), flushed before
+and after every test; and an app database migrated to head with app users in it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import orjson
+import pytest
+import redis
+from sqlalchemy import Engine, text
+
+from app.ops import migrations
+
+DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/13"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = os.environ.get("TEST_REDIS_URL", DEFAULT_TEST_REDIS_URL)
+    client = redis.Redis.from_url(url, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"no Redis at {url} ({exc}); start one or set TEST_REDIS_URL")
+    finally:
+        client.close()
+    db = client.connection_pool.connection_kwargs.get("db", 0)
+    if int(db) == 0:
+        pytest.fail("TEST_REDIS_URL must name a database other than 0: the tests flush it")
+    return url
+
+
+@pytest.fixture
+def rdb(redis_url: str) -> Iterator[redis.Redis]:
+    """A client (bytes replies) on the tests' Redis database, empty at the start and the end."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.flushdb()
+        client.close()
+
+
+@pytest.fixture
+def app_db(engine: Engine, alembic_cfg) -> Engine:
+    """A database migrated to head (no legacy rows): the app's users are inserted by the test."""
+    migrations.upgrade(alembic_cfg, "head")
+    return engine
+
+
+def add_users(engine: Engine, *emails: str | None) -> list[int]:
+    """App users with these emails; their ids, in order."""
+    with engine.begin() as conn:
+        return [conn.execute(text('INSERT INTO "user" (keycloak_user_id, email) VALUES (gen_random_uuid()::text, :e)'
+                                  ' RETURNING id'), {"e": e}).scalar_one() for e in emails]
+
+
+def add_account(r: redis.Redis, old_id: str, email: str | None, **extra) -> None:
+    """An old account in hash `users`, as GeneNetwork stored it."""
+    value = {"user_id": old_id, "full_name": extra.pop("full_name", "A Person"), **extra}
+    if email is not None:
+        value["email_address"] = email
+    r.hset("users", old_id, orjson.dumps(value))
+
+
+def legacy_collection(cid: str, name: str, members: list[str], created: str = "Mar 05 2021 09:14PM",
+                      changed: str = "Apr 11 2022 07:02AM") -> dict:
+    return {"id": cid, "name": name, "created_timestamp": created, "changed_timestamp": changed,
+            "num_members": len(members), "members": members}
+
+
+def add_collections(r: redis.Redis, old_id: str, collections: list[dict] | bytes) -> bytes:
+    raw = collections if isinstance(collections, bytes) else orjson.dumps(collections)
+    r.hset("collections", old_id, raw)
+    return raw
+
+
+def new_value(r: redis.Redis, user_id: int) -> list[dict] | None:
+    """The user's list in `collections2`, parsed (None when absent)."""
+    raw = r.hget("collections2", str(user_id))
+    return None if raw is None else orjson.loads(raw)
+
+
+def reports(engine: Engine) -> list[tuple[str, str, bool, dict]]:
+    """(old id, reason, migrated, detail) of the collections step's rows in orgmig_report."""
+    with engine.connect() as conn:
+        return sorted((d["old_id"], reason, migrated, d) for reason, migrated, d in conn.execute(text(
+            "SELECT reason, migrated, detail FROM orgmig_report WHERE step = 'collections'")))
