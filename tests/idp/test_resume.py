@@ -117,6 +117,15 @@ def test_a_page_write_that_times_out_on_a_lock_is_retried(provider_env, snapshot
             with snapshot_engine.begin() as conn:
                 conn.exec_driver_sql("LOCK TABLE idp_export_cursor IN EXCLUSIVE MODE")
                 held.set()
+                # Held until the export waits for it (however slow the host), then for longer
+                # than one lock timeout, so at least one page write times out and is retried.
+                with snapshot_engine.connect() as watcher:
+                    deadline = time.monotonic() + 60
+                    while time.monotonic() < deadline and not watcher.exec_driver_sql(
+                            "SELECT count(*) FROM pg_locks WHERE NOT granted"
+                            " AND relation = 'idp_export_cursor'::regclass").scalar():
+                        watcher.rollback()
+                        time.sleep(0.02)
                 time.sleep(lock_ms / 1000 + 0.3)
 
         holder = threading.Thread(target=hold_lock)

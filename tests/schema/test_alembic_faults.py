@@ -56,7 +56,11 @@ def test_two_upgrades_at_once_run_one_after_the_other(engine, alembic_cfg):
     env = alembic_env(engine.url, ORGMIG_PAUSE_MS="150", ORGMIG_WORKERS="1")
     first = subprocess.Popen(alembic_cmd("upgrade", "head"), cwd=ROOT, env=env, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    while not scalar(engine, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'orgmig alembic'"):
+    # The first holds the migration lock once its data revision has written a batch (its
+    # connection merely appearing could still lose the lock to the second on a busy host).
+    deadline = time.monotonic() + 60
+    while not scalar(engine, "SELECT count(*) FROM orgmig_batch"):
+        assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()
         time.sleep(0.05)
     second = subprocess.run(alembic_cmd("upgrade", "head"), cwd=ROOT, env=env, text=True, capture_output=True,
                             timeout=120)
