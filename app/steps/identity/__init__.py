@@ -27,6 +27,7 @@ from app.batch import Batch, BatchResult, DowngradeRefused, KeySource, Migration
 from app.config import Settings
 from app.errors import ConfigError
 from app.idp.providers import PROVIDERS
+from app.steps.roles import ensure_roles, remove_roles
 
 log = logging.getLogger("app.steps.identity")
 
@@ -35,6 +36,7 @@ ALL_KEYS = {"start": -(2**63), "end": 2**63 - 1}
 APP_ROLE_WORDS = ("ADMIN", "USER", "ENTRY_ONLY", "ALL_FACILITIES", "NO_ACCESS")
 STATE = ("load_users", "load_desired", "match")
 DIFFS = ("diff_members", "diff_facilities", "diff_users")
+ROLES = ("admin", "user", "entry_only")  # what the IdP's memberships map to
 
 
 def parse_role_map(raw: str) -> dict[str, str]:
@@ -136,8 +138,7 @@ class IdentitySync(Step):
         for name in ("classify", "facility_conflicts", "report_groups"):
             conn.execute(SQL(f"plan.{name}"), params)
         conn.exec_driver_sql(SQL.source("plan.analyze_groups"))
-        for name, expected, found in conn.execute(SQL("plan.default_roles"), params):
-            log.warning("role %r exists with rank %s (expected %s); left as it is", name, found, expected)
+        ensure_roles(conn, self.name, ROLES)
         conn.execute(SQL("plan.create_orgs"), params)
         conn.execute(SQL("plan.create_facilities"), params)
         self.load_state(conn, export, **ALL_KEYS, planned=False, predict=True)
@@ -227,7 +228,7 @@ class IdentitySync(Step):
         if self.settings.allow_data_loss:
             conn.execute(SQL("downgrade.org_dependents"), params)
         conn.execute(SQL("downgrade.drop_created"), params)
-        conn.execute(SQL("downgrade.remove_default_roles"), params)
+        remove_roles(conn, self.name)
 
     def summary(self, conn: Connection, direction: str, run_id: int) -> dict[str, int]:
         if direction != "upgrade":

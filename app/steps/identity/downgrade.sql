@@ -199,12 +199,3 @@ todo AS (DELETE FROM orgmig_identity_todo WHERE provider = :provider RETURNING 1
 undo AS (DELETE FROM orgmig_identity_undo WHERE provider = :provider AND user_id IS NULL RETURNING 1)
 DELETE FROM orgmig_report WHERE step = :step;
 
--- name: remove_default_roles
-WITH gone AS (
-    DELETE FROM role r USING orgmig_created_row c
-    WHERE c.step = :step AND c.table_name = 'role' AND c.row_key = r.name
-      AND NOT EXISTS (SELECT 1 FROM org_user m WHERE m.role_id = r.id)
-    RETURNING r.name
-)
-DELETE FROM orgmig_created_row c USING gone
-WHERE c.step = :step AND c.table_name = 'role' AND c.row_key = gone.name;

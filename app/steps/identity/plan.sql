@@ -90,25 +90,6 @@ WHERE c.provider = :provider
   AND c.meaning IN ('malformed_group_name', 'unknown_role', 'invalid_facility_id', 'facility_in_two_orgs')
 ON CONFLICT (step, source_table, source_id, reason) DO UPDATE SET detail = EXCLUDED.detail;
 
--- name: default_roles
--- The roles the IdP's memberships map to, created where missing and recorded as created by this
--- step. Returns roles that existed with another rank (left as they are).
-WITH wanted(name, rank) AS (VALUES ('admin', 1), ('user', 1000), ('entry_only', 2000)),
-ins AS (
-    INSERT INTO role (name, rank) SELECT name, rank FROM wanted
-    ON CONFLICT (name) DO NOTHING
-    RETURNING name
-),
-noted AS (
-    INSERT INTO orgmig_created_row (step, table_name, row_key)
-    SELECT :step, 'role', name FROM ins
-    ON CONFLICT DO NOTHING
-    RETURNING 1
-)
-SELECT w.name, w.rank AS expected, r.rank AS found
-FROM wanted w JOIN role r ON r.name = w.name
-WHERE r.rank <> w.rank;
-
 -- name: create_orgs
 -- Every org the snapshot names that the app does not have (matched by external_id), named by
 -- the IdP where it has a name, else by its external id; a name taken gets the id appended.

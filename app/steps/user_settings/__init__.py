@@ -31,6 +31,7 @@ from app.batch import (
     Step,
 )
 from app.schema import SETTINGS_COLUMNS, user_settings
+from app.steps.roles import ensure_roles, remove_roles
 
 log = logging.getLogger("app.steps.user_settings")
 
@@ -54,6 +55,7 @@ SQL = SqlFiles(
 )
 # Every key range, for the guard that looks at all links at once.
 ALL_KEYS = {"start": -(2**31), "end": 2**31 - 1}
+ROLES = ("admin", "user")  # what the personal orgs need
 INSERTED = ("orgs", "users", "members", "settings")
 DRAIN_CHUNK = 500  # captured changes applied a transaction
 # The legacy columns as the legacy DDL types them (PostgreSQL's format_type spelling).
@@ -87,9 +89,7 @@ class UserSettingsToOrg(Step):
     def prepare(self, conn: Connection, direction: str, run_id: int) -> str:
         if direction == "upgrade":
             self._check_legacy_columns(conn, run_id)
-            for name, expected, found in conn.execute(SQL("run.default_roles"), {"step": self.name}):
-                log.warning("role %r exists with rank %s (expected %s); left as it is",
-                            name, found, expected)
+            ensure_roles(conn, self.name, ROLES)
         return conn.execute(SQL("run.user_id_sequence")).scalar_one()
 
     def _check_legacy_columns(self, conn: Connection, run_id: int) -> None:
@@ -195,7 +195,7 @@ class UserSettingsToOrg(Step):
                 log.info("%s: %d users the application created through the new tables got a legacy row",
                          self.name, added)
             conn.execute(SQL("run.forget_reports"), {"step": self.name})
-            conn.execute(SQL("run.remove_default_roles"), {"step": self.name})
+            remove_roles(conn, self.name)
 
     def summary(self, conn: Connection, direction: str, run_id: int) -> dict[str, int]:
         r = conn.execute(SQL("run.summary")).mappings().one()

@@ -25,7 +25,8 @@ from sqlalchemy import Connection, text
 from app import db
 from app.batch.attempts import retryable
 from app.errors import OrgmigError
-from app.steps.user_settings import SQL, STEP
+from app.steps.roles import ensure_roles
+from app.steps.user_settings import ROLES, SQL, STEP
 
 ATTEMPTS = 5
 LAST_KEY = 2**31 - 1
@@ -61,7 +62,7 @@ def _attempt(conn: Connection, keycloak_user_id: str) -> tuple[int | None, bool]
     if not ids:
         return None, False
     # The roles the personal orgs need (a role of another rank is left as it is; the bulk run warns).
-    conn.execute(SQL("run.default_roles"), {"step": STEP.name}).all()
+    ensure_roles(conn, STEP.name, ROLES, warn=False)
     sequence = conn.execute(SQL("run.user_id_sequence")).scalar_one()
     before = _settings(conn, STATEMENT_SETTINGS)
     try:

@@ -4,41 +4,8 @@
 -- The identity sequence behind "user".id: new users' ids are drawn from it in the batch.
 SELECT pg_get_serial_sequence('"user"', 'id');
 
--- name: default_roles
--- The roles the personal orgs need, created where missing and recorded as created by this step
--- (so its downgrade removes only those).
-WITH wanted(name, rank) AS (VALUES ('admin', 1), ('user', 1000)),
-ins AS (
-    INSERT INTO role (name, rank) SELECT name, rank FROM wanted
-    ON CONFLICT (name) DO NOTHING
-    RETURNING name
-),
-noted AS (
-    INSERT INTO orgmig_created_row (step, table_name, row_key)
-    SELECT :step, 'role', name FROM ins
-    ON CONFLICT DO NOTHING
-    RETURNING 1
-)
--- Roles that existed before with another rank (this statement's snapshot does not see the rows
--- it inserts): left as they are, and named in a warning.
-SELECT w.name, w.rank AS expected, r.rank AS found
-FROM wanted w JOIN role r ON r.name = w.name
-WHERE r.rank <> w.rank
-ORDER BY w.rank;
-
 -- name: forget_reports
 DELETE FROM orgmig_report WHERE step = :step;
-
--- name: remove_default_roles
--- The roles this step created, unless a membership still uses them.
-WITH gone AS (
-    DELETE FROM role r USING orgmig_created_row c
-    WHERE c.step = :step AND c.table_name = 'role' AND c.row_key = r.name
-      AND NOT EXISTS (SELECT 1 FROM org_user m WHERE m.role_id = r.id)
-    RETURNING r.name
-)
-DELETE FROM orgmig_created_row c USING gone
-WHERE c.step = :step AND c.table_name = 'role' AND c.row_key = gone.name;
 
 -- name: summary
 SELECT (SELECT count(*) FROM user_settings) AS legacy_rows,
