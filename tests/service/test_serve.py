@@ -5,6 +5,8 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -18,7 +20,7 @@ from app.ops import migrations
 from app.ops.seed import seed_legacy
 from app.service import create_app
 from tests.support.db import execute, scalar
-from tests.support.migrate import orgmig
+from tests.support.migrate import ROOT, alembic_env, orgmig
 
 TOKEN = "t0ken-for-the-tests-0123456789abcdef"
 
@@ -135,3 +137,36 @@ def test_the_command_wants_a_token(engine):
     proc = orgmig(engine.url, "serve", "--port", str(_free_port()))
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("orgmig: ORGMIG_SERVE_TOKEN is not set")
+
+
+def test_the_command_serves_and_logs_no_secret(engine, alembic_cfg):
+    """`orgmig -v serve` as a process, debug logging on: the answers are right, and what it
+    writes names neither the token (right or wrong) nor anything from a body."""
+    migrations.upgrade(alembic_cfg, "0006")
+    seed_legacy(engine, 20, seed=22)
+    kc = _kc(engine)
+    port = _free_port()
+    child = subprocess.Popen([sys.executable, "-m", "app.cli", "-v", "serve", "--port", str(port)], cwd=ROOT,
+                             env=alembic_env(engine.url, ORGMIG_SERVE_TOKEN=TOKEN),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            assert child.poll() is None and time.monotonic() < deadline, "orgmig serve did not start"
+            time.sleep(0.1)
+        migrated = _post(base, {"keycloak_user_id": kc})
+        assert migrated.status_code == 200 and migrated.json()["migrated_now"] is True
+        assert _post(base, {"keycloak_user_id": kc}, token="wrong-secret-token-0000").status_code == 401
+        assert _post(base, {"provider": "okta", "external_id": "00u-secret-id",
+                            "email": "secret.person@example.org"}).status_code == 404
+        assert _post(base, {"keycloak_user_id": kc, "password": "hunter2-secret"}).status_code == 422
+    finally:
+        child.terminate()
+        output = child.communicate(timeout=15)[0]
+    assert "serving POST /v1/users/migrate" in output
+    for secret in (TOKEN, "wrong-secret-token-0000", "00u-secret-id", "secret.person", "hunter2-secret", kc):
+        assert secret not in output, secret
