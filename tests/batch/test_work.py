@@ -31,6 +31,8 @@ def test_two_worker_processes_beside_the_upgrade_one_killed(pg_server, engine, a
     deadline = time.monotonic() + 60
     while not scalar(engine, "SELECT count(*) FROM pg_tables WHERE tablename = 'orgmig_run'") or \
             not scalar(engine, "SELECT count(*) FROM orgmig_run WHERE status = 'running'"):
+        if upgrade.poll() is not None:
+            raise AssertionError(f"the upgrade ended before its run started: {upgrade.stderr.read()}")
         assert time.monotonic() < deadline
         time.sleep(0.05)
     survivor, victim = _work(engine), _work(engine)
