@@ -5,10 +5,12 @@ org, facility access, status, names and emails, site admins. The contract is DES
 
 The SQL is in this folder:
 - plan.sql, before a new run: the export to apply, what each group means, the roles, orgs and
-  facilities the snapshot needs, the reports on groups, the counts the mass-change guard reads,
-  and the accounts the run has work for (orgmig_identity_todo, the keys its batches walk);
+  facilities the snapshot needs, the reports on groups;
+- compare.sql: every account's desired state compared with the tables in one set-based
+  statement: the plan's counts (the mass-change guard reads them) and the accounts the run has
+  work for (orgmig_identity_todo, the keys its batches walk), and `orgmig reconcile`'s drift;
 - state.sql: the desired state of a set of accounts and how the tables differ from it, in
-  temporary tables that the plan, every batch, `--dry-run` and `orgmig reconcile` share;
+  temporary tables that every batch and `--dry-run` read;
 - apply.sql: one batch's writes, each recorded in orgmig_identity_undo;
 - finish.sql and downgrade.sql.
 """
@@ -35,6 +37,13 @@ ALL_KEYS = {"start": -(2**63), "end": 2**63 - 1}
 APP_ROLE_WORDS = ("ADMIN", "USER", "ENTRY_ONLY", "ALL_FACILITIES", "NO_ACCESS")
 STATE = ("load_users", "load_desired", "match")
 DIFFS = ("diff_members", "diff_facilities", "diff_users")
+# compare.sql's CTEs, with the group meanings read from the snapshot (reconcile, which writes
+# nothing) or from those the plan just recorded (a sync's plan)
+CHAIN_FROM_SNAPSHOT = SQL.source("compare.chain", groups=SQL.source("compare.groups_from_snapshot"))
+CHAIN_OF_PLAN = SQL.source("compare.chain", groups=SQL.source("compare.groups_of_plan"))
+# The comparison hashes every account's memberships and access rows: in memory, not in batches
+# written to disk (4 MB, the default, spills at a few tens of thousands of accounts).
+COMPARE_WORK_MEM = "64MB"
 
 
 def parse_role_map(raw: str) -> dict[str, str]:
@@ -131,6 +140,14 @@ class IdentitySync(Step):
         export = self.export(conn)
         if export is None:
             return None
+        self.plan_groups(conn)
+        self.load_state(conn, export, **ALL_KEYS, planned=False, predict=True)
+        self.diff(conn, export)
+        return dict(conn.execute(SQL("plan.counts")).mappings().one())
+
+    def plan_groups(self, conn: Connection) -> None:
+        """A clean slate, then what each group means, the group reports, and the roles, orgs and
+        facilities the snapshot needs."""
         params = self._params()
         conn.execute(SQL("plan.forget"), params)
         for name in ("classify", "facility_conflicts", "report_groups"):
@@ -140,20 +157,23 @@ class IdentitySync(Step):
             log.warning("role %r exists with rank %s (expected %s); left as it is", name, found, expected)
         conn.execute(SQL("plan.create_orgs"), params)
         conn.execute(SQL("plan.create_facilities"), params)
-        self.load_state(conn, export, **ALL_KEYS, planned=False, predict=True)
-        self.diff(conn, export)
-        return dict(conn.execute(SQL("plan.counts")).mappings().one())
 
     def plan(self, conn: Connection, direction: str) -> None:
+        """The run's plan: the group meanings, orgs and facilities, then one set-based statement
+        (compare.plan) that compares every account's desired state with the tables, records the
+        accounts with work in orgmig_identity_todo and returns the guard's counts."""
         if direction != "upgrade":
             return
-        counts = self.build_plan(conn)
-        if counts is None:
+        export = self.export(conn)
+        if export is None:
             log.info("%s: no finished export of %s: nothing to apply (run `orgmig export --provider %s`"
                      " first)", self.name, self.provider, self.provider)
             return
-        self.guard(counts)
-        conn.execute(SQL("plan.todo"), self._params())
+        self.plan_groups(conn)
+        conn.execute(text("SELECT set_config('work_mem', :v, true)"), {"v": COMPARE_WORK_MEM})
+        counts = dict(conn.execute(SQL("compare.plan", chain=CHAIN_OF_PLAN),
+                                   self._params(export_started=export.started_at)).mappings().one())
+        self.guard(counts)  # a refusal rolls the plan back, orgmig_identity_todo with it
         log.info("%s: %s", self.name, describe_plan(counts))
 
     def guard(self, counts: dict[str, int]) -> None:

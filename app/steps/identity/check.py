@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from app import db
 from app.errors import ConfigError
-from app.steps.identity import SQL, IdentitySync
+from app.steps.identity import CHAIN_FROM_SNAPSHOT, COMPARE_WORK_MEM, SQL, IdentitySync
 
 
 @dataclass
@@ -27,11 +27,6 @@ class Drift:
     provider: str
     export_id: int
     users: list[dict] = field(default_factory=list)
-
-
-# The comparison hashes every account's memberships and access rows: in memory, not in batches
-# written to disk (4 MB, the default, spills at a few tens of thousands of accounts).
-COMPARE_WORK_MEM = "64MB"
 
 
 def _no_export(provider: str) -> ConfigError:
@@ -72,8 +67,8 @@ def drift(engine: Engine, step: IdentitySync) -> Drift:
         export = step.export(conn)
         if export is None:
             raise _no_export(step.provider)
-        users = [{k: v for k, v in row.items() if v is not None}
-                 for row in conn.execute(SQL("compare.drift"), step._params(export_started=export.started_at))
-                 .mappings()]
+        rows = conn.execute(SQL("compare.drift", chain=CHAIN_FROM_SNAPSHOT),
+                            step._params(export_started=export.started_at)).mappings()
+        users = [{k: v for k, v in row.items() if v is not None} for row in rows]
         return Drift(step.provider, export.id, users)
 

@@ -6,11 +6,11 @@
 -- it finds is what a sync would write. Orgs are compared by their external id: an org the
 -- snapshot names and the app does not have yet is one a sync would create, with no member.
 
--- name: drift
--- Per user, what differs between the tables and the latest finished snapshot (`orgmig
--- reconcile`): the same rows, columns and order as drift.per_user reads from the temporary tables.
+-- name: groups_from_snapshot
+-- What each group means, read from the snapshot with the rules of plan.classify and
+-- plan.facility_conflicts (reconcile writes nothing, so it cannot use orgmig_identity_group): the
+-- groups that mean something for a member (role, organization, site admin, facility).
 WITH cls AS MATERIALIZED (
-    -- plan.classify
     SELECT g.kind, g.external_id,
            CASE WHEN g.kind = 'organization' THEN g.external_id
                 WHEN p.meaning IN ('facility', 'invalid_facility_id') THEN m.fac[1]
@@ -47,18 +47,29 @@ WITH cls AS MATERIALIZED (
         OFFSET 0
     ) p
     WHERE g.provider = :provider
-),
+)
 -- plan.facility_conflicts: a facility named under two orgs, in the snapshot or against the app's
 -- facility table, belongs to neither
-grp AS MATERIALIZED (
-    SELECT c.kind, c.external_id, c.org_external_id, c.role_name, c.facility_id, c.meaning
-    FROM cls c
-    WHERE c.meaning IN ('role', 'organization', 'site_admin')
-       OR (c.meaning = 'facility'
-           AND c.facility_id NOT IN (SELECT d.facility_id FROM cls d WHERE d.meaning = 'facility'
-                                     GROUP BY d.facility_id HAVING count(DISTINCT d.org_external_id) > 1)
-           AND NOT EXISTS (SELECT 1 FROM facility f JOIN org o ON o.id = f.org_id
-                           WHERE f.id = c.facility_id AND o.external_id IS DISTINCT FROM c.org_external_id))
+SELECT c.kind, c.external_id, c.org_external_id, c.role_name, c.facility_id, c.meaning
+FROM cls c
+WHERE c.meaning IN ('role', 'organization', 'site_admin')
+   OR (c.meaning = 'facility'
+       AND c.facility_id NOT IN (SELECT d.facility_id FROM cls d WHERE d.meaning = 'facility'
+                                 GROUP BY d.facility_id HAVING count(DISTINCT d.org_external_id) > 1)
+       AND NOT EXISTS (SELECT 1 FROM facility f JOIN org o ON o.id = f.org_id
+                       WHERE f.id = c.facility_id AND o.external_id IS DISTINCT FROM c.org_external_id))
+
+-- name: groups_of_plan
+-- What each group means, as the plan of this sync recorded it (plan.classify, facility_conflicts).
+SELECT c.kind, c.external_id, c.org_external_id, c.role_name, c.facility_id, c.meaning
+FROM orgmig_identity_group c
+WHERE c.provider = :provider AND c.meaning IN ('role', 'organization', 'site_admin', 'facility')
+
+-- name: chain
+-- The desired state of every account and the differences, as CTEs; {groups} is one of the two
+-- statements above.
+WITH grp AS MATERIALIZED (
+{groups}
 ),
 -- the orgs the IdP manages (plan.create_orgs makes those missing), and the roles (plan.default_roles
 -- makes those missing: a stand-in id, which no membership has yet)
@@ -128,21 +139,28 @@ words AS MATERIALIZED (
 member AS MATERIALIZED (
     SELECT w.external_id, w.org,
            (min(ARRAY[r.rank, r.id]) FILTER (WHERE r.id IS NOT NULL))[2] AS role_id,
-           bool_or(w.word IN ('ADMIN', 'ALL_FACILITIES')) AS all_facilities
+           bool_or(w.word IN ('ADMIN', 'ALL_FACILITIES')) AS all_facilities,
+           CASE WHEN bool_or(w.word LIKE 'UNKNOWN:%') THEN 'unknown_role'
+                WHEN NOT bool_or(r.id IS NOT NULL)
+                     AND (bool_or(w.word NOT IN ('NO_ACCESS', 'MEMBER')) OR NOT bool_or(w.word = 'NO_ACCESS'))
+                     THEN 'no_role_in_org'
+           END AS problem
     FROM words w
     LEFT JOIN roles r ON w.word IN ('ADMIN', 'USER', 'ENTRY_ONLY') AND r.name = lower(w.word)
     GROUP BY w.external_id, w.org
 ),
 -- state.match and state.predict_created, for the accounts not linked yet
 unlinked AS MATERIALIZED (
-    SELECT b.row_id, b.external_id,
-           coalesce(s.id, CASE WHEN k.by_email THEN e.ids[1] END,
-                    CASE WHEN s.id IS NULL AND NOT k.by_email AND NOT (e.n > 1 OR (e.n = 1 AND (e.accounts > 1 OR e.taken)))
-                              AND NOT (e.n = 1 AND NOT b.email_verified)
-                              AND b.app_status IS DISTINCT FROM 'disabled'
-                              AND EXISTS (SELECT 1 FROM member d WHERE d.external_id = b.external_id
-                                                                   AND d.role_id IS NOT NULL)
-                         THEN -b.row_id END) AS user_id
+    SELECT x.row_id, coalesce(x.matched, CASE WHEN x.predicted THEN -x.row_id END) AS user_id,
+           x.matched IS NOT NULL AS matched, CASE WHEN NOT x.predicted THEN x.problem END AS problem
+    FROM (
+    SELECT b.row_id,
+           coalesce(s.id, CASE WHEN k.by_email THEN e.ids[1] END) AS matched,
+           p.problem,
+           p.problem = 'idp_user_without_app_user' AND b.app_status IS DISTINCT FROM 'disabled'
+               -- (IN, not a correlated EXISTS: a CTE has no index, so that would scan it per account)
+               AND b.external_id IN (SELECT d.external_id FROM member d WHERE d.role_id IS NOT NULL)
+               AS predicted
     FROM acct b
     LEFT JOIN LATERAL (
         SELECT u.id FROM "user" u
@@ -166,7 +184,14 @@ unlinked AS MATERIALIZED (
     CROSS JOIN LATERAL (
         SELECT s.id IS NULL AND e.n = 1 AND b.email_verified AND e.accounts = 1 AND NOT e.taken AS by_email
     ) k
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN s.id IS NOT NULL OR k.by_email THEN NULL
+                    WHEN e.n > 1 OR (e.n = 1 AND (e.accounts > 1 OR e.taken)) THEN 'email_ambiguous'
+                    WHEN e.n = 1 AND NOT b.email_verified THEN 'email_unverified'
+                    ELSE 'idp_user_without_app_user' END AS problem
+    ) p
     WHERE b.user_id IS NULL
+    ) x
 ),
 who AS MATERIALIZED (
     SELECT b.row_id, b.external_id, coalesce(b.user_id, n.user_id) AS user_id, b.user_id IS NULL AS new_link,
@@ -226,9 +251,10 @@ facility_diff AS MATERIALIZED (
     FROM want_facility w
     FULL JOIN have_facility h ON h.user_id = w.user_id AND h.org = w.org AND h.facility_id = w.facility_id
     WHERE (h.user_id IS NULL OR w.user_id IS NULL)
-      AND NOT EXISTS (SELECT 1 FROM member_diff m
-                      WHERE m.user_id = coalesce(w.user_id, h.user_id) AND m.org = coalesce(w.org, h.org)
-                        AND m.app_edit)
+      -- access of a membership whose change is the app's edit is left alone; a hashed NOT IN (an
+      -- anti join with a CTE, whose size the planner cannot know, may become a nested loop over it)
+      AND (coalesce(w.user_id, h.user_id), coalesce(w.org, h.org))
+          NOT IN (SELECT m.user_id, m.org FROM member_diff m WHERE m.app_edit)
 ),
 -- state.diff_users
 user_diff AS MATERIALIZED (
@@ -252,36 +278,96 @@ user_diff AS MATERIALIZED (
     ) c
     WHERE cardinality(c.cols) > 0
 )
--- drift.per_user
+
+-- name: drift
+-- Per user, what differs between the tables and the latest finished snapshot (`orgmig
+-- reconcile`): the same rows, columns and order as drift.per_user reads from the temporary tables.
+{chain}
+-- drift.per_user, each part aggregated per user once (a correlated subquery over a CTE would
+-- scan it per user: quadratic when every account drifts, before the first sync)
+, drift_orgs AS (
+    SELECT d.user_id,
+           jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+               'org', d.org, 'change', d.kind, 'role', rf.name, 'idp_role', rt.name,
+               'all_facilities', CASE WHEN d.all_from IS DISTINCT FROM d.all_to THEN d.all_from END,
+               'idp_all_facilities', CASE WHEN d.all_from IS DISTINCT FROM d.all_to THEN d.all_to END))
+               ORDER BY d.org) AS orgs
+    FROM member_diff d
+    LEFT JOIN roles rf ON rf.id = d.role_from LEFT JOIN roles rt ON rt.id = d.role_to
+    WHERE NOT d.app_edit
+    GROUP BY d.user_id
+),
+drift_facilities AS (
+    SELECT f.user_id,
+           jsonb_agg(jsonb_build_object('org', f.org, 'facility', f.facility_id, 'change', f.kind)
+                     ORDER BY f.org, f.facility_id) AS facilities
+    FROM facility_diff f
+    WHERE NOT f.app_edit
+    GROUP BY f.user_id
+),
+drift_users AS (
+    SELECT d.user_id,
+           CASE WHEN 'status' = ANY (d.columns)
+                THEN jsonb_build_object('status', d.status, 'idp_status', d.app_status) END AS status,
+           CASE WHEN 'is_site_admin' = ANY (d.columns)
+                THEN jsonb_build_object('site_admin', d.is_site_admin, 'idp_site_admin', d.site_admin) END AS site_admin,
+           CASE WHEN cardinality(array_remove(array_remove(d.columns, 'status'), 'is_site_admin')) > 0
+                THEN to_jsonb(array_remove(array_remove(d.columns, 'status'), 'is_site_admin')) END AS profile
+    FROM user_diff d
+    WHERE NOT d.app_edit
+)
 SELECT b.external_id, b.row_id,
        CASE WHEN b.user_id > 0 THEN b.user_id END AS user_id,
        CASE WHEN b.new_link AND b.user_id < 0 THEN 'user to create'
             WHEN b.new_link THEN 'link to make' END AS link,
-       (SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
-                  'org', d.org, 'change', d.kind, 'role', rf.name, 'idp_role', rt.name,
-                  'all_facilities', CASE WHEN d.all_from IS DISTINCT FROM d.all_to THEN d.all_from END,
-                  'idp_all_facilities', CASE WHEN d.all_from IS DISTINCT FROM d.all_to THEN d.all_to END))
-               ORDER BY d.org)
-          FROM member_diff d
-          LEFT JOIN roles rf ON rf.id = d.role_from LEFT JOIN roles rt ON rt.id = d.role_to
-         WHERE d.user_id = b.user_id AND NOT d.app_edit) AS orgs,
-       (SELECT jsonb_agg(jsonb_build_object('org', f.org, 'facility', f.facility_id, 'change', f.kind)
-               ORDER BY f.org, f.facility_id)
-          FROM facility_diff f
-         WHERE f.user_id = b.user_id AND NOT f.app_edit) AS facilities,
-       (SELECT jsonb_build_object('status', d.status, 'idp_status', b.app_status)
-          FROM user_diff d
-         WHERE d.user_id = b.user_id AND NOT d.app_edit AND 'status' = ANY (d.columns)) AS status,
-       (SELECT jsonb_build_object('site_admin', d.is_site_admin, 'idp_site_admin', b.site_admin)
-          FROM user_diff d
-         WHERE d.user_id = b.user_id AND NOT d.app_edit AND 'is_site_admin' = ANY (d.columns)) AS site_admin,
-       (SELECT to_jsonb(array_remove(array_remove(d.columns, 'status'), 'is_site_admin'))
-          FROM user_diff d
-         WHERE d.user_id = b.user_id AND NOT d.app_edit
-           AND cardinality(array_remove(array_remove(d.columns, 'status'), 'is_site_admin')) > 0) AS profile
+       o.orgs, f.facilities, u.status, u.site_admin, u.profile
 FROM who b
-WHERE b.new_link
-   OR b.user_id IN (SELECT d.user_id FROM member_diff d WHERE NOT d.app_edit
-                    UNION SELECT f.user_id FROM facility_diff f WHERE NOT f.app_edit
-                    UNION SELECT d.user_id FROM user_diff d WHERE NOT d.app_edit)
+LEFT JOIN drift_orgs o ON o.user_id = b.user_id
+LEFT JOIN drift_facilities f ON f.user_id = b.user_id
+LEFT JOIN drift_users u ON u.user_id = b.user_id
+WHERE b.new_link OR o.user_id IS NOT NULL OR f.user_id IS NOT NULL OR u.user_id IS NOT NULL
 ORDER BY b.external_id;
+
+-- name: plan
+-- The plan of a sync (after plan.classify ... plan.create_facilities): the accounts the run has
+-- work for go to orgmig_identity_todo (plan.todo: a link to make, a user to create, a membership,
+-- a facility access or a profile value to write, or something to report), and the counts the
+-- mass-change guard reads (plan.counts).
+{chain},
+todo AS (
+    INSERT INTO orgmig_identity_todo (provider, row_id)
+    SELECT :provider, b.row_id
+    FROM acct b LEFT JOIN unlinked n ON n.row_id = b.row_id
+    WHERE n.user_id IS NOT NULL OR n.problem IS NOT NULL
+       OR coalesce(b.user_id, n.user_id) IN (SELECT d.user_id FROM member_diff d
+                                             UNION SELECT f.user_id FROM facility_diff f
+                                             UNION SELECT u.user_id FROM user_diff u)
+       OR b.external_id IN (SELECT d.external_id FROM member d WHERE d.problem IS NOT NULL)
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+),
+losing AS (
+    SELECT d.user_id FROM user_diff d JOIN who b ON b.user_id = d.user_id
+    WHERE NOT d.app_edit AND NOT b.new_link AND 'status' = ANY (d.columns) AND d.app_status = 'disabled'
+    UNION ALL
+    SELECT m.user_id FROM member_diff m JOIN who b ON b.user_id = m.user_id
+    WHERE m.kind = 'remove' AND NOT m.app_edit AND NOT b.new_link
+)
+SELECT
+    (SELECT count(*) FROM acct) AS accounts,
+    (SELECT count(*) FROM acct WHERE user_id IS NOT NULL) AS linked,
+    (SELECT count(*) FROM unlinked WHERE matched) AS links_created,
+    (SELECT count(*) FROM unlinked WHERE user_id < 0) AS users_created,
+    (SELECT count(*) FROM member_diff WHERE kind = 'add' AND NOT app_edit) AS memberships_added,
+    (SELECT count(*) FROM member_diff WHERE kind = 'change' AND NOT app_edit) AS memberships_changed,
+    (SELECT count(*) FROM member_diff WHERE kind = 'remove' AND NOT app_edit) AS memberships_removed,
+    (SELECT count(*) FROM facility_diff WHERE kind = 'add' AND NOT app_edit) AS facilities_added,
+    (SELECT count(*) FROM facility_diff WHERE kind = 'remove' AND NOT app_edit) AS facilities_removed,
+    (SELECT count(*) FROM user_diff WHERE 'status' = ANY (columns) AND NOT app_edit) AS status_changes,
+    (SELECT count(*) FROM user_diff WHERE NOT app_edit) AS users_changed,
+    (SELECT count(DISTINCT d.user_id) FROM user_diff d JOIN who b ON b.user_id = d.user_id
+      WHERE NOT d.app_edit AND NOT b.new_link AND 'status' = ANY (d.columns) AND d.app_status = 'disabled') AS disabled,
+    (SELECT count(DISTINCT m.user_id) FROM member_diff m JOIN who b ON b.user_id = m.user_id
+      WHERE m.kind = 'remove' AND NOT m.app_edit AND NOT b.new_link) AS losing_memberships,
+    (SELECT count(DISTINCT user_id) FROM losing) AS mass_changed,
+    (SELECT count(*) FROM todo) AS todo;
