@@ -16,6 +16,10 @@ ON CONFLICT (step, source_table, source_id, reason) DO UPDATE SET detail = EXCLU
 -- name: forget_plan
 DELETE FROM orgmig_identity_todo WHERE provider = :provider;
 
+-- name: rows_written
+-- What the run's batches wrote (every run of this process or of one it resumed).
+SELECT coalesce(sum(rows_written), 0) FROM orgmig_batch WHERE run_id = :run_id;
+
 -- name: summary
 SELECT (SELECT count(*) FROM idp_user WHERE provider = :provider) AS accounts,
        (SELECT count(*) FROM user_identity WHERE provider = :provider) AS linked,
