@@ -97,7 +97,7 @@ from app.db import DatabaseError, make_engine, normalize_url, redact  # noqa: E4
 from app.ops import migrations  # noqa: E402
 from app.ops.databases import Server, libpq  # noqa: E402
 from app.ops.seed import seed_legacy  # noqa: E402
-from app.steps.identity import SQL, IdentitySync  # noqa: E402
+from app.steps.identity import CHAIN_FROM_SNAPSHOT, CHAIN_OF_PLAN, SQL, IdentitySync  # noqa: E402
 from app.steps.identity.check import drift  # noqa: E402
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -391,8 +391,12 @@ def one_run(server: Server, template: str, run_db: str, logs: Path) -> Run:
 # --- the profile: every statement of the step timed in this process ----------------------------
 
 def statement_names() -> dict[str, str]:
-    """The step's SQL text -> its name (plan.classify, state.load_users, ...)."""
-    return {re.sub(r"\s+", " ", SQL.source(name)): name for name in SQL.names()}
+    """The step's SQL text -> its name (plan.classify, state.load_users, ...), compare.plan and
+    compare.drift as the step expands them."""
+    names = {re.sub(r"\s+", " ", SQL.source(name)): name for name in SQL.names()}
+    for name, chain in (("compare.plan", CHAIN_OF_PLAN), ("compare.drift", CHAIN_FROM_SNAPSHOT)):
+        names[re.sub(r"\s+", " ", SQL.source(name, chain=chain))] = name
+    return names
 
 
 @dataclass

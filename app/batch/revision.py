@@ -14,7 +14,6 @@ from collections.abc import Iterator, Sequence
 
 from sqlalchemy import Connection, text
 
-from alembic import context, op
 from app.batch.errors import DowngradeRefused, MigrationError
 from app.batch.options import Options
 from app.batch.runner import run_step
@@ -32,8 +31,13 @@ LOCK_CLASS = 0x6F726D67  # "ormg"
 MIGRATION_LOCK = 0
 
 
+# alembic.context and alembic.op are imported where they are used: only a revision, inside
+# `alembic upgrade`/`downgrade`, needs them, and importing Alembic costs `orgmig sync` (which takes
+# migration_lock from here) a fifth of a second of start-up.
+
 def x_arguments() -> dict[str, str]:
     """`alembic -x name=value` arguments; an unknown name is a one-line error."""
+    from alembic import context
     given = context.get_x_argument(as_dictionary=True)
     unknown = sorted(set(given) - set(X_ARGUMENTS))
     if unknown:
@@ -63,6 +67,7 @@ def run_data_step(step: Step, direction: str) -> None:
     transaction. Offline (`--sql`) a data step cannot read rows; the script gets a statement that
     stops it with instructions instead of silently doing nothing.
     """
+    from alembic import context, op
     ctx = op.get_context()
     if ctx.as_sql:
         stop_offline(step.name, direction)
@@ -81,6 +86,7 @@ def ensure_finished(step_name: str) -> None:
     """A revision that builds on a data step's result refuses until that step's upgrade run is
     finished (GitLab's ensure_batched_background_migration_is_finished): a run left running,
     paused or failed, or none at all, stops it with a line naming the run."""
+    from alembic import op
     if op.get_context().as_sql:
         return
     run = op.get_bind().execute(text(
@@ -97,6 +103,7 @@ def ensure_finished(step_name: str) -> None:
 def stop_offline(name: str, direction: str) -> None:
     """In an offline script (`--sql`), a data step is a statement that stops the script: it
     moves rows in batches and cannot be written out as SQL."""
+    from alembic import op
     op.execute(
         f"DO $$ BEGIN RAISE EXCEPTION 'orgmig: data step {name} ({direction}) moves rows in"
         " batches and runs online only: run alembic without --sql for this revision'; END $$")
@@ -108,6 +115,7 @@ def refuse_to_drop_rows(revision: str, tables: Sequence[str], only_if: str = "tr
     is left is the application's. `-x allow_data_loss=true` drops them anyway. `only_if` is a SQL
     condition under which the tables are dropped at all (revision 0001 drops user_settings only
     where it created it). Offline, the script gets the same check as a statement."""
+    from alembic import op
     if allow_data_loss():
         return
     counts = " UNION ALL ".join(f"SELECT '{t}' AS tbl, count(*) AS n FROM {t}" for t in tables)

@@ -5,10 +5,12 @@ org, facility access, status, names and emails, site admins. The contract is DES
 
 The SQL is in this folder:
 - plan.sql, before a new run: the export to apply, what each group means, the roles, orgs and
-  facilities the snapshot needs, the reports on groups, the counts the mass-change guard reads,
-  and the accounts the run has work for (orgmig_identity_todo, the keys its batches walk);
+  facilities the snapshot needs, the reports on groups;
+- compare.sql: every account's desired state compared with the tables in one set-based
+  statement: the plan's counts (the mass-change guard reads them) and the accounts the run has
+  work for (orgmig_identity_todo, the keys its batches walk), and `orgmig reconcile`'s drift;
 - state.sql: the desired state of a set of accounts and how the tables differ from it, in
-  temporary tables that the plan, every batch, `--dry-run` and `orgmig reconcile` share;
+  temporary tables that every batch and `--dry-run` read;
 - apply.sql: one batch's writes, each recorded in orgmig_identity_undo;
 - finish.sql and downgrade.sql.
 """
@@ -37,6 +39,13 @@ APP_ROLE_WORDS = ("ADMIN", "USER", "ENTRY_ONLY", "ALL_FACILITIES", "NO_ACCESS")
 STATE = ("load_users", "load_desired", "match")
 DIFFS = ("diff_members", "diff_facilities", "diff_users")
 ROLES = ("admin", "user", "entry_only")  # what the IdP's memberships map to
+# compare.sql's CTEs, with the group meanings read from the snapshot (reconcile, which writes
+# nothing) or from those the plan just recorded (a sync's plan)
+CHAIN_FROM_SNAPSHOT = SQL.source("compare.chain", groups=SQL.source("compare.groups_from_snapshot"))
+CHAIN_OF_PLAN = SQL.source("compare.chain", groups=SQL.source("compare.groups_of_plan"))
+# The comparison hashes every account's memberships and access rows: in memory, not in batches
+# written to disk (4 MB, the default, spills at a few tens of thousands of accounts).
+COMPARE_WORK_MEM = "64MB"
 
 
 def parse_role_map(raw: str) -> dict[str, str]:
@@ -73,7 +82,6 @@ class IdentitySync(Step):
     # sequential scan reads, and with enable_seqscan off every plan carries the same disable cost,
     # which PostgreSQL (before 18) compares within 1%: all plans tie and the join order is chance.
     batch_settings = {"enable_hashjoin": "off", "enable_mergejoin": "off"}
-    analyze_after = ('"user"', "org_user", "org_user_facility", "user_identity")
     new_keys_only = False  # every run plans its accounts afresh
 
     def __init__(self, provider: str, settings: Settings) -> None:
@@ -81,6 +89,13 @@ class IdentitySync(Step):
         self.name = f"identity:{provider}"
         self.settings = settings
         self.role_map = json.dumps(parse_role_map(settings.role_map))
+        self._wrote = True  # set by finish(): whether the run's batches wrote a row
+
+    @property
+    def analyze_after(self) -> tuple[str, ...]:
+        """The tables the batches write, analyzed after the run: not after a sync whose batches
+        wrote nothing (re-applying an unchanged snapshot), where that was a tenth of the time."""
+        return ('"user"', "org_user", "org_user_facility", "user_identity") if self._wrote else ()
 
     def keys(self, direction: str) -> KeySource:
         if direction == "upgrade":
@@ -133,6 +148,14 @@ class IdentitySync(Step):
         export = self.export(conn)
         if export is None:
             return None
+        self.plan_groups(conn)
+        self.load_state(conn, export, **ALL_KEYS, planned=False, predict=True)
+        self.diff(conn, export)
+        return dict(conn.execute(SQL("plan.counts")).mappings().one())
+
+    def plan_groups(self, conn: Connection) -> None:
+        """A clean slate, then what each group means, the group reports, and the roles, orgs and
+        facilities the snapshot needs."""
         params = self._params()
         conn.execute(SQL("plan.forget"), params)
         for name in ("classify", "facility_conflicts", "report_groups"):
@@ -141,20 +164,23 @@ class IdentitySync(Step):
         ensure_roles(conn, self.name, ROLES)
         conn.execute(SQL("plan.create_orgs"), params)
         conn.execute(SQL("plan.create_facilities"), params)
-        self.load_state(conn, export, **ALL_KEYS, planned=False, predict=True)
-        self.diff(conn, export)
-        return dict(conn.execute(SQL("plan.counts")).mappings().one())
 
     def plan(self, conn: Connection, direction: str) -> None:
+        """The run's plan: the group meanings, orgs and facilities, then one set-based statement
+        (compare.plan) that compares every account's desired state with the tables, records the
+        accounts with work in orgmig_identity_todo and returns the guard's counts."""
         if direction != "upgrade":
             return
-        counts = self.build_plan(conn)
-        if counts is None:
+        export = self.export(conn)
+        if export is None:
             log.info("%s: no finished export of %s: nothing to apply (run `orgmig export --provider %s`"
                      " first)", self.name, self.provider, self.provider)
             return
-        self.guard(counts)
-        conn.execute(SQL("plan.todo"), self._params())
+        self.plan_groups(conn)
+        conn.execute(text("SELECT set_config('work_mem', :v, true)"), {"v": COMPARE_WORK_MEM})
+        counts = dict(conn.execute(SQL("compare.plan", chain=CHAIN_OF_PLAN),
+                                   self._params(export_started=export.started_at)).mappings().one())
+        self.guard(counts)  # a refusal rolls the plan back, orgmig_identity_todo with it
         log.info("%s: %s", self.name, describe_plan(counts))
 
     def guard(self, counts: dict[str, int]) -> None:
@@ -224,7 +250,9 @@ class IdentitySync(Step):
             if self.export(conn) is not None:
                 conn.execute(SQL("finish.report_app_users"), params)
             conn.execute(SQL("finish.forget_plan"), params)
+            self._wrote = conn.execute(SQL("finish.rows_written"), params).scalar_one() > 0
             return
+        self._wrote = True
         if self.settings.allow_data_loss:
             conn.execute(SQL("downgrade.org_dependents"), params)
         conn.execute(SQL("downgrade.drop_created"), params)

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from app import db
 from app.errors import ConfigError
-from app.steps.identity import SQL, IdentitySync
+from app.steps.identity import CHAIN_FROM_SNAPSHOT, COMPARE_WORK_MEM, SQL, IdentitySync
 
 
 @dataclass
@@ -60,12 +60,15 @@ def dry_run(engine: Engine, step: IdentitySync) -> Plan:
 
 
 def drift(engine: Engine, step: IdentitySync) -> Drift:
-    """Per user, what differs between the tables and the latest finished snapshot."""
-    with engine.connect() as conn, db.transaction(conn, statement_timeout_ms=0, rollback=True):
+    """Per user, what differs between the tables and the latest finished snapshot: one read-only
+    statement (compare.drift), in a read-only transaction."""
+    with engine.connect() as conn, db.transaction(conn, statement_timeout_ms=0, rollback=True,
+                                                  transaction_read_only="on", work_mem=COMPARE_WORK_MEM):
         export = step.export(conn)
-        if export is None or step.build_plan(conn) is None:
+        if export is None:
             raise _no_export(step.provider)
-        users = [{k: v for k, v in row.items() if v is not None}
-                 for row in conn.execute(SQL("drift.per_user")).mappings()]
+        rows = conn.execute(SQL("compare.drift", chain=CHAIN_FROM_SNAPSHOT),
+                            step._params(export_started=export.started_at)).mappings()
+        users = [{k: v for k, v in row.items() if v is not None} for row in rows]
         return Drift(step.provider, export.id, users)
 

@@ -16,15 +16,18 @@ ON CONFLICT (step, source_table, source_id, reason) DO UPDATE SET detail = EXCLU
 -- name: forget_plan
 DELETE FROM orgmig_identity_todo WHERE provider = :provider;
 
+-- name: rows_written
+-- What the run's batches wrote (every run of this process or of one it resumed).
+SELECT coalesce(sum(rows_written), 0) FROM orgmig_batch WHERE run_id = :run_id;
+
 -- name: summary
+-- One pass over the run's undo rows (the log has no index on run_id: four counts were four scans).
 SELECT (SELECT count(*) FROM idp_user WHERE provider = :provider) AS accounts,
        (SELECT count(*) FROM user_identity WHERE provider = :provider) AS linked,
-       (SELECT count(*) FROM orgmig_identity_undo
-         WHERE provider = :provider AND table_name = 'user_identity' AND run_id = :run_id) AS links_created,
-       (SELECT count(*) FROM orgmig_identity_undo
-         WHERE provider = :provider AND table_name = 'user' AND before IS NULL AND run_id = :run_id) AS users_created,
-       (SELECT count(*) FROM orgmig_identity_undo
-         WHERE provider = :provider AND table_name = 'org_user' AND run_id = :run_id) AS memberships_written,
-       (SELECT count(*) FROM orgmig_identity_undo
-         WHERE provider = :provider AND table_name = 'user' AND before IS NOT NULL AND run_id = :run_id)
-           AS users_changed;
+       u.links_created, u.users_created, u.memberships_written, u.users_changed
+FROM (SELECT count(*) FILTER (WHERE table_name = 'user_identity') AS links_created,
+             count(*) FILTER (WHERE table_name = 'user' AND before IS NULL) AS users_created,
+             count(*) FILTER (WHERE table_name = 'org_user') AS memberships_written,
+             count(*) FILTER (WHERE table_name = 'user' AND before IS NOT NULL) AS users_changed
+      FROM orgmig_identity_undo
+      WHERE provider = :provider AND run_id = :run_id) u;

@@ -219,12 +219,7 @@ ANALYZE idb_user, idb_member;
 -- differ from what it gives: to add, to change (role or all-facilities), to remove. Personal orgs
 -- and every other org are never touched.
 INSERT INTO idb_member_diff (user_id, org_id, kind, role_from, role_to, all_from, all_to, app_edit, before)
-WITH managed AS MATERIALIZED (
-    SELECT o.id FROM org o
-    WHERE o.external_id IN (SELECT c.org_external_id FROM orgmig_identity_group c
-                            WHERE c.provider = :provider AND c.meaning IN ('role', 'facility', 'organization'))
-),
-want AS (
+WITH want AS (
     SELECT b.user_id, d.org_id, d.role_id, d.all_facilities
     FROM idb_user b JOIN idb_member d ON d.external_id = b.external_id
     WHERE b.user_id IS NOT NULL AND d.role_id IS NOT NULL
@@ -234,6 +229,15 @@ want AS (
 -- with every account of a batch and probe the primary key for each pair).
 mine AS MATERIALIZED (
     SELECT m.* FROM idb_user b JOIN org_user m ON m.user_id = b.user_id
+),
+-- The managed orgs, read only when these accounts have a membership at all (all the provider's
+-- group meanings are read to find them: 13 ms a batch at 18,000 groups, for nothing on a first
+-- sync, whose new users have none).
+managed AS MATERIALIZED (
+    SELECT o.id FROM org o
+    WHERE o.external_id IN (SELECT c.org_external_id FROM orgmig_identity_group c
+                            WHERE c.provider = :provider AND c.meaning IN ('role', 'facility', 'organization'))
+      AND EXISTS (SELECT 1 FROM mine)
 ),
 have AS (
     SELECT m.org_id, m.user_id, m.role_id, m.status, m.all_facilities, m.created_at, m.updated_at,
@@ -261,17 +265,17 @@ WHERE h.org_id IS NULL OR w.org_id IS NULL
 -- A row the app added after the export started is the app's edit; access of a membership whose
 -- change is the app's edit is left alone.
 INSERT INTO idb_facility_diff (user_id, org_id, facility_id, kind, app_edit)
-WITH managed AS MATERIALIZED (
-    SELECT o.id FROM org o
-    WHERE o.external_id IN (SELECT c.org_external_id FROM orgmig_identity_group c
-                            WHERE c.provider = :provider AND c.meaning IN ('role', 'facility', 'organization'))
-),
-want AS (
+-- (want: each account's members by idb_member's primary key, OFFSET 0 keeping the LATERAL a probe
+-- per account: the temporary tables have no statistics in a batch, and the planner compared every
+-- account with every member row of the batch, 15 ms of each batch)
+WITH want AS (
     SELECT b.user_id, d.org_id, f.id AS facility_id
     FROM idb_user b
-    JOIN idb_member d ON d.external_id = b.external_id
+    CROSS JOIN LATERAL (SELECT d.org_id, d.facility_ids FROM idb_member d
+                        WHERE d.external_id = b.external_id AND d.role_id IS NOT NULL AND NOT d.all_facilities
+                        OFFSET 0) d
     JOIN facility f ON f.id = ANY (d.facility_ids) AND f.org_id = d.org_id
-    WHERE b.user_id IS NOT NULL AND d.role_id IS NOT NULL AND NOT d.all_facilities
+    WHERE b.user_id IS NOT NULL
 ),
 -- The access rows of these accounts, through their memberships (org_user has an index on
 -- user_id, org_user_facility none that starts with it; every access row has its membership),
@@ -280,6 +284,13 @@ mine AS MATERIALIZED (
     SELECT f.* FROM idb_user b
     JOIN org_user m ON m.user_id = b.user_id
     JOIN org_user_facility f ON f.org_id = m.org_id AND f.user_id = m.user_id
+),
+-- the managed orgs, read only when these accounts have access rows (as in diff_members)
+managed AS MATERIALIZED (
+    SELECT o.id FROM org o
+    WHERE o.external_id IN (SELECT c.org_external_id FROM orgmig_identity_group c
+                            WHERE c.provider = :provider AND c.meaning IN ('role', 'facility', 'organization'))
+      AND EXISTS (SELECT 1 FROM mine)
 ),
 have AS (
     SELECT f.org_id, f.user_id, f.facility_id, f.created_at, x.id IS NOT NULL AS ours
