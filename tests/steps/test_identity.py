@@ -302,6 +302,11 @@ def test_upgrade_applies_the_snapshot_rerun_changes_nothing_downgrade_restores(i
     assert failed_checks(engine) == []
     assert {c.revision for c in verify.run(engine)} >= {"0004", "0006", "0007"}
 
+    # reconcile (compare.sql, one statement) agrees with what the batches wrote (state.sql) on
+    # every edge case of the tenant: no drift.
+    clean = cli(url, "reconcile", "--provider", provider, "--json")
+    assert clean.code == 0, clean.stdout[-3000:] + clean.stderr[-3000:]
+
     # Running the sync again writes nothing: identical tables.
     after = fingerprint(engine)
     again = cli(url, "sync", "--provider", provider)
