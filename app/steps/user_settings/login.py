@@ -64,10 +64,11 @@ def _attempt(conn: Connection, keycloak_user_id: str) -> tuple[int | None, bool]
     conn.execute(SQL("run.default_roles"), {"step": STEP.name}).all()
     sequence = conn.execute(SQL("run.user_id_sequence")).scalar_one()
     before = _settings(conn, STATEMENT_SETTINGS)
-    try:
-        r = STEP.migrate(conn, min(ids), max(ids), LAST_KEY, None, sequence, ids=ids)
-    finally:
-        _settings(conn, before)
+    # Put back after success only: a failure aborts the attempt, and rolling back its transaction
+    # or savepoint undoes the settings too (restoring them in an aborted transaction would fail
+    # with 25P02 and hide the error that decides the retry).
+    r = STEP.migrate(conn, min(ids), max(ids), LAST_KEY, None, sequence, ids=ids)
+    _settings(conn, before)
     return max(ids), r["linked"] > 0
 
 
