@@ -52,6 +52,7 @@ import multiprocessing as mp
 import os
 import queue
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -277,22 +278,30 @@ def cpu_times() -> tuple[int, int]:
 
 
 class Waits(threading.Thread):
-    """Every 200 ms, what the application's active backends wait for (pg_stat_activity)."""
+    """Every 200 ms, what the application's active backends wait for (pg_stat_activity), and for
+    a lock wait, which statements wait behind whose."""
 
     def __init__(self, url: URL) -> None:
         super().__init__(daemon=True)
         self.url = url
         self.counts: Counter = Counter()
+        self.blocked: Counter = Counter()
         self.halt = threading.Event()
 
     def run(self) -> None:
         with psycopg.connect(self.url.set(drivername="postgresql").render_as_string(hide_password=False),
                              autocommit=True) as conn:
             while not self.halt.wait(0.2):
-                for wtype, wevent in conn.execute(
-                        "SELECT wait_event_type, wait_event FROM pg_stat_activity"
-                        " WHERE application_name = %s AND state = 'active'", (APP_NAME,)):
+                for wtype, wevent, query, blockers in conn.execute(
+                        "SELECT a.wait_event_type, a.wait_event, left(a.query, 40),"
+                        " (SELECT string_agg(DISTINCT coalesce(nullif(b.application_name, ''), b.backend_type)"
+                        "   || ': ' || left(b.query, 40), ' | ') FROM pg_stat_activity b"
+                        "  WHERE b.pid = ANY (pg_blocking_pids(a.pid)))"
+                        " FROM pg_stat_activity a WHERE a.application_name = %s AND a.state = 'active'",
+                        (APP_NAME,)):
                     self.counts["on CPU" if wtype is None else f"{wtype}:{wevent}"] += 1
+                    if wtype == "Lock":
+                        self.blocked[(" ".join(query.split()), " ".join((blockers or "?").split()))] += 1
 
     def stop(self) -> Counter:
         self.halt.set()
@@ -311,6 +320,7 @@ class Window:
     cpu_busy: float | None = None
     waits: Counter = field(default_factory=Counter)
     upgrade: dict | None = None
+    blocked: Counter = field(default_factory=Counter)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -451,31 +461,42 @@ class Bench:
                             (min(loads[state]), max(loads[state])), waits=counts if state == "off" else Counter())
                      for state in ("off", "on"))
 
-    def upgrade(self, label: str, x_args: list[str]) -> Window:
-        """`alembic upgrade 0004` while the application runs; the window is the alembic process's life."""
+    def upgrade(self, label: str, x_args: list[str], idle_before: float) -> tuple[Window, Window]:
+        """`idle_before` seconds of traffic alone (this run's idle reference), then `alembic upgrade
+        0004` beside it; the upgrade's window is the alembic process's life."""
         name, url = self.copy()
         try:
             traffic = self.traffic(url, label)
-            waits = Waits(url)
-            before, cpu0 = load1(), cpu_times()
-            waits.start()
-            log = self.logs / f"upgrade_{label}.log"
             try:
-                start = time.monotonic()
-                code = run_logged(alembic_cmd(x_args), url, log)
-                end = time.monotonic()
+                idle_load = load1()
+                idle_start = time.monotonic()
+                time.sleep(idle_before)
+                idle_end = time.monotonic()
+                waits = Waits(url)
+                before, cpu0, wal0 = load1(), cpu_times(), wal_state(url)
+                waits.start()
+                log = self.logs / f"upgrade_{label}_{self.copies}.log"
+                try:
+                    start = time.monotonic()
+                    code = run_logged(alembic_cmd(x_args), url, log)
+                    end = time.monotonic()
+                finally:
+                    counts = waits.stop()
             finally:
-                counts = waits.stop()
                 samples = traffic.stop()
-            cpu1, after = cpu_times(), load1()
+            cpu1, after, wal1 = cpu_times(), load1(), wal_state(url)
             if code != 0:
                 raise RuntimeError(f"alembic upgrade {REVISION} ({label}) exited with {code}: see {log}")
-            upgrade = ledger(url) | {"seconds": end - start}
+            upgrade = ledger(url) | {"seconds": end - start, **wal_delta(wal0, wal1)}
+            blocked = waits.blocked
         finally:
             self.server.drop(name)
         busy = (cpu1[0] - cpu0[0]) / max(1, cpu1[1] - cpu0[1])
         say(f"{label}: {upgrade['rows']:,} rows in {end - start:.1f} s; load average {before:.2f} -> {after:.2f}")
-        return Window(label, within(samples, [(start, end)]), end - start, (before, after), busy, counts, upgrade)
+        return (Window(f"{label}, idle before", within(samples, [(idle_start, idle_end)]), idle_end - idle_start,
+                       (idle_load, before)),
+                Window(label, within(samples, [(start, end)]), end - start, (before, after), busy, counts, upgrade,
+                       blocked))
 
     def join(self, joiners: int) -> dict:
         """`alembic -x workers=1 upgrade 0004` and `joiners` `orgmig work --workers 1` processes, no traffic."""
@@ -553,6 +574,26 @@ def ledger(url: URL) -> dict:
             "retries": retries, "capture_gone": capture_gone}
 
 
+def wal_state(url: URL) -> dict:
+    """WAL written so far, WAL segment files, checkpoints (all of the server: other sessions'
+    checkpoints show here too, CREATE DATABASE asks for one)."""
+    with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False),
+                         autocommit=True) as conn:
+        state = {"wal_bytes": int(conn.execute("SELECT wal_bytes FROM pg_stat_wal").fetchone()[0]),
+                 "checkpoints": conn.execute("SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")
+                 .fetchone()[0]}
+        try:  # pg_ls_waldir needs a superuser or pg_monitor
+            state["segments"] = conn.execute("SELECT count(*) FROM pg_ls_waldir()").fetchone()[0]
+        except psycopg.Error:
+            state["segments"] = None
+    return state
+
+
+def wal_delta(a: dict, b: dict) -> dict:
+    return {"wal_gb": (b["wal_bytes"] - a["wal_bytes"]) / 1e9, "checkpoints": b["checkpoints"] - a["checkpoints"],
+            "segments": (a["segments"], b["segments"])}
+
+
 # --- the report -------------------------------------------------------------------------------
 
 
@@ -578,11 +619,14 @@ def logins(w: Window, migrated_now: bool) -> list[Sample]:
 def row(label: str, st: dict, extra: str = "") -> str:
     errors = sum(st["errors"].values())
     err = f"  errors {errors} ({', '.join(f'{k} {v}' for k, v in st['errors'].most_common(3))})" if errors else ""
-    return (f"    {label:<34}{st['n']:>7,}{st['p50']:>9.2f}{st['p99']:>9.2f}{st['max']:>9.1f}{extra}{err}")
+    return (f"    {label:<48}{st['n']:>7,}{st['p50']:>9.2f}{st['p99']:>9.2f}{st['max']:>9.1f}{extra}{err}")
 
 
 def load_text(load: tuple[float, float]) -> str:
     return f"{load[0]:.2f}-{load[1]:.2f}" if abs(load[1] - load[0]) >= 0.005 else f"{load[0]:.2f}"
+
+
+UPGRADES = {"default": ("default settings", []), "workers1": ("-x workers=1", ["workers=1"])}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -593,6 +637,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--idle-seconds", type=float, default=60,
                    help="idle traffic measured without, and again with, the capture (default 60 each)")
     p.add_argument("--block-seconds", type=float, default=15, help="length of one idle block (default 15)")
+    p.add_argument("--idle-before", type=float, default=20,
+                   help="seconds of traffic alone before each upgrade, its idle reference (default 20)")
+    p.add_argument("--runs", type=int, default=3,
+                   help="upgrades of each kind beside the traffic, in turn, on fresh copies (default 3)")
     p.add_argument("--warmup", type=float, default=5, help="seconds of traffic not measured in each copy (default 5)")
     p.add_argument("--joiners", default="1,2,4", help="orgmig work processes to try beside alembic (default 1,2,4)")
     p.add_argument("--only", default=",".join(SCENARIOS), help=f"scenarios to run (default {','.join(SCENARIOS)})")
@@ -606,13 +654,12 @@ def main(argv: list[str] | None = None) -> int:
         joiners = [int(j) for j in args.joiners.split(",") if j.strip()]
     except ValueError:
         joiners = [-1]
-    if (args.users < 100 or args.rate <= 0 or args.login_rate < 0 or args.idle_seconds <= 0
-            or args.block_seconds <= 0 or set(only) - set(SCENARIOS) or any(j < 1 or j > 32 for j in joiners)):
-        print("bench: --users must be at least 100, --rate and the idle lengths positive, --login-rate not"
-              f" negative, --joiners 1-32 each, --only among {','.join(SCENARIOS)}", file=sys.stderr)
+    if (args.users < 100 or args.rate <= 0 or args.login_rate < 0 or args.idle_seconds <= 0 or args.runs < 1
+            or args.block_seconds <= 0 or args.idle_before <= 0 or set(only) - set(SCENARIOS)
+            or any(j < 1 or j > 32 for j in joiners)):
+        print("bench: --users must be at least 100, --rate, --runs and the idle lengths positive, --login-rate"
+              f" not negative, --joiners 1-32 each, --only among {','.join(SCENARIOS)}", file=sys.stderr)
         return 2
-    if "default" in only or "workers1" in only:
-        only = list(dict.fromkeys(["idle", *only]))  # the idle figures are the reference
 
     try:
         server = Server(normalize_url(args.database_url or os.environ.get("DATABASE_URL") or DEFAULT_SERVER))
@@ -625,6 +672,7 @@ def main(argv: list[str] | None = None) -> int:
     code = code_version()
     load_start = load1()
     windows: dict[str, Window] = {}
+    runs: dict[str, list[tuple[Window, Window]]] = {k: [] for k in UPGRADES if k in only}
     joins: list[dict] = []
     logs = Path(tempfile.mkdtemp(prefix="orgmig-bench-online-"))
     started = time.monotonic()
@@ -635,12 +683,11 @@ def main(argv: list[str] | None = None) -> int:
         if "idle" in only:
             say(f"idle: {args.rate:g} tx/s and {args.login_rate:g} logins/s, capture off and on in turn")
             windows["off"], windows["on"] = bench.idle(args.idle_seconds, args.block_seconds)
-        if "default" in only:
-            say(f"upgrade {REVISION} with the default settings, during the traffic")
-            windows["default"] = bench.upgrade("default", [])
-        if "workers1" in only:
-            say(f"upgrade {REVISION} with -x workers=1, during the traffic")
-            windows["workers1"] = bench.upgrade("workers1", ["workers=1"])
+        for i in range(1, args.runs + 1 if runs else 1):
+            for key in runs:  # in turn, so a change in the host's load reaches both kinds alike
+                label, x_args = UPGRADES[key]
+                say(f"run {i}: {args.idle_before:g} s of traffic alone, then upgrade {REVISION} with {label}")
+                runs[key].append(bench.upgrade(key, x_args, args.idle_before))
         if "join" in only:
             for j in [0, *joiners]:
                 say(f"upgrade {REVISION} with -x workers=1 and {j} orgmig work --workers 1, no traffic")
@@ -652,16 +699,22 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             server.drop(template)
 
-    return report(args, only, where, code, load_start, time.monotonic() - started, windows, joins, work, logs)
+    return report(args, where, code, load_start, time.monotonic() - started, windows, runs, joins, work, logs)
 
 
-def report(args, only, where, code, load_start, seconds, windows: dict[str, Window], joins: list[dict],
-           work: Workload, logs: Path) -> int:
+def pooled(name: str, windows: list[Window]) -> Window:
+    return Window(name, [s for w in windows for s in w.samples], sum(w.seconds for w in windows),
+                  (min(w.load[0] for w in windows), max(w.load[1] for w in windows)))
+
+
+def report(args, where, code, load_start, seconds, windows: dict[str, Window],
+           runs: dict[str, list[tuple[Window, Window]]], joins: list[dict], work: Workload, logs: Path) -> int:
     missed: list[str] = []
-    cmd = (f"python bench/online.py --users {args.users} --rate {args.rate:g} --login-rate {args.login_rate:g}"
-           f" --idle-seconds {args.idle_seconds:g} --block-seconds {args.block_seconds:g} --warmup {args.warmup:g}"
-           f" --joiners {args.joiners} --seed {args.seed}" + (f" --only {args.only}" if args.only != ",".join(SCENARIOS)
-                                                              else ""))
+    defaults = {"rate": 200, "login_rate": 20, "idle_seconds": 60, "block_seconds": 15, "idle_before": 20,
+                "runs": 3, "warmup": 5, "joiners": "1,2,4", "only": ",".join(SCENARIOS), "seed": 0}
+    cmd = f"python bench/online.py --users {args.users}" + "".join(
+        f" --{k.replace('_', '-')} {getattr(args, k):g}" if isinstance(v, int | float)
+        else f" --{k.replace('_', '-')} {getattr(args, k)}" for k, v in defaults.items() if getattr(args, k) != v)
     out = [
         f"orgmig benchmark: revision {REVISION} beside the application's traffic",
         f"  server       {where}",
@@ -677,30 +730,44 @@ def report(args, only, where, code, load_start, seconds, windows: dict[str, Wind
          + f"; plus {args.login_rate:g} migrate_user calls/s (half for users not yet migrated)"),
         f"  took         {seconds / 60:.1f} min; logs in {logs}",
     ]
-    header = f"    {'':<34}{'n':>7}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
-    idle = windows.get("off")
-    if idle:
-        out.append("  application transactions (all kinds)")
+    header = f"    {'':<48}{'n':>7}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+    during = {key: pooled(UPGRADES[key][0], [w for _, w in pairs]) for key, pairs in runs.items() if pairs}
+    shown = ([("idle (capture-off blocks)", windows["off"])] if "off" in windows else []) + [
+        (f"upgrade, {UPGRADES[key][0]} ({len(runs[key])} runs)", w) for key, w in during.items()]
+    if shown:
+        out.append("  application transactions, all kinds")
         out.append(header + "   load average")
-        for key, label in (("off", "idle"), ("default", "upgrade, default settings"),
-                           ("workers1", "upgrade, -x workers=1")):
-            if key in windows:
-                w = windows[key]
-                out.append(row(label, stats(app_samples(w)), f"   {load_text(w.load)}"))
-        idle_p99 = stats(app_samples(idle))["p99"]
-        for key, label in (("default", "default settings"), ("workers1", "-x workers=1")):
-            if key in windows:
-                r = stats(app_samples(windows[key]))["p99"] / idle_p99
-                ok = r <= TARGET_RATIO
-                missed += [] if ok else [f"application p99 during the upgrade ({label})"]
-                out.append(f"    p99 during the upgrade ({label}) / idle p99 = {r:.2f}"
-                           f" (target <= {TARGET_RATIO:g}): {verdict(ok)}")
+        for label, w in shown:
+            out.append(row(label, stats(app_samples(w)), f"   {load_text(w.load)}"))
         out.append("    p99 ms by kind: " + "; ".join(
-            f"{label} " + ", ".join(f"{k} {stats(app_samples(windows[key], (k,)))['p99']:.1f}" for k in APP_KINDS)
-            for key, label in (("off", "idle"), ("default", "default"), ("workers1", "workers=1"))
-            if key in windows))
-        on = windows["on"]
-        out.append("  the live-write capture, idle (same copy, blocks in turn; no upgrade running)")
+            f"{label.split(' (')[0]}: " + ", ".join(f"{k} {stats(app_samples(w, (k,)))['p99']:.1f}" for k in APP_KINDS)
+            for label, w in shown))
+    if runs:
+        out.append("  each upgrade beside the traffic: p99 against the same copy's idle p99 just before it")
+        out.append(f"    {'':<18}{'run':>4}{'idle p99':>10}{'p50':>7}{'p99':>8}{'max':>8}{'ratio':>7}{'rows/s':>8}"
+                   f"{'WAL GB':>8}{'WAL files':>11}{'ckpts':>6}  load average   waits of the application")
+        for key, pairs in runs.items():
+            ratios = []
+            for i, (idle, w) in enumerate(pairs, 1):
+                a, b = stats(app_samples(idle)), stats(app_samples(w))
+                ratios.append(b["p99"] / a["p99"])
+                u = w.upgrade
+                files = "-" if u["segments"][0] is None else f"{u['segments'][0]}->{u['segments'][1]}"
+                waits = sum(w.waits.values())
+                out.append(
+                    f"    {UPGRADES[key][0]:<18}{i:>4}{a['p99']:>10.2f}{b['p50']:>7.2f}{b['p99']:>8.2f}{b['max']:>8.0f}"
+                    f"{ratios[-1]:>7.2f}{u['rows'] / u['seconds']:>8,.0f}{u['wal_gb']:>8.2f}{files:>11}"
+                    f"{u['checkpoints']:>6}  {load_text(w.load):<14} "
+                    + ", ".join(f"{k} {v / waits:.0%}" for k, v in w.waits.most_common(3)))
+                if u["status"] != "finished" or not u["capture_gone"]:
+                    missed.append(f"the upgrade ({UPGRADES[key][0]}, run {i}) did not finish cleanly")
+            ratio = statistics.median(ratios)
+            ok = ratio <= TARGET_RATIO
+            missed += [] if ok else [f"application p99 during the upgrade ({UPGRADES[key][0]})"]
+            out.append(f"    {UPGRADES[key][0]}: median ratio {ratio:.2f} (target <= {TARGET_RATIO:g}): {verdict(ok)}")
+    if "off" in windows:
+        idle, on = windows["off"], windows["on"]
+        out.append("  the live-write capture, idle (one copy, 15 s blocks without and with it in turn; no upgrade)")
         out.append(header + "   load average")
         for kinds, what in ((LEGACY_WRITES, "writes to user_settings"), (APP_KINDS, "all transactions")):
             s_off, s_on = stats(app_samples(idle, kinds)), stats(app_samples(on, kinds))
@@ -708,36 +775,27 @@ def report(args, only, where, code, load_start, seconds, windows: dict[str, Wind
             out.append(row(f"{what}, capture on", s_on, f"   {load_text(on.load)}"))
             out.append(f"    {what}: p50 x{s_on['p50'] / s_off['p50']:.2f}, p99 x{s_on['p99'] / s_off['p99']:.2f}"
                        " with the capture")
+    login_windows = ([("idle", windows["off"])] if "off" in windows else []) + [
+        (f"upgrade, {UPGRADES[key][0]}", w) for key, w in during.items()]
+    if login_windows:
         out.append("  migrate_user (latency from the scheduled call; the call alone in brackets)")
         out.append(header)
-        for key, label in (("off", "idle"), ("default", "upgrade, default"), ("workers1", "upgrade, workers=1")):
-            if key not in windows:
-                continue
+        for label, w in login_windows:
             for now, what in ((True, "migrated by the call"), (False, "already migrated")):
-                st = stats(logins(windows[key], now))
+                st = stats(logins(w, now))
                 ok = st["p99"] < TARGET_LOGIN_MS
                 missed += [] if ok else [f"migrate_user p99, {label}, {what}"]
                 out.append(row(f"{label}, {what}", st, f"  ({st['service_p99']:.2f})  target p99 < "
                                                        f"{TARGET_LOGIN_MS:g} ms: {verdict(ok)}"))
-    for key, label in (("default", "default settings"), ("workers1", "-x workers=1")):
-        if key in windows:
-            w = windows[key]
-            u = w.upgrade
-            out.append(
-                f"  upgrade      {label}, beside the traffic: {u['rows']:,} rows in {u['seconds']:.1f} s ="
-                f" {u['rows'] / u['seconds']:,.0f} rows/s ({u['rows'] / u['batch_seconds']:,.0f} rows/s from the"
-                f" run's start to its last batch); {u['batches']:,} batches, {u['retries']} retries;"
-                f" CPUs {w.cpu_busy:.0%} busy; load average {load_text(w.load)}")
-            waits = sum(w.waits.values())
-            if waits:
-                out.append("               the application's active backends: " + ", ".join(
-                    f"{k} {v / waits:.0%}" for k, v in w.waits.most_common(5)))
-            if u["status"] != "finished" or not u["capture_gone"]:
-                missed.append(f"the upgrade ({label}) did not finish cleanly")
-                out.append(f"  WARNING      run {u['status']}, capture removed: {u['capture_gone']}")
+    for key, pairs in runs.items():
+        rates = ", ".join(f"{w.upgrade['rows'] / w.upgrade['seconds']:,.0f}" for _, w in pairs)
+        retries = sum(w.upgrade["retries"] for _, w in pairs)
+        busy = statistics.median(w.cpu_busy for _, w in pairs)
+        out.append(f"  upgrade      {UPGRADES[key][0]}, beside the traffic: {rates} rows/s"
+                   f" (wall time of alembic, start-up included); {retries} batch retries in all;"
+                   f" CPUs {busy:.0%} busy (median)")
     if joins:
-        base = joins[0]
-        base_rate = base["rows"] / base["seconds"]
+        base_rate = joins[0]["rows"] / joins[0]["seconds"]
         out.append("  processes    alembic -x workers=1, with N orgmig work --workers 1 joining (no traffic)")
         out.append(f"    {'N':<4}{'rows/s':>9}{'x alone':>9}{'seconds':>9}{'rows/s in batches':>19}   load average"
                    "   batches by the joiners")
