@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -46,7 +45,6 @@ from pathlib import Path
 import psycopg
 from sqlalchemy import Text, bindparam, cast, exists, func, insert, literal, select, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,55 +52,25 @@ sys.path.insert(0, str(ROOT))
 
 # app is imported once ROOT is on sys.path, so the bench also runs from a checkout where the
 # package is not installed; E402 (imports below code) is expected for these lines.
-from app.db import DatabaseError, make_engine, normalize_url, redact  # noqa: E402
-from app.ops import migrations  # noqa: E402
+from app.db import DatabaseError, make_engine, normalize_url  # noqa: E402
 from app.ops.databases import Server, libpq  # noqa: E402
-from app.ops.seed import SeedSummary, seed_legacy  # noqa: E402
 from app.schema import SETTINGS_COLUMNS, org, org_user, role, settings, user, user_settings  # noqa: E402
+from bench.common import (  # noqa: E402
+    DEFAULT_SERVER,
+    child_env,
+    code_version,
+    describe,
+    machine,
+    prepare,
+    say,
+    upgrade_to,
+    verdict,
+)
 
-DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 TARGET_RATE = 15_000
 TARGET_SPEEDUP = 5.0
 TARGET_RSS_RATIO = 1.2
 BASELINE_COMMIT_EVERY = 500
-
-
-def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-# --- databases (created, copied and dropped by app.ops.databases.Server) ------------------------
-
-
-def describe(server: Server) -> str:
-    with psycopg.connect(libpq(server.admin_url)) as conn:
-        version = conn.execute("SHOW server_version").fetchone()[0]
-        shared = conn.execute("SHOW shared_buffers").fetchone()[0]
-    return f"PostgreSQL {version} (shared_buffers {shared}) at {redact(server.admin_url)}"
-
-
-def upgrade_to_0003(url: URL) -> None:
-    cfg = migrations.alembic_config(url)
-    cfg.attributes["configure_logger"] = False
-    migrations.upgrade(cfg, "0003")
-
-
-def prepare(url: URL, users: int, seed: int) -> SeedSummary:
-    """A database at 0003 holding `users` seeded legacy rows, vacuumed and analyzed."""
-    upgrade_to_0003(url)
-    engine = make_engine(url, poolclass=NullPool)
-    try:
-        summary = seed_legacy(engine, users, seed=seed)
-        with engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-            conn.execute(text("VACUUM (ANALYZE) user_settings"))
-            try:
-                conn.execute(text("CHECKPOINT"))
-            except DBAPIError:
-                say("CHECKPOINT not allowed for this role; timing the upgrade without it")
-    finally:
-        engine.dispose()
-    return summary
 
 
 # --- the upgrade, in a child process ----------------------------------------------------------
@@ -123,7 +91,7 @@ class UpgradeRun:
 
 
 def time_upgrade(url: URL, users: int, batch_size: int, log_dir: Path) -> UpgradeRun:
-    env = dict(os.environ, DATABASE_URL=url.render_as_string(hide_password=False), PYTHONUNBUFFERED="1")
+    env = child_env(url)
     cmd = [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"),
            "-x", f"batch_size={batch_size}", "upgrade", "head"]
     log_path = log_dir / f"upgrade_{users}.log"
@@ -229,28 +197,8 @@ def per_row_baseline(url: URL) -> tuple[int, int, float]:
 # --- report -----------------------------------------------------------------------------------
 
 
-def code_version() -> str:
-    """The commit the migration code comes from, and which files under app/ or alembic/ differ from it."""
-    try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "app", "alembic"],
-                               capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    paths = [line[3:] for line in dirty.splitlines() if line.strip()]
-    if not paths:
-        return f"commit {commit}"
-    shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
-    return f"commit {commit} with uncommitted changes in {shown}"
-
-
 def mib(kib: int) -> str:
     return f"{kib / 1024:,.1f} MiB"
-
-
-def verdict(ok: bool) -> str:
-    return "ok" if ok else "MISSED"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -314,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"baseline: copying {baseline_users:,} legacy rows into {baseline_db}")
             burl = server.create(baseline_db)
             created.append(baseline_db)
-            upgrade_to_0003(burl)
+            upgrade_to(burl, "0003")
             copy_legacy_rows(url, burl, baseline_users)
             say("baseline: per-row loop running")
             base_rows, base_migrated, base_seconds = per_row_baseline(burl)
@@ -341,8 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "orgmig benchmark: revision 0004 (user_settings -> org schema)",
         f"  server       {where}",
-        (f"  machine      {os.cpu_count()} CPUs, {platform.system()} {platform.release()},"
-         f" Python {platform.python_version()};"
+        (f"  machine      {machine()};"
          f" load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}"),
         (f"  command      python bench/migrate_users.py --users {args.users} --runs {args.runs}"
          f" --batch-size {args.batch_size}"

@@ -85,6 +85,7 @@ def test_writes_during_the_upgrade_end_in_their_final_state(pg_server, engine, a
     assert scalar(engine, "SELECT to_regclass('orgmig_user_settings_change')") is None
     assert scalar(engine, "SELECT count(*) FROM pg_trigger WHERE tgname = 'orgmig_capture'") == 0
     assert scalar(engine, "SELECT count(*) FROM pg_proc WHERE proname = 'orgmig_capture_user_settings'") == 0
+    assert scalar(engine, "SELECT to_regclass('ix_orgmig_user_settings_link_user_id')") is None
     assert [c for c in verify.run(engine) if not c.ok] == []
     # the same result as migrating the final user_settings in one go
     reference = pg_server.create("orgmig_live_ref")

@@ -8,6 +8,7 @@ import subprocess
 import threading
 import time
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.pool import NullPool
 
@@ -138,3 +139,50 @@ def test_the_command(engine, alembic_cfg):
     missing = orgmig(engine.url, "migrate-user", "nobody")
     assert missing.returncode == 1 and json.loads(missing.stdout)["migrated"] is False
     assert time.monotonic() - t0 < 60
+
+
+@pytest.mark.parametrize("inside", [False, True], ids=["own transaction", "caller's transaction"])
+def test_a_row_committed_while_the_call_waits_on_it_is_linked(engine, alembic_cfg, inside):
+    # The bulk run's batch inserts the personal org first; the call's insert of the same org
+    # waits for that transaction, then fails with a unique violation once it commits: the call
+    # is retried and links the org, and the caller sees no error (and keeps its settings).
+    migrations.upgrade(alembic_cfg, "0003")
+    seed_legacy(engine, 200, seed=7)
+    kc = _valid_ids(engine, 1)[0]
+    winner = scalar(engine, "SELECT max(id) FROM user_settings WHERE keycloak_user_id = :k", k=kc)
+    result: dict = {}
+
+    def call() -> None:
+        eng = make_engine(engine.url, poolclass=NullPool)
+        try:
+            with eng.connect() as conn:
+                if not inside:
+                    result["found"] = migrate_user(conn, kc)
+                    return
+                conn.execute(text("SET TIME ZONE 'Asia/Kolkata'"))
+                conn.commit()
+                with conn.begin():
+                    result["found"] = migrate_user(conn, kc)
+                    result["zone"] = conn.execute(text("SHOW TimeZone")).scalar()
+        except BaseException as exc:  # noqa: BLE001 - the test reads it
+            result["error"] = exc
+        finally:
+            eng.dispose()
+
+    with engine.connect() as bulk:
+        org_id = bulk.execute(text("INSERT INTO org (name) VALUES (:n) RETURNING id"),
+                              {"n": f"user_{winner}_org"}).scalar_one()
+        caller = threading.Thread(target=call)
+        caller.start()
+        deadline = time.monotonic() + 30
+        while not scalar(engine, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                         " AND datname = current_database()"):
+            assert time.monotonic() < deadline and caller.is_alive(), result
+            time.sleep(0.05)
+        bulk.commit()
+    caller.join(30)
+    assert "error" not in result, result["error"]
+    found = result["found"]
+    assert found is not None and found.migrated_now and found.org_id == org_id
+    assert scalar(engine, 'SELECT current_org_id FROM "user" WHERE keycloak_user_id = :k', k=kc) == org_id
+    assert result.get("zone", "Asia/Kolkata") == "Asia/Kolkata"

@@ -212,8 +212,6 @@ def apply_changes(step: UserSettingsToOrg, conn: Connection, run_id: int, limit:
     for name, value in {**step.batch_settings}.items():
         conn.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
     taken = conn.execute(SQL("capture.take"), {"n": limit}).mappings().one()
-    if taken["in_place"]:
-        conn.execute(SQL("capture.update_in_place"), {"ids": taken["in_place"]})
     if taken["moved"]:
         ids = conn.execute(SQL("capture.group_ids"), {"moved": taken["moved"], "groups": taken["groups"]}).scalar_one()
         kept = [i for i in ids if any(v for k, v in conn.execute(
@@ -228,6 +226,11 @@ def apply_changes(step: UserSettingsToOrg, conn: Connection, run_id: int, limit:
             step.migrate(conn, keys["start"], keys["end"], 2**31 - 1, run_id, sequence, ids=again)
         if kept:
             conn.execute(SQL("capture.report_kept"), {"step": step.name, "ids": kept, "run_id": run_id})
+    # Last: the rows it updates are the application's too (its settings and users), and their
+    # row locks are held until this transaction commits, so they are taken after the slower work
+    # on the moved groups, not before it.
+    if taken["in_place"]:
+        conn.execute(SQL("capture.update_in_place"), {"ids": taken["in_place"]})
     return len(taken["in_place"]) + len(taken["moved"])
 
 

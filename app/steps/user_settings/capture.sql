@@ -7,7 +7,8 @@
 -- again: what the upgrade created for it is removed and the group's current rows go through the
 -- batch statement, so the winner and the reports are what migrating the final table gives. The
 -- last drain holds a lock that makes the application's writes wait, then removes the capture.
--- Installed when the run starts, removed when it finishes or is rolled back: no trace after.
+-- Installed when the run starts (with an index on the link table's user_id for the drain),
+-- removed when it finishes or is rolled back: no trace after.
 
 -- name: install
 CREATE TABLE IF NOT EXISTS orgmig_user_settings_change (
@@ -17,6 +18,9 @@ CREATE TABLE IF NOT EXISTS orgmig_user_settings_change (
     new_keycloak_user_id varchar,
     op char(1) NOT NULL
 );
+-- The drain finds what the upgrade linked to a user by the user's id (group_ids); the link table
+-- itself is keyed by the legacy row only.
+CREATE INDEX IF NOT EXISTS ix_orgmig_user_settings_link_user_id ON orgmig_user_settings_link (user_id);
 CREATE OR REPLACE FUNCTION orgmig_capture_user_settings() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
@@ -47,6 +51,7 @@ SELECT to_regclass('orgmig_user_settings_change') IS NOT NULL;
 DROP TRIGGER IF EXISTS orgmig_capture ON user_settings;
 DROP FUNCTION IF EXISTS orgmig_capture_user_settings();
 DROP TABLE IF EXISTS orgmig_user_settings_change;
+DROP INDEX IF EXISTS ix_orgmig_user_settings_link_user_id;
 
 -- name: lock
 -- The last drain: the application's writes to user_settings wait (at most the lock timeout

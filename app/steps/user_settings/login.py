@@ -30,9 +30,17 @@ from app.steps.user_settings import ROLES, SQL, STEP
 
 ATTEMPTS = 5
 LAST_KEY = 2**31 - 1
-# What the batch sets for its transaction, set here for the statement and put back after it (a
-# savepoint does not undo SET LOCAL, so the caller's transaction would keep them otherwise).
+# What the batch sets for its transaction, set here for the statement; inside the caller's
+# transaction put back after it (releasing a savepoint keeps SET LOCAL values, so the caller's
+# transaction would keep them otherwise).
 STATEMENT_SETTINGS = {"TimeZone": "UTC", "jit": "off"}
+_NAMES = tuple(STATEMENT_SETTINGS)
+_SET = ", ".join(f"set_config(:n{i}, :s{i}, true)" for i in range(len(_NAMES)))
+# One round trip each: set the values; read the current ones (first, in the subquery) and set.
+SET_SETTINGS = text(f"SELECT {_SET}")
+READ_AND_SET_SETTINGS = text(
+    f"SELECT o.*, {_SET} FROM (SELECT {', '.join(f'current_setting(:n{i})' for i in range(len(_NAMES)))}"
+    " OFFSET 0) AS o")
 
 
 @dataclass(frozen=True)
@@ -46,29 +54,33 @@ class LoginMigrationError(OrgmigError):
     """The user could not be migrated now (the attempts ran out); the bulk run will."""
 
 
-def _settings(conn: Connection, values: dict[str, str]) -> dict[str, str]:
-    """Set `values` for the transaction; return the values they replaced."""
-    before = {name: conn.execute(text("SELECT current_setting(:n)"), {"n": name}).scalar_one() for name in values}
-    for name, value in values.items():
-        conn.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
-    return before
+def _settings(conn: Connection, values: dict[str, str], read_back: bool) -> dict[str, str]:
+    """Set `values` (STATEMENT_SETTINGS or what they replaced) for the transaction; with
+    `read_back`, return the values they replaced."""
+    params = {**{f"n{i}": n for i, n in enumerate(_NAMES)}, **{f"s{i}": values[n] for i, n in enumerate(_NAMES)}}
+    if not read_back:
+        conn.execute(SET_SETTINGS, params)
+        return {}
+    row = conn.execute(READ_AND_SET_SETTINGS, params).one()
+    return dict(zip(_NAMES, row[:len(_NAMES)], strict=True))
 
 
-def _attempt(conn: Connection, keycloak_user_id: str) -> tuple[int | None, bool]:
+def _attempt(conn: Connection, keycloak_user_id: str, own: bool) -> tuple[int | None, bool]:
     """One attempt; (the winner's legacy id or None, whether this attempt linked it)."""
-    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('orgmig:migrate_user:' || :k))"),
-                 {"k": keycloak_user_id})
-    ids = list(conn.execute(SQL("run.legacy_ids"), {"k": keycloak_user_id}).scalars())
+    start = conn.execute(SQL("run.login_start"), {"k": keycloak_user_id}).one()
+    ids = list(start.ids)
     if not ids:
         return None, False
     # The roles the personal orgs need (a role of another rank is left as it is; the bulk run warns).
     ensure_roles(conn, STEP.name, ROLES, warn=False)
-    sequence = conn.execute(SQL("run.user_id_sequence")).scalar_one()
-    before = _settings(conn, STATEMENT_SETTINGS)
-    try:
-        r = STEP.migrate(conn, min(ids), max(ids), LAST_KEY, None, sequence, ids=ids)
-    finally:
-        _settings(conn, before)
+    # In a transaction of its own the settings end with it; in the caller's they are put back
+    # after success only: a failure aborts the attempt, and rolling back its savepoint undoes
+    # them (restoring them in an aborted transaction would fail with 25P02 and hide the error
+    # that decides the retry).
+    before = _settings(conn, STATEMENT_SETTINGS, read_back=not own)
+    r = STEP.migrate(conn, min(ids), max(ids), LAST_KEY, None, start.user_id_sequence, ids=ids)
+    if not own:
+        _settings(conn, before, read_back=False)
     return max(ids), r["linked"] > 0
 
 
@@ -77,18 +89,22 @@ def migrate_user(conn: Connection, keycloak_user_id: str) -> MigratedUser | None
     reported); return the user and its personal org, or None when nothing could be migrated
     (no legacy row, or only rows that are reported)."""
     own = not conn.in_transaction()
-    # Already migrated (the common case at every later login): one indexed read, no lock.
-    if own:
-        with conn.begin():
-            found = conn.execute(SQL("run.migrated"), {"k": keycloak_user_id}).first()
-    else:
+    if not own:
+        # Already migrated (the common case at every later login): one indexed read, no lock.
         found = conn.execute(SQL("run.migrated"), {"k": keycloak_user_id}).first()
-    if found is not None:
-        return MigratedUser(found.user_id, found.org_id, False)
+        if found is not None:
+            return MigratedUser(found.user_id, found.org_id, False)
     for attempt in range(1, ATTEMPTS + 1):
         tx = conn.begin() if own else conn.begin_nested()
         try:
-            winner, linked = _attempt(conn, keycloak_user_id)
+            if own:
+                # The same read, first in the transaction that migrates otherwise (one round trip
+                # to begin it and one to commit it, for either answer).
+                found = conn.execute(SQL("run.migrated"), {"k": keycloak_user_id}).first()
+                if found is not None:
+                    tx.commit()
+                    return MigratedUser(found.user_id, found.org_id, False)
+            winner, linked = _attempt(conn, keycloak_user_id, own)
             found = conn.execute(SQL("run.link_of"), {"id": winner}).first() if winner else None
             tx.commit()
             return MigratedUser(found.user_id, found.org_id, linked) if found else None

@@ -32,9 +32,13 @@ FROM pg_attribute a
 WHERE a.attrelid = 'user_settings'::regclass AND a.attname = :column
 ON CONFLICT (step, source_table, source_id, reason) DO UPDATE SET detail = EXCLUDED.detail;
 
--- name: legacy_ids
--- The login path: the legacy rows of one keycloak_user_id (the highest id wins).
-SELECT id FROM user_settings WHERE keycloak_user_id = :k ORDER BY id;
+-- name: login_start
+-- The login path, in one round trip: the lock that makes calls for one keycloak_user_id wait
+-- for each other (taken first, by the subquery), the legacy rows of that id (the highest id
+-- wins) and the identity sequence behind "user".id.
+SELECT ARRAY(SELECT id FROM user_settings WHERE keycloak_user_id = :k ORDER BY id) AS ids,
+       pg_get_serial_sequence('"user"', 'id') AS user_id_sequence
+FROM (SELECT pg_advisory_xact_lock(hashtext('orgmig:migrate_user:' || :k)) OFFSET 0) AS lock;
 
 -- name: link_of
 SELECT user_id, org_id FROM orgmig_user_settings_link WHERE user_settings_id = :id;
