@@ -99,6 +99,7 @@ from app.ops.databases import Server, libpq  # noqa: E402
 from app.ops.seed import seed_legacy  # noqa: E402
 from app.steps.identity import CHAIN_FROM_SNAPSHOT, CHAIN_OF_PLAN, SQL, IdentitySync  # noqa: E402
 from app.steps.identity.check import drift  # noqa: E402
+from bench.common import code_version  # noqa: E402
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 PROVIDER = "okta"
@@ -473,21 +474,6 @@ def profile(url: URL, explain: bool) -> tuple[dict[str, dict[str, Timing]], dict
 
 
 # --- report -----------------------------------------------------------------------------------
-
-def code_version() -> str:
-    """The commit the step's code comes from, and which files under app/ or alembic/ differ from it."""
-    try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "app", "alembic"],
-                               capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    paths = [line[3:] for line in dirty.splitlines() if line.strip()]
-    if not paths:
-        return f"commit {commit}"
-    shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
-    return f"commit {commit} with uncommitted changes in {shown}"
 
 
 def describe(server: Server) -> str:
