@@ -690,11 +690,13 @@ def main(argv: list[str] | None = None) -> int:
         if "idle" in only:
             say(f"idle: {args.rate:g} tx/s and {args.login_rate:g} logins/s, capture off and on in turn")
             windows["off"], windows["on"] = bench.idle(args.idle_seconds, args.block_seconds)
+            say(progress_line("idle", None, windows["off"], windows["on"]))
         for i in range(1, args.runs + 1 if runs else 1):
             for key in runs:  # in turn, so a change in the host's load reaches both kinds alike
                 label, x_args = UPGRADES[key]
                 say(f"run {i}: {args.idle_before:g} s of traffic alone, then upgrade {REVISION} with {label}")
                 runs[key].append(bench.upgrade(key, x_args, args.idle_before))
+                say(progress_line(f"run {i}, {label}", *runs[key][-1]))
         if "join" in only:
             for j in [0, *joiners]:
                 say(f"upgrade {REVISION} with -x workers=1 and {j} orgmig work --workers 1, no traffic")
@@ -707,6 +709,24 @@ def main(argv: list[str] | None = None) -> int:
             server.drop(template)
 
     return report(args, where, code, load_start, time.monotonic() - started, windows, runs, joins, work, logs)
+
+
+def progress_line(label: str, idle: Window | None, w: Window, capture_on: Window | None = None) -> str:
+    """One run's figures as they come (the report at the end has them all)."""
+    st = stats(app_samples(w))
+    line = f"{label}: p50 {st['p50']:.2f} ms, p99 {st['p99']:.2f} ms"
+    if idle is not None:
+        line += f" (idle p99 just before {stats(app_samples(idle))['p99']:.2f} ms)"
+    if capture_on is not None:
+        line += (f"; writes to user_settings p99 {stats(app_samples(w, LEGACY_WRITES))['p99']:.2f} ms, with the capture"
+                 f" {stats(app_samples(capture_on, LEGACY_WRITES))['p99']:.2f} ms")
+    line += (f"; migrate_user p99 {stats(logins(w, True))['p99']:.1f} ms migrating,"
+             f" {stats(logins(w, False))['p99']:.1f} ms migrated")
+    if w.upgrade:
+        u = w.upgrade
+        line += (f"; {u['rows'] / u['seconds']:,.0f} rows/s, WAL {u['wal_gb']:.2f} GB, WAL files {u['segments']},"
+                 f" checkpoints {u['checkpoints']}; waits " + ", ".join(f"{k} {v}" for k, v in w.waits.most_common(3)))
+    return line
 
 
 def pooled(name: str, windows: list[Window]) -> Window:
