@@ -83,6 +83,10 @@ class Ledger:
         return Run.of(row, resumed=False)
 
     @staticmethod
+    def rows_written(conn: Connection, run_id: int) -> int:
+        return conn.execute(SQL("ledger.rows_written"), {"run_id": run_id}).scalar_one()
+
+    @staticmethod
     def unfinished(conn: Connection, run_id: int) -> list[tuple[int, int]]:
         rows = conn.execute(SQL("ledger.unfinished_batches"), {"run_id": run_id}).all()
         return [(a, b) for a, b in rows]

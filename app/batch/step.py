@@ -59,8 +59,8 @@ class Step(ABC):
     # `SET LOCAL name = value` for every batch transaction of this step (planner settings,
     # TimeZone), on top of the engine's own timeouts.
     batch_settings: dict[str, str] = {}
-    # Tables whose planner statistics the engine refreshes after a finished run (best effort),
-    # so the application's first queries are planned for what is there now.
+    # Tables whose planner statistics the engine refreshes after a finished run whose batches
+    # wrote rows (best effort), so the application's first queries are planned for what is there now.
     analyze_after: tuple[str, ...] = ()
     # A new upgrade run after a finished one walks only the keys above that run's range (a source
     # that only grows, like user_settings). A step that plans its keys afresh each run says False.

@@ -39,6 +39,10 @@ VALUES (:step, :direction, 'running', :batch_size, :min_key, :max_key, CAST(:min
         :total)
 RETURNING *;
 
+-- name: rows_written
+-- What a run's batches wrote (every process that worked on it).
+SELECT coalesce(sum(rows_written), 0) FROM orgmig_batch WHERE run_id = :run_id;
+
 -- name: unfinished_batches
 -- Ranges a killed run claimed but did not finish, and failed ones: redone first.
 SELECT start_key, end_key FROM orgmig_batch

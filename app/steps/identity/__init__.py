@@ -82,6 +82,7 @@ class IdentitySync(Step):
     # sequential scan reads, and with enable_seqscan off every plan carries the same disable cost,
     # which PostgreSQL (before 18) compares within 1%: all plans tie and the join order is chance.
     batch_settings = {"enable_hashjoin": "off", "enable_mergejoin": "off"}
+    analyze_after = ('"user"', "org_user", "org_user_facility", "user_identity")
     new_keys_only = False  # every run plans its accounts afresh
 
     def __init__(self, provider: str, settings: Settings) -> None:
@@ -89,13 +90,6 @@ class IdentitySync(Step):
         self.name = f"identity:{provider}"
         self.settings = settings
         self.role_map = json.dumps(parse_role_map(settings.role_map))
-        self._wrote = True  # set by finish(): whether the run's batches wrote a row
-
-    @property
-    def analyze_after(self) -> tuple[str, ...]:
-        """The tables the batches write, analyzed after the run: not after a sync whose batches
-        wrote nothing (re-applying an unchanged snapshot), where that was a tenth of the time."""
-        return ('"user"', "org_user", "org_user_facility", "user_identity") if self._wrote else ()
 
     def keys(self, direction: str) -> KeySource:
         if direction == "upgrade":
@@ -250,9 +244,7 @@ class IdentitySync(Step):
             if self.export(conn) is not None:
                 conn.execute(SQL("finish.report_app_users"), params)
             conn.execute(SQL("finish.forget_plan"), params)
-            self._wrote = conn.execute(SQL("finish.rows_written"), params).scalar_one() > 0
             return
-        self._wrote = True
         if self.settings.allow_data_loss:
             conn.execute(SQL("downgrade.org_dependents"), params)
         conn.execute(SQL("downgrade.drop_created"), params)

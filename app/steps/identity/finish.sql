@@ -16,10 +16,6 @@ ON CONFLICT (step, source_table, source_id, reason) DO UPDATE SET detail = EXCLU
 -- name: forget_plan
 DELETE FROM orgmig_identity_todo WHERE provider = :provider;
 
--- name: rows_written
--- What the run's batches wrote (every run of this process or of one it resumed).
-SELECT coalesce(sum(rows_written), 0) FROM orgmig_batch WHERE run_id = :run_id;
-
 -- name: summary
 -- One pass over the run's undo rows (the log has no index on run_id: four counts were four scans).
 SELECT (SELECT count(*) FROM idp_user WHERE provider = :provider) AS accounts,
