@@ -35,12 +35,10 @@ LAST_KEY = 2**31 - 1
 # transaction would keep them otherwise).
 STATEMENT_SETTINGS = {"TimeZone": "UTC", "jit": "off"}
 _NAMES = tuple(STATEMENT_SETTINGS)
-_SET = ", ".join(f"set_config(:n{i}, :s{i}, true)" for i in range(len(_NAMES)))
-# One round trip each: set the values; read the current ones (first, in the subquery) and set.
-SET_SETTINGS = text(f"SELECT {_SET}")
-READ_AND_SET_SETTINGS = text(
-    f"SELECT o.*, {_SET} FROM (SELECT {', '.join(f'current_setting(:n{i})' for i in range(len(_NAMES)))}"
-    " OFFSET 0) AS o")
+# One round trip: the current values (read first, in the subquery), then the new ones set.
+SWAP_SETTINGS = text(
+    f"SELECT o.*, {', '.join(f'set_config(:n{i}, :s{i}, true)' for i in range(len(_NAMES)))}"
+    f" FROM (SELECT {', '.join(f'current_setting(:n{i})' for i in range(len(_NAMES)))} OFFSET 0) AS o")
 
 
 @dataclass(frozen=True)
@@ -54,14 +52,11 @@ class LoginMigrationError(OrgmigError):
     """The user could not be migrated now (the attempts ran out); the bulk run will."""
 
 
-def _settings(conn: Connection, values: dict[str, str], read_back: bool) -> dict[str, str]:
-    """Set `values` (STATEMENT_SETTINGS or what they replaced) for the transaction; with
-    `read_back`, return the values they replaced."""
+def _settings(conn: Connection, values: dict[str, str]) -> dict[str, str]:
+    """Set `values` (STATEMENT_SETTINGS or what they replaced) for the transaction; return the
+    values they replaced."""
     params = {**{f"n{i}": n for i, n in enumerate(_NAMES)}, **{f"s{i}": values[n] for i, n in enumerate(_NAMES)}}
-    if not read_back:
-        conn.execute(SET_SETTINGS, params)
-        return {}
-    row = conn.execute(READ_AND_SET_SETTINGS, params).one()
+    row = conn.execute(SWAP_SETTINGS, params).one()
     return dict(zip(_NAMES, row[:len(_NAMES)], strict=True))
 
 
@@ -77,10 +72,10 @@ def _attempt(conn: Connection, keycloak_user_id: str, own: bool) -> tuple[int | 
     # after success only: a failure aborts the attempt, and rolling back its savepoint undoes
     # them (restoring them in an aborted transaction would fail with 25P02 and hide the error
     # that decides the retry).
-    before = _settings(conn, STATEMENT_SETTINGS, read_back=not own)
+    before = _settings(conn, STATEMENT_SETTINGS)
     r = STEP.migrate(conn, min(ids), max(ids), LAST_KEY, None, start.user_id_sequence, ids=ids)
     if not own:
-        _settings(conn, before, read_back=False)
+        _settings(conn, before)
     return max(ids), r["linked"] > 0
 
 
