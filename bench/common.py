@@ -47,7 +47,8 @@ def describe(server: Server) -> str:
     with psycopg.connect(libpq(server.admin_url)) as conn:
         version = conn.execute("SHOW server_version").fetchone()[0]
         shared = conn.execute("SHOW shared_buffers").fetchone()[0]
-    return f"PostgreSQL {version} (shared_buffers {shared}) at {redact(server.admin_url)}"
+        work_mem = conn.execute("SHOW work_mem").fetchone()[0]
+    return f"PostgreSQL {version} (shared_buffers {shared}, work_mem {work_mem}) at {redact(server.admin_url)}"
 
 
 def child_env(url: URL) -> dict[str, str]:

@@ -93,15 +93,14 @@ sys.path.insert(0, str(ROOT))
 # package is not installed; E402 (imports below code) is expected for these lines.
 from app.batch import Options, run_step  # noqa: E402
 from app.config import Settings  # noqa: E402
-from app.db import DatabaseError, make_engine, normalize_url, redact  # noqa: E402
+from app.db import DatabaseError, make_engine, normalize_url  # noqa: E402
 from app.ops import migrations  # noqa: E402
 from app.ops.databases import Server, libpq  # noqa: E402
 from app.ops.seed import seed_legacy  # noqa: E402
 from app.steps.identity import CHAIN_FROM_SNAPSHOT, CHAIN_OF_PLAN, SQL, IdentitySync  # noqa: E402
 from app.steps.identity.check import drift  # noqa: E402
-from bench.common import code_version  # noqa: E402
+from bench.common import DEFAULT_SERVER, code_version, describe  # noqa: E402
 
-DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 PROVIDER = "okta"
 ENV = "PROD"
 TARGET_APPLY = 20_000
@@ -474,14 +473,6 @@ def profile(url: URL, explain: bool) -> tuple[dict[str, dict[str, Timing]], dict
 
 
 # --- report -----------------------------------------------------------------------------------
-
-
-def describe(server: Server) -> str:
-    with psycopg.connect(libpq(server.admin_url)) as conn:
-        version = conn.execute("SHOW server_version").fetchone()[0]
-        shared = conn.execute("SHOW shared_buffers").fetchone()[0]
-        work_mem = conn.execute("SHOW work_mem").fetchone()[0]
-    return f"PostgreSQL {version} (shared_buffers {shared}, work_mem {work_mem}) at {redact(server.admin_url)}"
 
 
 def median(runs: list[Timed]) -> Timed:
