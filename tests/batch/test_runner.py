@@ -50,6 +50,19 @@ def test_several_workers_never_process_a_range_twice(toy):
     assert result.rows_done == ROWS
 
 
+def test_workers_waiting_for_the_last_batch_end_when_it_does(toy, monkeypatch):
+    # Four workers, one range: three find only a range another holds and wait. They wake when it
+    # is given back, not after their polling interval (made 30 s here, so a run that slept it
+    # would show); before, every run paid that sleep at its end.
+    monkeypatch.setattr("app.batch.crew.WAIT_FOR_OTHERS_S", 30.0)
+    started = time.monotonic()
+    result = run_step(toy, ToyCopy(), "upgrade", options(workers=4, batch_size=10 * ROWS))
+    elapsed = time.monotonic() - started
+    assert (result.batches, result.rows_done) == (1, ROWS)
+    copied_exactly(toy)
+    assert elapsed < 15, f"the run took {elapsed:.1f} s: the waiting workers slept their interval"
+
+
 KILLABLE = """
 import sys
 from app.batch import Options, run_step
