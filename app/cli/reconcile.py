@@ -16,7 +16,7 @@ from app.batch import MigrationError
 from app.cli.common import add_database_option, connected
 from app.config import get_settings
 from app.errors import ConfigError
-from app.idp.providers import PROVIDERS
+from app.provider_names import PROVIDERS
 from app.steps.identity import IdentitySync
 from app.steps.identity.check import drift
 

@@ -18,7 +18,7 @@ from app.batch.summary import format_summary
 from app.cli.common import add_database_option, connected
 from app.config import with_overrides
 from app.errors import ConfigError
-from app.idp.providers import PROVIDERS
+from app.provider_names import PROVIDERS
 from app.steps.identity import IdentitySync, describe_plan
 from app.steps.identity.check import dry_run
 

@@ -19,7 +19,7 @@ from sqlalchemy.pool import NullPool
 from app import writeback
 from app.cli.common import add_database_option, connected, whole_number
 from app.config import Settings
-from app.idp import PROVIDERS
+from app.provider_names import PROVIDERS
 
 CONCURRENCY = Settings.model_fields["writeback_concurrency"]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-from app.idp.providers import PROVIDERS
+from app.provider_names import PROVIDERS
 from app.schema.base import NOW, TSTZ, in_values, metadata, timestamps
 
 MATCHED_BY = ("subject", "email", "created")

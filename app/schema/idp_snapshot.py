@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from app.idp.providers import PROVIDERS  # the registry: app.idp never imports app.schema
+from app.provider_names import PROVIDERS
 from app.schema.base import NOW, TSTZ, in_values, metadata
 
 RUN_MODES = ("full", "incremental")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from app.idp.providers import PROVIDERS
+from app.provider_names import PROVIDERS
 from app.schema.base import NOW, TSTZ, in_values, metadata
 
 WRITEBACK_STATUSES = ("written", "present", "failed")

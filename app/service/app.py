@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from app.idp.providers import PROVIDERS
+from app.provider_names import PROVIDERS
 from app.service.login import Answer, by_account, by_keycloak_id
 
 log = logging.getLogger("app.service")

@@ -22,7 +22,7 @@ from app.batch import SqlFiles
 from app.config import get_settings
 from app.errors import ConfigError, DatabaseError
 from app.idp import jsonfast
-from app.idp.providers import PROVIDERS
+from app.provider_names import PROVIDERS
 
 SQL = SqlFiles(Path(__file__).parent)
 TABLES = ("user_identity", "idp_user", "idp_export_run", "orgmig_report", "orgmig_writeback")

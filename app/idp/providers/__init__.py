@@ -1,10 +1,10 @@
-"""The identity providers the export reads, listed once: `REGISTRY` maps each name to its client
-class, and everything else that needs the list (the CLI's `--provider` choices, the snapshot
-tables' CHECK constraints) takes `PROVIDERS` from here.
+"""The clients of the identity providers the export reads: `REGISTRY` maps each name of
+`app.provider_names.PROVIDERS` to its client class (checked below).
 
 A client turns a provider's API into named streams of pages (`app.idp.pages`): the export loop
 asks for the root streams, pages through each, and starts the streams a page discovers. Adding a
-provider means writing one module here (settings class, client class) and one line below.
+provider means writing one module here (settings class, client class), one line below and its
+name in `app.provider_names`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from app.idp.pages import Stream
 from app.idp.providers.auth0 import Auth0
 from app.idp.providers.keycloak import Keycloak
 from app.idp.providers.okta import Okta
+from app.provider_names import PROVIDERS
 
 
 class Provider(Protocol):
@@ -46,7 +47,8 @@ class Provider(Protocol):
 
 
 REGISTRY: dict[str, type[Provider]] = {cls.name: cls for cls in (Okta, Keycloak, Auth0)}
-PROVIDERS: tuple[str, ...] = tuple(REGISTRY)
+if tuple(REGISTRY) != PROVIDERS:
+    raise RuntimeError(f"app.provider_names lists {PROVIDERS}; the registry has {tuple(REGISTRY)}")
 
 
 def provider_class(name: str) -> type[Provider]:

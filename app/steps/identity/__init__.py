@@ -28,7 +28,7 @@ from sqlalchemy import Connection, text
 from app.batch import Batch, BatchResult, DowngradeRefused, KeySource, MigrationError, SqlFiles, Step
 from app.config import Settings
 from app.errors import ConfigError
-from app.idp.providers import PROVIDERS
+from app.provider_names import PROVIDERS
 from app.steps.roles import ensure_roles, remove_roles
 
 log = logging.getLogger("app.steps.identity")
