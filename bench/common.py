@@ -1,5 +1,5 @@
-"""What the revision-0004 benches share: the log line, the server and code they name, the seeded
-template database at revision 0003, the verdict against a target.
+"""What the benches share: the log line, the server they open and the server and code they name,
+the seeded template database at revision 0003, the verdict against a target.
 
 Imported as `bench.common` (a bench puts the checkout's root on sys.path first, so it also runs
 from a checkout where the package is not installed).
@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from app.db import make_engine, redact
+from app.db import DatabaseError, make_engine, normalize_url, redact
 from app.ops import migrations
 from app.ops.databases import Server, libpq
 from app.ops.seed import SeedSummary, seed_legacy
@@ -41,6 +41,18 @@ def load1() -> float:
 def machine() -> str:
     return (f"{os.cpu_count()} CPUs, {platform.system()} {platform.release()},"
             f" Python {platform.python_version()}")
+
+
+def open_server(database_url: str | None) -> tuple[Server, str] | None:
+    """The server a bench creates its databases on (`--database-url`, else `DATABASE_URL`, else
+    DEFAULT_SERVER) and its description for the report; None, the reason said on stderr, when it
+    cannot be reached."""
+    try:
+        server = Server(normalize_url(database_url or os.environ.get("DATABASE_URL") or DEFAULT_SERVER))
+        return server, describe(server)
+    except (DatabaseError, psycopg.Error) as exc:
+        print(f"bench: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return None
 
 
 def describe(server: Server) -> str:

@@ -94,13 +94,13 @@ sys.path.insert(0, str(ROOT))
 # package is not installed; E402 (imports below code) is expected for these lines.
 from app.batch import Options, run_step  # noqa: E402
 from app.config import Settings  # noqa: E402
-from app.db import DatabaseError, make_engine, normalize_url  # noqa: E402
+from app.db import DatabaseError, make_engine  # noqa: E402
 from app.ops import migrations  # noqa: E402
 from app.ops.databases import Server, libpq  # noqa: E402
 from app.ops.seed import seed_legacy  # noqa: E402
 from app.steps.identity import CHAIN_FROM_SNAPSHOT, CHAIN_OF_PLAN, SQL, IdentitySync  # noqa: E402
 from app.steps.identity.check import drift  # noqa: E402
-from bench.common import DEFAULT_SERVER, code_version, describe  # noqa: E402
+from bench.common import DEFAULT_SERVER, code_version, open_server  # noqa: E402
 
 PROVIDER = "okta"
 ENV = "PROD"
@@ -510,12 +510,10 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: --users must be at least 1,000, --runs at least 1, --orgs at least 2,"
               " --facilities 2 to 10", file=sys.stderr)
         return 2
-    try:
-        server = Server(normalize_url(args.database_url or os.environ.get("DATABASE_URL") or DEFAULT_SERVER))
-        where = describe(server)
-    except (DatabaseError, psycopg.Error) as exc:
-        print(f"bench: {str(exc).splitlines()[0]}", file=sys.stderr)
+    opened = open_server(args.database_url)
+    if opened is None:
         return 2
+    server, where = opened
 
     template_db = f"orgmig_bench_idp_{args.users}{'_legacy' if args.legacy else ''}"
     created: list[str] = []

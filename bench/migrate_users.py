@@ -52,15 +52,15 @@ sys.path.insert(0, str(ROOT))
 
 # app is imported once ROOT is on sys.path, so the bench also runs from a checkout where the
 # package is not installed; E402 (imports below code) is expected for these lines.
-from app.db import DatabaseError, make_engine, normalize_url  # noqa: E402
-from app.ops.databases import Server, libpq  # noqa: E402
+from app.db import DatabaseError, make_engine  # noqa: E402
+from app.ops.databases import libpq  # noqa: E402
 from app.schema import SETTINGS_COLUMNS, org, org_user, role, settings, user, user_settings  # noqa: E402
 from bench.common import (  # noqa: E402
     DEFAULT_SERVER,
     child_env,
     code_version,
-    describe,
     machine,
+    open_server,
     prepare,
     say,
     upgrade_to,
@@ -224,12 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: --baseline-users cannot exceed --users", file=sys.stderr)
         return 2
 
-    try:
-        server = Server(normalize_url(args.database_url or os.environ.get("DATABASE_URL") or DEFAULT_SERVER))
-        where = describe(server)
-    except (DatabaseError, psycopg.Error) as exc:
-        print(f"bench: {str(exc).splitlines()[0]}", file=sys.stderr)
+    opened = open_server(args.database_url)
+    if opened is None:
         return 2
+    server, where = opened
 
     main_db = f"orgmig_bench_{args.users}"
     baseline_db = f"orgmig_bench_{args.users}_baseline"

@@ -56,7 +56,6 @@ import argparse
 import contextlib
 import math
 import multiprocessing as mp
-import os
 import queue
 import random
 import statistics
@@ -78,7 +77,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import URL  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 
-from app.db import DatabaseError, make_engine, normalize_url  # noqa: E402
+from app.db import DatabaseError, make_engine  # noqa: E402
 from app.ops.databases import Server  # noqa: E402
 from app.steps.user_settings import SQL, STEP  # noqa: E402
 from app.steps.user_settings.login import migrate_user  # noqa: E402
@@ -86,9 +85,9 @@ from bench.common import (  # noqa: E402
     DEFAULT_SERVER,
     child_env,
     code_version,
-    describe,
     load1,
     machine,
+    open_server,
     prepare,
     say,
     verdict,
@@ -668,12 +667,10 @@ def main(argv: list[str] | None = None) -> int:
               f" not negative, --joiners 1-32 each, --only among {','.join(SCENARIOS)}", file=sys.stderr)
         return 2
 
-    try:
-        server = Server(normalize_url(args.database_url or os.environ.get("DATABASE_URL") or DEFAULT_SERVER))
-        where = describe(server)
-    except (DatabaseError, psycopg.Error) as exc:
-        print(f"bench: {str(exc).splitlines()[0]}", file=sys.stderr)
+    opened = open_server(args.database_url)
+    if opened is None:
         return 2
+    server, where = opened
 
     template = f"orgmig_bench_online_{args.users}"
     code = code_version()
