@@ -116,17 +116,12 @@ class IdentitySync(Step):
             return None
         return Export(row["finished_id"], row["started_at"])
 
-    def load_state(self, conn: Connection, export: Export, start: int, end: int, planned: bool,
-                   predict: bool) -> None:
-        """The temporary tables of state.sql for the accounts start..end (only the planned ones
-        with `planned`); `predict` stands in for the users a batch would create."""
+    def load_state(self, conn: Connection, export: Export, start: int, end: int) -> None:
+        """The temporary tables of state.sql for the planned accounts of start..end."""
         conn.exec_driver_sql(SQL.source("state.temp_tables"))
-        params = self._params(start=start, end=end, planned=planned, export_started=export.started_at)
+        params = self._params(start=start, end=end, export_started=export.started_at)
         for name in STATE:
             conn.execute(SQL(f"state.{name}"), params)
-        if predict:
-            conn.execute(SQL("state.predict_created"), params)
-            conn.exec_driver_sql(SQL.source("state.analyze"))
 
     def diff(self, conn: Connection, export: Export) -> None:
         params = self._params(export_started=export.started_at)
@@ -134,18 +129,6 @@ class IdentitySync(Step):
             conn.execute(SQL(f"state.{name}"), params)
 
     # -- planning ------------------------------------------------------------------------------
-
-    def build_plan(self, conn: Connection) -> dict[str, int] | None:
-        """Group meanings, roles, orgs, facilities and group reports, then every account's
-        difference loaded; returns the counts (None when there is no finished export). Used by
-        the run (committed) and by `--dry-run` and reconcile (rolled back)."""
-        export = self.export(conn)
-        if export is None:
-            return None
-        self.plan_groups(conn)
-        self.load_state(conn, export, **ALL_KEYS, planned=False, predict=True)
-        self.diff(conn, export)
-        return dict(conn.execute(SQL("plan.counts")).mappings().one())
 
     def plan_groups(self, conn: Connection) -> None:
         """A clean slate, then what each group means, the group reports, and the roles, orgs and
@@ -159,10 +142,19 @@ class IdentitySync(Step):
         conn.execute(SQL("plan.create_orgs"), params)
         conn.execute(SQL("plan.create_facilities"), params)
 
-    def plan(self, conn: Connection, direction: str) -> None:
-        """The run's plan: the group meanings, orgs and facilities, then one set-based statement
+    def compare_plan(self, conn: Connection, export: Export, *, reports: bool = False) -> dict:
+        """The group meanings, orgs and facilities (plan_groups), then one set-based statement
         (compare.plan) that compares every account's desired state with the tables, records the
-        accounts with work in orgmig_identity_todo and returns the guard's counts."""
+        accounts with work in orgmig_identity_todo and returns the guard's counts; with `reports`
+        (a dry run) also what the batches would report, by reason (`reported`)."""
+        self.plan_groups(conn)
+        conn.execute(text("SELECT set_config('work_mem', :v, true)"), {"v": COMPARE_WORK_MEM})
+        return dict(conn.execute(SQL("compare.plan", chain=CHAIN_OF_PLAN),
+                                 self._params(export_started=export.started_at, reports=reports)).mappings().one())
+
+    def plan(self, conn: Connection, direction: str) -> None:
+        """The run's plan (compare_plan), refused by the mass-change guard when it would disable
+        or take memberships from too many linked users."""
         if direction != "upgrade":
             return
         export = self.export(conn)
@@ -170,10 +162,7 @@ class IdentitySync(Step):
             log.info("%s: no finished export of %s: nothing to apply (run `orgmig export --provider %s`"
                      " first)", self.name, self.provider, self.provider)
             return
-        self.plan_groups(conn)
-        conn.execute(text("SELECT set_config('work_mem', :v, true)"), {"v": COMPARE_WORK_MEM})
-        counts = dict(conn.execute(SQL("compare.plan", chain=CHAIN_OF_PLAN),
-                                   self._params(export_started=export.started_at)).mappings().one())
+        counts = self.compare_plan(conn, export)
         self.guard(counts)  # a refusal rolls the plan back, orgmig_identity_todo with it
         log.info("%s: %s", self.name, describe_plan(counts))
 
@@ -201,7 +190,7 @@ class IdentitySync(Step):
 
     def upgrade(self, conn: Connection, batch: Batch) -> BatchResult:
         export: Export = batch.state["export"]
-        self.load_state(conn, export, batch.start, batch.end, planned=True, predict=False)
+        self.load_state(conn, export, batch.start, batch.end)
         params = self._params(run_id=batch.run_id, user_id_sequence=batch.state["sequence"],
                               export_started=export.started_at)
         conn.execute(SQL("apply.create_users"), params)

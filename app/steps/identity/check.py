@@ -1,10 +1,11 @@
 """What a sync would do, and how far the tables have drifted from the snapshot, without writing:
-the step's own plan and state statements, in a transaction that is always rolled back (orgs and
-facilities the snapshot needs are created inside it, so the differences are exactly the ones a
-sync would write)."""
+`--dry-run` runs the sync's own plan in a transaction it rolls back (orgs and facilities the
+snapshot needs are created inside it, so the differences are exactly the ones a sync would
+write); reconcile runs compare.sql's comparison read-only."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
@@ -34,29 +35,16 @@ def _no_export(provider: str) -> ConfigError:
 
 
 def dry_run(engine: Engine, step: IdentitySync) -> Plan:
-    """The counts a sync would write, and the reports it would make, by reason."""
+    """The counts a sync would write, and the reports it would make, by reason: the sync's own
+    plan (compare_plan), in a transaction rolled back."""
     with engine.connect() as conn, db.transaction(conn, statement_timeout_ms=0, rollback=True):
         export = step.export(conn)
-        counts = step.build_plan(conn)
-        if export is None or counts is None:
+        if export is None:
             return Plan(step.provider, None)
-        reported = dict(conn.exec_driver_sql(
-            "SELECT reason, count(*) FROM (SELECT reason FROM orgmig_report WHERE step = %(s)s"
-            " UNION ALL SELECT problem FROM idb_user WHERE problem IS NOT NULL"
-            " UNION ALL SELECT problem FROM (SELECT DISTINCT external_id, problem FROM idb_member"
-            " WHERE problem IS NOT NULL) m"
-            " UNION ALL SELECT 'app_edit_newer' FROM (SELECT user_id FROM idb_user_diff WHERE app_edit"
-            " UNION SELECT user_id FROM idb_member_diff WHERE app_edit"
-            " UNION SELECT user_id FROM idb_facility_diff WHERE app_edit) e"
-            # what finish.report_app_users will find once the run has made its links
-            " UNION ALL SELECT 'app_user_without_idp_account' FROM \"user\" u"
-            " LEFT JOIN user_identity i ON i.provider = %(p)s AND i.user_id = u.id"
-            " WHERE (i.user_id IS NULL OR NOT EXISTS (SELECT 1 FROM idp_user x"
-            " WHERE x.provider = %(p)s AND x.external_id = i.external_id))"
-            " AND NOT EXISTS (SELECT 1 FROM idb_user b WHERE b.new_link AND b.user_id = u.id)"
-            ") r GROUP BY reason ORDER BY reason",
-            {"s": step.name, "p": step.provider}).all())
-        return Plan(step.provider, export.id, counts, reported)
+        counts = step.compare_plan(conn, export, reports=True)
+        reported = Counter(counts.pop("reported"))
+        reported.update(dict(conn.execute(SQL("plan.reports_by_reason"), {"step": step.name}).all()))
+        return Plan(step.provider, export.id, counts, dict(sorted(reported.items())))
 
 
 def drift(engine: Engine, step: IdentitySync) -> Drift:

@@ -149,7 +149,7 @@ member AS MATERIALIZED (
     LEFT JOIN roles r ON w.word IN ('ADMIN', 'USER', 'ENTRY_ONLY') AND r.name = lower(w.word)
     GROUP BY w.external_id, w.org
 ),
--- state.match and state.predict_created, for the accounts not linked yet
+-- state.match, and the accounts apply.create_users makes a user for, among those not linked yet
 unlinked AS MATERIALIZED (
     SELECT x.row_id, coalesce(x.matched, CASE WHEN x.predicted THEN -x.row_id END) AS user_id,
            x.matched IS NOT NULL AS matched, CASE WHEN NOT x.predicted THEN x.problem END AS problem
@@ -281,10 +281,10 @@ user_diff AS MATERIALIZED (
 
 -- name: drift
 -- Per user, what differs between the tables and the latest finished snapshot (`orgmig
--- reconcile`): the same rows, columns and order as drift.per_user reads from the temporary tables.
+-- reconcile`), ordered by the account's external id.
 {chain}
--- drift.per_user, each part aggregated per user once (a correlated subquery over a CTE would
--- scan it per user: quadratic when every account drifts, before the first sync)
+-- each part aggregated per user once (a correlated subquery over a CTE would scan it per user:
+-- quadratic when every account drifts, before the first sync)
 , drift_orgs AS (
     SELECT d.user_id,
            jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
@@ -330,9 +330,9 @@ ORDER BY b.external_id;
 
 -- name: plan
 -- The plan of a sync (after plan.classify ... plan.create_facilities): the accounts the run has
--- work for go to orgmig_identity_todo (plan.todo: a link to make, a user to create, a membership,
--- a facility access or a profile value to write, or something to report), and the counts the
--- mass-change guard reads (plan.counts).
+-- work for go to orgmig_identity_todo (a link to make, a user to create, a membership, a facility
+-- access or a profile value to write, or something to report), and the counts the run logs and
+-- the mass-change guard reads.
 {chain},
 todo AS (
     INSERT INTO orgmig_identity_todo (provider, row_id)
@@ -370,4 +370,26 @@ SELECT
     (SELECT count(DISTINCT m.user_id) FROM member_diff m JOIN who b ON b.user_id = m.user_id
       WHERE m.kind = 'remove' AND NOT m.app_edit AND NOT b.new_link) AS losing_memberships,
     (SELECT count(DISTINCT user_id) FROM losing) AS mass_changed,
-    (SELECT count(*) FROM todo) AS todo;
+    (SELECT count(*) FROM todo) AS todo,
+    -- `orgmig sync --dry-run` only (:reports; skipped otherwise): what the batches and the finish
+    -- would report, by reason (the group reports are in orgmig_report already, from the plan)
+    CASE WHEN :reports THEN (
+        SELECT coalesce(jsonb_object_agg(r.reason, r.n), '{}'::jsonb)
+        FROM (SELECT x.reason, count(*) AS n FROM (
+            SELECT n.problem AS reason FROM unlinked n WHERE n.problem IS NOT NULL
+            UNION ALL
+            SELECT m.problem FROM (SELECT DISTINCT d.external_id, d.problem FROM member d
+                                   WHERE d.problem IS NOT NULL) m
+            UNION ALL
+            SELECT 'app_edit_newer' FROM (SELECT user_id FROM user_diff WHERE app_edit
+                                          UNION SELECT user_id FROM member_diff WHERE app_edit
+                                          UNION SELECT user_id FROM facility_diff WHERE app_edit) e
+            UNION ALL
+            -- finish.report_app_users, once the run has made its links
+            SELECT 'app_user_without_idp_account' FROM "user" u
+            LEFT JOIN user_identity i ON i.provider = :provider AND i.user_id = u.id
+            WHERE (i.user_id IS NULL OR NOT EXISTS (SELECT 1 FROM idp_user x
+                                                    WHERE x.provider = :provider AND x.external_id = i.external_id))
+              AND u.id NOT IN (SELECT w.user_id FROM who w WHERE w.new_link)
+        ) x GROUP BY x.reason) r
+    ) END AS reported;

@@ -1,6 +1,6 @@
 -- Step identity:<provider>, before its batches: the export to apply, what each IdP group means,
--- the roles, orgs and facilities the snapshot needs, and the reports on groups. `orgmig sync
--- --dry-run` and `orgmig reconcile` run the same statements in a transaction they roll back.
+-- the roles, orgs and facilities the snapshot needs, and the reports on groups; then compare.plan.
+-- `orgmig sync --dry-run` runs the same statements in a transaction it rolls back.
 
 -- name: exports
 -- The latest finished export of :provider, and an unfinished one started after it (its pages are
@@ -147,40 +147,7 @@ ins AS (
 INSERT INTO orgmig_identity_undo (provider, table_name, row_key, before)
 SELECT :provider, 'facility', id::text, NULL FROM ins;
 
--- name: counts
--- What the run will change, over every account of the snapshot (the temporary tables hold the
--- whole provider), and the guard's figures: linked users it would disable or take a membership
--- away from.
-SELECT
-    (SELECT count(*) FROM idb_user) AS accounts,
-    (SELECT count(*) FROM idb_user WHERE user_id IS NOT NULL AND NOT new_link) AS linked,
-    (SELECT count(*) FROM idb_user WHERE new_link AND matched_by <> 'created') AS links_created,
-    (SELECT count(*) FROM idb_user WHERE new_link AND matched_by = 'created') AS users_created,
-    (SELECT count(*) FROM idb_member_diff WHERE kind = 'add' AND NOT app_edit) AS memberships_added,
-    (SELECT count(*) FROM idb_member_diff WHERE kind = 'change' AND NOT app_edit) AS memberships_changed,
-    (SELECT count(*) FROM idb_member_diff WHERE kind = 'remove' AND NOT app_edit) AS memberships_removed,
-    (SELECT count(*) FROM idb_facility_diff WHERE kind = 'add' AND NOT app_edit) AS facilities_added,
-    (SELECT count(*) FROM idb_facility_diff WHERE kind = 'remove' AND NOT app_edit) AS facilities_removed,
-    (SELECT count(*) FROM idb_user_diff WHERE 'status' = ANY (columns) AND NOT app_edit) AS status_changes,
-    (SELECT count(*) FROM idb_user_diff WHERE cardinality(columns) > 0 AND NOT app_edit) AS users_changed,
-    (SELECT count(*) FROM idb_user_diff d JOIN idb_user b ON b.user_id = d.user_id
-      WHERE NOT d.app_edit AND NOT b.new_link AND 'status' = ANY (d.columns) AND d.status_to = 'disabled') AS disabled,
-    (SELECT count(DISTINCT m.user_id) FROM idb_member_diff m JOIN idb_user b ON b.user_id = m.user_id
-      WHERE m.kind = 'remove' AND NOT m.app_edit AND NOT b.new_link) AS losing_memberships,
-    (SELECT count(DISTINCT u) FROM (
-        SELECT d.user_id AS u FROM idb_user_diff d JOIN idb_user b ON b.user_id = d.user_id
-        WHERE NOT d.app_edit AND NOT b.new_link AND 'status' = ANY (d.columns) AND d.status_to = 'disabled'
-        UNION SELECT m.user_id FROM idb_member_diff m JOIN idb_user b ON b.user_id = m.user_id
-        WHERE m.kind = 'remove' AND NOT m.app_edit AND NOT b.new_link) x) AS mass_changed;
-
--- name: todo
--- The accounts the batches have work for: a link to make, a user to create, a membership, a
--- facility access or a profile value to write, or something to report.
-INSERT INTO orgmig_identity_todo (provider, row_id)
-SELECT :provider, b.row_id FROM idb_user b
-WHERE b.new_link OR b.problem IS NOT NULL
-   OR EXISTS (SELECT 1 FROM idb_member_diff m WHERE m.user_id = b.user_id)
-   OR EXISTS (SELECT 1 FROM idb_facility_diff f WHERE f.user_id = b.user_id)
-   OR EXISTS (SELECT 1 FROM idb_user_diff d WHERE d.user_id = b.user_id)
-   OR EXISTS (SELECT 1 FROM idb_member x WHERE x.external_id = b.external_id AND x.problem IS NOT NULL)
-ON CONFLICT DO NOTHING;
+-- name: reports_by_reason
+-- The step's reports by reason (`--dry-run`: after plan.forget and plan.report_groups, the group
+-- reports of this plan).
+SELECT reason, count(*) FROM orgmig_report WHERE step = :step GROUP BY reason;

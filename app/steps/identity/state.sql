@@ -1,8 +1,9 @@
--- Step identity:<provider>: the desired state of a set of IdP accounts and how the tables differ
--- from it, in temporary tables (one set per connection, emptied at each commit). The plan loads
--- every account of the provider; a batch loads the accounts of its key range that the plan
--- marked. The batch statements (apply.sql), the plan's counts, `--dry-run` and `orgmig
--- reconcile` all read these same tables, so they cannot disagree about what differs.
+-- Step identity:<provider>, one batch: the desired state of the accounts of its key range that
+-- the plan marked (compare.plan) and how the tables differ from it, in temporary tables (one set
+-- per connection, emptied at each commit), which the batch's writes (apply.sql) read. The state
+-- is computed again here, not taken from the plan, so that a batch sees an app edit made after
+-- the plan. compare.sql states the same rules set-based for every account at once (the plan,
+-- `--dry-run` and `orgmig reconcile`); a change to one needs the same change in the other.
 --
 -- An edit made in the app after the export started is never overwritten: a row counts as edited
 -- by the app when its updated_at is after the export's start, it was updated at least once
@@ -66,8 +67,8 @@ CREATE TEMP TABLE IF NOT EXISTS idb_user_diff (
 ) ON COMMIT DELETE ROWS;
 
 -- name: load_users
--- The accounts of :provider with row_id in :start..:end (only those the plan marked, with
--- :planned), their app status, whether they are site admins, and their link if they have one.
+-- The accounts of :provider with row_id in :start..:end that the plan marked, their app status,
+-- whether they are site admins, and their link if they have one.
 -- The link is a LATERAL probe of user_identity's primary key: a run fills that table, and
 -- without statistics for it the planner would read every link of the provider in each batch.
 -- The todo check repeats the range so that a batch reads its own part of the plan.
@@ -93,9 +94,8 @@ FROM idp_user u
 LEFT JOIN LATERAL (SELECT i.user_id, i.matched_by FROM user_identity i
                    WHERE i.provider = u.provider AND i.external_id = u.external_id OFFSET 0) i ON true
 WHERE u.provider = :provider AND u.row_id BETWEEN :start AND :end
-  AND (NOT :planned OR EXISTS (SELECT 1 FROM orgmig_identity_todo t
-                               WHERE t.provider = u.provider AND t.row_id = u.row_id
-                                 AND t.row_id BETWEEN :start AND :end));
+  AND EXISTS (SELECT 1 FROM orgmig_identity_todo t
+              WHERE t.provider = u.provider AND t.row_id = u.row_id AND t.row_id BETWEEN :start AND :end);
 
 -- name: load_desired
 -- Per account and org: the highest-privilege role the IdP gives (admin rank 1 over user 1000
@@ -201,18 +201,6 @@ FROM (
     WHERE b.user_id IS NULL
 ) m
 WHERE b.row_id = m.row_id;
-
--- name: predict_created
--- The plan's stand-in for users a batch would create (create_users): an account that matches no
--- app user, is not disabled and has a role in an org gets a user; a negative stand-in id keeps
--- it apart from real users in the differences below.
-UPDATE idb_user b SET user_id = -b.row_id, matched_by = 'created', new_link = true, problem = NULL, detail = NULL
-WHERE b.problem = 'idp_user_without_app_user' AND b.app_status IS DISTINCT FROM 'disabled'
-  AND EXISTS (SELECT 1 FROM idb_member d WHERE d.external_id = b.external_id AND d.role_id IS NOT NULL);
-
--- name: analyze
--- The plan fills these tables with every account of the provider: give the planner their sizes.
-ANALYZE idb_user, idb_member;
 
 -- name: diff_members
 -- Memberships in the orgs the IdP manages (those its valid groups and organizations name) that
