@@ -3,7 +3,9 @@
 The URL comes from `DATABASE_URL` (app.config). A harness may pass a Connection or an Engine in
 `config.attributes["connection"]` (Alembic's cookbook and pytest-alembic respectively). Each
 revision runs in its own transaction, with `lock_timeout` and `statement_timeout` set first, so
-DDL never queues behind a long lock and a data revision can commit batch by batch.
+DDL never queues behind a long lock and a data revision can commit batch by batch; a revision
+that cannot get a lock in time is rolled back and run again, waiting longer each time
+(app.batch.revision.with_lock_retries).
 
 Online, one `alembic upgrade`/`downgrade` runs at a time per database: a second one waits for the
 first (up to ORGMIG_MIGRATE_LOCK_WAIT_MS) and then finds the work done, or stops naming the
@@ -28,7 +30,7 @@ from sqlalchemy.pool import NullPool
 
 from alembic import context
 from app import db
-from app.batch.revision import EXTERNAL_TRANSACTION, migration_lock
+from app.batch.revision import EXTERNAL_TRANSACTION, migration_lock, with_lock_retries
 from app.config import get_settings
 from app.errors import OrgmigError
 from app.schema import metadata
@@ -111,8 +113,17 @@ def _run_on(connection: Connection) -> None:
     if not was_in_transaction:
         connection.commit()
     _configure(connection=connection)
-    with migration_lock(connection, wait=not was_in_transaction), context.begin_transaction():
-        context.run_migrations()
+    with migration_lock(connection, wait=not was_in_transaction):
+        if was_in_transaction:
+            with context.begin_transaction():
+                context.run_migrations()
+            return
+
+        def run() -> None:
+            with context.begin_transaction():
+                context.run_migrations()
+
+        with_lock_retries(connection, run)
 
 
 def run_migrations_online() -> None:

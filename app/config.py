@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     lock_timeout_ms: int = Field(default=2_000, ge=1, validation_alias="ORGMIG_LOCK_TIMEOUT_MS")
     statement_timeout_ms: int = Field(default=60_000, ge=1, validation_alias="ORGMIG_STATEMENT_TIMEOUT_MS")
     max_batch_attempts: int = Field(default=5, ge=1, le=100, validation_alias="ORGMIG_MAX_BATCH_ATTEMPTS")
+    # A revision whose statement cannot get its lock in time is run again, up to this many times
+    # in all, each attempt waiting longer for its locks (app.batch.revision.with_lock_retries).
+    ddl_lock_attempts: int = Field(default=8, ge=1, le=100, validation_alias="ORGMIG_DDL_LOCK_ATTEMPTS")
     pause_ms: int = Field(default=0, ge=0, le=3_600_000, validation_alias="ORGMIG_PAUSE_MS")
     # At most this many rows a second per process (0: no limit).
     max_rows_per_second: int = Field(default=0, ge=0, le=10_000_000, validation_alias="ORGMIG_MAX_ROWS_PER_SECOND")
@@ -93,8 +96,8 @@ class Settings(BaseSettings):
 
 # The settings `alembic -x name=value` may set, validated like their environment variables.
 X_ARGUMENTS = ("batch_size", "workers", "lock_timeout_ms", "statement_timeout_ms", "max_batch_attempts",
-               "pause_ms", "max_rows_per_second", "target_batch_ms", "backoff_base_ms", "backoff_cap_ms",
-               "allow_data_loss", "allow_mass_change", "max_removed_fraction")
+               "ddl_lock_attempts", "pause_ms", "max_rows_per_second", "target_batch_ms", "backoff_base_ms",
+               "backoff_cap_ms", "allow_data_loss", "allow_mass_change", "max_removed_fraction")
 
 
 def env_name(field: str) -> str:

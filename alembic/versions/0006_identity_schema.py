@@ -60,6 +60,23 @@ $$
 """
 
 
+INVALID_EMAIL_INDEX = ("SELECT 1 FROM pg_index WHERE indexrelid = to_regclass('ix_user_email_normalized')"
+                       " AND NOT indisvalid")
+
+
+def _drop_invalid_email_index() -> None:
+    """A build that failed (a lock timeout, a kill) left an invalid index: dropped before building
+    it again. Online CONCURRENTLY, so that the drop does not lock "user" against the application
+    while it waits for the transactions using the table (a revision run again after a lock
+    timeout does this); a DO block cannot run that, so the offline script checks in one and drops
+    it the plain way."""
+    if op.get_context().as_sql:
+        op.execute(f"DO $$ BEGIN IF EXISTS ({INVALID_EMAIL_INDEX}) THEN DROP INDEX ix_user_email_normalized;"
+                   " END IF; END $$")
+    elif op.get_bind().exec_driver_sql(INVALID_EMAIL_INDEX).first() is not None:
+        op.execute("DROP INDEX CONCURRENTLY ix_user_email_normalized")
+
+
 def _timestamps() -> list:
     return [sa.Column("created_at", TSTZ, nullable=False, server_default=NOW),
             sa.Column("updated_at", TSTZ, nullable=False, server_default=NOW)]
@@ -71,11 +88,7 @@ def upgrade() -> None:
     # index, dropped first). The migration lock is a session lock: it outlives the commit.
     with op.get_context().autocommit_block():
         op.execute("SET statement_timeout = 0")
-        op.execute("""DO $$ BEGIN
-            IF EXISTS (SELECT 1 FROM pg_index WHERE indexrelid = to_regclass('ix_user_email_normalized')
-                       AND NOT indisvalid) THEN
-                DROP INDEX ix_user_email_normalized;
-            END IF; END $$""")
+        _drop_invalid_email_index()
         op.execute('CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_user_email_normalized ON "user" (lower(btrim(email)))')
         op.execute(f"SET statement_timeout = '{get_settings().statement_timeout_ms}ms'")
 

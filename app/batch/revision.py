@@ -1,6 +1,7 @@
 """What revisions and env.py call: run a data step inside `alembic upgrade`/`downgrade`, read
 the `-x` arguments through the one validation path (app.config), refuse a schema downgrade that
-would drop the application's rows, and hold the one-migration-at-a-time lock.
+would drop the application's rows, hold the one-migration-at-a-time lock, and run a revision
+again when it could not get a lock in time.
 
 Failures are raised as app.errors.OrgmigError; env.py turns them into one line for the
 `alembic` command and lets them through to a Python caller."""
@@ -10,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 
+from app import db
 from app.batch.errors import DowngradeRefused, MigrationError
 from app.batch.options import Options
 from app.batch.runner import run_step
@@ -29,6 +32,9 @@ EXTERNAL_TRANSACTION = "orgmig_external_transaction"
 # Advisory lock keys (two int4 keys): one migration at a time per database.
 LOCK_CLASS = 0x6F726D67  # "ormg"
 MIGRATION_LOCK = 0
+# The first attempt of a revision waits this long for each lock; each later one twice as long,
+# up to ORGMIG_LOCK_TIMEOUT_MS.
+FIRST_LOCK_TIMEOUT_MS = 100
 
 
 # alembic.context and alembic.op are imported where they are used: only a revision, inside
@@ -187,3 +193,46 @@ def migration_lock(conn: Connection, wait: bool = True) -> Iterator[None]:
             conn.execute(text("SELECT pg_advisory_unlock(:k1, :k2)"), keys)
             if own:
                 conn.commit()
+
+
+def with_lock_retries(conn: Connection, run: Callable[[], None]) -> None:
+    """Run the revisions (`run`, each revision in its own transaction) and, when a statement
+    cannot get its lock in time (55P03: the application holds a lock the DDL needs), roll that
+    revision back and run again from it, the way GitLab's `with_lock_retries` does. Attempt k
+    waits at most min(ORGMIG_LOCK_TIMEOUT_MS, 100 ms x 2^(k-1)) for each lock, and the last
+    attempt ORGMIG_LOCK_TIMEOUT_MS, so the application's statements that queue behind the
+    revision's lock request wait briefly at first; between attempts a backoff
+    (ORGMIG_BACKOFF_*). After ORGMIG_DDL_LOCK_ATTEMPTS attempts (1: a single attempt with
+    ORGMIG_LOCK_TIMEOUT_MS) the revision stops with a one-line error. Revisions already applied
+    stay applied; a data revision run again resumes where it stopped."""
+    s = settings()
+    try:
+        for attempt in range(1, s.ddl_lock_attempts + 1):
+            last = attempt == s.ddl_lock_attempts
+            timeout_ms = s.lock_timeout_ms if last else min(s.lock_timeout_ms,
+                                                            FIRST_LOCK_TIMEOUT_MS * 2 ** (attempt - 1))
+            conn.exec_driver_sql(f"SET lock_timeout = '{timeout_ms}ms'")
+            conn.commit()
+            try:
+                run()
+                return
+            except DBAPIError as exc:
+                if db.sqlstate(exc) != "55P03":
+                    raise
+                conn.rollback()
+                if last:
+                    raise MigrationError(
+                        f"a revision could not get its locks in {attempt} attempts (the last waited"
+                        f" {timeout_ms} ms for each): {db.error_summary(exc)}; another session holds a"
+                        " lock it needs (find it in pg_locks); the revisions before it are applied. Run"
+                        " again at a quieter time, or raise ORGMIG_DDL_LOCK_ATTEMPTS or"
+                        " ORGMIG_LOCK_TIMEOUT_MS") from None
+                wait = db.backoff(attempt, s.backoff_base_ms / 1000, s.backoff_cap_ms / 1000)
+                log.warning("a revision could not get a lock within %d ms (%s); rolled back, attempt %d"
+                            " of %d in %.1f s", timeout_ms, db.error_summary(exc), attempt + 1,
+                            s.ddl_lock_attempts, wait)
+                time.sleep(wait)
+    finally:
+        with contextlib.suppress(Exception):  # a broken connection takes its settings with it
+            conn.exec_driver_sql(f"SET lock_timeout = '{s.lock_timeout_ms}ms'")
+            conn.commit()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 import time
 
 import pytest
@@ -181,3 +182,94 @@ def test_a_revision_that_needs_a_finished_data_run_waits_for_it(engine, alembic_
     passed = run_alembic(engine.url, "upgrade", "head")
     assert passed.returncode == 0, passed.stderr
     assert scalar(engine, "SELECT version_num FROM alembic_version") == "0008"
+
+
+def _hold_user_table(engine, seconds: float, sql: str = 'SELECT count(*) FROM "user"') -> threading.Thread:
+    """An application transaction on "user" (a read by default: ACCESS SHARE until it commits),
+    open `seconds` long."""
+    held = threading.Event()
+
+    def hold() -> None:
+        with engine.connect() as conn:
+            conn.execute(text(sql))
+            held.set()
+            time.sleep(seconds)
+            conn.commit()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait(10)
+    return thread
+
+
+def _read_user_table(engine, seconds: float) -> list[float]:
+    """The application reading "user" for `seconds`: how long each read took."""
+    waits = []
+    deadline = time.monotonic() + seconds
+    with engine.connect() as app:
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            app.execute(text('SELECT count(*) FROM "user"'))
+            app.commit()
+            waits.append(time.monotonic() - started)
+            time.sleep(0.02)
+    return waits
+
+
+def test_a_revision_blocked_by_the_application_is_run_again_waiting_briefly_each_time(engine, alembic_cfg):
+    migrations.upgrade(alembic_cfg, "0005")
+    # As a run cut short after building 0006's index leaves it: the revision goes straight to
+    # its ALTER TABLEs, which need "user" to themselves.
+    execute(engine, 'CREATE INDEX ix_user_email_normalized ON "user" (lower(btrim(email)))')
+    holder = _hold_user_table(engine, 1.5)
+    upgrade = subprocess.Popen(alembic_cmd("upgrade", "0006"), cwd=ROOT, env=alembic_env(engine.url), text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Meanwhile the application keeps reading "user": each read queues behind the revision's lock
+    # request only as long as that attempt's lock timeout (100, 200, 400 ms ...), not the 2 s of
+    # ORGMIG_LOCK_TIMEOUT_MS a single attempt would hold it up.
+    waits = _read_user_table(engine, 1.2)
+    holder.join()
+    _, stderr = upgrade.communicate(timeout=120)
+    assert upgrade.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert "could not get a lock within 100 ms" in stderr and "attempt 2 of 8" in stderr
+    assert scalar(engine, "SELECT version_num FROM alembic_version") == "0006"
+    assert scalar(engine, "SELECT count(*) FROM information_schema.columns"
+                          " WHERE table_name = 'user' AND column_name = 'is_site_admin'") == 1
+    assert max(waits) < 1.0, f"the application waited {max(waits):.2f} s behind the revision"
+
+
+def test_a_revision_that_never_gets_its_lock_stops_after_its_attempts_in_one_line(engine, alembic_cfg):
+    migrations.upgrade(alembic_cfg, "0005")
+    execute(engine, 'CREATE INDEX ix_user_email_normalized ON "user" (lower(btrim(email)))')
+    holder = _hold_user_table(engine, 6)
+    try:
+        proc = run_alembic(engine.url, "-x", "ddl_lock_attempts=3", "-x", "lock_timeout_ms=500", "upgrade", "0006")
+    finally:
+        holder.join()
+    line = _one_line(proc)
+    assert proc.returncode == 1
+    assert "a revision could not get its locks in 3 attempts (the last waited 500 ms for each)" in line
+    assert "55P03" in line and "ORGMIG_DDL_LOCK_ATTEMPTS" in line
+    assert scalar(engine, "SELECT version_num FROM alembic_version") == "0005"
+    assert scalar(engine, "SELECT count(*) FROM information_schema.columns"
+                          " WHERE table_name = 'user' AND column_name = 'is_site_admin'") == 0
+
+
+def test_an_index_build_left_invalid_by_a_lock_timeout_is_rebuilt_without_blocking_the_application(
+        engine, alembic_cfg):
+    migrations.upgrade(alembic_cfg, "0005")
+    # An application write open on "user": 0006's CREATE INDEX CONCURRENTLY waits for it, times
+    # out and leaves an invalid index; the next attempt drops it CONCURRENTLY too (a plain DROP
+    # INDEX would lock "user" against every read while it waits), then builds it again.
+    holder = _hold_user_table(engine, 2.0, 'UPDATE "user" SET email = email WHERE id = -1')
+    upgrade = subprocess.Popen(alembic_cmd("upgrade", "0006"), cwd=ROOT, env=alembic_env(engine.url), text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    waits = _read_user_table(engine, 2.0)
+    holder.join()
+    _, stderr = upgrade.communicate(timeout=120)
+    assert upgrade.returncode == 0, stderr
+    assert "could not get a lock within" in stderr
+    assert scalar(engine, "SELECT indisvalid FROM pg_index"
+                          " WHERE indexrelid = to_regclass('ix_user_email_normalized')") is True
+    assert max(waits) < 0.15, f"the application waited {max(waits):.2f} s behind the revision"
