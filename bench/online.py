@@ -79,7 +79,8 @@ from sqlalchemy.pool import NullPool  # noqa: E402
 
 from app.db import DatabaseError, make_engine  # noqa: E402
 from app.ops.databases import Server  # noqa: E402
-from app.steps.user_settings import SQL, STEP  # noqa: E402
+from app.steps.roles import ensure_roles  # noqa: E402
+from app.steps.user_settings import ROLES, SQL, STEP  # noqa: E402
 from app.steps.user_settings.login import migrate_user  # noqa: E402
 from bench.common import (  # noqa: E402
     DEFAULT_SERVER,
@@ -360,7 +361,7 @@ def premigrate(url: URL, count: int) -> None:
                 with conn.begin():
                     for name, value in STEP.batch_settings.items():
                         conn.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
-                    conn.execute(SQL("run.default_roles"), {"step": STEP.name}).all()
+                    ensure_roles(conn, STEP.name, ROLES, warn=False)
                     sequence = conn.execute(SQL("run.user_id_sequence")).scalar_one()
                     ids = list(conn.execute(text(
                         "SELECT id FROM user_settings WHERE keycloak_user_id = ANY (:k) ORDER BY id"),
