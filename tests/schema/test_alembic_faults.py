@@ -216,21 +216,27 @@ def _read_user_table(engine, seconds: float) -> list[float]:
     return waits
 
 
+def _upgrade_to_0006_beside(engine, holder: threading.Thread, read_seconds: float) -> tuple[list[float], str]:
+    """`alembic upgrade 0006` while `holder` keeps its transaction open and the application reads
+    "user" for `read_seconds`: how long each read took, and alembic's stderr (it must succeed)."""
+    upgrade = subprocess.Popen(alembic_cmd("upgrade", "0006"), cwd=ROOT, env=alembic_env(engine.url), text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    waits = _read_user_table(engine, read_seconds)
+    holder.join()
+    _, stderr = upgrade.communicate(timeout=120)
+    assert upgrade.returncode == 0, stderr
+    return waits, stderr
+
+
 def test_a_revision_blocked_by_the_application_is_run_again_waiting_briefly_each_time(engine, alembic_cfg):
     migrations.upgrade(alembic_cfg, "0005")
     # As a run cut short after building 0006's index leaves it: the revision goes straight to
     # its ALTER TABLEs, which need "user" to themselves.
     execute(engine, 'CREATE INDEX ix_user_email_normalized ON "user" (lower(btrim(email)))')
-    holder = _hold_user_table(engine, 1.5)
-    upgrade = subprocess.Popen(alembic_cmd("upgrade", "0006"), cwd=ROOT, env=alembic_env(engine.url), text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     # Meanwhile the application keeps reading "user": each read queues behind the revision's lock
     # request only as long as that attempt's lock timeout (100, 200, 400 ms ...), not the 2 s of
     # ORGMIG_LOCK_TIMEOUT_MS a single attempt would hold it up.
-    waits = _read_user_table(engine, 1.2)
-    holder.join()
-    _, stderr = upgrade.communicate(timeout=120)
-    assert upgrade.returncode == 0, stderr
+    waits, stderr = _upgrade_to_0006_beside(engine, _hold_user_table(engine, 1.5), read_seconds=1.2)
     assert "Traceback" not in stderr
     assert "could not get a lock within 100 ms" in stderr and "attempt 2 of 8" in stderr
     assert scalar(engine, "SELECT version_num FROM alembic_version") == "0006"
@@ -263,12 +269,7 @@ def test_an_index_build_left_invalid_by_a_lock_timeout_is_rebuilt_without_blocki
     # out and leaves an invalid index; the next attempt drops it CONCURRENTLY too (a plain DROP
     # INDEX would lock "user" against every read while it waits), then builds it again.
     holder = _hold_user_table(engine, 2.0, 'UPDATE "user" SET email = email WHERE id = -1')
-    upgrade = subprocess.Popen(alembic_cmd("upgrade", "0006"), cwd=ROOT, env=alembic_env(engine.url), text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    waits = _read_user_table(engine, 2.0)
-    holder.join()
-    _, stderr = upgrade.communicate(timeout=120)
-    assert upgrade.returncode == 0, stderr
+    waits, stderr = _upgrade_to_0006_beside(engine, holder, read_seconds=2.0)
     assert "could not get a lock within" in stderr
     assert scalar(engine, "SELECT indisvalid FROM pg_index"
                           " WHERE indexrelid = to_regclass('ix_user_email_normalized')") is True
