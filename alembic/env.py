@@ -113,17 +113,16 @@ def _run_on(connection: Connection) -> None:
     if not was_in_transaction:
         connection.commit()
     _configure(connection=connection)
+
+    def run() -> None:
+        with context.begin_transaction():
+            context.run_migrations()
+
     with migration_lock(connection, wait=not was_in_transaction):
         if was_in_transaction:
-            with context.begin_transaction():
-                context.run_migrations()
-            return
-
-        def run() -> None:
-            with context.begin_transaction():
-                context.run_migrations()
-
-        with_lock_retries(connection, run)
+            run()  # the caller owns the transaction: nothing of it to roll back and run again
+        else:
+            with_lock_retries(connection, run)
 
 
 def run_migrations_online() -> None:
