@@ -29,7 +29,7 @@ from app.batch import Batch, BatchResult, DowngradeRefused, KeySource, Migration
 from app.config import Settings
 from app.errors import ConfigError
 from app.provider_names import PROVIDERS
-from app.steps.roles import ensure_roles, remove_roles
+from app.steps.roles import RANKS, ensure_roles, remove_roles
 
 log = logging.getLogger("app.steps.identity")
 
@@ -101,7 +101,8 @@ class IdentitySync(Step):
 
     def _params(self, **more) -> dict:
         return {"provider": self.provider, "step": self.name, "env": self.settings.idp_env,
-                "role_map": self.role_map, **more}
+                "role_map": self.role_map, "role_names": list(ROLES), "role_ranks": [RANKS[n] for n in ROLES],
+                **more}
 
     def export(self, conn: Connection) -> Export | None:
         """The latest finished export; None when there is none. An export started after it and

@@ -72,12 +72,12 @@ WITH grp AS MATERIALIZED (
 {groups}
 ),
 -- the orgs the IdP manages (plan.create_orgs makes those missing), and the roles (app.steps.roles
--- makes those missing: a stand-in id, which no membership has yet)
+-- makes those missing, :role_names with :role_ranks: a stand-in id, which no membership has yet)
 roles AS (
     SELECT r.id, r.name, r.rank FROM role r
     UNION ALL
     SELECT -w.rank, w.name, w.rank
-    FROM (VALUES ('admin', 1), ('user', 1000), ('entry_only', 2000)) w(name, rank)
+    FROM unnest(CAST(:role_names AS text[]), CAST(:role_ranks AS integer[])) w(name, rank)
     WHERE NOT EXISTS (SELECT 1 FROM role r WHERE r.name = w.name)
 ),
 managed AS MATERIALIZED (
