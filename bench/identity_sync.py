@@ -73,7 +73,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -100,7 +99,7 @@ from app.ops.databases import Server, libpq  # noqa: E402
 from app.ops.seed import seed_legacy  # noqa: E402
 from app.steps.identity import CHAIN_FROM_SNAPSHOT, CHAIN_OF_PLAN, SQL, IdentitySync  # noqa: E402
 from app.steps.identity.check import drift  # noqa: E402
-from bench.common import DEFAULT_SERVER, code_version, open_server  # noqa: E402
+from bench.common import DEFAULT_SERVER, code_version, load1, machine, open_server, say  # noqa: E402
 
 PROVIDER = "okta"
 ENV = "PROD"
@@ -109,14 +108,6 @@ TARGET_REAPPLY = 100_000
 TARGET_RECONCILE = 100_000
 ROLES = ("NO_ACCESS", "ADMIN", "USER", "ENTRY_ONLY", "ALL_FACILITIES")  # group slots 1..5 of an org
 SLOTS = 16  # group slots per org: 5 roles, then up to 10 facilities
-
-
-def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def load1() -> float:
-    return os.getloadavg()[0]
 
 
 def execute(url: URL, *statements: str, params: dict | None = None) -> list:
@@ -562,8 +553,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "orgmig benchmark: the identity step (revision 0007, orgmig sync, orgmig reconcile)",
         f"  server       {where}",
-        (f"  machine      {os.cpu_count()} CPUs, {platform.system()} {platform.release()},"
-         f" Python {platform.python_version()}; load average before {load_before:.2f}, after {load1():.2f}"),
+        f"  machine      {machine()}; load average before {load_before:.2f}, after {load1():.2f}",
         (f"  command      python bench/identity_sync.py --users {args.users} --orgs {orgs} --facilities"
          f" {args.facilities} --runs {args.runs}{' --legacy' if args.legacy else ''}"),
         f"  code         {code}",
