@@ -27,6 +27,8 @@ from app.ops.seed import SeedSummary, seed_legacy
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+# `alembic` of this checkout, as a child process runs it (add `-x ...` and the command).
+ALEMBIC = [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini")]
 
 
 def say(message: str) -> None:

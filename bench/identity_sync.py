@@ -99,7 +99,7 @@ from app.ops.databases import Server, libpq  # noqa: E402
 from app.ops.seed import seed_legacy  # noqa: E402
 from app.steps.identity import CHAIN_FROM_SNAPSHOT, CHAIN_OF_PLAN, SQL, IdentitySync  # noqa: E402
 from app.steps.identity.check import drift  # noqa: E402
-from bench.common import DEFAULT_SERVER, code_version, load1, machine, open_server, say  # noqa: E402
+from bench.common import ALEMBIC, DEFAULT_SERVER, code_version, load1, machine, open_server, say  # noqa: E402
 
 PROVIDER = "okta"
 ENV = "PROD"
@@ -317,7 +317,6 @@ def timed(cmd: list[str], url: URL, log: Path, ok: tuple[int, ...] = (0,)) -> Ti
 
 
 ORGMIG = [sys.executable, "-m", "app.cli"]
-ALEMBIC = [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini")]
 COMMANDS = {
     "dry_run_before": ORGMIG + ["sync", "--provider", PROVIDER, "--dry-run"],
     "apply": ALEMBIC + ["upgrade", "head"],

@@ -56,6 +56,7 @@ from app.db import DatabaseError, make_engine  # noqa: E402
 from app.ops.databases import libpq  # noqa: E402
 from app.schema import SETTINGS_COLUMNS, org, org_user, role, settings, user, user_settings  # noqa: E402
 from bench.common import (  # noqa: E402
+    ALEMBIC,
     DEFAULT_SERVER,
     child_env,
     code_version,
@@ -92,8 +93,7 @@ class UpgradeRun:
 
 def time_upgrade(url: URL, users: int, batch_size: int, log_dir: Path) -> UpgradeRun:
     env = child_env(url)
-    cmd = [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"),
-           "-x", f"batch_size={batch_size}", "upgrade", "head"]
+    cmd = [*ALEMBIC, "-x", f"batch_size={batch_size}", "upgrade", "head"]
     log_path = log_dir / f"upgrade_{users}.log"
     with open(log_path, "w") as log:
         started = time.perf_counter()

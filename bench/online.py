@@ -83,6 +83,7 @@ from app.steps.roles import ensure_roles  # noqa: E402
 from app.steps.user_settings import ROLES, SQL, STEP  # noqa: E402
 from app.steps.user_settings.login import migrate_user  # noqa: E402
 from bench.common import (  # noqa: E402
+    ALEMBIC,
     DEFAULT_SERVER,
     child_env,
     code_version,
@@ -544,7 +545,7 @@ class Bench:
 
 
 def alembic_cmd(x_args: list[str]) -> list[str]:
-    cmd = [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini")]
+    cmd = list(ALEMBIC)
     for x in x_args:
         cmd += ["-x", x]
     return cmd + ["upgrade", REVISION]
