@@ -5,6 +5,7 @@ name=value`, validated here too (`with_overrides`); no other module reads `os.en
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
@@ -76,15 +77,41 @@ class Settings(BaseSettings):
                                             validation_alias="ORGMIG_WRITEBACK_ATTRIBUTE")
     writeback_concurrency: int = Field(default=4, ge=1, le=75, validation_alias="ORGMIG_WRITEBACK_CONCURRENCY")
 
-    # `orgmig serve`: the bearer token callers must present, and each client's rate
+    # `orgmig serve` (app.service): who may call (access tokens from the identity provider, a
+    # static bearer token, or both), each client's rate, the body cap, the proxies whose
+    # X-Forwarded-For is believed, and the service's own database limits
     serve_token: SecretStr | None = Field(default=None, validation_alias="ORGMIG_SERVE_TOKEN")
+    serve_jwt_issuer: str | None = Field(default=None, validation_alias="ORGMIG_SERVE_JWT_ISSUER")
+    serve_jwt_audience: str | None = Field(default=None, validation_alias="ORGMIG_SERVE_JWT_AUDIENCE")
+    serve_jwt_client_ids: str = Field(default="", validation_alias="ORGMIG_SERVE_JWT_CLIENT_IDS")
+    serve_jwks_url: str | None = Field(default=None, validation_alias="ORGMIG_SERVE_JWKS_URL")
+    serve_jwt_algorithms: str = Field(default="RS256", validation_alias="ORGMIG_SERVE_JWT_ALGORITHMS")
     serve_rate_per_minute: int = Field(default=600, ge=1, le=1_000_000, validation_alias="ORGMIG_SERVE_RATE_PER_MINUTE")
+    serve_max_body_bytes: int = Field(default=65_536, ge=1_024, le=10_485_760,
+                                      validation_alias="ORGMIG_SERVE_MAX_BODY_BYTES")
+    serve_trusted_proxies: str = Field(default="", validation_alias="ORGMIG_SERVE_TRUSTED_PROXIES")
+    serve_pool_size: int = Field(default=10, ge=1, le=200, validation_alias="ORGMIG_SERVE_POOL_SIZE")
+    serve_pool_timeout_ms: int = Field(default=1_000, ge=1, le=60_000, validation_alias="ORGMIG_SERVE_POOL_TIMEOUT_MS")
+    serve_lock_timeout_ms: int = Field(default=1_000, ge=1, le=600_000, validation_alias="ORGMIG_SERVE_LOCK_TIMEOUT_MS")
+    serve_statement_timeout_ms: int = Field(default=5_000, ge=1, le=600_000,
+                                            validation_alias="ORGMIG_SERVE_STATEMENT_TIMEOUT_MS")
 
     # Legacy user collections (`orgmig collections`): the Redis holding hashes `users` and `collections`
     redis_url: SecretStr = Field(default=SecretStr("redis://127.0.0.1:6379/0"), validation_alias="REDIS_URL")
 
     # Embedded PostgreSQL used by `orgmig demo` when no DATABASE_URL is set
     data_dir: Path = Field(default=Path(".orgmig"), validation_alias="ORGMIG_DATA_DIR")
+
+    @field_validator("serve_trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in (p.strip() for p in value.split(",")):
+            if part:
+                try:
+                    ipaddress.ip_network(part, strict=False)
+                except ValueError:
+                    raise ValueError(f"{part!r} is not an address or a network (e.g. 10.0.0.5, 10.0.0.0/8)") from None
+        return value
 
     @field_validator("redis_url")
     @classmethod

@@ -1,16 +1,21 @@
-"""The login-time endpoint (`orgmig serve`): an identity provider's post-login hook, or the
-application, asks for one user to be migrated now and gets the app's ids back.
+"""The login-time service (`orgmig serve`): an identity provider's post-login hook, or the
+application, asks for one user to be migrated or linked now and gets the app's ids back; the
+application offers and moves GeneNetwork's per-user collections at login.
 
-    POST /v1/users/migrate   Authorization: Bearer $ORGMIG_SERVE_TOKEN
-        {"keycloak_user_id": "..."}                                  the legacy row, migrated now
-        {"provider": "auth0", "external_id": "...", "email": "..."}  the account linked, and its user
+    POST /v1/users/migrate   Authorization: Bearer <token>
+        {"keycloak_user_id": "..."}                                        the legacy row, migrated now
+        {"provider": "auth0", "external_id": "...", "email": "...", "email_verified": true}
+                                                                           the account linked, and its user
     -> 200 {"app_user_id": 42, "org_id": "...", "migrated_now": true}
-       401 no or wrong token (compared in constant time), 404 no such user, 422 a malformed body,
-       429 past the per-client rate (Retry-After), 503 the database does not answer
-    GET /healthz -> 200 {"ok": true} when the database answers
+    GET  /v1/users/{app_user_id}/collections/legacy
+    POST /v1/users/{app_user_id}/collections/migrate
+    POST /v1/users/{app_user_id}/collections/import-anonymous   {"anon_id": "..."}
+    GET  /healthz, GET /openapi.json
 
-It never answers with another user's data, and logs neither the token nor the body."""
+Errors are JSON ({"error": ..., "reason": ...}): 401 no or bad token, 403 a valid token of another
+client, 404, 409 the user is another account's, 413, 422 a malformed body, 429 and 503 with
+Retry-After. It never answers with another user's data, and logs neither tokens nor bodies."""
 
-from app.service.app import create_app
+from app.service.app import Limits, create_app
 
-__all__ = ["create_app"]
+__all__ = ["Limits", "create_app"]

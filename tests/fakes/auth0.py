@@ -38,6 +38,7 @@ from .base import (
     proxy_error_page,
 )
 from .tenant import Organization, Tenant, User
+from .tokens import ApiTokens
 
 DEFAULT_SCOPES = frozenset({
     "read:users", "read:roles", "read:role_members", "read:organizations", "read:organization_members",
@@ -333,6 +334,7 @@ class FakeAuth0(FakeServer):
         self.social_percent = social_percent
         self.failing_exports = 0
         self.signer = JwtSigner()
+        self.apis = ApiTokens()
         self._link_key = secrets.token_bytes(16)
         self._link_deadlines: dict[str, float] = {}
         self._tokens_not_before = 0.0
@@ -352,6 +354,7 @@ class FakeAuth0(FakeServer):
 
         api = r"/api/v2"
         self.route("POST", r"/oauth/token", self._token, auth=False)
+        self.route("GET", r"/\.well-known/jwks\.json", lambda req: Response.json(200, self.apis.jwks()), auth=False)
         self.route("GET", rf"{api}/users", self._users, need=[("read:users",)])
         self.route("GET", rf"{api}/users/(?P<uid>[^/]+)", self._user, need=[("read:users",)])
         self.route("PATCH", rf"{api}/users/(?P<uid>[^/]+)", self._patch_user,
@@ -692,7 +695,8 @@ class FakeAuth0(FakeServer):
         if not grant:
             return Response.json(400, {"error": "invalid_request",
                                        "error_description": "Missing required parameter: grant_type"})
-        if not cid or cid != self.client_id or not secret or not secrets.compare_digest(secret, self.client_secret):
+        known = self.apis.clients.get(cid or "", self.client_secret if cid == self.client_id else None)
+        if not cid or known is None or not secret or not secrets.compare_digest(secret, known):
             return Response.json(401, {"error": "access_denied", "error_description": "Unauthorized"})
         if grant != "client_credentials":
             return Response.json(403, {"error": "unauthorized_client",
@@ -702,7 +706,12 @@ class FakeAuth0(FakeServer):
         if not audience:
             return Response.json(403, {"error": "access_denied", "error_description": "No audience parameter was "
                                        "provided, and no default audience has been configured"})
-        if audience != self.audience:
+        if audience in self.apis.identifiers:
+            # A custom API (Settings > APIs): an RS256 access token, keys at /.well-known/jwks.json
+            return Response.json(200, {"access_token": self.apis.mint(f"{self.base_url}/", cid, audience,
+                                                                      self.token_ttl),
+                                       "expires_in": self.token_ttl, "token_type": "Bearer"})
+        if audience != self.audience or cid != self.client_id:
             return Response.json(403, {"error": "access_denied",
                                        "error_description": f"Service not enabled within domain: {audience}"})
         requested = form.get("scope", "").split()

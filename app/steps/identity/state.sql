@@ -183,8 +183,11 @@ FROM (
         SELECT count(*) AS n, array_agg(u.id) AS ids,
                coalesce(bool_or(EXISTS (SELECT 1 FROM user_identity i
                                         WHERE i.provider = :provider AND i.user_id = u.id)), false) AS taken,
-               (SELECT count(*) FROM idp_user x
-                 WHERE x.provider = :provider AND lower(btrim(x.email)) = b.email_norm) AS accounts
+               -- this account and the others of the provider holding the email (at login the
+               -- account may be newer than the export)
+               1 + (SELECT count(*) FROM idp_user x
+                     WHERE x.provider = :provider AND lower(btrim(x.email)) = b.email_norm
+                       AND x.external_id <> b.external_id) AS accounts
         FROM "user" u
         WHERE b.email_norm IS NOT NULL AND lower(btrim(u.email)) = b.email_norm
           -- (Keycloak) a user whose keycloak_user_id is another unlinked account's id is that
