@@ -24,7 +24,7 @@ LINKED = text("""SELECT u.id, u.current_org_id FROM user_identity i JOIN "user" 
 ACCOUNT = text("""INSERT INTO idb_user (row_id, external_id, email, email_norm, email_verified, site_admin)
                   SELECT coalesce((SELECT row_id FROM idp_user WHERE provider = :p AND external_id = :x), 0),
                          :x, nullif(btrim(:e), ''), nullif(lower(btrim(:e)), ''), :v, false""")
-MATCHED = text("""SELECT b.row_id, b.user_id, b.problem, b.detail, u.current_org_id, u.keycloak_user_id,
+MATCHED = text("""SELECT b.row_id, b.user_id, b.matched_by, b.problem, b.detail, u.current_org_id, u.keycloak_user_id,
                          (SELECT min(c.id) FROM "user" c WHERE lower(btrim(c.email)) = b.email_norm) AS candidate
                   FROM idb_user b LEFT JOIN "user" u ON u.id = b.user_id""")
 LINK = text("""INSERT INTO user_identity (provider, external_id, user_id, matched_by)
@@ -80,11 +80,11 @@ def _link(conn: Connection, provider: str, external_id: str, answer: Answer, mat
     return answer
 
 
-def _by_email(conn: Connection, provider: str, external_id: str, email: str | None,
+def _by_match(conn: Connection, provider: str, external_id: str, email: str | None,
               email_verified: bool) -> Answer | Refused:
-    """The identity step's match for this one account, in one transaction with the link it makes
-    or the report it writes."""
-    if not email or not email.strip():
+    """The identity step's match for this one account (for Keycloak the user its id names, else the
+    email rule), in one transaction with the link it makes or the report it writes."""
+    if provider != "keycloak" and (not email or not email.strip()):
         return NO_USER
     with conn.begin():
         conn.exec_driver_sql(IDENTITY_SQL.source("state.temp_tables"))
@@ -93,11 +93,12 @@ def _by_email(conn: Connection, provider: str, external_id: str, email: str | No
         m = conn.execute(MATCHED).one()
         refused: Refused | None = None
         if m.user_id is not None:
-            if provider == "keycloak" and m.keycloak_user_id and m.keycloak_user_id != external_id \
+            if m.matched_by == "email" and provider == "keycloak" and m.keycloak_user_id and m.keycloak_user_id != external_id \
                     and "|" not in m.keycloak_user_id:
                 refused = TAKEN
             else:
-                return _link(conn, provider, external_id, _answer(m.user_id, m.current_org_id, False), "email")
+                return _link(conn, provider, external_id, _answer(m.user_id, m.current_org_id, False),
+                             m.matched_by)
         elif m.problem in MESSAGES:
             taken = (m.detail or {}).get("linked_elsewhere") and (m.detail or {}).get("app_users") == 1 \
                 and (m.detail or {}).get("accounts") == 1
@@ -123,4 +124,4 @@ def by_account(conn: Connection, provider: str, external_id: str, email: str | N
         if answer is not None:
             with conn.begin():
                 return _link(conn, provider, external_id, answer, "subject")
-    return _by_email(conn, provider, external_id, email, email_verified)
+    return _by_match(conn, provider, external_id, email, email_verified)

@@ -59,3 +59,8 @@ def scalar(engine: Engine, sql: str, **params):
 def execute(engine: Engine, sql: str, **params) -> None:
     with engine.begin() as conn:
         conn.execute(text(sql), params)
+
+
+def rows(engine: Engine, sql: str, **params) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(sql), params)]
