@@ -72,6 +72,12 @@ def _linked(conn: Connection, provider: str, external_id: str) -> Answer | None:
     return None if row is None else _answer(row.id, row.current_org_id, False)
 
 
+def _names_another(keycloak_user_id: str | None, external_id: str) -> bool:
+    """The user's keycloak_user_id is another Keycloak account's id (not one orgmig gave a user it
+    created from another provider's account, `okta|...`, `auth0|...`)."""
+    return bool(keycloak_user_id) and keycloak_user_id != external_id and "|" not in keycloak_user_id
+
+
 def _link(conn: Connection, provider: str, external_id: str, answer: Answer, matched_by: str) -> Answer | Refused:
     conn.execute(LINK, {"p": provider, "x": external_id, "u": answer.app_user_id, "m": matched_by})
     linked = conn.execute(LINKED, {"p": provider, "x": external_id}).first()
@@ -93,8 +99,7 @@ def _by_match(conn: Connection, provider: str, external_id: str, email: str | No
         m = conn.execute(MATCHED).one()
         refused: Refused | None = None
         if m.user_id is not None:
-            if m.matched_by == "email" and provider == "keycloak" and m.keycloak_user_id and m.keycloak_user_id != external_id \
-                    and "|" not in m.keycloak_user_id:
+            if m.matched_by == "email" and provider == "keycloak" and _names_another(m.keycloak_user_id, external_id):
                 refused = TAKEN
             else:
                 return _link(conn, provider, external_id, _answer(m.user_id, m.current_org_id, False),
