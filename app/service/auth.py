@@ -150,7 +150,7 @@ class Authenticator:
         return MISSING
 
 
-def from_settings(settings) -> Authenticator:
+def from_settings(settings, refetch_interval: float = REFETCH_INTERVAL_S) -> Authenticator:
     """The authenticator `orgmig serve` runs with, its key set fetched once (a ConfigError naming
     the setting when anything is missing, wrong or unreachable)."""
     static = settings.serve_token.get_secret_value().strip() if settings.serve_token else None
@@ -175,7 +175,7 @@ def from_settings(settings) -> Authenticator:
     if urlsplit(url).scheme != "https" and not (urlsplit(url).scheme == "http" and is_loopback(url)):
         raise ConfigError(f"ORGMIG_SERVE_JWKS_URL {url}: the key set must come over https"
                           " (plain http only from a loopback address)")
-    jwks = Jwks(url, algorithms)
+    jwks = Jwks(url, algorithms, refetch_interval)
     try:
         jwks.fetch()
     except (httpx.HTTPError, ValueError) as exc:
