@@ -81,10 +81,12 @@ def test_a_token_of_the_allowed_client_is_accepted_and_forgeries_are_not(served,
         return jwt.encode({**claims, **changes}, with_key, algorithm="RS256", headers=headers or {"kid": kid})
 
     stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo)
     header_hs = {"alg": "HS256", "typ": "JWT", "kid": kid}
     signing_input = ".".join(_unsigned(header_hs, claims).split(".")[:2]).encode()
-    hs_with_public_key = signing_input.decode() + "." + _b64(hmac.new(public_pem, signing_input, hashlib.sha256).digest())
+    mac = hmac.new(public_pem, signing_input, hashlib.sha256).digest()
+    hs_with_public_key = signing_input.decode() + "." + _b64(mac)
     refused = {
         "alg none": _unsigned({"alg": "none", "typ": "JWT", "kid": kid}, claims),
         "HMAC made with the public key": hs_with_public_key,
