@@ -6,7 +6,8 @@
 - tests.support.collections: the collections tests' Redis database and migrated app database;
 - tests.fakes.fixtures: the fake identity providers;
 - tests.support.identity: the identity step's tenant, template databases and fakes;
-- tests.batch.toy_copy.fixtures: the engine's toy step and its database.
+- tests.batch.toy_copy.fixtures: the engine's toy step and its database;
+- tests.service.serving: the login-time service's database (a copy of a template at 0006).
 """
 
 import os
@@ -16,4 +17,4 @@ os.environ.pop("DATABASE_URL", None)
 
 pytest_plugins = ["tests.support.fixtures", "tests.support.idp", "tests.support.collections",
                   "tests.fakes.fixtures",
-                  "tests.support.identity", "tests.batch.toy_copy.fixtures"]
+                  "tests.support.identity", "tests.batch.toy_copy.fixtures", "tests.service.serving"]

@@ -7,16 +7,47 @@ import contextlib
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 
 import httpx
+import psycopg
+import pytest
 import uvicorn
+from sqlalchemy import Engine
+from sqlalchemy.pool import NullPool
 
 from app.config import Settings
+from app.db import make_engine
+from app.ops import migrations
+from app.ops.databases import libpq
 from app.service import server
 from app.service.auth import Authenticator
 
 TOKEN = "t0ken-for-the-tests-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def schema_template(pg_server) -> str:
+    """A database at revision 0006 (every table the service reads), built once per session."""
+    url = pg_server.create("orgmig_serve_template")
+    migrations.upgrade(migrations.alembic_config(url), "0006")
+    return url.database
+
+
+@pytest.fixture
+def schema(pg_server, schema_template) -> Iterator[Engine]:
+    """An engine on a fresh copy of the template, for one test."""
+    name = f"orgmig_serve_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(libpq(pg_server.admin_url), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{schema_template}" STRATEGY = WAL_LOG')
+    pg_server.created.append(name)
+    engine = make_engine(pg_server.server.url(name), poolclass=NullPool)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        pg_server.drop(engine.url)
 
 
 def free_port() -> int:

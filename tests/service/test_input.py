@@ -13,16 +13,9 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from app.ops import migrations
 from tests.service.serving import TOKEN, migrate, serving
 
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
-
-
-@pytest.fixture
-def schema(engine, alembic_cfg):
-    migrations.upgrade(alembic_cfg, "0006")
-    return engine
 
 
 @pytest.fixture

@@ -8,15 +8,18 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from app.ops import migrations
 from app.provider_names import PROVIDERS
 from tests.service.serving import migrate, serving
 from tests.support.db import execute, rows, scalar
 
 
 @pytest.fixture
-def base(engine, alembic_cfg):
-    migrations.upgrade(alembic_cfg, "0006")
+def engine(schema):
+    return schema
+
+
+@pytest.fixture
+def base(engine):
     execute(engine, """INSERT INTO "user" (keycloak_user_id, email) VALUES
                        ('victim-kc', 'Victim@Example.org'), ('twin-1', 'twin@example.org'),
                        ('twin-2', 'TWIN@example.org '), ('shared-kc', 'shared@example.org'),

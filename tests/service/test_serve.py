@@ -11,7 +11,6 @@ import time
 import httpx
 import pytest
 
-from app.ops import migrations
 from app.ops.seed import seed_legacy
 from tests.service.serving import TOKEN, free_port, serving
 from tests.service.serving import migrate as _post
@@ -20,10 +19,14 @@ from tests.support.migrate import ROOT, alembic_env, orgmig
 
 
 @pytest.fixture
-def service(engine, alembic_cfg):
+def engine(schema):
+    return schema
+
+
+@pytest.fixture
+def service(engine):
     # The schema of every revision, then legacy rows the bulk run has not migrated (rows added
     # after it, as if the application signed users up in the legacy table meanwhile).
-    migrations.upgrade(alembic_cfg, "0006")
     seed_legacy(engine, 300, seed=21)
     with serving(engine.url, serve_pool_timeout_ms=10_000) as base:
         yield base
@@ -92,8 +95,7 @@ def test_fifty_concurrent_calls_for_one_user_get_one_answer(service, engine):
     assert scalar(engine, 'SELECT count(*) FROM "user" WHERE keycloak_user_id = :k', k=kc) == 1
 
 
-def test_past_the_rate_a_client_waits(engine, alembic_cfg):
-    migrations.upgrade(alembic_cfg, "0006")
+def test_past_the_rate_a_client_waits(engine):
     with serving(engine.url, serve_rate_per_minute=3) as base:
         replies = [_post(base, {"keycloak_user_id": "x"}) for _ in range(5)]
     assert [r.status_code for r in replies] == [404, 404, 404, 429, 429]
@@ -107,10 +109,9 @@ def test_the_command_wants_a_token(engine):
     assert "ORGMIG_SERVE_JWT_ISSUER" in proc.stderr and "ORGMIG_SERVE_TOKEN" in proc.stderr
 
 
-def test_the_command_serves_and_logs_no_secret(engine, alembic_cfg):
+def test_the_command_serves_and_logs_no_secret(engine):
     """`orgmig -v serve` as a process, debug logging on: the answers are right, and what it
     writes names neither the token (right or wrong) nor anything from a body."""
-    migrations.upgrade(alembic_cfg, "0006")
     seed_legacy(engine, 20, seed=22)
     kc = _kc(engine)
     port = free_port()

@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import secrets
 import time
 
@@ -18,7 +19,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.config import Settings
-from app.ops import migrations
 from app.service.auth import from_settings
 from tests.fakes.auth0 import FakeAuth0
 from tests.service.serving import TOKEN, free_port, migrate, serving
@@ -56,11 +56,10 @@ def _unsigned(header: dict, claims: dict, signature: bytes = b"") -> str:
 
 
 @pytest.fixture
-def served(engine, alembic_cfg, provider):
-    migrations.upgrade(alembic_cfg, "0006")
+def served(schema, provider):
     caller, other = provider.apis.add_client(), provider.apis.add_client()
     authenticate = from_settings(_settings(provider, caller[0]), refetch_interval=1.0)
-    with serving(engine.url, authenticate) as base:
+    with serving(schema.url, authenticate) as base:
         yield base, caller, other
 
 
@@ -119,17 +118,20 @@ def test_a_rotated_key_is_fetched_once_and_made_up_key_ids_do_not_flood_the_prov
     assert provider.request_count(JWKS) == 2
     claims = jwt.decode(_client_token(provider, caller), options={"verify_signature": False})
     kid, key = provider.apis.signing_key
+    started = time.monotonic()
     for _ in range(20):
         token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": secrets.token_hex(8)})
         assert _status(base, token) == 401
-    assert provider.request_count(JWKS) <= 3  # at most one more fetch, however many made-up ids
+    # at most one fetch per (shortened, 1 s) interval, however many made-up ids: on a quiet
+    # machine the 20 calls take well under a second, so one more fetch at most
+    intervals = math.ceil(time.monotonic() - started)
+    assert provider.request_count(JWKS) <= 2 + intervals
 
 
-def test_the_static_token_and_provider_tokens_side_by_side(engine, alembic_cfg, provider):
-    migrations.upgrade(alembic_cfg, "0006")
+def test_the_static_token_and_provider_tokens_side_by_side(schema, provider):
     caller = provider.apis.add_client()
     authenticate = from_settings(_settings(provider, caller[0], serve_token=TOKEN))
-    with serving(engine.url, authenticate) as base:
+    with serving(schema.url, authenticate) as base:
         assert _status(base, TOKEN) == 404
         assert _status(base, _client_token(provider, caller)) == 404
         assert _status(base, TOKEN[:-1] + "x") == 401
