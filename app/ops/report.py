@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, inspect
 
 from app.batch import SqlFiles
-from app.batch.ledger import live_run_ids
+from app.batch.ledger import RECORDED_SETTINGS, live_run_ids
 from app.batch.summary import RunFigures, run_figures
 from app.errors import ConfigError
 
@@ -117,6 +117,14 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC) if value is not None else None
 
 
+def _in_order(settings: dict | None) -> dict | None:
+    """The recorded settings in the order they are recorded (jsonb keeps its own)."""
+    if settings is None:
+        return None
+    order = ("workers", *RECORDED_SETTINGS)
+    return {k: settings[k] for k in sorted(settings, key=lambda k: order.index(k) if k in order else len(order))}
+
+
 def _run(conn: Connection, run_id: int) -> Run:
     if not inspect(conn).has_table("orgmig_run"):
         raise ConfigError(f"no run {run_id}: this database has no orgmig_run table (revision 0003 is not"
@@ -129,7 +137,7 @@ def _run(conn: Connection, run_id: int) -> Run:
     return Run(
         id=row["id"], step=row["step"], direction=row["direction"], status=row["status"], state=state,
         live=live, batch_size=row["batch_size"], cursor_key=row["cursor_key"], max_key=row["max_key"],
-        last_error=row["last_error"], settings=row["settings"], started_at=_utc(row["started_at"]),
+        last_error=row["last_error"], settings=_in_order(row["settings"]), started_at=_utc(row["started_at"]),
         updated_at=_utc(row["updated_at"]), finished_at=_utc(row["finished_at"]),
     )
 

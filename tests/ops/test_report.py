@@ -122,7 +122,7 @@ def test_the_page_the_json_and_the_console_show_the_same_run(engine, alembic_cfg
     assert (data["rows_done"], data["total_rows"]) == (2_000, 2_000)
     assert fmt_duration(data["seconds"]) == console["duration"] and fmt_rate(data["rows_per_second"]) == console["rate"]
     assert data["rows_per_second"] == data["rows_done"] / data["seconds"]
-    assert data["settings"] == SETTINGS
+    assert data["settings"] == SETTINGS and list(data["settings"]) == list(SETTINGS)
     assert "Settings workers 2 · batch size 100 rows · pause after each batch 20 ms · max rows/s 4,000 ·" \
            " target batch time off · lock timeout 2.0 s · statement timeout 1 min 00 s · attempts per batch 5" in words
     run = data["run"]
