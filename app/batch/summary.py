@@ -80,15 +80,15 @@ class RunResult:
 
 def format_summary(result: RunResult) -> str:
     f = result.figures
-    head = f"{result.step} {result.direction} finished"
-    if result.resumed:
-        head += f" (resumed; {result.rows_done_now:,} rows by this process)"
+    head = f"{result.step} {result.direction} finished" + (" (resumed)" if result.resumed else "")
     if f is None:
         head += (f": {result.rows_done:,} rows; the run's figures could not be read"
                  f" (`orgmig report {result.run_id} --json` reads them)")
     else:
         head += (f": {f.rows_done:,} rows in {fmt_duration(f.seconds)} ({fmt_rate(f.rate)}),"
                  f" {f.batches:,} batches, {f.retried:,} retried")
+    if result.resumed:
+        head += f"; {result.rows_done_now:,} rows by this process"
     lines = [head]
     if result.summary:
         lines.append("  " + "; ".join(f"{label}: {n:,}" for label, n in result.summary.items()))
