@@ -1,7 +1,9 @@
 """`orgmig report RUN_ID --html FILE`: one self-contained HTML page about one run of a data step
 (settings, rate over time, batch durations, retries and failures, reported rows by reason with
 sample ids, the last error), for a DBA to read or print; `--json`: the same figures on standard
-output. app.ops.report gathers, app.ops.report_html draws, app.ops.report_json writes the JSON."""
+output (docs/runbook.md, "A page about one run").
+
+app.ops.report gathers, app.ops.report_html draws, app.ops.report_json writes the JSON."""
 
 from __future__ import annotations
 
