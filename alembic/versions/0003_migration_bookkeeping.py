@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("rows_done", sa.BigInteger, nullable=False, server_default=sa.text("0")),
         sa.Column("pause_requested", sa.Boolean, nullable=False, server_default=sa.text("false")),
         sa.Column("last_error", sa.Text),
+        sa.Column("settings", postgresql.JSONB),
         sa.Column("started_at", TSTZ, nullable=False, server_default=NOW),
         sa.Column("updated_at", TSTZ, nullable=False, server_default=NOW),
         sa.Column("finished_at", TSTZ),

@@ -5,16 +5,21 @@ its `succeeded` mark commit together."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Connection
 
+from app.batch.options import Options
 from app.batch.sqlfile import SqlFiles
 from app.batch.step import KeySource
 
 SQL = SqlFiles(Path(__file__).parent / "sql")
 LIVENESS_LOCK = SQL("ledger.liveness_lock")
+# The options a run records (orgmig_run.settings) beside the workers it got, for `orgmig report`.
+RECORDED_SETTINGS = ("batch_size", "pause_ms", "max_rows_per_second", "target_batch_ms", "lock_timeout_ms",
+                     "statement_timeout_ms", "max_batch_attempts")
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,13 @@ class Ledger:
     @staticmethod
     def count_unfinished(conn: Connection, run_id: int) -> int:
         return conn.execute(SQL("ledger.count_unfinished"), {"run_id": run_id}).scalar_one()
+
+    @staticmethod
+    def record_settings(conn: Connection, run_id: int, options: Options, workers: int) -> None:
+        """The workers this process runs the run with (the ones asked for, capped by the free
+        connections) and its RECORDED_SETTINGS, in orgmig_run.settings."""
+        settings = {"workers": workers, **{name: getattr(options, name) for name in RECORDED_SETTINGS}}
+        conn.execute(SQL("ledger.record_settings"), {"run_id": run_id, "settings": json.dumps(settings)})
 
     @staticmethod
     def finish(conn: Connection, run_id: int) -> None:

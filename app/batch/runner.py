@@ -32,7 +32,6 @@ A kill at any moment loses nothing and repeats nothing: the next run redoes the 
 from __future__ import annotations
 
 import logging
-import time
 
 from sqlalchemy import Connection, Engine
 
@@ -44,7 +43,7 @@ from app.batch.ledger import SQL, Ledger, Run
 from app.batch.options import Options
 from app.batch.progress import Progress
 from app.batch.step import DIRECTIONS, Step
-from app.batch.summary import RunResult
+from app.batch.summary import RunFigures, RunResult, run_figures
 from app.errors import OrgmigError
 
 log = logging.getLogger("app.batch")
@@ -130,16 +129,17 @@ class Runner:
         except Exception as exc:  # noqa: BLE001 - statistics are an optimisation, never fatal
             log.warning("%s: ANALYZE %s skipped: %s", self.label, ", ".join(tables), describe(exc))
 
-    def _summary(self) -> tuple[dict[str, int], dict[str, int]]:
-        """What the step reports and its reported rows; the run is finished by now, so a failure
-        here is a warning, not a failed command."""
+    def _summary(self) -> tuple[dict[str, int], dict[str, int], RunFigures | None]:
+        """What the step reports, its reported rows and the run's figures; the run is finished by
+        now, so a failure here is a warning, not a failed command."""
         try:
             conn = self._main_connection()
             with self.tx(conn, statement_timeout_ms=0):
-                return (self.step.summary(conn, self.direction, self._run.id), self.ledger.reported(conn))
+                return (self.step.summary(conn, self.direction, self._run.id), self.ledger.reported(conn),
+                        run_figures(conn, self._run.id))
         except Exception as exc:  # noqa: BLE001 - the work is done; only its summary is missing
             log.warning("%s: finished, but the summary could not be read: %s", self.label, describe(exc))
-            return {}, {}
+            return {}, {}, None
 
     def _mark_failed(self, message: str) -> None:
         if self._run is None:
@@ -167,7 +167,6 @@ class Runner:
     # -- the run ---------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
-        t0 = time.monotonic()
         try:
             # Statements that read whole tables once per run (the plan, the opening count,
             # ANALYZE, the summary) run without a statement timeout; their lock waits stay bounded.
@@ -189,6 +188,8 @@ class Runner:
                          " to redo)", self.label, run.id, run.cursor_key, f"{run.rows_done:,}",
                          f"{run.total_rows:,}", len(left))
             workers = self._workers()
+            self._phase("recording the settings",
+                        lambda c: self.ledger.record_settings(c, run.id, self.opts, workers))
             progress = Progress(self.label, run.total_rows, run.rows_done, bar=self.opts.progress_bar)
             crew = Crew(self, run, progress, self._state)
             try:
@@ -201,14 +202,14 @@ class Runner:
                 # compared and wrote nothing leaves the tables as they were planned for).
                 if self._phase("counting rows written", lambda c: self.ledger.rows_written(c, run.id)):
                     self._analyze(self.step.analyze_after)
-                summary, reported = self._summary()
+                summary, reported, figures = self._summary()
             finally:
                 progress.close()
         finally:
             if self._main is not None:
                 self._main.close()  # releases the liveness lock
         return RunResult(run.id, self.step.name, self.direction, run.total_rows, progress.done,
-                         crew.batches, self.attempts.retries, time.monotonic() - t0, run.resumed,
+                         crew.batches, self.attempts.retries, run.resumed, figures,
                          summary, reported, progress.done - run.rows_done)
 
     def join(self) -> int:

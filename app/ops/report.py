@@ -15,12 +15,14 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, inspect
 
 from app.batch import SqlFiles
-from app.batch.ledger import live_run_ids
+from app.batch.ledger import RECORDED_SETTINGS, live_run_ids
+from app.batch.summary import RunFigures, run_figures
 from app.errors import ConfigError
 
 SQL = SqlFiles(Path(__file__).parent)
 PROBLEMS_SHOWN = 15  # retried or failed batches listed on the page; the rest are counted
 ERROR_CHARS = 300  # a recorded error is shown as its first line, cut here
+SAMPLES_SHOWN = 5  # reported rows shown per reason (source table and id); orgmig_report has them all
 
 
 @dataclass
@@ -31,16 +33,14 @@ class Run:
     status: str
     state: str  # the status, or `interrupted` for a `running` run no live process holds
     live: bool
-    batch_size: int
-    total_rows: int
-    rows_done: int
+    batch_size: int  # the size of the latest claim (an adaptive batch size changes it)
     cursor_key: int | None
     max_key: int | None
     last_error: str | None
+    settings: dict | None  # how the process that started or last resumed it ran it (None: not recorded)
     started_at: datetime
     updated_at: datetime
     finished_at: datetime | None
-    elapsed_s: float  # to the end, to now while a live process works on it, else to its last update
 
 
 @dataclass
@@ -49,8 +49,6 @@ class BatchFigures:
     succeeded: int = 0
     failed: int = 0
     claimed: int = 0
-    retried: int = 0
-    extra_attempts: int = 0
     problems: int = 0
     median_ms: float | None = None
     p95_ms: float | None = None
@@ -81,11 +79,18 @@ class Problem:
 
 
 @dataclass
+class Sample:
+    table: str
+    id: int
+
+
+@dataclass
 class Reason:
     reason: str
     total: int
     not_migrated: int
     this_run: int
+    samples: list[Sample] = field(default_factory=list)  # the first few rows, by source table and id
 
 
 @dataclass
@@ -93,15 +98,11 @@ class RunReport:
     run: Run
     database: str
     generated_at: datetime
+    totals: RunFigures  # rows, time, rate, batches, retried: what the console summary shows
     figures: BatchFigures
     timeline: list[Point] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     reasons: list[Reason] = field(default_factory=list)
-
-    @property
-    def rate(self) -> float | None:
-        """Average rows per second over the run's elapsed time."""
-        return self.run.rows_done / self.run.elapsed_s if self.run.elapsed_s > 0 else None
 
 
 def one_line(error: str | None, limit: int = ERROR_CHARS) -> str | None:
@@ -116,6 +117,14 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC) if value is not None else None
 
 
+def _in_order(settings: dict | None) -> dict | None:
+    """The recorded settings in the order they are recorded (jsonb keeps its own)."""
+    if settings is None:
+        return None
+    order = ("workers", *RECORDED_SETTINGS)
+    return {k: settings[k] for k in sorted(settings, key=lambda k: order.index(k) if k in order else len(order))}
+
+
 def _run(conn: Connection, run_id: int) -> Run:
     if not inspect(conn).has_table("orgmig_run"):
         raise ConfigError(f"no run {run_id}: this database has no orgmig_run table (revision 0003 is not"
@@ -125,13 +134,11 @@ def _run(conn: Connection, run_id: int) -> Run:
         raise ConfigError(f"no run {run_id} in orgmig_run (`orgmig status` lists the runs)")
     live = row["id"] in live_run_ids(conn)
     state = row["status"] if live or row["status"] != "running" else "interrupted"
-    end = row["finished_at"] or (row["now"] if live else row["updated_at"])
     return Run(
         id=row["id"], step=row["step"], direction=row["direction"], status=row["status"], state=state,
-        live=live, batch_size=row["batch_size"], total_rows=row["total_rows"], rows_done=row["rows_done"],
-        cursor_key=row["cursor_key"], max_key=row["max_key"], last_error=row["last_error"],
-        started_at=_utc(row["started_at"]), updated_at=_utc(row["updated_at"]),
-        finished_at=_utc(row["finished_at"]), elapsed_s=max((end - row["started_at"]).total_seconds(), 0.0),
+        live=live, batch_size=row["batch_size"], cursor_key=row["cursor_key"], max_key=row["max_key"],
+        last_error=row["last_error"], settings=_in_order(row["settings"]), started_at=_utc(row["started_at"]),
+        updated_at=_utc(row["updated_at"]), finished_at=_utc(row["finished_at"]),
     )
 
 
@@ -139,6 +146,7 @@ def collect(engine: Engine, run_id: int) -> RunReport:
     """Everything the page shows about run `run_id`; ConfigError (one line) when there is no such run."""
     with engine.connect() as conn:
         run = _run(conn, run_id)
+        totals = run_figures(conn, run_id, run.live)
         params = {"run_id": run_id}
         f = conn.execute(SQL("report.batch_figures"), params).mappings().one()
         figures = BatchFigures(**{k: (v if v is not None or k.endswith("_ms") else 0) for k, v in f.items()})
@@ -146,16 +154,17 @@ def collect(engine: Engine, run_id: int) -> RunReport:
                     for r in conn.execute(SQL("report.timeline"), params)]
         problems = [Problem(**{**r, "finished_at": _utc(r["finished_at"]), "error": one_line(r["error"])})
                     for r in conn.execute(SQL("report.problems"), {**params, "limit": PROBLEMS_SHOWN}).mappings()]
-        reasons = [Reason(**r) for r in conn.execute(SQL("report.reasons"),
-                                                     {**params, "step": run.step}).mappings()]
+        reasons = [Reason(**{**r, "samples": [Sample(**x) for x in r["samples"]]})
+                   for r in conn.execute(SQL("report.reasons"),
+                                         {**params, "step": run.step, "samples": SAMPLES_SHOWN}).mappings()]
     return RunReport(run=run, database=engine.url.database or "", generated_at=datetime.now(UTC),
-                     figures=figures, timeline=timeline, problems=problems, reasons=reasons)
+                     totals=totals, figures=figures, timeline=timeline, problems=problems, reasons=reasons)
 
 
 @dataclass
 class Bucket:
     start_s: float
-    seconds: float  # the time it covers (the last one may be shorter or longer than the width)
+    seconds: float
     rows: int
 
     @property
@@ -164,25 +173,23 @@ class Bucket:
 
 
 def rate_buckets(timeline: list[Point], elapsed_s: float, target: int = 40) -> tuple[float, list[Bucket]]:
-    """Rows finished per time bucket from the run's start, with a bucket width (seconds) from a
-    list of round ones giving at most `target` buckets, and about five batches a bucket at least
-    (with one or two batches a bucket, a steady run would look like a saw); empty buckets
-    included (a pause shows). A last bucket shorter than half the width is merged into the one
-    before, so the rate of each bucket is the true average over the time it covers."""
+    """Rows finished per time bucket from the run's start, with the bucket width (seconds): the
+    run's time cut into equal buckets, as many as a round width from NICE_SECONDS gives (at most
+    `target`, and about five batches a bucket at least: with one or two batches a bucket, a
+    steady run would look like a saw), each bucket then stretched a little so that they cover
+    the run exactly. Every bucket is as wide as the others, and its rate is the true average
+    over the time it covers; empty buckets are included (a pause shows)."""
     if not timeline:
         return 0.0, []
     span = max(elapsed_s, max(p.at_s for p in timeline), 1e-3)
     target = max(1, min(target, len(timeline) // 5))
-    width = next((w for w in NICE_SECONDS if span / w <= target), NICE_SECONDS[-1])
-    count = max(int(-(-span // width)), 1)  # ceil
+    nice = next((w for w in NICE_SECONDS if span / w <= target), NICE_SECONDS[-1])
+    count = max(round(span / nice), 1)
+    width = span / count
     rows = [0] * count
     for p in timeline:
         rows[min(max(int(p.at_s // width), 0), count - 1)] += p.rows
-    buckets = [Bucket(i * width, min(width, span - i * width), n) for i, n in enumerate(rows)]
-    if len(buckets) > 1 and buckets[-1].seconds < width / 2:
-        last = buckets.pop()
-        buckets[-1] = Bucket(buckets[-1].start_s, buckets[-1].seconds + last.seconds, buckets[-1].rows + last.rows)
-    return width, buckets
+    return width, [Bucket(i * width, width, n) for i, n in enumerate(rows)]
 
 
 NICE_SECONDS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200,

@@ -1,22 +1,22 @@
 -- What `orgmig report RUN_ID` reads about one run: read-only, each statement by the run's id.
 -- A DBA can run any of them in psql after `\set run_id 1` (and `\set step 'user_settings_to_org'`,
--- `\set limit 50`).
+-- `\set limit 50`, `\set samples 5`). The run's rows, time, rate, batches and retried batches
+-- are app/batch/sql/summary.sql's `run_figures`, the figures of the console summary.
 
 -- name: run
--- The run, with the server's clock (how long a live run has taken so far).
-SELECT id, step, direction, status, batch_size, total_rows, rows_done, cursor_key, max_key,
-       last_error, started_at, updated_at, finished_at, statement_timestamp() AS now
+-- The run, and how it was run (settings: workers, batch size, throttle, timeouts).
+SELECT id, step, direction, status, batch_size, cursor_key, max_key, last_error, settings,
+       started_at, updated_at, finished_at
 FROM orgmig_run
 WHERE id = :run_id;
 
 -- name: batch_figures
--- Batches by status, retries, and the durations of the batches that succeeded.
+-- Batches by status, those that failed or were retried, and the durations of the batches that
+-- succeeded.
 SELECT count(*) AS batches,
        count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
        count(*) FILTER (WHERE status = 'failed') AS failed,
        count(*) FILTER (WHERE status = 'claimed') AS claimed,
-       count(*) FILTER (WHERE attempts > 1) AS retried,
-       coalesce(sum(attempts - 1) FILTER (WHERE attempts > 1), 0) AS extra_attempts,
        count(*) FILTER (WHERE attempts > 1 OR status = 'failed') AS problems,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms)
            FILTER (WHERE status = 'succeeded') AS median_ms,
@@ -46,10 +46,22 @@ LIMIT :limit;
 
 -- name: reasons
 -- Reported rows of the run's step by reason: all of them, those not migrated, those this run
--- recorded (a row reported by an earlier run of the step is not reported again).
-SELECT reason, count(*) AS total, count(*) FILTER (WHERE NOT migrated) AS not_migrated,
-       count(*) FILTER (WHERE run_id = :run_id) AS this_run
-FROM orgmig_report
-WHERE step = :step
-GROUP BY reason
-ORDER BY count(*) DESC, reason;
+-- recorded (a row reported by an earlier run of the step is not reported again), and the first
+-- :samples of them by source table and id.
+SELECT g.reason, g.total, g.not_migrated, g.this_run, s.samples
+FROM (
+    SELECT reason, count(*) AS total, count(*) FILTER (WHERE NOT migrated) AS not_migrated,
+           count(*) FILTER (WHERE run_id = :run_id) AS this_run
+    FROM orgmig_report
+    WHERE step = :step
+    GROUP BY reason
+) g
+CROSS JOIN LATERAL (
+    SELECT jsonb_agg(jsonb_build_object('table', source_table, 'id', source_id)
+                     ORDER BY source_table, source_id) AS samples
+    FROM (SELECT source_table, source_id FROM orgmig_report
+          WHERE step = :step AND reason = g.reason
+          ORDER BY source_table, source_id
+          LIMIT :samples) first
+) s
+ORDER BY g.total DESC, g.reason;

@@ -10,7 +10,8 @@ from html import escape
 from pathlib import Path
 
 from app import __version__
-from app.ops.report import Problem, RunReport, rate_buckets
+from app.batch.summary import fmt_duration, fmt_rate
+from app.ops.report import Problem, Reason, RunReport, rate_buckets
 from app.ops.report_charts import Bar, HBar, Marker, bar_chart, count_ticks, hbar_chart, progress_bar, time_ticks
 
 MAX_COLUMNS = 600  # past this many batches, each column of the durations chart is a group of them
@@ -40,26 +41,11 @@ def fmt_ms(ms: float | None) -> str:
     return fmt_duration(ms / 1000)
 
 
-def fmt_duration(seconds: float) -> str:
-    s = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds:.1f} s" if seconds < 10 else f"{s} s"
-    h, rest = divmod(s, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h} h {m:02d} min" if h else f"{m} min {s:02d} s"
-
-
 def fmt_width(seconds: float) -> str:
-    """A bucket width (one of report.NICE_SECONDS): `10 s`, `5 min`, `1 h`."""
+    """A bucket width, to three figures: `0.103 s`, `2.02 s`, `5.01 min`, `1 h`."""
     if seconds < 60:
-        return f"{seconds:g} s"
-    return f"{seconds / 60:g} min" if seconds < 3600 else f"{seconds / 3600:g} h"
-
-
-def fmt_rate(per_s: float | None) -> str:
-    if per_s is None:
-        return "—"
-    return f"{per_s:,.1f} rows/s" if per_s < 10 else f"{per_s:,.0f} rows/s"
+        return f"{seconds:.3g} s"
+    return f"{seconds / 60:.3g} min" if seconds < 3600 else f"{seconds / 3600:.3g} h"
 
 
 def fmt_when(value: datetime | None) -> str:
@@ -72,22 +58,42 @@ def _tile(key: str, value: str, note: str = "", *, small: bool = False, extra: s
             + (f'<div class="n">{escape(note)}</div>' if note else "") + "</div>")
 
 
+SETTINGS = (  # orgmig_run.settings as the page names them, in this order; a 0 (but workers') reads "off"
+    ("workers", "workers", fmt_int),
+    ("batch_size", "batch size", lambda n: f"{n:,} rows"),
+    ("pause_ms", "pause after each batch", fmt_ms),
+    ("max_rows_per_second", "max rows/s", fmt_int),
+    ("target_batch_ms", "target batch time", fmt_ms),
+    ("lock_timeout_ms", "lock timeout", fmt_ms),
+    ("statement_timeout_ms", "statement timeout", fmt_ms),
+    ("max_batch_attempts", "attempts per batch", fmt_int),
+)
+
+
+def settings_line(settings: dict | None) -> str:
+    """`workers 3 · batch size 500 rows · pause after each batch off · …`, or why there is none."""
+    if not settings:
+        return "not recorded for this run"
+    return " · ".join(f"{label} {'off' if settings[key] == 0 and key != 'workers' else form(settings[key])}"
+                      for key, label, form in SETTINGS if key in settings)
+
+
 def _header(r: RunReport) -> str:
-    run, f = r.run, r.figures
+    run, f, t = r.run, r.figures, r.totals
     title = f"Run {run.id} · {run.step} · {run.direction}"
-    share = f" · {run.rows_done / run.total_rows:.1%}" if run.total_rows else " · nothing to do"
+    share = f" · {t.rows_done / t.total_rows:.1%}" if t.total_rows else " · nothing to do"
     end_note = {"running": "still running", "interrupted": "no live process holds it", "paused": "paused",
                 "failed": "stopped on an error", "cancelled": "cancelled"}.get(run.state, "")
-    batches_note = f"{f.failed:,} failed · {f.retried:,} retried"
+    batches_note = f"{f.failed:,} failed · {t.retried:,} retried"
     if f.claimed:
         batches_note += f" · {f.claimed:,} in flight" if run.live else f" · {f.claimed:,} left claimed"
     reported = sum(x.total for x in r.reasons)
     tiles = [
-        _tile("Rows done", f"{run.rows_done:,}", f"of {run.total_rows:,}{share}",
-              extra=progress_bar(run.rows_done, run.total_rows)),
-        _tile("Duration", fmt_duration(run.elapsed_s),
+        _tile("Rows done", f"{t.rows_done:,}", f"of {t.total_rows:,}{share}",
+              extra=progress_bar(t.rows_done, t.total_rows)),
+        _tile("Duration", fmt_duration(t.seconds),
               "" if run.finished_at else ("so far" if run.live else "until its last batch")),
-        _tile("Average rate", fmt_rate(r.rate), f"batch size {run.batch_size:,}"),
+        _tile("Average rate", fmt_rate(t.rate), f"batch size {run.batch_size:,}"),
         _tile("Batches", f"{f.batches:,}", batches_note),
         _tile("Started", fmt_when(run.started_at), small=True),
         _tile("Finished", fmt_when(run.finished_at), end_note, small=True),
@@ -101,7 +107,8 @@ def _header(r: RunReport) -> str:
             f'<span class="pill {escape(run.state)}">{escape(run.state)}</span></header>'
             f'<p class="sub">Database {escape(r.database or "?")} · report generated {fmt_when(r.generated_at)}'
             f' · times in UTC, elapsed times from the run\'s start</p>'
-            f'<div class="tiles">{"".join(tiles)}</div>{callout}')
+            f'<div class="tiles">{"".join(tiles)}</div>'
+            f'<p class="settings"><b>Settings</b> {escape(settings_line(run.settings))}</p>{callout}')
 
 
 def _swatch(css: str) -> str:
@@ -109,23 +116,24 @@ def _swatch(css: str) -> str:
 
 
 def _rate_section(r: RunReport) -> str:
-    width, buckets = rate_buckets(r.timeline, r.run.elapsed_s)
+    width, buckets = rate_buckets(r.timeline, r.totals.seconds)
     head = '<section id="rate"><h2>Rate over time</h2>'
     if not buckets:
         return head + '<p class="empty">No batch of this run has finished yet.</p></section>'
     span = buckets[-1].start_s + buckets[-1].seconds
     bars = [Bar(b.start_s, b.start_s + b.seconds, b.rate) for b in buckets]
     peak = max(b.rate for b in buckets)
-    markers = [Marker(r.rate, f"avg {fmt_rate(r.rate)}", "average")] if r.rate else []
+    rate = r.totals.rate
+    markers = [Marker(rate, f"avg {fmt_rate(rate)}", "average")] if rate else []
     chart = bar_chart(bars=bars, x_max=span, x_ticks=time_ticks(span), y_max=peak,
                       y_format=lambda v: f"{v:,.0f}" if v >= 10 or v == 0 else f"{v:.1f}",
                       x_label="seconds since the run started" if span < 10 else
                       f"time since the run started ({'h:mm:ss' if span >= 3600 else 'm:ss'})",
                       y_label="rows / s",
                       title="Rows per second over time", markers=markers)
-    return (head + f'<p class="note">Rows of the batches that finished in each {fmt_width(width)} bucket,'
-            f' per second; peak {fmt_rate(peak)}. A gap is time with no batch finishing (a pause, a wait'
-            f' on a lock, a stopped process).</p>{chart}</section>')
+    return (head + f'<p class="note">Rows of the batches that finished in each of {len(buckets):,} equal'
+            f' buckets of {fmt_width(width)}, per second; peak {fmt_rate(peak)}. A gap is time with no batch'
+            f' finishing (a pause, a wait on a lock, a stopped process).</p>{chart}</section>')
 
 
 def _durations_section(r: RunReport) -> str:
@@ -171,14 +179,14 @@ def _problem_row(p: Problem, with_error: bool) -> str:
 
 
 def _retries_section(r: RunReport) -> str:
-    f = r.figures
+    f, t = r.figures, r.totals
     head = '<section id="retries"><h2>Retries and failures</h2>'
     if not r.problems:
         return head + '<p class="empty">No batch needed a retry, and none failed.</p></section>'
     parts = []
-    if f.retried:
-        parts.append(f"{count(f.retried, 'batch', 'batches')} took more than one attempt"
-                     f" ({count(f.extra_attempts, 'extra attempt')} in all)")
+    if t.retried:
+        parts.append(f"{count(t.retried, 'batch', 'batches')} took more than one attempt"
+                     f" ({count(t.extra_attempts, 'extra attempt')} in all)")
     if f.failed:
         parts.append(f"{f.failed:,} failed: nothing of {'it' if f.failed == 1 else 'them'} was written, and the"
                      f" same command, run again, redoes {'it' if f.failed == 1 else 'them'} first")
@@ -196,6 +204,15 @@ def _retries_section(r: RunReport) -> str:
             f'<tbody>{rows}</tbody></table>{tail}</section>')
 
 
+def samples_text(x: Reason) -> str:
+    """`user_settings 3, 17, 40 …`: the first reported rows of a reason, by source table."""
+    by_table: dict[str, list[int]] = {}
+    for sample in x.samples:
+        by_table.setdefault(sample.table, []).append(sample.id)
+    text = "; ".join(f"{table} {', '.join(f'{i}' for i in ids)}" for table, ids in by_table.items())
+    return text + (" …" if x.total > len(x.samples) else "")
+
+
 def _reasons_section(r: RunReport) -> str:
     head = '<section id="reasons"><h2>Reported rows by reason</h2>'
     if not r.reasons:
@@ -208,12 +225,18 @@ def _reasons_section(r: RunReport) -> str:
     chart = hbar_chart(rows, "Reported rows by reason")
     any_migrated = any(x.not_migrated < x.total for x in r.reasons)
     earlier = "" if this_run == total else f"; {this_run:,} of them recorded by this run, the rest by earlier runs"
+    samples = "".join(f'<tr><td class="reason">{escape(x.reason)}</td><td class="ids">{escape(samples_text(x))}'
+                      f'</td></tr>' for x in r.reasons)
+    step = r.run.step.replace("'", "''")
     return (head + f'<p class="note">{count(total, "row")} of step {escape(r.run.step)} in orgmig_report'
             f'{escape(earlier)}.'
             f' Each row names its source row and reason; <code>orgmig_report</code> holds the detail.</p>'
             f'<div class="legend"><span>{_swatch("not-migrated")}not migrated</span>'
             + (f'<span>{_swatch("migrated")}migrated, with a note</span>' if any_migrated else "")
-            + f'</div>{chart}</section>')
+            + f'</div>{chart}<table class="samples"><thead><tr><th>reason</th><th>first reported rows'
+              f' (source table, id)</th></tr></thead><tbody>{samples}</tbody></table>'
+              f'<p class="note">All of them: <code>SELECT source_table, source_id, reason, detail FROM orgmig_report'
+              f" WHERE step = '{escape(step)}' ORDER BY reason, source_table, source_id</code></p></section>")
 
 
 def _error_section(r: RunReport) -> str:

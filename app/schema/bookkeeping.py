@@ -23,6 +23,9 @@ orgmig_run = sa.Table(
     sa.Column("rows_done", sa.BigInteger, nullable=False, server_default=sa.text("0")),
     sa.Column("pause_requested", sa.Boolean, nullable=False, server_default=sa.text("false")),
     sa.Column("last_error", sa.Text),
+    # How the process that started (or last resumed) the run ran it: workers, batch size,
+    # throttle, timeouts (app.batch.ledger.RECORDED_SETTINGS), for `orgmig report`.
+    sa.Column("settings", JSONB),
     sa.Column("started_at", TSTZ, nullable=False, server_default=NOW),
     sa.Column("updated_at", TSTZ, nullable=False, server_default=NOW),
     sa.Column("finished_at", TSTZ),

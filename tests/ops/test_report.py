@@ -4,6 +4,7 @@ values), the one-line errors, and the page as a person sees it: a headless Chrom
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from app.batch import MigrationError, run_step
+from app.batch.summary import fmt_duration, fmt_rate
 from app.ops import migrations
 from app.ops.report import Point, collect, rate_buckets
 from app.ops.report_html import fmt_ms, render
@@ -22,7 +24,7 @@ from app.ops.seed import seed_legacy
 from tests.batch.toy_copy import ROWS, ToyCopy
 from tests.batch.toy_copy.fixtures import options
 from tests.support.db import execute, scalar
-from tests.support.migrate import orgmig
+from tests.support.migrate import orgmig, run_alembic
 from tests.support.png import png_size, read_png
 
 HEADINGS = ("Rate over time", "Batch durations", "Retries and failures", "Reported rows by reason", "Last error")
@@ -85,6 +87,67 @@ def test_the_page_of_a_real_upgrade(engine, alembic_cfg, tmp_path):
     # a second report of the same run replaces the file
     assert orgmig(engine.url, "report", str(run_id), "--html", str(path)).returncode == 0
     assert [f.name for f in tmp_path.iterdir()] == ["run.html"]
+
+
+CONSOLE = re.compile(r"user_settings_to_org upgrade finished: (?P<rows>[\d,]+) rows in (?P<duration>[^(]+?)"
+                     r" \((?P<rate>[^)]+)\), (?P<batches>[\d,]+) batches, (?P<retried>[\d,]+) retried")
+SETTINGS = {"workers": 2, "batch_size": 100, "pause_ms": 20, "max_rows_per_second": 4_000, "target_batch_ms": 0,
+            "lock_timeout_ms": 2_000, "statement_timeout_ms": 60_000, "max_batch_attempts": 5}
+
+
+def test_the_page_the_json_and_the_console_show_the_same_run(engine, alembic_cfg, tmp_path):
+    migrations.upgrade(alembic_cfg, "0003")
+    seed_legacy(engine, 2_000, seed=4)
+    deploy = run_alembic(engine.url, "upgrade", "head", **{f"ORGMIG_{k.upper()}": str(v) for k, v in SETTINGS.items()})
+    assert deploy.returncode == 0, deploy.stderr
+    console = CONSOLE.search(deploy.stderr)
+    assert console, deploy.stderr
+    run_id = scalar(engine, "SELECT id FROM orgmig_run WHERE step = 'user_settings_to_org'")
+    path = tmp_path / "run.html"
+
+    assert orgmig(engine.url, "report", str(run_id), "--html", str(path)).returncode == 0
+    as_json = orgmig(engine.url, "report", str(run_id), "--json")
+
+    # the page says what the console said, figure for figure
+    words = _visible_text(path.read_text(encoding="utf-8"))
+    assert console["rows"] == "2,000" and console["batches"] == "20" and console["retried"] == "0"
+    assert f"Rows done {console['rows']} of 2,000" in words
+    assert f"Duration {console['duration']} Average rate {console['rate']}" in words
+    assert f"Batches {console['batches']} 0 failed · {console['retried']} retried" in words
+    # ... and so does the JSON, with the settings the run was started with
+    assert as_json.returncode == 0, as_json.stderr
+    data = json.loads(as_json.stdout)
+    assert set(data) == {"run", "settings", "rows_done", "total_rows", "seconds", "rows_per_second", "batches",
+                         "rate_buckets", "problems", "reported", "database", "generated_at"}
+    assert (data["rows_done"], data["total_rows"]) == (2_000, 2_000)
+    assert fmt_duration(data["seconds"]) == console["duration"] and fmt_rate(data["rows_per_second"]) == console["rate"]
+    assert data["rows_per_second"] == data["rows_done"] / data["seconds"]
+    assert data["settings"] == SETTINGS and list(data["settings"]) == list(SETTINGS)
+    assert "Settings workers 2 · batch size 100 rows · pause after each batch 20 ms · max rows/s 4,000 ·" \
+           " target batch time off · lock timeout 2.0 s · statement timeout 1 min 00 s · attempts per batch 5" in words
+    run = data["run"]
+    assert (run["id"], run["step"], run["direction"], run["status"], run["state"], run["live"]) == \
+        (run_id, "user_settings_to_org", "upgrade", "finished", "finished", False)
+    assert run["finished_at"] and run["last_error"] is None and data["database"] == engine.url.database
+    batches = data["batches"]
+    assert (batches["total"], batches["succeeded"], batches["failed"], batches["retried"]) == (20, 20, 0, 0)
+    assert batches["median_ms"] == scalar(engine, "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms)"
+                                                  f" FROM orgmig_batch WHERE run_id = {run_id}")
+    buckets = data["rate_buckets"]["buckets"]
+    assert sum(b["rows"] for b in buckets) == 2_000 and buckets[0]["start_s"] == 0
+    assert abs(len(buckets) * data["rate_buckets"]["seconds"] - data["seconds"]) < 1e-6
+    assert data["problems"] == {"total": 0, "shown": []}
+    # reported rows by reason, each with its first rows, as orgmig_report has them
+    with engine.connect() as conn:
+        expected = {reason: (n, ids) for reason, n, ids in conn.execute(text(
+            "SELECT reason, count(*), (array_agg(source_id ORDER BY source_id))[1:5] FROM orgmig_report"
+            " WHERE step = 'user_settings_to_org' GROUP BY reason"))}
+    assert {x["reason"]: (x["total"], [s["id"] for s in x["samples"]]) for x in data["reported"]} == expected
+    assert {s["table"] for x in data["reported"] for s in x["samples"]} == {"user_settings"}
+    for x in data["reported"]:
+        assert x["this_run"] == x["total"] and set(x) == {"reason", "total", "not_migrated", "this_run", "samples"}
+        ids = ", ".join(str(s["id"]) for s in x["samples"])
+        assert f"{x['reason']} user_settings {ids}" in words
 
 
 def _hold_toy_b(toy, seconds: float | None):
@@ -169,19 +232,21 @@ def test_an_unknown_run_and_a_bad_argument_are_one_line_and_exit_2(engine, alemb
     assert not path.exists()
 
 
-def test_rate_buckets_cover_the_run_and_keep_every_row():
+def test_rate_buckets_are_even_cover_the_run_and_keep_every_row():
     times = [0.5, 1.2, 1.9, 30.0, 59.0, 60.2] * 30  # 180 batches, 30 at each time
     points = [Point(at_s=t, rows=10, duration_ms=50, retried=False) for t in times]
     width, buckets = rate_buckets(points, elapsed_s=60.5, target=60)
-    assert width == 2 and len(buckets) == 30 and sum(b.rows for b in buckets) == 1_800
-    assert buckets[0].start_s == 0 and abs(sum(b.seconds for b in buckets) - 60.5) < 1e-9
+    # 2 s buckets, stretched to 60.5 / 30 s each so that 30 of them cover the run exactly
+    assert len(buckets) == 30 and width == 60.5 / 30 and sum(b.rows for b in buckets) == 1_800
+    assert {b.seconds for b in buckets} == {width}, "every bucket as wide as the others"
+    assert buckets[0].start_s == 0 and abs(buckets[-1].start_s + buckets[-1].seconds - 60.5) < 1e-9
     assert [b.rows for b in buckets if b.rows] == [900, 300, 600]
-    # the last half second is merged into the bucket before: 600 rows in 2.5 s, not 300 in 0.5 s
-    assert (buckets[-1].start_s, buckets[-1].seconds, buckets[-1].rate) == (58, 2.5, 240.0)
+    # the last bucket holds the batches of its own time, its rate over its own width
+    assert buckets[-1].rows == 600 and buckets[-1].rate == 600 / width
     # few batches, few buckets: about five batches each, not a saw of ones and twos
     steady = [Point(at_s=0.33 * i, rows=200, duration_ms=30, retried=False) for i in range(1, 34)]
     width, buckets = rate_buckets(steady, elapsed_s=11.0)
-    assert width == 2 and len(buckets) == 6
+    assert len(buckets) == 6 and width == 11.0 / 6 and {b.seconds for b in buckets} == {width}
     assert rate_buckets([], 10.0) == (0.0, [])
 
 
@@ -211,7 +276,12 @@ def test_the_page_as_a_person_sees_it(toy, tmp_path):
         timer.join()
         blocker.close()
     html, png = tmp_path / "run.html", tmp_path / "run.png"
-    html.write_text(render(collect(toy, 1)), encoding="utf-8")
+    page = render(collect(toy, 1))
+    html.write_text(page, encoding="utf-8")
+    # the rate chart's buckets are drawn side by side, each as wide as the others
+    widths = re.findall(r'<rect class="bar[^"]*" x="[\d.]+" y="[\d.]+" width="([\d.]+)"', _section(page, "rate"))
+    assert len(widths) >= 2 and len(set(widths)) == 1, widths
+    assert "Settings workers 1 · batch size 50 rows · pause after each batch off" in _visible_text(page)
 
     screenshot(html, png)
 

@@ -146,3 +146,7 @@ SELECT run_id,
 FROM orgmig_batch b
 WHERE run_id = ANY (CAST(:ids AS bigint[]))
 GROUP BY run_id;
+
+-- name: record_settings
+-- How the process that starts or resumes the run runs it (a resumed run shows its latest).
+UPDATE orgmig_run SET settings = CAST(:settings AS jsonb) WHERE id = :run_id;
