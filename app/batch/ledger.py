@@ -167,6 +167,8 @@ class Ledger:
     def record_settings(conn: Connection, run_id: int, options: Options, workers: int) -> None:
         """The workers this process runs the run with (the ones asked for, capped by the free
         connections) and its RECORDED_SETTINGS, in orgmig_run.settings."""
+        if not conn.execute(SQL("ledger.has_settings")).scalar_one():
+            return
         settings = {"workers": workers, **{name: getattr(options, name) for name in RECORDED_SETTINGS}}
         conn.execute(SQL("ledger.record_settings"), {"run_id": run_id, "settings": json.dumps(settings)})
 

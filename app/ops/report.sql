@@ -5,9 +5,10 @@
 
 -- name: run
 -- The run, and how it was run (settings: workers, batch size, throttle, timeouts).
-SELECT id, step, direction, status, batch_size, cursor_key, max_key, last_error, settings,
+-- (settings read through to_jsonb: an installation whose orgmig_run predates the column has none)
+SELECT id, step, direction, status, batch_size, cursor_key, max_key, last_error, to_jsonb(r) -> 'settings' AS settings,
        started_at, updated_at, finished_at
-FROM orgmig_run
+FROM orgmig_run r
 WHERE id = :run_id;
 
 -- name: batch_figures

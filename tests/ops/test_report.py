@@ -297,3 +297,17 @@ def test_the_page_as_a_person_sees_it(toy, tmp_path):
     assert colours[GREEN] > 200, "no progress bar drawn"
     ink = sum(n for (r, g, b), n in colours.items() if max(r, g, b) - min(r, g, b) < 40 and r + g + b < 450)
     assert ink > 3_000, "hardly any text"  # dark grey pixels, a quarter of them sampled
+
+
+def test_an_installation_whose_run_table_has_no_settings_column_runs_and_reports(engine, alembic_cfg):
+    """A database whose revision 0003 was applied by an orgmig that had no orgmig_run.settings:
+    runs go on (recording no settings) and their report says so instead of failing."""
+    migrations.upgrade(alembic_cfg, "0003")
+    execute(engine, "ALTER TABLE orgmig_run DROP COLUMN settings")
+    seed_legacy(engine, 300, seed=5)
+    deploy = run_alembic(engine.url, "upgrade", "head")
+    assert deploy.returncode == 0, deploy.stderr[-2000:]
+    run_id = scalar(engine, "SELECT max(id) FROM orgmig_run WHERE step = 'user_settings_to_org'")
+    as_json = orgmig(engine.url, "report", str(run_id), "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout)["settings"] is None

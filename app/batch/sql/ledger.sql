@@ -147,6 +147,12 @@ FROM orgmig_batch b
 WHERE run_id = ANY (CAST(:ids AS bigint[]))
 GROUP BY run_id;
 
+-- name: has_settings
+-- Whether orgmig_run has its settings column (revision 0003 of an earlier orgmig created it
+-- without one; such an installation runs as before and records no settings).
+SELECT EXISTS (SELECT 1 FROM pg_attribute
+               WHERE attrelid = 'orgmig_run'::regclass AND attname = 'settings' AND NOT attisdropped);
+
 -- name: record_settings
 -- How the process that starts or resumes the run runs it (a resumed run shows its latest).
 UPDATE orgmig_run SET settings = CAST(:settings AS jsonb) WHERE id = :run_id;
