@@ -4,7 +4,9 @@ app_metadata, an Okta custom profile attribute, a Keycloak user attribute), touc
 on the account. Resumes where a crash or a failure stopped it; `--dry-run` counts and writes
 nothing.
 
-Exit codes: 0 done (every link holds its id); 1 some accounts failed (each one line here and a row
+Exit codes: 0 done (every link holds its id, or its account is gone at the provider: deleted there,
+reported once in orgmig_report with reason writeback_account_gone and not tried again); 1 some
+accounts failed (each one line here and a row
 in orgmig_report, step writeback:<provider>; running it again tries them again); 2 configuration
 (a setting, the credentials, the attribute missing from Okta's user schema or dropped by
 Keycloak's user profile, the database)."""
@@ -41,6 +43,8 @@ def handle(args: argparse.Namespace) -> int:
         result = writeback.writeback(args.provider, engine, dry_run=args.dry_run, concurrency=args.concurrency)
     held = (f"{result.links:,} linked accounts; {result.by_snapshot:,} hold it already (latest export),"
             f" {result.by_record:,} were set by an earlier write-back")
+    if result.gone_before:
+        held += f", {result.gone_before:,} gone at the provider (found by an earlier write-back; not tried)"
     if result.dry_run:
         print(f"{result.provider} write-back of {result.target} (dry run, nothing written): {held};"
               f" {result.to_write:,} to write")
@@ -51,13 +55,20 @@ def handle(args: argparse.Namespace) -> int:
         more = result.failed - len(result.failures)
         print(f"orgmig writeback: ... and {more:,} more failed accounts", file=sys.stderr)
     print(f"{result.provider} write-back of {result.target}: {held}; {result.written:,} written,"
-          f" {result.present:,} found set, {result.failed:,} failed; {result.requests:,} requests,"
-          f" {result.seconds:.1f}s")
+          f" {result.present:,} found set, {result.failed:,} failed, {result.gone:,} gone at the provider;"
+          f" {result.requests:,} requests, {result.seconds:.1f}s")
+    if result.gone:
+        which = "1 account is" if result.gone == 1 else f"{result.gone:,} accounts are"
+        print(f"orgmig writeback: {which} gone at the provider (404: the user does not exist; deleted since the"
+              f" export): reported once, SELECT * FROM orgmig_report WHERE step = 'writeback:{result.provider}'"
+              " AND reason = 'writeback_account_gone'; later runs skip them unless an export sees them again",
+              file=sys.stderr)
     if result.halted:
         print(f"orgmig writeback: {result.halted}; {result.not_tried:,} accounts not tried", file=sys.stderr)
     if result.failed or result.not_tried:
         which = "1 account failed" if result.failed == 1 else f"{result.failed:,} accounts failed"
-        print(f"orgmig writeback: {which}: SELECT * FROM orgmig_report WHERE step = 'writeback:{result.provider}';"
-              f" run it again to try {'it' if result.failed == 1 else 'them'} again", file=sys.stderr)
+        print(f"orgmig writeback: {which}: SELECT * FROM orgmig_report WHERE step = 'writeback:{result.provider}'"
+              f" AND reason = 'writeback_failed'; run it again to try {'it' if result.failed == 1 else 'them'} again",
+              file=sys.stderr)
         return 1
     return 0

@@ -8,8 +8,9 @@ provider dropping what was written (Keycloak's user profile), credentials refuse
 succeeded (401, or a 403 that means a missing scope or role), and the database refusing to record.
 And the loop halts, taking no new account, after FAILURES_IN_A_ROW accounts in a row failed
 without an answer about the account itself (5xx, timeouts, 429s past their retries: the provider
-is down or throttled hard); what is left waits for the next run. A 4xx about one account (404, a
-validation error) is that account's failure only.
+is down or throttled hard); what is left waits for the next run. A 4xx about one account (a
+validation error) is that account's failure only; a 404 saying the account does not exist is no
+failure: the account is `gone` (deleted at the provider), reported once and not tried again.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from app import db
 from app.errors import ConfigError, OrgmigError
 from app.idp.errors import IdpAuthError, IdpError, IdpHttpError
 from app.writeback.store import Link, Outcome, Store
-from app.writeback.targets import Target
+from app.writeback.targets import Target, is_gone
 
 log = logging.getLogger("app.writeback")
 
@@ -39,6 +40,7 @@ class Tally:
     written: int = 0
     present: int = 0
     failed: int = 0
+    gone: int = 0  # deleted at the provider (a 404 about the account)
     failures: list[str] = field(default_factory=list)
     halted: str | None = None  # why the loop stopped taking accounts before the end
     in_a_row: int = 0
@@ -46,7 +48,7 @@ class Tally:
 
     @property
     def done(self) -> int:
-        return self.written + self.present + self.failed
+        return self.written + self.present + self.failed + self.gone
 
 
 class Runner:
@@ -98,7 +100,7 @@ class Runner:
                 self._done(Outcome(link, "failed", exc.status, str(exc)))
                 continue
             except IdpHttpError as exc:
-                self._done(Outcome(link, "failed", exc.status, str(exc)))
+                self._done(Outcome(link, "gone" if is_gone(self.target, exc) else "failed", exc.status, str(exc)))
                 continue
             except IdpError as exc:
                 self._done(Outcome(link, "failed", None, str(exc)))
@@ -115,6 +117,8 @@ class Runner:
             t.written += 1
         elif outcome.status == "present":
             t.present += 1
+        elif outcome.status == "gone":
+            t.gone += 1
         else:
             t.failed += 1
             if len(t.failures) < SHOWN_FAILURES:
@@ -159,7 +163,7 @@ class Runner:
     def line(self) -> str:
         t, stats = self.tally, self.target.core.stats
         text = (f"{self.target.name} write-back: {t.done:,}/{len(self.todo):,} accounts ({t.written:,} written,"
-                f" {t.present:,} already set, {t.failed:,} failed), {stats.requests:,} requests")
+                f" {t.present:,} already set, {t.failed:,} failed, {t.gone:,} gone), {stats.requests:,} requests")
         if stats.rate_limited:
             text += f", {stats.rate_limited:,} rate-limited answers waited out"
         wait = self.target.core.limiter.current_wait()

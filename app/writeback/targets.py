@@ -13,9 +13,11 @@
   PUT still answers 204): the re-read notices and the write-back stops, saying what to declare.
 
 Each `write` answers "written" or "present" (the live account held the value already) and raises
-the HTTP core's one-line errors; `AttributeDropped` and a `ConfigError` from `prepare` stop the
-whole run. Requests go through app.idp.http.HttpCore: rate-limit headers read, 429 waited out,
-5xx and timeouts retried, tokens fetched and renewed.
+the HTTP core's one-line errors; a 404 whose answer says the user does not exist (each target's
+`GONE`: Auth0's `inexistent_user`, Okta's "(User)" resource, Keycloak's "User not found") is
+`is_gone`: the account was deleted at the provider, which no rerun changes; `AttributeDropped`
+and a `ConfigError` from `prepare` stop the whole run. Requests go through app.idp.http.HttpCore:
+rate-limit headers read, 429 waited out, 5xx and timeouts retried, tokens fetched and renewed.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class AttributeDropped(ConfigError):
 class Target(Protocol):
     name: ClassVar[str]
     default_attribute: ClassVar[str]
+    GONE: ClassVar[str]  # what the provider's 404 says when the user does not exist
     core: HttpCore
 
     @classmethod
@@ -55,6 +58,12 @@ class Target(Protocol):
         ...
 
 
+def is_gone(target: Target, exc: IdpHttpError) -> bool:
+    """The provider answered that the account does not exist (deleted there since the export),
+    not that a path or a realm is wrong (those 404s say something else)."""
+    return exc.status == 404 and type(target).GONE in str(exc)
+
+
 def _refuse(provider: str, attribute: str, why: str) -> None:
     raise ConfigError(f"ORGMIG_WRITEBACK_ATTRIBUTE={attribute} cannot hold the app's user id in {provider}: {why}")
 
@@ -62,6 +71,7 @@ def _refuse(provider: str, attribute: str, why: str) -> None:
 class Auth0Target:
     name = "auth0"
     default_attribute = "app_user_id"
+    GONE = "inexistent_user"
     # Keys Auth0 refuses in app_metadata (its bulk-import schema lists them).
     RESERVED = frozenset({"__tenant", "_id", "blocked", "clientID", "created_at", "email_verified", "email",
                           "globalClientID", "global_client_id", "identities", "lastIP", "lastLogin", "loginsCount",
@@ -96,6 +106,7 @@ class Auth0Target:
 class OktaTarget:
     name = "okta"
     default_attribute = "appUserId"
+    GONE = "(User)"  # E0000007 "Not found: Resource not found: <id> (User)"
     SCOPES = "okta.users.manage okta.schemas.read"  # what an OAuth service app is asked for
     SCHEMA = "/api/v1/meta/schemas/user/default"
     NEED_WRITE = "okta.users.manage (or, for an API token, an administrator role that may edit users)"
@@ -143,6 +154,7 @@ class OktaTarget:
 class KeycloakTarget:
     name = "keycloak"
     default_attribute = "appUserId"
+    GONE = "User not found"  # (an unknown realm says "Realm not found.")
     NEED_READ = keycloak.NEED_USERS
     NEED_WRITE = "realm-management role manage-users"
 
