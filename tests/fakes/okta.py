@@ -287,6 +287,7 @@ class FakeOkta(FakeServer):
         self._user_json: dict[str, tuple[int, bytes]] = {}
         self._group_json: dict[str, tuple[int, int, bytes]] = {}
         self._error_seq = 0
+        self._empty_cursors = 0  # cursors handed out by faults.empty_pages
         self.user_type_id = derived_id("oty", "okta-user-type", str(tenant.seed))
         self.everyone_group_id = derived_id("00g", "okta-everyone", str(tenant.seed))
         self.issued_tokens = 0
@@ -792,9 +793,12 @@ class FakeOkta(FakeServer):
                                ["limit: must be greater than or equal to 1"])
         return min(limit, cap)
 
-    def _links(self, req: Request, next_after: str | None, limit: int) -> list[tuple[str, str]]:
+    def _links(self, req: Request, next_after: Any, limit: int) -> list[tuple[str, str]]:
         self_url = f"{self.base_url}{req.raw_path}" + (f"?{req.raw_query}" if req.raw_query else "")
         links = [("Link", f'<{self_url}>; rel="self"')]
+        if next_after is None and self.faults.take_empty_page(req.path):  # faults.empty_pages: no end
+            self._empty_cursors += 1
+            next_after = encode_cursor({"empty": self._empty_cursors, "generation": self.faults.generation})
         if next_after is not None:
             if self.faults.take_repeat_cursor(req.path):
                 next_url = self_url
@@ -835,6 +839,11 @@ class FakeOkta(FakeServer):
             value = decode_cursor(raw)
         except ValueError:
             return self._error(400, "E0000031", "Invalid search criteria.", ["after: invalid cursor"])
+        if isinstance(value, dict) and "empty" in value:  # a cursor of faults.empty_pages
+            if value.get("generation") != self.faults.generation:
+                return self._error(400, "E0000031", "Invalid search criteria.", ["after: the cursor has expired"])
+            limit = req.query.get("limit") or "200"
+            return Response.raw_json(200, b"[]", self._links(req, None, int(limit) if limit.isdigit() else 200))
         return value
 
     @staticmethod
