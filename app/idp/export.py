@@ -22,7 +22,15 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from app import db
 from app.config import get_settings
 from app.idp.config import ProviderSettings, checked
-from app.idp.errors import IdpError, PaginationError, SnapshotError, guarded_logs, redact, register_secret
+from app.idp.errors import (
+    EndlessPagesError,
+    IdpError,
+    PaginationError,
+    SnapshotError,
+    guarded_logs,
+    redact,
+    register_secret,
+)
 from app.idp.http import RetryPolicy
 from app.idp.pages import Page, Stream
 from app.idp.progress import Progress, Tally
@@ -102,10 +110,10 @@ class _StreamGuard:
         self.last_full: tuple[str | None, int, str | None] | None = None
 
     def rewind(self) -> tuple[str, str | None, int, str | None] | None:
-        """While empty pages with cursors follow the last page with items, the cursors they (and
-        that page) handed out may lead nowhere: the checkpoint to go back to when the run stops
-        (stream, the cursor that fetched that page, its count, the next cursor it gave)."""
-        if self.empty_in_a_row == 0 or self.last_full is None:
+        """The checkpoint to go back to when the provider's recent cursors cannot be trusted
+        (endless empty pages): the stream's last page with items is read again (stream, the
+        cursor that fetched it, its count, the next cursor it gave), where there is one."""
+        if self.last_full is None or self.last_full[2] is None:
             return None
         return (self.name, *self.last_full)
 
@@ -115,7 +123,7 @@ class _StreamGuard:
             self.last_full = (cursor, page.count, page.next_cursor)
         self.empty_in_a_row = self.empty_in_a_row + 1 if page.empty and page.next_cursor is not None else 0
         if self.empty_in_a_row >= MAX_EMPTY_PAGES_IN_A_ROW:
-            raise PaginationError(
+            raise EndlessPagesError(
                 f"{self.provider}: {page.endpoint}: {self.empty_in_a_row} empty pages in a row, each with a"
                 f" next-page cursor (listing {self.name}): the provider's listing does not end; stopped"
                 f" (the pages read are kept: running the export again resumes at the last page that had"
@@ -182,10 +190,12 @@ class Exporter:
                 async with self.core:
                     await self._run_streams(run)
         except IdpError as exc:
-            # Every stream stopped among empty pages goes back to its last page with items (the
-            # writes have all ended: the pool is shut down).
-            for rewind in filter(None, (guard.rewind() for guard in self._guards)):
-                await asyncio.to_thread(self.writer.rewind, run.id, *rewind)
+            if isinstance(exc, EndlessPagesError):
+                # Every stream stopped by it (its listing may answer the same way, the cursor it
+                # had in hand unchecked) goes back to its last page with items; the writes have
+                # all ended (the pool is shut down), and a checkpoint behind that page stays.
+                for rewind in filter(None, (guard.rewind() for guard in self._guards)):
+                    await asyncio.to_thread(self.writer.rewind, run.id, *rewind)
             await asyncio.to_thread(self.writer.fail_run, run.id, str(exc), self._requests(run))
             raise
         except BaseException as exc:
