@@ -10,6 +10,7 @@ from its last committed page; `--restart` sets that run aside and starts a new f
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import UTC, datetime
 
@@ -44,6 +45,8 @@ def register(sub) -> None:
                    help="do not resume the provider's unfinished export run: set it aside (abandoned: its"
                         " checkpoints are dropped, the rows it read stay until this run replaces them) and"
                         " start a new one")
+    p.add_argument("--json", action="store_true",
+                   help="print the summary as one JSON object (shape in docs/providers.md); errors stay on stderr")
     add_database_option(p)
     p.add_argument("--concurrency", metavar="N", type=int, default=None,
                    help=f"requests in flight at most ({CONCURRENCY_MIN}-{CONCURRENCY_MAX}, default "
@@ -82,6 +85,13 @@ def handle(args: argparse.Namespace) -> int:
         print(f"orgmig export: {exc}", file=sys.stderr)
         return exc.exit_code
     c = result.counts
+    if args.json:
+        print(json.dumps({"provider": result.provider, "run_id": result.run_id, "mode": result.mode,
+                          "since": since.isoformat() if since else None, "resumed": result.resumed,
+                          "abandoned_run_id": result.abandoned, "users": c.users,
+                          "groups": c.groups, "memberships": c.memberships, "requests": result.requests,
+                          "pages": result.pages, "seconds": round(result.seconds, 3)}))
+        return 0
     set_aside = f", unfinished run {result.abandoned} abandoned" if result.abandoned is not None else ""
     print(f"{result.provider} export run {result.run_id} finished ({result.mode}"
           f"{', resumed' if result.resumed else ''}{set_aside}): {c.users} users, {c.groups} groups, "

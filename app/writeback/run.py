@@ -5,7 +5,8 @@ soon as they come; a ticker logs the progress.
 A failed account is recorded and reported and the loop goes on. Three things stop it (the workers
 finish what they have in flight, the recorder commits it, then the error is raised): the
 provider dropping what was written (Keycloak's user profile), credentials refused before any write
-succeeded (401, or a 403 that means a missing scope or role), and the database refusing to record.
+succeeded (401, or a 403 that means a missing scope or role), a provider host that cannot be
+reached at all, and the database refusing to record.
 And the loop halts, taking no new account, after FAILURES_IN_A_ROW accounts in a row failed
 without an answer about the account itself (5xx, timeouts, 429s past their retries: the provider
 is down or throttled hard); what is left waits for the next run. A 4xx about one account (a
@@ -25,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app import db
 from app.errors import ConfigError, OrgmigError
-from app.idp.errors import IdpAuthError, IdpError, IdpHttpError
+from app.idp.errors import IdpAuthError, IdpConnectError, IdpError, IdpHttpError
 from app.writeback.store import Link, Outcome, Store
 from app.writeback.targets import Target, is_gone
 
@@ -49,6 +50,16 @@ class Tally:
     @property
     def done(self) -> int:
         return self.written + self.present + self.failed + self.gone
+
+
+async def dry_check(target: Target) -> str:
+    """The dry run's read-only check of where the value lands (see Target.check); credentials or
+    scopes refused end it as they end a run (ConfigError)."""
+    async with target.core:
+        try:
+            return await target.check()
+        except IdpAuthError as exc:
+            raise ConfigError(f"{target.name} write-back check: {exc}") from None
 
 
 class Runner:
@@ -93,6 +104,9 @@ class Runner:
             except ConfigError as exc:  # the provider kept nothing: every other write would do the same
                 self._stop(exc)
                 self._done(Outcome(link, "failed", None, str(exc)))
+                return
+            except IdpConnectError as exc:  # the host cannot be reached: a setting, the same for every account
+                self._stop(exc)
                 return
             except IdpAuthError as exc:
                 if exc.status == 401 or (self.tally.written + self.tally.present) == 0:

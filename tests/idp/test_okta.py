@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from datetime import UTC, datetime, timedelta
@@ -274,6 +275,25 @@ def test_endless_empty_pages_stop_with_a_clear_error_and_a_rerun_or_restart_gets
     assert f"(full, unfinished run {stuck.id} abandoned)" in restarted.stdout
     assert rows(snapshot_engine, "SELECT status FROM idp_export_run WHERE id = :i", i=stuck.id)[0].status == "abandoned"
     assert last_run(snapshot_engine, "okta").status == "finished"
+
+
+def test_json_summary(small_okta, snapshot_db, snapshot_engine):
+    result = run_export(snapshot_db, "--provider", "okta", "--json")
+    assert result.code == 0, result.everything[-3000:]
+    summary = json.loads(result.stdout)
+    run = last_run(snapshot_engine, "okta")
+    counts = rows(snapshot_engine, """SELECT (SELECT count(*) FROM idp_user) AS users,
+                                             (SELECT count(*) FROM idp_group) AS groups,
+                                             (SELECT count(*) FROM idp_membership) AS memberships""")[0]
+    assert summary == {"provider": "okta", "run_id": run.id, "mode": "full", "since": None, "resumed": False,
+                       "abandoned_run_id": None, "users": counts.users, "groups": counts.groups,
+                       "memberships": counts.memberships, "requests": len(small_okta.requests),
+                       "pages": summary["pages"], "seconds": summary["seconds"]}
+    assert summary["pages"] >= 4 and summary["seconds"] > 0
+
+    since = run_export(snapshot_db, "--provider", "okta", "--since", "2025-05-01T00:00:00Z", "--json")
+    assert since.code == 0 and json.loads(since.stdout)["since"] == "2025-05-01T00:00:00+00:00"
+    assert json.loads(since.stdout)["mode"] == "incremental"
 
 
 def test_missing_configuration_is_a_usage_error(provider_env, snapshot_db):

@@ -26,6 +26,7 @@ from tests.support.idp import PROVIDER_PREFIXES
 from tests.support.migrate import ROOT
 from tests.support.writeback import (
     ATTRIBUTE,
+    DRY_READS,
     PROVIDERS,
     WRITE_METHOD,
     WRITE_PATH,
@@ -78,8 +79,9 @@ def test_every_link_gets_its_id_and_nothing_else_changes(case, provider):
     dry = writeback(c, "--dry-run")
     assert dry.code == 0, dry.everything[-3000:]
     assert f"{len(links):,} linked accounts" in dry.stdout and f"{len(links):,} to write" in dry.stdout
-    assert c.fake.requests == [] and c.held() == {}
+    assert {r.method for r in c.fake.requests} <= {"GET", "POST"} and c.writes() == [] and c.held() == {}
     assert c.rows("SELECT * FROM orgmig_writeback") == []
+    c.fake.reset_requests()
 
     first = writeback(c, ORGMIG_WRITEBACK_CONCURRENCY="3")
     assert first.code == 0, first.everything[-3000:]
@@ -350,3 +352,66 @@ def test_okta_credentials_refused_stop_with_one_line(case):
     assert len(out.errors) == 1 and "returned 401" in out.errors[0] and "OKTA_API_TOKEN" in out.errors[0]
     assert c.fake.request_count(method="POST") == 0
     assert_nothing_leaked(out.everything, secrets_sent(c.fake) | {wrong})
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_the_dry_run_reads_where_the_value_lands_and_prints_json(case, provider):
+    c = case(provider)
+    links = c.links()
+    out = writeback(c, "--dry-run", "--json")
+    assert out.code == 0, out.everything[-3000:]
+    summary = json.loads(out.stdout)
+    assert summary == {"provider": provider, "attribute": ATTRIBUTE[provider], "target": summary["target"],
+                       "dry_run": True, "links": len(links), "held_by_export": 0, "set_earlier": 0,
+                       "gone_earlier": 0, "to_write": len(links), "requests": len(c.fake.requests),
+                       "seconds": summary["seconds"], "check": summary["check"]}
+    assert summary["target"].endswith(ATTRIBUTE[provider])
+    assert [r.path for r in c.fake.requests if r.path in DRY_READS[provider]] == DRY_READS[provider]
+    assert all(r.method == "GET" for r in c.fake.requests if r.path in DRY_READS[provider])
+    assert c.writes() == [] and c.held() == {}
+    assert summary["check"] == {"auth0": None, "okta": "the user schema has the custom string attribute appUserId"
+                                " (/api/v1/meta/schemas/user/default)",
+                                "keycloak": "the realm's user profile keeps unmanaged attributes"
+                                " (unmanagedAttributePolicy ENABLED)"}[provider]
+    assert_nothing_leaked(out.everything, secrets_sent(c.fake))
+
+    # The real run, as JSON too.
+    real = writeback(c, "--json")
+    assert real.code == 0, real.everything[-3000:]
+    done = json.loads(real.stdout)
+    assert (done["dry_run"], done["written"], done["found_set"], done["failed"], done["gone"], done["not_tried"],
+            done["halted"], done["failures"]) == (False, len(links), 0, 0, 0, 0, None, [])
+
+
+def test_the_dry_run_fails_when_okta_s_schema_lacks_the_attribute(case):
+    c = case("okta")
+    del c.fake.tenant.custom_attributes["appUserId"]
+    out = writeback(c, "--dry-run")
+    assert out.code == 2, out.everything[-3000:]
+    [line] = out.errors
+    assert "the user schema has no custom attribute 'appUserId'" in line and "Profile Editor" in line
+    assert out.stdout == ""
+    assert {(r.method, r.path) for r in c.fake.requests} == {("GET", "/api/v1/meta/schemas/user/default")}
+
+
+def test_the_dry_run_fails_when_keycloak_s_user_profile_would_drop_the_attribute(case):
+    c = case("keycloak", user_profile_attributes=set())
+    out = writeback(c, "--dry-run", "--json")
+    assert out.code == 2, out.everything[-3000:]
+    [line] = out.errors
+    assert "the realm's user profile does not declare 'appUserId'" in line
+    assert "declare appUserId in Realm settings > User profile" in line
+    assert out.stdout == "" and c.writes() == [] and c.fake.request_count(method="PUT") == 0
+
+    c.fake.user_profile_attributes = frozenset({"appUserId"})
+    declared = writeback(c, "--dry-run")
+    assert declared.code == 0 and "checked: the realm's user profile declares appUserId" in declared.stdout
+
+
+def test_nothing_to_write_reads_nothing(case):
+    c = case("okta")
+    assert writeback(c).code == 0
+    c.fake.reset_requests()
+    out = writeback(c, "--dry-run")
+    assert out.code == 0 and "0 to write" in out.stdout and "checked" not in out.stdout
+    assert c.fake.requests == []
