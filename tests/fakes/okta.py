@@ -40,6 +40,7 @@ SCOPE_USERS = "okta.users.read"
 SCOPE_GROUPS = "okta.groups.read"
 SCOPE_SCHEMAS = "okta.schemas.read"
 SCOPE_USERS_MANAGE = "okta.users.manage"
+SCOPE_SCHEMAS_MANAGE = "okta.schemas.manage"
 DEFAULT_SCOPES = frozenset({SCOPE_USERS, SCOPE_GROUPS, SCOPE_SCHEMAS})
 KNOWN_SCOPES = frozenset(DEFAULT_SCOPES | {"okta.users.manage", "okta.groups.manage", "okta.schemas.manage",
                                            "okta.apps.read", "okta.logs.read", "okta.roles.read"})
@@ -307,6 +308,8 @@ class FakeOkta(FakeServer):
         self.route("GET", r"/api/v1/groups/(?P<gid>[^/]+)/users", self._group_users, bucket="other", need=groups_need)
         self.route("GET", r"/api/v1/meta/schemas/user/(?P<sid>[^/]+)", self._user_schema, bucket="other",
                    need=((SCOPE_SCHEMAS,),))
+        self.route("POST", r"/api/v1/meta/schemas/user/(?P<sid>[^/]+)", self._update_user_schema, bucket="other",
+                   need=((SCOPE_SCHEMAS_MANAGE,),))
 
     def settings(self) -> dict[str, str]:
         """The environment that points `orgmig export` at this fake."""
@@ -1094,6 +1097,39 @@ class FakeOkta(FakeServer):
         return Response.raw_json(200, body, self._links(req, next_after, lim))
 
     # ================================================================ schema
+    def _update_user_schema(self, req: Request) -> Response:
+        """Okta's partial update of the user schema: custom properties to add or change
+        (`definitions.custom.properties`: name -> {"type": ...}), or to remove (name -> null).
+        Only the type is kept (it is what the profile checks use). Answers with the schema."""
+        if req.params["sid"] not in ("default", self.user_type_id):
+            return self._error(404, "E0000007", f"Not found: Resource not found: {req.params['sid']} (UserSchema)")
+        try:
+            body = req.json()
+        except ValueError:
+            return self._error(400, "E0000003", "The request body was not well-formed.")
+        custom = (((body or {}).get("definitions") or {}).get("custom") or {}).get("properties")
+        if not isinstance(custom, dict) or not custom:
+            return self._error(400, "E0000001", "Api validation failed: userSchema",
+                               ["definitions.custom.properties: at least one property is required"])
+        changes: dict[str, str | None] = {}
+        for name, prop in custom.items():
+            if name in ("login", "email", "firstName", "lastName") or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
+                return self._error(400, "E0000001", "Api validation failed: userSchema",
+                                   [f"{name}: not a valid custom property name"])
+            if prop is None:
+                changes[name] = None
+            elif not isinstance(prop, dict) or prop.get("type") not in _SCHEMA_TYPES:
+                return self._error(400, "E0000001", "Api validation failed: userSchema",
+                                   [f"{name}: type must be one of {', '.join(sorted(_SCHEMA_TYPES))}"])
+            else:
+                changes[name] = prop["type"]
+        for name, typ in changes.items():
+            if typ is None:
+                self.tenant.custom_attributes.pop(name, None)
+            else:
+                self.tenant.custom_attributes[name] = typ
+        return self._user_schema(req)
+
     def _user_schema(self, req: Request) -> Response:
         if req.params["sid"] not in ("default", self.user_type_id):
             return self._error(404, "E0000007", f"Not found: Resource not found: {req.params['sid']} (UserSchema)")
