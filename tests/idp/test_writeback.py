@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -415,3 +416,20 @@ def test_nothing_to_write_reads_nothing(case):
     out = writeback(c, "--dry-run")
     assert out.code == 0 and "0 to write" in out.stdout and "checked" not in out.stdout
     assert c.fake.requests == []
+
+
+@pytest.mark.parametrize("provider", ["auth0", "okta"])
+def test_an_unreachable_provider_stops_the_write_back_with_one_line(case, provider):
+    """Auth0's first writes meet it (no check before them), Okta's schema read does: either way one
+    line naming the variable, exit 2, and no account recorded as failed."""
+    c = case(provider)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    variable = f"{provider.upper()}_BASE_URL"
+    out = writeback(c, **{variable: f"http://127.0.0.1:{port}"})
+    assert out.code == 2, out.everything[-3000:]
+    [line] = out.errors
+    assert f"cannot reach 127.0.0.1:{port} (connection refused" in line and f"check {variable}" in line
+    assert c.rows("SELECT * FROM orgmig_writeback") == [] and c.rows("SELECT * FROM orgmig_report WHERE step = :s",
+                                                                       s=f"writeback:{provider}") == []
