@@ -155,12 +155,12 @@ class HttpCore:
         retry: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
         unauthorized_hint: str = "check the credentials",
-        base_url_setting: str | None = None,
     ) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
-        # The variable that set base_url, for the line that says the host cannot be reached.
-        self.base_url_setting = base_url_setting or f"{provider.upper()}_BASE_URL"
+        # The variable that sets base_url (each provider's settings name it so), for the line that
+        # says the host cannot be reached.
+        self.base_url_setting = f"{provider.upper()}_BASE_URL"
         self.answered = False  # whether the provider has sent any answer yet
         self.token = token
         self.rate_prefix = rate_prefix
@@ -311,7 +311,6 @@ class HttpCore:
             why = "truncated" if declared and declared.isdigit() and int(declared) != len(raw) else "malformed"
             raise _Retry(f"{why} JSON body ({_first_line(exc)})", 0, str(status)) from None
         return Reply(status, response.headers, body, response.url)
-
 
     def _unreachable(self, req: Request, reason: str, tries: int, seconds: float) -> IdpConnectError:
         url = httpx.URL(req.url) if req.url.startswith("http") else httpx.URL(self.base_url)
