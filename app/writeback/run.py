@@ -2,7 +2,7 @@
 the provider's target; a recorder commits what they did, a few results per short transaction, as
 soon as they come; a ticker logs the progress.
 
-A failed account is recorded and reported and the loop goes on. Three things stop it (the workers
+A failed account is recorded and reported and the loop goes on. Four things stop it (the workers
 finish what they have in flight, the recorder commits it, then the error is raised): the
 provider dropping what was written (Keycloak's user profile), credentials refused before any write
 succeeded (401, or a 403 that means a missing scope or role), a provider host that cannot be
