@@ -3,12 +3,14 @@ roles, organizations and memberships into the snapshot tables.
 
 Exit codes: 0 finished; 2 configuration or usage error; 1 the export failed (the message names
 the endpoint and the HTTP status). Running it again after a failure or a kill resumes the run
-from its last committed page.
+from its last committed page; `--restart` sets that run aside and starts a new full one (and
+`--since` a new incremental one).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import UTC, datetime
 
@@ -37,7 +39,14 @@ def register(sub) -> None:
     )
     p.add_argument("--provider", required=True, choices=idp.PROVIDERS, help="which identity provider to read")
     p.add_argument("--since", metavar="ISO",
-                   help="incremental: only what changed since this time (ISO 8601; UTC when no offset given)")
+                   help="incremental: only what changed since this time (ISO 8601; UTC when no offset given);"
+                        " an unfinished run of another kind is set aside, not resumed")
+    p.add_argument("--restart", action="store_true",
+                   help="do not resume the provider's unfinished export run: set it aside (abandoned: its"
+                        " checkpoints are dropped, the rows it read stay until this run replaces them) and"
+                        " start a new one")
+    p.add_argument("--json", action="store_true",
+                   help="print the summary as one JSON object (shape in docs/providers.md); errors stay on stderr")
     add_database_option(p)
     p.add_argument("--concurrency", metavar="N", type=int, default=None,
                    help=f"requests in flight at most ({CONCURRENCY_MIN}-{CONCURRENCY_MAX}, default "
@@ -69,14 +78,22 @@ def handle(args: argparse.Namespace) -> int:
         engine = connect(args)
         try:
             result = idp.export(args.provider, engine, since=since, concurrency=args.concurrency,
-                                settings=settings)
+                                settings=settings, restart=args.restart)
         finally:
             engine.dispose()
     except OrgmigError as exc:
         print(f"orgmig export: {exc}", file=sys.stderr)
         return exc.exit_code
     c = result.counts
+    if args.json:
+        print(json.dumps({"provider": result.provider, "run_id": result.run_id, "mode": result.mode,
+                          "since": since.isoformat() if since else None, "resumed": result.resumed,
+                          "abandoned_run_id": result.abandoned, "users": c.users,
+                          "groups": c.groups, "memberships": c.memberships, "requests": result.requests,
+                          "pages": result.pages, "seconds": round(result.seconds, 3)}))
+        return 0
+    set_aside = f", unfinished run {result.abandoned} abandoned" if result.abandoned is not None else ""
     print(f"{result.provider} export run {result.run_id} finished ({result.mode}"
-          f"{', resumed' if result.resumed else ''}): {c.users} users, {c.groups} groups, "
+          f"{', resumed' if result.resumed else ''}{set_aside}): {c.users} users, {c.groups} groups, "
           f"{c.memberships} memberships; {result.requests} requests, {result.seconds:.1f}s")
     return 0

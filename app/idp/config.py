@@ -7,8 +7,9 @@ export's own knobs (concurrency, retries, timeouts) are fields of `app.config.Se
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,11 +29,22 @@ def _base_url(value: str) -> str:
 
 class ProviderSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # A base URL that ends in one of the API's own paths (copied from an endpoint or an issuer):
+    # the clients add those paths themselves, so it is refused, naming the value to set.
+    API_PATH: ClassVar[re.Pattern | None] = None
 
     @field_validator("base_url", check_fields=False)
     @classmethod
     def _check_base_url(cls, value: str) -> str:
-        return _base_url(value)
+        value = _base_url(value)
+        found = cls.API_PATH.search(value) if cls.API_PATH is not None else None
+        if found:
+            variable = cls.model_fields["base_url"].validation_alias
+            fix = f"{variable}={value[:found.start()]}"
+            if found.groupdict().get("realm"):
+                fix += f" (and KEYCLOAK_REALM={found.group('realm')})"
+            raise ValueError(f"ends in the API path {found.group(0)!r}, which orgmig adds itself: set {fix}")
+        return value
 
     def check(self) -> None:
         """Rules across settings that are each valid on their own; a ValueError names what to set.
@@ -52,6 +64,7 @@ class OktaSettings(ProviderSettings):
     """`OKTA_BASE_URL` plus either `OKTA_API_TOKEN` (SSWS) or an OAuth2 service app:
     `OKTA_CLIENT_ID` with `OKTA_PRIVATE_KEY` (PEM text) or `OKTA_PRIVATE_KEY_FILE`."""
 
+    API_PATH = re.compile(r"/(api/v\d+|oauth2)(/.*)?$")
     base_url: str = Field(validation_alias="OKTA_BASE_URL")
     api_token: SecretStr | None = Field(default=None, validation_alias="OKTA_API_TOKEN")
     client_id: str | None = Field(default=None, validation_alias="OKTA_CLIENT_ID")
@@ -98,6 +111,8 @@ class KeycloakSettings(ProviderSettings):
     """A confidential client with a service account holding realm-management roles
     `view-users` and `query-groups` (and `view-realm` for roles, `manage-realm` for organizations)."""
 
+    # The server's URL (with its relative path, e.g. /auth, on Keycloak before 17), not a realm's.
+    API_PATH = re.compile(r"/(admin(/realms)?|realms)(/(?P<realm>[^/]+))?(/.*)?$")
     base_url: str = Field(validation_alias="KEYCLOAK_BASE_URL")
     realm: str = Field(validation_alias="KEYCLOAK_REALM")
     client_id: str = Field(validation_alias="KEYCLOAK_CLIENT_ID")
@@ -109,6 +124,7 @@ class Auth0Settings(ProviderSettings):
     """A machine-to-machine application authorised for the Management API (audience
     `<AUTH0_BASE_URL>/api/v2/`)."""
 
+    API_PATH = re.compile(r"/(api/v2|oauth|userinfo)(/.*)?$")
     base_url: str = Field(validation_alias="AUTH0_BASE_URL")
     client_id: str = Field(validation_alias="AUTH0_CLIENT_ID")
     client_secret: SecretStr = Field(validation_alias="AUTH0_CLIENT_SECRET")

@@ -60,8 +60,20 @@ class IdpAuthError(IdpHttpError):
     """401 or 403: the credentials are wrong or lack a scope or role."""
 
 
+class IdpConnectError(IdpError):
+    """The provider's host cannot be reached at all (its name does not resolve, nothing listens on
+    the port) before it ever answered: a setting to fix, not an outage to wait out (exit 2)."""
+
+    exit_code = 2
+
+
 class PaginationError(IdpError):
     """A cursor that repeats or a page sequence that never ends."""
+
+
+class EndlessPagesError(PaginationError):
+    """Empty pages that each hand out a fresh cursor, again and again: the cursors the provider
+    handed out lately (the last page with items included) may lead nowhere."""
 
 
 class SnapshotError(IdpError):

@@ -22,7 +22,15 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from app import db
 from app.config import get_settings
 from app.idp.config import ProviderSettings, checked
-from app.idp.errors import IdpError, PaginationError, SnapshotError, guarded_logs, redact, register_secret
+from app.idp.errors import (
+    EndlessPagesError,
+    IdpError,
+    PaginationError,
+    SnapshotError,
+    guarded_logs,
+    redact,
+    register_secret,
+)
 from app.idp.http import RetryPolicy
 from app.idp.pages import Page, Stream
 from app.idp.progress import Progress, Tally
@@ -32,6 +40,9 @@ from app.idp.snapshot import Counts, RunInfo, SnapshotWriter
 log = logging.getLogger("app.idp")
 
 MAX_PAGES_PER_STREAM = 1_000_000
+# Empty pages in a row that each still hand out a next cursor, after which a listing is taken to
+# never end (Okta, at times: `[]` with a fresh cursor, forever).
+MAX_EMPTY_PAGES_IN_A_ROW = 3
 WRITE_AHEAD = 4  # pages a stream may fetch ahead of its committed checkpoint
 SPAWNED_WRITE_SLOTS = 2  # concurrent transactions of spawned streams (members of one group, ...)
 
@@ -46,17 +57,21 @@ class ExportResult:
     requests: int
     pages: int
     seconds: float
+    abandoned: int | None = None  # the unfinished run set aside for this one (`restart`, or another mode)
 
 
 def export(provider: str, engine: Engine, *, since: datetime | None = None, concurrency: int | None = None,
-           settings: ProviderSettings | None = None, terminal: bool | None = None) -> ExportResult:
+           settings: ProviderSettings | None = None, terminal: bool | None = None,
+           restart: bool = False) -> ExportResult:
     """Export one provider into the snapshot tables of `engine`'s database, resuming its
     unfinished run when that run asked for the same thing.
 
     `since` makes it incremental where the provider can filter by update time (else the export is
     a full one, and says so); `concurrency` bounds the requests in flight (default
     ORGMIG_EXPORT_CONCURRENCY); `settings` are the provider's (default: its environment);
-    `terminal` picks the progress display (default: whether stderr is a terminal).
+    `terminal` picks the progress display (default: whether stderr is a terminal); `restart`
+    sets the provider's unfinished run aside (`abandoned`) and starts a new one, where the default
+    resumes it when it asked for the same thing.
 
     Raises ConfigError (the provider's settings), DatabaseError (the snapshot tables are missing)
     or IdpError (the export failed: the run is marked `failed` and the next export resumes it)."""
@@ -72,7 +87,7 @@ def export(provider: str, engine: Engine, *, since: datetime | None = None, conc
         since = None
     client = cls(settings, concurrency=concurrency or tuning.export_concurrency,
                  retry=RetryPolicy.from_settings(tuning), since=since)
-    exporter = Exporter(client, writer, since=since, terminal=terminal)
+    exporter = Exporter(client, writer, since=since, terminal=terminal, restart=restart)
     try:
         with guarded_logs():
             return asyncio.run(exporter.run())
@@ -81,16 +96,40 @@ def export(provider: str, engine: Engine, *, since: datetime | None = None, conc
 
 
 class _StreamGuard:
-    """Notices a cursor that comes back and a page sequence that does not end."""
+    """Notices a cursor that comes back, a page sequence that does not end and a run of empty
+    pages that each hand out a fresh cursor."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, provider: str, name: str) -> None:
+        self.provider = provider
         self.name = name
         self.cursors: set[str] = set()
         self.ids: set[str] = set()
         self.pages = 0
+        self.empty_in_a_row = 0
+        # The last page with items: the cursor that fetched it, its count, the next cursor it gave.
+        self.last_full: tuple[str | None, int, str | None] | None = None
+
+    def rewind(self) -> tuple[str, str | None, int, str | None] | None:
+        """The checkpoint to go back to when the provider's recent cursors cannot be trusted
+        (endless empty pages): the stream's last page with items is read again (stream, the
+        cursor that fetched it, its count, the next cursor it gave), where there is one."""
+        if self.last_full is None or self.last_full[2] is None:
+            return None
+        return (self.name, *self.last_full)
 
     def check(self, cursor: str | None, page: Page) -> None:
         self.pages += 1
+        if not page.empty:
+            self.last_full = (cursor, page.count, page.next_cursor)
+        self.empty_in_a_row = self.empty_in_a_row + 1 if page.empty and page.next_cursor is not None else 0
+        if self.empty_in_a_row >= MAX_EMPTY_PAGES_IN_A_ROW:
+            raise EndlessPagesError(
+                f"{self.provider}: {page.endpoint}: {self.empty_in_a_row} empty pages in a row, each with a"
+                f" next-page cursor (listing {self.name}): the provider's listing does not end; stopped"
+                f" (the pages read are kept: running the export again resumes at the last page that had"
+                f" items; `orgmig export --provider {self.provider} --restart` starts a new full run"
+                f" instead)"
+            )
         if cursor is not None:
             self.cursors.add(cursor)
         if page.next_cursor is not None:
@@ -117,24 +156,29 @@ class Exporter:
     the run's row and its task group are passed from `run()` to the steps that use them."""
 
     def __init__(self, client: Provider, writer: SnapshotWriter, *, since: datetime | None = None,
-                 terminal: bool | None = None) -> None:
+                 terminal: bool | None = None, restart: bool = False) -> None:
         self.client = client
         self.core = client.core
         self.provider = client.name
         self.writer = writer
         self.since = since
         self.mode = "incremental" if since is not None else "full"
+        self.restart = restart
         self.tally = Tally()
         self.progress = Progress(self.provider, self.core, self.tally, terminal=terminal)
         self.roots = list(client.root_streams())
         self._started: set[str] = set()
+        self._guards: list[_StreamGuard] = []  # one per stream read in this session
         self._spawned_writes = asyncio.Semaphore(SPAWNED_WRITE_SLOTS)
         self._pool = ThreadPoolExecutor(max_workers=len(self.roots) + SPAWNED_WRITE_SLOTS + 1,
                                         thread_name_prefix="idp-write")
 
     async def run(self) -> ExportResult:
-        run = await asyncio.to_thread(self.writer.open_run, self.mode, self.since)
+        run = await asyncio.to_thread(self.writer.open_run, self.mode, self.since, self.restart)
         started = asyncio.get_running_loop().time()
+        if run.abandoned is not None:
+            log.info("%s: unfinished export run %s set aside (abandoned); its checkpoints are not used", self.provider,
+                     run.abandoned)
         if run.resumed:
             done = sum(1 for s in run.streams.values() if s.done)
             log.info("%s: resuming export run %s (%d of %d streams done)", self.provider, run.id, done,
@@ -146,6 +190,12 @@ class Exporter:
                 async with self.core:
                     await self._run_streams(run)
         except IdpError as exc:
+            if isinstance(exc, EndlessPagesError):
+                # Every stream stopped by it (its listing may answer the same way, the cursor it
+                # had in hand unchecked) goes back to its last page with items; the writes have
+                # all ended (the pool is shut down), and a checkpoint behind that page stays.
+                for rewind in filter(None, (guard.rewind() for guard in self._guards)):
+                    await asyncio.to_thread(self.writer.rewind, run.id, *rewind)
             await asyncio.to_thread(self.writer.fail_run, run.id, str(exc), self._requests(run))
             raise
         except BaseException as exc:
@@ -158,7 +208,7 @@ class Exporter:
         log.info("%s: export run %s finished: %d users, %d groups, %d memberships, %d requests this session",
                  self.provider, run.id, counts.users, counts.groups, counts.memberships, self.core.stats.requests)
         return ExportResult(run.id, self.provider, self.mode, run.resumed, counts, requests,
-                            self.tally.pages, seconds)
+                            self.tally.pages, seconds, abandoned=run.abandoned)
 
     def _requests(self, run: RunInfo) -> int:
         """Requests of the run so far: earlier sessions' and this one's."""
@@ -210,13 +260,19 @@ class Exporter:
         """Page through one stream: this task fetches, a writer task commits the pages in order,
         each with its checkpoint. Fetching runs up to WRITE_AHEAD pages ahead of the writes, so a
         slow transaction does not hold back the next request; no transaction waits on the network."""
-        guard = _StreamGuard(stream.name)
+        guard = _StreamGuard(self.provider, stream.name)
+        self._guards.append(guard)
         pages: asyncio.Queue[Page] = asyncio.Queue(maxsize=WRITE_AHEAD)
         # In the task group: should the writer fail, the group cancels this fetcher (and the rest).
         writer = tg.create_task(self._write_stream(tg, run, stream, pages), name=f"{stream.name} (write)")
         while True:
             page = await stream.fetch(cursor)
             guard.check(cursor, page)
+            if page.empty and page.next_cursor is not None:
+                # Nothing to write, and its cursor is no checkpoint: a resume starts from the last
+                # page that had items (whose cursor a provider still honours), not a stale one.
+                cursor = page.next_cursor
+                continue
             await pages.put(page)
             if page.next_cursor is None:
                 break

@@ -5,6 +5,10 @@ bounded number of requests in flight, and the retry rules:
 - 429: wait until the bucket's reset (or `Retry-After`) plus jitter, then try again;
 - 5xx, 408, timeouts, dropped connections, truncated or malformed bodies: capped exponential
   backoff with jitter, a bounded number of times;
+- a host that cannot be reached before it ever answered (its name does not resolve, the
+  connection is refused): CONNECT_ATTEMPTS tries a moment apart, then one line naming the base
+  URL's variable and the host (`IdpConnectError`, exit 2); once the provider has answered, a
+  refused connection is an outage like a 5xx and takes the backoff above;
 - 401: fetch a fresh token once, then fail; 403: fail at once naming the scope or role needed;
 - any other 4xx: fail, naming the endpoint, the status and the provider's own message.
 Every request has an overall deadline, so a body that trickles forever counts as a timeout.
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,12 +29,14 @@ import httpx
 from app import db
 from app.config import Settings, get_settings
 from app.idp import jsonfast
-from app.idp.errors import IdpAuthError, IdpHttpError, redact
+from app.idp.errors import IdpAuthError, IdpConnectError, IdpHttpError, redact
 from app.idp.ratelimit import RateLimiter, header_int
 
 log = logging.getLogger("app.idp")
 
 RETRY_STATUSES = {408, 500, 502, 503, 504}
+CONNECT_ATTEMPTS = 3  # tries of a host that never answered, CONNECT_PAUSE * n seconds apart
+CONNECT_PAUSE = 0.5
 
 
 @dataclass(frozen=True)
@@ -151,6 +158,10 @@ class HttpCore:
     ) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
+        # The variable that sets base_url (each provider's settings name it so), for the line that
+        # says the host cannot be reached.
+        self.base_url_setting = f"{provider.upper()}_BASE_URL"
+        self.answered = False  # whether the provider has sent any answer yet
         self.token = token
         self.rate_prefix = rate_prefix
         self.retry = retry or RetryPolicy.from_settings()
@@ -195,12 +206,21 @@ class HttpCore:
         path = httpx.URL(url).path if url.startswith("http") else url.split("?", 1)[0]
         req = Request(method, url, path, bucket, params=params, json_body=json_body, data=data, need=need,
                       auth=auth, basic=basic, expect=expect, allow_404=allow_404)
-        attempts = rate_attempts = 0
+        attempts = rate_attempts = connects = 0
         refreshed = False
+        started = time.monotonic()
         while True:
             try:
                 return await self._once(req)
             except _Retry as retry:
+                if retry.kind == "connect" and not self.answered:
+                    connects += 1
+                    if connects >= CONNECT_ATTEMPTS:
+                        raise self._unreachable(req, retry.reason, connects, time.monotonic() - started) from None
+                    log.debug("%s %s: %s; trying again in %.1fs", req.method, req.endpoint, retry.reason,
+                              CONNECT_PAUSE * connects)
+                    await asyncio.sleep(CONNECT_PAUSE * connects)
+                    continue
                 if retry.kind == "rate":
                     rate_attempts += 1
                     self.stats.rate_limited += 1
@@ -249,12 +269,15 @@ class HttpCore:
                 except (TimeoutError, httpx.TimeoutException):
                     waited = time.monotonic() - started
                     raise _Retry(f"no complete answer within {waited:.0f}s", 0, "timeout") from None
+                except httpx.ConnectError as exc:
+                    raise _Retry(_connect_reason(exc), 0, "connect") from None
                 except httpx.RemoteProtocolError as exc:
                     raise _Retry(f"connection broke mid-answer ({_first_line(exc)})", 0, "transport") from None
                 except httpx.TransportError as exc:
                     raise _Retry(f"{type(exc).__name__} ({_first_line(exc)})", 0, "transport") from None
         finally:
             self.limiter.release(bucket)
+        self.answered = True
         self.limiter.update(bucket, response.headers, self.rate_prefix, sent_at=started)
         status = response.status_code
         if status == 429:
@@ -288,6 +311,31 @@ class HttpCore:
             why = "truncated" if declared and declared.isdigit() and int(declared) != len(raw) else "malformed"
             raise _Retry(f"{why} JSON body ({_first_line(exc)})", 0, str(status)) from None
         return Reply(status, response.headers, body, response.url)
+
+    def _unreachable(self, req: Request, reason: str, tries: int, seconds: float) -> IdpConnectError:
+        url = httpx.URL(req.url) if req.url.startswith("http") else httpx.URL(self.base_url)
+        where = f"{url.host}:{url.port}" if url.port else url.host
+        return IdpConnectError(
+            f"{self.provider}: cannot reach {where} ({reason}; {tries} tries over {seconds:.1f}s):"
+            f" check {self.base_url_setting} (now {self.base_url})")
+
+
+def _connect_reason(exc: BaseException) -> str:
+    """Why a connection could not be made, in a person's words: the name does not resolve, or
+    nothing listens on the port (the OS errors httpx wraps), else the error's first line."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return "the host name does not resolve"
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused: nothing listens on that port"
+        seen = seen.__cause__ or seen.__context__
+    text = _first_line(exc)
+    if "Name or service not known" in text or "nodename nor servname" in text or "name resolution" in text:
+        return "the host name does not resolve"
+    if "Connection refused" in text or "Errno 111" in text:
+        return "connection refused: nothing listens on that port"
+    return f"cannot connect ({text})"
 
 
 def _first_line(exc: BaseException) -> str:

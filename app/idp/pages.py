@@ -31,6 +31,13 @@ class Page:
     def count(self) -> int:
         return self.items if self.items is not None else len(self.item_ids)
 
+    @property
+    def empty(self) -> bool:
+        """A page of a listing that came back with no items (a page that stands for a step, as
+        the start of Auth0's export job, counts `items` itself and is never `empty`)."""
+        return self.items is None and not self.item_ids and not (self.users or self.groups or self.members
+                                                                 or self.spawn)
+
 
 @dataclass
 class Stream:

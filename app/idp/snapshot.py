@@ -125,6 +125,7 @@ class RunInfo:
     resumed: bool
     requests: int
     streams: dict[str, StreamState]
+    abandoned: int | None = None  # the unfinished run this one set aside (a new run only)
 
 
 @dataclass
@@ -152,16 +153,17 @@ class SnapshotWriter:
             raise DatabaseError(f"the snapshot tables are missing ({', '.join(missing)}): "
                                 "run `alembic upgrade head` first")
 
-    def open_run(self, mode: str, since: datetime | None) -> RunInfo:
-        """Resume this provider's unfinished run when it asked for the same thing; otherwise
-        set it aside (status `abandoned`) and start a new one."""
+    def open_run(self, mode: str, since: datetime | None, restart: bool = False) -> RunInfo:
+        """Resume this provider's unfinished run when it asked for the same thing (and `restart`
+        is not asked for); otherwise set it aside (status `abandoned`: its checkpoints are not
+        used again, the rows it wrote stay until the new run replaces them) and start a new one."""
         with self._begin() as conn:
             row = conn.execute(
                 text("SELECT id, mode, since, requests FROM idp_export_run "
                      "WHERE provider = :p AND status IN ('running', 'failed') FOR UPDATE"),
                 {"p": self.provider},
             ).first()
-            if row is not None and row.mode == mode and row.since == since:
+            if row is not None and row.mode == mode and row.since == since and not restart:
                 conn.execute(
                     text("UPDATE idp_export_run SET status = 'running', last_error = NULL, "
                          "updated_at = now() WHERE id = :id"),
@@ -185,7 +187,20 @@ class SnapshotWriter:
                 text("INSERT INTO idp_export_run (provider, mode, since) VALUES (:p, :m, :s) RETURNING id"),
                 {"p": self.provider, "m": mode, "s": since},
             ).scalar_one()
-            return RunInfo(run_id, mode, since, False, 0, {})
+            return RunInfo(run_id, mode, since, False, 0, {}, abandoned=row.id if row is not None else None)
+
+    def rewind(self, run_id: int, stream: str, cursor: str | None, items: int, stale: str | None) -> None:
+        """When the checkpoint of an unfinished stream is `stale` (the next cursor its last page
+        written gave, which leads nowhere), put it back to `cursor`, the one that fetched that page
+        (`items` long): a resume reads the page again (its rows are upserted, the same) and goes
+        on from what it says then. A checkpoint behind that page is left as it is."""
+        with self._begin() as conn:
+            conn.execute(
+                text("UPDATE idp_export_cursor SET cursor = :cursor, pages = greatest(pages - 1, 0),"
+                     " items = greatest(items - :items, 0), updated_at = now()"
+                     " WHERE run_id = :run_id AND stream = :stream AND NOT done AND cursor = :stale"),
+                {"run_id": run_id, "stream": stream, "cursor": cursor, "items": items, "stale": stale},
+            )
 
     def write_page(self, run_id: int, stream: str, page: Page, members_of: tuple[str, str] | None) -> None:
         """One page: its rows, the streams it discovered and its checkpoint, in one transaction.

@@ -12,9 +12,14 @@ attribute).
   after a crash or a partial failure writes only what is left; failures are reported per account
   in orgmig_report (step `writeback:<provider>`, reason `writeback_failed`: the HTTP status and the
   provider's one-line message).
+- An account deleted at the provider (a 404 saying the user does not exist) is no failure: it is
+  reported once (reason `writeback_account_gone`) and later runs skip it, until an export sees the
+  account again (or the link goes).
 - No request while a database transaction is open: the links are read and the transaction closed,
   then the requests go out, and their results are recorded in short transactions of their own.
-- `dry_run`: counts what would be written; no request, no write.
+- `dry_run`: counts what would be written, writes nothing; when there is something to write it
+  reads where the value lands (Okta's user schema, Keycloak's user profile; Auth0 needs nothing)
+  and raises the ConfigError the real run would stop with at once.
 
 The public API: `writeback(provider, engine, dry_run=False)` -> `Result`, `attribute_for`.
 """
@@ -32,9 +37,9 @@ from app.idp.config import ProviderSettings, checked
 from app.idp.errors import guarded_logs, register_secret
 from app.idp.http import RetryPolicy
 from app.idp.providers import load_settings
-from app.writeback.run import Runner
+from app.writeback.run import Runner, dry_check
 from app.writeback.store import Store
-from app.writeback.targets import make_target, target_class
+from app.writeback.targets import Target, make_target, target_class
 
 __all__ = ["Result", "attribute_for", "writeback"]
 
@@ -62,14 +67,17 @@ class Result:
     links: int
     by_snapshot: int  # the latest export saw the value on the account
     by_record: int  # an earlier write-back set it
+    gone_before: int  # an earlier write-back found the account deleted at the provider: skipped
     to_write: int
     written: int = 0
     present: int = 0  # the live account held it already (Keycloak reads before writing)
     failed: int = 0
+    gone: int = 0  # this run found the account deleted at the provider
     failures: list[str] = field(default_factory=list)
     halted: str | None = None  # why it stopped taking accounts before the end (the rest: not tried)
     requests: int = 0
     seconds: float = 0.0
+    check: str | None = None  # what the dry run's read found where the value lands (None: nothing read)
 
     @property
     def target(self) -> str:
@@ -77,7 +85,7 @@ class Result:
 
     @property
     def not_tried(self) -> int:
-        return 0 if self.dry_run else self.to_write - self.written - self.present - self.failed
+        return 0 if self.dry_run else self.to_write - self.written - self.present - self.failed - self.gone
 
 
 def writeback(provider: str, engine: Engine, *, dry_run: bool = False, settings: Settings | None = None,
@@ -93,31 +101,44 @@ def writeback(provider: str, engine: Engine, *, dry_run: bool = False, settings:
     store = Store(engine, provider, attribute)
     store.check_tables()
     started = time.monotonic()
+
+    def target(workers: int) -> Target:
+        creds = checked(provider, provider_settings) if provider_settings is not None else load_settings(provider)
+        for secret in creds.secrets():
+            register_secret(secret)
+        # Two slots more than the workers: the HTTP core keeps two for other buckets (the token).
+        return make_target(provider, creds, attribute, concurrency=workers + 2,
+                           retry=RetryPolicy.from_settings(tuning))
+
     if dry_run:
         plan = store.plan()
-        return Result(provider, attribute, True, plan.links, len(plan.by_snapshot), plan.by_record, len(plan.todo))
-    creds = checked(provider, provider_settings) if provider_settings is not None else load_settings(provider)
-    for secret in creds.secrets():
-        register_secret(secret)
+        result = Result(provider, attribute, True, plan.links, len(plan.by_snapshot), plan.by_record, plan.gone,
+                        len(plan.todo))
+        if plan.todo and target_class(provider).CHECKS:
+            reader = target(1)
+            with guarded_logs():
+                result.check = asyncio.run(dry_check(reader))
+            result.requests = reader.core.stats.requests
+        result.seconds = time.monotonic() - started
+        return result
     workers = concurrency or tuning.writeback_concurrency
     with store.lock():
         plan = store.plan()
         store.confirm(plan.by_snapshot)
-        result = Result(provider, attribute, False, plan.links, len(plan.by_snapshot), plan.by_record,
+        result = Result(provider, attribute, False, plan.links, len(plan.by_snapshot), plan.by_record, plan.gone,
                         len(plan.todo))
         if plan.todo:
-            # Two slots more than the workers: the HTTP core keeps two for other buckets (the token).
-            target = make_target(provider, creds, attribute, concurrency=workers + 2,
-                                 retry=RetryPolicy.from_settings(tuning))
-            runner = Runner(target, store, plan.todo, workers)
+            writer = target(workers)
+            runner = Runner(writer, store, plan.todo, workers)
             try:
                 with guarded_logs():
                     asyncio.run(runner.run())
             finally:
-                result.written, result.present, result.failed = (runner.tally.written, runner.tally.present,
-                                                                  runner.tally.failed)
-                result.failures, result.requests = runner.tally.failures, target.core.stats.requests
-                result.halted = runner.tally.halted
+                tally = runner.tally
+                result.written, result.present, result.failed, result.gone = (tally.written, tally.present,
+                                                                               tally.failed, tally.gone)
+                result.failures, result.requests = tally.failures, writer.core.stats.requests
+                result.halted = tally.halted
         store.tidy()
     result.seconds = time.monotonic() - started
     return result

@@ -2,14 +2,16 @@
 the provider's target; a recorder commits what they did, a few results per short transaction, as
 soon as they come; a ticker logs the progress.
 
-A failed account is recorded and reported and the loop goes on. Three things stop it (the workers
+A failed account is recorded and reported and the loop goes on. Four things stop it (the workers
 finish what they have in flight, the recorder commits it, then the error is raised): the
 provider dropping what was written (Keycloak's user profile), credentials refused before any write
-succeeded (401, or a 403 that means a missing scope or role), and the database refusing to record.
+succeeded (401, or a 403 that means a missing scope or role), a provider host that cannot be
+reached at all, and the database refusing to record.
 And the loop halts, taking no new account, after FAILURES_IN_A_ROW accounts in a row failed
 without an answer about the account itself (5xx, timeouts, 429s past their retries: the provider
-is down or throttled hard); what is left waits for the next run. A 4xx about one account (404, a
-validation error) is that account's failure only.
+is down or throttled hard); what is left waits for the next run. A 4xx about one account (a
+validation error) is that account's failure only; a 404 saying the account does not exist is no
+failure: the account is `gone` (deleted at the provider), reported once and not tried again.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from sqlalchemy.exc import DBAPIError
 
 from app import db
 from app.errors import ConfigError, OrgmigError
-from app.idp.errors import IdpAuthError, IdpError, IdpHttpError
+from app.idp.errors import IdpAuthError, IdpConnectError, IdpError, IdpHttpError
 from app.writeback.store import Link, Outcome, Store
-from app.writeback.targets import Target
+from app.writeback.targets import Target, is_gone
 
 log = logging.getLogger("app.writeback")
 
@@ -39,6 +41,7 @@ class Tally:
     written: int = 0
     present: int = 0
     failed: int = 0
+    gone: int = 0  # deleted at the provider (a 404 about the account)
     failures: list[str] = field(default_factory=list)
     halted: str | None = None  # why the loop stopped taking accounts before the end
     in_a_row: int = 0
@@ -46,7 +49,17 @@ class Tally:
 
     @property
     def done(self) -> int:
-        return self.written + self.present + self.failed
+        return self.written + self.present + self.failed + self.gone
+
+
+async def dry_check(target: Target) -> str:
+    """The dry run's read-only check of where the value lands (see Target.check); credentials or
+    scopes refused end it as they end a run (ConfigError)."""
+    async with target.core:
+        try:
+            return await target.check()
+        except IdpAuthError as exc:
+            raise ConfigError(f"{target.name} write-back check: {exc}") from None
 
 
 class Runner:
@@ -92,13 +105,16 @@ class Runner:
                 self._stop(exc)
                 self._done(Outcome(link, "failed", None, str(exc)))
                 return
+            except IdpConnectError as exc:  # the host cannot be reached: a setting, the same for every account
+                self._stop(exc)
+                return
             except IdpAuthError as exc:
                 if exc.status == 401 or (self.tally.written + self.tally.present) == 0:
                     self._stop(ConfigError(f"{self.target.name} write-back stopped: {exc}"))
                 self._done(Outcome(link, "failed", exc.status, str(exc)))
                 continue
             except IdpHttpError as exc:
-                self._done(Outcome(link, "failed", exc.status, str(exc)))
+                self._done(Outcome(link, "gone" if is_gone(self.target, exc) else "failed", exc.status, str(exc)))
                 continue
             except IdpError as exc:
                 self._done(Outcome(link, "failed", None, str(exc)))
@@ -115,6 +131,8 @@ class Runner:
             t.written += 1
         elif outcome.status == "present":
             t.present += 1
+        elif outcome.status == "gone":
+            t.gone += 1
         else:
             t.failed += 1
             if len(t.failures) < SHOWN_FAILURES:
@@ -159,7 +177,7 @@ class Runner:
     def line(self) -> str:
         t, stats = self.tally, self.target.core.stats
         text = (f"{self.target.name} write-back: {t.done:,}/{len(self.todo):,} accounts ({t.written:,} written,"
-                f" {t.present:,} already set, {t.failed:,} failed), {stats.requests:,} requests")
+                f" {t.present:,} already set, {t.failed:,} failed, {t.gone:,} gone), {stats.requests:,} requests")
         if stats.rate_limited:
             text += f", {stats.rate_limited:,} rate-limited answers waited out"
         wait = self.target.core.limiter.current_wait()

@@ -39,6 +39,7 @@ class Link:
     snapshot_holds: bool  # the latest export saw the value on the account
     recorded_holds: bool  # the bookkeeping says it is set, and no later export says otherwise
     recorded_as_set: bool  # the bookkeeping says it is set, whatever an export says
+    gone: bool = False  # a write-back found it deleted at the provider, and no export has seen it since
 
     @property
     def value(self) -> str:
@@ -49,7 +50,7 @@ class Link:
 @dataclass(frozen=True)
 class Outcome:
     link: Link
-    status: str  # written | present | failed
+    status: str  # written | present | failed | gone (deleted at the provider)
     http_status: int | None = None
     error: str | None = None
 
@@ -63,6 +64,7 @@ class Plan:
     links: int
     by_snapshot: list[Link]  # skipped: the snapshot says the account holds the value
     by_record: int  # skipped: an earlier write-back set it
+    gone: int  # skipped: an earlier write-back found the account deleted at the provider
     todo: list[Link]
 
 
@@ -86,11 +88,13 @@ class Store:
         """Every link of the provider, sorted into what is known to be set and what is left."""
         with self.engine.connect() as conn, db.transaction(conn, rollback=True):
             rows = conn.execute(SQL("writeback.links"), self._params()).all()
-        links = [Link(r.external_id, r.user_id, r.snapshot_holds, r.recorded_holds, r.recorded_as_set) for r in rows]
+        links = [Link(r.external_id, r.user_id, r.snapshot_holds, r.recorded_holds, r.recorded_as_set, r.gone)
+                 for r in rows]
         by_snapshot = [link for link in links if link.snapshot_holds]
         by_record = sum(1 for link in links if link.recorded_holds and not link.snapshot_holds)
-        todo = [link for link in links if not (link.snapshot_holds or link.recorded_holds)]
-        return Plan(len(links), by_snapshot, by_record, todo)
+        gone = sum(1 for link in links if link.gone and not (link.snapshot_holds or link.recorded_holds))
+        todo = [link for link in links if not (link.snapshot_holds or link.recorded_holds or link.gone)]
+        return Plan(len(links), by_snapshot, by_record, gone, todo)
 
     def record(self, outcomes: list[Outcome]) -> None:
         """What some writes did, and their reports, in one transaction (retried like a page of

@@ -13,9 +13,11 @@
   PUT still answers 204): the re-read notices and the write-back stops, saying what to declare.
 
 Each `write` answers "written" or "present" (the live account held the value already) and raises
-the HTTP core's one-line errors; `AttributeDropped` and a `ConfigError` from `prepare` stop the
-whole run. Requests go through app.idp.http.HttpCore: rate-limit headers read, 429 waited out,
-5xx and timeouts retried, tokens fetched and renewed.
+the HTTP core's one-line errors; a 404 whose answer says the user does not exist (each target's
+`GONE`: Auth0's `inexistent_user`, Okta's "(User)" resource, Keycloak's "User not found") is
+`is_gone`: the account was deleted at the provider, which no rerun changes; `AttributeDropped`
+and a `ConfigError` from `prepare` stop the whole run. Requests go through app.idp.http.HttpCore:
+rate-limit headers read, 429 waited out, 5xx and timeouts retried, tokens fetched and renewed.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from urllib.parse import quote
 
 from app.errors import ConfigError
 from app.idp.config import Auth0Settings, KeycloakSettings, OktaSettings, ProviderSettings
-from app.idp.errors import IdpHttpError
+from app.idp.errors import IdpAuthError, IdpHttpError
 from app.idp.http import HttpCore, RetryPolicy
 from app.idp.providers import auth0, keycloak, okta
 
@@ -39,6 +41,8 @@ class AttributeDropped(ConfigError):
 class Target(Protocol):
     name: ClassVar[str]
     default_attribute: ClassVar[str]
+    GONE: ClassVar[str]  # what the provider's 404 says when the user does not exist
+    CHECKS: ClassVar[bool]  # whether there is anything for `check` to read (Auth0: nothing)
     core: HttpCore
 
     @classmethod
@@ -50,9 +54,20 @@ class Target(Protocol):
         """Checks made once before the first write (a ConfigError stops the run)."""
         ...
 
+    async def check(self) -> str:
+        """`--dry-run`'s read-only look at where the value lands (targets whose CHECKS is true):
+        what it found, or a ConfigError with the fix when the real run would stop at once."""
+        ...
+
     async def write(self, external_id: str, value: str) -> str:
         """Set the value on one account: "written", or "present" when it held it already."""
         ...
+
+
+def is_gone(target: Target, exc: IdpHttpError) -> bool:
+    """The provider answered that the account does not exist (deleted there since the export),
+    not that a path or a realm is wrong (those 404s say something else)."""
+    return exc.status == 404 and type(target).GONE in str(exc)
 
 
 def _refuse(provider: str, attribute: str, why: str) -> None:
@@ -62,6 +77,8 @@ def _refuse(provider: str, attribute: str, why: str) -> None:
 class Auth0Target:
     name = "auth0"
     default_attribute = "app_user_id"
+    GONE = "inexistent_user"
+    CHECKS = False
     # Keys Auth0 refuses in app_metadata (its bulk-import schema lists them).
     RESERVED = frozenset({"__tenant", "_id", "blocked", "clientID", "created_at", "email_verified", "email",
                           "globalClientID", "global_client_id", "identities", "lastIP", "lastLogin", "loginsCount",
@@ -96,6 +113,8 @@ class Auth0Target:
 class OktaTarget:
     name = "okta"
     default_attribute = "appUserId"
+    GONE = "(User)"  # E0000007 "Not found: Resource not found: <id> (User)"
+    CHECKS = True
     SCOPES = "okta.users.manage okta.schemas.read"  # what an OAuth service app is asked for
     SCHEMA = "/api/v1/meta/schemas/user/default"
     NEED_WRITE = "okta.users.manage (or, for an API token, an administrator role that may edit users)"
@@ -127,6 +146,10 @@ class OktaTarget:
             raise ConfigError(f"okta: the custom attribute {self.attribute!r} of the user schema is of type"
                               f" {prop.get('type')!r}: the app's user id is written as a string; {self._add_it()}")
 
+    async def check(self) -> str:
+        await self.prepare()
+        return f"the user schema has the custom string attribute {self.attribute} ({self.SCHEMA})"
+
     async def write(self, external_id: str, value: str) -> str:
         # Hand-built: the one property, nothing else (an explicit null would clear a property).
         reply = await self.core.request("POST", f"/api/v1/users/{quote(external_id, safe='')}",
@@ -143,8 +166,11 @@ class OktaTarget:
 class KeycloakTarget:
     name = "keycloak"
     default_attribute = "appUserId"
+    GONE = "User not found"  # (an unknown realm says "Realm not found.")
+    CHECKS = True
     NEED_READ = keycloak.NEED_USERS
     NEED_WRITE = "realm-management role manage-users"
+    NEED_PROFILE = "a realm-management role such as view-users or view-realm"
 
     def __init__(self, settings: KeycloakSettings, attribute: str, *, concurrency: int,
                  retry: RetryPolicy) -> None:
@@ -160,6 +186,36 @@ class KeycloakTarget:
 
     async def prepare(self) -> None:
         return None
+
+    def _declare_it(self) -> str:
+        return (f"declare {self.attribute} in Realm settings > User profile (Create attribute, who can edit and"
+                " view: Admin) or set Unmanaged attributes to 'Only administrators can write'"
+                " (unmanagedAttributePolicy ADMIN_EDIT), then run this again")
+
+    async def check(self) -> str:
+        """The realm's user profile (Keycloak 24+): the attribute declared, or unmanaged attributes
+        kept (ENABLED or ADMIN_EDIT); else every write would be dropped in silence."""
+        path = f"{self.prefix}/profile"
+        try:
+            reply = await self.core.request("GET", path, bucket=BUCKET, need=self.NEED_PROFILE, allow_404=True)
+        except IdpAuthError as exc:
+            if exc.status != 403:
+                raise
+            return (f"not checked: the credentials may not read the user profile ({self.NEED_PROFILE}); the run"
+                    " reads its first write back and stops if the attribute was dropped")
+        if reply.status == 404:
+            return "no declarative user profile (Keycloak before 24): attributes are kept"
+        config = reply.body if isinstance(reply.body, dict) else {}
+        declared = {a.get("name") for a in config.get("attributes") or [] if isinstance(a, dict)}
+        if self.attribute in declared:
+            return f"the realm's user profile declares {self.attribute}"
+        policy = config.get("unmanagedAttributePolicy")
+        if policy in ("ENABLED", "ADMIN_EDIT"):
+            return f"the realm's user profile keeps unmanaged attributes (unmanagedAttributePolicy {policy})"
+        raise ConfigError(
+            f"keycloak: the realm's user profile does not declare {self.attribute!r} and does not let"
+            f" administrators write unmanaged attributes (unmanagedAttributePolicy {policy or 'unset'}): Keycloak"
+            f" 24+ would drop every write in silence; {self._declare_it()}")
 
     async def _get(self, path: str) -> dict:
         reply = await self.core.request("GET", path, bucket=BUCKET, need=self.NEED_READ)
@@ -182,9 +238,7 @@ class KeycloakTarget:
             raise AttributeDropped(
                 f"keycloak: the update of user {external_id} was accepted but the user read back has no"
                 f" {self.attribute!r}: the realm's user profile does not declare it, and Keycloak 24+ drops"
-                f" undeclared attributes in silence; declare {self.attribute} in Realm settings > User profile"
-                " (Create attribute, who can edit and view: Admin) or set Unmanaged attributes to"
-                " 'Only administrators can write' (unmanagedAttributePolicy ADMIN_EDIT), then run this again")
+                f" undeclared attributes in silence; {self._declare_it()}")
         return "written"
 
 

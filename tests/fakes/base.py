@@ -325,7 +325,7 @@ class TokenBucket:
 
 @dataclass
 class FaultRule:
-    kind: str  # 429 | 5xx | drop | slow | truncate | malformed | repeat_cursor
+    kind: str  # 429 | 5xx | drop | slow | truncate | malformed | repeat_cursor | empty_pages
     remaining: int | None  # None: until cleared
     path_prefix: str | None = None
     status: int | None = None
@@ -364,6 +364,7 @@ class Faults:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._rules: list[FaultRule] = []
+        self.generation = 0  # bumped by clear(): what a fault handed out (a cursor) may expire with it
 
     def _add(self, rule: FaultRule) -> FaultRule:
         if rule.remaining is not None and rule.remaining <= 0:
@@ -406,9 +407,17 @@ class Faults:
         `page` is ignored; Keycloak: `first` is ignored). Lasts until `clear()`, or `n` pages."""
         return self._add(FaultRule("repeat_cursor", n, path_prefix))
 
+    def empty_pages(self, path_prefix: str | None = None, n: int | None = None) -> FaultRule:
+        """Okta only: listings under `path_prefix` never end. Their last page gets a `rel="next"`
+        link all the same, and that page and every one after it is `[]` with a next link to a
+        cursor never handed out before. Lasts until `clear()`, or `n` such links; after `clear()`
+        those cursors are refused as expired (400 E0000031), as a stale cursor is."""
+        return self._add(FaultRule("empty_pages", n, path_prefix))
+
     def clear(self) -> None:
         with self._lock:
             self._rules.clear()
+            self.generation += 1
 
     @property
     def pending(self) -> list[FaultRule]:
@@ -439,8 +448,14 @@ class Faults:
         return taken
 
     def take_repeat_cursor(self, path: str) -> bool:
+        return self._take_kind("repeat_cursor", path)
+
+    def take_empty_page(self, path: str) -> bool:
+        return self._take_kind("empty_pages", path)
+
+    def _take_kind(self, kind: str, path: str) -> bool:
         with self._lock:
-            rule = next((r for r in self._rules if r.kind == "repeat_cursor" and r.matches(path)), None)
+            rule = next((r for r in self._rules if r.kind == kind and r.matches(path)), None)
             if rule is None:
                 return False
             self._consume(rule)

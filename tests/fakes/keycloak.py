@@ -139,6 +139,8 @@ class FakeKeycloak(FakeServer):
         self.route("POST", f"{base}/realms/{realm_re}/protocol/openid-connect/token", self._token, auth=False)
         self.route("GET", f"{admin}/users", self._users, need=[_VIEW_USERS])
         self.route("GET", f"{admin}/users/count", self._users_count, need=[_QUERY_USERS])
+        # Before users/{id}, which would take "profile" for an id (Keycloak routes it apart too).
+        self.route("GET", f"{admin}/users/profile", self._user_profile, need=[_VIEW_USERS + _VIEW_REALM])
         self.route("GET", f"{admin}/users/(?P<uid>[^/]+)", self._user, need=[_VIEW_USERS])
         self.route("PUT", f"{admin}/users/(?P<uid>[^/]+)", self._update_user, need=[("manage-users",)])
         self.route("GET", f"{admin}/users/(?P<uid>[^/]+)/groups", self._user_groups, need=[_VIEW_USERS])
@@ -543,6 +545,24 @@ class FakeKeycloak(FakeServer):
 
     def _bad_param(self) -> Response:
         return self._err(404, "HTTP 404 Not Found")
+
+    def _user_profile(self, req: Request) -> Response:
+        """The realm's user profile configuration (UPConfig, Keycloak 24+): the root attributes,
+        the declared custom ones (`user_profile_attributes`) and, when that is None, unmanaged
+        attributes enabled."""
+        def attribute(name: str) -> dict[str, Any]:
+            return {"name": name, "displayName": "${" + name + "}", "validations": {},
+                    "permissions": {"view": ["admin", "user"], "edit": ["admin", "user"]}, "multivalued": False}
+
+        declared = sorted(self.user_profile_attributes or ())
+        config: dict[str, Any] = {
+            "attributes": [attribute(n) for n in ("username", "email", "firstName", "lastName", *declared)],
+            "groups": [{"name": "user-metadata", "displayHeader": "User metadata",
+                        "displayDescription": "Attributes, which refer to user metadata"}],
+        }
+        if self.user_profile_attributes is None:
+            config["unmanagedAttributePolicy"] = "ENABLED"
+        return Response.json(200, config)
 
     def _get_user_or_404(self, req: Request) -> str | Response:
         uid = req.params["uid"]

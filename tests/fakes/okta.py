@@ -40,6 +40,7 @@ SCOPE_USERS = "okta.users.read"
 SCOPE_GROUPS = "okta.groups.read"
 SCOPE_SCHEMAS = "okta.schemas.read"
 SCOPE_USERS_MANAGE = "okta.users.manage"
+SCOPE_SCHEMAS_MANAGE = "okta.schemas.manage"
 DEFAULT_SCOPES = frozenset({SCOPE_USERS, SCOPE_GROUPS, SCOPE_SCHEMAS})
 KNOWN_SCOPES = frozenset(DEFAULT_SCOPES | {"okta.users.manage", "okta.groups.manage", "okta.schemas.manage",
                                            "okta.apps.read", "okta.logs.read", "okta.roles.read"})
@@ -287,6 +288,7 @@ class FakeOkta(FakeServer):
         self._user_json: dict[str, tuple[int, bytes]] = {}
         self._group_json: dict[str, tuple[int, int, bytes]] = {}
         self._error_seq = 0
+        self._empty_cursors = 0  # cursors handed out by faults.empty_pages
         self.user_type_id = derived_id("oty", "okta-user-type", str(tenant.seed))
         self.everyone_group_id = derived_id("00g", "okta-everyone", str(tenant.seed))
         self.issued_tokens = 0
@@ -306,6 +308,8 @@ class FakeOkta(FakeServer):
         self.route("GET", r"/api/v1/groups/(?P<gid>[^/]+)/users", self._group_users, bucket="other", need=groups_need)
         self.route("GET", r"/api/v1/meta/schemas/user/(?P<sid>[^/]+)", self._user_schema, bucket="other",
                    need=((SCOPE_SCHEMAS,),))
+        self.route("POST", r"/api/v1/meta/schemas/user/(?P<sid>[^/]+)", self._update_user_schema, bucket="other",
+                   need=((SCOPE_SCHEMAS_MANAGE,),))
 
     def settings(self) -> dict[str, str]:
         """The environment that points `orgmig export` at this fake."""
@@ -792,9 +796,12 @@ class FakeOkta(FakeServer):
                                ["limit: must be greater than or equal to 1"])
         return min(limit, cap)
 
-    def _links(self, req: Request, next_after: str | None, limit: int) -> list[tuple[str, str]]:
+    def _links(self, req: Request, next_after: Any, limit: int) -> list[tuple[str, str]]:
         self_url = f"{self.base_url}{req.raw_path}" + (f"?{req.raw_query}" if req.raw_query else "")
         links = [("Link", f'<{self_url}>; rel="self"')]
+        if next_after is None and self.faults.take_empty_page(req.path):  # faults.empty_pages: no end
+            self._empty_cursors += 1
+            next_after = encode_cursor({"empty": self._empty_cursors, "generation": self.faults.generation})
         if next_after is not None:
             if self.faults.take_repeat_cursor(req.path):
                 next_url = self_url
@@ -835,6 +842,11 @@ class FakeOkta(FakeServer):
             value = decode_cursor(raw)
         except ValueError:
             return self._error(400, "E0000031", "Invalid search criteria.", ["after: invalid cursor"])
+        if isinstance(value, dict) and "empty" in value:  # a cursor of faults.empty_pages
+            if value.get("generation") != self.faults.generation:
+                return self._error(400, "E0000031", "Invalid search criteria.", ["after: the cursor has expired"])
+            limit = req.query.get("limit") or "200"
+            return Response.raw_json(200, b"[]", self._links(req, None, int(limit) if limit.isdigit() else 200))
         return value
 
     @staticmethod
@@ -1085,6 +1097,39 @@ class FakeOkta(FakeServer):
         return Response.raw_json(200, body, self._links(req, next_after, lim))
 
     # ================================================================ schema
+    def _update_user_schema(self, req: Request) -> Response:
+        """Okta's partial update of the user schema: custom properties to add or change
+        (`definitions.custom.properties`: name -> {"type": ...}), or to remove (name -> null).
+        Only the type is kept (it is what the profile checks use). Answers with the schema."""
+        if req.params["sid"] not in ("default", self.user_type_id):
+            return self._error(404, "E0000007", f"Not found: Resource not found: {req.params['sid']} (UserSchema)")
+        try:
+            body = req.json()
+        except ValueError:
+            return self._error(400, "E0000003", "The request body was not well-formed.")
+        custom = (((body or {}).get("definitions") or {}).get("custom") or {}).get("properties")
+        if not isinstance(custom, dict) or not custom:
+            return self._error(400, "E0000001", "Api validation failed: userSchema",
+                               ["definitions.custom.properties: at least one property is required"])
+        changes: dict[str, str | None] = {}
+        for name, prop in custom.items():
+            if name in ("login", "email", "firstName", "lastName") or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
+                return self._error(400, "E0000001", "Api validation failed: userSchema",
+                                   [f"{name}: not a valid custom property name"])
+            if prop is None:
+                changes[name] = None
+            elif not isinstance(prop, dict) or prop.get("type") not in _SCHEMA_TYPES:
+                return self._error(400, "E0000001", "Api validation failed: userSchema",
+                                   [f"{name}: type must be one of {', '.join(sorted(_SCHEMA_TYPES))}"])
+            else:
+                changes[name] = prop["type"]
+        for name, typ in changes.items():
+            if typ is None:
+                self.tenant.custom_attributes.pop(name, None)
+            else:
+                self.tenant.custom_attributes[name] = typ
+        return self._user_schema(req)
+
     def _user_schema(self, req: Request) -> Response:
         if req.params["sid"] not in ("default", self.user_type_id):
             return self._error(404, "E0000007", f"Not found: Resource not found: {req.params['sid']} (UserSchema)")

@@ -103,6 +103,42 @@ def test_okta_schema_lists_the_custom_attributes(start_fake, idp_tenant) -> None
         assert custom["appUserId"]["type"] == "string"
 
 
+def test_okta_schema_takes_a_custom_attribute_over_http(start_fake, idp_tenant) -> None:
+    okta = start_fake(FakeOkta)
+    u = _active(idp_tenant)
+    oid = okta.okta_user_id(u.id)
+    with okta_client(okta) as c:
+        refused = c.post(f"/api/v1/users/{oid}", json={"profile": {"appUserId": "42"}})
+        assert refused.status_code == 400 and "appUserId" in refused.text
+        add = {"definitions": {"custom": {"id": "#custom", "type": "object", "required": [],
+                                          "properties": {"appUserId": {"title": "App user id", "type": "string"}}}}}
+        r = c.post("/api/v1/meta/schemas/user/default", json=add)
+        assert r.status_code == 200, r.text
+        assert r.json()["definitions"]["custom"]["properties"]["appUserId"]["type"] == "string"
+        assert c.get("/api/v1/meta/schemas/user/default").json()["definitions"]["custom"]["properties"][
+            "appUserId"]["type"] == "string"
+        assert c.post(f"/api/v1/users/{oid}", json={"profile": {"appUserId": "42"}}).json()["profile"][
+            "appUserId"] == "42"
+        for bad in ({"appUserId": {"type": "uuid"}}, {"email": {"type": "string"}}, {}):
+            wrong = c.post("/api/v1/meta/schemas/user/default", json={"definitions": {"custom": {"properties": bad}}})
+            assert wrong.status_code == 400 and wrong.json()["errorCode"] == "E0000001", bad
+        gone = c.post("/api/v1/meta/schemas/user/default",
+                      json={"definitions": {"custom": {"properties": {"appUserId": None}}}})
+        assert "appUserId" not in gone.json()["definitions"]["custom"]["properties"]
+    with okta_client(start_fake(FakeOkta, api_token_scopes={"okta.schemas.read"})) as c:
+        assert c.post("/api/v1/meta/schemas/user/default", json=add).status_code == 403
+
+
+def test_keycloak_user_profile_configuration(start_fake, idp_tenant) -> None:
+    with keycloak_client(start_fake(FakeKeycloak)) as c:  # view-users: may read it
+        open_profile = c.get("/users/profile").json()
+        assert open_profile["unmanagedAttributePolicy"] == "ENABLED"
+        assert [a["name"] for a in open_profile["attributes"]] == ["username", "email", "firstName", "lastName"]
+    with keycloak_client(start_fake(FakeKeycloak, user_profile_attributes={"appUserId"})) as c:
+        declared = c.get("/users/profile").json()
+        assert "unmanagedAttributePolicy" not in declared and declared["attributes"][-1]["name"] == "appUserId"
+
+
 # --------------------------------------------------------------------------- Keycloak
 
 WRITER_ROLES = {"view-users", "manage-users"}

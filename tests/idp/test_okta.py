@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.fakes.base import decode_cursor
 from tests.fakes.okta import FakeOkta
 from tests.fakes.tenant import make_tenant
 from tests.support.idp import (
@@ -224,6 +227,73 @@ def test_repeating_cursor_stops_with_a_clear_error(small_okta, snapshot_db, snap
     [line] = result.messages
     assert "GET /api/v1/users" in line and "cursor repeats" in line
     assert last_run(snapshot_engine, "okta").status == "failed"
+
+
+def test_endless_empty_pages_stop_with_a_clear_error_and_a_rerun_or_restart_gets_out(small_okta, snapshot_db,
+                                                                                   snapshot_engine):
+    users = [u["id"] for u in small_okta.expected_users(include_deprovisioned=False)]
+    small_okta.faults.empty_pages("/api/v1/users")  # after its real pages: `[]` and a fresh cursor, forever
+
+    result = run_export(snapshot_db, "--provider", "okta")
+
+    assert result.code == 1
+    [line] = result.messages
+    assert line.startswith("orgmig export: okta: GET /api/v1/users: 3 empty pages in a row, each with a next-page"
+                           " cursor (listing users")
+    assert "--restart" in line
+    real_pages = math.ceil(len(users) / 200)
+    plain = [r for r in small_okta.requests_matching("/api/v1/users") if "filter" not in r.query]
+    assert len(plain) <= real_pages + 3  # read for ever no more
+    failed = last_run(snapshot_engine, "okta")
+    assert failed.status == "failed"
+    # The checkpoint is a cursor of a page with items, not one an empty page handed out.
+    [checkpoint] = rows(snapshot_engine, "SELECT cursor, pages FROM idp_export_cursor WHERE stream = 'users'")
+    [after] = parse_qs(urlsplit(checkpoint.cursor).query)["after"]
+    assert after in {r.query.get("after") for r in plain[:real_pages]} and isinstance(decode_cursor(after), str)
+
+    # The provider still answers that way: the rerun stops again, as quickly.
+    small_okta.reset_requests()
+    again = run_export(snapshot_db, "--provider", "okta")
+    assert again.code == 1 and "3 empty pages in a row" in again.messages[0]
+    plain = [r for r in small_okta.requests_matching("/api/v1/users") if "filter" not in r.query]
+    assert len(plain) == real_pages - checkpoint.pages + 3  # resumed at the checkpoint, not read from the start
+
+    # Fixed at the provider: the plain rerun resumes and finishes with every user.
+    small_okta.faults.clear()
+    done = run_export(snapshot_db, "--provider", "okta")
+    assert done.code == 0, done.everything[-3000:]
+    assert f"okta export run {failed.id} finished (full, resumed)" in done.stdout
+    assert {r.external_id for r in rows(snapshot_engine, "SELECT external_id FROM idp_user")} >= set(users)
+
+    # --restart sets an unfinished run aside, and says so.
+    small_okta.faults.empty_pages("/api/v1/users")
+    assert run_export(snapshot_db, "--provider", "okta").code == 1
+    stuck = last_run(snapshot_engine, "okta")
+    small_okta.faults.clear()
+    restarted = run_export(snapshot_db, "--provider", "okta", "--restart")
+    assert restarted.code == 0, restarted.everything[-3000:]
+    assert f"(full, unfinished run {stuck.id} abandoned)" in restarted.stdout
+    assert rows(snapshot_engine, "SELECT status FROM idp_export_run WHERE id = :i", i=stuck.id)[0].status == "abandoned"
+    assert last_run(snapshot_engine, "okta").status == "finished"
+
+
+def test_json_summary(small_okta, snapshot_db, snapshot_engine):
+    result = run_export(snapshot_db, "--provider", "okta", "--json")
+    assert result.code == 0, result.everything[-3000:]
+    summary = json.loads(result.stdout)
+    run = last_run(snapshot_engine, "okta")
+    counts = rows(snapshot_engine, """SELECT (SELECT count(*) FROM idp_user) AS users,
+                                             (SELECT count(*) FROM idp_group) AS groups,
+                                             (SELECT count(*) FROM idp_membership) AS memberships""")[0]
+    assert summary == {"provider": "okta", "run_id": run.id, "mode": "full", "since": None, "resumed": False,
+                       "abandoned_run_id": None, "users": counts.users, "groups": counts.groups,
+                       "memberships": counts.memberships, "requests": len(small_okta.requests),
+                       "pages": summary["pages"], "seconds": summary["seconds"]}
+    assert summary["pages"] >= 4 and summary["seconds"] > 0
+
+    since = run_export(snapshot_db, "--provider", "okta", "--since", "2025-05-01T00:00:00Z", "--json")
+    assert since.code == 0 and json.loads(since.stdout)["since"] == "2025-05-01T00:00:00+00:00"
+    assert json.loads(since.stdout)["mode"] == "incremental"
 
 
 def test_missing_configuration_is_a_usage_error(provider_env, snapshot_db):

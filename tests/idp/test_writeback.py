@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ from tests.support.idp import PROVIDER_PREFIXES
 from tests.support.migrate import ROOT
 from tests.support.writeback import (
     ATTRIBUTE,
+    DRY_READS,
     PROVIDERS,
     WRITE_METHOD,
     WRITE_PATH,
@@ -78,8 +80,9 @@ def test_every_link_gets_its_id_and_nothing_else_changes(case, provider):
     dry = writeback(c, "--dry-run")
     assert dry.code == 0, dry.everything[-3000:]
     assert f"{len(links):,} linked accounts" in dry.stdout and f"{len(links):,} to write" in dry.stdout
-    assert c.fake.requests == [] and c.held() == {}
+    assert {r.method for r in c.fake.requests} <= {"GET", "POST"} and c.writes() == [] and c.held() == {}
     assert c.rows("SELECT * FROM orgmig_writeback") == []
+    c.fake.reset_requests()
 
     first = writeback(c, ORGMIG_WRITEBACK_CONCURRENCY="3")
     assert first.code == 0, first.everything[-3000:]
@@ -136,46 +139,81 @@ def test_a_partial_failure_is_reported_and_a_rerun_writes_only_what_is_left(case
     c = case(provider)
     links = c.links()
     gone = sorted(links)[5]
-    c.fake.tenant.delete_user(gone)  # deleted in the provider since the export: 404 every time
+    c.fake.tenant.delete_user(gone)  # deleted in the provider since the export: gone, not failed
     c.fake.faults.add_5xx(n=7, status=500, path_prefix=WRITE_PATH[provider])
 
     first = writeback(c, ORGMIG_IDP_RETRY_ATTEMPTS="1")
     assert first.code == 1, first.everything[-3000:]
-    assert f"{len(links) - 8:,} written, 0 found set, 8 failed" in first.stdout
+    assert f"{len(links) - 8:,} written, 0 found set, 7 failed, 1 gone at the provider" in first.stdout
     failed = c.rows("""SELECT w.external_id, w.http_status, w.error, r.detail FROM orgmig_writeback w
                        JOIN orgmig_report r ON r.step = :s AND r.source_id = w.user_id
                        WHERE w.status = 'failed'""", s=f"writeback:{provider}")
-    assert len(failed) == 8
-    assert sorted(r.http_status for r in failed) == [404] + [500] * 7
-    missing = next(r for r in failed if r.http_status == 404)
-    assert c.ids.neutral[missing.external_id] == gone
-    assert missing.detail["http_status"] == 404 and "returned 404" in missing.detail["error"]
-    assert {"auth0": "The user does not exist", "okta": "E0000007", "keycloak": "User not found"}[provider] \
-        in missing.error
+    assert len(failed) == 7
+    assert [r.http_status for r in failed] == [500] * 7
+    assert all(r.detail["http_status"] == 500 and "returned 500" in r.detail["error"] for r in failed)
     assert all("\n" not in r.error for r in failed)
-    assert len(first.errors) == 9  # a line per account, and where to look
-    assert "8 accounts failed" in first.errors[-1] and f"writeback:{provider}" in first.errors[-1]
+    missing = c.rows("SELECT detail FROM orgmig_report WHERE step = :s AND reason = 'writeback_account_gone'",
+                     s=f"writeback:{provider}")
+    assert [c.ids.neutral[r.detail["external_id"]] for r in missing] == [gone]
+    assert len(first.errors) == 9  # a line per failed account, one for the gone one, and where to look
+    assert "7 accounts failed" in first.errors[-1] and f"writeback:{provider}" in first.errors[-1]
     assert len(c.held()) == len(links) - 8
 
     c.fake.reset_requests()
     second = writeback(c)
-    assert second.code == 1, second.everything[-3000:]
-    assert "7 written, 0 found set, 1 failed" in second.stdout
+    assert second.code == 0, second.everything[-3000:]
+    assert "7 written, 0 found set, 0 failed, 0 gone at the provider" in second.stdout
+    assert "1 gone at the provider (found by an earlier write-back; not tried)" in second.stdout
     touched = {r.path.rsplit("/", 1)[-1] for r in c.fake.requests_matching(WRITE_PATH[provider])}
     assert touched == {r.external_id for r in failed}  # only what was left
     assert len(c.held()) == len(links) - 1
-    reports = c.rows("SELECT detail FROM orgmig_report WHERE step = :s", s=f"writeback:{provider}")
-    assert [r.detail["external_id"] for r in reports] == [missing.external_id]
+    reports = c.rows("SELECT reason, detail FROM orgmig_report WHERE step = :s", s=f"writeback:{provider}")
+    assert [(r.reason, c.ids.neutral[r.detail["external_id"]]) for r in reports] == \
+        [("writeback_account_gone", gone)]
     assert_nothing_leaked(first.everything + second.everything + json.dumps([r.detail for r in reports]),
                           secrets_sent(c.fake))
 
     c.fake.reset_requests()
     with c.engine.begin() as conn:  # the account's link goes (say the identity step unlinked it)
         conn.execute(text("DELETE FROM user_identity WHERE provider = :p AND external_id = :e"),
-                     {"p": provider, "e": missing.external_id})
+                     {"p": provider, "e": missing[0].detail["external_id"]})
     third = writeback(c)
     assert third.code == 0 and "0 written" in third.stdout and c.fake.requests == []
     assert c.rows("SELECT * FROM orgmig_report WHERE step = :s", s=f"writeback:{provider}") == []
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_an_account_deleted_at_the_provider_is_reported_once_and_not_tried_again(case, provider):
+    c = case(provider)
+    links = c.links()
+    gone = sorted(links)[3]
+    c.fake.tenant.delete_user(gone)
+
+    first = writeback(c)
+    assert first.code == 0, first.everything[-3000:]
+    assert f"{len(links) - 1:,} written, 0 found set, 0 failed, 1 gone at the provider" in first.stdout
+    assert len(first.errors) == 1
+    assert first.errors[0].startswith("orgmig writeback: 1 account is gone at the provider (404")
+    assert "reason = 'writeback_account_gone'" in first.errors[0]
+    report = c.rows("SELECT source_id, reason, detail FROM orgmig_report WHERE step = :s", s=f"writeback:{provider}")
+    assert [(r.source_id, r.reason) for r in report] == [(links[gone], "writeback_account_gone")]
+    assert report[0].detail["http_status"] == 404
+    assert {"auth0": "The user does not exist", "okta": "E0000007", "keycloak": "User not found"}[provider] \
+        in report[0].detail["error"]
+    assert c.rows("SELECT * FROM orgmig_writeback WHERE status = 'failed'") == []
+
+    # Again, and again after a full export (which no longer has the account): nothing is sent to it,
+    # nothing fails, the one report stays.
+    for label in ("rerun", "after an export"):
+        if label == "after an export":
+            export(c.url, provider, c.fake)
+        c.fake.reset_requests()
+        again = writeback(c)
+        assert again.code == 0, (label, again.everything[-3000:])
+        assert "1 gone at the provider (found by an earlier write-back; not tried)" in again.stdout, label
+        assert "0 written, 0 found set, 0 failed, 0 gone at the provider" in again.stdout, label
+        assert again.errors == [] and c.fake.requests == [], label
+        assert len(c.rows("SELECT * FROM orgmig_report WHERE step = :s", s=f"writeback:{provider}")) == 1
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -315,3 +353,83 @@ def test_okta_credentials_refused_stop_with_one_line(case):
     assert len(out.errors) == 1 and "returned 401" in out.errors[0] and "OKTA_API_TOKEN" in out.errors[0]
     assert c.fake.request_count(method="POST") == 0
     assert_nothing_leaked(out.everything, secrets_sent(c.fake) | {wrong})
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_the_dry_run_reads_where_the_value_lands_and_prints_json(case, provider):
+    c = case(provider)
+    links = c.links()
+    out = writeback(c, "--dry-run", "--json")
+    assert out.code == 0, out.everything[-3000:]
+    summary = json.loads(out.stdout)
+    assert summary == {"provider": provider, "attribute": ATTRIBUTE[provider], "target": summary["target"],
+                       "dry_run": True, "links": len(links), "held_by_export": 0, "set_earlier": 0,
+                       "gone_earlier": 0, "to_write": len(links), "requests": len(c.fake.requests),
+                       "seconds": summary["seconds"], "check": summary["check"]}
+    assert summary["target"].endswith(ATTRIBUTE[provider])
+    assert [r.path for r in c.fake.requests if r.path in DRY_READS[provider]] == DRY_READS[provider]
+    assert all(r.method == "GET" for r in c.fake.requests if r.path in DRY_READS[provider])
+    assert c.writes() == [] and c.held() == {}
+    assert summary["check"] == {"auth0": None, "okta": "the user schema has the custom string attribute appUserId"
+                                " (/api/v1/meta/schemas/user/default)",
+                                "keycloak": "the realm's user profile keeps unmanaged attributes"
+                                " (unmanagedAttributePolicy ENABLED)"}[provider]
+    assert_nothing_leaked(out.everything, secrets_sent(c.fake))
+
+    # The real run, as JSON too.
+    real = writeback(c, "--json")
+    assert real.code == 0, real.everything[-3000:]
+    done = json.loads(real.stdout)
+    assert (done["dry_run"], done["written"], done["found_set"], done["failed"], done["gone"], done["not_tried"],
+            done["halted"], done["failures"]) == (False, len(links), 0, 0, 0, 0, None, [])
+
+
+def test_the_dry_run_fails_when_okta_s_schema_lacks_the_attribute(case):
+    c = case("okta")
+    del c.fake.tenant.custom_attributes["appUserId"]
+    out = writeback(c, "--dry-run")
+    assert out.code == 2, out.everything[-3000:]
+    [line] = out.errors
+    assert "the user schema has no custom attribute 'appUserId'" in line and "Profile Editor" in line
+    assert out.stdout == ""
+    assert {(r.method, r.path) for r in c.fake.requests} == {("GET", "/api/v1/meta/schemas/user/default")}
+
+
+def test_the_dry_run_fails_when_keycloak_s_user_profile_would_drop_the_attribute(case):
+    c = case("keycloak", user_profile_attributes=set())
+    out = writeback(c, "--dry-run", "--json")
+    assert out.code == 2, out.everything[-3000:]
+    [line] = out.errors
+    assert "the realm's user profile does not declare 'appUserId'" in line
+    assert "declare appUserId in Realm settings > User profile" in line
+    assert out.stdout == "" and c.writes() == [] and c.fake.request_count(method="PUT") == 0
+
+    c.fake.user_profile_attributes = frozenset({"appUserId"})
+    declared = writeback(c, "--dry-run")
+    assert declared.code == 0 and "checked: the realm's user profile declares appUserId" in declared.stdout
+
+
+def test_nothing_to_write_reads_nothing(case):
+    c = case("okta")
+    assert writeback(c).code == 0
+    c.fake.reset_requests()
+    out = writeback(c, "--dry-run")
+    assert out.code == 0 and "0 to write" in out.stdout and "checked" not in out.stdout
+    assert c.fake.requests == []
+
+
+@pytest.mark.parametrize("provider", ["auth0", "okta"])
+def test_an_unreachable_provider_stops_the_write_back_with_one_line(case, provider):
+    """Auth0's first writes meet it (no check before them), Okta's schema read does: either way one
+    line naming the variable, exit 2, and no account recorded as failed."""
+    c = case(provider)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    variable = f"{provider.upper()}_BASE_URL"
+    out = writeback(c, **{variable: f"http://127.0.0.1:{port}"})
+    assert out.code == 2, out.everything[-3000:]
+    [line] = out.errors
+    assert f"cannot reach 127.0.0.1:{port} (connection refused" in line and f"check {variable}" in line
+    assert c.rows("SELECT * FROM orgmig_writeback") == [] and c.rows("SELECT * FROM orgmig_report WHERE step = :s",
+                                                                       s=f"writeback:{provider}") == []

@@ -26,6 +26,9 @@ ATTRIBUTE = {"auth0": "app_user_id", "okta": "appUserId", "keycloak": "appUserId
 # The requests that write (Keycloak: every request on a user, GET, PUT and GET again).
 WRITE_PATH = {"auth0": "/api/v2/users/", "okta": "/api/v1/users/", "keycloak": "/admin/realms/acme/users/"}
 WRITE_METHOD = {"auth0": "PATCH", "okta": "POST", "keycloak": "PUT"}
+# What `writeback --dry-run` reads where the value lands (paths of its GETs, the token aside).
+DRY_READS = {"auth0": [], "okta": ["/api/v1/meta/schemas/user/default"],
+             "keycloak": ["/admin/realms/acme/users/profile"]}
 KEYCLOAK_ROLES = {"view-users", "query-groups", "view-realm", "manage-realm", "manage-users"}
 
 
