@@ -195,6 +195,7 @@ class IdentitySync(Step):
         params = self._params(run_id=batch.run_id, user_id_sequence=batch.state["sequence"],
                               export_started=export.started_at)
         conn.execute(SQL("apply.create_users"), params)
+        conn.execute(SQL("state.lock_rows"), params)  # then decide: an edit committed meanwhile is seen
         self.diff(conn, export)
         written = conn.execute(SQL("apply.link"), params).rowcount
         members = conn.execute(SQL("apply.apply_members"), params).mappings().one()

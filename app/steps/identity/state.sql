@@ -202,6 +202,29 @@ FROM (
 ) m
 WHERE b.row_id = m.row_id;
 
+-- name: lock_rows
+-- The batch's users and their memberships, locked before anything is compared: the decision
+-- whether a row is the app's edit (diff_*) and the write (apply.sql) are then one step. An
+-- application transaction that holds one of these rows is waited for, and the comparison that
+-- follows (a new statement, a new snapshot) sees its edit once it commits, so that edit is kept
+-- and reported app_edit_newer rather than overwritten by a decision made before it. The users in
+-- id order, then the memberships in key order, so two batches never wait for each other in a
+-- circle. "user" rows NO KEY (the application may go on adding rows that reference them);
+-- memberships FOR UPDATE (a batch may delete them, and their facility access with them).
+WITH users AS MATERIALIZED (
+    SELECT u.id FROM "user" u
+    WHERE u.id IN (SELECT b.user_id FROM idb_user b WHERE b.user_id IS NOT NULL)
+    ORDER BY u.id
+    FOR NO KEY UPDATE OF u
+),
+members AS MATERIALIZED (
+    SELECT m.org_id FROM org_user m
+    WHERE m.user_id IN (SELECT id FROM users)
+    ORDER BY m.org_id, m.user_id
+    FOR UPDATE OF m
+)
+SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM members) AS members;
+
 -- name: diff_members
 -- Memberships in the orgs the IdP manages (those its valid groups and organizations name) that
 -- differ from what it gives: to add, to change (role or all-facilities), to remove. Personal orgs
