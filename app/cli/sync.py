@@ -19,7 +19,7 @@ from app.cli.common import add_database_option, connected
 from app.config import with_overrides
 from app.errors import ConfigError
 from app.provider_names import PROVIDERS
-from app.steps.identity import IdentitySync, describe_plan
+from app.steps.identity import IdentitySync, describe_plan, too_many_changed
 from app.steps.identity.check import dry_run
 
 
@@ -48,9 +48,10 @@ def handle(args: argparse.Namespace) -> int:
             print(f"  {describe_plan(plan.counts)}")
             print("  reported: " + (", ".join(f"{n:,} {r}" for r, n in plan.reported.items()) or "none"))
             linked, changed = plan.counts["linked"], plan.counts["mass_changed"]
-            if changed and linked and changed > settings.max_removed_fraction * linked:
-                print(f"  the sync would be refused: {changed:,} of {linked:,} linked users disabled or losing"
-                      f" memberships (more than ORGMIG_MAX_REMOVED_FRACTION={settings.max_removed_fraction:g})"
+            if too_many_changed(plan.counts, settings.max_removed_fraction):
+                print(f"  the sync would be refused: {changed:,} of {linked:,} linked users disabled, losing"
+                      " memberships or site-admin rights (more than"
+                      f" ORGMIG_MAX_REMOVED_FRACTION={settings.max_removed_fraction:g})"
                       + ("; --allow-mass-change given" if settings.allow_mass_change else ""))
             return 0
         with engine.connect() as lock_conn, migration_lock(lock_conn):

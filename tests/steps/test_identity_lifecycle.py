@@ -199,7 +199,8 @@ def test_a_truncated_export_trips_the_mass_change_guard_and_writes_nothing(ident
     applied = fingerprint(engine)
     refused = cli(url, "sync", "--provider", provider)
     assert refused.code == 1
-    assert f"it would disable 60 linked users and remove memberships of 0, together 60 of {linked}" in refused.stderr
+    assert (f"it would disable 60 linked users, remove memberships of 0 and site-admin rights of 0, together 60 of"
+            f" {linked}") in refused.stderr
     assert fingerprint(engine) == applied
     allowed = cli(url, "sync", "--provider", provider, ORGMIG_MAX_REMOVED_FRACTION="0.5")
     assert allowed.code == 0, allowed.stderr[-3000:]

@@ -21,6 +21,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import Connection, text
@@ -115,7 +116,21 @@ class IdentitySync(Step):
                 f" {self.provider}) before applying the snapshot")
         if row["finished_id"] is None:
             return None
+        self.check_environment(conn)
         return Export(row["finished_id"], row["started_at"])
+
+    def check_environment(self, conn: Connection) -> None:
+        """An export whose SimpleReport groups all belong to other environments than
+        ORGMIG_IDP_ENV's is a setting pointing at another installation: applied, it would take
+        every role and site-admin flag away. A configuration error, naming what the export has."""
+        found = conn.execute(SQL("plan.environments"), self._params()).all()
+        env = self.settings.idp_env
+        if found and env not in {e for e, _ in found}:
+            listing = ", ".join(f"{e} ({n:,} groups)" for e, n in found)
+            raise ConfigError(
+                f"{self.name}: ORGMIG_IDP_ENV={env}, but the export of {self.provider} has no group"
+                f" SR-{env}-...; its SimpleReport groups are of the environments {listing}. Set"
+                " ORGMIG_IDP_ENV to this installation's environment; nothing was written")
 
     def load_state(self, conn: Connection, export: Export, start: int, end: int) -> None:
         """The temporary tables of state.sql for the planned accounts of start..end."""
@@ -173,10 +188,11 @@ class IdentitySync(Step):
         base), unless allow_mass_change."""
         linked, changed = counts["linked"], counts["mass_changed"]
         limit = self.settings.max_removed_fraction
-        if changed and linked and changed > limit * linked and not self.settings.allow_mass_change:
+        if too_many_changed(counts, limit) and not self.settings.allow_mass_change:
             raise MigrationError(
                 f"{self.name}: refusing to apply the export: it would disable {counts['disabled']:,} linked"
-                f" users and remove memberships of {counts['losing_memberships']:,}, together"
+                f" users, remove memberships of {counts['losing_memberships']:,} and site-admin rights of"
+                f" {counts['losing_site_admin']:,}, together"
                 f" {changed:,} of {linked:,} linked users ({changed / linked:.0%}, more than"
                 f" ORGMIG_MAX_REMOVED_FRACTION={limit:g}). Nothing was written. If the export is"
                 " complete and this is intended, run again with -x allow_mass_change=true"
@@ -248,6 +264,15 @@ class IdentitySync(Step):
         return {"IdP accounts": r["accounts"], "linked": r["linked"], "links created": r["links_created"],
                 "users created": r["users_created"], "users changed": r["users_changed"],
                 "memberships written": r["memberships_written"]}
+
+
+def too_many_changed(counts: dict[str, int], fraction: float) -> bool:
+    """The mass-change guard's rule: more of the linked users disabled, losing memberships or
+    losing site-admin rights than ORGMIG_MAX_REMOVED_FRACTION allows. Compared in decimal, as the
+    setting is written (29 of 100 is exactly 0.29, where 0.29 * 100 in binary floating point is
+    28.999999999999996)."""
+    linked, changed = counts["linked"], counts["mass_changed"]
+    return bool(changed and linked and changed > Decimal(str(fraction)) * linked)
 
 
 def describe_plan(counts: dict[str, int]) -> str:

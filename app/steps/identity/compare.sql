@@ -352,6 +352,9 @@ losing AS (
     UNION ALL
     SELECT m.user_id FROM member_diff m JOIN who b ON b.user_id = m.user_id
     WHERE m.kind = 'remove' AND NOT m.app_edit AND NOT b.new_link
+    UNION ALL
+    SELECT d.user_id FROM user_diff d JOIN who b ON b.user_id = d.user_id
+    WHERE NOT d.app_edit AND NOT b.new_link AND 'is_site_admin' = ANY (d.columns) AND NOT d.site_admin
 )
 SELECT
     (SELECT count(*) FROM acct) AS accounts,
@@ -369,6 +372,9 @@ SELECT
       WHERE NOT d.app_edit AND NOT b.new_link AND 'status' = ANY (d.columns) AND d.app_status = 'disabled') AS disabled,
     (SELECT count(DISTINCT m.user_id) FROM member_diff m JOIN who b ON b.user_id = m.user_id
       WHERE m.kind = 'remove' AND NOT m.app_edit AND NOT b.new_link) AS losing_memberships,
+    (SELECT count(DISTINCT d.user_id) FROM user_diff d JOIN who b ON b.user_id = d.user_id
+      WHERE NOT d.app_edit AND NOT b.new_link AND 'is_site_admin' = ANY (d.columns) AND NOT d.site_admin)
+        AS losing_site_admin,
     (SELECT count(DISTINCT user_id) FROM losing) AS mass_changed,
     (SELECT count(*) FROM todo) AS todo,
     -- `orgmig sync --dry-run` only (:reports; skipped otherwise): what the batches and the finish

@@ -16,6 +16,16 @@ SELECT (SELECT id FROM done) AS finished_id,
          WHERE r.provider = :provider AND r.status IN ('running', 'failed')
            AND r.id > coalesce((SELECT id FROM done), 0)) AS unfinished_id;
 
+-- name: environments
+-- The environments of :provider's groups that follow SimpleReport's convention (SR-{ENV}-TENANT:...
+-- and SR-{ENV}-ADMINS), with how many groups each: an export with such groups but none of
+-- ORGMIG_IDP_ENV's environment is a setting pointing at another installation, never applied.
+SELECT substring(g.name FROM '^SR-([A-Za-z0-9_]+)-(?:TENANT:|ADMINS$)') AS env, count(*) AS n
+FROM idp_group g
+WHERE g.provider = :provider AND g.kind = 'group' AND g.name ~ '^SR-[A-Za-z0-9_]+-(TENANT:|ADMINS$)'
+GROUP BY 1
+ORDER BY 2 DESC, 1;
+
 -- name: forget
 -- A new run starts from a clean slate: the previous run's group meanings, reports and plan.
 WITH g AS (DELETE FROM orgmig_identity_group WHERE provider = :provider RETURNING 1),
