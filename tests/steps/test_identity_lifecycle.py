@@ -400,7 +400,7 @@ def test_the_downgrade_refuses_while_the_application_built_on_created_rows(ident
     assert "1 org_user rows the application added to created orgs" in refused.stderr
     assert "allow_data_loss=true" in refused.stderr
     assert fingerprint(engine) == before
-    assert scalar(engine, "SELECT version_num FROM alembic_version") == "0007"
+    assert scalar(engine, "SELECT version_num FROM alembic_version") == "0008"  # refused before any revision
 
     done = alembic(url, "-x", "allow_data_loss=true", "downgrade", "0006")
     assert done.returncode == 0, done.stderr[-3000:]

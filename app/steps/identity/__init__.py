@@ -222,18 +222,33 @@ class IdentitySync(Step):
         rows = conn.exec_driver_sql("SELECT count(*) FROM idb_user").scalar_one()
         return BatchResult(rows, written + sum(members.values()) + sum(access.values()) + removed + users)
 
-    def check_downgrade(self, conn: Connection, allow_data_loss: bool) -> None:
+    def refuse_downgrade(self, conn: Connection, allow_data_loss: bool) -> dict[str, int]:
+        """Refuse a downgrade that would delete what the application did: rows it built on rows
+        this step created, and rows this step created that it changed since; unless
+        allow_data_loss. Returns how many rows this step changed the application changed since
+        (the downgrade keeps those as they are). Revision 0007 calls it before any revision's
+        downgrade changes anything, the run again before its batches."""
         params = self._params(**ALL_KEYS, delete=False)
         counts = dict(conn.execute(SQL("downgrade.dependent_rows"), params).mappings().one())
         counts.update(conn.execute(SQL("downgrade.org_dependents"), params).mappings().one())
+        counts.update(conn.execute(SQL("downgrade.app_changed"), params).mappings().one())
         counts.pop("written")
+        kept = {k: counts.pop(k) for k in ("kept_users", "kept_members")}
         found = {k: v for k, v in counts.items() if v}
         if found and not allow_data_loss:
             listing = ", ".join(f"{v:,} {k}" for k, v in found.items())
             raise DowngradeRefused(
-                f"refusing to downgrade {self.name}: the application created rows that depend on rows"
-                f" this step created ({listing}). Nothing was changed. To delete those rows too, run"
+                f"refusing to downgrade {self.name}: the application created or changed rows that the"
+                f" downgrade would delete ({listing}). Nothing was changed. To delete those rows too, run"
                 " the downgrade again with -x allow_data_loss=true")
+        return kept
+
+    def check_downgrade(self, conn: Connection, allow_data_loss: bool) -> None:
+        kept = self.refuse_downgrade(conn, allow_data_loss)
+        if any(kept.values()):
+            log.info("%s: %s users and %s memberships the application changed after a sync wrote them"
+                     " are kept as the application changed them (not put back)", self.name,
+                     f"{kept['kept_users']:,}", f"{kept['kept_members']:,}")
 
     def downgrade(self, conn: Connection, batch: Batch) -> BatchResult:
         params = self._params(start=batch.start, end=batch.end, delete=batch.allow_data_loss)
@@ -289,6 +304,12 @@ def providers_with_export(conn: Connection) -> list[str]:
     found = set(conn.exec_driver_sql(
         "SELECT DISTINCT provider FROM idp_export_run WHERE status = 'finished'").scalars())
     return [p for p in PROVIDERS if p in found]
+
+
+def schema_rows_sql() -> str:
+    """The query revision 0006's downgrade refuses on: (tbl, n) of what its tables will hold of the
+    application's once every provider's runs are undone (downgrade.schema_rows)."""
+    return SQL.source("downgrade.schema_rows").strip().rstrip(";")
 
 
 def providers_applied(conn: Connection) -> list[str]:
