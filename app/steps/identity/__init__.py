@@ -91,6 +91,7 @@ class IdentitySync(Step):
         self.name = f"identity:{provider}"
         self.settings = settings
         self.role_map = json.dumps(parse_role_map(settings.role_map))
+        self.priority = [p.strip() for p in settings.provider_priority.split(",") if p.strip()]
 
     def keys(self, direction: str) -> KeySource:
         if direction == "upgrade":
@@ -103,6 +104,7 @@ class IdentitySync(Step):
     def _params(self, **more) -> dict:
         return {"provider": self.provider, "step": self.name, "env": self.settings.idp_env,
                 "role_map": self.role_map, "role_names": list(ROLES), "role_ranks": [RANKS[n] for n in ROLES],
+                "priority": self.priority,
                 **more}
 
     def export(self, conn: Connection) -> Export | None:
