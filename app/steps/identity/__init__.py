@@ -112,10 +112,12 @@ class IdentitySync(Step):
         not finished has written into the snapshot already: refuse rather than apply a mix."""
         row = conn.execute(SQL("plan.exports"), self._params()).mappings().one()
         if row["unfinished_id"] is not None:
+            what = ("its pages are already in the snapshot tables" if row["unfinished_wrote"] else
+                    "it is still running (or its process was stopped) and may write pages into the snapshot"
+                    " tables at any moment")
             raise MigrationError(
                 f"{self.name}: export run {row['unfinished_id']} of {self.provider} is not finished, and"
-                " its pages are already in the snapshot tables; finish it (orgmig export --provider"
-                f" {self.provider}) before applying the snapshot")
+                f" {what}; finish it (orgmig export --provider {self.provider}) before applying the snapshot")
         if row["finished_id"] is None:
             return None
         self.check_environment(conn)
