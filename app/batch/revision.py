@@ -157,7 +157,9 @@ def check_downgrades() -> None:
     from alembic import context
     ctx = context.get_context()
     steps_for = ctx.opts.get("fn")
-    if ctx.as_sql or steps_for is None:
+    # Only upgrade, downgrade and stamp name a destination, and their `fn` only lists the steps:
+    # that of `alembic current`, `history` or `check` prints or compares, and must run once.
+    if ctx.as_sql or steps_for is None or "destination_rev" not in ctx.opts:
         return
     checks = [getattr(getattr(step, "revision", None), "module", None) for step in
               steps_for(ctx.get_current_heads(), ctx) if getattr(step, "is_downgrade", False)]
