@@ -30,7 +30,7 @@ from sqlalchemy.pool import NullPool
 
 from alembic import context
 from app import db
-from app.batch.revision import EXTERNAL_TRANSACTION, migration_lock, with_lock_retries
+from app.batch.revision import EXTERNAL_TRANSACTION, check_downgrades, migration_lock, with_lock_retries
 from app.config import get_settings
 from app.errors import OrgmigError
 from app.schema import metadata
@@ -119,6 +119,9 @@ def _run_on(connection: Connection) -> None:
             context.run_migrations()
 
     with migration_lock(connection, wait=not was_in_transaction):
+        check_downgrades()  # every refusal on the way down before the first revision changes anything
+        if not was_in_transaction:
+            connection.rollback()  # the checks' reads: no transaction left open
         if was_in_transaction:
             run()  # the caller owns the transaction: nothing of it to roll back and run again
         else:

@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.errors import ConfigError
+from app.provider_names import PROVIDERS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -69,6 +70,9 @@ class Settings(BaseSettings):
     role_map: str = Field(default="", validation_alias="ORGMIG_ROLE_MAP")
     max_removed_fraction: float = Field(default=0.2, ge=0, le=1, validation_alias="ORGMIG_MAX_REMOVED_FRACTION")
     allow_mass_change: bool = Field(default=False, validation_alias="ORGMIG_ALLOW_MASS_CHANGE")
+    # A user linked at several providers carries the status and profile values of the first of
+    # these among them (comma-separated; unset or unlisted: the provider that linked it first)
+    provider_priority: str = Field(default="", validation_alias="ORGMIG_PROVIDER_PRIORITY")
 
     # `orgmig writeback`: the attribute that receives the app's user id on the IdP account (unset:
     # `app_user_id` in Auth0's app_metadata, `appUserId` in Okta's profile and Keycloak's
@@ -111,6 +115,14 @@ class Settings(BaseSettings):
                     ipaddress.ip_network(part, strict=False)
                 except ValueError:
                     raise ValueError(f"{part!r} is not an address or a network (e.g. 10.0.0.5, 10.0.0.0/8)") from None
+        return value
+
+    @field_validator("provider_priority")
+    @classmethod
+    def _providers(cls, value: str) -> str:
+        names = [p.strip() for p in value.split(",") if p.strip()]
+        if any(p not in PROVIDERS for p in names) or len(set(names)) != len(names):
+            raise ValueError(f"must name providers of {', '.join(PROVIDERS)}, each once, separated by commas")
         return value
 
     @field_validator("redis_url")

@@ -50,12 +50,14 @@ WHERE (i.matched_by = 'subject' AND u.keycloak_user_id IS DISTINCT FROM i.extern
    OR (i.matched_by = 'email' AND nullif(btrim(x.email), '') IS NOT NULL
        AND lower(btrim(u.email)) IS DISTINCT FROM lower(btrim(x.email))
        AND NOT EXISTS (SELECT 1 FROM orgmig_report r WHERE r.step = 'identity:' || i.provider
-                       AND r.source_table = 'user' AND r.source_id = u.id AND r.reason = 'app_edit_newer'));
+                       AND r.source_table = 'user' AND r.source_id = u.id
+                       AND r.reason IN ('app_edit_newer', 'provider_conflict')));
 
 -- Linked users carry the IdP's status (Okta ACTIVE, RECOVERY, PASSWORD_EXPIRED, LOCKED_OUT:
 -- active; STAGED: pending; PROVISIONED: invited; SUSPENDED, DEPROVISIONED: disabled; Keycloak
 -- disabled and Auth0 blocked: disabled) and site-admin flag (SR-{ENV}-ADMINS; Auth0 has no groups,
--- so no say in it).
+-- so no say in it). A user linked at two providers carries the values of the one that owns it
+-- (ORGMIG_PROVIDER_PRIORITY): the other's sync reported the difference as provider_conflict.
 WITH providers AS (SELECT DISTINCT provider FROM idp_export_run WHERE status = 'finished'),
 linked AS (
     SELECT i.provider, u.id, u.status, u.is_site_admin,
@@ -73,7 +75,8 @@ linked AS (
     JOIN "user" u ON u.id = i.user_id
     JOIN idp_user x ON x.provider = i.provider AND x.external_id = i.external_id
     WHERE NOT EXISTS (SELECT 1 FROM orgmig_report r WHERE r.step = 'identity:' || i.provider
-                      AND r.source_table = 'user' AND r.source_id = u.id AND r.reason = 'app_edit_newer')
+                      AND r.source_table = 'user' AND r.source_id = u.id
+                       AND r.reason IN ('app_edit_newer', 'provider_conflict'))
 )
 SELECT check_name, count(*) FILTER (WHERE bad) = 0 AS ok,
        format('%s of %s linked users differ (first user ids: %s)', count(*) FILTER (WHERE bad), count(*),
@@ -167,4 +170,4 @@ FROM orgmig_report
 WHERE step LIKE 'identity:%'
   AND reason NOT IN ('malformed_group_name', 'unknown_role', 'invalid_facility_id', 'facility_in_two_orgs',
                      'no_role_in_org', 'idp_user_without_app_user', 'app_user_without_idp_account',
-                     'email_ambiguous', 'email_unverified', 'app_edit_newer');
+                     'email_ambiguous', 'email_unverified', 'app_edit_newer', 'provider_conflict');

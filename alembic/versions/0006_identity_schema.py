@@ -20,7 +20,8 @@ DDL only; revision 0007 fills it.
 
 The downgrade refuses, dropping nothing, while facility, org_user_facility or user_identity hold
 rows, or users or memberships carry a site-admin or all-facilities flag, that revision 0007's
-downgrade did not take away (the application's), unless `-x allow_data_loss=true`.
+downgrade did not take away (the application's), unless `-x allow_data_loss=true`; the same check
+runs before any revision's downgrade (check_downgrade), counting what 0007's will leave.
 
 Verification: alembic/verify/0006_identity_schema.sql
 
@@ -36,6 +37,7 @@ from sqlalchemy.dialects import postgresql
 from alembic import op
 from app.batch.revision import refuse_to_drop_rows
 from app.config import get_settings
+from app.steps.identity import schema_rows_sql
 
 revision = "0006"
 down_revision = "0005"
@@ -189,10 +191,21 @@ def upgrade() -> None:
                    " FOR EACH ROW EXECUTE FUNCTION orgmig_touch_updated_at()")
 
 
+APP_ROWS = ["facility", "org_user_facility", "user_identity", '"user" WHERE is_site_admin',
+            "org_user WHERE all_facilities"]
+
+
+def check_downgrade() -> None:
+    """Run before any revision's downgrade (env.py), and again below: the rows and flags of the
+    application's these tables will hold once revision 0007's downgrade has undone the syncs."""
+    refuse_to_drop_rows("0006", APP_ROWS, counts=schema_rows_sql())
+
+
 def downgrade() -> None:
-    # By now revision 0007's downgrade removed what it wrote: rows left are the application's.
-    refuse_to_drop_rows("0006", ["facility", "org_user_facility", "user_identity",
-                                 '"user" WHERE is_site_admin', "org_user WHERE all_facilities"])
+    if op.get_context().as_sql:
+        refuse_to_drop_rows("0006", APP_ROWS)
+    else:
+        check_downgrade()  # revision 0007's downgrade has removed what it wrote: the undo log is empty
     op.drop_table("orgmig_identity_todo")
     op.drop_table("orgmig_identity_undo")
     op.drop_table("orgmig_identity_group")

@@ -5,9 +5,10 @@ No DDL. For every provider with a finished export (`orgmig export`), the step `i
 IdP knows of, and writes roles, facility access, statuses, names and site admins, in resumable
 batches; a provider without a finished export is left alone, and an installation without an
 identity provider deploys exactly as before. `orgmig sync --provider P` applies a later export
-with the same code. The downgrade puts back exactly what the step wrote and refuses, changing
-nothing, when the application has built rows on rows it created, unless
-`-x allow_data_loss=true`.
+with the same code. The downgrade puts back what the step wrote, keeps what the application
+changed after a sync wrote it, and refuses, changing nothing (check_downgrade runs before any
+revision's downgrade), when the application has built rows on rows it created or changed rows it
+created, unless `-x allow_data_loss=true`.
 
 Verification: alembic/verify/0007_apply_identity.sql
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 import logging
 
 from alembic import op
-from app.batch.revision import ensure_finished, run_data_step, settings, stop_offline
+from app.batch.revision import allow_data_loss, ensure_finished, run_data_step, settings, stop_offline
 from app.steps.identity import IdentitySync, providers_applied, providers_with_export
 
 revision = "0007"
@@ -43,6 +44,13 @@ def upgrade() -> None:
         log.info("identity: no identity provider has a finished export: nothing to apply")
     for provider in providers:
         run_data_step(IdentitySync(provider, settings()), "upgrade")
+
+
+def check_downgrade() -> None:
+    """Run before any revision's downgrade (env.py): the refusal of each provider's downgrade."""
+    bind = op.get_bind()
+    for provider in providers_applied(bind):
+        IdentitySync(provider, settings()).refuse_downgrade(bind, allow_data_loss())
 
 
 def downgrade() -> None:

@@ -115,16 +115,19 @@ def stop_offline(name: str, direction: str) -> None:
         " batches and runs online only: run alembic without --sql for this revision'; END $$")
 
 
-def refuse_to_drop_rows(revision: str, tables: Sequence[str], only_if: str = "true") -> None:
+def refuse_to_drop_rows(revision: str, tables: Sequence[str], only_if: str = "true",
+                        counts: str | None = None) -> None:
     """Before a schema revision's downgrade drops `tables`: refuse, dropping nothing, while they
     hold rows. By then the data revisions' downgrades have removed the rows they created, so what
     is left is the application's. `-x allow_data_loss=true` drops them anyway. `only_if` is a SQL
     condition under which the tables are dropped at all (revision 0001 drops user_settings only
-    where it created it). Offline, the script gets the same check as a statement."""
+    where it created it). `counts`, a query of (tbl, n) rows, counts instead of `count(*)` per
+    table (a revision whose check also runs before the data revisions' downgrades, counting what
+    they will leave). Offline, the script gets the same check as a statement."""
     from alembic import op
     if allow_data_loss():
         return
-    counts = " UNION ALL ".join(f"SELECT '{t}' AS tbl, count(*) AS n FROM {t}" for t in tables)
+    counts = counts or " UNION ALL ".join(f"SELECT '{t}' AS tbl, count(*) AS n FROM {t}" for t in tables)
     if op.get_context().as_sql:
         op.execute(
             f"DO $$ DECLARE found text; BEGIN IF {only_if} THEN"
@@ -142,6 +145,30 @@ def refuse_to_drop_rows(revision: str, tables: Sequence[str], only_if: str = "tr
         raise DowngradeRefused(
             f"refusing to downgrade {revision}: its tables hold rows orgmig did not create ({listing})."
             " Nothing was dropped. To drop them too, run the downgrade again with -x allow_data_loss=true")
+
+
+def check_downgrades() -> None:
+    """Before the first revision of an online downgrade changes anything: every revision on the
+    way down that defines `check_downgrade()` runs it now, newest first, so that a refusal leaves
+    every revision as it was (a revision's downgrade runs its own check again when it gets there).
+    Called by env.py under the migration lock; upgrades and offline scripts have nothing to check."""
+    from alembic.operations import Operations
+
+    from alembic import context
+    ctx = context.get_context()
+    steps_for = ctx.opts.get("fn")
+    # Only upgrade, downgrade and stamp name a destination, and their `fn` only lists the steps:
+    # that of `alembic current`, `history` or `check` prints or compares, and must run once.
+    if ctx.as_sql or steps_for is None or "destination_rev" not in ctx.opts:
+        return
+    checks = [getattr(getattr(step, "revision", None), "module", None) for step in
+              steps_for(ctx.get_current_heads(), ctx) if getattr(step, "is_downgrade", False)]
+    checks = [module.check_downgrade for module in checks if hasattr(module, "check_downgrade")]
+    if not checks:
+        return
+    with Operations.context(ctx):
+        for check in checks:
+            check()
 
 
 def _holder(conn: Connection) -> str:

@@ -21,7 +21,7 @@ from app.cli.common import add_database_option, connected
 from app.config import with_overrides
 from app.errors import ConfigError
 from app.provider_names import PROVIDERS
-from app.steps.identity import IdentitySync, describe_plan
+from app.steps.identity import IdentitySync, describe_plan, too_many_changed
 from app.steps.identity.check import Plan, dry_run
 
 # The plan's counts of what would change, as `describe_plan` prints them (the `changes` of --json).
@@ -52,9 +52,10 @@ def _mass_change(plan: Plan, step: IdentitySync) -> dict:
     except MigrationError:
         refused = True
     return {"linked": linked, "disabled": plan.counts["disabled"],
-            "losing_memberships": plan.counts["losing_memberships"], "changed": changed,
+            "losing_memberships": plan.counts["losing_memberships"],
+            "losing_site_admin": plan.counts["losing_site_admin"], "changed": changed,
             "max_removed_fraction": step.settings.max_removed_fraction,
-            "over_limit": bool(changed and linked and changed > step.settings.max_removed_fraction * linked),
+            "over_limit": too_many_changed(plan.counts, step.settings.max_removed_fraction),
             "allow_mass_change": step.settings.allow_mass_change, "refused": refused}
 
 
@@ -69,8 +70,9 @@ def _print_dry_run(plan: Plan, step: IdentitySync, as_json: bool) -> None:
     print(f"  {describe_plan(plan.counts)}")
     print("  reported: " + (", ".join(f"{n:,} {r}" for r, n in plan.reported.items()) or "none"))
     if mass["over_limit"]:
-        print(f"  the sync would be refused: {mass['changed']:,} of {mass['linked']:,} linked users disabled or"
-              f" losing memberships (more than ORGMIG_MAX_REMOVED_FRACTION={mass['max_removed_fraction']:g})"
+        print(f"  the sync would be refused: {mass['changed']:,} of {mass['linked']:,} linked users disabled,"
+              " losing memberships or site-admin rights (more than"
+              f" ORGMIG_MAX_REMOVED_FRACTION={mass['max_removed_fraction']:g})"
               + ("; --allow-mass-change given" if mass["allow_mass_change"] else ""))
 
 

@@ -406,20 +406,22 @@ def fingerprint(engine: Engine) -> dict[str, tuple]:
 # --------------------------------------------------------------------------- running things
 
 
-def export(url: URL, provider: str, fake) -> None:
-    """`orgmig export --provider P` in this process, pointed at the fake."""
+def export(url: URL, provider: str, fake, code: int = 0, **env: str):
+    """`orgmig export --provider P` in this process, pointed at the fake (`env` on top of its
+    settings); it must exit with `code`."""
     with pytest.MonkeyPatch.context() as mp:
         for key in list(os.environ):
             if key.startswith(PROVIDER_PREFIXES):
                 mp.delenv(key)
-        for key, value in fake.settings().items():
+        for key, value in {**fake.settings(), **env}.items():
             mp.setenv(key, value)
         get_settings.cache_clear()
         try:
             out = run_export(url, "--provider", provider)
         finally:
             get_settings.cache_clear()
-    assert out.code == 0, out.everything[-3000:]
+    assert out.code == code, out.everything[-3000:]
+    return out
 
 
 # --------------------------------------------------------------------------- databases and fakes

@@ -21,6 +21,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import Connection, text
@@ -90,6 +91,7 @@ class IdentitySync(Step):
         self.name = f"identity:{provider}"
         self.settings = settings
         self.role_map = json.dumps(parse_role_map(settings.role_map))
+        self.priority = [p.strip() for p in settings.provider_priority.split(",") if p.strip()]
 
     def keys(self, direction: str) -> KeySource:
         if direction == "upgrade":
@@ -102,6 +104,7 @@ class IdentitySync(Step):
     def _params(self, **more) -> dict:
         return {"provider": self.provider, "step": self.name, "env": self.settings.idp_env,
                 "role_map": self.role_map, "role_names": list(ROLES), "role_ranks": [RANKS[n] for n in ROLES],
+                "priority": self.priority,
                 **more}
 
     def export(self, conn: Connection) -> Export | None:
@@ -109,13 +112,29 @@ class IdentitySync(Step):
         not finished has written into the snapshot already: refuse rather than apply a mix."""
         row = conn.execute(SQL("plan.exports"), self._params()).mappings().one()
         if row["unfinished_id"] is not None:
+            what = ("its pages are already in the snapshot tables" if row["unfinished_wrote"] else
+                    "it is still running (or its process was stopped) and may write pages into the snapshot"
+                    " tables at any moment")
             raise MigrationError(
                 f"{self.name}: export run {row['unfinished_id']} of {self.provider} is not finished, and"
-                " its pages are already in the snapshot tables; finish it (orgmig export --provider"
-                f" {self.provider}) before applying the snapshot")
+                f" {what}; finish it (orgmig export --provider {self.provider}) before applying the snapshot")
         if row["finished_id"] is None:
             return None
+        self.check_environment(conn)
         return Export(row["finished_id"], row["started_at"])
+
+    def check_environment(self, conn: Connection) -> None:
+        """An export whose SimpleReport groups all belong to other environments than
+        ORGMIG_IDP_ENV's is a setting pointing at another installation: applied, it would take
+        every role and site-admin flag away. A configuration error, naming what the export has."""
+        found = conn.execute(SQL("plan.environments"), self._params()).all()
+        env = self.settings.idp_env
+        if found and env not in {e for e, _ in found}:
+            listing = ", ".join(f"{e} ({n:,} groups)" for e, n in found)
+            raise ConfigError(
+                f"{self.name}: ORGMIG_IDP_ENV={env}, but the export of {self.provider} has no group"
+                f" SR-{env}-...; its SimpleReport groups are of the environments {listing}. Set"
+                " ORGMIG_IDP_ENV to this installation's environment; nothing was written")
 
     def load_state(self, conn: Connection, export: Export, start: int, end: int) -> None:
         """The temporary tables of state.sql for the planned accounts of start..end."""
@@ -173,10 +192,11 @@ class IdentitySync(Step):
         base), unless allow_mass_change."""
         linked, changed = counts["linked"], counts["mass_changed"]
         limit = self.settings.max_removed_fraction
-        if changed and linked and changed > limit * linked and not self.settings.allow_mass_change:
+        if too_many_changed(counts, limit) and not self.settings.allow_mass_change:
             raise MigrationError(
                 f"{self.name}: refusing to apply the export: it would disable {counts['disabled']:,} linked"
-                f" users and remove memberships of {counts['losing_memberships']:,}, together"
+                f" users, remove memberships of {counts['losing_memberships']:,} and site-admin rights of"
+                f" {counts['losing_site_admin']:,}, together"
                 f" {changed:,} of {linked:,} linked users ({changed / linked:.0%}, more than"
                 f" ORGMIG_MAX_REMOVED_FRACTION={limit:g}). Nothing was written. If the export is"
                 " complete and this is intended, run again with -x allow_mass_change=true"
@@ -195,6 +215,7 @@ class IdentitySync(Step):
         params = self._params(run_id=batch.run_id, user_id_sequence=batch.state["sequence"],
                               export_started=export.started_at)
         conn.execute(SQL("apply.create_users"), params)
+        conn.execute(SQL("state.lock_rows"), params)  # then decide: an edit committed meanwhile is seen
         self.diff(conn, export)
         written = conn.execute(SQL("apply.link"), params).rowcount
         members = conn.execute(SQL("apply.apply_members"), params).mappings().one()
@@ -205,18 +226,33 @@ class IdentitySync(Step):
         rows = conn.exec_driver_sql("SELECT count(*) FROM idb_user").scalar_one()
         return BatchResult(rows, written + sum(members.values()) + sum(access.values()) + removed + users)
 
-    def check_downgrade(self, conn: Connection, allow_data_loss: bool) -> None:
+    def refuse_downgrade(self, conn: Connection, allow_data_loss: bool) -> dict[str, int]:
+        """Refuse a downgrade that would delete what the application did: rows it built on rows
+        this step created, and rows this step created that it changed since; unless
+        allow_data_loss. Returns how many rows this step changed the application changed since
+        (the downgrade keeps those as they are). Revision 0007 calls it before any revision's
+        downgrade changes anything, the run again before its batches."""
         params = self._params(**ALL_KEYS, delete=False)
         counts = dict(conn.execute(SQL("downgrade.dependent_rows"), params).mappings().one())
         counts.update(conn.execute(SQL("downgrade.org_dependents"), params).mappings().one())
+        counts.update(conn.execute(SQL("downgrade.app_changed"), params).mappings().one())
         counts.pop("written")
+        kept = {k: counts.pop(k) for k in ("kept_users", "kept_members")}
         found = {k: v for k, v in counts.items() if v}
         if found and not allow_data_loss:
             listing = ", ".join(f"{v:,} {k}" for k, v in found.items())
             raise DowngradeRefused(
-                f"refusing to downgrade {self.name}: the application created rows that depend on rows"
-                f" this step created ({listing}). Nothing was changed. To delete those rows too, run"
+                f"refusing to downgrade {self.name}: the application created or changed rows that the"
+                f" downgrade would delete ({listing}). Nothing was changed. To delete those rows too, run"
                 " the downgrade again with -x allow_data_loss=true")
+        return kept
+
+    def check_downgrade(self, conn: Connection, allow_data_loss: bool) -> None:
+        kept = self.refuse_downgrade(conn, allow_data_loss)
+        if any(kept.values()):
+            log.info("%s: %s users and %s memberships the application changed after a sync wrote them"
+                     " are kept as the application changed them (not put back)", self.name,
+                     f"{kept['kept_users']:,}", f"{kept['kept_members']:,}")
 
     def downgrade(self, conn: Connection, batch: Batch) -> BatchResult:
         params = self._params(start=batch.start, end=batch.end, delete=batch.allow_data_loss)
@@ -249,6 +285,15 @@ class IdentitySync(Step):
                 "memberships written": r["memberships_written"]}
 
 
+def too_many_changed(counts: dict[str, int], fraction: float) -> bool:
+    """The mass-change guard's rule: more of the linked users disabled, losing memberships or
+    losing site-admin rights than ORGMIG_MAX_REMOVED_FRACTION allows. Compared in decimal, as the
+    setting is written (29 of 100 is exactly 0.29, where 0.29 * 100 in binary floating point is
+    28.999999999999996)."""
+    linked, changed = counts["linked"], counts["mass_changed"]
+    return bool(changed and linked and changed > Decimal(str(fraction)) * linked)
+
+
 def describe_plan(counts: dict[str, int]) -> str:
     """The plan's counts as a person reads them."""
     return (f"{counts['accounts']:,} accounts: {counts['links_created']:,} links to create,"
@@ -263,6 +308,12 @@ def providers_with_export(conn: Connection) -> list[str]:
     found = set(conn.exec_driver_sql(
         "SELECT DISTINCT provider FROM idp_export_run WHERE status = 'finished'").scalars())
     return [p for p in PROVIDERS if p in found]
+
+
+def schema_rows_sql() -> str:
+    """The query revision 0006's downgrade refuses on: (tbl, n) of what its tables will hold of the
+    application's once every provider's runs are undone (downgrade.schema_rows)."""
+    return SQL.source("downgrade.schema_rows").strip().rstrip(";")
 
 
 def providers_applied(conn: Connection) -> list[str]:

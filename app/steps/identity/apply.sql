@@ -117,7 +117,7 @@ WITH upd AS (
         last_name = CASE WHEN 'last_name' = ANY (d.columns) THEN b.last_name ELSE u.last_name END,
         is_site_admin = CASE WHEN 'is_site_admin' = ANY (d.columns) THEN b.site_admin ELSE u.is_site_admin END
     FROM idb_user_diff d JOIN idb_user b ON b.user_id = d.user_id
-    WHERE u.id = d.user_id AND NOT d.app_edit
+    WHERE u.id = d.user_id AND NOT d.app_edit AND d.owner = :provider
     RETURNING u.id
 )
 INSERT INTO orgmig_identity_undo (provider, table_name, row_key, user_id, before, applied_updated_at, run_id)
@@ -128,7 +128,8 @@ ON CONFLICT (table_name, row_key)
 
 -- name: report
 -- Every account the batch could not apply in full, with its reason; and every app user whose
--- edit, made after the export started, was kept over the IdP's value (app_edit_newer).
+-- edit, made after the export started, was kept over the IdP's value (app_edit_newer); and every
+-- user whose values another provider owns where this one's differ (provider_conflict).
 INSERT INTO orgmig_report (step, source_table, source_id, reason, migrated, detail, run_id)
 SELECT :step, 'idp_user', b.row_id, b.problem, false,
        coalesce(b.detail, '{}'::jsonb) || jsonb_build_object('external_id', b.external_id), :run_id
@@ -143,15 +144,22 @@ GROUP BY b.row_id, b.external_id, b.user_id, d.problem
 UNION ALL
 SELECT :step, 'user', e.user_id, 'app_edit_newer', true,
        jsonb_strip_nulls(jsonb_build_object(
-           'user', (SELECT to_jsonb(d.columns) FROM idb_user_diff d WHERE d.user_id = e.user_id AND d.app_edit),
+           'user', (SELECT to_jsonb(d.columns) FROM idb_user_diff d
+                    WHERE d.user_id = e.user_id AND d.app_edit AND d.owner = :provider),
            'memberships', (SELECT jsonb_agg(m.org_id ORDER BY m.org_id) FROM idb_member_diff m
                            WHERE m.user_id = e.user_id AND m.app_edit),
            'facilities', (SELECT jsonb_agg(f.facility_id ORDER BY f.facility_id) FROM idb_facility_diff f
                           WHERE f.user_id = e.user_id AND f.app_edit))),
        :run_id
-FROM (SELECT user_id FROM idb_user_diff WHERE app_edit
+FROM (SELECT user_id FROM idb_user_diff WHERE app_edit AND owner = :provider
       UNION SELECT user_id FROM idb_member_diff WHERE app_edit
       UNION SELECT user_id FROM idb_facility_diff WHERE app_edit) e
 WHERE e.user_id > 0
+UNION ALL
+-- users whose values another provider owns (ORGMIG_PROVIDER_PRIORITY): this provider's differing
+-- values are not applied
+SELECT :step, 'user', d.user_id, 'provider_conflict', true,
+       jsonb_build_object('owner', d.owner, 'columns', to_jsonb(d.columns)), :run_id
+FROM idb_user_diff d WHERE d.owner <> :provider
 ON CONFLICT (step, source_table, source_id, reason)
     DO UPDATE SET detail = EXCLUDED.detail, migrated = EXCLUDED.migrated, run_id = EXCLUDED.run_id;

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from app import db
+from app.batch.revision import migration_lock
 from app.errors import ConfigError
 from app.steps.identity import CHAIN_FROM_SNAPSHOT, COMPARE_WORK_MEM, SQL, IdentitySync
 
@@ -49,9 +50,12 @@ def dry_run(engine: Engine, step: IdentitySync) -> Plan:
 
 def drift(engine: Engine, step: IdentitySync) -> Drift:
     """Per user, what differs between the tables and the latest finished snapshot: one read-only
-    statement (compare.drift), in a read-only transaction."""
-    with engine.connect() as conn, db.transaction(conn, statement_timeout_ms=0, rollback=True,
-                                                  transaction_read_only="on", work_mem=COMPARE_WORK_MEM):
+    statement (compare.drift), in a read-only transaction, under the migration lock: a sync (or an
+    alembic run) in flight is waited for (up to ORGMIG_MIGRATE_LOCK_WAIT_MS, then a line naming
+    it), never reported as drift half-applied."""
+    with engine.connect() as lock_conn, migration_lock(lock_conn), engine.connect() as conn, \
+            db.transaction(conn, statement_timeout_ms=0, rollback=True, transaction_read_only="on",
+                           work_mem=COMPARE_WORK_MEM):
         export = step.export(conn)
         if export is None:
             raise _no_export(step.provider)

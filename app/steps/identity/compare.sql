@@ -256,13 +256,25 @@ facility_diff AS MATERIALIZED (
       AND (coalesce(w.user_id, h.user_id), coalesce(w.org, h.org))
           NOT IN (SELECT m.user_id, m.org FROM member_diff m WHERE m.app_edit)
 ),
--- state.diff_users
-user_diff AS MATERIALIZED (
+-- state.diff_users: every difference, and the provider that owns the user's values
+user_diff_all AS MATERIALIZED (
     SELECT u.id AS user_id, c.cols AS columns, b.app_status, b.site_admin, u.status, u.is_site_admin,
            u.updated_at > :export_started AND u.updated_at <> u.created_at
                AND NOT EXISTS (SELECT 1 FROM orgmig_identity_undo x
                                WHERE x.table_name = 'user' AND x.row_key = u.id::text
-                                 AND x.applied_updated_at = u.updated_at) AS app_edit
+                                 AND x.applied_updated_at = u.updated_at) AS app_edit,
+           CASE WHEN NOT EXISTS (SELECT 1 FROM user_identity i WHERE i.user_id = u.id AND i.provider <> :provider)
+                   THEN CAST(:provider AS text)
+                   ELSE (SELECT p.provider FROM (
+                             SELECT i.provider, i.created_at FROM user_identity i
+                             WHERE i.user_id = u.id AND i.provider <> :provider
+                             UNION ALL
+                             SELECT :provider, coalesce((SELECT i.created_at FROM user_identity i
+                                                         WHERE i.provider = :provider AND i.user_id = u.id), 'infinity')
+                         ) p
+                         ORDER BY coalesce(array_position(CAST(:priority AS text[]), p.provider), 1000), p.created_at,
+                                  p.provider
+                         LIMIT 1) END AS owner
     FROM who b
     JOIN "user" u ON u.id = b.user_id
     CROSS JOIN LATERAL (
@@ -277,7 +289,9 @@ user_diff AS MATERIALIZED (
         ]::text[], NULL) AS cols
     ) c
     WHERE cardinality(c.cols) > 0
-)
+),
+-- the differences this provider applies (it owns the user's values); the others are reported
+user_diff AS (SELECT * FROM user_diff_all WHERE owner = :provider)
 
 -- name: drift
 -- Per user, what differs between the tables and the latest finished snapshot (`orgmig
@@ -341,7 +355,7 @@ todo AS (
     WHERE n.user_id IS NOT NULL OR n.problem IS NOT NULL
        OR coalesce(b.user_id, n.user_id) IN (SELECT d.user_id FROM member_diff d
                                              UNION SELECT f.user_id FROM facility_diff f
-                                             UNION SELECT u.user_id FROM user_diff u)
+                                             UNION SELECT u.user_id FROM user_diff_all u)
        OR b.external_id IN (SELECT d.external_id FROM member d WHERE d.problem IS NOT NULL)
     ON CONFLICT DO NOTHING
     RETURNING 1
@@ -352,6 +366,9 @@ losing AS (
     UNION ALL
     SELECT m.user_id FROM member_diff m JOIN who b ON b.user_id = m.user_id
     WHERE m.kind = 'remove' AND NOT m.app_edit AND NOT b.new_link
+    UNION ALL
+    SELECT d.user_id FROM user_diff d JOIN who b ON b.user_id = d.user_id
+    WHERE NOT d.app_edit AND NOT b.new_link AND 'is_site_admin' = ANY (d.columns) AND NOT d.site_admin
 )
 SELECT
     (SELECT count(*) FROM acct) AS accounts,
@@ -369,6 +386,9 @@ SELECT
       WHERE NOT d.app_edit AND NOT b.new_link AND 'status' = ANY (d.columns) AND d.app_status = 'disabled') AS disabled,
     (SELECT count(DISTINCT m.user_id) FROM member_diff m JOIN who b ON b.user_id = m.user_id
       WHERE m.kind = 'remove' AND NOT m.app_edit AND NOT b.new_link) AS losing_memberships,
+    (SELECT count(DISTINCT d.user_id) FROM user_diff d JOIN who b ON b.user_id = d.user_id
+      WHERE NOT d.app_edit AND NOT b.new_link AND 'is_site_admin' = ANY (d.columns) AND NOT d.site_admin)
+        AS losing_site_admin,
     (SELECT count(DISTINCT user_id) FROM losing) AS mass_changed,
     (SELECT count(*) FROM todo) AS todo,
     -- `orgmig sync --dry-run` only (:reports; skipped otherwise): what the batches and the finish
@@ -380,6 +400,8 @@ SELECT
             UNION ALL
             SELECT m.problem FROM (SELECT DISTINCT d.external_id, d.problem FROM member d
                                    WHERE d.problem IS NOT NULL) m
+            UNION ALL
+            SELECT 'provider_conflict' FROM user_diff_all WHERE owner <> :provider
             UNION ALL
             SELECT 'app_edit_newer' FROM (SELECT user_id FROM user_diff WHERE app_edit
                                           UNION SELECT user_id FROM member_diff WHERE app_edit

@@ -77,6 +77,90 @@ SELECT (SELECT count(*) FROM members) AS "org_user rows the application added to
        (SELECT count(*) FROM del_access) + (SELECT count(*) FROM del_members) + (SELECT count(*) FROM del_settings)
      + (SELECT count(*) FROM detach) AS written;
 
+-- name: app_changed
+-- Rows the step's runs wrote that the application changed since (their updated_at is not the one
+-- the step left): users and memberships it created, which a downgrade would delete with the
+-- application's change in them (the guard refuses unless allow_data_loss), and those it changed or
+-- removed, which the downgrade keeps as the application left them (kept_*). The casts go through
+-- CASE: each table's row_key has its own shape.
+WITH x AS MATERIALIZED (
+    SELECT x.table_name, x.before, x.applied_updated_at,
+           CASE WHEN x.table_name = 'user' THEN CAST(x.row_key AS integer) END AS user_id,
+           CASE WHEN x.table_name = 'org_user' THEN CAST(split_part(x.row_key, '|', 1) AS uuid) END AS m_org,
+           CASE WHEN x.table_name = 'org_user' THEN CAST(split_part(x.row_key, '|', 2) AS integer) END AS m_user
+    FROM orgmig_identity_undo x
+    WHERE x.provider = :provider AND x.table_name IN ('user', 'org_user')
+),
+changed AS MATERIALIZED (
+    SELECT x.table_name, x.before IS NULL AS created FROM x JOIN "user" u ON u.id = x.user_id
+    WHERE u.updated_at IS DISTINCT FROM x.applied_updated_at
+    UNION ALL
+    SELECT x.table_name, x.before IS NULL FROM x JOIN org_user m ON m.org_id = x.m_org AND m.user_id = x.m_user
+    WHERE m.updated_at IS DISTINCT FROM x.applied_updated_at
+)
+SELECT count(*) FILTER (WHERE table_name = 'user' AND created)
+           AS "users the sync created that the application changed since",
+       count(*) FILTER (WHERE table_name = 'org_user' AND created)
+           AS "memberships the sync created that the application changed since",
+       count(*) FILTER (WHERE table_name = 'user' AND NOT created) AS kept_users,
+       count(*) FILTER (WHERE table_name = 'org_user' AND NOT created) AS kept_members
+FROM changed;
+
+-- name: schema_rows
+-- What revision 0006's tables and columns will hold of the application's once the downgrades of
+-- every provider's runs are done (tbl, n): the rows no run created, the facility access and
+-- memberships the runs removed (they come back), and the site-admin and all-facilities flags as
+-- they will be (the value before the run where the row is as the run left it, the current one
+-- where the application changed it since). Revision 0006 refuses on it before any revision's
+-- downgrade changes anything, and again when its turn comes (then the undo log is empty and it
+-- counts the tables as they are).
+WITH undo AS MATERIALIZED (
+    SELECT table_name, row_key, before, applied_updated_at FROM orgmig_identity_undo
+)
+SELECT 'facility' AS tbl, count(*) AS n FROM facility f
+WHERE NOT EXISTS (SELECT 1 FROM undo x WHERE x.table_name = 'facility' AND x.before IS NULL AND x.row_key = f.id::text)
+UNION ALL
+SELECT 'org_user_facility', (
+    SELECT count(*) FROM org_user_facility f
+    WHERE NOT EXISTS (SELECT 1 FROM undo x WHERE x.table_name = 'org_user_facility' AND x.before IS NULL
+                        AND x.row_key = f.org_id || '|' || f.user_id || '|' || f.facility_id)
+) + (
+    SELECT count(*) FROM undo x
+    WHERE x.table_name = 'org_user_facility' AND x.before IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM org_user_facility f WHERE x.row_key = f.org_id || '|' || f.user_id || '|' || f.facility_id)
+      AND (EXISTS (SELECT 1 FROM org_user m
+                   WHERE m.org_id || '|' || m.user_id = split_part(x.row_key, '|', 1) || '|' || split_part(x.row_key, '|', 2)
+                     AND NOT EXISTS (SELECT 1 FROM undo y WHERE y.table_name = 'org_user' AND y.before IS NULL
+                                       AND y.row_key = m.org_id || '|' || m.user_id))
+           OR EXISTS (SELECT 1 FROM undo y WHERE y.table_name = 'org_user' AND y.before IS NOT NULL
+                        AND y.row_key = split_part(x.row_key, '|', 1) || '|' || split_part(x.row_key, '|', 2)))
+)
+UNION ALL
+SELECT 'user_identity', count(*) FROM user_identity i
+WHERE NOT EXISTS (SELECT 1 FROM undo x WHERE x.table_name = 'user_identity'
+                    AND x.row_key = i.provider || '|' || i.external_id)
+UNION ALL
+SELECT '"user" WHERE is_site_admin', count(*) FROM "user" u
+LEFT JOIN undo x ON x.table_name = 'user' AND x.row_key = u.id::text
+WHERE CASE WHEN x.row_key IS NULL THEN u.is_site_admin
+           WHEN x.before IS NULL THEN false
+           WHEN u.updated_at IS NOT DISTINCT FROM x.applied_updated_at THEN CAST(x.before ->> 'is_site_admin' AS boolean)
+           ELSE u.is_site_admin END
+UNION ALL
+SELECT 'org_user WHERE all_facilities', (
+    SELECT count(*) FROM org_user m
+    LEFT JOIN undo x ON x.table_name = 'org_user' AND x.row_key = m.org_id || '|' || m.user_id
+    WHERE CASE WHEN x.row_key IS NULL THEN m.all_facilities
+               WHEN x.before IS NULL THEN false
+               WHEN m.updated_at IS NOT DISTINCT FROM x.applied_updated_at
+                   THEN CAST(x.before ->> 'all_facilities' AS boolean)
+               ELSE m.all_facilities END
+) + (
+    SELECT count(*) FROM undo x
+    WHERE x.table_name = 'org_user' AND x.before IS NOT NULL AND CAST(x.before ->> 'all_facilities' AS boolean)
+      AND NOT EXISTS (SELECT 1 FROM org_user m WHERE x.row_key = m.org_id || '|' || m.user_id)
+);
+
 -- name: undo_batch
 WITH u AS MATERIALIZED (
     SELECT * FROM orgmig_identity_undo WHERE provider = :provider AND user_id BETWEEN :start AND :end
@@ -90,7 +174,8 @@ del_access AS (
       AND f.facility_id = CAST(split_part(u.row_key, '|', 3) AS uuid)
     RETURNING 1
 ),
--- memberships it changed, back to what they were (updated_at included)
+-- memberships it changed, back to what they were (updated_at included), where they are as it
+-- left them: one the application changed since (or added again after the step removed it) is kept
 restore_members AS (
     UPDATE org_user m SET role_id = CAST(u.before ->> 'role_id' AS integer), status = u.before ->> 'status',
            all_facilities = CAST(u.before ->> 'all_facilities' AS boolean),
@@ -99,6 +184,7 @@ restore_members AS (
     WHERE u.table_name = 'org_user' AND u.before IS NOT NULL
       AND m.org_id = CAST(split_part(u.row_key, '|', 1) AS uuid)
       AND m.user_id = CAST(split_part(u.row_key, '|', 2) AS integer)
+      AND m.updated_at IS NOT DISTINCT FROM u.applied_updated_at
     RETURNING 1
 ),
 -- memberships it created (their facility access goes with them)
@@ -109,7 +195,8 @@ del_members AS (
       AND m.user_id = CAST(split_part(u.row_key, '|', 2) AS integer)
     RETURNING 1
 ),
--- users it changed, back to what they were
+-- users it changed, back to what they were, where they are as it left them (a user the
+-- application changed since is kept as the application left it)
 restore_users AS (
     UPDATE "user" x SET status = u.before ->> 'status', email = u.before ->> 'email',
            email_verified = CAST(u.before ->> 'email_verified' AS boolean),
@@ -118,6 +205,7 @@ restore_users AS (
            updated_at = CAST(u.before ->> 'updated_at' AS timestamptz)
     FROM u
     WHERE u.table_name = 'user' AND u.before IS NOT NULL AND x.id = CAST(u.row_key AS integer)
+      AND x.updated_at IS NOT DISTINCT FROM u.applied_updated_at
     RETURNING 1
 ),
 -- links it made

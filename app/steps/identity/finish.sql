@@ -18,12 +18,19 @@ DELETE FROM orgmig_identity_todo WHERE provider = :provider;
 
 -- name: summary
 -- One pass over the run's undo rows (the log has no index on run_id: four counts were four scans).
+-- The rows this run wrote are those carrying its run_id, whichever provider's run first wrote the
+-- row (a row's undo entry stays that first provider's: a user another provider linked or created
+-- and this one changed counts here). A user this run created is a row it inserted: before NULL
+-- and still the updated_at of its creation; one created by an earlier run and changed by this
+-- one counts as changed.
 SELECT (SELECT count(*) FROM idp_user WHERE provider = :provider) AS accounts,
        (SELECT count(*) FROM user_identity WHERE provider = :provider) AS linked,
        u.links_created, u.users_created, u.memberships_written, u.users_changed
 FROM (SELECT count(*) FILTER (WHERE table_name = 'user_identity') AS links_created,
-             count(*) FILTER (WHERE table_name = 'user' AND before IS NULL) AS users_created,
+             count(*) FILTER (WHERE table_name = 'user' AND created) AS users_created,
              count(*) FILTER (WHERE table_name = 'org_user') AS memberships_written,
-             count(*) FILTER (WHERE table_name = 'user' AND before IS NOT NULL) AS users_changed
+             count(*) FILTER (WHERE table_name = 'user' AND NOT created) AS users_changed
       FROM orgmig_identity_undo
-      WHERE provider = :provider AND run_id = :run_id) u;
+      CROSS JOIN LATERAL (SELECT before IS NULL AND provider = :provider
+                                 AND applied_updated_at IS NOT DISTINCT FROM created_at AS created) c
+      WHERE run_id = :run_id) u;

@@ -3,18 +3,41 @@
 -- `orgmig sync --dry-run` runs the same statements in a transaction it rolls back.
 
 -- name: exports
--- The latest finished export of :provider, and an unfinished one started after it (its pages are
--- in the snapshot tables already, so the snapshot is not that finished export's any more).
+-- The latest finished export of :provider, and an unfinished one started after it: one still
+-- running (it may write pages any moment), or one that failed after it wrote pages (they are in
+-- the snapshot tables already, so the snapshot is not that finished export's any more), and
+-- whether it wrote any. A failed export that wrote no page (a wrong token: 401 at its first
+-- request) left the snapshot as it was: not in the way.
 WITH done AS (
     SELECT id, started_at FROM idp_export_run
     WHERE provider = :provider AND status = 'finished'
     ORDER BY id DESC LIMIT 1
+),
+unfinished AS (
+    SELECT r.id, r.status,
+           EXISTS (SELECT 1 FROM idp_user x WHERE x.last_seen_run_id = r.id)
+           OR EXISTS (SELECT 1 FROM idp_group x WHERE x.last_seen_run_id = r.id)
+           OR EXISTS (SELECT 1 FROM idp_membership x WHERE x.last_seen_run_id = r.id)
+           OR EXISTS (SELECT 1 FROM idp_export_cursor c WHERE c.run_id = r.id AND c.pages > 0) AS wrote
+    FROM idp_export_run r
+    WHERE r.provider = :provider AND r.status IN ('running', 'failed')
+      AND r.id > coalesce((SELECT id FROM done), 0)
 )
 SELECT (SELECT id FROM done) AS finished_id,
        (SELECT started_at FROM done) AS started_at,
-       (SELECT min(r.id) FROM idp_export_run r
-         WHERE r.provider = :provider AND r.status IN ('running', 'failed')
-           AND r.id > coalesce((SELECT id FROM done), 0)) AS unfinished_id;
+       u.id AS unfinished_id, u.status AS unfinished_status, u.wrote AS unfinished_wrote
+FROM (SELECT 1) one
+LEFT JOIN LATERAL (SELECT * FROM unfinished WHERE status = 'running' OR wrote ORDER BY id LIMIT 1) u ON true;
+
+-- name: environments
+-- The environments of :provider's groups that follow SimpleReport's convention (SR-{ENV}-TENANT:...
+-- and SR-{ENV}-ADMINS), with how many groups each: an export with such groups but none of
+-- ORGMIG_IDP_ENV's environment is a setting pointing at another installation, never applied.
+SELECT substring(g.name FROM '^SR-([A-Za-z0-9_]+)-(?:TENANT:|ADMINS$)') AS env, count(*) AS n
+FROM idp_group g
+WHERE g.provider = :provider AND g.kind = 'group' AND g.name ~ '^SR-[A-Za-z0-9_]+-(TENANT:|ADMINS$)'
+GROUP BY 1
+ORDER BY 2 DESC, 1;
 
 -- name: forget
 -- A new run starts from a clean slate: the previous run's group meanings, reports and plan.

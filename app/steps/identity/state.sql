@@ -63,6 +63,7 @@ CREATE TEMP TABLE IF NOT EXISTS idb_user_diff (
     columns text[] NOT NULL,
     status_to text,
     app_edit boolean NOT NULL,
+    owner text NOT NULL,
     before jsonb NOT NULL
 ) ON COMMIT DELETE ROWS;
 
@@ -205,6 +206,29 @@ FROM (
 ) m
 WHERE b.row_id = m.row_id;
 
+-- name: lock_rows
+-- The batch's users and their memberships, locked before anything is compared: the decision
+-- whether a row is the app's edit (diff_*) and the write (apply.sql) are then one step. An
+-- application transaction that holds one of these rows is waited for, and the comparison that
+-- follows (a new statement, a new snapshot) sees its edit once it commits, so that edit is kept
+-- and reported app_edit_newer rather than overwritten by a decision made before it. The users in
+-- id order, then the memberships in key order, so two batches never wait for each other in a
+-- circle. "user" rows NO KEY (the application may go on adding rows that reference them);
+-- memberships FOR UPDATE (a batch may delete them, and their facility access with them).
+WITH users AS MATERIALIZED (
+    SELECT u.id FROM "user" u
+    WHERE u.id IN (SELECT b.user_id FROM idb_user b WHERE b.user_id IS NOT NULL)
+    ORDER BY u.id
+    FOR NO KEY UPDATE OF u
+),
+members AS MATERIALIZED (
+    SELECT m.org_id FROM org_user m
+    WHERE m.user_id IN (SELECT id FROM users)
+    ORDER BY m.org_id, m.user_id
+    FOR UPDATE OF m
+)
+SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM members) AS members;
+
 -- name: diff_members
 -- Memberships in the orgs the IdP manages (those its valid groups and organizations name) that
 -- differ from what it gives: to add, to change (role or all-facilities), to remove. Personal orgs
@@ -303,11 +327,27 @@ WHERE (h.facility_id IS NULL OR w.facility_id IS NULL)
 -- name: diff_users
 -- Profile values, status and the site-admin flag of linked users that differ from the IdP's.
 -- A value the IdP does not have (no email, no name, a status it does not define, the site-admin
--- flag at Auth0, which has no SimpleReport groups) is not compared.
-INSERT INTO idb_user_diff (user_id, columns, status_to, app_edit, before)
+-- flag at Auth0, which has no SimpleReport groups) is not compared. `owner`: the provider whose
+-- values the user carries when accounts of several providers are linked to it: the first of
+-- :priority (ORGMIG_PROVIDER_PRIORITY) among them, else the one that linked the user first (this
+-- provider's link, made in this batch, last). Only the owner's differences are applied; the
+-- others are reported provider_conflict (compare.sql's user_diff states the same rule).
+INSERT INTO idb_user_diff (user_id, columns, status_to, app_edit, owner, before)
 SELECT u.id, c.cols, b.app_status,
        u.updated_at > :export_started AND u.updated_at <> u.created_at
            AND u.updated_at IS DISTINCT FROM x.applied_updated_at,
+       CASE WHEN NOT EXISTS (SELECT 1 FROM user_identity i WHERE i.user_id = u.id AND i.provider <> :provider)
+            THEN CAST(:provider AS text)
+            ELSE (SELECT p.provider FROM (
+                      SELECT i.provider, i.created_at FROM user_identity i
+                      WHERE i.user_id = u.id AND i.provider <> :provider
+                      UNION ALL
+                      SELECT :provider, coalesce((SELECT i.created_at FROM user_identity i
+                                                  WHERE i.provider = :provider AND i.user_id = u.id), 'infinity')
+                  ) p
+                  ORDER BY coalesce(array_position(CAST(:priority AS text[]), p.provider), 1000), p.created_at,
+                           p.provider
+                  LIMIT 1) END,
        jsonb_build_object('status', u.status, 'email', u.email, 'email_verified', u.email_verified,
                           'first_name', u.first_name, 'last_name', u.last_name,
                           'is_site_admin', u.is_site_admin, 'updated_at', u.updated_at)
