@@ -46,7 +46,8 @@ def test_the_dry_run_as_json_says_what_it_prints_and_what_the_sync_then_does(ide
     assert data["changes"]["links_created"] > 0 and data["changes"]["users_created"] > 0
     assert lines[2] == "  reported: " + ", ".join(f"{n:,} {reason}" for reason, n in data["reported"].items())
     assert data["reported"] and all(isinstance(n, int) and n > 0 for n in data["reported"].values())
-    assert data["mass_change"] == {"linked": 0, "disabled": 0, "losing_memberships": 0, "changed": 0,
+    assert data["mass_change"] == {"linked": 0, "disabled": 0, "losing_memberships": 0, "losing_site_admin": 0,
+                                   "changed": 0,
                                    "max_removed_fraction": 0.2, "over_limit": False, "allow_mass_change": False,
                                    "refused": False}
     assert "would be refused" not in printed.stdout
