@@ -1,9 +1,11 @@
 """`orgmig work [--step NAME] [--workers N]`: join a data revision that `alembic upgrade` (or
 downgrade) is running, from this machine or another pointing at the same database, and take
-batches beside it until none is left. The alembic process finishes the run.
+batches beside it until none is left. The alembic process finishes the run. With no run
+running, it applies the application's writes to user_settings captured since revision 0004 ran
+(until `orgmig finalize` ends the capture).
 
-Exit codes: 0 no range left to take, 1 a batch failed or the run was paused, 2 configuration (no
-unfinished run, an unknown step)."""
+Exit codes: 0 no range left to take (or the captured writes applied), 1 a batch failed or the run
+was paused, 2 configuration (nothing to do: no unfinished run and no capture, an unknown step)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from app.cli.common import add_database_option, connected, whole_number
 from app.config import get_settings
 from app.errors import ConfigError
 from app.ops.migrations import step_named
+from app.steps.user_settings import SQL, STEP
+from app.steps.user_settings.finalize import apply_captured
 
 
 def register(sub) -> None:
@@ -38,6 +42,12 @@ def handle(args: argparse.Namespace) -> int:
             row = conn.execute(text(
                 "SELECT step, direction FROM orgmig_run WHERE status = 'running'"
                 " AND (CAST(:s AS text) IS NULL OR step = :s) ORDER BY id LIMIT 1"), {"s": args.step}).first()
+        if row is None and args.step in (None, STEP.name):
+            applied = _apply_captured(engine, settings)
+            if applied is not None:
+                print(f"{STEP.name}: {applied:,} captured writes to user_settings applied; the capture"
+                      " stays until `orgmig finalize`", file=sys.stderr)
+                return 0
         if row is None:
             raise ConfigError("no data revision is running" + (f" step {args.step}" if args.step else "")
                               + ": start `alembic upgrade head` first, then join it")
@@ -49,3 +59,11 @@ def handle(args: argparse.Namespace) -> int:
     print(f"{row.step} {row.direction}: {batches:,} batches done by this process; no range left to take",
           file=sys.stderr)
     return 0
+
+
+def _apply_captured(engine, settings) -> int | None:
+    """The captured writes applied (how many), or None when nothing is captured."""
+    with engine.connect() as conn:
+        if not conn.execute(SQL("capture.installed")).scalar_one():
+            return None
+    return apply_captured(engine, Options.from_settings(settings))

@@ -83,8 +83,15 @@ class UserSettingsToOrg(Step):
         if direction == "upgrade":
             # Before the run's key range is fixed: every write after this point is captured.
             conn.exec_driver_sql(SQL.source("capture.install"))
-            log.info("%s: the application's writes to user_settings during the run are captured and"
-                     " applied at its end", self.name)
+            log.info("%s: the application's writes to user_settings are captured from now on and"
+                     " applied to the new tables until `orgmig finalize`", self.name)
+        elif conn.execute(SQL("capture.installed")).scalar_one():
+            # Before the downgrade's key range is fixed: what the application wrote to
+            # user_settings since the upgrade reaches the new tables first (so the write-back
+            # of the new tables' values cannot undo it), and the capture ends.
+            while apply_changes(self, conn, None, limit=DRAIN_CHUNK):
+                pass
+            self.end_capture(conn, None)
 
     def prepare(self, conn: Connection, direction: str, run_id: int) -> str:
         if direction == "upgrade":
@@ -182,20 +189,34 @@ class UserSettingsToOrg(Step):
         apply_changes(self, conn, run_id, limit=DRAIN_CHUNK)
         return conn.execute(SQL("capture.pending")).scalar_one() > DRAIN_CHUNK // 10
 
+    def end_capture(self, conn: Connection, run_id: int | None) -> int:
+        """The contract step (`orgmig finalize`, a downgrade): the tables to itself (capture.lock),
+        the last captured changes applied, the capture removed; returns the changes applied."""
+        conn.exec_driver_sql(SQL.source("capture.lock"))
+        applied = 0
+        while taken := apply_changes(self, conn, run_id, limit=DRAIN_CHUNK):
+            applied += taken
+        conn.exec_driver_sql(SQL.source("capture.remove"))
+        return applied
+
     def finish(self, conn: Connection, direction: str, run_id: int) -> None:
+        if direction == "upgrade":
+            # The changes captured up to now are applied (the drain brought them under a tenth
+            # of a drain's share); the capture stays, and so do the application's later writes,
+            # until `orgmig finalize`.
+            if conn.execute(SQL("capture.installed")).scalar_one():
+                apply_changes(self, conn, run_id, limit=DRAIN_CHUNK)
+            return
         if conn.execute(SQL("capture.installed")).scalar_one():
-            if direction == "upgrade":
-                conn.execute(SQL("capture.lock"))
-                while apply_changes(self, conn, run_id, limit=DRAIN_CHUNK):
-                    pass
+            # (a downgrade resumed from before its plan ended the capture)
+            conn.exec_driver_sql(SQL.source("capture.lock"))
             conn.exec_driver_sql(SQL.source("capture.remove"))
-        if direction == "downgrade":
-            added = self.write_back_new_users(conn)
-            if added:
-                log.info("%s: %d users the application created through the new tables got a legacy row",
-                         self.name, added)
-            conn.execute(SQL("run.forget_reports"), {"step": self.name})
-            remove_roles(conn, self.name)
+        added = self.write_back_new_users(conn)
+        if added:
+            log.info("%s: %d users the application created through the new tables got a legacy row",
+                     self.name, added)
+        conn.execute(SQL("run.forget_reports"), {"step": self.name})
+        remove_roles(conn, self.name)
 
     def summary(self, conn: Connection, direction: str, run_id: int) -> dict[str, int]:
         r = conn.execute(SQL("run.summary")).mappings().one()
@@ -206,8 +227,7 @@ class UserSettingsToOrg(Step):
         return summary
 
 
-
-def apply_changes(step: UserSettingsToOrg, conn: Connection, run_id: int, limit: int) -> int:
+def apply_changes(step: UserSettingsToOrg, conn: Connection, run_id: int | None, limit: int) -> int:
     """Up to `limit` captured changes applied (capture.sql says how); returns how many were taken."""
     for name, value in {**step.batch_settings}.items():
         conn.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
