@@ -33,7 +33,7 @@ from app import db
 from app.batch.revision import EXTERNAL_TRANSACTION, migration_lock, with_lock_retries
 from app.config import get_settings
 from app.errors import OrgmigError
-from app.schema import metadata
+from app.schema import include_object, metadata
 
 config = context.config
 target_metadata = metadata
@@ -51,11 +51,6 @@ def _session_timeouts() -> list[str]:
         f"SET lock_timeout = '{int(s.lock_timeout_ms)}ms'",
         f"SET statement_timeout = '{int(s.statement_timeout_ms)}ms'",
     ]
-
-
-def _include_object(obj, name, type_, reflected, compare_to):
-    # alembic's own version table is not part of the model.
-    return not (type_ == "table" and name == "alembic_version")
 
 
 def _check_stamp(ctx, step, heads, run_args) -> None:
@@ -83,7 +78,7 @@ def _configure(**kwargs) -> None:
         transaction_per_migration=True,
         compare_type=True,
         compare_server_default=True,
-        include_object=_include_object,
+        include_object=include_object,
         on_version_apply=_check_stamp,
         **kwargs,
     )

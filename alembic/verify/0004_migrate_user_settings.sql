@@ -16,20 +16,6 @@ SELECT 'user_settings_to_org upgrade finished' AS check_name,
                            '; ' ORDER BY id DESC), 'no run recorded') AS detail
 FROM (SELECT * FROM orgmig_run WHERE step = 'user_settings_to_org' ORDER BY id DESC LIMIT 3) r;
 
--- The application's writes to user_settings since the run started are captured until `orgmig
--- finalize`; while some wait to be applied, the checks below describe the new tables as they
--- were before those writes. (The count is read through query_to_xml: the change log exists
--- only while the capture does.)
-SELECT 'application writes to user_settings applied to the new tables' AS check_name,
-       coalesce(pending, 0) = 0 AS ok,
-       CASE WHEN pending IS NULL THEN 'the capture is ended (orgmig finalize): user_settings writes stay there'
-            WHEN pending = 0 THEN 'all applied; the capture is in force until `orgmig finalize`'
-            ELSE format('%s captured writes wait to be applied: run `orgmig work` (or `orgmig finalize`,'
-                        ' once the application no longer writes user_settings)', pending) END AS detail
-FROM (SELECT CASE WHEN to_regclass('orgmig_user_settings_change') IS NOT NULL THEN
-          (xpath('/row/n/text()', query_to_xml('SELECT count(*) AS n FROM orgmig_user_settings_change',
-                                               false, true, '')))[1]::text::bigint END AS pending) c;
-
 -- Every legacy row is either migrated (linked) or reported as not migrated, never both, never neither.
 WITH legacy AS (SELECT id FROM user_settings),
      linked AS (SELECT user_settings_id AS id FROM orgmig_user_settings_link),
