@@ -30,7 +30,7 @@ from sqlalchemy.pool import NullPool
 
 from alembic import context
 from app import db
-from app.batch.revision import EXTERNAL_TRANSACTION, migration_lock, with_lock_retries
+from app.batch.revision import CONNECTED, EXTERNAL_TRANSACTION, lost_connection, migration_lock, with_lock_retries
 from app.config import get_settings
 from app.errors import OrgmigError
 from app.schema import include_object, metadata
@@ -101,6 +101,7 @@ def run_migrations_offline() -> None:
 def _run_on(connection: Connection) -> None:
     # Session-level timeouts; committed at once unless the caller owns an open transaction,
     # in which case Alembic runs every revision inside it.
+    config.attributes[CONNECTED] = True
     was_in_transaction = connection.in_transaction()
     config.attributes[EXTERNAL_TRANSACTION] = was_in_transaction
     for stmt in _session_timeouts():
@@ -146,7 +147,13 @@ def main() -> None:
         else:
             run_migrations_online()
     except (OrgmigError, DBAPIError) as exc:
-        error = exc if isinstance(exc, OrgmigError) else db.explain(exc, config.attributes.get("database_url"))
+        url = config.attributes.get("database_url")
+        if isinstance(exc, OrgmigError):
+            error = exc
+        elif config.attributes.get(CONNECTED) and db.connection_lost(exc):
+            error = lost_connection(exc, url)
+        else:
+            error = db.explain(exc, url)
         if not FROM_COMMAND_LINE:
             raise error from None
         logging.getLogger("app").debug("alembic failed", exc_info=exc)
