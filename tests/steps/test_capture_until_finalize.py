@@ -130,3 +130,21 @@ def test_a_downgrade_after_the_upgrade_keeps_the_writes_made_since(engine):
     assert scalar(engine, "SELECT language FROM user_settings WHERE id = :i", i=ids[0]) == "after"
     assert scalar(engine, CAPTURE_GONE) is True
     assert scalar(engine, 'SELECT count(*) FROM "user"') == 0
+
+
+def test_a_drain_keeps_a_user_the_identity_step_has_linked(engine):
+    _upgraded(engine)
+    legacy_id = _linked_ids(engine, 1)[0]
+    user_id = scalar(engine, "SELECT user_id FROM orgmig_user_settings_link WHERE user_settings_id = :i", i=legacy_id)
+    # `orgmig sync` linked the migrated user to an identity-provider account ...
+    execute(engine, "INSERT INTO user_identity (provider, external_id, user_id, matched_by)"
+                    " VALUES ('okta', '00u-linked', :u, 'subject')", u=user_id)
+    # ... and then the old application version writes a new, winning row for the same user
+    execute(engine, "INSERT INTO user_settings (keycloak_user_id, language)"
+                    " SELECT keycloak_user_id, 'newer' FROM user_settings WHERE id = :i", i=legacy_id)
+    work = orgmig(engine.url, "work")
+    assert work.returncode == 0, work.stderr
+    # the user and its link stay (a migration of the group again would have deleted both), and so it is said
+    assert scalar(engine, "SELECT user_id FROM user_identity WHERE external_id = '00u-linked'") == user_id
+    assert scalar(engine, "SELECT reason FROM orgmig_report WHERE source_id = :i AND migrated", i=legacy_id) \
+        == "changed_during_upgrade"

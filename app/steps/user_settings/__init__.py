@@ -130,10 +130,7 @@ class UserSettingsToOrg(Step):
     def check_downgrade(self, conn: Connection, allow_data_loss: bool) -> None:
         counts = dict(conn.execute(SQL("dependent_rows"), {**ALL_KEYS, "ids": None, "delete": False}).mappings().one())
         counts.pop("written")
-        for tbl, col, target in conn.execute(SQL("guard.foreign_refs")).all():
-            created, key = ("created_org", "org_id") if target == "org" else ("created_user", "user_id")
-            n = conn.execute(SQL("guard.referencing_rows", table=tbl, column=col, target_key=key,
-                                 created=created)).scalar_one()
+        for (tbl, col, target), n in self.referencing_rows(conn, None).items():
             if n and allow_data_loss:
                 # Even with allow_data_loss: these rows are the application's, in tables orgmig
                 # does not own, so it never deletes them.
@@ -149,6 +146,17 @@ class UserSettingsToOrg(Step):
                 f"refusing to downgrade {self.name}: the application created rows that depend on"
                 f" rows this migration created ({listing}). Nothing was deleted. To delete those"
                 f" rows too, run the downgrade again with -x allow_data_loss=true")
+
+    @staticmethod
+    def referencing_rows(conn: Connection, ids: list[int] | None) -> dict[tuple[str, str, str], int]:
+        """{(table, column, org or "user"): rows} of the other tables with a foreign key into org or
+        "user" that reference rows the upgrade created for the legacy rows `ids` (None: all)."""
+        found = {}
+        for tbl, col, target in conn.execute(SQL("guard.foreign_refs")).all():
+            created, key = ("created_org", "org_id") if target == "org" else ("created_user", "user_id")
+            found[(tbl, col, target)] = conn.execute(SQL("guard.referencing_rows", table=tbl, column=col,
+                                                         target_key=key, created=created), {"ids": ids}).scalar_one()
+        return found
 
     def upgrade(self, conn: Connection, batch: Batch) -> BatchResult:
         r = self.migrate(conn, batch.start, batch.end, batch.max_key, batch.run_id, batch.state)
@@ -234,9 +242,11 @@ def apply_changes(step: UserSettingsToOrg, conn: Connection, run_id: int | None,
     taken = conn.execute(SQL("capture.take"), {"n": limit}).mappings().one()
     if taken["moved"]:
         ids = conn.execute(SQL("capture.group_ids"), {"moved": taken["moved"], "groups": taken["groups"]}).scalar_one()
+        # Built on: rows of the application's (or the identity step's: a user_identity link
+        # would go with its user, on delete cascade) that hang on what was migrated.
         kept = [i for i in ids if any(v for k, v in conn.execute(
             SQL("dependent_rows"), {"start": i, "end": i, "ids": None, "delete": False}).mappings().one().items()
-            if k != "written")]
+            if k != "written") or any(step.referencing_rows(conn, [i]).values())]
         again = [i for i in ids if i not in kept]
         if again:
             keys = {"start": min(again), "end": max(again), "ids": again}

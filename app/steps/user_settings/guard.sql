@@ -1,5 +1,6 @@
--- Step user_settings_to_org: foreign keys from other tables (the application's own) into org or
--- "user", and how many rows of one such table reference rows the upgrade created.
+-- Step user_settings_to_org: foreign keys from other tables (the application's own, the identity
+-- step's) into org or "user", and how many rows of one such table reference rows the upgrade
+-- created.
 
 -- name: foreign_refs
 SELECT c.conrelid::regclass::text AS tbl, a.attname AS col, c.confrelid::regclass::text AS target
@@ -11,6 +12,8 @@ WHERE c.contype = 'f' AND cardinality(c.conkey) = 1
                          'orgmig_user_settings_link'::regclass);
 
 -- name: referencing_rows
--- {table}.{column} references {target_key} of rows the upgrade created ({created}).
+-- {table}.{column} references {target_key} of rows the upgrade created ({created}), for the
+-- links of the legacy rows :ids (NULL: every link).
 SELECT count(*) FROM {table} t
-WHERE t.{column} IN (SELECT {target_key} FROM orgmig_user_settings_link WHERE {created});
+WHERE t.{column} IN (SELECT {target_key} FROM orgmig_user_settings_link WHERE {created}
+                     AND (CAST(:ids AS integer[]) IS NULL OR user_settings_id = ANY (CAST(:ids AS integer[]))));
