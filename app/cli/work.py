@@ -21,8 +21,8 @@ from app.cli.common import add_database_option, connected, whole_number
 from app.config import get_settings
 from app.errors import ConfigError
 from app.ops.migrations import step_named
-from app.steps.user_settings import SQL, STEP
-from app.steps.user_settings.finalize import apply_captured
+from app.steps.user_settings import STEP
+from app.steps.user_settings.finalize import apply_captured, can_apply_now
 
 
 def register(sub) -> None:
@@ -62,8 +62,8 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _apply_captured(engine, settings) -> int | None:
-    """The captured writes applied (how many), or None when nothing is captured."""
+    """The captured writes applied (how many), or None when there is no capture to apply now."""
     with engine.connect() as conn:
-        if not conn.execute(SQL("capture.installed")).scalar_one():
+        if not can_apply_now(conn):
             return None
     return apply_captured(engine, Options.from_settings(settings))

@@ -74,13 +74,24 @@ def _installed(conn: Connection) -> bool:
     return conn.execute(SQL("capture.installed")).scalar_one()
 
 
+def can_apply_now(conn: Connection) -> bool:
+    """Whether captured changes may be applied now: the capture is in force and no run of the
+    step is unfinished (a run applies them itself after its last batch: a group migrated again
+    before the batches reach it would be migrated with another winner than theirs)."""
+    return _installed(conn) and not any(run["step"] == STEP.name for run in unfinished_runs(conn))
+
+
 def apply_captured(engine: Engine, opts: Options) -> int:
     """The changes captured up to now applied, DRAIN_CHUNK a transaction; the capture stays.
-    Returns how many were applied (0 when there is no capture)."""
+    Returns how many were applied (0 when there is no capture); refuses while a run of the step
+    is unfinished."""
+    def one(conn: Connection) -> int:
+        _refuse_during_run(conn)
+        return apply_changes(STEP, conn, None, limit=DRAIN_CHUNK) if _installed(conn) else 0
+
     applied = 0
     while True:
-        taken = _retried(engine, opts, "applying captured changes",
-                         lambda c: apply_changes(STEP, c, None, limit=DRAIN_CHUNK) if _installed(c) else 0)
+        taken = _retried(engine, opts, "applying captured changes", one)
         applied += taken
         if taken < DRAIN_CHUNK:
             return applied
