@@ -101,8 +101,10 @@ def finalize(engine: Engine, opts: Options) -> Finalized:
     """End the capture: refuses while a run of the step is unfinished; otherwise applies every
     captured change and removes the capture (nothing left behind)."""
     def check(conn: Connection) -> bool:
+        if not _installed(conn):
+            return False
         _refuse_during_run(conn)
-        return _installed(conn)
+        return True
 
     if not _retried(engine, opts, "reading the capture", check):
         return Finalized(False, 0)
