@@ -20,7 +20,8 @@ from tests.support.db import scalar
 from tests.support.migrate import ROOT, alembic_env, run_alembic
 
 WAITING = "SELECT count(*) FROM pg_locks WHERE pid = :pid AND NOT granted"
-ANY_WAITING = "SELECT count(*) FROM pg_locks WHERE pid <> :pid AND NOT granted"
+ANY_WAITING = ("SELECT count(*) FROM pg_locks WHERE pid <> :pid AND NOT granted"
+               " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
 
 
 def _upgraded(engine) -> None:
