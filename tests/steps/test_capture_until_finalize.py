@@ -6,6 +6,7 @@ user_settings is on its own."""
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 
 from sqlalchemy import text
@@ -148,3 +149,29 @@ def test_a_drain_keeps_a_user_the_identity_step_has_linked(engine):
     assert scalar(engine, "SELECT user_id FROM user_identity WHERE external_id = '00u-linked'") == user_id
     assert scalar(engine, "SELECT reason FROM orgmig_report WHERE source_id = :i AND migrated", i=legacy_id) \
         == "changed_during_upgrade"
+
+
+def test_orgmig_work_follow_keeps_the_new_tables_current_until_finalize(engine):
+    _upgraded(engine)
+    ids = _linked_ids(engine, 4)
+    follower = subprocess.Popen([sys.executable, "-m", "app.cli", "work", "--follow", "1"], cwd=ROOT,
+                                env=alembic_env(engine.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _app_writes(engine, ids)
+        # the old application version's writes reach the new tables without anyone running a command
+        deadline = time.monotonic() + 30
+        while scalar(engine, "SELECT count(*) FROM orgmig_user_settings_change") \
+                or scalar(engine, SETTINGS_OF, i=ids[0]) != "after":
+            assert time.monotonic() < deadline and follower.poll() is None
+            time.sleep(0.1)
+        assert scalar(engine, """SELECT count(*) FROM "user" WHERE keycloak_user_id = 'kc-after-upgrade'""") == 1
+        done = orgmig(engine.url, "finalize")
+        assert done.returncode == 0, done.stderr
+        _, stderr = follower.communicate(timeout=30)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
+    assert follower.returncode == 0, stderr
+    assert "5 captured writes to user_settings applied; the capture has ended (`orgmig finalize`)" in stderr
+    assert [c for c in verify.run(engine) if not c.ok] == []

@@ -3,6 +3,7 @@ tables (the capture, capture.sql) until `orgmig finalize` ends it, once the appl
 longer writes user_settings (expand, then contract).
 
     applied = apply_captured(engine, options)   # `orgmig work` between the run and finalize
+    applied = follow_captured(engine, options, 5)   # `orgmig work --follow 5`: until finalize
     result = finalize(engine, options)          # `orgmig finalize`
 
 Both apply the captured changes in transactions of DRAIN_CHUNK changes, retried like a batch
@@ -15,6 +16,7 @@ only.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine
@@ -95,6 +97,20 @@ def apply_captured(engine: Engine, opts: Options) -> int:
         applied += taken
         if taken < DRAIN_CHUNK:
             return applied
+
+
+def follow_captured(engine: Engine, opts: Options, every_s: float) -> int:
+    """apply_captured every `every_s` seconds (skipped while a run of the step is unfinished)
+    until `orgmig finalize` ends the capture; returns how many changes it applied."""
+    applied = 0
+    while _retried(engine, opts, "reading the capture", _installed):
+        if _retried(engine, opts, "reading the runs", can_apply_now):
+            taken = apply_captured(engine, opts)
+            if taken:
+                log.info("%s: %d captured writes to user_settings applied", STEP.name, taken)
+            applied += taken
+        time.sleep(every_s)
+    return applied
 
 
 def finalize(engine: Engine, opts: Options) -> Finalized:
