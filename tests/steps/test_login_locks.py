@@ -17,7 +17,7 @@ from app.db import make_engine
 from app.ops import migrations
 from app.ops.seed import seed_legacy
 from tests.support.db import scalar
-from tests.support.migrate import ROOT, alembic_env, run_alembic
+from tests.support.migrate import ROOT, alembic_env, orgmig, run_alembic
 
 WAITING = "SELECT count(*) FROM pg_locks WHERE pid = :pid AND NOT granted"
 ANY_WAITING = ("SELECT count(*) FROM pg_locks WHERE pid <> :pid AND NOT granted"
@@ -121,3 +121,41 @@ def test_finalize_beside_logins_in_the_applications_transactions(engine):
     # the login's write was captured before finalize and applied by it
     assert scalar(engine, "SELECT s.language FROM settings s JOIN orgmig_user_settings_link l ON l.org_id = s.org_id"
                           " WHERE l.user_settings_id = :i", i=legacy_id) == "login"
+
+
+def test_the_run_ends_beside_an_open_login_transaction(engine):
+    """The run's end takes no lock on user_settings or the link table (the capture stays until
+    `orgmig finalize`): an application transaction that read them through migrate_user and
+    wrote user_settings, open across the end of the run, neither waits for it nor stops it."""
+    migrations.upgrade(migrations.alembic_config(engine.url), "0003")
+    seed_legacy(engine, 600, seed=9)
+    first = scalar(engine, "SELECT min(id) FROM user_settings WHERE keycloak_user_id ~ '[^[:space:]]'")
+    kc = scalar(engine, "SELECT keycloak_user_id FROM user_settings WHERE id = :i", i=first)
+    upgrade = subprocess.Popen([sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "0004"],
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               env=alembic_env(engine.url, ORGMIG_BATCH_SIZE="100", ORGMIG_PAUSE_MS="300",
+                                               ORGMIG_WORKERS="1"))
+    app_engine = make_engine(engine.url, poolclass=NullPool)
+    try:
+        # the first batch has migrated the first user
+        _until(engine, "SELECT count(*) FROM orgmig_user_settings_link WHERE user_settings_id = :i", i=first)
+        with app_engine.connect() as app:
+            app.begin()
+            found = migrate_user(app, kc)
+            app.execute(text("UPDATE user_settings SET language = 'open' WHERE id = :i"), {"i": first})
+            # the run ends while the login transaction is open
+            _, stderr = upgrade.communicate(timeout=120)
+            assert app.in_transaction()
+            app.commit()
+    finally:
+        app_engine.dispose()
+        if upgrade.poll() is None:
+            upgrade.kill()
+    assert upgrade.returncode == 0, stderr
+    assert found is not None and not found.migrated_now
+    # the write committed after the run's last drain waits in the capture, and finalize applies it
+    assert scalar(engine, "SELECT count(*) FROM orgmig_user_settings_change") == 1
+    done = orgmig(engine.url, "finalize")
+    assert done.returncode == 0, done.stderr
+    assert scalar(engine, "SELECT s.language FROM settings s JOIN orgmig_user_settings_link l ON l.org_id = s.org_id"
+                          " WHERE l.user_settings_id = :i", i=first) == "open"
