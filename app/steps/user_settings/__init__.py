@@ -130,7 +130,7 @@ class UserSettingsToOrg(Step):
     def check_downgrade(self, conn: Connection, allow_data_loss: bool) -> None:
         counts = dict(conn.execute(SQL("dependent_rows"), {**ALL_KEYS, "ids": None, "delete": False}).mappings().one())
         counts.pop("written")
-        for (tbl, col, target), n in self.referencing_rows(conn, None).items():
+        for (tbl, col, target), n in self.referencing_rows(conn).items():
             if n and allow_data_loss:
                 # Even with allow_data_loss: these rows are the application's, in tables orgmig
                 # does not own, so it never deletes them.
@@ -148,14 +148,24 @@ class UserSettingsToOrg(Step):
                 f" rows too, run the downgrade again with -x allow_data_loss=true")
 
     @staticmethod
-    def referencing_rows(conn: Connection, ids: list[int] | None) -> dict[tuple[str, str, str], int]:
-        """{(table, column, org or "user"): rows} of the other tables with a foreign key into org or
-        "user" that reference rows the upgrade created for the legacy rows `ids` (None: all)."""
-        found = {}
-        for tbl, col, target in conn.execute(SQL("guard.foreign_refs")).all():
-            created, key = ("created_org", "org_id") if target == "org" else ("created_user", "user_id")
-            found[(tbl, col, target)] = conn.execute(SQL("guard.referencing_rows", table=tbl, column=col,
-                                                         target_key=key, created=created), {"ids": ids}).scalar_one()
+    def foreign_refs(conn: Connection) -> list[tuple[str, str, str, str, str]]:
+        """(table, column, org or "user", the link's created flag, the link's key) of every other
+        table with a foreign key into org or "user" (the application's own, the identity step's)."""
+        return [(tbl, col, target, *(("created_org", "org_id") if target == "org" else ("created_user", "user_id")))
+                for tbl, col, target in conn.execute(SQL("guard.foreign_refs")).all()]
+
+    def referencing_rows(self, conn: Connection) -> dict[tuple[str, str, str], int]:
+        """{(table, column, target): rows referencing rows the upgrade created}, over every link."""
+        return {(tbl, col, target): conn.execute(SQL("guard.referencing_rows", table=tbl, column=col, target_key=key,
+                                                     created=created)).scalar_one()
+                for tbl, col, target, created, key in self.foreign_refs(conn)}
+
+    def referenced(self, conn: Connection, ids: list[int]) -> set[int]:
+        """Which of the legacy rows `ids` have a migrated user or org another table references."""
+        found: set[int] = set()
+        for tbl, col, _, created, key in self.foreign_refs(conn):
+            found.update(conn.execute(SQL("guard.referenced_links", table=tbl, column=col, target_key=key,
+                                          created=created), {"ids": ids}).scalars())
         return found
 
     def upgrade(self, conn: Connection, batch: Batch) -> BatchResult:
@@ -244,9 +254,10 @@ def apply_changes(step: UserSettingsToOrg, conn: Connection, run_id: int | None,
         ids = conn.execute(SQL("capture.group_ids"), {"moved": taken["moved"], "groups": taken["groups"]}).scalar_one()
         # Built on: rows of the application's (or the identity step's: a user_identity link
         # would go with its user, on delete cascade) that hang on what was migrated.
-        kept = [i for i in ids if any(v for k, v in conn.execute(
+        referenced = step.referenced(conn, ids)
+        kept = [i for i in ids if i in referenced or any(v for k, v in conn.execute(
             SQL("dependent_rows"), {"start": i, "end": i, "ids": None, "delete": False}).mappings().one().items()
-            if k != "written") or any(step.referencing_rows(conn, [i]).values())]
+            if k != "written")]
         again = [i for i in ids if i not in kept]
         if again:
             keys = {"start": min(again), "end": max(again), "ids": again}

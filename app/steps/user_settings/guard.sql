@@ -12,8 +12,13 @@ WHERE c.contype = 'f' AND cardinality(c.conkey) = 1
                          'orgmig_user_settings_link'::regclass);
 
 -- name: referencing_rows
--- {table}.{column} references {target_key} of rows the upgrade created ({created}), for the
--- links of the legacy rows :ids (NULL: every link).
+-- {table}.{column} references {target_key} of rows the upgrade created ({created}).
 SELECT count(*) FROM {table} t
-WHERE t.{column} IN (SELECT {target_key} FROM orgmig_user_settings_link WHERE {created}
-                     AND (CAST(:ids AS integer[]) IS NULL OR user_settings_id = ANY (CAST(:ids AS integer[]))));
+WHERE t.{column} IN (SELECT {target_key} FROM orgmig_user_settings_link WHERE {created});
+
+-- name: referenced_links
+-- Which of the legacy rows :ids have a row the upgrade created ({created}) that {table}.{column}
+-- references (by {target_key}).
+SELECT l.user_settings_id FROM orgmig_user_settings_link l
+WHERE l.user_settings_id = ANY (CAST(:ids AS integer[])) AND l.{created}
+  AND EXISTS (SELECT 1 FROM {table} t WHERE t.{column} = l.{target_key});
