@@ -29,7 +29,7 @@ from app.batch.options import Options
 from app.steps.user_settings import DRAIN_CHUNK, SQL, STEP, apply_changes
 
 log = logging.getLogger("app.steps.user_settings")
-LABEL = "orgmig finalize"
+LABEL = f"{STEP.name} capture"  # (the prefix of its one-line errors)
 
 
 @dataclass(frozen=True)
