@@ -175,3 +175,22 @@ def test_orgmig_work_follow_keeps_the_new_tables_current_until_finalize(engine):
     assert follower.returncode == 0, stderr
     assert "5 captured writes to user_settings applied; the capture has ended (`orgmig finalize`)" in stderr
     assert [c for c in verify.run(engine) if not c.ok] == []
+
+
+def test_finalize_gives_way_to_a_long_application_transaction_and_changes_nothing(engine):
+    _upgraded(engine)
+    legacy_id = _linked_ids(engine, 1)[0]
+    with engine.connect() as app:
+        app.execute(text("UPDATE user_settings SET language = 'held' WHERE id = :i"), {"i": legacy_id})
+        refused = orgmig(engine.url, "finalize", ORGMIG_MAX_BATCH_ATTEMPTS="2", ORGMIG_BACKOFF_BASE_MS="10")
+        app.commit()
+    assert refused.returncode == 1
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith("orgmig: user_settings_to_org capture: taking user_settings to apply the last changes"
+                           " and end the capture failed after 2 attempt(s): 55P03"), last
+    assert "run the same command again" in last
+    # nothing changed: the capture is in force and the application's write waits in it
+    assert scalar(engine, "SELECT count(*) FROM orgmig_user_settings_change") == 1
+    done = orgmig(engine.url, "finalize")
+    assert done.returncode == 0, done.stderr
+    assert scalar(engine, SETTINGS_OF, i=legacy_id) == "held"
