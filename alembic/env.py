@@ -30,10 +30,17 @@ from sqlalchemy.pool import NullPool
 
 from alembic import context
 from app import db
-from app.batch.revision import EXTERNAL_TRANSACTION, check_downgrades, migration_lock, with_lock_retries
+from app.batch.revision import (
+    CONNECTED,
+    EXTERNAL_TRANSACTION,
+    check_downgrades,
+    lost_connection,
+    migration_lock,
+    with_lock_retries,
+)
 from app.config import get_settings
 from app.errors import OrgmigError
-from app.schema import metadata
+from app.schema import include_object, metadata
 
 config = context.config
 target_metadata = metadata
@@ -51,11 +58,6 @@ def _session_timeouts() -> list[str]:
         f"SET lock_timeout = '{int(s.lock_timeout_ms)}ms'",
         f"SET statement_timeout = '{int(s.statement_timeout_ms)}ms'",
     ]
-
-
-def _include_object(obj, name, type_, reflected, compare_to):
-    # alembic's own version table is not part of the model.
-    return not (type_ == "table" and name == "alembic_version")
 
 
 def _check_stamp(ctx, step, heads, run_args) -> None:
@@ -83,7 +85,7 @@ def _configure(**kwargs) -> None:
         transaction_per_migration=True,
         compare_type=True,
         compare_server_default=True,
-        include_object=_include_object,
+        include_object=include_object,
         on_version_apply=_check_stamp,
         **kwargs,
     )
@@ -106,6 +108,7 @@ def run_migrations_offline() -> None:
 def _run_on(connection: Connection) -> None:
     # Session-level timeouts; committed at once unless the caller owns an open transaction,
     # in which case Alembic runs every revision inside it.
+    config.attributes[CONNECTED] = True
     was_in_transaction = connection.in_transaction()
     config.attributes[EXTERNAL_TRANSACTION] = was_in_transaction
     for stmt in _session_timeouts():
@@ -154,7 +157,13 @@ def main() -> None:
         else:
             run_migrations_online()
     except (OrgmigError, DBAPIError) as exc:
-        error = exc if isinstance(exc, OrgmigError) else db.explain(exc, config.attributes.get("database_url"))
+        url = config.attributes.get("database_url")
+        if isinstance(exc, OrgmigError):
+            error = exc
+        elif config.attributes.get(CONNECTED) and db.connection_lost(exc):
+            error = lost_connection(exc, url)
+        else:
+            error = db.explain(exc, url)
         if not FROM_COMMAND_LINE:
             raise error from None
         logging.getLogger("app").debug("alembic failed", exc_info=exc)

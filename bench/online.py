@@ -568,18 +568,18 @@ def wait_for_run(url: URL, alembic: subprocess.Popen) -> bool:
 
 
 def ledger(url: URL) -> dict:
-    """The finished run as its ledger has it, and whether the capture is gone."""
+    """The finished run as its ledger has it, and whether the capture is in force (until `orgmig finalize`)."""
     with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False)) as conn:
         row = conn.execute(
             "SELECT r.status, r.total_rows, extract(epoch FROM (SELECT max(finished_at) FROM orgmig_batch b"
             "   WHERE b.run_id = r.id) - r.started_at),"
             " (SELECT count(*) FROM orgmig_batch b WHERE b.run_id = r.id AND b.status = 'succeeded'),"
             " (SELECT coalesce(sum(attempts - 1), 0) FROM orgmig_batch b WHERE b.run_id = r.id),"
-            " to_regclass('orgmig_user_settings_change') IS NULL"
+            " to_regclass('orgmig_user_settings_change') IS NOT NULL"
             " FROM orgmig_run r WHERE r.step = 'user_settings_to_org' ORDER BY r.id DESC LIMIT 1").fetchone()
-    status, rows, batch_seconds, batches, retries, capture_gone = row
+    status, rows, batch_seconds, batches, retries, capture_kept = row
     return {"status": status, "rows": rows, "batch_seconds": float(batch_seconds or 0), "batches": batches,
-            "retries": retries, "capture_gone": capture_gone}
+            "retries": retries, "capture_kept": capture_kept}
 
 
 def wal_state(url: URL) -> dict:
@@ -786,7 +786,7 @@ def report(args, where, code, load_start, seconds, windows: dict[str, Window],
                     f"{ratios[-1]:>7.2f}{u['rows'] / u['seconds']:>8,.0f}{u['wal_gb']:>8.2f}{files:>11}"
                     f"{u['checkpoints']:>6}  {load_text(w.load):<14} "
                     + ", ".join(f"{k} {v / waits:.0%}" for k, v in w.waits.most_common(3)))
-                if u["status"] != "finished" or not u["capture_gone"]:
+                if u["status"] != "finished" or not u["capture_kept"]:
                     missed.append(f"the upgrade ({UPGRADES[key][0]}, run {i}) did not finish cleanly")
             ratio = statistics.median(ratios)
             ok = ratio <= TARGET_RATIO

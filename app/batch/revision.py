@@ -23,12 +23,15 @@ from app.batch.runner import run_step
 from app.batch.step import Step
 from app.batch.summary import print_summary
 from app.config import X_ARGUMENTS, Settings, get_settings, with_overrides
-from app.errors import ConfigError
+from app.errors import ConfigError, DatabaseError
 
 log = logging.getLogger("app")
 
 # The config attribute env.py sets when the caller's connection was already in a transaction.
 EXTERNAL_TRANSACTION = "orgmig_external_transaction"
+# The config attribute env.py sets once alembic's own connection is open: a connection error
+# after that is a connection lost, not one that could not be made.
+CONNECTED = "orgmig_connected"
 # Advisory lock keys (two int4 keys): one migration at a time per database.
 LOCK_CLASS = 0x6F726D67  # "ormg"
 MIGRATION_LOCK = 0
@@ -40,6 +43,17 @@ FIRST_LOCK_TIMEOUT_MS = 100
 # alembic.context and alembic.op are imported where they are used: only a revision, inside
 # `alembic upgrade`/`downgrade`, needs them, and importing Alembic costs `orgmig sync` (which takes
 # migration_lock from here) a fifth of a second of start-up.
+
+def lost_connection(exc: BaseException, url) -> DatabaseError:
+    """The one line for alembic's own connection lost mid-migration (a server restart, an ended
+    session): its batches reconnect by themselves, but it records the applied revisions and
+    holds the migration lock, so the command stops; what is committed stays, and the same
+    command resumes from there."""
+    return DatabaseError(db.scrub(
+        f"lost the connection to {db.redact(url)} during the migration ({db.error_summary(exc)}): the"
+        " server restarted or ended the session. Nothing is lost: run the same command again: it resumes"
+        " where it stopped", url))
+
 
 def x_arguments() -> dict[str, str]:
     """`alembic -x name=value` arguments; an unknown name is a one-line error."""

@@ -24,7 +24,8 @@ VERBS = {
     "demo": ("demo",), "status": ("status",), "report": ("report",), "verify": ("verify",),
     "control": ("pause", "resume"), "work": ("work",), "seed": ("seed-legacy",), "export": ("export",),
     "sync": ("sync",), "reconcile": ("reconcile",), "writeback": ("writeback",),
-    "migrate_user": ("migrate-user",), "rollback_preview": ("rollback-preview",), "serve": ("serve",),
+    "migrate_user": ("migrate-user",), "finalize": ("finalize",), "rollback_preview": ("rollback-preview",),
+    "serve": ("serve",),
     "collections": ("collections",),
 }
 MODULE_OF = {command: module for module, commands in VERBS.items() for command in commands}

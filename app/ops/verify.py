@@ -22,6 +22,7 @@ from app.config import get_settings
 from app.db import error_summary, redact, transaction
 from app.errors import DatabaseError
 from app.ops import migrations
+from app.steps.user_settings import SQL as CAPTURE
 
 NOTHING_APPLIED = "no orgmig revision is applied to this database: run `alembic upgrade head` first"
 
@@ -88,7 +89,7 @@ def run(engine: Engine) -> list[Check]:
                                 f"alembic/verify/{rev}_*.sql is missing"))
             continue
         checks.extend(run_file(engine, path, rev))
-    return checks + in_progress(engine)
+    return checks + in_progress(engine) + captured_writes(engine)
 
 
 def in_progress(engine: Engine) -> list[Check]:
@@ -109,6 +110,20 @@ def in_progress(engine: Engine) -> list[Check]:
                             f" {r['rows_done']:,}/{r['total_rows']:,} rows ({pct:.1f}%); run the same"
                             " alembic command to finish it"))
     return checks
+
+
+def captured_writes(engine: Engine) -> list[Check]:
+    """While revision 0004's capture is in force (until `orgmig finalize`): a check that fails
+    while captured writes to user_settings wait to be applied, since the checks of 0004 then
+    describe the new tables as they were before those writes."""
+    with engine.connect() as conn:
+        if not conn.execute(CAPTURE("capture.installed")).scalar_one():
+            return []
+        pending = conn.execute(CAPTURE("capture.pending")).scalar_one()
+    detail = ("all applied; the capture is in force until `orgmig finalize`" if not pending else
+              f"{pending:,} captured writes wait to be applied: run `orgmig work` (or `orgmig finalize`,"
+              " once the application no longer writes user_settings)")
+    return [Check("0004", "-", "application writes to user_settings applied to the new tables", not pending, detail)]
 
 
 def as_json(checks: list[Check]) -> str:

@@ -34,9 +34,21 @@ from app.schema.legacy import SECRET_COLUMNS, SETTINGS_COLUMNS, orgmig_baseline,
 from app.schema.org import org, org_user, role, settings, user
 from app.schema.writeback import orgmig_writeback
 
+# Not part of the model: alembic's version table, and what revision 0004 installs to capture the
+# application's writes to user_settings until `orgmig finalize` removes it (the change log and
+# an index on the link table; app/steps/user_settings/capture.sql).
+NOT_MODELLED = frozenset({"alembic_version", "orgmig_user_settings_change", "ix_orgmig_user_settings_link_user_id"})
+
+
+def include_object(obj, name, type_, reflected, compare_to) -> bool:
+    """Alembic's `include_object` for comparing this model with a database."""
+    return not (reflected and compare_to is None and name in NOT_MODELLED)
+
+
 __all__ = [
-    "NOW", "SECRET_COLUMNS", "SETTINGS_COLUMNS", "SNAPSHOT_TABLES", "TSTZ", "facility",
-    "idp_export_cursor", "idp_export_run", "idp_group", "idp_membership", "idp_user", "metadata",
+    "NOT_MODELLED", "NOW", "SECRET_COLUMNS", "SETTINGS_COLUMNS", "SNAPSHOT_TABLES", "TSTZ", "facility",
+    "idp_export_cursor", "idp_export_run", "idp_group", "idp_membership", "idp_user", "include_object",
+    "metadata",
     "org", "org_user", "org_user_facility", "orgmig_baseline", "orgmig_batch",
     "orgmig_created_row", "orgmig_identity_group", "orgmig_identity_todo", "orgmig_identity_undo", "orgmig_report",
     "orgmig_run", "orgmig_writeback", "orgmig_user_settings_link", "role", "settings", "user", "user_identity",

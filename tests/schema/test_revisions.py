@@ -8,7 +8,7 @@ from alembic.runtime.migration import MigrationContext
 from pytest_alembic import tests as pa_tests
 
 from app.ops import migrations, verify
-from app.schema import metadata
+from app.schema import include_object, metadata
 from tests.support.db import catalog, execute, scalar, table_md5
 from tests.support.legacy import create_legacy_table
 
@@ -101,7 +101,7 @@ def test_model_matches_migrated_database(engine, alembic_cfg):
             opts={
                 "compare_type": True,
                 "compare_server_default": True,
-                "include_object": lambda o, n, t, r, c: not (t == "table" and n == "alembic_version"),
+                "include_object": include_object,
             },
         )
         assert compare_metadata(ctx, metadata) == []

@@ -1,6 +1,6 @@
 """The application writes to user_settings while revision 0004 runs (inserts, updates, deletes,
 keycloak_user_id changes that move winners): the result is what migrating the final table in one
-go gives, and the capture leaves no trace."""
+go gives; the capture stays until `orgmig finalize`, which leaves no trace of it."""
 
 from __future__ import annotations
 
@@ -9,16 +9,14 @@ import subprocess
 import threading
 import time
 
-import psycopg
 from sqlalchemy import text
 from sqlalchemy.pool import NullPool
 
 from app.db import make_engine
 from app.ops import migrations, verify
-from app.ops.databases import libpq
 from app.ops.seed import seed_legacy
 from tests.support.db import scalar
-from tests.support.migrate import ROOT, alembic_cmd, alembic_env, outcome, run_alembic
+from tests.support.migrate import ROOT, alembic_cmd, alembic_env, orgmig, outcome, outcome_from_scratch
 
 
 def _writer(url, stop: threading.Event, done: list, seed: int) -> None:
@@ -81,6 +79,11 @@ def test_writes_during_the_upgrade_end_in_their_final_state(pg_server, engine, a
     _, err = upgrade.communicate(timeout=300)
     assert upgrade.returncode == 0, err
     assert len(done) > 50 and {"insert", "insert_dup", "update", "update_kc", "delete"} <= set(done), done
+    # the capture stays after the run, with nothing left to apply
+    assert scalar(engine, "SELECT count(*) FROM orgmig_user_settings_change") == 0
+    assert [c for c in verify.run(engine) if not c.ok] == []
+    done = orgmig(engine.url, "finalize")
+    assert done.returncode == 0, done.stderr
     # no trace of the capture
     assert scalar(engine, "SELECT to_regclass('orgmig_user_settings_change')") is None
     assert scalar(engine, "SELECT count(*) FROM pg_trigger WHERE tgname = 'orgmig_capture'") == 0
@@ -88,17 +91,4 @@ def test_writes_during_the_upgrade_end_in_their_final_state(pg_server, engine, a
     assert scalar(engine, "SELECT to_regclass('ix_orgmig_user_settings_link_user_id')") is None
     assert [c for c in verify.run(engine) if not c.ok] == []
     # the same result as migrating the final user_settings in one go
-    reference = pg_server.create("orgmig_live_ref")
-    ref = make_engine(reference, poolclass=NullPool)
-    try:
-        migrations.upgrade(migrations.alembic_config(reference), "0003")
-        with psycopg.connect(libpq(engine.url)) as src, psycopg.connect(libpq(reference)) as dst:
-            with src.cursor().copy("COPY user_settings TO STDOUT (FORMAT binary)") as out, \
-                    dst.cursor().copy("COPY user_settings FROM STDIN (FORMAT binary)") as into:
-                for chunk in out:
-                    into.write(chunk)
-        assert run_alembic(reference, "upgrade", "0004").returncode == 0
-        assert outcome(engine) == outcome(ref)
-    finally:
-        ref.dispose()
-        pg_server.drop(reference)
+    assert outcome(engine) == outcome_from_scratch(pg_server, engine)

@@ -7,8 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import URL
+from sqlalchemy.pool import NullPool
+
+from app.db import make_engine
+from app.ops import migrations
+from app.ops.databases import libpq
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,3 +84,23 @@ def run_alembic(url: URL, *args: str, timeout: float = 180, **env: str) -> subpr
 def orgmig(url: URL, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT,
                           env=alembic_env(url, **env), capture_output=True, text=True, timeout=timeout)
+
+
+def outcome_from_scratch(pg_server, engine: Engine, target: str = "0004") -> dict:
+    """What migrating `engine`'s user_settings as it is now in one go gives: the table copied into
+    a fresh database, upgraded there to `target`."""
+    reference = pg_server.create("orgmig_ref")
+    ref = make_engine(reference, poolclass=NullPool)
+    try:
+        migrations.upgrade(migrations.alembic_config(reference), "0003")
+        with psycopg.connect(libpq(engine.url)) as src, psycopg.connect(libpq(reference)) as dst:
+            with src.cursor().copy("COPY user_settings TO STDOUT (FORMAT binary)") as out, \
+                    dst.cursor().copy("COPY user_settings FROM STDIN (FORMAT binary)") as into:
+                for chunk in out:
+                    into.write(chunk)
+        done = run_alembic(reference, "upgrade", target)
+        assert done.returncode == 0, done.stderr
+        return outcome(ref)
+    finally:
+        ref.dispose()
+        pg_server.drop(reference)

@@ -83,8 +83,15 @@ class UserSettingsToOrg(Step):
         if direction == "upgrade":
             # Before the run's key range is fixed: every write after this point is captured.
             conn.exec_driver_sql(SQL.source("capture.install"))
-            log.info("%s: the application's writes to user_settings during the run are captured and"
-                     " applied at its end", self.name)
+            log.info("%s: the application's writes to user_settings are captured from now on and"
+                     " applied to the new tables until `orgmig finalize`", self.name)
+        elif conn.execute(SQL("capture.installed")).scalar_one():
+            # Before the downgrade's key range is fixed: what the application wrote to
+            # user_settings since the upgrade reaches the new tables first (so the write-back
+            # of the new tables' values cannot undo it), and the capture ends.
+            while apply_changes(self, conn, None, limit=DRAIN_CHUNK):
+                pass
+            self.end_capture(conn, None)
 
     def prepare(self, conn: Connection, direction: str, run_id: int) -> str:
         if direction == "upgrade":
@@ -123,10 +130,7 @@ class UserSettingsToOrg(Step):
     def check_downgrade(self, conn: Connection, allow_data_loss: bool) -> None:
         counts = dict(conn.execute(SQL("dependent_rows"), {**ALL_KEYS, "ids": None, "delete": False}).mappings().one())
         counts.pop("written")
-        for tbl, col, target in conn.execute(SQL("guard.foreign_refs")).all():
-            created, key = ("created_org", "org_id") if target == "org" else ("created_user", "user_id")
-            n = conn.execute(SQL("guard.referencing_rows", table=tbl, column=col, target_key=key,
-                                 created=created)).scalar_one()
+        for (tbl, col, target), n in self.referencing_rows(conn).items():
             if n and allow_data_loss:
                 # Even with allow_data_loss: these rows are the application's, in tables orgmig
                 # does not own, so it never deletes them.
@@ -142,6 +146,27 @@ class UserSettingsToOrg(Step):
                 f"refusing to downgrade {self.name}: the application created rows that depend on"
                 f" rows this migration created ({listing}). Nothing was deleted. To delete those"
                 f" rows too, run the downgrade again with -x allow_data_loss=true")
+
+    @staticmethod
+    def foreign_refs(conn: Connection) -> list[tuple[str, str, str, str, str]]:
+        """(table, column, org or "user", the link's created flag, the link's key) of every other
+        table with a foreign key into org or "user" (the application's own, the identity step's)."""
+        return [(tbl, col, target, *(("created_org", "org_id") if target == "org" else ("created_user", "user_id")))
+                for tbl, col, target in conn.execute(SQL("guard.foreign_refs")).all()]
+
+    def referencing_rows(self, conn: Connection) -> dict[tuple[str, str, str], int]:
+        """{(table, column, target): rows referencing rows the upgrade created}, over every link."""
+        return {(tbl, col, target): conn.execute(SQL("guard.referencing_rows", table=tbl, column=col, target_key=key,
+                                                     created=created)).scalar_one()
+                for tbl, col, target, created, key in self.foreign_refs(conn)}
+
+    def referenced(self, conn: Connection, ids: list[int]) -> set[int]:
+        """Which of the legacy rows `ids` have a migrated user or org another table references."""
+        found: set[int] = set()
+        for tbl, col, _, created, key in self.foreign_refs(conn):
+            found.update(conn.execute(SQL("guard.referenced_links", table=tbl, column=col, target_key=key,
+                                          created=created), {"ids": ids}).scalars())
+        return found
 
     def upgrade(self, conn: Connection, batch: Batch) -> BatchResult:
         r = self.migrate(conn, batch.start, batch.end, batch.max_key, batch.run_id, batch.state)
@@ -182,20 +207,34 @@ class UserSettingsToOrg(Step):
         apply_changes(self, conn, run_id, limit=DRAIN_CHUNK)
         return conn.execute(SQL("capture.pending")).scalar_one() > DRAIN_CHUNK // 10
 
+    def end_capture(self, conn: Connection, run_id: int | None) -> int:
+        """The contract step (`orgmig finalize`, a downgrade): the tables to itself (capture.lock),
+        the last captured changes applied, the capture removed; returns the changes applied."""
+        conn.exec_driver_sql(SQL.source("capture.lock"))
+        applied = 0
+        while taken := apply_changes(self, conn, run_id, limit=DRAIN_CHUNK):
+            applied += taken
+        conn.exec_driver_sql(SQL.source("capture.remove"))
+        return applied
+
     def finish(self, conn: Connection, direction: str, run_id: int) -> None:
+        if direction == "upgrade":
+            # The changes captured up to now are applied (the drain brought them under a tenth
+            # of a drain's share); the capture stays, and so do the application's later writes,
+            # until `orgmig finalize`.
+            if conn.execute(SQL("capture.installed")).scalar_one():
+                apply_changes(self, conn, run_id, limit=DRAIN_CHUNK)
+            return
         if conn.execute(SQL("capture.installed")).scalar_one():
-            if direction == "upgrade":
-                conn.execute(SQL("capture.lock"))
-                while apply_changes(self, conn, run_id, limit=DRAIN_CHUNK):
-                    pass
+            # (a downgrade resumed from before its plan ended the capture)
+            conn.exec_driver_sql(SQL.source("capture.lock"))
             conn.exec_driver_sql(SQL.source("capture.remove"))
-        if direction == "downgrade":
-            added = self.write_back_new_users(conn)
-            if added:
-                log.info("%s: %d users the application created through the new tables got a legacy row",
-                         self.name, added)
-            conn.execute(SQL("run.forget_reports"), {"step": self.name})
-            remove_roles(conn, self.name)
+        added = self.write_back_new_users(conn)
+        if added:
+            log.info("%s: %d users the application created through the new tables got a legacy row",
+                     self.name, added)
+        conn.execute(SQL("run.forget_reports"), {"step": self.name})
+        remove_roles(conn, self.name)
 
     def summary(self, conn: Connection, direction: str, run_id: int) -> dict[str, int]:
         r = conn.execute(SQL("run.summary")).mappings().one()
@@ -206,15 +245,17 @@ class UserSettingsToOrg(Step):
         return summary
 
 
-
-def apply_changes(step: UserSettingsToOrg, conn: Connection, run_id: int, limit: int) -> int:
+def apply_changes(step: UserSettingsToOrg, conn: Connection, run_id: int | None, limit: int) -> int:
     """Up to `limit` captured changes applied (capture.sql says how); returns how many were taken."""
     for name, value in {**step.batch_settings}.items():
         conn.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
     taken = conn.execute(SQL("capture.take"), {"n": limit}).mappings().one()
     if taken["moved"]:
         ids = conn.execute(SQL("capture.group_ids"), {"moved": taken["moved"], "groups": taken["groups"]}).scalar_one()
-        kept = [i for i in ids if any(v for k, v in conn.execute(
+        # Built on: rows of the application's (or the identity step's: a user_identity link
+        # would go with its user, on delete cascade) that hang on what was migrated.
+        referenced = step.referenced(conn, ids)
+        kept = [i for i in ids if i in referenced or any(v for k, v in conn.execute(
             SQL("dependent_rows"), {"start": i, "end": i, "ids": None, "delete": False}).mappings().one().items()
             if k != "written")]
         again = [i for i in ids if i not in kept]

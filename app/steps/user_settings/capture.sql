@@ -1,14 +1,16 @@
--- Step user_settings_to_org: the application's writes to user_settings while the upgrade runs.
--- A trigger records each inserted, updated or deleted row (its id, and its keycloak_user_id
--- before and after) in orgmig_user_settings_change; at the end of the run the changes are
--- drained: a row updated in place (same keycloak_user_id) has its settings and user values
--- updated where the upgrade created them; an inserted or deleted row, or one whose
+-- Step user_settings_to_org: the application's writes to user_settings, from the start of
+-- revision 0004's run until `orgmig finalize` (expand, then contract, as pgroll keeps old and new
+-- in step until `complete`). A trigger records each inserted, updated or deleted row (its id, and
+-- its keycloak_user_id before and after) in orgmig_user_settings_change; the changes are drained
+-- after the run's last batch, by every later drain (`orgmig work`, `orgmig finalize`) and
+-- before a downgrade: a row updated in place (same keycloak_user_id) has its settings and user
+-- values updated where the upgrade created them; an inserted or deleted row, or one whose
 -- keycloak_user_id changed, has its whole keycloak_user_id group (before and after) migrated
 -- again: what the upgrade created for it is removed and the group's current rows go through the
--- batch statement, so the winner and the reports are what migrating the final table gives. The
--- last drain holds a lock that makes the application's writes wait, then removes the capture.
--- Installed when the run starts (with an index on the link table's user_id for the drain),
--- removed when it finishes or is rolled back: no trace after.
+-- batch statement, so the winner and the reports are what migrating the final table gives.
+-- Installed when the run starts (with an index on the link table's user_id for the drain);
+-- `orgmig finalize` (or a downgrade of 0004) takes the locks below, drains the last changes and
+-- removes it all: no trace after.
 
 -- name: install
 CREATE TABLE IF NOT EXISTS orgmig_user_settings_change (
@@ -47,16 +49,27 @@ CREATE TRIGGER orgmig_capture AFTER INSERT OR UPDATE OR DELETE ON user_settings
 -- name: installed
 SELECT to_regclass('orgmig_user_settings_change') IS NOT NULL;
 
+-- name: lock
+-- Before the capture is removed: the tables it touches, to itself, in one statement and in the
+-- order the login path reads them (the link table, then user_settings), waiting at most half of
+-- deadlock_timeout (or lock_timeout, if lower) so that it is this transaction that gives up (and
+-- is retried) whenever it waits on an application transaction that waits on it: the
+-- application's transactions never meet a deadlock here. The application's reads and writes of
+-- user_settings wait (each at most its own lock timeout) until the transaction commits.
+SELECT set_config('orgmig.lock_timeout', current_setting('lock_timeout'), true),
+       set_config('lock_timeout', least(
+           nullif(extract(epoch FROM current_setting('lock_timeout')::interval) * 1000, 0),
+           greatest(1, extract(epoch FROM current_setting('deadlock_timeout')::interval) * 500)
+       )::integer || 'ms', true);
+LOCK TABLE orgmig_user_settings_link, user_settings, orgmig_user_settings_change IN ACCESS EXCLUSIVE MODE;
+SELECT set_config('lock_timeout', current_setting('orgmig.lock_timeout'), true);
+
 -- name: remove
+-- (after `lock`, in the same transaction: nothing below waits)
 DROP TRIGGER IF EXISTS orgmig_capture ON user_settings;
 DROP FUNCTION IF EXISTS orgmig_capture_user_settings();
 DROP TABLE IF EXISTS orgmig_user_settings_change;
 DROP INDEX IF EXISTS ix_orgmig_user_settings_link_user_id;
-
--- name: lock
--- The last drain: the application's writes to user_settings wait (at most the lock timeout
--- each, then they retry) until the capture is gone.
-LOCK TABLE user_settings IN SHARE ROW EXCLUSIVE MODE;
 
 -- name: take
 -- Up to :n changes, oldest first, out of the log: each drain transaction owns what it takes.

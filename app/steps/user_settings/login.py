@@ -8,8 +8,10 @@ Safe beside the bulk run and beside itself: calls for the same keycloak_user_id 
 transaction advisory lock, so they run one after the other; a row the bulk run inserts in between
 makes the statement fail with a unique violation or a concurrent change, and the attempt is
 rolled back to its savepoint and made again, which then finds the row and links to it. No
-duplicate-key error reaches the caller. A migrated user is a no-op; an unmigratable one (a
-blank id, a losing duplicate) gets the same reports as the batch gives it, and None.
+duplicate-key error reaches the caller, and neither does a deadlock or a lock timeout while
+attempts remain (after the last one, LoginMigrationError: the caller's transaction is intact).
+A migrated user is a no-op; an unmigratable one (a blank id, a losing duplicate) gets the same
+reports as the batch gives it, and None.
 
 Inside the caller's transaction the work is a savepoint and the lock is held until the caller
 commits; on a connection outside a transaction it commits itself.
@@ -17,6 +19,7 @@ commits; on a connection outside a transaction it commits itself.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -29,6 +32,10 @@ from app.steps.roles import ensure_roles
 from app.steps.user_settings import ROLES, SQL, STEP
 
 ATTEMPTS = 5
+# Deadlocks and lock timeouts are retried after a short, jittered wait (a unique violation or a
+# concurrent change at once: the retry finds the row the other writer committed).
+WAIT_BEFORE_RETRY = {"40P01", "55P03"}
+RETRY_WAIT_S, RETRY_WAIT_CAP_S = 0.05, 1.0
 LAST_KEY = 2**31 - 1
 # What the batch sets for its transaction, set here for the statement; inside the caller's
 # transaction put back after it (releasing a savepoint keeps SET LOCAL values, so the caller's
@@ -84,21 +91,18 @@ def migrate_user(conn: Connection, keycloak_user_id: str) -> MigratedUser | None
     reported); return the user and its personal org, or None when nothing could be migrated
     (no legacy row, or only rows that are reported)."""
     own = not conn.in_transaction()
-    if not own:
-        # Already migrated (the common case at every later login): one indexed read, no lock.
-        found = conn.execute(SQL("run.migrated"), {"k": keycloak_user_id}).first()
-        if found is not None:
-            return MigratedUser(found.user_id, found.org_id, False)
     for attempt in range(1, ATTEMPTS + 1):
+        # Inside the caller's transaction every attempt, its first read included, is a savepoint:
+        # a deadlock or a lock timeout (the capture's removal taking user_settings and the link
+        # table, say) rolls back to it and the attempt is made again, the caller's transaction
+        # intact; in a transaction of its own the same read begins the transaction that migrates.
         tx = conn.begin() if own else conn.begin_nested()
         try:
-            if own:
-                # The same read, first in the transaction that migrates otherwise (one round trip
-                # to begin it and one to commit it, for either answer).
-                found = conn.execute(SQL("run.migrated"), {"k": keycloak_user_id}).first()
-                if found is not None:
-                    tx.commit()
-                    return MigratedUser(found.user_id, found.org_id, False)
+            # Already migrated (the common case at every later login): one indexed read.
+            found = conn.execute(SQL("run.migrated"), {"k": keycloak_user_id}).first()
+            if found is not None:
+                tx.commit()
+                return MigratedUser(found.user_id, found.org_id, False)
             winner, linked = _attempt(conn, keycloak_user_id, own)
             found = conn.execute(SQL("run.link_of"), {"id": winner}).first() if winner else None
             tx.commit()
@@ -111,4 +115,7 @@ def migrate_user(conn: Connection, keycloak_user_id: str) -> MigratedUser | None
                         f"user {keycloak_user_id!r} could not be migrated now ({db.error_summary(exc)}"
                         f" after {attempt} attempts); the bulk run migrates it") from None
                 raise
+            if db.sqlstate(exc) in WAIT_BEFORE_RETRY:
+                # Whoever it waited on holds its locks a moment longer: not straight back into it.
+                time.sleep(db.backoff(attempt, RETRY_WAIT_S, RETRY_WAIT_CAP_S))
     return None
