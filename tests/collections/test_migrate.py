@@ -251,3 +251,51 @@ def test_a_report_that_cannot_be_written_ends_the_run(rdb, app_db, monkeypatch):
     monkeypatch.setattr(run.reports, "record", broken)
     with pytest.raises(RuntimeError, match="the report table is gone"):
         migrate_all(rdb, app_db, chunk=2)
+
+
+def _big(cid: int, name: str, members: list) -> dict:
+    return {"id": cid, "name": name, "created": "2024-01-01T00:00:00Z", "changed": "2024-01-01T00:00:00Z",
+            "num_members": len(members), "members": members}
+
+
+def test_a_collection_with_a_15_digit_id_already_there_is_not_added_again(rdb, app_db):
+    # Lua's cjson reads numbers as doubles: 123456789012345 became "1.2345678901234e+14" and never
+    # matched the moved id, so the same collection was appended a second time.
+    (uid,) = add_users(app_db, "big@x.org")
+    rdb.hset("collections2", str(uid), orjson.dumps([_big(123456789012345, "Copied", ["BXD:7", 12345678901234567])]))
+    add_account(rdb, "old-big", "big@x.org")
+    add_collections(rdb, "old-big", [dict(legacy_collection("ignored", "Copied", []),
+                                          id=123456789012345, members=["BXD:7", 12345678901234567])])
+    result = migrate_all(rdb, app_db)
+    assert result.counts["collections_already_there"] == 1 and result.counts["collections_added"] == 0
+    assert [c["id"] for c in new_value(rdb, uid)] == [123456789012345]
+    assert reports(app_db) == []
+
+
+def test_another_collection_under_a_17_digit_id_is_a_clash(rdb, app_db):
+    # 12345678901234567 is not a double: it was read as 12345678901234568 and the moved collection
+    # was appended under the id the list already held, without an id_clash report.
+    (uid,) = add_users(app_db, "big@x.org")
+    rdb.hset("collections2", str(uid), orjson.dumps([_big(12345678901234567, "Made in the new app", [])]))
+    add_account(rdb, "old-big", "big@x.org")
+    add_collections(rdb, "old-big", [dict(legacy_collection("ignored", "Old one", ["BXD:1"]), id=12345678901234567),
+                                     dict(legacy_collection("ignored", "Other", []), id=12345678901234568)])
+    result = migrate_all(rdb, app_db)
+    new_id = str(uuid.uuid5(CLASH_NAMESPACE, "old-big/12345678901234567"))
+    assert result.counts["id_clashes"] == 1 and result.counts["collections_added"] == 2
+    assert [c["id"] for c in new_value(rdb, uid)] == [12345678901234567, new_id, 12345678901234568]
+    ((old, reason, migrated, detail),) = reports(app_db)
+    assert (old, reason, migrated) == ("old-big", "id_clash", True)
+    assert detail["clashes"] == [{"id": "12345678901234567", "moved_as": new_id}]
+
+
+def test_a_number_member_and_its_digits_as_text_are_not_the_same_collection(rdb, app_db):
+    (uid,) = add_users(app_db, "m@x.org")
+    rdb.hset("collections2", str(uid), orjson.dumps([_big(7, "Set", [12345678901234567])]))
+    add_account(rdb, "old-m", "m@x.org")
+    add_collections(rdb, "old-m", [dict(legacy_collection("ignored", "Set", ["12345678901234567"]), id=7),
+                                   dict(legacy_collection("ignored", "Set", [12345678901234568]), id="7")])
+    result = migrate_all(rdb, app_db)
+    assert result.counts["id_clashes"] == 2 and result.counts["collections_already_there"] == 0
+    assert [c["members"] for c in new_value(rdb, uid)] == [[12345678901234567], ["12345678901234567"],
+                                                          [12345678901234568]]
