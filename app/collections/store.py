@@ -3,6 +3,7 @@ names, the two scripts and streaming reads of the hashes."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from collections.abc import Iterator
@@ -30,6 +31,8 @@ class Keys:
     target: str = "collections2"
     marker: str = "collections_migrated"
     digest: str = "collections_migrated_sha1"
+    email_index: str = "collections_email_index"  # normalised email -> old ids (email_index.py)
+    email_index_meta: str = "collections_email_index_meta"
 
 
 KEYS = Keys()
@@ -63,6 +66,36 @@ def connect(url: str | None = None) -> redis.Redis:
     except redis.RedisError as exc:
         raise DatabaseError(f"cannot connect to Redis at {shown}: {explain(exc)}") from None
     return client
+
+
+RESUMES = "a rerun resumes where this one stopped (the accounts moved already are skipped)"
+
+
+def where(client: redis.Redis) -> str:
+    """The URL of the Redis `client` talks to, without a password."""
+    pool = client.connection_pool
+    kw = pool.connection_kwargs
+    db = int(kw.get("db") or 0)
+    if "path" in kw:
+        return f"unix://{kw['path']}" + (f"?db={db}" if db else "")
+    scheme = "rediss" if issubclass(pool.connection_class, redis.SSLConnection) else "redis"
+    return f"{scheme}://{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{db}"
+
+
+def failed(client: redis.Redis, doing: str, exc: BaseException | str, then: str = RESUMES) -> DatabaseError:
+    """A Redis failure as the one line a person reads: which Redis, what it was doing, and what
+    to do."""
+    return DatabaseError(f"Redis at {where(client)} stopped answering {doing} ({explain(exc)}): {then}")
+
+
+@contextlib.contextmanager
+def answering(client: redis.Redis, doing: str, then: str = RESUMES) -> Iterator[None]:
+    """Redis errors (a connection lost, a timeout, an error reply) inside the block end it as
+    `failed(...)`: one line, not a traceback."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise failed(client, doing, exc, then) from None
 
 
 def explain(exc: BaseException | str) -> str:

@@ -7,10 +7,10 @@ import threading
 import orjson
 import redis
 
-from app.collections import migrate_all, migrate_user, moves
+from app.collections import migrate_all, moves
 from app.collections.legacy import read_collections
 from app.collections.moves import Move, Mover
-from tests.support.collections import add_account, add_collections, add_users, legacy_collection, new_value
+from tests.support.collections import add_account, add_collections, add_users, legacy_collection, migrate_one, new_value
 
 
 def _between_read_and_move(monkeypatch, action) -> list:
@@ -37,7 +37,7 @@ def test_an_edit_of_the_users_new_key_during_the_migration_is_kept(rdb, app_db, 
     edit = b'[{"id":"n1","name":"Created while migrating","members":["NEW:1"],"num_members":1}]'
     calls = _between_read_and_move(monkeypatch, lambda: app.hset("collections2", str(uid), edit))
 
-    result = migrate_user(rdb, app_db, uid)
+    result = migrate_one(app_db, rdb, uid)
     assert calls and result.counts["moved"] == 1
     assert [c["id"] for c in new_value(rdb, uid)] == ["n1", "c1"]
     assert new_value(rdb, uid)[0] == orjson.loads(edit)[0]

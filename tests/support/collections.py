@@ -12,6 +12,7 @@ import pytest
 import redis
 from sqlalchemy import Engine, text
 
+from app.collections import per_user
 from app.ops import migrations
 
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/13"
@@ -90,3 +91,15 @@ def reports(engine: Engine) -> list[tuple[str, str, bool, dict]]:
     with engine.connect() as conn:
         return sorted((d["old_id"], reason, migrated, d) for reason, migrated, d in conn.execute(text(
             "SELECT reason, migrated, detail FROM orgmig_report WHERE step = 'collections'")))
+
+
+def migrate_one(engine: Engine, r: redis.Redis, user_id: int, **options):
+    """`per_user.migrate_for_user` in a transaction of its own, committed."""
+    with engine.begin() as conn:
+        return per_user.migrate_for_user(conn, r, user_id, **options)
+
+
+def import_anon(engine: Engine, r: redis.Redis, user_id: int, anon_id: str, **options):
+    """`per_user.import_anonymous` in a transaction of its own, committed."""
+    with engine.begin() as conn:
+        return per_user.import_anonymous(conn, r, user_id, anon_id, **options)
