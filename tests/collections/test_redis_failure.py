@@ -4,47 +4,17 @@ Unix socket and kills (never the machine's shared one)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
-import pytest
 import redis
 
 from tests.support.collections import add_users, legacy_collection
 from tests.support.migrate import ROOT, alembic_env
 
 ACCOUNTS = 50_000
-
-
-@pytest.fixture
-def private_redis() -> Iterator[tuple[subprocess.Popen, str]]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("no redis-server on PATH")
-    folder = Path(tempfile.mkdtemp(prefix="orgmig-redis-", dir="/tmp"))
-    sock = folder / "redis.sock"
-    server = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", str(sock), "--save", "",
-                               "--appendonly", "no", "--dir", str(folder)], stdout=subprocess.DEVNULL)
-    url = f"unix://{sock}"
-    try:
-        for _ in range(200):
-            try:
-                if redis.Redis.from_url(url).ping():
-                    break
-            except redis.RedisError:
-                time.sleep(0.025)
-        else:
-            pytest.fail("the private redis-server did not start")
-        yield server, url
-    finally:
-        server.kill()
-        server.wait()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_redis_dying_while_the_run_reads_ends_in_one_line(private_redis, app_db):
