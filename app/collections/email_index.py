@@ -68,8 +68,9 @@ def rebuild(client: redis.Redis) -> int:
     return len(items)
 
 
-def old_ids(client: redis.Redis, email: str) -> list[str]:
-    """The old accounts whose `users` value holds `email` (normalised) now, sorted."""
+def old_ids(client: redis.Redis, email: str, *also: str) -> tuple[list[str], list[list[bytes | None]]]:
+    """The old accounts whose `users` value holds `email` (normalised) now, sorted; and for each
+    hash named in `also`, the values of their fields there (read in the same round trip)."""
     pipe = client.pipeline(transaction=False)
     pipe.hlen(KEYS.legacy_users)
     pipe.hget(KEYS.email_index_meta, USERS_FIELDS)
@@ -79,16 +80,21 @@ def old_ids(client: redis.Redis, email: str) -> list[str]:
         rebuild(client)
         found = client.hget(KEYS.email_index, _raw(email))
     if found is None:
-        return []
+        return [], [[] for _ in also]
     ids = _ids(found)
-    values = client.hmget(KEYS.legacy_users, [_raw(o) for o in ids])
-    out = []
-    for old_id, raw in zip(ids, values, strict=True):
-        if raw is None:
-            continue
-        try:
-            if legacy.read_account(old_id, raw).email == email:
-                out.append(old_id)
-        except legacy.Malformed:
-            continue
-    return out
+    fields = [_raw(o) for o in ids]
+    pipe = client.pipeline(transaction=False)
+    for key in (KEYS.legacy_users, *also):
+        pipe.hmget(key, fields)
+    values, *others = pipe.execute()
+    keep = [i for i, (old_id, raw) in enumerate(zip(ids, values, strict=True)) if _holds(old_id, raw, email)]
+    return [ids[i] for i in keep], [[other[i] for i in keep] for other in others]
+
+
+def _holds(old_id: str, raw: bytes | None, email: str) -> bool:
+    if raw is None:
+        return False
+    try:
+        return legacy.read_account(old_id, raw).email == email
+    except legacy.Malformed:
+        return False

@@ -112,15 +112,11 @@ def _find(conn: Connection, client: redis.Redis, app_user_id: int) -> _Found:
         if legacy.normalize_email(other) == email:
             users.by_email[email].append(user_id)
     with answering(client, "while looking up the old account"):
-        olds = email_index.old_ids(client, email)
-        accounts = matching.OldAccounts()
-        for old_id in olds:
-            accounts.email_of[old_id] = email
-        accounts.by_email[email] = olds
-        pipe = client.pipeline(transaction=False)
-        pipe.hmget(KEYS.marker, [raw(o) for o in olds])
-        pipe.hmget(KEYS.legacy, [raw(o) for o in olds])
-        marks, values = pipe.execute() if olds else ([], [])
+        olds, (marks, values) = email_index.old_ids(client, email, KEYS.marker, KEYS.legacy)
+    accounts = matching.OldAccounts()
+    for old_id in olds:
+        accounts.email_of[old_id] = email
+    accounts.by_email[email] = olds
     walker = Walker(client, users, accounts, {o: int(m) for o, m in zip(olds, marks, strict=True) if m is not None})
     batch = [walker.decide(o, v) if v is not None or o in walker.done else Decision(o, "gone", app_user_id)
              for o, v in zip(olds, values, strict=True)]
