@@ -11,7 +11,8 @@ A lookup rebuilds the index first when it is missing or `users` has another numb
 (an account registered or deleted since), and checks every old id it finds against its current
 `users` value: an account whose email changed since no longer holds the address. The rebuild
 reads `users` once with HSCAN into a scratch key and renames it over the index, so a lookup
-meanwhile reads the previous index whole or the new one whole.
+meanwhile reads the previous index whole or the new one whole. One caller rebuilds at a time
+(`collections_email_index_lock`); the others wait for it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from app.collections.store import KEYS, scan_hash
 from app.collections.store import text as as_text
 
 USERS_FIELDS = "users_fields"
+# Deletes the lock only while it is still the caller's (its time may have run out).
+_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+LOCK_MS = 60_000  # how long a rebuild may hold the lock (about a second per 100,000 accounts)
 
 
 def _ids(value: bytes) -> list[str]:
@@ -68,6 +72,22 @@ def rebuild(client: redis.Redis) -> int:
     return len(items)
 
 
+def refresh(client: redis.Redis) -> None:
+    """`rebuild`, by one caller at a time: the others (a burst of logins after an account was
+    registered in the old application) wait for its build instead of each reading `users` again,
+    then use the index it built."""
+    token = uuid.uuid4().hex
+    if client.set(KEYS.email_index_lock, token, nx=True, px=LOCK_MS):
+        try:
+            rebuild(client)
+        finally:
+            client.eval(_RELEASE, 1, KEYS.email_index_lock, token)  # only while it is still ours
+        return
+    deadline = time.monotonic() + LOCK_MS / 1000
+    while client.exists(KEYS.email_index_lock) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def old_ids(client: redis.Redis, email: str, *also: str) -> tuple[list[str], list[list[bytes | None]]]:
     """The old accounts whose `users` value holds `email` (normalised) now, sorted; and for each
     hash named in `also`, the values of their fields there (read in the same round trip)."""
@@ -77,7 +97,7 @@ def old_ids(client: redis.Redis, email: str, *also: str) -> tuple[list[str], lis
     pipe.hget(KEYS.email_index, _raw(email))
     fields, built_from, found = pipe.execute()
     if built_from is None or int(built_from) != fields:
-        rebuild(client)
+        refresh(client)
         found = client.hget(KEYS.email_index, _raw(email))
     if found is None:
         return [], [[] for _ in also]

@@ -33,6 +33,7 @@ class Keys:
     digest: str = "collections_migrated_sha1"
     email_index: str = "collections_email_index"  # normalised email -> old ids (email_index.py)
     email_index_meta: str = "collections_email_index_meta"
+    email_index_lock: str = "collections_email_index_lock"  # held by the one rebuilding it
 
 
 KEYS = Keys()

@@ -4,6 +4,9 @@ account without reading every old account."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import orjson
 import pytest
 import redis
@@ -12,6 +15,7 @@ from app.collections import (
     Offer,
     RegisteredAccount,
     UnknownAppUser,
+    email_index,
     legacy_offer,
     migrate_all,
 )
@@ -181,3 +185,22 @@ def test_the_per_user_path_does_not_read_every_old_account(private_redis, app_db
     stats = r.info("commandstats")
     assert not {"cmdstat_hscan", "cmdstat_hgetall", "cmdstat_hkeys", "cmdstat_hvals", "cmdstat_scan"} & stats.keys()
     assert stats["cmdstat_hmget"]["calls"] <= 6
+
+
+def test_one_caller_rebuilds_a_stale_index_while_the_others_wait(private_redis, app_db):
+    _, url = private_redis
+    r = redis.Redis.from_url(url)
+    uid = _alice(r, app_db)
+    r.set("collections_email_index_lock", "another caller's build")  # another login is rebuilding it
+    r.config_resetstat()
+    answer = {}
+    waiting = threading.Thread(target=lambda: answer.update(offer=offer(app_db, r, uid)))
+    waiting.start()
+    time.sleep(0.3)
+    assert waiting.is_alive()  # waits for the build in progress instead of reading `users` itself
+    assert "cmdstat_hscan" not in r.info("commandstats")
+    email_index.rebuild(r)  # the other caller's build
+    r.delete("collections_email_index_lock")
+    waiting.join(5)
+    assert answer["offer"].old_id == "old-alice" and answer["offer"].collections == 2
+    assert r.info("commandstats")["cmdstat_hscan"]["calls"] == 1  # `users` read once, by that build
