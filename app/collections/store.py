@@ -52,13 +52,14 @@ def redact(url: str) -> str:
     return f"{scheme}://" + re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", after)
 
 
-def connect(url: str | None = None) -> redis.Redis:
+def connect(url: str | None = None, *, timeout: float = 120.0) -> redis.Redis:
     """A client for `url` (default REDIS_URL) that has answered a PING. Replies are bytes: the
-    SHA-1 of a legacy value must be taken over its exact bytes."""
+    SHA-1 of a legacy value must be taken over its exact bytes. `timeout`: seconds a command may
+    wait for its answer (the default suits a bulk run; a login-time caller wants a few)."""
     raw = url or get_settings().redis_url.get_secret_value()
     shown = redact(raw)
     try:
-        client = redis.Redis.from_url(raw.strip(), socket_connect_timeout=10, socket_timeout=120,
+        client = redis.Redis.from_url(raw.strip(), socket_connect_timeout=min(10.0, timeout), socket_timeout=timeout,
                                       health_check_interval=30)
     except ValueError as exc:
         raise ConfigError(f"REDIS_URL is not a valid Redis URL ({shown}): {explain(exc)}") from None
