@@ -13,7 +13,8 @@
    holds ISO 8601 timestamps, the rest of the legacy data is untouched.
 
 4. Per user (`--per-user N`, default 200; 0: none), on the same data restored again: the first
-   lookup's build of the email index, then in this process, on a pooled engine, `legacy_offer`
+   lookup's build of the email index, then in this process, on a pooled engine, after 50 untimed
+   offers for other users, `legacy_offer`
    for N random matchable users and `migrate_for_user` for N others (each in a transaction of its
    own, each checked), and `orgmig collections migrate --user ID` as a child process, start-up
    included, `--cli-runs` times (default 5) for other users; medians and p99 of each.
@@ -63,6 +64,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
 TARGET = 5_000
+WARM_UP = 50  # offers before the timed ones, for other users
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 NAMES = ("Liver traits", "  Hippocampus ", "Gènes du foie", "BXD eQTL", "Körpergewicht", "mouse_set_2",
          "Ａｌｃｏｈｏｌ", "Favourites")
@@ -187,7 +189,9 @@ def ms(seconds: list[float]) -> str:
 def per_user(args, r: redis.Redis, url, ids: list[int], matchable: dict[str, int], rng: random.Random,
              command: list[str], cwd: Path) -> list[str] | None:
     """The per-user figures (lines to print), or None after saying what went wrong."""
-    sample = rng.sample(sorted(matchable.items()), min(len(matchable), 2 * args.per_user + args.cli_runs))
+    warm = WARM_UP if args.per_user else 0
+    sample = rng.sample(sorted(matchable.items()), min(len(matchable), warm + 2 * args.per_user + args.cli_runs))
+    warm_up, sample = sample[:warm], sample[warm:]
     offers, moves, clis = sample[:args.per_user], sample[args.per_user:2 * args.per_user], \
         sample[2 * args.per_user:]
     engine = make_engine(url)  # pooled, as the HTTP service's
@@ -195,6 +199,9 @@ def per_user(args, r: redis.Redis, url, ids: list[int], matchable: dict[str, int
         started = time.perf_counter()
         addresses = email_index.rebuild(r)
         build = time.perf_counter() - started
+        for _, idx in warm_up:  # untimed: the pool's connections, the first reads of the index pages
+            with engine.connect() as conn:
+                legacy_offer(conn, r, ids[idx])
         timed = {"offer": [], "migrate": []}
         for old, idx in offers:
             started = time.perf_counter()
