@@ -12,11 +12,21 @@
 3. Checks each run's result: the marker names every matched account, a sample of moved values
    holds ISO 8601 timestamps, the rest of the legacy data is untouched.
 
+4. Per user (`--per-user N`, default 200; 0: none), on the same data restored again: the first
+   lookup's build of the email index, then in this process, on a pooled engine, after 50 untimed
+   offers for other users, `legacy_offer`
+   for N random matchable users and `migrate_for_user` for N others (each in a transaction of its
+   own, each checked), and `orgmig collections migrate --user ID` as a child process, start-up
+   included, `--cli-runs` times (default 5) for other users; medians and p99 of each.
+   `--checkout DIR` runs the child processes from another checkout of orgmig (the code before a
+   change); `--runs 0` skips the bulk runs.
+
 Users/s counts old accounts with collections (moved or reported) per second of wall time; the
 anonymous ids are walked too but not counted. Target: 5,000 users/s. Exit 0 when met, 1 when
 missed, 2 when the bench could not run.
 
-    python bench/collections.py [--accounts 100000] [--runs 3] [--seed 0]
+    python bench/collections.py [--accounts 100000] [--runs 3] [--seed 0] [--per-user 200]
+                                [--cli-runs 5] [--checkout DIR]
                                 [--database-url URL] [--redis-url redis://127.0.0.1:6379/14]
 """
 
@@ -44,6 +54,7 @@ import redis  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 
+from app.collections import email_index, legacy_offer, migrate_for_user  # noqa: E402
 from app.collections.legacy import normalize_email  # noqa: E402
 from app.db import make_engine, normalize_url, redact  # noqa: E402
 from app.ops import migrations  # noqa: E402
@@ -53,6 +64,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
 TARGET = 5_000
+WARM_UP = 50  # offers before the timed ones, for other users
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 NAMES = ("Liver traits", "  Hippocampus ", "Gènes du foie", "BXD eQTL", "Körpergewicht", "mouse_set_2",
          "Ａｌｃｏｈｏｌ", "Favourites")
@@ -167,17 +179,87 @@ def check(r: redis.Redis, colls: dict, existing: dict, matchable: dict[str, int]
     return None
 
 
+def ms(seconds: list[float]) -> str:
+    """Median and p99 (nearest rank) of `seconds`, in milliseconds."""
+    ordered = sorted(seconds)
+    return f"median {ordered[(len(ordered) - 1) // 2] * 1000:.2f} ms," \
+           f" p99 {ordered[max(0, -(-len(ordered) * 99 // 100) - 1)] * 1000:.2f} ms (n={len(ordered)})"
+
+
+def per_user(args, r: redis.Redis, url, ids: list[int], matchable: dict[str, int], rng: random.Random,
+             command: list[str], cwd: Path) -> list[str] | None:
+    """The per-user figures (lines to print), or None after saying what went wrong."""
+    warm = WARM_UP if args.per_user else 0
+    sample = rng.sample(sorted(matchable.items()), min(len(matchable), warm + 2 * args.per_user + args.cli_runs))
+    warm_up, sample = sample[:warm], sample[warm:]
+    offers, moves, clis = sample[:args.per_user], sample[args.per_user:2 * args.per_user], \
+        sample[2 * args.per_user:]
+    engine = make_engine(url)  # pooled, as the HTTP service's
+    try:
+        started = time.perf_counter()
+        addresses = email_index.rebuild(r)
+        build = time.perf_counter() - started
+        for _, idx in warm_up:  # untimed: the pool's connections, the first reads of the index pages
+            with engine.connect() as conn:
+                legacy_offer(conn, r, ids[idx])
+        timed = {"offer": [], "migrate": []}
+        for old, idx in offers:
+            started = time.perf_counter()
+            with engine.connect() as conn:
+                offer = legacy_offer(conn, r, ids[idx])
+            timed["offer"].append(time.perf_counter() - started)
+            if offer.reason is not None or offer.old_id != old:
+                print(f"bench: the offer for user {ids[idx]} is {offer.to_json()}, expected {old}'s", file=sys.stderr)
+                return None
+        for old, idx in moves:
+            started = time.perf_counter()
+            with engine.begin() as conn:
+                result = migrate_for_user(conn, r, ids[idx])
+            timed["migrate"].append(time.perf_counter() - started)
+            if result.counts["moved"] != 1 or r.hget("collections_migrated", old) != str(ids[idx]).encode():
+                print(f"bench: migrate_for_user({ids[idx]}) moved {dict(result.counts)}", file=sys.stderr)
+                return None
+    finally:
+        engine.dispose()
+    walls = []
+    for old, idx in clis:
+        started = time.perf_counter()
+        at = command.index("--all")
+        proc = subprocess.run([*command[:at], "--user", str(ids[idx]), *command[at + 1:]], cwd=cwd,
+                              capture_output=True, text=True)
+        walls.append(time.perf_counter() - started)
+        if proc.returncode != 0 or r.hget("collections_migrated", old) != str(ids[idx]).encode():
+            print(f"bench: migrate --user {ids[idx]} failed (exit {proc.returncode}): {proc.stderr.strip()[:500]}",
+                  file=sys.stderr)
+            return None
+    lines = [f"index:    built in {build * 1000:.0f} ms ({addresses:,} addresses; once, by the first lookup)"]
+    if offers:
+        lines += [f"offer:    legacy_offer, in process: {ms(timed['offer'])}",
+                  f"migrate:  migrate_for_user, in process: {ms(timed['migrate'])}"]
+    if walls:
+        lines.append(f"cli:      orgmig collections migrate --user ID, child process: {ms(walls)}"
+                     + (f" (code of {cwd})" if cwd != ROOT else ""))
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--accounts", type=int, default=100_000, help="old accounts with collections (default 100,000)")
     p.add_argument("--runs", type=int, default=3, help="timed runs; the median is reported (default 3)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--per-user", type=int, default=200,
+                   help="users whose offer and migration are timed one by one (default 200; 0: none)")
+    p.add_argument("--cli-runs", type=int, default=5, help="timed `migrate --user` child processes (default 5)")
+    p.add_argument("--checkout", metavar="DIR", type=Path, default=ROOT,
+                   help="the orgmig checkout whose `migrate --user` the child processes run (default this one)")
     p.add_argument("--database-url", metavar="URL", help=f"default DATABASE_URL, else {DEFAULT_SERVER}")
     p.add_argument("--redis-url", metavar="URL", default=DEFAULT_REDIS,
                    help=f"a Redis database the bench may flush (default {DEFAULT_REDIS}; never 0)")
     args = p.parse_args(argv)
-    if args.accounts < 1 or args.runs < 1:
-        print("bench: --accounts and --runs must be at least 1", file=sys.stderr)
+    if args.accounts < 1 or args.runs < 0 or args.per_user < 0 or args.cli_runs < 0 \
+            or not (args.runs or args.per_user or args.cli_runs):
+        print("bench: --accounts must be at least 1, and something timed (--runs, --per-user, --cli-runs)",
+              file=sys.stderr)
         return 2
     try:
         r = redis.Redis.from_url(args.redis_url)
@@ -192,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
 
-    name = f"orgmig_bench_collections_{args.accounts}"
+    name = f"orgmig_bench_collections_{args.accounts}_{os.getpid()}"
     load_before = os.getloadavg()
     say(f"seeding {args.accounts:,} old accounts with collections (Redis {args.redis_url}) and their app users"
         f" ({name})")
@@ -242,20 +324,36 @@ def main(argv: list[str] | None = None) -> int:
             rates.append(args.accounts / wall)
             outputs.append(proc.stdout.strip().splitlines()[-1])
             say(f"run {run}: {wall:.2f} s = {rates[-1]:,.0f} users/s")
+        figures = []
+        if args.per_user or args.cli_runs:
+            r.flushdb()
+            for key, blob in dumps.items():
+                r.restore(key, 0, blob)
+            with engine.begin() as conn:
+                conn.execute(text("DELETE FROM orgmig_report WHERE step = 'collections'"))
+            say(f"per user: {args.per_user} offers, {args.per_user} migrations, {args.cli_runs} child processes")
+            figures = per_user(args, r, url, ids, matchable, random.Random(args.seed + 1), command,
+                               args.checkout.resolve())
+            if figures is None:
+                return 2
         engine.dispose()
     finally:
         r.flushdb()
         server.drop(name)
 
-    # The median; of an even number of runs, the slower middle one.
-    median = sorted(rates)[(len(rates) - 1) // 2]
-    met = median >= TARGET
     say("")
     say(f"command:  {shown}")
     say(f"machine:  {machine()}; Redis {redis_version}, PostgreSQL {pg_version} on the same host;"
         f" load average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after")
     say(f"code:     {code_version()}")
     say(f"data:     {args.accounts:,} old accounts with collections, seed {args.seed}")
+    for line in figures:
+        say(line)
+    if not rates:
+        return 0
+    # The median; of an even number of runs, the slower middle one.
+    median = sorted(rates)[(len(rates) - 1) // 2]
+    met = median >= TARGET
     say(f"orgmig:   {outputs[len(outputs) // 2]}")
     say(f"runs:     {' / '.join(f'{x:,.0f}' for x in rates)} users/s")
     say(f"median:   {median:,.0f} users/s (target >= {TARGET:,}: {'met' if met else 'MISSED'})")

@@ -20,6 +20,7 @@ from sqlalchemy.pool import NullPool
 
 from app import collections
 from app.cli.common import add_database_option, connected, whole_number
+from app.collections.report import check_table
 
 MAX_ID = 2**31 - 1  # "user".id is an integer
 
@@ -117,7 +118,9 @@ def handle_migrate(args: argparse.Namespace) -> int:
         if args.all:
             result = collections.migrate_all(client, engine, purge=args.purge_legacy)
         else:
-            result = collections.migrate_user(client, engine, args.user, purge=args.purge_legacy)
+            check_table(engine)
+            with engine.begin() as conn:
+                result = collections.migrate_for_user(conn, client, args.user, purge=args.purge_legacy)
     if not args.all:
         if result.counts["no_email"]:
             print(f"user {args.user} has no email: no old account can be matched")
@@ -133,7 +136,9 @@ def handle_migrate(args: argparse.Namespace) -> int:
 def handle_import(args: argparse.Namespace) -> int:
     client = collections.connect(args.redis_url)
     with connected(args, poolclass=NullPool) as engine:
-        result = collections.import_anonymous(client, engine, args.anon_id, args.user, purge=args.purge_legacy)
+        check_table(engine)
+        with engine.begin() as conn:
+            result = collections.import_anonymous(conn, client, args.user, args.anon_id, purge=args.purge_legacy)
     c = result.counts
     if c["done"]:
         into = result.outcomes[0].user_id

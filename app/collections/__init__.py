@@ -8,12 +8,23 @@
 - move.lua     the atomic move of one account; purge.lua the atomic purge of one
 - moves.py     running move.lua for batches of accounts and reading its answers
 - planner.py   every legacy field decided: move, done, anonymous or reported
-- run.py       migrate (one user or all), import_anonymous
+- run.py       migrate --all, and the batch step the per-user path shares
+- per_user.py  one app user at login: legacy_offer, migrate_for_user, import_anonymous
+- email_index.py  old accounts by email, kept in Redis (no scan of every old account)
 - report.py    rows in orgmig_report
 """
 
+from app.collections.per_user import (
+    Offer,
+    RegisteredAccount,
+    UnknownAppUser,
+    import_anonymous,
+    legacy_offer,
+    migrate_for_user,
+)
 from app.collections.planner import Plan, plan
-from app.collections.run import Result, import_anonymous, migrate_all, migrate_user
+from app.collections.run import Result, migrate_all
 from app.collections.store import KEYS, Keys, connect
 
-__all__ = ["KEYS", "Keys", "Plan", "Result", "connect", "import_anonymous", "migrate_all", "migrate_user", "plan"]
+__all__ = ["KEYS", "Keys", "Offer", "Plan", "RegisteredAccount", "Result", "UnknownAppUser", "connect",
+           "import_anonymous", "legacy_offer", "migrate_all", "migrate_for_user", "plan"]

@@ -46,10 +46,46 @@ local function trim(s)
   return (string.gsub(s, '^%s*(.-)%s*$', '%1'))
 end
 
+-- Lua's cjson reads every number as a double: 123456789012345 would come back as 1.2345678901234e+14
+-- and 12345678901234567 as 12345678901234568. So before decoding, each number outside strings is
+-- replaced by a string holding its exact text behind NUMBER (a byte no id or member begins with):
+-- ids and members are compared by their digits, and a number never equals a string.
+local NUMBER = '\1#'
+local function exact_numbers(s)
+  local out, copied, pos = {}, 1, 1
+  while true do
+    local at = string.find(s, '["%-%d]', pos)
+    if at == nil then break end
+    if string.byte(s, at) == 34 then  -- a string: skipped, escapes and all
+      pos = at + 1
+      while true do
+        local q = string.find(s, '["\\]', pos)
+        if q == nil then return s end  -- not JSON: cjson.decode says so
+        if string.byte(s, q) == 34 then pos = q + 1; break end
+        pos = q + 2
+      end
+    else
+      local _, last = string.find(s, '^%-?[%d%.eE+%-]*', at)
+      out[#out + 1] = string.sub(s, copied, at - 1)
+      out[#out + 1] = '"\\u0001#' .. string.sub(s, at, last) .. '"'
+      copied, pos = last + 1, last + 1
+    end
+  end
+  if copied == 1 then return s end
+  out[#out + 1] = string.sub(s, copied)
+  return table.concat(out)
+end
+
+-- An id as the caller keys it: a number by its digits, a string as it is.
+local function id_key(id)
+  if type(id) == 'string' and string.sub(id, 1, 2) == NUMBER then return string.sub(id, 3) end
+  return tostring(id)
+end
+
 -- The same collection: same name (trimmed) and the same members in the same order.
 local function same(there, rest)
   if there.rest then return there.rest == rest end
-  local moved = cjson.decode('{' .. rest)
+  local moved = cjson.decode(exact_numbers('{' .. rest))
   if type(there.name) ~= 'string' or trim(there.name) ~= moved.name then return false end
   if type(there.members) ~= 'table' or #there.members ~= #moved.members then return false end
   for i = 1, #moved.members do
@@ -61,11 +97,11 @@ end
 -- The user's list with the moved collections appended: (new text or nil, added, same, clashes),
 -- or nil when the list there is not a JSON list.
 local function merge(old, current, blob, index)
-  local ok, list = pcall(cjson.decode, current)
+  local ok, list = pcall(cjson.decode, exact_numbers(current))
   if not ok or type(list) ~= 'table' or not string.find(current, '^%s*%[') then return nil end
   local taken = {}
   for _, c in ipairs(list) do
-    if type(c) == 'table' and c.id ~= nil and c.id ~= cjson.null then taken[tostring(c.id)] = c end
+    if type(c) == 'table' and c.id ~= nil and c.id ~= cjson.null then taken[id_key(c.id)] = c end
   end
   local head = string.sub(current, 1, string.find(current, '%]%s*$') - 1)
   local empty = string.find(head, '^%s*%[%s*$') ~= nil

@@ -19,8 +19,7 @@ from app.collections.report import (
     UNPARSEABLE_TIMESTAMP,
     Reported,
 )
-from app.collections.store import CLASH_NAMESPACE, KEYS, Keys, Scripts, explain
-from app.errors import DatabaseError
+from app.collections.store import CLASH_NAMESPACE, KEYS, Keys, Scripts, explain, failed
 
 MOVE_FAILED = "move_failed"
 ATTEMPTS = 5  # reads of a legacy value that keeps changing under the move
@@ -125,7 +124,7 @@ class Mover:
         try:
             runs = _execute(pipe)
         except redis.RedisError as exc:
-            raise DatabaseError(f"Redis failed during the move: {explain(exc)}") from None
+            raise failed(self.client, "during the move", exc) from None
         answers = []
         for start, run in zip(range(0, len(moves), PER_SCRIPT), runs, strict=True):
             n = min(PER_SCRIPT, len(moves) - start)
@@ -135,7 +134,7 @@ class Mover:
     def _outcome(self, move: Move, answer) -> Outcome | None:
         """What an answer of move.lua means (None: the legacy value changed, read it again)."""
         if isinstance(answer, redis.ConnectionError | redis.TimeoutError):
-            raise DatabaseError(f"Redis failed during the move: {explain(answer)}")
+            raise failed(self.client, "during the move", answer)
         if isinstance(answer, Exception):
             return Outcome(move.old_id, move.user_id, "reported", reported=[Reported(
                 move.old_id, MOVE_FAILED, False, {"user_id": move.user_id, "error": explain(answer)})])

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from app.collections import legacy, matching
 from app.collections.moves import Move, malformed, raw
 from app.collections.report import Reported
-from app.collections.store import KEYS, scan_hash
+from app.collections.store import KEYS, answering, scan_hash
 from app.collections.store import text as as_text
 
 
@@ -56,14 +56,20 @@ class Decision:
 
 
 class Walker:
-    """The state every decision reads: old accounts by email, app users by email, the marker."""
+    """The state every decision reads: old accounts by email, app users by email, the marker.
+    `load` reads all of it (a run over every account); the per-user path gives only what one
+    address needs (app.collections.per_user)."""
 
-    def __init__(self, client: redis.Redis, engine: Engine) -> None:
-        self.client = client
+    def __init__(self, client: redis.Redis, users: matching.AppUsers, accounts: matching.OldAccounts,
+                 done: dict[str, int]) -> None:
+        self.client, self.users, self.accounts, self.done = client, users, accounts, done
+
+    @classmethod
+    def load(cls, client: redis.Redis, engine: Engine) -> Walker:
         with engine.connect() as conn:
-            self.users = matching.AppUsers.load(conn)
-        self.accounts = matching.OldAccounts.load(client)
-        self.done = {as_text(k): int(v) for k, v in client.hgetall(KEYS.marker).items()}
+            users = matching.AppUsers.load(conn)
+        accounts = matching.OldAccounts.load(client)
+        return cls(client, users, accounts, {as_text(k): int(v) for k, v in client.hgetall(KEYS.marker).items()})
 
     def decide(self, old_id: str, value: bytes | None) -> Decision:
         if old_id in self.done:
@@ -142,15 +148,17 @@ class Plan:
 
 def plan(client: redis.Redis, engine: Engine) -> Plan:
     """Every legacy field decided, and for those that would move, what their new key holds."""
-    walker = Walker(client, engine)
     out = Plan()
-    for batch in walker.walk():
-        moving = [d for d in batch if d.status == "move"]
-        if moving:
-            for d, there in zip(moving, client.hmget(KEYS.target, [str(d.user_id) for d in moving]), strict=True):
-                _compare(d, there)
-                d.move = None  # what was read is not kept: the plan holds counts only
-        out.decisions.extend(batch)
+    with answering(client, "while reading the old accounts and their collections", "nothing was written"):
+        walker = Walker.load(client, engine)
+        for batch in walker.walk():
+            moving = [d for d in batch if d.status == "move"]
+            if moving:
+                for d, there in zip(moving, client.hmget(KEYS.target, [str(d.user_id) for d in moving]),
+                                    strict=True):
+                    _compare(d, there)
+                    d.move = None  # what was read is not kept: the plan holds counts only
+            out.decisions.extend(batch)
     return out
 
 

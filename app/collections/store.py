@@ -3,6 +3,7 @@ names, the two scripts and streaming reads of the hashes."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from collections.abc import Iterator
@@ -30,6 +31,9 @@ class Keys:
     target: str = "collections2"
     marker: str = "collections_migrated"
     digest: str = "collections_migrated_sha1"
+    email_index: str = "collections_email_index"  # normalised email -> old ids (email_index.py)
+    email_index_meta: str = "collections_email_index_meta"
+    email_index_lock: str = "collections_email_index_lock"  # held by the one rebuilding it
 
 
 KEYS = Keys()
@@ -48,13 +52,14 @@ def redact(url: str) -> str:
     return f"{scheme}://" + re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", after)
 
 
-def connect(url: str | None = None) -> redis.Redis:
+def connect(url: str | None = None, *, timeout: float = 120.0) -> redis.Redis:
     """A client for `url` (default REDIS_URL) that has answered a PING. Replies are bytes: the
-    SHA-1 of a legacy value must be taken over its exact bytes."""
+    SHA-1 of a legacy value must be taken over its exact bytes. `timeout`: seconds a command may
+    wait for its answer (the default suits a bulk run; a login-time caller wants a few)."""
     raw = url or get_settings().redis_url.get_secret_value()
     shown = redact(raw)
     try:
-        client = redis.Redis.from_url(raw.strip(), socket_connect_timeout=10, socket_timeout=120,
+        client = redis.Redis.from_url(raw.strip(), socket_connect_timeout=min(10.0, timeout), socket_timeout=timeout,
                                       health_check_interval=30)
     except ValueError as exc:
         raise ConfigError(f"REDIS_URL is not a valid Redis URL ({shown}): {explain(exc)}") from None
@@ -63,6 +68,36 @@ def connect(url: str | None = None) -> redis.Redis:
     except redis.RedisError as exc:
         raise DatabaseError(f"cannot connect to Redis at {shown}: {explain(exc)}") from None
     return client
+
+
+RESUMES = "a rerun resumes where this one stopped (the accounts moved already are skipped)"
+
+
+def where(client: redis.Redis) -> str:
+    """The URL of the Redis `client` talks to, without a password."""
+    pool = client.connection_pool
+    kw = pool.connection_kwargs
+    db = int(kw.get("db") or 0)
+    if "path" in kw:
+        return f"unix://{kw['path']}" + (f"?db={db}" if db else "")
+    scheme = "rediss" if issubclass(pool.connection_class, redis.SSLConnection) else "redis"
+    return f"{scheme}://{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{db}"
+
+
+def failed(client: redis.Redis, doing: str, exc: BaseException | str, then: str = RESUMES) -> DatabaseError:
+    """A Redis failure as the one line a person reads: which Redis, what it was doing, and what
+    to do."""
+    return DatabaseError(f"Redis at {where(client)} stopped answering {doing} ({explain(exc)}): {then}")
+
+
+@contextlib.contextmanager
+def answering(client: redis.Redis, doing: str, then: str = RESUMES) -> Iterator[None]:
+    """Redis errors (a connection lost, a timeout, an error reply) inside the block end it as
+    `failed(...)`: one line, not a traceback."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise failed(client, doing, exc, then) from None
 
 
 def explain(exc: BaseException | str) -> str:

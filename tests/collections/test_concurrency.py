@@ -7,10 +7,10 @@ import threading
 import orjson
 import redis
 
-from app.collections import migrate_all, migrate_user, moves
+from app.collections import migrate_all, moves
 from app.collections.legacy import read_collections
 from app.collections.moves import Move, Mover
-from tests.support.collections import add_account, add_collections, add_users, legacy_collection, new_value
+from tests.support.collections import add_account, add_collections, add_users, legacy_collection, migrate_one, new_value
 
 
 def _between_read_and_move(monkeypatch, action) -> list:
@@ -20,9 +20,10 @@ def _between_read_and_move(monkeypatch, action) -> list:
     original = moves._execute
 
     def execute(pipe):
-        if not calls:
+        first = not calls
+        calls.append(1)  # before the action: an action that moves too passes through here
+        if first:
             action()
-        calls.append(1)
         return original(pipe)
 
     monkeypatch.setattr(moves, "_execute", execute)
@@ -37,7 +38,7 @@ def test_an_edit_of_the_users_new_key_during_the_migration_is_kept(rdb, app_db, 
     edit = b'[{"id":"n1","name":"Created while migrating","members":["NEW:1"],"num_members":1}]'
     calls = _between_read_and_move(monkeypatch, lambda: app.hset("collections2", str(uid), edit))
 
-    result = migrate_user(rdb, app_db, uid)
+    result = migrate_one(app_db, rdb, uid)
     assert calls and result.counts["moved"] == 1
     assert [c["id"] for c in new_value(rdb, uid)] == ["n1", "c1"]
     assert new_value(rdb, uid)[0] == orjson.loads(edit)[0]
@@ -145,3 +146,18 @@ def test_an_account_that_fails_in_the_script_does_not_stop_the_others_in_the_sam
     assert outcomes[0].reported[0].reason == "move_failed"
     assert rdb.hget("collections2", "1") == b"[]" and not rdb.hexists("collections_migrated", "old-1")
     assert [c["id"] for c in new_value(rdb, 2)] == ["old-2-c"]
+
+
+def test_a_login_time_migration_between_the_bulk_runs_read_and_its_move(rdb, app_db, monkeypatch, redis_url):
+    (uid,) = add_users(app_db, "a@x.org")
+    add_account(rdb, "old-a", "a@x.org")
+    add_collections(rdb, "old-a", [legacy_collection("c1", "Old", ["BXD:1"])])
+    login = redis.Redis.from_url(redis_url)
+    done = []
+    calls = _between_read_and_move(monkeypatch, lambda: done.append(migrate_one(app_db, login, uid)))
+
+    bulk = migrate_all(rdb, app_db)
+    assert calls and done[0].counts["moved"] == 1
+    assert bulk.counts["moved"] == 0 and bulk.counts["done"] == 1
+    assert [c["id"] for c in new_value(rdb, uid)] == ["c1"]  # moved once
+    assert rdb.hgetall("collections_migrated") == {b"old-a": str(uid).encode()}

@@ -9,7 +9,7 @@ import uuid
 import orjson
 import pytest
 
-from app.collections import migrate_all, migrate_user, plan, run
+from app.collections import migrate_all, plan, run
 from app.collections.report import source_id
 from app.collections.store import CLASH_NAMESPACE
 from tests.support.collections import (
@@ -17,6 +17,7 @@ from tests.support.collections import (
     add_collections,
     add_users,
     legacy_collection,
+    migrate_one,
     new_value,
     reports,
 )
@@ -212,9 +213,13 @@ def test_a_repeat_changes_nothing(rdb, app_db):
     assert {k: rdb.hgetall(k) for k in rdb.keys()} == snapshot
     assert reports(app_db) == reported
     assert scalar(app_db, "SELECT array_agg(xmin::text ORDER BY id) FROM orgmig_report") == rows  # not rewritten
-    one = migrate_user(rdb, app_db, u2)
+    one = migrate_one(app_db, rdb, u2)
     assert one.counts["done"] == 1 and one.counts["moved"] == 0
-    assert {k: rdb.hgetall(k) for k in rdb.keys()} == snapshot
+    # The per-user path built its email index (orgmig's lookup, not data); nothing else changed.
+    everything = {k: rdb.hgetall(k) for k in rdb.keys()}
+    assert {k: v for k, v in everything.items() if not k.startswith(b"collections_email_index")} == snapshot
+    assert migrate_one(app_db, rdb, u2).counts["done"] == 1
+    assert {k: rdb.hgetall(k) for k in rdb.keys()} == everything
 
 
 def test_migrate_one_user(rdb, app_db):
@@ -223,7 +228,7 @@ def test_migrate_one_user(rdb, app_db):
     add_account(rdb, "old-b", "b@x.org")
     add_collections(rdb, "old-a", [legacy_collection("c1", "A", ["1"])])
     add_collections(rdb, "old-b", [legacy_collection("c1", "B", ["2"])])
-    result = migrate_user(rdb, app_db, u2)
+    result = migrate_one(app_db, rdb, u2)
     assert result.counts["moved"] == 1
     assert new_value(rdb, u2) == [moved("c1", "B", ["2"])]
     assert new_value(rdb, u1) is None and rdb.hkeys("collections_migrated") == [b"old-b"]
@@ -251,3 +256,51 @@ def test_a_report_that_cannot_be_written_ends_the_run(rdb, app_db, monkeypatch):
     monkeypatch.setattr(run.reports, "record", broken)
     with pytest.raises(RuntimeError, match="the report table is gone"):
         migrate_all(rdb, app_db, chunk=2)
+
+
+def _big(cid: int, name: str, members: list) -> dict:
+    return {"id": cid, "name": name, "created": "2024-01-01T00:00:00Z", "changed": "2024-01-01T00:00:00Z",
+            "num_members": len(members), "members": members}
+
+
+def test_a_collection_with_a_15_digit_id_already_there_is_not_added_again(rdb, app_db):
+    # Lua's cjson reads numbers as doubles: 123456789012345 became "1.2345678901234e+14" and never
+    # matched the moved id, so the same collection was appended a second time.
+    (uid,) = add_users(app_db, "big@x.org")
+    rdb.hset("collections2", str(uid), orjson.dumps([_big(123456789012345, "Copied", ["BXD:7", 12345678901234567])]))
+    add_account(rdb, "old-big", "big@x.org")
+    add_collections(rdb, "old-big", [dict(legacy_collection("ignored", "Copied", []),
+                                          id=123456789012345, members=["BXD:7", 12345678901234567])])
+    result = migrate_all(rdb, app_db)
+    assert result.counts["collections_already_there"] == 1 and result.counts["collections_added"] == 0
+    assert [c["id"] for c in new_value(rdb, uid)] == [123456789012345]
+    assert reports(app_db) == []
+
+
+def test_another_collection_under_a_17_digit_id_is_a_clash(rdb, app_db):
+    # 12345678901234567 is not a double: it was read as 12345678901234568 and the moved collection
+    # was appended under the id the list already held, without an id_clash report.
+    (uid,) = add_users(app_db, "big@x.org")
+    rdb.hset("collections2", str(uid), orjson.dumps([_big(12345678901234567, "Made in the new app", [])]))
+    add_account(rdb, "old-big", "big@x.org")
+    add_collections(rdb, "old-big", [dict(legacy_collection("ignored", "Old one", ["BXD:1"]), id=12345678901234567),
+                                     dict(legacy_collection("ignored", "Other", []), id=12345678901234568)])
+    result = migrate_all(rdb, app_db)
+    new_id = str(uuid.uuid5(CLASH_NAMESPACE, "old-big/12345678901234567"))
+    assert result.counts["id_clashes"] == 1 and result.counts["collections_added"] == 2
+    assert [c["id"] for c in new_value(rdb, uid)] == [12345678901234567, new_id, 12345678901234568]
+    ((old, reason, migrated, detail),) = reports(app_db)
+    assert (old, reason, migrated) == ("old-big", "id_clash", True)
+    assert detail["clashes"] == [{"id": "12345678901234567", "moved_as": new_id}]
+
+
+def test_a_number_member_and_its_digits_as_text_are_not_the_same_collection(rdb, app_db):
+    (uid,) = add_users(app_db, "m@x.org")
+    rdb.hset("collections2", str(uid), orjson.dumps([_big(7, "Set", [12345678901234567])]))
+    add_account(rdb, "old-m", "m@x.org")
+    add_collections(rdb, "old-m", [dict(legacy_collection("ignored", "Set", ["12345678901234567"]), id=7),
+                                   dict(legacy_collection("ignored", "Set", [12345678901234568]), id="7")])
+    result = migrate_all(rdb, app_db)
+    assert result.counts["id_clashes"] == 2 and result.counts["collections_already_there"] == 0
+    assert [c["members"] for c in new_value(rdb, uid)] == [[12345678901234567], ["12345678901234567"],
+                                                          [12345678901234568]]

@@ -5,13 +5,15 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from app.collections import import_anonymous, migrate_all, migrate_user
+from app.collections import migrate_all
 from app.errors import ConfigError
 from tests.support.collections import (
     add_account,
     add_collections,
     add_users,
+    import_anon,
     legacy_collection,
+    migrate_one,
     new_value,
     reports,
 )
@@ -29,7 +31,7 @@ def test_purge_deletes_only_what_moved(rdb, app_db):
     add_collections(rdb, "old-b", [legacy_collection("c1", "B", ["2"])])
     add_collections(rdb, "old-none", [legacy_collection("c1", "N", ["3"])])
     add_collections(rdb, "anon-1", [legacy_collection("c1", "Anon", [])])
-    migrate_user(rdb, app_db, u2)  # old-b moves first, without purge
+    migrate_one(app_db, rdb, u2)  # old-b moves first, without purge
 
     result = migrate_all(rdb, app_db, purge=True)
     assert result.counts["moved"] == 1 and result.counts["done"] == 1 and result.counts["purged"] == 2
@@ -64,7 +66,7 @@ def test_anonymous_collections_are_imported_once(rdb, app_db):
     rdb.hset("collections2", str(uid), b'[{"id":"c1","name":"Mine","members":[]}]')
     raw = add_collections(rdb, "anon-7", [legacy_collection("c1", "Anonymous work", ["BXD:1"]),
                                           legacy_collection("c2", "More", [])])
-    result = import_anonymous(rdb, app_db, "anon-7", uid)
+    result = import_anon(app_db, rdb, uid, "anon-7")
     assert result.counts["moved"] == 1 and result.counts["collections_added"] == 2
     value = new_value(rdb, uid)
     assert [c["name"] for c in value] == ["Mine", "Anonymous work", "More"]
@@ -73,14 +75,14 @@ def test_anonymous_collections_are_imported_once(rdb, app_db):
     assert rdb.hget("collections", "anon-7") == raw  # kept until --purge-legacy
 
     snapshot = {k: rdb.hgetall(k) for k in rdb.keys()}
-    again = import_anonymous(rdb, app_db, "anon-7", uid)
+    again = import_anon(app_db, rdb, uid, "anon-7")
     assert again.counts["done"] == 1 and again.counts["moved"] == 0
     assert {k: rdb.hgetall(k) for k in rdb.keys()} == snapshot
     # `migrate --all` leaves anonymous ids alone, and counts this one as moved before.
     assert migrate_all(rdb, app_db).counts["done"] == 1
     assert {k: rdb.hgetall(k) for k in rdb.keys()} == snapshot
 
-    purged = import_anonymous(rdb, app_db, "anon-7", uid, purge=True)
+    purged = import_anon(app_db, rdb, uid, "anon-7", purge=True)
     assert purged.counts["purged"] == 1 and not rdb.hexists("collections", "anon-7")
     assert new_value(rdb, uid) == value
 
@@ -92,7 +94,7 @@ def test_migrate_all_leaves_anonymous_collections(rdb, app_db):
     result = migrate_all(rdb, app_db)
     assert result.counts["anonymous"] == 2 and result.counts["moved"] == 0
     assert rdb.hlen("collections2") == 0 and rdb.hlen("collections_migrated") == 0
-    import_anonymous(rdb, app_db, "anon-1", uid, purge=True)
+    import_anon(app_db, rdb, uid, "anon-1", purge=True)
     assert new_value(rdb, uid) == [MOVED_C1] and rdb.hkeys("collections") == [b"anon-odd"]
 
 
@@ -101,17 +103,17 @@ def test_importing_a_registered_accounts_id_is_refused(rdb, app_db):
     add_account(rdb, "old-a", "a@x.org")
     raw = add_collections(rdb, "old-a", [legacy_collection("c1", "A", ["1"])])
     with pytest.raises(ConfigError, match="registered account's id") as err:
-        import_anonymous(rdb, app_db, "old-a", u2)
+        import_anon(app_db, rdb, u2, "old-a")
     assert err.value.exit_code == 2
     assert rdb.hlen("collections2") == 0 and rdb.hget("collections", "old-a") == raw
     with pytest.raises(ConfigError, match="no app user with id 999999"):
-        import_anonymous(rdb, app_db, "anon-x", 999_999)
+        import_anon(app_db, rdb, 999_999, "anon-x")
 
 
 def test_malformed_anonymous_collections_are_reported(rdb, app_db):
     (uid,) = add_users(app_db, "a@x.org")
     add_collections(rdb, "anon-bad", b"[{]")
-    result = import_anonymous(rdb, app_db, "anon-bad", uid)
+    result = import_anon(app_db, rdb, uid, "anon-bad")
     assert result.counts["reported"] == 1 and rdb.hlen("collections2") == 0
     assert [(r[0], r[1], r[2]) for r in reports(app_db)] == [("anon-bad", "malformed_collections_json", False)]
 

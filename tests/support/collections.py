@@ -1,17 +1,24 @@
 """Fixtures and helpers of the collections tests: the machine's real Redis, on a database number
 of its own (TEST_REDIS_URL, default redis://127.0.0.1:6379/13; never database 0), flushed before
-and after every test; and an app database migrated to head with app users in it."""
+and after every test; a private redis-server the test may kill; and an app database migrated to
+head with app users in it."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import tempfile
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 import pytest
 import redis
 from sqlalchemy import Engine, text
 
+from app.collections import per_user
 from app.ops import migrations
 
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/13"
@@ -43,6 +50,33 @@ def rdb(redis_url: str) -> Iterator[redis.Redis]:
     finally:
         client.flushdb()
         client.close()
+
+
+@pytest.fixture
+def private_redis() -> Iterator[tuple[subprocess.Popen, str]]:
+    """(the server process, its URL): a redis-server of the test's own on a Unix socket, no port,
+    no persistence; killed at the end."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("no redis-server on PATH")
+    folder = Path(tempfile.mkdtemp(prefix="orgmig-redis-", dir="/tmp"))
+    sock = folder / "redis.sock"
+    server = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", str(sock), "--save", "",
+                               "--appendonly", "no", "--dir", str(folder)], stdout=subprocess.DEVNULL)
+    url = f"unix://{sock}"
+    try:
+        for _ in range(200):
+            try:
+                if redis.Redis.from_url(url).ping():
+                    break
+            except redis.RedisError:
+                time.sleep(0.025)
+        else:
+            pytest.fail("the private redis-server did not start")
+        yield server, url
+    finally:
+        server.kill()
+        server.wait()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
@@ -90,3 +124,15 @@ def reports(engine: Engine) -> list[tuple[str, str, bool, dict]]:
     with engine.connect() as conn:
         return sorted((d["old_id"], reason, migrated, d) for reason, migrated, d in conn.execute(text(
             "SELECT reason, migrated, detail FROM orgmig_report WHERE step = 'collections'")))
+
+
+def migrate_one(engine: Engine, r: redis.Redis, user_id: int, **options):
+    """`per_user.migrate_for_user` in a transaction of its own, committed."""
+    with engine.begin() as conn:
+        return per_user.migrate_for_user(conn, r, user_id, **options)
+
+
+def import_anon(engine: Engine, r: redis.Redis, user_id: int, anon_id: str, **options):
+    """`per_user.import_anonymous` in a transaction of its own, committed."""
+    with engine.begin() as conn:
+        return per_user.import_anonymous(conn, r, user_id, anon_id, **options)
