@@ -9,9 +9,9 @@ that cannot get a lock in time is rolled back and run again, waiting longer each
 
 Online, one `alembic upgrade`/`downgrade` runs at a time per database: a second one waits for the
 first (up to ORGMIG_MIGRATE_LOCK_WAIT_MS) and then finds the work done, or stops naming the
-holder. Whatever fails ends, from the `alembic` command, in one line on stderr and exit code 1
-(2 for configuration and connection problems); called from Python, the same message is raised as
-an app.errors.OrgmigError.
+holder. Whatever fails ends, from the `alembic` command, in one line on stderr and exit code 1 (2 for
+configuration and connection problems; 130 for SIGINT and 143 for SIGTERM, app.interrupt); called
+from Python, the same message is raised as an app.errors.OrgmigError.
 
 Offline (`--sql`), the script starts with `\\set ON_ERROR_STOP on` and each revision checks, in
 its own transaction, that the version it stamps is the one it expects: run through psql, it stops
@@ -33,6 +33,7 @@ from app import db
 from app.batch.revision import EXTERNAL_TRANSACTION, migration_lock, with_lock_retries
 from app.config import get_settings
 from app.errors import OrgmigError
+from app.interrupt import exit_code, install, name
 from app.schema import metadata
 
 config = context.config
@@ -145,6 +146,8 @@ def run_migrations_online() -> None:
 
 
 def main() -> None:
+    if FROM_COMMAND_LINE:
+        install()  # SIGTERM stops a deploy as Ctrl-C does: cleanly, with one line
     try:
         if context.is_offline_mode():
             run_migrations_offline()
@@ -157,6 +160,14 @@ def main() -> None:
         logging.getLogger("app").debug("alembic failed", exc_info=exc)
         print(f"alembic: {error}", file=sys.stderr)
         raise SystemExit(error.exit_code) from None
+    except KeyboardInterrupt as signal:
+        # Outside a data step's batches (those end in Interrupted, an OrgmigError, above): the
+        # revision in progress is rolled back; those before it stay applied.
+        if not FROM_COMMAND_LINE:
+            raise
+        print(f"alembic: interrupted ({name(signal)}); the revision in progress was rolled back, those before it"
+              " are applied; the same command goes on from there", file=sys.stderr)
+        raise SystemExit(exit_code(signal)) from None
 
 
 main()

@@ -26,7 +26,10 @@ attempts ends as one line (MigrationError), the run marked failed with that line
 database still answers.
 
 A kill at any moment loses nothing and repeats nothing: the next run redoes the ranges left
-`claimed` or `failed`, then goes on from the cursor.
+`claimed` or `failed`, then goes on from the cursor. SIGINT or SIGTERM (app.interrupt) stops the
+workers once the batches they hold are committed; the run keeps its state (`running`, shown as
+interrupted once no process holds it, the interruption as its last error) and the command ends
+with one line (Interrupted) saying how far it got and what resumes it.
 """
 
 from __future__ import annotations
@@ -39,13 +42,14 @@ from sqlalchemy import Connection, Engine
 from app import db
 from app.batch.attempts import Attempts, describe, unless_broken
 from app.batch.crew import Crew
-from app.batch.errors import MigrationError, Paused
+from app.batch.errors import Interrupted, MigrationError, Paused
 from app.batch.ledger import SQL, Ledger, Run
 from app.batch.options import Options
 from app.batch.progress import Progress
 from app.batch.step import DIRECTIONS, Step
 from app.batch.summary import RunResult
 from app.errors import OrgmigError
+from app.interrupt import exit_code
 
 log = logging.getLogger("app.batch")
 
@@ -56,7 +60,8 @@ class Runner:
     """Runs one step in one direction on `engine` (a connection per worker, a transaction per
     batch)."""
 
-    def __init__(self, engine: Engine, step: Step, direction: str, options: Options) -> None:
+    def __init__(self, engine: Engine, step: Step, direction: str, options: Options,
+                 resume: str = "the same command") -> None:
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be upgrade or downgrade, not {direction!r}")
         self.engine = engine
@@ -66,6 +71,7 @@ class Runner:
         self.keys = step.keys(direction)
         self.ledger = Ledger(step.name, direction, self.keys, step.new_keys_only)
         self.label = f"{step.name} {direction}"
+        self.resume = resume  # what continues an interrupted run, for the line that says so
         self.attempts = Attempts(options, self.label, self._mark_failed)
         self._state = None
         self._main: Connection | None = None  # phases outside batches; holds the liveness lock
@@ -142,13 +148,24 @@ class Runner:
             return {}, {}
 
     def _mark_failed(self, message: str) -> None:
+        self._mark("failed", message)
+
+    def _mark(self, status: str | None, message: str) -> None:
         if self._run is None:
             return
         try:
             with self.engine.connect() as conn, self.tx(conn):
-                self.ledger.set_status(conn, self._run.id, "failed", message)
+                self.ledger.set_status(conn, self._run.id, status, message)
         except Exception as exc:  # noqa: BLE001 - the database may be gone; the message matters more
-            log.debug("%s: could not mark run %s failed: %s", self.label, self._run.id, describe(exc))
+            log.debug("%s: could not mark run %s: %s", self.label, self._run.id, describe(exc))
+
+    def _interrupted(self, signal: KeyboardInterrupt, progress: Progress) -> Interrupted:
+        """SIGINT or SIGTERM reached the workers' wait: they have committed the batches they held
+        and stopped. The run stays `running` (resumable) with the interruption as its last error."""
+        message = (f"{self.label}: interrupted at {progress.done:,}/{progress.total:,} rows;"
+                   f" {self.resume} resumes")
+        self._mark(None, message)
+        return Interrupted(message, exit_code(signal))
 
     def _workers(self) -> int:
         """The workers asked for, capped by the connections the server has free."""
@@ -202,6 +219,8 @@ class Runner:
                 if self._phase("counting rows written", lambda c: self.ledger.rows_written(c, run.id)):
                     self._analyze(self.step.analyze_after)
                 summary, reported = self._summary()
+            except KeyboardInterrupt as signal:
+                raise self._interrupted(signal, progress) from None
             finally:
                 progress.close()
         finally:
@@ -230,6 +249,8 @@ class Runner:
             crew = Crew(self, run, progress, self._state)
             try:
                 crew.work(self._workers())
+            except KeyboardInterrupt as signal:
+                raise self._interrupted(signal, progress) from None
             finally:
                 progress.close()
             return crew.batches
@@ -253,6 +274,8 @@ class Runner:
         return (f"{self.label} is paused at key {cursor} ({done:,}/{total:,} rows); run"
                 " `orgmig resume` and then the same alembic command to continue")
 
-def run_step(engine: Engine, step: Step, direction: str, options: Options) -> RunResult:
-    """Run `step` to completion in `direction`; raises MigrationError (Paused, DowngradeRefused)."""
-    return Runner(engine, step, direction, options).run()
+def run_step(engine: Engine, step: Step, direction: str, options: Options,
+             resume: str = "the same command") -> RunResult:
+    """Run `step` to completion in `direction`; raises MigrationError (Paused, DowngradeRefused,
+    Interrupted: `resume` names what resumes it)."""
+    return Runner(engine, step, direction, options, resume).run()

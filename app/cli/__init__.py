@@ -3,7 +3,8 @@ and a handler that returns the exit code), and one map from errors to exit codes
 
 Errors a person can act on are `OrgmigError`s: they print as one line on stderr, never a
 traceback, and end the command with their `exit_code` (2 for configuration and database errors).
-An interrupt ends it with 130.
+SIGINT and SIGTERM end it the same way (app.interrupt): what is in flight is committed or rolled
+back, one line, exit 130 or 143.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 from app import __version__
 from app.config import get_settings
 from app.errors import OrgmigError
+from app.interrupt import exit_code, install, name
 
 # Verb modules, in the order `orgmig --help` lists them, and the commands each registers. A
 # command imports only its own module (the others pull in Redis, HTTP and web-server code that
@@ -63,6 +65,7 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    install()
     try:
         args = build_parser(argv).parse_args(argv)
         _setup_logging(args.verbose)
@@ -72,6 +75,6 @@ def main(argv: list[str] | None = None) -> int:
     except OrgmigError as exc:
         print(f"orgmig: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("orgmig: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as signal:
+        print(f"orgmig: interrupted ({name(signal)}); run the same command again to go on", file=sys.stderr)
+        return exit_code(signal)

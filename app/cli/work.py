@@ -45,7 +45,7 @@ def handle(args: argparse.Namespace) -> int:
         opts = Options.from_settings(settings)
         if args.workers:
             opts = Options(**{**opts.__dict__, "workers": args.workers})
-        batches = Runner(engine, step, row.direction, opts).join()
+        batches = Runner(engine, step, row.direction, opts, resume="`orgmig work`").join()
     print(f"{row.step} {row.direction}: {batches:,} batches done by this process; no range left to take",
           file=sys.stderr)
     return 0
