@@ -160,14 +160,14 @@ def main() -> None:
         logging.getLogger("app").debug("alembic failed", exc_info=exc)
         print(f"alembic: {error}", file=sys.stderr)
         raise SystemExit(error.exit_code) from None
-    except KeyboardInterrupt as signal:
+    except KeyboardInterrupt:
         # Outside a data step's batches (those end in Interrupted, an OrgmigError, above): the
         # revision in progress is rolled back; those before it stay applied.
         if not FROM_COMMAND_LINE:
             raise
-        print(f"alembic: interrupted ({name(signal)}); the revision in progress was rolled back, those before it"
+        print(f"alembic: interrupted ({name()}); the revision in progress was rolled back, those before it"
               " are applied; the same command goes on from there", file=sys.stderr)
-        raise SystemExit(exit_code(signal)) from None
+        raise SystemExit(exit_code()) from None
 
 
 main()

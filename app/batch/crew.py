@@ -94,6 +94,8 @@ class Crew:
     lock: threading.Lock = field(default_factory=threading.Lock)
     given_back: threading.Condition = field(default_factory=threading.Condition)
     generation: int = 0  # ranges this process's workers have given back (done or failed)
+    running: int = 0  # workers not yet stopped
+    all_stopped: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         opts = self.runner.opts
@@ -106,18 +108,17 @@ class Crew:
         """Run `workers` workers until no range is left (or one fails, or a pause is asked).
         The workers are threads even when there is one: the main thread, which receives signals
         (app.interrupt), only waits for them, so on SIGINT or SIGTERM every worker commits the
-        batch it holds, then stops, and the interrupt goes on up."""
-        threads = [threading.Thread(target=self._worker, name=f"orgmig-worker-{i}") for i in range(workers)]
-        for t in threads:
-            t.start()
+        batch it holds, then stops, and the interrupt goes on up. (It waits on an event, not on
+        Thread.join: an interrupted join can return for a thread still running, CPython gh-90882.)"""
+        self.running = workers
+        for i in range(workers):
+            threading.Thread(target=self._worker, name=f"orgmig-worker-{i}").start()
         try:
-            for t in threads:
-                while t.is_alive():
-                    t.join(0.2)
+            while not self.all_stopped.wait(0.2):
+                pass
         except BaseException:
             self._halt()
-            for t in threads:
-                t.join()
+            self.all_stopped.wait()
             raise
         if self.error is not None:
             raise self.error
@@ -156,8 +157,14 @@ class Crew:
                     self.error = exc
             self._halt()
         finally:
-            if conn is not None:
-                conn.close()
+            try:
+                if conn is not None:
+                    conn.close()
+            finally:
+                with self.lock:
+                    self.running -= 1
+                    if not self.running:
+                        self.all_stopped.set()
 
     def _give_back(self) -> None:
         """A range of this process is done or failed: wake the workers waiting for it (a claim

@@ -76,6 +76,7 @@ class Runner:
         self._state = None
         self._main: Connection | None = None  # phases outside batches; holds the liveness lock
         self._run: Run | None = None
+        self._progress: Progress | None = None  # once the workers start
 
     # -- connections and transactions ----------------------------------------------------------
 
@@ -159,13 +160,14 @@ class Runner:
         except Exception as exc:  # noqa: BLE001 - the database may be gone; the message matters more
             log.debug("%s: could not mark run %s: %s", self.label, self._run.id, describe(exc))
 
-    def _interrupted(self, signal: KeyboardInterrupt, progress: Progress) -> Interrupted:
-        """SIGINT or SIGTERM reached the workers' wait: they have committed the batches they held
-        and stopped. The run stays `running` (resumable) with the interruption as its last error."""
-        message = (f"{self.label}: interrupted at {progress.done:,}/{progress.total:,} rows;"
-                   f" {self.resume} resumes")
+    def _interrupted(self) -> Interrupted:
+        """SIGINT or SIGTERM reached the run: its workers have committed the batches they held and
+        stopped (what the main connection was doing is rolled back). The run stays `running`
+        (resumable), the interruption its last error."""
+        done = self._run.rows_done if self._progress is None else self._progress.done
+        message = f"{self.label}: interrupted at {done:,}/{self._run.total_rows:,} rows; {self.resume} resumes"
         self._mark(None, message)
-        return Interrupted(message, exit_code(signal))
+        return Interrupted(message, exit_code())
 
     def _workers(self) -> int:
         """The workers asked for, capped by the connections the server has free."""
@@ -206,7 +208,8 @@ class Runner:
                          " to redo)", self.label, run.id, run.cursor_key, f"{run.rows_done:,}",
                          f"{run.total_rows:,}", len(left))
             workers = self._workers()
-            progress = Progress(self.label, run.total_rows, run.rows_done, bar=self.opts.progress_bar)
+            progress = self._progress = Progress(self.label, run.total_rows, run.rows_done,
+                                                 bar=self.opts.progress_bar)
             crew = Crew(self, run, progress, self._state)
             try:
                 crew.work(workers)
@@ -219,10 +222,12 @@ class Runner:
                 if self._phase("counting rows written", lambda c: self.ledger.rows_written(c, run.id)):
                     self._analyze(self.step.analyze_after)
                 summary, reported = self._summary()
-            except KeyboardInterrupt as signal:
-                raise self._interrupted(signal, progress) from None
             finally:
                 progress.close()
+        except KeyboardInterrupt:
+            if self._run is None:
+                raise
+            raise self._interrupted() from None
         finally:
             if self._main is not None:
                 self._main.close()  # releases the liveness lock
@@ -244,16 +249,18 @@ class Runner:
             self._run = run
             self.ledger.join(self._main_connection(), run.id)
             self._state = self._phase("preparing", lambda c: self.step.prepare(c, self.direction, run.id))
-            progress = Progress(f"{self.label} (joined run {run.id})", run.total_rows, run.rows_done,
-                                bar=self.opts.progress_bar)
+            progress = self._progress = Progress(f"{self.label} (joined run {run.id})", run.total_rows,
+                                                 run.rows_done, bar=self.opts.progress_bar)
             crew = Crew(self, run, progress, self._state)
             try:
                 crew.work(self._workers())
-            except KeyboardInterrupt as signal:
-                raise self._interrupted(signal, progress) from None
             finally:
                 progress.close()
             return crew.batches
+        except KeyboardInterrupt:
+            if self._run is None:
+                raise
+            raise self._interrupted() from None
         finally:
             if self._main is not None:
                 self._main.close()

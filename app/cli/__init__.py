@@ -75,6 +75,6 @@ def main(argv: list[str] | None = None) -> int:
     except OrgmigError as exc:
         print(f"orgmig: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt as signal:
-        print(f"orgmig: interrupted ({name(signal)}); run the same command again to go on", file=sys.stderr)
-        return exit_code(signal)
+    except KeyboardInterrupt:
+        print(f"orgmig: interrupted ({name()}); run the same command again to go on", file=sys.stderr)
+        return exit_code()

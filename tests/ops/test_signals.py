@@ -9,13 +9,17 @@ import json
 import re
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
 
 from app.ops import migrations
 from app.ops.seed import seed_legacy
+from tests.fakes.okta import FakeOkta
+from tests.fakes.tenant import make_tenant
 from tests.support.db import scalar
+from tests.support.idp import export_subprocess, failed_checks, last_run, run_export
 from tests.support.migrate import ROOT, alembic_cmd, alembic_env, orgmig, run_alembic
 
 
@@ -75,3 +79,62 @@ def test_a_signal_stops_alembic_upgrade_between_batches_and_the_same_command_res
     assert scalar(engine, "SELECT status || ' ' || rows_done FROM orgmig_run") == "finished 3000"
     checked = orgmig(engine.url, "verify")
     assert checked.returncode == 0, checked.stdout
+
+
+def test_sigterm_stops_orgmig_export_and_the_same_command_resumes(provider_env, snapshot_db, snapshot_engine):
+    with FakeOkta(make_tenant(3000, 30, seed=21)) as fake:
+        env = {"OKTA_BASE_URL": fake.base_url, "OKTA_API_TOKEN": fake.api_token}
+        provider_env(**env)
+        fake.faults.slow(0.15, 10_000, path_prefix="/api/v1/users")
+        proc = export_subprocess(snapshot_db, env, "--provider", "okta")
+        try:
+            _wait_for(snapshot_engine, "SELECT max(pages) FROM idp_export_cursor WHERE stream = 'users'", 3)
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        own = [line for line in err.splitlines() if line.startswith("orgmig")]
+        assert proc.returncode == 143, err
+        assert "Traceback" not in err
+        assert own == ["orgmig: interrupted (SIGTERM); run the same command again to go on"]
+        fake.faults.clear()
+        again = run_export(snapshot_db, "--provider", "okta")
+        assert again.code == 0, again.stderr
+        assert "resumed" in again.stdout
+        assert last_run(snapshot_engine, "okta").status == "finished"
+        assert failed_checks(snapshot_engine) == []
+
+
+def test_sigint_stops_orgmig_work_and_the_alembic_process_finishes_the_run(engine, alembic_cfg):
+    migrations.upgrade(alembic_cfg, "0003")
+    seed_legacy(engine, 3_000, seed=6)
+    slow = alembic_env(engine.url, ORGMIG_MAX_ROWS_PER_SECOND="300", ORGMIG_WORKERS="1", ORGMIG_BATCH_SIZE="100")
+    upgrade = subprocess.Popen(alembic_cmd("upgrade", "head"), cwd=ROOT, env=slow, text=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_for(engine, "SELECT count(*) FROM orgmig_batch WHERE status = 'succeeded'", 1)
+        work = subprocess.Popen([sys.executable, "-m", "app.cli", "work", "--workers", "1"], cwd=ROOT, env=slow,
+                                text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            # Once its own two connections work on the run beside the alembic process's.
+            _wait_for(engine, "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+                              " WHERE l.locktype = 'advisory' AND l.classid = 1869770088 AND l.granted"
+                              " AND a.application_name <> 'orgmig alembic'", 2)
+            _wait_for(engine, "SELECT count(*) FROM orgmig_batch WHERE status = 'succeeded'", 5)
+            work.send_signal(signal.SIGINT)
+            _, err = work.communicate(timeout=30)
+        finally:
+            if work.poll() is None:
+                work.kill()
+        assert work.returncode == 130, err
+        assert "Traceback" not in err
+        assert re.fullmatch(r"orgmig: user_settings_to_org upgrade: interrupted at [\d,]+/3,000 rows;"
+                            r" `orgmig work` resumes", err.strip().splitlines()[-1]), err
+        _, upgrade_err = upgrade.communicate(timeout=60)
+    finally:
+        if upgrade.poll() is None:
+            upgrade.kill()
+    assert upgrade.returncode == 0, upgrade_err
+    assert scalar(engine, "SELECT status || ' ' || rows_done FROM orgmig_run") == "finished 3000"
+    assert orgmig(engine.url, "verify").returncode == 0
