@@ -4,7 +4,8 @@ and a handler that returns the exit code), and one map from errors to exit codes
 Errors a person can act on are `OrgmigError`s: they print as one line on stderr, never a
 traceback, and end the command with their `exit_code` (2 for configuration and database errors).
 SIGINT and SIGTERM end it the same way (app.interrupt): what is in flight is committed or rolled
-back, one line, exit 130 or 143.
+back, one line, exit 130 or 143. Standard output whose reader has gone is dropped
+(app.cli.output.PipeSafe), the exit code unchanged.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import sys
 
 from app import __version__
+from app.cli.output import PipeSafe
 from app.config import get_settings
 from app.errors import OrgmigError
 from app.interrupt import exit_code, install, name
@@ -66,6 +68,17 @@ def _setup_logging(verbose: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     install()
+    # A reader that goes away (`orgmig verify | head`) changes nothing but what it reads: the
+    # command ends with its own exit code, and no BrokenPipeError.
+    stdout, sys.stdout = sys.stdout, PipeSafe(sys.stdout)
+    try:
+        return _run(argv)
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stdout
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         args = build_parser(argv).parse_args(argv)
         _setup_logging(args.verbose)
