@@ -70,7 +70,7 @@ def _check_stamp(ctx, step, heads, run_args) -> None:
     found = "(SELECT string_agg(version_num, ',' ORDER BY version_num) FROM alembic_version)"
     ctx.impl.static_output(
         f"DO $$ BEGIN IF {found} IS DISTINCT FROM {expected} THEN RAISE EXCEPTION"
-        f" 'orgmig: alembic_version is not %s after revision %s: an earlier statement of this"
+        f" 'orgmig: alembic_version is not % after revision %: an earlier statement of this"
         f" script failed; nothing of this revision is kept', {expected}, {revision}; END IF; END $$;\n")
 
 
