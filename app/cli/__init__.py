@@ -40,14 +40,34 @@ def _command(argv: list[str]) -> str | None:
     return word if word in MODULE_OF else None
 
 
+def _add_verbose(parser: argparse.ArgumentParser, default=False) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", default=default, help="log debug detail")
+
+
+class _Verbs(argparse._SubParsersAction):
+    """Each verb's parser (and a verb's own sub-verbs: `collections plan`) takes `-v` too, so it
+    may come before or after the verb; given nowhere, the top-level default stands."""
+
+    def add_parser(self, name, **kwargs):
+        parser = super().add_parser(name, **kwargs)
+        _add_verbose(parser, default=argparse.SUPPRESS)
+        return parser
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", "parsers", _Verbs)
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The parser; given the command line, with only the verb module it names when it names one."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="orgmig",
         description="Move users from user_settings and an identity provider into the org schema.",
     )
     parser.add_argument("--version", action="version", version=f"orgmig {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    _add_verbose(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     command = _command(sys.argv[1:] if argv is None else argv)

@@ -1,6 +1,11 @@
 """`orgmig report RUN_ID --html FILE`: one self-contained HTML page about one run of a data step
 (rate over time, batch durations, retries and failures, reported rows by reason, the last
-error), for a DBA to read or print; app.ops.report gathers, app.ops.report_html draws."""
+error), for a DBA to read or print. RUN_ID is the first column of `orgmig status`; FILE is
+replaced whole, never left half-written.
+
+Exit codes: 0 written, 2 configuration or connection (no such run, FILE not writable)."""
+
+# app.ops.report gathers, app.ops.report_html draws.
 
 from __future__ import annotations
 
@@ -18,7 +23,8 @@ MAX_RUN_ID = 2**63 - 1
 
 
 def register(sub) -> None:
-    p = sub.add_parser("report", help="write one HTML page about a run: rate, batch durations, retries, reported rows")
+    p = sub.add_parser("report", help="write one HTML page about a run: rate, batch durations, retries, reported rows",
+                       description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n")[1])
     p.add_argument("run_id", metavar="RUN_ID", action=whole_number(1, MAX_RUN_ID),
                    help="the run's id (the first column of `orgmig status`)")
     p.add_argument("--html", required=True, metavar="FILE", help="where to write the page (replaced if it exists)")
