@@ -187,7 +187,7 @@ class Crew:
     def _connect(self) -> Connection:
         """A worker's connection, holding its share of the run's liveness lock."""
         conn = self.runner.connect()
-        self.runner.ledger.join(conn, self.run.id)
+        self.runner.ledger.join(conn, self.run.id, worker=True)
         return conn
 
     # -- claim, process, release --------------------------------------------------------------

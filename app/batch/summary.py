@@ -8,6 +8,8 @@ import logging
 import sys
 from dataclasses import dataclass, field
 
+from app.numbers import plural
+
 log = logging.getLogger("app.summary")
 
 
@@ -34,11 +36,14 @@ class RunResult:
 def format_summary(result: RunResult) -> str:
     lines = [
         f"{result.step} {result.direction} finished" + (" (resumed)" if result.resumed else "")
-        + f": {result.rows_done_now:,} rows in {result.seconds:.1f}s"
-        f" ({result.rate:,.0f} rows/s), {result.batches:,} batches, {result.retries} retries",
+        + f": {plural(result.rows_done_now, 'row')} in {result.seconds:.1f}s"
+        f" ({result.rate:,.0f} rows/s), {plural(result.batches, 'batch', 'batches')},"
+        f" {plural(result.retries, 'retry', 'retries')}",
     ]
     if result.summary:
-        lines.append("  " + "; ".join(f"{label}: {n:,}" for label, n in result.summary.items()))
+        # What the step reports is the state of its tables: after a downgrade, what is left.
+        state = "after the downgrade: " if result.direction == "downgrade" else ""
+        lines.append("  " + state + "; ".join(f"{label}: {n:,}" for label, n in result.summary.items()))
     if result.reported or result.direction == "upgrade":
         lines.append("  reported: " + (", ".join(f"{n:,} {reason}" for reason, n in result.reported.items())
                                        or "none"))

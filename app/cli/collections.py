@@ -20,6 +20,7 @@ from sqlalchemy.pool import NullPool
 
 from app import collections
 from app.cli.common import add_database_option, connected, whole_number
+from app.numbers import plural
 
 MAX_ID = 2**31 - 1  # "user".id is an integer
 
@@ -59,7 +60,8 @@ def register(sub) -> None:
 def _line(d: dict) -> str:
     who = f"{d['status']:<9} {d['old_id']}"
     if d["status"] == "move":
-        text = f"{who} -> user {d['user_id']}: {d['collections']:,} collections, {d['members']:,} members"
+        text = (f"{who} -> user {d['user_id']}: {plural(d['collections'], 'collection')},"
+                f" {plural(d['members'], 'member')}")
         if d.get("already_there", -1) > 0:
             text += f"; the user has {d['already_there']:,} already ({d['id_overlap']:,} with the same id)"
         if d.get("already_there") == -1:
@@ -70,9 +72,18 @@ def _line(d: dict) -> str:
     if d["status"] == "done":
         return f"{who} -> user {d['user_id']}: moved already"
     if d["status"] == "anonymous":
-        return f"{who}: {d['collections']:,} collections (import-anonymous moves them)"
-    extra = {k: v for k, v in d.items() if k not in ("old_id", "status", "reason")}
+        return f"{who}: {plural(d['collections'], 'collection')} (import-anonymous moves them)"
+    extra = {k: _shortened(v) for k, v in d.items() if k not in ("old_id", "status", "reason")}
     return f"{who}: {d['reason']}" + (f" {json.dumps(extra, ensure_ascii=False)}" if extra else "")
+
+
+LISTED = 5  # items of a list a plan line shows; --json has them all
+
+
+def _shortened(value):
+    if isinstance(value, list) and len(value) > LISTED:
+        return [*value[:LISTED], f"and {len(value) - LISTED:,} more (--json lists them)"]
+    return value
 
 
 def handle_plan(args: argparse.Namespace) -> int:

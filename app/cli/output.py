@@ -3,7 +3,7 @@
 - `console()`: the terminal's width on a terminal; into a pipe or a file, no wrapping (a line
   is as long as its content); no styling at all under NO_COLOR (https://no-color.org: no
   colour, no italics, no bold), as into a pipe;
-- `count(n)` and `plural(n, word)`: "3,000 users", "1 link";
+- `plural(n, word)` (app.numbers): "3,000 users", "1 link";
 - `PipeSafe`: standard output whose reader went away (`orgmig verify | head`). The rest of the
   output is dropped, and the command goes on to its own exit code, with no BrokenPipeError.
 """
@@ -13,6 +13,10 @@ from __future__ import annotations
 import os
 import sys
 from typing import TYPE_CHECKING
+
+from app.numbers import plural
+
+__all__ = ["PipeSafe", "console", "plural"]
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -26,15 +30,6 @@ def console(stderr: bool = False) -> Console:
     terminal = stream.isatty()
     return Console(stderr=stderr, width=None if terminal else UNWRAPPED, soft_wrap=not terminal,
                    color_system=None if "NO_COLOR" in os.environ else "auto", highlight=False)
-
-
-def count(n: int) -> str:
-    return f"{n:,}"
-
-
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """`plural(1, "link")` is "1 link", `plural(3000, "user")` "3,000 users"."""
-    return f"{n:,} {word if n == 1 else many or word + 's'}"
 
 
 class PipeSafe:

@@ -18,6 +18,7 @@ from app.batch.runner import Runner
 from app.cli.common import add_database_option, connected, whole_number
 from app.config import get_settings
 from app.errors import ConfigError
+from app.numbers import plural
 from app.ops.migrations import step_named
 
 
@@ -46,6 +47,7 @@ def handle(args: argparse.Namespace) -> int:
         if args.workers:
             opts = Options(**{**opts.__dict__, "workers": args.workers})
         batches = Runner(engine, step, row.direction, opts, resume="`orgmig work`").join()
-    print(f"{row.step} {row.direction}: {batches:,} batches done by this process; no range left to take",
+    print(f"{row.step} {row.direction}: {plural(batches, 'batch', 'batches')} done by this process; no range left"
+          " to take",
           file=sys.stderr)
     return 0

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, text
 
 from app import db
 from app.errors import ConfigError
+from app.numbers import plural
 from app.schema import metadata
 
 log = logging.getLogger("app")
@@ -64,10 +65,10 @@ def before_baseline(conn: Connection, required: bool) -> None:
             " point DATABASE_URL at the application's database (revision 0001 was not applied)")
     others = [name for name, rel in conn.execute(TABLES).all() if rel != "alembic_version"]
     if others:
-        log.warning("%s has %s other tables (%s) but no user_settings: revision 0001 creates an empty one and"
+        log.warning("%s has %s (%s) but no user_settings: revision 0001 creates an empty one and"
                     " nothing will be migrated. If DATABASE_URL names the wrong database, stop, `alembic"
                     " downgrade base`, and point it at the application's; %s makes this an error",
-                    where, f"{len(others):,}", _listing(others), SETTING)
+                    where, plural(len(others), "other table"), _listing(others), SETTING)
 
 
 def before_migrating(conn: Connection, required: bool) -> None:

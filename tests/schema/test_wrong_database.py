@@ -26,7 +26,7 @@ def test_a_database_without_user_settings_but_with_other_tables_is_named_in_one_
     assert done.returncode == 0, done.stderr
     (baseline,) = [w for w in _warnings(done.stderr) if "no user_settings" in w]
     assert f"database {name} (postgresql+psycopg://" in baseline
-    assert "has 1 other tables (invoice) but no user_settings: revision 0001 creates an empty one" in baseline
+    assert "has 1 other table (invoice) but no user_settings: revision 0001 creates an empty one" in baseline
     assert "`alembic downgrade base`" in baseline and "ORGMIG_REQUIRE_LEGACY_ROWS=true" in baseline
     # And the data revision finds user_settings empty beside the invoices.
     (empty,) = [w for w in _warnings(done.stderr) if "is empty" in w]
