@@ -97,8 +97,8 @@ def handle_plan(args: argparse.Namespace) -> int:
     for account in data["accounts"]:
         print(_line(account))
     c = data["counts"]
-    print(f"plan: {c['move']:,} accounts to move ({c['collections_to_move']:,} collections,"
-          f" {c['members_to_move']:,} members), {c['done']:,} moved already, {c['reported']:,} reported"
+    print(f"plan: {plural(c['move'], 'account')} to move ({plural(c['collections_to_move'], 'collection')},"
+          f" {plural(c['members_to_move'], 'member')}), {c['done']:,} moved already, {c['reported']:,} reported"
           + (" (" + ", ".join(f"{r} {n:,}" for r, n in data["reasons"].items()) + ")" if data["reasons"] else "")
           + f", {c['anonymous']:,} anonymous")
     return 0
@@ -106,8 +106,8 @@ def handle_plan(args: argparse.Namespace) -> int:
 
 def _summary(result: collections.Result) -> str:
     c = result.counts
-    parts = [f"{c['moved']:,} accounts moved ({c['collections_added']:,} collections added,"
-             f" {c['collections_already_there']:,} already there, {c['id_clashes']:,} id clashes)",
+    parts = [f"{plural(c['moved'], 'account')} moved ({plural(c['collections_added'], 'collection')} added,"
+             f" {c['collections_already_there']:,} already there, {plural(c['id_clashes'], 'id clash', 'id clashes')})",
              f"{c['done']:,} moved before"]
     if c["reported"]:
         parts.append(f"{c['reported']:,} reported (" + ", ".join(f"{r} {n:,}" for r, n in result.reasons().items())
@@ -157,7 +157,7 @@ def handle_import(args: argparse.Namespace) -> int:
     for r in result.reported:
         print(f"{args.anon_id}: {r.reason}" + ("" if r.migrated else " (not imported)"))
     if c["moved"]:
-        print(f"{args.anon_id} -> user {args.user}: {c['collections_added']:,} collections added,"
+        print(f"{args.anon_id} -> user {args.user}: {plural(c['collections_added'], 'collection')} added,"
               f" {c['collections_already_there']:,} already there, {c['id_clashes']:,} id clashes"
               + ("; legacy value purged" if c["purged"] else ""))
     return 0 if c["moved"] else 1

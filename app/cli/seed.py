@@ -2,24 +2,20 @@
 included (NULL, blank and shared keycloak_user_ids, unicode, huge JSON, plaintext and ciphertext
 secrets, awkward floats), and print how many of each kind the table now holds.
 
-The table must exist: in a database where it does not and no orgmig revision is applied yet
-(a new one), the command first applies revision 0001, which creates it exactly as the legacy
-application did (`alembic upgrade 0001`). The same seed and start id give the same rows.
+The table must exist: in a new database, run `alembic upgrade 0001` first (revision 0001 creates
+it exactly as the legacy application did). The same seed and start id give the same rows.
 
-Exit codes: 0 seeded, 2 configuration or connection (user_settings missing in a database that
-has orgmig revisions, ids past the integer limit)."""
+Exit codes: 0 seeded, 2 configuration or connection (no user_settings, ids past the integer
+limit)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from sqlalchemy import inspect
 from sqlalchemy.pool import NullPool
 
 from app.cli.common import add_database_option, connected, whole_number
 from app.errors import ConfigError
-from app.ops import migrations
 from app.ops.seed import MAX_USERS, SEEDS, render, seed_legacy
 
 
@@ -38,22 +34,8 @@ def register(sub) -> None:
     p.set_defaults(handler=handle)
 
 
-def _ensure_legacy_table(engine) -> None:
-    if inspect(engine).has_table("user_settings"):
-        return
-    with engine.connect() as conn:
-        applied = migrations.current_heads(conn)
-    if applied:
-        raise ConfigError(f"user_settings does not exist, though revision {', '.join(applied)} is applied:"
-                          " restore it (revision 0001 records whether it created it) before seeding")
-    migrations.upgrade(migrations.alembic_config(engine.url), "0001")
-    print("user_settings did not exist: applied revision 0001, which creates it (`alembic upgrade 0001`)",
-          file=sys.stderr)
-
-
 def handle(args: argparse.Namespace) -> int:
     with connected(args, poolclass=NullPool) as engine:
-        _ensure_legacy_table(engine)
         try:
             summary = seed_legacy(engine, args.users, args.seed)
         except ValueError as exc:  # the ids would pass the integer limit
