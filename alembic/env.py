@@ -9,9 +9,9 @@ that cannot get a lock in time is rolled back and run again, waiting longer each
 
 Online, one `alembic upgrade`/`downgrade` runs at a time per database: a second one waits for the
 first (up to ORGMIG_MIGRATE_LOCK_WAIT_MS) and then finds the work done, or stops naming the
-holder. Whatever fails ends, from the `alembic` command, in one line on stderr and exit code 1
-(2 for configuration and connection problems); called from Python, the same message is raised as
-an app.errors.OrgmigError.
+holder. Whatever fails ends, from the `alembic` command, in one line on stderr and exit code 1 (2 for
+configuration and connection problems; 130 for SIGINT and 143 for SIGTERM, app.interrupt); called
+from Python, the same message is raised as an app.errors.OrgmigError.
 
 Offline (`--sql`), the script starts with `\\set ON_ERROR_STOP on` and each revision checks, in
 its own transaction, that the version it stamps is the one it expects: run through psql, it stops
@@ -40,6 +40,7 @@ from app.batch.revision import (
 )
 from app.config import get_settings
 from app.errors import OrgmigError
+from app.interrupt import exit_code, install, name
 from app.schema import include_object, metadata
 
 config = context.config
@@ -71,7 +72,7 @@ def _check_stamp(ctx, step, heads, run_args) -> None:
     found = "(SELECT string_agg(version_num, ',' ORDER BY version_num) FROM alembic_version)"
     ctx.impl.static_output(
         f"DO $$ BEGIN IF {found} IS DISTINCT FROM {expected} THEN RAISE EXCEPTION"
-        f" 'orgmig: alembic_version is not %s after revision %s: an earlier statement of this"
+        f" 'orgmig: alembic_version is not % after revision %: an earlier statement of this"
         f" script failed; nothing of this revision is kept', {expected}, {revision}; END IF; END $$;\n")
 
 
@@ -151,6 +152,8 @@ def run_migrations_online() -> None:
 
 
 def main() -> None:
+    if FROM_COMMAND_LINE:
+        install()  # SIGTERM stops a deploy as Ctrl-C does: cleanly, with one line
     try:
         if context.is_offline_mode():
             run_migrations_offline()
@@ -169,6 +172,14 @@ def main() -> None:
         logging.getLogger("app").debug("alembic failed", exc_info=exc)
         print(f"alembic: {error}", file=sys.stderr)
         raise SystemExit(error.exit_code) from None
+    except KeyboardInterrupt:
+        # Outside a data step's batches (those end in Interrupted, an OrgmigError, above): the
+        # revision in progress is rolled back; those before it stay applied.
+        if not FROM_COMMAND_LINE:
+            raise
+        print(f"alembic: interrupted ({name()}); the revision in progress was rolled back, those before it"
+              " are applied; the same command goes on from there", file=sys.stderr)
+        raise SystemExit(exit_code()) from None
 
 
 main()

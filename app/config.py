@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     backoff_base_ms: int = Field(default=200, ge=1, le=60_000, validation_alias="ORGMIG_BACKOFF_BASE_MS")
     backoff_cap_ms: int = Field(default=30_000, ge=1, le=600_000, validation_alias="ORGMIG_BACKOFF_CAP_MS")
     allow_data_loss: bool = Field(default=False, validation_alias="ORGMIG_ALLOW_DATA_LOSS")
+    # The upgrade stops (exit 2) unless user_settings exists and holds rows (app.ops.wrong_database)
+    require_legacy_rows: bool = Field(default=False, validation_alias="ORGMIG_REQUIRE_LEGACY_ROWS")
     # How long an `alembic upgrade`/`downgrade` waits for another one running on the same
     # database before it stops (0: stop at once, naming the one that runs).
     migrate_lock_wait_ms: int = Field(default=600_000, ge=0, le=86_400_000,
@@ -136,7 +138,8 @@ class Settings(BaseSettings):
 # The settings `alembic -x name=value` may set, validated like their environment variables.
 X_ARGUMENTS = ("batch_size", "workers", "lock_timeout_ms", "statement_timeout_ms", "max_batch_attempts",
                "ddl_lock_attempts", "pause_ms", "max_rows_per_second", "target_batch_ms", "backoff_base_ms",
-               "backoff_cap_ms", "allow_data_loss", "allow_mass_change", "max_removed_fraction")
+               "backoff_cap_ms", "allow_data_loss", "allow_mass_change", "max_removed_fraction",
+               "require_legacy_rows")
 
 
 def env_name(field: str) -> str:

@@ -2,8 +2,10 @@
 
 Every real deployment already has `user_settings`; there this revision changes nothing and only
 records that it found the table. Where the table is absent (a new or test database) it creates
-it. Its downgrade drops `user_settings` only when this revision created it, and refuses while
-that table holds rows unless `-x allow_data_loss=true`.
+it, with a warning where the database holds other tables (the wrong database?), or stops when
+ORGMIG_REQUIRE_LEGACY_ROWS=true (app.ops.wrong_database). Its downgrade drops `user_settings`
+only when this revision created it, and refuses while that table holds rows unless `-x
+allow_data_loss=true`.
 
 Revision ID: 0001
 Revises:
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 from alembic import op
 from app.batch.revision import refuse_to_drop_rows
+from app.ops import wrong_database
 
 revision = "0001"
 down_revision = None
@@ -57,6 +60,7 @@ CREATE TABLE IF NOT EXISTS user_settings (
 
 
 def upgrade() -> None:
+    wrong_database.in_revision(wrong_database.before_baseline)
     op.execute(
         "CREATE TABLE orgmig_baseline ("
         " id boolean PRIMARY KEY DEFAULT true CONSTRAINT ck_orgmig_baseline_single_row CHECK (id),"

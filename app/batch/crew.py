@@ -67,7 +67,8 @@ class Throttle:
         self._rows = 0
         self._lock = threading.Lock()
 
-    def after(self, rows: int) -> None:
+    def after(self, rows: int, stop: threading.Event) -> None:
+        """Wait until the rows done so far are within the rate, or until `stop` is set."""
         if not self.rate:
             return
         with self._lock:
@@ -75,7 +76,7 @@ class Throttle:
             due = self._t0 + self._rows / self.rate
         delay = due - time.monotonic()
         if delay > 0:
-            time.sleep(delay)
+            stop.wait(delay)
 
 
 @dataclass
@@ -93,6 +94,8 @@ class Crew:
     lock: threading.Lock = field(default_factory=threading.Lock)
     given_back: threading.Condition = field(default_factory=threading.Condition)
     generation: int = 0  # ranges this process's workers have given back (done or failed)
+    running: int = 0  # workers not yet stopped
+    all_stopped: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         opts = self.runner.opts
@@ -102,23 +105,21 @@ class Crew:
     # -- the threads ---------------------------------------------------------------------------
 
     def work(self, workers: int) -> None:
-        """Run `workers` workers until no range is left (or one fails, or a pause is asked)."""
-        if workers == 1:
-            self._worker()
-        else:
-            threads = [threading.Thread(target=self._worker, name=f"orgmig-worker-{i}") for i in range(workers)]
-            for t in threads:
-                t.start()
-            try:
-                for t in threads:
-                    while t.is_alive():
-                        t.join(0.2)
-            except BaseException:
-                # Ctrl-C: every worker finishes the batch it holds, then stops.
-                self._halt()
-                for t in threads:
-                    t.join()
-                raise
+        """Run `workers` workers until no range is left (or one fails, or a pause is asked).
+        The workers are threads even when there is one: the main thread, which receives signals
+        (app.interrupt), only waits for them, so on SIGINT or SIGTERM every worker commits the
+        batch it holds, then stops, and the interrupt goes on up. (It waits on an event, not on
+        Thread.join: an interrupted join can return for a thread still running, CPython gh-90882.)"""
+        self.running = workers
+        for i in range(workers):
+            threading.Thread(target=self._worker, name=f"orgmig-worker-{i}").start()
+        try:
+            while not self.all_stopped.wait(0.2):
+                pass
+        except BaseException:
+            self._halt()
+            self.all_stopped.wait()
+            raise
         if self.error is not None:
             raise self.error
 
@@ -147,19 +148,23 @@ class Crew:
                 with self.lock:
                     self.batches += 1
                     self.progress.advance(rows)
-                self.throttle.after(rows)
+                self.throttle.after(rows, self.stop)
                 if r.opts.pause_ms:
-                    time.sleep(r.opts.pause_ms / 1000)
-        except BaseException as exc:
+                    self.stop.wait(r.opts.pause_ms / 1000)
+        except BaseException as exc:  # noqa: BLE001 - kept, and raised by work() in the main thread
             with self.lock:
                 if self.error is None:
                     self.error = exc
             self._halt()
-            if threading.current_thread() is threading.main_thread():
-                raise
         finally:
-            if conn is not None:
-                conn.close()
+            try:
+                if conn is not None:
+                    conn.close()
+            finally:
+                with self.lock:
+                    self.running -= 1
+                    if not self.running:
+                        self.all_stopped.set()
 
     def _give_back(self) -> None:
         """A range of this process is done or failed: wake the workers waiting for it (a claim
@@ -182,7 +187,7 @@ class Crew:
     def _connect(self) -> Connection:
         """A worker's connection, holding its share of the run's liveness lock."""
         conn = self.runner.connect()
-        self.runner.ledger.join(conn, self.run.id)
+        self.runner.ledger.join(conn, self.run.id, worker=True)
         return conn
 
     # -- claim, process, release --------------------------------------------------------------

@@ -14,6 +14,15 @@ class Paused(MigrationError):
     """An operator asked the run to pause; it stopped between batches."""
 
 
+class Interrupted(MigrationError):
+    """SIGINT or SIGTERM stopped the run between batches; the same command resumes it. Exits with
+    128 + the signal's number (130, 143), as the shell reports a command a signal ended."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class DowngradeRefused(MigrationError):
     """A downgrade would delete rows it did not create; nothing was deleted."""
 

@@ -136,9 +136,12 @@ class Ledger:
         conn.execute(SQL("ledger.batch_unlock"), {"run_id": run_id, "start_key": start})
 
     @staticmethod
-    def join(conn: Connection, run_id: int) -> None:
-        """This connection works on the run: it holds a share of the run's liveness lock."""
+    def join(conn: Connection, run_id: int, worker: bool = False) -> None:
+        """This connection works on the run: it holds a share of the run's liveness lock (and,
+        a worker's, of its worker lock)."""
         conn.execute(LIVENESS_LOCK, {"run_id": run_id})
+        if worker:
+            conn.execute(SQL("ledger.worker_lock"), {"run_id": run_id})
         conn.commit()
 
     @staticmethod
@@ -181,12 +184,12 @@ class Ledger:
 
 
 def live_workers(conn: Connection) -> dict[int, int]:
-    """{run id: connections working on it} for the runs a live process holds (their liveness
-    lock); a `running` run missing here was interrupted: its processes died or lost their
-    connections."""
+    """{run id: workers on it now, of every process} for the runs a live process holds (their
+    liveness lock); a `running` run missing here was interrupted: its processes died or lost
+    their connections."""
     found: dict[int, int] = {}
-    for run_id, _ in conn.execute(SQL("ledger.live_runs")).all():
-        found[run_id] = found.get(run_id, 0) + 1
+    for run_id, _, worker in conn.execute(SQL("ledger.live_runs")).all():
+        found[run_id] = found.get(run_id, 0) + int(worker)
     return found
 
 

@@ -38,6 +38,8 @@ MIGRATION_LOCK = 0
 # The first attempt of a revision waits this long for each lock; each later one twice as long,
 # up to ORGMIG_LOCK_TIMEOUT_MS.
 FIRST_LOCK_TIMEOUT_MS = 100
+# What resumes a data step a signal interrupted, in the line that says so.
+RESUME = {"upgrade": "`alembic upgrade head`", "downgrade": "the same `alembic downgrade`"}
 
 
 # alembic.context and alembic.op are imported where they are used: only a revision, inside
@@ -98,7 +100,7 @@ def run_data_step(step: Step, direction: str) -> None:
             f"data step {step.name} needs to commit batch by batch, but the caller runs the"
             " migration inside its own transaction; pass an Engine or an idle Connection")
     with ctx.autocommit_block():
-        result = run_step(op.get_bind().engine, step, direction, opts)
+        result = run_step(op.get_bind().engine, step, direction, opts, resume=RESUME[direction])
     print_summary(result)
 
 

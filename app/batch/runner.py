@@ -26,7 +26,10 @@ attempts ends as one line (MigrationError), the run marked failed with that line
 database still answers.
 
 A kill at any moment loses nothing and repeats nothing: the next run redoes the ranges left
-`claimed` or `failed`, then goes on from the cursor.
+`claimed` or `failed`, then goes on from the cursor. SIGINT or SIGTERM (app.interrupt) stops the
+workers once the batches they hold are committed; the run keeps its state (`running`, shown as
+interrupted once no process holds it, the interruption as its last error) and the command ends
+with one line (Interrupted) saying how far it got and what resumes it.
 """
 
 from __future__ import annotations
@@ -38,13 +41,14 @@ from sqlalchemy import Connection, Engine
 from app import db
 from app.batch.attempts import Attempts, describe, unless_broken
 from app.batch.crew import Crew
-from app.batch.errors import MigrationError, Paused
+from app.batch.errors import Interrupted, MigrationError, Paused
 from app.batch.ledger import SQL, Ledger, Run
 from app.batch.options import Options
 from app.batch.progress import Progress
 from app.batch.step import DIRECTIONS, Step
 from app.batch.summary import RunFigures, RunResult, run_figures
 from app.errors import OrgmigError
+from app.interrupt import exit_code
 
 log = logging.getLogger("app.batch")
 
@@ -55,7 +59,8 @@ class Runner:
     """Runs one step in one direction on `engine` (a connection per worker, a transaction per
     batch)."""
 
-    def __init__(self, engine: Engine, step: Step, direction: str, options: Options) -> None:
+    def __init__(self, engine: Engine, step: Step, direction: str, options: Options,
+                 resume: str = "the same command") -> None:
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be upgrade or downgrade, not {direction!r}")
         self.engine = engine
@@ -65,10 +70,12 @@ class Runner:
         self.keys = step.keys(direction)
         self.ledger = Ledger(step.name, direction, self.keys, step.new_keys_only)
         self.label = f"{step.name} {direction}"
+        self.resume = resume  # what continues an interrupted run, for the line that says so
         self.attempts = Attempts(options, self.label, self._mark_failed)
         self._state = None
         self._main: Connection | None = None  # phases outside batches; holds the liveness lock
         self._run: Run | None = None
+        self._progress: Progress | None = None  # once the workers start
 
     # -- connections and transactions ----------------------------------------------------------
 
@@ -142,13 +149,25 @@ class Runner:
             return {}, {}, None
 
     def _mark_failed(self, message: str) -> None:
+        self._mark("failed", message)
+
+    def _mark(self, status: str | None, message: str) -> None:
         if self._run is None:
             return
         try:
             with self.engine.connect() as conn, self.tx(conn):
-                self.ledger.set_status(conn, self._run.id, "failed", message)
+                self.ledger.set_status(conn, self._run.id, status, message)
         except Exception as exc:  # noqa: BLE001 - the database may be gone; the message matters more
-            log.debug("%s: could not mark run %s failed: %s", self.label, self._run.id, describe(exc))
+            log.debug("%s: could not mark run %s: %s", self.label, self._run.id, describe(exc))
+
+    def _interrupted(self) -> Interrupted:
+        """SIGINT or SIGTERM reached the run: its workers have committed the batches they held and
+        stopped (what the main connection was doing is rolled back). The run stays `running`
+        (resumable), the interruption its last error."""
+        done = self._run.rows_done if self._progress is None else self._progress.done
+        message = f"{self.label}: interrupted at {done:,}/{self._run.total_rows:,} rows; {self.resume} resumes"
+        self._mark(None, message)
+        return Interrupted(message, exit_code())
 
     def _workers(self) -> int:
         """The workers asked for, capped by the connections the server has free."""
@@ -190,7 +209,8 @@ class Runner:
             workers = self._workers()
             self._phase("recording the settings",
                         lambda c: self.ledger.record_settings(c, run.id, self.opts, workers))
-            progress = Progress(self.label, run.total_rows, run.rows_done, bar=self.opts.progress_bar)
+            progress = self._progress = Progress(self.label, run.total_rows, run.rows_done,
+                                                 bar=self.opts.progress_bar)
             crew = Crew(self, run, progress, self._state)
             try:
                 crew.work(workers)
@@ -205,6 +225,10 @@ class Runner:
                 summary, reported, figures = self._summary()
             finally:
                 progress.close()
+        except KeyboardInterrupt:
+            if self._run is None:
+                raise
+            raise self._interrupted() from None
         finally:
             if self._main is not None:
                 self._main.close()  # releases the liveness lock
@@ -226,14 +250,18 @@ class Runner:
             self._run = run
             self.ledger.join(self._main_connection(), run.id)
             self._state = self._phase("preparing", lambda c: self.step.prepare(c, self.direction, run.id))
-            progress = Progress(f"{self.label} (joined run {run.id})", run.total_rows, run.rows_done,
-                                bar=self.opts.progress_bar)
+            progress = self._progress = Progress(f"{self.label} (joined run {run.id})", run.total_rows,
+                                                 run.rows_done, bar=self.opts.progress_bar)
             crew = Crew(self, run, progress, self._state)
             try:
                 crew.work(self._workers())
             finally:
                 progress.close()
             return crew.batches
+        except KeyboardInterrupt:
+            if self._run is None:
+                raise
+            raise self._interrupted() from None
         finally:
             if self._main is not None:
                 self._main.close()
@@ -254,6 +282,8 @@ class Runner:
         return (f"{self.label} is paused at key {cursor} ({done:,}/{total:,} rows); run"
                 " `orgmig resume` and then the same alembic command to continue")
 
-def run_step(engine: Engine, step: Step, direction: str, options: Options) -> RunResult:
-    """Run `step` to completion in `direction`; raises MigrationError (Paused, DowngradeRefused)."""
-    return Runner(engine, step, direction, options).run()
+def run_step(engine: Engine, step: Step, direction: str, options: Options,
+             resume: str = "the same command") -> RunResult:
+    """Run `step` to completion in `direction`; raises MigrationError (Paused, DowngradeRefused,
+    Interrupted: `resume` names what resumes it)."""
+    return Runner(engine, step, direction, options, resume).run()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection
 
 from app.batch.ledger import SQL
+from app.numbers import plural
 
 log = logging.getLogger("app.summary")
 
@@ -82,16 +83,18 @@ def format_summary(result: RunResult) -> str:
     f = result.figures
     head = f"{result.step} {result.direction} finished" + (" (resumed)" if result.resumed else "")
     if f is None:
-        head += (f": {result.rows_done:,} rows; the run's figures could not be read"
+        head += (f": {plural(result.rows_done, 'row')}; the run's figures could not be read"
                  f" (`orgmig report {result.run_id} --json` reads them)")
     else:
-        head += (f": {f.rows_done:,} rows in {fmt_duration(f.seconds)} ({fmt_rate(f.rate)}),"
-                 f" {f.batches:,} batches, {f.retried:,} retried")
+        head += (f": {plural(f.rows_done, 'row')} in {fmt_duration(f.seconds)} ({fmt_rate(f.rate)}),"
+                 f" {plural(f.batches, 'batch', 'batches')}, {f.retried:,} retried")
     if result.resumed:
-        head += f"; {result.rows_done_now:,} rows by this process"
+        head += f"; {plural(result.rows_done_now, 'row')} by this process"
     lines = [head]
     if result.summary:
-        lines.append("  " + "; ".join(f"{label}: {n:,}" for label, n in result.summary.items()))
+        # What the step reports is the state of its tables: after a downgrade, what is left.
+        state = "after the downgrade: " if result.direction == "downgrade" else ""
+        lines.append("  " + state + "; ".join(f"{label}: {n:,}" for label, n in result.summary.items()))
     if result.reported or result.direction == "upgrade":
         lines.append("  reported: " + (", ".join(f"{n:,} {reason}" for reason, n in result.reported.items())
                                        or "none"))

@@ -3,7 +3,9 @@ and a handler that returns the exit code), and one map from errors to exit codes
 
 Errors a person can act on are `OrgmigError`s: they print as one line on stderr, never a
 traceback, and end the command with their `exit_code` (2 for configuration and database errors).
-An interrupt ends it with 130.
+SIGINT and SIGTERM end it the same way (app.interrupt): what is in flight is committed or rolled
+back, one line, exit 130 or 143. Standard output whose reader has gone is dropped
+(app.cli.output.PipeSafe), the exit code unchanged.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import logging
 import sys
 
 from app import __version__
+from app.cli.output import PipeSafe
 from app.config import get_settings
 from app.errors import OrgmigError
+from app.interrupt import exit_code, install, name
 
 # Verb modules, in the order `orgmig --help` lists them, and the commands each registers. A
 # command imports only its own module (the others pull in Redis, HTTP and web-server code that
@@ -37,14 +41,34 @@ def _command(argv: list[str]) -> str | None:
     return word if word in MODULE_OF else None
 
 
+def _add_verbose(parser: argparse.ArgumentParser, default=False) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", default=default, help="log debug detail")
+
+
+class _Verbs(argparse._SubParsersAction):
+    """Each verb's parser (and a verb's own sub-verbs: `collections plan`) takes `-v` too, so it
+    may come before or after the verb; given nowhere, the top-level default stands."""
+
+    def add_parser(self, name, **kwargs):
+        parser = super().add_parser(name, **kwargs)
+        _add_verbose(parser, default=argparse.SUPPRESS)
+        return parser
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", "parsers", _Verbs)
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The parser; given the command line, with only the verb module it names when it names one."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="orgmig",
         description="Move users from user_settings and an identity provider into the org schema.",
     )
     parser.add_argument("--version", action="version", version=f"orgmig {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    _add_verbose(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     command = _command(sys.argv[1:] if argv is None else argv)
@@ -64,6 +88,18 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    install()
+    # A reader that goes away (`orgmig verify | head`) changes nothing but what it reads: the
+    # command ends with its own exit code, and no BrokenPipeError.
+    stdout, sys.stdout = sys.stdout, PipeSafe(sys.stdout)
+    try:
+        return _run(argv)
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stdout
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         args = build_parser(argv).parse_args(argv)
         _setup_logging(args.verbose)
@@ -74,5 +110,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"orgmig: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("orgmig: interrupted", file=sys.stderr)
-        return 130
+        print(f"orgmig: interrupted ({name()}); run the same command again to go on", file=sys.stderr)
+        return exit_code()

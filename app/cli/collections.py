@@ -21,6 +21,7 @@ from sqlalchemy.pool import NullPool
 from app import collections
 from app.cli.common import add_database_option, connected, whole_number
 from app.collections.report import check_table
+from app.numbers import plural
 
 MAX_ID = 2**31 - 1  # "user".id is an integer
 
@@ -60,7 +61,8 @@ def register(sub) -> None:
 def _line(d: dict) -> str:
     who = f"{d['status']:<9} {d['old_id']}"
     if d["status"] == "move":
-        text = f"{who} -> user {d['user_id']}: {d['collections']:,} collections, {d['members']:,} members"
+        text = (f"{who} -> user {d['user_id']}: {plural(d['collections'], 'collection')},"
+                f" {plural(d['members'], 'member')}")
         if d.get("already_there", -1) > 0:
             text += f"; the user has {d['already_there']:,} already ({d['id_overlap']:,} with the same id)"
         if d.get("already_there") == -1:
@@ -71,9 +73,18 @@ def _line(d: dict) -> str:
     if d["status"] == "done":
         return f"{who} -> user {d['user_id']}: moved already"
     if d["status"] == "anonymous":
-        return f"{who}: {d['collections']:,} collections (import-anonymous moves them)"
-    extra = {k: v for k, v in d.items() if k not in ("old_id", "status", "reason")}
+        return f"{who}: {plural(d['collections'], 'collection')} (import-anonymous moves them)"
+    extra = {k: _shortened(v) for k, v in d.items() if k not in ("old_id", "status", "reason")}
     return f"{who}: {d['reason']}" + (f" {json.dumps(extra, ensure_ascii=False)}" if extra else "")
+
+
+LISTED = 5  # items of a list a plan line shows; --json has them all
+
+
+def _shortened(value):
+    if isinstance(value, list) and len(value) > LISTED:
+        return [*value[:LISTED], f"and {len(value) - LISTED:,} more (--json lists them)"]
+    return value
 
 
 def handle_plan(args: argparse.Namespace) -> int:
@@ -87,8 +98,8 @@ def handle_plan(args: argparse.Namespace) -> int:
     for account in data["accounts"]:
         print(_line(account))
     c = data["counts"]
-    print(f"plan: {c['move']:,} accounts to move ({c['collections_to_move']:,} collections,"
-          f" {c['members_to_move']:,} members), {c['done']:,} moved already, {c['reported']:,} reported"
+    print(f"plan: {plural(c['move'], 'account')} to move ({plural(c['collections_to_move'], 'collection')},"
+          f" {plural(c['members_to_move'], 'member')}), {c['done']:,} moved already, {c['reported']:,} reported"
           + (" (" + ", ".join(f"{r} {n:,}" for r, n in data["reasons"].items()) + ")" if data["reasons"] else "")
           + f", {c['anonymous']:,} anonymous")
     return 0
@@ -96,8 +107,8 @@ def handle_plan(args: argparse.Namespace) -> int:
 
 def _summary(result: collections.Result) -> str:
     c = result.counts
-    parts = [f"{c['moved']:,} accounts moved ({c['collections_added']:,} collections added,"
-             f" {c['collections_already_there']:,} already there, {c['id_clashes']:,} id clashes)",
+    parts = [f"{plural(c['moved'], 'account')} moved ({plural(c['collections_added'], 'collection')} added,"
+             f" {c['collections_already_there']:,} already there, {plural(c['id_clashes'], 'id clash', 'id clashes')})",
              f"{c['done']:,} moved before"]
     if c["reported"]:
         parts.append(f"{c['reported']:,} reported (" + ", ".join(f"{r} {n:,}" for r, n in result.reasons().items())
@@ -151,7 +162,7 @@ def handle_import(args: argparse.Namespace) -> int:
     for r in result.reported:
         print(f"{args.anon_id}: {r.reason}" + ("" if r.migrated else " (not imported)"))
     if c["moved"]:
-        print(f"{args.anon_id} -> user {args.user}: {c['collections_added']:,} collections added,"
+        print(f"{args.anon_id} -> user {args.user}: {plural(c['collections_added'], 'collection')} added,"
               f" {c['collections_already_there']:,} already there, {c['id_clashes']:,} id clashes"
               + ("; legacy value purged" if c["purged"] else ""))
     return 0 if c["moved"] else 1

@@ -1,8 +1,13 @@
-"""`orgmig demo`: the whole job on synthetic data, end to end, in well under a minute.
+"""`orgmig demo [--users N] [--seed S]`: the whole job on synthetic data, end to end, in well
+under a minute: seed legacy users, `alembic upgrade head`, the verification SQL, a summary.
 
-Without DATABASE_URL it starts an embedded PostgreSQL under a local folder; with one (or
---database-url) it creates a database of its own on that server and never touches another.
-"""
+Without DATABASE_URL it starts an embedded PostgreSQL under a local folder (--data-dir). With
+DATABASE_URL, or --database-url, it uses that server, in a database of its own, orgmig_demo,
+dropped and created again on each run; it never touches another. So --database-url names a
+server: its database part, when given, must be orgmig_demo (or postgres, template1), and any
+other name is refused rather than ignored.
+
+Exit codes: 0 every check passed, 1 a check failed, 2 configuration or connection."""
 
 from __future__ import annotations
 
@@ -12,25 +17,29 @@ from pathlib import Path
 
 import psycopg
 from alembic.config import Config
-from rich.console import Console
 from sqlalchemy import Engine, inspect
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from app import db
+from app.cli import output
 from app.cli.common import add_database_option, whole_number
 from app.config import get_settings
-from app.errors import DatabaseError, OrgmigError
+from app.errors import ConfigError, DatabaseError, OrgmigError
 from app.ops import migrations, verify
 from app.ops.databases import Server
 from app.ops.embedded import EmbeddedPostgres
 from app.ops.seed import MAX_USERS, SEEDS, render, seed_legacy
 
 DEMO_DB = "orgmig_demo"
+# Database names that mean "the server" in --database-url: the demo uses DEMO_DB beside them.
+SERVER_DATABASES = (None, "", "postgres", "template1", DEMO_DB)
 
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="seed synthetic legacy users, migrate, verify (embedded PostgreSQL by default)")
+    p = sub.add_parser("demo", help="seed synthetic legacy users, migrate, verify (embedded PostgreSQL by default)",
+                       description=__doc__.split("\n\n")[0], epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     add_database_option(p)
     p.add_argument("--users", default=23_000, metavar="N", action=whole_number(1, MAX_USERS),
                    help="legacy users to seed (default 23,000)")
@@ -60,13 +69,18 @@ def _upgrade_until(cfg: Config, engine: Engine, table: str) -> str:
 
 
 def handle(args: argparse.Namespace) -> int:
-    console = Console(stderr=True, soft_wrap=True)
+    console = output.console(stderr=True)
     started = time.monotonic()
     server = None
     settings = get_settings()
     explicit = args.database_url or (settings.database_url.get_secret_value() if settings.database_url else None)
     if explicit:
         base = db.database_url(explicit)
+        if args.database_url and base.database not in SERVER_DATABASES:
+            raise ConfigError(f"orgmig demo uses a database of its own, {DEMO_DB}, dropped and created again on"
+                              f" each run, and --database-url names database {base.database}: give the server's"
+                              f" URL without a database (or with /{DEMO_DB}), such as"
+                              f" {db.redact(base.set(database=DEMO_DB))}")
         where = f"database {DEMO_DB} on {db.redact(base.set(database=DEMO_DB))}"
         cleanup = f'psql "{db.redact(base)}" -c \'DROP DATABASE {DEMO_DB}\''
     else:

@@ -1,9 +1,12 @@
 """`orgmig report RUN_ID --html FILE`: one self-contained HTML page about one run of a data step
 (settings, rate over time, batch durations, retries and failures, reported rows by reason with
 sample ids, the last error), for a DBA to read or print; `--json`: the same figures on standard
-output (docs/runbook.md, "A page about one run").
+output (docs/runbook.md, "A page about one run"). RUN_ID is the first column of `orgmig status`;
+FILE is replaced whole, never left half-written.
 
-app.ops.report gathers, app.ops.report_html draws, app.ops.report_json writes the JSON."""
+Exit codes: 0 written, 2 configuration or connection (no such run, FILE not writable)."""
+
+# app.ops.report gathers, app.ops.report_html draws, app.ops.report_json writes the JSON.
 
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ MAX_RUN_ID = 2**63 - 1
 
 def register(sub) -> None:
     p = sub.add_parser("report", help="write one HTML page about a run: rate, batch durations, retries, reported rows",
-                       description=__doc__.split("\n\n")[0])
+                       description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n")[1])
     p.add_argument("run_id", metavar="RUN_ID", action=whole_number(1, MAX_RUN_ID),
                    help="the run's id (the first column of `orgmig status`)")
     out = p.add_mutually_exclusive_group(required=True)

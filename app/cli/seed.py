@@ -1,4 +1,12 @@
-"""`orgmig seed-legacy`: fill user_settings with synthetic rows, awkward ones included."""
+"""`orgmig seed-legacy --users N [--seed S]`: append synthetic rows to user_settings, awkward ones
+included (NULL, blank and shared keycloak_user_ids, unicode, huge JSON, plaintext and ciphertext
+secrets, awkward floats), and print how many of each kind the table now holds.
+
+The table must exist: in a new database, run `alembic upgrade 0001` first (revision 0001 creates
+it exactly as the legacy application did). The same seed and start id give the same rows.
+
+Exit codes: 0 seeded, 2 configuration or connection (no user_settings, ids past the integer
+limit)."""
 
 from __future__ import annotations
 
@@ -15,6 +23,8 @@ def register(sub) -> None:
     p = sub.add_parser(
         "seed-legacy",
         help="append synthetic legacy users (NULL/blank/duplicate ids, unicode, huge JSON, secrets) to user_settings",
+        description=__doc__.split("\n\n")[0], epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--users", required=True, metavar="N", action=whole_number(1, MAX_USERS),
                    help="how many rows to add")

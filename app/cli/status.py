@@ -1,6 +1,6 @@
 """`orgmig status [--json] [--watch [SECONDS]]`: current revision, pending revisions, the runs of
 the batch engine (state, rows done/total, the rate over the last minute, the time left at it,
-batches, retries, connections working on it, the last error) and reported rows. From any process
+batches, retries, the workers on it now, the last error) and reported rows. From any process
 or machine: everything it shows is in the database."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import json
 import sys
 import time
 
-from rich.console import Console, Group
+from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -18,6 +18,7 @@ from rich.text import Text
 from app import db
 from app.batch.progress import eta
 from app.cli.common import add_database_option, connected
+from app.cli.output import console
 from app.ops import status
 
 
@@ -45,7 +46,7 @@ def _render(st: status.Status, where: str) -> Group:
                 f"{r['rows_done']:,}/{r['total_rows']:,}",
                 f"{r['rate_last_minute']:,.0f}" if r["rate_last_minute"] else "-",
                 eta(r["eta_seconds"]) if r["eta_seconds"] is not None else "-",
-                f"{r['batches']:,}", f"{r['retries']:,}", str(r["workers"]),
+                f"{r['batches']:,}", f"{r['retries']:,}", "-" if r["workers"] is None else str(r["workers"]),
                 f"{r['updated_at']:%Y-%m-%d %H:%M:%S%z}", (r["last_error"] or "")[:80],
             )
         parts.append(t)
@@ -67,22 +68,28 @@ def _render(st: status.Status, where: str) -> Group:
 def handle(args: argparse.Namespace) -> int:
     with connected(args) as engine:
         where = db.redact(engine.url)
-        if args.watch is None:
+        out = console()
+
+        def show() -> None:
             st = status.collect(engine)
             if args.json:
-                print(json.dumps(st.__dict__, default=str, indent=2))
+                print(json.dumps(st.__dict__, default=str, indent=None if args.watch else 2))
             else:
-                # On a terminal the table fits its width; written to a file or a pipe it is not cut.
-                Console(width=None if sys.stdout.isatty() else 200).print(_render(st, where))
+                out.print(_render(st, where))
+            sys.stdout.flush()  # a watch into a pipe: each refresh as it comes
+
+        if args.watch is None:
+            show()
             return 0
         try:
-            if args.json:
+            if args.json or not sys.stdout.isatty():
+                # Into a pipe or a file, every refresh is printed in full, one after another.
                 while True:
-                    print(json.dumps(status.collect(engine).__dict__, default=str), flush=True)
+                    show()
                     time.sleep(args.watch)
-            with Live(_render(status.collect(engine), where), refresh_per_second=4) as live:
+            with Live(_render(status.collect(engine), where), console=out, refresh_per_second=4) as live:
                 while True:
                     time.sleep(args.watch)
                     live.update(_render(status.collect(engine), where))
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: how a watch ends
             return 0

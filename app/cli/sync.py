@@ -94,6 +94,7 @@ def handle(args: argparse.Namespace) -> int:
                 raise ConfigError(f"{args.provider} has no finished export: run `orgmig export --provider"
                                   f" {args.provider}` first")
             lock_conn.commit()
-            result = run_step(engine, step, "upgrade", Options.from_settings(settings))
+            result = run_step(engine, step, "upgrade", Options.from_settings(settings),
+                              resume=f"`orgmig sync --provider {args.provider}`")
     print(format_summary(result), file=sys.stderr)
     return 0

@@ -21,6 +21,7 @@ from app.batch.runner import Runner
 from app.cli.common import add_database_option, connected, whole_number
 from app.config import get_settings
 from app.errors import ConfigError
+from app.numbers import plural
 from app.ops.migrations import step_named
 from app.steps.user_settings import SQL, STEP
 from app.steps.user_settings.finalize import apply_captured, can_apply_now, follow_captured
@@ -65,8 +66,9 @@ def handle(args: argparse.Namespace) -> int:
         opts = Options.from_settings(settings)
         if args.workers:
             opts = Options(**{**opts.__dict__, "workers": args.workers})
-        batches = Runner(engine, step, row.direction, opts).join()
-    print(f"{row.step} {row.direction}: {batches:,} batches done by this process; no range left to take",
+        batches = Runner(engine, step, row.direction, opts, resume="`orgmig work`").join()
+    print(f"{row.step} {row.direction}: {plural(batches, 'batch', 'batches')} done by this process; no range left"
+          " to take",
           file=sys.stderr)
     return 0
 

@@ -39,7 +39,7 @@ def collect(engine: Engine) -> Status:
                                                          {"ids": [r["id"] for r in rows]}).mappings()}
             # A `running` run whose liveness lock nobody holds lost its process (killed, server
             # restarted): it is shown as interrupted, and the same alembic command resumes it.
-            status.runs = [_with_stats(r, stats.get(r["id"]), workers.get(r["id"], 0)) for r in rows]
+            status.runs = [_with_stats(r, stats.get(r["id"]), workers.get(r["id"])) for r in rows]
             reps = conn.execute(
                 select(orgmig_report.c.step, orgmig_report.c.reason, orgmig_report.c.migrated,
                        func.count().label("rows"))
@@ -50,10 +50,11 @@ def collect(engine: Engine) -> Status:
     return status
 
 
-def _with_stats(run: dict, stats: dict | None, workers: int) -> dict:
-    """The run with what a person watching it wants: live or interrupted, connections working on
-    it, batches, retries, the rate over the last minute and the time left at that rate."""
-    live = workers > 0
+def _with_stats(run: dict, stats: dict | None, workers: int | None) -> dict:
+    """The run with what a person watching it wants: live or interrupted, the workers on it now
+    (None when no process holds it: a run does not record how many it had), batches, retries,
+    the rate over the last minute and the time left at that rate."""
+    live = workers is not None
     rate = 0.0
     if stats and stats["rows_last_minute"] and run["status"] == "running":
         rate = stats["rows_last_minute"] / 60.0

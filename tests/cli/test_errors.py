@@ -39,7 +39,7 @@ class _Custom(OrgmigError):
         (DatabaseError("cannot connect to db"), 2, "orgmig: cannot connect to db"),
         (OrgmigError("the run failed"), 1, "orgmig: the run failed"),
         (_Custom("a subclass keeps its own code"), 3, "orgmig: a subclass keeps its own code"),
-        (KeyboardInterrupt(), 130, "orgmig: interrupted"),
+        (KeyboardInterrupt(), 130, "orgmig: interrupted (SIGINT); run the same command again to go on"),
     ],
 )
 def test_each_error_ends_as_one_line_with_its_exit_code(monkeypatch, capsys, error, code, line):

@@ -23,10 +23,10 @@ def test_plan_lists_every_account_and_writes_nothing(rdb, app_db, redis_url):
     p = orgmig(app_db.url, "collections", "plan", "--redis-url", redis_url)
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
-    assert f"move      old-a -> user {uid}: 1 collections, 2 members" in lines
+    assert f"move      old-a -> user {uid}: 1 collection, 2 members" in lines
     assert "reported  old-none: email_missing" in lines
-    assert "anonymous anon-1: 1 collections (import-anonymous moves them)" in lines
-    assert lines[-1] == ("plan: 1 accounts to move (1 collections, 2 members), 0 moved already, 1 reported"
+    assert "anonymous anon-1: 1 collection (import-anonymous moves them)" in lines
+    assert lines[-1] == ("plan: 1 account to move (1 collection, 2 members), 0 moved already, 1 reported"
                          " (email_missing 1), 1 anonymous")
     j = orgmig(app_db.url, "collections", "plan", "--json", "--redis-url", redis_url)
     data = json.loads(j.stdout)
@@ -41,7 +41,7 @@ def test_migrate_all_then_one_user(rdb, app_db, redis_url):
     _legacy(rdb)
     p = orgmig(app_db.url, "collections", "migrate", "--all", "--redis-url", redis_url)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.startswith("collections: 1 accounts moved (1 collections added, 0 already there, 0 id clashes),"
+    assert p.stdout.startswith("collections: 1 account moved (1 collection added, 0 already there, 0 id clashes),"
                                " 0 moved before, 1 reported (email_missing 1), 1 anonymous left for import-anonymous")
     assert [c["id"] for c in new_value(rdb, uid)] == ["c1"]
     again = orgmig(app_db.url, "collections", "migrate", "--user", str(uid), "--redis-url", redis_url)
@@ -69,7 +69,7 @@ def test_import_anonymous_and_its_refusal(rdb, app_db, redis_url):
         len(refused.stderr.splitlines()) == 1
     args = ("collections", "import-anonymous", "--anon-id", "anon-1", "--user", str(uid), "--redis-url", redis_url)
     first = orgmig(app_db.url, *args)
-    assert first.returncode == 0 and first.stdout == f"anon-1 -> user {uid}: 1 collections added, 0 already there," \
+    assert first.returncode == 0 and first.stdout == f"anon-1 -> user {uid}: 1 collection added, 0 already there," \
                                                      " 0 id clashes\n"
     second = orgmig(app_db.url, *args)
     assert second.returncode == 0 and second.stdout == f"anon-1: imported before into user {uid}; nothing added\n"

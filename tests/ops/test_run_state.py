@@ -38,7 +38,7 @@ def test_status_and_verify_while_a_run_is_live_then_after_its_process_died(engin
         live = json.loads(orgmig(engine.url, "status", "--json").stdout)
         assert [(r["status"], r["state"], r["live"]) for r in live["runs"]] == [("running", "running", True)]
         (run,) = live["runs"]
-        assert run["workers"] >= 2  # the run's own connection and its worker
+        assert run["workers"] == 1  # ORGMIG_WORKERS=1: its one worker (not its two connections)
         assert run["batches"] >= 2 and run["retries"] == 0
         assert run["rate_last_minute"] > 0 and run["eta_seconds"] > 0
         watch = subprocess.Popen([sys.executable, "-m", "app.cli", "status", "--json", "--watch", "0.2"], cwd=ROOT,
@@ -68,6 +68,7 @@ def test_status_and_verify_while_a_run_is_live_then_after_its_process_died(engin
         time.sleep(0.05)
     dead = json.loads(orgmig(engine.url, "status", "--json").stdout)
     assert [(r["status"], r["state"], r["live"]) for r in dead["runs"]] == [("running", "interrupted", False)]
+    assert dead["runs"][0]["workers"] is None
     table = orgmig(engine.url, "status")
     assert "run 1 is interrupted: it is marked running, but no live process holds it" in table.stdout
     checked = orgmig(engine.url, "verify", "--json")

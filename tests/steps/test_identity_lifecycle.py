@@ -264,7 +264,7 @@ def test_dry_run_and_reconcile_see_what_changed_in_okta_and_the_next_sync_conver
     assert dry.stdout.splitlines()[:2] == [
         "identity:okta: dry run of export run 2, nothing written",
         f"  {len(tenant.users)} accounts: 0 links to create, 0 users to create; memberships 1 to add, 2 to change,"
-        " 1 to remove; facility access 1 to grant, 1 to remove; 2 users to change (1 statuses)"]
+        " 1 to remove; facility access 1 to grant, 1 to remove; 2 users to change (1 status)"]
     assert "app_user_without_idp_account" in dry.stdout.splitlines()[2]
     assert "would be refused" not in dry.stdout
     assert fingerprint(engine) == before

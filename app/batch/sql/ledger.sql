@@ -121,9 +121,18 @@ GROUP BY reason ORDER BY reason;
 -- run from one whose processes died, and counts its workers. Keys: "ormh", run id.
 SELECT pg_advisory_lock_shared(1869770088, CAST(:run_id AS integer));
 
+-- name: worker_lock
+-- Held, shared, besides the liveness lock, by each worker's connection (not by a process's own
+-- connection), so `orgmig status` counts workers, not connections. Keys: "ormw", run id.
+SELECT pg_advisory_lock_shared(1869770103, CAST(:run_id AS integer));
+
 -- name: live_runs
--- Runs a live process works on: the holders of their liveness locks (one row per connection).
-SELECT l.objid::bigint AS run_id, l.pid
+-- Runs a live process works on: the holders of their liveness locks (one row per connection),
+-- each saying whether it is a worker's.
+SELECT l.objid::bigint AS run_id, l.pid,
+       EXISTS (SELECT 1 FROM pg_locks w
+               WHERE w.locktype = 'advisory' AND w.classid = 1869770103 AND w.objid = l.objid
+                 AND w.objsubid = 2 AND w.granted AND w.pid = l.pid AND w.database = l.database) AS worker
 FROM pg_locks l
 WHERE l.locktype = 'advisory' AND l.classid = 1869770088 AND l.objsubid = 2 AND l.granted
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database());

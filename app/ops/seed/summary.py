@@ -125,8 +125,8 @@ class SeedSummary:
             ("  nested, with unicode and nulls", self.nested_unicode_mcp_config),
             ("JSON null mcp_config", self.json_null_mcp_config),
             ("SQL NULL mcp_config", self.sql_null_mcp_config),
-            ("plaintext secret values (sk-...)", self.plaintext_secrets),
-            ("ciphertext secret values (gAAAAA...)", self.ciphertext_secrets),
+            ("plaintext secret values (sk-...) *", self.plaintext_secrets),
+            ("ciphertext secret values (gAAAAA...) *", self.ciphertext_secrets),
             ("every nullable column NULL", self.all_nullable_null),
             ("NULL accepted_tos", self.null_accepted_tos),
             ("accepted_tos at a DST change", self.dst_accepted_tos),
@@ -159,4 +159,6 @@ def render(summary: SeedSummary) -> str:
         f"  {'kind':<{width}}  {'rows':>10}",
     ]
     lines += [f"  {label:<{width}}  {count:>10,}" for label, count in summary.kinds()]
+    lines.append(f"  * values, not rows: each row has {len(_SECRETS)} secret columns ({', '.join(_SECRETS)}),"
+                 " each NULL or one value")
     return "\n".join(lines)

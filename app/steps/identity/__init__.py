@@ -29,6 +29,7 @@ from sqlalchemy import Connection, text
 from app.batch import Batch, BatchResult, DowngradeRefused, KeySource, MigrationError, SqlFiles, Step
 from app.config import Settings
 from app.errors import ConfigError
+from app.numbers import plural
 from app.provider_names import PROVIDERS
 from app.steps.roles import RANKS, ensure_roles, remove_roles
 
@@ -296,11 +297,12 @@ def too_many_changed(counts: dict[str, int], fraction: float) -> bool:
 
 def describe_plan(counts: dict[str, int]) -> str:
     """The plan's counts as a person reads them."""
-    return (f"{counts['accounts']:,} accounts: {counts['links_created']:,} links to create,"
-            f" {counts['users_created']:,} users to create; memberships {counts['memberships_added']:,} to add,"
-            f" {counts['memberships_changed']:,} to change, {counts['memberships_removed']:,} to remove;"
+    return (f"{plural(counts['accounts'], 'account')}: {plural(counts['links_created'], 'link')} to create,"
+            f" {plural(counts['users_created'], 'user')} to create; memberships {counts['memberships_added']:,} to"
+            f" add, {counts['memberships_changed']:,} to change, {counts['memberships_removed']:,} to remove;"
             f" facility access {counts['facilities_added']:,} to grant, {counts['facilities_removed']:,} to"
-            f" remove; {counts['users_changed']:,} users to change ({counts['status_changes']:,} statuses)")
+            f" remove; {plural(counts['users_changed'], 'user')} to change"
+            f" ({plural(counts['status_changes'], 'status', 'statuses')})")
 
 
 def providers_with_export(conn: Connection) -> list[str]:
