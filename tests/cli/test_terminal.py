@@ -73,7 +73,7 @@ def test_summaries_count_in_words_and_the_downgrade_says_what_is_left(engine, al
     seed_legacy(engine, 1, seed=1)
     up = run_alembic(engine.url, "upgrade", "0004")
     assert up.returncode == 0, up.stderr
-    assert re.search(r"user_settings_to_org upgrade finished: 1 row in [\d.]+s \([\d,]+ rows/s\), 1 batch, 0 retries",
+    assert re.search(r"user_settings_to_org upgrade finished: 1 row in [\d.]+ s \([\d,.]+ rows/s\), 1 batch, 0 retried",
                      up.stderr), up.stderr
     down = run_alembic(engine.url, "downgrade", "0003")
     assert down.returncode == 0, down.stderr
