@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app import db
-from app.service import schema
+from app.service import collections, schema
 from app.service.auth import Authenticator
 from app.service.guard import AccessLog, BodyTooLarge, Malformed, Proxies, RateLimit, error, read_json
 from app.service.login import Answer, Refused, by_account, by_keycloak_id
@@ -65,7 +65,9 @@ def _database_error(exc: Exception) -> JSONResponse:
 Handler = Callable[[Request, object], Awaitable[Response]]
 
 
-def create_app(engine: Engine, authenticate: Authenticator, limits: Limits = Limits()) -> Starlette:
+def create_app(engine: Engine, authenticate: Authenticator, store: collections.Store,
+               limits: Limits = Limits()) -> Starlette:
+    """The application on `engine` (the service's pool) and `store` (the collections' Redis)."""
     proxies = Proxies(limits.trusted_proxies)
     rate = RateLimit(limits.per_minute)
 
@@ -113,6 +115,21 @@ def create_app(engine: Engine, authenticate: Authenticator, limits: Limits = Lim
         assert isinstance(answer, Answer)
         return JSONResponse(schema.Migrated(**asdict(answer)).model_dump())
 
+    def on_collections(work, *args):
+        async def run() -> Response:
+            found = await run_in_threadpool(lambda: collections.answer(lambda: on_connection(work)(store, *args)))
+            return found if isinstance(found, Response) else JSONResponse(found)
+        return run()
+
+    async def legacy(request: Request, body) -> Response:
+        return await on_collections(collections.offer, request.path_params["app_user_id"])
+
+    async def move(request: Request, body) -> Response:
+        return await on_collections(collections.migrate, request.path_params["app_user_id"])
+
+    async def anonymous(request: Request, body) -> Response:
+        return await on_collections(collections.import_anon, request.path_params["app_user_id"], body.anon_id)
+
     async def healthz(request: Request) -> Response:
         def ping(conn) -> None:
             conn.execute(text("SELECT 1"))
@@ -134,6 +151,10 @@ def create_app(engine: Engine, authenticate: Authenticator, limits: Limits = Lim
 
     app = Starlette(routes=[
         Route("/v1/users/migrate", guarded(migrate, (schema.MigrateLegacy, schema.MigrateAccount)), methods=["POST"]),
+        Route("/v1/users/{app_user_id:int}/collections/legacy", guarded(legacy), methods=["GET"]),
+        Route("/v1/users/{app_user_id:int}/collections/migrate", guarded(move), methods=["POST"]),
+        Route("/v1/users/{app_user_id:int}/collections/import-anonymous", guarded(anonymous, schema.ImportAnonymous),
+              methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ], exception_handlers={HTTPException: not_found})

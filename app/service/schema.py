@@ -58,18 +58,23 @@ class Error(BaseModel):
 
 
 class LegacyCollections(BaseModel):
+    """What the old account holding the user's email has (GeneNetwork), or why nothing can move."""
     app_user_id: int
-    movable: bool
-    reason: str | None = Field(description="why nothing can move (null when something can)")
-    count: int
+    can_migrate: bool
+    reason: str | None = Field(description="why nothing can move (null when something can): no_old_account,"
+                               " email_shared_by_old_accounts, email_shared_by_app_users, migrated_already,"
+                               " nothing_to_move, app_user_email_missing, malformed_collections_json")
+    collections: int
     names: list[str]
+    members: int
 
 
 class CollectionsMoved(BaseModel):
+    """What a move or an import did: counts by outcome (moved, done: moved before, reported,
+    no_old_account, collections_added ...) and the reported rows by reason."""
     app_user_id: int
-    moved: int
-    names: list[str]
-    reason: str | None = None
+    counts: dict[str, int]
+    reported: dict[str, int]
 
 
 MODELS = (MigrateLegacy, MigrateAccount, ImportAnonymous, Migrated, Error, LegacyCollections, CollectionsMoved)

@@ -11,6 +11,7 @@ from app import db
 from app.config import Settings
 from app.service.app import Limits, create_app
 from app.service.auth import Authenticator, from_settings
+from app.service.collections import Store
 
 
 def make_engine(url, settings: Settings) -> Engine:
@@ -26,7 +27,7 @@ def limits(settings: Settings) -> Limits:
 
 
 def config(engine: Engine, authenticate: Authenticator, settings: Settings, host: str, port: int) -> uvicorn.Config:
-    app = create_app(engine, authenticate, limits(settings))
+    app = create_app(engine, authenticate, Store(settings.redis_url.get_secret_value()), limits(settings))
     return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False,
                           server_header=False, limit_concurrency=settings.serve_pool_size * 20)
 
