@@ -22,6 +22,7 @@ from app import db
 from app.batch.attempts import describe, unless_broken
 from app.batch.errors import MigrationError, Paused
 from app.batch.ledger import Run
+from app.batch.pacer import Pacer
 from app.batch.progress import Progress
 from app.batch.step import Batch, BatchResult
 
@@ -98,11 +99,20 @@ class Crew:
         opts = self.runner.opts
         self.size = BatchSize(opts.batch_size, opts.target_batch_ms)
         self.throttle = Throttle(opts.max_rows_per_second)
+        self.pacer = Pacer(self.runner, self.run)
 
     # -- the threads ---------------------------------------------------------------------------
 
     def work(self, workers: int) -> None:
-        """Run `workers` workers until no range is left (or one fails, or a pause is asked)."""
+        """Run `workers` workers until no range is left (or one fails, or a pause is asked),
+        steered by the pacer (app.batch.pacer)."""
+        try:
+            self.pacer.start(workers)
+            self._work(workers)
+        finally:
+            self.pacer.close()
+
+    def _work(self, workers: int) -> None:
         if workers == 1:
             self._worker()
         else:
@@ -148,6 +158,7 @@ class Crew:
                     self.batches += 1
                     self.progress.advance(rows)
                 self.throttle.after(rows)
+                self.pacer.after(rows)
                 if r.opts.pause_ms:
                     time.sleep(r.opts.pause_ms / 1000)
         except BaseException as exc:
@@ -273,7 +284,7 @@ class Crew:
         started = time.monotonic()
         batch = Batch(self.run.id, r.direction, start, end, self.run.max_key, r.opts.allow_data_loss, self.state)
         apply = r.step.upgrade if r.direction == "upgrade" else r.step.downgrade
-        with r.tx(conn, **r.step.batch_settings):
+        with r.tx(conn, **r.step.batch_settings), self.pacer.batch(conn):
             result: BatchResult = apply(conn, batch)
             ms = int((time.monotonic() - started) * 1000)
             r.ledger.record(conn, self.run.id, start, end, "succeeded", rows_read=result.rows_read,
