@@ -5,10 +5,11 @@ with an injected clock: no database, no threads, no sleeping.
 An AIMD controller, as the tools that protect a live system do it (Vitess's rate module,
 CockroachDB's elastic CPU share; docs/architecture.md, "Steering"):
 
-- breach (the signal above `target` times its baseline): the allowance is halved, and the rate
-  that hurt is remembered for `memory_s`;
+- breach (the signal above `target` times its baseline): the allowance becomes half the rate
+  the run wrote over the last window (or half the allowance, when the run used all of it), and
+  that rate is remembered as one that hurt for `memory_s`;
 - near breach (above `near` x target, or the application's backends piling up on the WAL
-  flush): x0.8, at most once per `ease_cooldown_s`;
+  flush): x0.8 the same way, at most once per `ease_cooldown_s`;
 - calm (below `calm` x target), the allowance used to at least `used_share` and no guard
   holding: x1.25, but never past the midpoint toward the lowest rate that hurt lately;
 - otherwise it holds, and says why.
@@ -92,16 +93,16 @@ class Controller:
         if r > law.target:
             if since < law.cooldown_s:
                 return self._decision("hold", f"breach ({r:.1f}x), waiting for the last change to show")
-            hurt = min(used, self.allowance) if used > 0 else self.allowance
+            hurt = self._in_use(used)
             self._bad.append((hurt, now))
-            return self._change(law.cut, "cut", f"breach: signal {r:.1f}x its baseline, over {law.target:g}x;"
+            return self._change(hurt * law.cut, "cut", f"breach: signal {r:.1f}x its baseline, over {law.target:g}x;"
                                 f" {_rate(hurt)} remembered as a rate that hurt")
         if r > law.near * law.target or reading.wal_waits:
             why = f"near breach: signal {r:.1f}x its baseline" if r > law.near * law.target else reading.wal_waits
             if since < law.cooldown_s or now - self._eased_at < law.ease_cooldown_s:
                 return self._decision("hold", f"{why}; eased lately")
             self._eased_at = now
-            return self._change(law.ease, "ease", why)
+            return self._change(self._in_use(used) * law.ease, "ease", why)
         if r >= law.calm * law.target:
             return self._decision("hold", f"signal {r:.1f}x its baseline: between calm and near breach")
         if reading.hold:
@@ -117,11 +118,16 @@ class Controller:
             wanted = min(wanted, (self.allowance + bad) / 2) if bad > self.allowance else self.allowance
             if wanted <= self.allowance * 1.01:
                 return self._decision("hold", f"calm ({r:.1f}x), but {_rate(bad)} hurt lately")
-        return self._change(wanted / self.allowance, "raise", f"calm: signal {r:.1f}x its baseline,"
+        return self._change(wanted, "raise", f"calm: signal {r:.1f}x its baseline,"
                             f" {used / self.allowance:.0%} of the allowance used")
 
-    def _change(self, factor: float, action: str, reason: str) -> Decision:
-        self.allowance = max(self.floor, self.allowance * factor)
+    def _in_use(self, used: float) -> float:
+        """What a cut starts from: the rate the run wrote, when under its allowance (halving an
+        allowance the run does not use would not slow it down)."""
+        return min(used, self.allowance) if used > 0 else self.allowance
+
+    def _change(self, allowance: float, action: str, reason: str) -> Decision:
+        self.allowance = max(self.floor, allowance)
         self._changed_at = self.clock()
         return self._decision(action, reason)
 

@@ -11,16 +11,21 @@ How a run is steered (app.batch.health for the signal, app.batch.controller for 
 2. A run of at most ROUNDS_TO_STEER rounds of batches is not steered either: it is over before
    a controller could see the effect of a change.
 3. Otherwise, before any worker starts: the baseline (the run writes nothing meanwhile).
-4. The first round of batches runs unpaced, to measure the rate the run reaches unpaced; the
-   allowance starts at START_SHARE of it, in WAL bytes a second.
+4. The first UNPACED_BATCHES batches (at least a round) run unpaced, to measure the rate the run
+   reaches unpaced (rows a second times WAL bytes per row, for each worker); the allowance
+   starts at START_SHARE of it, in WAL bytes a second.
 5. A monitor thread probes every `steer_probe_ms` and lets the controller decide; its state
    and every change are written to orgmig_steer / orgmig_steer_decision (`orgmig status`).
 6. Every REFRESH_WINDOWS signal windows the workers stop at their next batch, the baseline is
    measured again with nothing of the run in flight, and folded in.
 
 A batch's WAL is the insert position's advance during its transaction, divided by the batches
-this process had in flight meanwhile (each worker's delta also holds the others'). WAL other
-sessions wrote during the batch is still counted: the meter errs on the side of the application.
+this process had in flight meanwhile (each worker's delta also holds the others'), per row read.
+A batch is charged its rows at the least of the last PER_ROW_BATCHES batches' bytes per row:
+the insert position also moves with every other session's WAL (on a busy server one batch can
+see megabytes that are not its own), and the least-swollen batch is the nearest to the run's
+own. What is left of others' WAL in it is counted against the run: the meter errs on the side
+of the application.
 """
 
 from __future__ import annotations
@@ -43,10 +48,20 @@ log = logging.getLogger("app.batch")
 
 ROUNDS_TO_STEER = 20
 START_SHARE = 0.25
-FLOOR_SHARE = 0.02
+# The allowance never goes under this: the run always moves, if very slowly (a cut halves what the
+# run wrote, and the estimate of its first rate may be swollen by others' WAL: no share of it).
+FLOOR_BYTES_PER_S = 1024.0
 REFRESH_WINDOWS = 120  # 10 minutes at the default 200 ms probe
 QUIET_WAIT_S = 60.0  # how long a baseline refresh waits for the batches in flight
 PUBLISH_EVERY_S = 1.0
+PER_ROW_BATCHES = 20
+UNPACED_BATCHES = 5
+
+
+def _least_per_row(values) -> float:
+    """The least of the last batches' WAL per row: the one least swollen by other sessions' WAL
+    written meanwhile."""
+    return min(values)
 
 
 def process_name() -> str:
@@ -71,7 +86,9 @@ class Pacer:
         self._idle = threading.Condition(self._lock)
         self._in_flight = 0
         self._charged: deque[tuple[float, float]] = deque()  # (when, WAL bytes), the last window
-        self._unpaced: list[tuple[float, float, int]] = []  # (bytes, seconds, rows) before the start
+        self._unpaced: list[tuple[int, float]] = []  # (rows, seconds) of the batches before the start
+        self._per_row: deque[float] = deque(maxlen=PER_ROW_BATCHES)  # WAL bytes per row, last batches
+        self._pending: list[tuple[Decision, float | None]] = []  # decisions the monitor writes
         self._rows = 0
         self._bytes = 0.0
         self._open = threading.Event()  # cleared while the baseline is measured again
@@ -123,6 +140,7 @@ class Pacer:
         if self.health is not None:
             if self.active:
                 self.state = "done"
+                self._write_decisions()
                 self._publish()
             self.health.close()
 
@@ -130,7 +148,8 @@ class Pacer:
 
     @contextlib.contextmanager
     def batch(self, conn: Connection):
-        """Around a batch, inside its transaction: its WAL, charged to the bucket."""
+        """Around a batch, inside its transaction: the WAL inserted meanwhile, this process's
+        batches in flight meanwhile, for after()."""
         if not self.active:
             yield
             return
@@ -138,6 +157,7 @@ class Pacer:
             self._in_flight += 1
             began_with = self._in_flight
         t0 = time.monotonic()
+        self._local.measured = None
         try:
             start = conn.execute(SQL("steer.wal_position")).scalar_one()
             yield
@@ -147,30 +167,40 @@ class Pacer:
                 ended_with = self._in_flight
                 self._in_flight -= 1
                 self._idle.notify_all()
-        self._charge(float(end - start) / max(1.0, (began_with + ended_with) / 2), time.monotonic() - t0)
+        self._local.measured = (float(end - start) / max(1.0, (began_with + ended_with) / 2),
+                                time.monotonic() - t0)
 
-    def _charge(self, nbytes: float, seconds: float) -> None:
+    def _charge(self, rows: int) -> float | None:
+        """The batch just done, charged to the bucket at the run's WAL per row; the time until
+        which its worker waits (None: no wait)."""
+        measured, self._local.measured = getattr(self._local, "measured", None), None
+        if measured is None:
+            return None
+        nbytes, seconds = measured
         now = time.monotonic()
         with self._lock:
+            if rows > 0:
+                self._per_row.append(nbytes / rows)
+                nbytes = rows * _least_per_row(self._per_row)
             self._charged.append((now, nbytes))
             while self._charged and self._charged[0][0] < now - self.window_s:
                 self._charged.popleft()
+            self._rows += rows
             self._bytes += nbytes
             if self.controller is None:
-                self._unpaced.append((nbytes, seconds, 1))
-                if len(self._unpaced) >= self._workers:
+                self._unpaced.append((rows, seconds))
+                if len(self._unpaced) >= max(UNPACED_BATCHES, self._workers):
                     self._begin_steering()
-                self._local.due = None
-                return
-            self._local.due = self.bucket.charge(nbytes, self.controller.limit())
+                return None
+            return self.bucket.charge(nbytes, self.controller.limit())
 
     def _begin_steering(self) -> None:
-        nbytes = sum(b for b, _, _ in self._unpaced)
-        seconds = sum(s for _, s, _ in self._unpaced)
-        unpaced = self._workers * nbytes / max(seconds, 1e-3)
+        rows = sum(n for n, _ in self._unpaced)
+        seconds = sum(s for _, s in self._unpaced)
+        unpaced = self._workers * rows / max(seconds, 1e-3) * _least_per_row(self._per_row or [0.0])
         start = max(START_SHARE * unpaced, 1024.0)
         self.controller = Controller(Law.paced_by(self.window_s, self.opts.max_app_latency_ratio),
-                                     time.monotonic, start, max(FLOOR_SHARE * unpaced, 1024.0))
+                                     time.monotonic, start, FLOOR_BYTES_PER_S)
         self._decided(Decision(time.monotonic(), "start", start,
                                f"{START_SHARE:.0%} of the rate measured unpaced over the first"
                                f" {len(self._unpaced)} batches ({rate_text(unpaced)})"))
@@ -181,11 +211,9 @@ class Pacer:
         baseline is measured again."""
         if not self.active:
             return
-        with self._lock:
-            self._rows += rows
+        due = self._charge(rows)
         self._open.wait()
-        due, self._local.due = getattr(self._local, "due", None), None
-        if due is None or self.controller is None:
+        if due is None:
             return
         limit = self.controller.limit()
         while not self._stop.is_set():
@@ -219,6 +247,7 @@ class Pacer:
                 since_refresh += 1
                 if self.controller is not None:
                     self._steer()
+                self._write_decisions()
                 if since_refresh >= refresh_every:
                     self._refresh()
                     since_refresh = 0
@@ -244,10 +273,18 @@ class Pacer:
             self._decided(decision, reading.ratio)
 
     def _decided(self, decision: Decision, ratio: float | None = None) -> None:
+        """A change, logged now and written by the monitor thread (the probe's connection is
+        its alone)."""
         self.state, self.reason = "steering", decision.reason
         log.info("%s: steering: %s to %s: %s", self.runner.label, decision.action,
                  rate_text(decision.allowance), decision.reason)
-        self.health.record(decision, ratio)
+        self._pending.append((decision, ratio))
+
+    def _write_decisions(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for decision, ratio in pending:
+            self.health.record(decision, ratio)
 
     def _refresh(self) -> None:
         """The baseline again, with nothing of this process's run in flight."""

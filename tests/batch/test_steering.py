@@ -1,0 +1,113 @@
+"""Steering on a real PostgreSQL, with the toy step: the run backs off when a synchronous commit
+turns slow and raises its allowance again once it is fast; off, nothing holds it back; a small
+run is not steered; `orgmig status` shows it. Assertions are on the decisions the run recorded,
+not on rates or durations (a busy host changes those)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+from sqlalchemy import text
+
+from app.batch import run_step
+from app.cli.status import steering_line
+from app.ops import status
+from tests.batch.toy_copy import ToyCopy
+from tests.batch.toy_copy.fixtures import batches_cover_the_keys_once, copied_exactly, options
+from tests.support.db import scalar
+from tests.support.migrate import orgmig
+
+# 100 batches of 10 rows, about 20-30 ms each: a run long enough to steer. A probe every 50 ms makes
+# the signal window 1.25 s. The breach threshold is set far above what a busy host's commits
+# wander through (20x their baseline): only the injected stall is a breach.
+STEERED = dict(batch_size=10, workers=1, steer_probe_ms=50, max_app_latency_ratio=20.0)
+
+
+def _decisions(engine) -> list[dict]:
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(text(
+            "SELECT id, at, action, allowance_bytes_per_s, reason FROM orgmig_steer_decision ORDER BY id")).mappings()]
+
+
+def _wait_for(engine, sql: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not scalar(engine, sql):
+        assert time.monotonic() < deadline, sql
+        time.sleep(0.05)
+
+
+def test_the_run_backs_off_while_commits_stall_and_raises_again_after(toy):
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.update(
+        r=run_step(toy, ToyCopy(sleep_ms_per_row=3), "upgrade", options(**STEERED))))
+    worker.start()
+    try:
+        _wait_for(toy, "SELECT count(*) FROM orgmig_steer_decision WHERE action = 'start'")
+        # Another session holds the probe's row for 1.5 s: the probe's commit waits that long,
+        # as an application's commits would behind a stalled WAL flush.
+        with toy.connect() as conn, conn.begin():
+            conn.execute(text("SELECT 1 FROM orgmig_steer FOR UPDATE"))
+            stalled_at = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
+            time.sleep(1.5)
+    finally:
+        worker.join(120)
+    assert not worker.is_alive()
+    assert result["r"].rows_done == 1000
+    copied_exactly(toy)
+    batches_cover_the_keys_once(toy)
+
+    decisions = _decisions(toy)
+    start = decisions[0]
+    assert start["action"] == "start" and "of the rate measured unpaced" in start["reason"]
+    cuts = [d for d in decisions if d["action"] == "cut" and d["at"] >= stalled_at]
+    assert cuts, decisions
+    cut = cuts[0]
+    assert cut["reason"].startswith("breach: signal") and "over 20x" in cut["reason"]
+    before = [d for d in decisions if d["id"] < cut["id"]][-1]
+    assert cut["allowance_bytes_per_s"] <= before["allowance_bytes_per_s"] // 2 + 1  # halved
+    raises = [d for d in decisions if d["action"] == "raise" and d["id"] > cut["id"]]
+    assert raises, decisions
+    assert raises[0]["allowance_bytes_per_s"] > cut["allowance_bytes_per_s"]
+    assert "calm: signal" in raises[0]["reason"]
+    with toy.connect() as conn:
+        row = conn.execute(text("SELECT state, baseline_ms, probes FROM orgmig_steer")).mappings().one()
+    assert row["state"] == "done" and row["baseline_ms"] > 0 and row["probes"] > 15
+
+
+def test_steering_off_holds_nothing_back_and_says_so(toy):
+    run_step(toy, ToyCopy(), "upgrade", options(**{**STEERED, "steer": False}))
+    copied_exactly(toy)
+    assert _decisions(toy) == []
+    with toy.connect() as conn:
+        row = conn.execute(text("SELECT state, reason, probes, allowance_bytes_per_s FROM orgmig_steer")).one()
+    assert row.state == "off" and "ORGMIG_STEER=off" in row.reason
+    assert row.probes == 0 and row.allowance_bytes_per_s is None
+
+
+def test_a_run_of_few_batches_is_not_steered(toy):
+    run_step(toy, ToyCopy(), "upgrade", options(batch_size=50, workers=1))  # 20 batches
+    copied_exactly(toy)
+    assert _decisions(toy) == []
+    assert scalar(toy, "SELECT state FROM orgmig_steer") == "not steered"
+
+
+def test_status_shows_the_allowance_the_signal_and_the_last_reason(toy):
+    worker = threading.Thread(target=lambda: run_step(
+        toy, ToyCopy(sleep_ms_per_row=2), "upgrade", options(**STEERED)))
+    worker.start()
+    try:
+        _wait_for(toy, "SELECT count(*) FROM orgmig_steer WHERE state = 'steering' AND signal_ms IS NOT NULL"
+                       " AND allowance_bytes_per_s IS NOT NULL")
+        shown = json.loads(orgmig(toy.url, "status", "--json").stdout)
+        table = orgmig(toy.url, "status").stdout
+    finally:
+        worker.join(120)
+    steering = shown["runs"][0]["steering"]
+    assert steering["state"] == "steering"
+    assert steering["allowance_bytes_per_s"] > 0 and steering["baseline_ms"] > 0 and steering["reason"]
+    assert "steering: steering; allowance " in " ".join(table.split())
+    assert "against" in table and "before the run" in table
+    line = steering_line(status.collect(toy).runs[0]["steering"])
+    assert line.startswith("steering: done")
