@@ -122,6 +122,17 @@ class Health:
             self._conn = unless_broken(self._conn, exc)
             log.debug("steering: %s not written: %s", name, describe(exc))
 
+    def spare_connections(self) -> int | None:
+        """Connections still free once the probe holds its own (None: no answer)."""
+        try:
+            free = self._connection().execute(SQL("server.free_connections")).scalar_one()
+            self._connection().commit()
+            return free
+        except Exception as exc:  # noqa: BLE001 - no answer: the caller does not steer
+            self._conn = unless_broken(self._conn, exc)
+            log.debug("steering: free connections not read: %s", describe(exc))
+            return None
+
     def open(self, state: str, reason: str) -> None:
         self._write("steer.open_row", {"state": state, "reason": reason})
 

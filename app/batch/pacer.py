@@ -112,6 +112,13 @@ class Pacer:
             self._say("not steered", f"{left:,} rows: at most {ROUNDS_TO_STEER} rounds of batches,"
                       " over before steering could act")
             return
+        spare = self.health.spare_connections()
+        if spare is None or spare < self._workers:
+            # The workers were counted against the free connections before the probe took one;
+            # each opens its own connection next.
+            self._say("not steered", "no connection to spare for the health probe beside the"
+                      f" {self._workers} workers: the run is not steered")
+            return
         self._say("baseline", "measuring the baseline: the run writes nothing meanwhile")
         base = self.health.take_baseline()
         if base is None:

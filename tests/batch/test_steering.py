@@ -10,13 +10,15 @@ import threading
 import time
 
 from sqlalchemy import text
+from sqlalchemy.pool import NullPool
 
 from app.batch import run_step
 from app.cli.status import steering_line
+from app.db import make_engine
 from app.ops import status
 from tests.batch.toy_copy import ToyCopy
 from tests.batch.toy_copy.fixtures import batches_cover_the_keys_once, copied_exactly, options
-from tests.support.db import scalar
+from tests.support.db import execute, scalar
 from tests.support.migrate import orgmig
 
 # 100 batches of 10 rows, about 20-30 ms each: a run long enough to steer. A probe every 50 ms makes
@@ -91,6 +93,25 @@ def test_a_run_of_few_batches_is_not_steered(toy):
     copied_exactly(toy)
     assert _decisions(toy) == []
     assert scalar(toy, "SELECT state FROM orgmig_steer") == "not steered"
+
+
+def test_no_probe_takes_a_connection_the_workers_were_counted_on(toy):
+    # The role may open 3 connections: the run's own, and 2 workers. A probe beside them would
+    # leave a worker without a connection; the run goes unsteered instead, and says so.
+    role = f"orgmig_steer_{toy.url.database[-10:]}"
+    execute(toy, f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 3")
+    execute(toy, f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role};"
+                 f" GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    limited = make_engine(toy.url.set(username=role, password=None), poolclass=NullPool)
+    try:
+        result = run_step(limited, ToyCopy(), "upgrade", options(**{**STEERED, "workers": 8}))
+    finally:
+        limited.dispose()
+        execute(toy, f"REASSIGN OWNED BY {role} TO CURRENT_USER; DROP OWNED BY {role}; DROP ROLE {role}")
+    assert result.rows_done == 1000 and result.retries == 0
+    copied_exactly(toy)
+    assert scalar(toy, "SELECT reason FROM orgmig_steer") == \
+        "no connection to spare for the health probe beside the 2 workers: the run is not steered"
 
 
 def test_status_shows_the_allowance_the_signal_and_the_last_reason(toy):
