@@ -219,20 +219,18 @@ class Pacer:
         if not self.active:
             return
         due = self._charge(rows)
-        self._open.wait()
-        if due is None:
-            return
-        limit = self.controller.limit()
-        while not self._stop.is_set():
+        limit = self.controller.limit() if self.controller else None
+        while due is not None and not self._stop.is_set():
             now = time.monotonic()
             if now >= due:
-                return
+                break
             time.sleep(min(0.25, due - now))
             new = self.controller.limit()
             if new != limit and new and limit:
                 now = time.monotonic()
                 due = now + max(0.0, due - now) * limit / new
                 limit = new
+        self._open.wait()  # last: no batch of this worker starts while the baseline is measured
 
     def used(self) -> float:
         """WAL bytes a second the run wrote over the last window."""
