@@ -9,13 +9,15 @@ import json
 import threading
 import time
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.pool import NullPool
 
 from app.batch import run_step
 from app.cli.status import steering_line
 from app.db import make_engine
-from app.ops import status
+from app.errors import ConfigError
+from app.ops import migrations, status
 from tests.batch.toy_copy import ToyCopy
 from tests.batch.toy_copy.fixtures import batches_cover_the_keys_once, copied_exactly, options
 from tests.support.db import execute, scalar
@@ -132,3 +134,12 @@ def test_status_shows_the_allowance_the_signal_and_the_last_reason(toy):
     assert "against" in table and "before the run" in table
     line = steering_line(status.collect(toy).runs[0]["steering"])
     assert line.startswith("steering: done")
+
+
+def test_alembic_x_arguments_set_the_steering(toy):
+    # The data revision 0004 (no legacy rows here) with `-x steer=off`, then a bad ratio refused
+    # in one line before anything runs.
+    migrations.upgrade(migrations.alembic_config(toy.url, x_args={"steer": "off"}), "0004")
+    assert scalar(toy, "SELECT state FROM orgmig_steer") == "off"
+    with pytest.raises(ConfigError, match="-x max_app_latency_ratio must be at least 1.1, got '0.5'"):
+        migrations.downgrade(migrations.alembic_config(toy.url, x_args={"max_app_latency_ratio": "0.5"}), "0003")
