@@ -69,8 +69,9 @@ def process_name() -> str:
 
 
 class Pacer:
-    def __init__(self, runner, run: Run) -> None:
+    def __init__(self, runner, run: Run, refresh_windows: int = REFRESH_WINDOWS) -> None:
         self.runner = runner
+        self.refresh_windows = refresh_windows
         self.run = run
         self.opts = runner.opts
         self.probe_s = self.opts.steer_probe_ms / 1000
@@ -83,7 +84,7 @@ class Pacer:
         self.bucket = Bucket(time.monotonic)
         self._workers = 1
         self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
+        self._idle = threading.Condition(self._lock)  # in-flight and quiet changes
         self._in_flight = 0
         self._charged: deque[tuple[float, float]] = deque()  # (when, WAL bytes), the last window
         self._unpaced: list[tuple[int, float]] = []  # (rows, seconds) of the batches before the start
@@ -91,8 +92,7 @@ class Pacer:
         self._pending: list[tuple[Decision, float | None]] = []  # decisions the monitor writes
         self._rows = 0
         self._bytes = 0.0
-        self._open = threading.Event()  # cleared while the baseline is measured again
-        self._open.set()
+        self._quiet = False  # while the baseline is measured again: no batch starts
         self._stop = threading.Event()
         self._local = threading.local()
         self._thread: threading.Thread | None = None
@@ -141,7 +141,8 @@ class Pacer:
 
     def close(self) -> None:
         self._stop.set()
-        self._open.set()
+        with self._idle:
+            self._idle.notify_all()
         if self._thread is not None:
             self._thread.join()
         if self.health is not None:
@@ -160,7 +161,8 @@ class Pacer:
         if not self.active:
             yield
             return
-        with self._lock:
+        with self._idle:
+            self._idle.wait_for(self._may_start)
             self._in_flight += 1
             began_with = self._in_flight
         t0 = time.monotonic()
@@ -230,7 +232,11 @@ class Pacer:
                 now = time.monotonic()
                 due = now + max(0.0, due - now) * limit / new
                 limit = new
-        self._open.wait()  # last: no batch of this worker starts while the baseline is measured
+        with self._idle:  # no batch of this worker starts while the baseline is measured
+            self._idle.wait_for(self._may_start)
+
+    def _may_start(self) -> bool:
+        return not self._quiet or self._stop.is_set()
 
     def used(self) -> float:
         """WAL bytes a second the run wrote over the last window."""
@@ -242,7 +248,7 @@ class Pacer:
     # -- the monitor ------------------------------------------------------------------------
 
     def _monitor(self) -> None:
-        refresh_every = REFRESH_WINDOWS * PROBES_PER_WINDOW
+        refresh_every = self.refresh_windows * PROBES_PER_WINDOW
         published = 0.0
         since_refresh = 0
         try:
@@ -292,20 +298,27 @@ class Pacer:
             self.health.record(decision, ratio)
 
     def _refresh(self) -> None:
-        """The baseline again, with nothing of this process's run in flight."""
-        self._open.clear()
+        """The baseline again, with nothing of this process's run in flight: no batch starts
+        from the moment the refresh is asked for, and the ones in flight are waited for."""
+        with self._idle:
+            self._quiet = True
+            self.reason = "the workers stop while the baseline is measured again"
+            if not self._idle.wait_for(lambda: self._in_flight == 0 or self._stop.is_set(), QUIET_WAIT_S):
+                self._quiet = False
+                self._idle.notify_all()
+                return
+            self.state = "refreshing baseline"
         try:
-            self.state, self.reason = "refreshing baseline", "the workers wait while the baseline is measured again"
             self._publish()
-            with self._idle:
-                if not self._idle.wait_for(lambda: self._in_flight == 0 or self._stop.is_set(), QUIET_WAIT_S):
-                    return
             old = self.health.baseline.ms
             base = self.health.take_baseline(weight=0.3, stop=self._stop.is_set)
-            self._decided(Decision(time.monotonic(), "baseline", self.controller.allowance,
-                                   f"baseline measured again: {old:.2f} ms -> {base.ms:.2f} ms"))
         finally:
-            self._open.set()
+            with self._idle:
+                self.state = "steering"
+                self._quiet = False
+                self._idle.notify_all()
+        self._decided(Decision(time.monotonic(), "baseline", self.controller.allowance,
+                               f"baseline measured again: {old:.2f} ms -> {base.ms:.2f} ms"))
 
     def _publish(self) -> None:
         limit = self.controller.limit() if self.controller else None

@@ -14,6 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.pool import NullPool
 
 from app.batch import run_step
+from app.batch.pacer import Pacer
+from app.batch.runner import Runner
 from app.cli.status import steering_line
 from app.db import make_engine
 from app.errors import ConfigError
@@ -143,3 +145,35 @@ def test_alembic_x_arguments_set_the_steering(toy):
     assert scalar(toy, "SELECT state FROM orgmig_steer") == "off"
     with pytest.raises(ConfigError, match="-x max_app_latency_ratio must be at least 1.1, got '0.5'"):
         migrations.downgrade(migrations.alembic_config(toy.url, x_args={"max_app_latency_ratio": "0.5"}), "0003")
+
+
+def test_a_long_run_measures_its_baseline_again_with_nothing_in_flight(toy):
+    # The pacer as the workers use it, on the toy run, with a baseline refresh every 2 windows
+    # (1 s at a 20 ms probe) instead of every 10 minutes.
+    runner = Runner(toy, ToyCopy(), "upgrade", options(**{**STEERED, "steer_probe_ms": 20}))
+    with toy.connect() as conn, conn.begin():
+        run = runner.ledger.open(conn, 10)
+    pacer = Pacer(runner, run, refresh_windows=2)
+    pacer.start(workers=1)
+    conn = runner.connect()
+    overlapped = []
+    try:
+        deadline = time.monotonic() + 60
+        key = 0
+        while not scalar(toy, "SELECT count(*) FROM orgmig_steer_decision WHERE action = 'baseline'"):
+            assert time.monotonic() < deadline
+            with conn.begin(), pacer.batch(conn):
+                if pacer.state == "refreshing baseline":
+                    overlapped.append(key)
+                conn.execute(text("INSERT INTO toy_b SELECT g, 'x' FROM generate_series(:k, :k + 9) g"), {"k": key})
+            pacer.after(10)
+            key += 10
+    finally:
+        conn.close()
+        pacer.close()
+    actions = [d["action"] for d in _decisions(toy)]
+    assert actions[0] == "start" and "baseline" in actions
+    reason = scalar(toy, "SELECT reason FROM orgmig_steer_decision WHERE action = 'baseline' ORDER BY id LIMIT 1")
+    assert reason.startswith("baseline measured again: ") and " ms -> " in reason
+    assert overlapped == []  # no batch began while the baseline was measured
+    assert scalar(toy, "SELECT state FROM orgmig_steer") == "done"
