@@ -51,6 +51,8 @@ def test_the_run_backs_off_while_commits_stall_and_raises_again_after(toy):
     worker.start()
     try:
         _wait_for(toy, "SELECT count(*) FROM orgmig_steer_decision WHERE action = 'start'")
+        # 25 batches in: the WAL per row the pacer charges has settled (the least of 20 batches)
+        _wait_for(toy, "SELECT count(*) >= 25 FROM orgmig_batch WHERE status = 'succeeded'")
         # Another session holds the probe's row for 1.5 s: the probe's commit waits that long,
         # as an application's commits would behind a stalled WAL flush.
         with toy.connect() as conn, conn.begin():
