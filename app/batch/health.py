@@ -240,8 +240,9 @@ class Health:
         ratio = signal / max(base.ms, FLOOR_MS)
         share, wal_waits = self._wal_wait_share(), None
         if share is not None and share >= WAL_WAIT_SHARE and share >= 2 * (base.wal_wait_share or 0):
-            wal_waits = (f"{share:.0%} of the other active backends wait on the WAL flush"
-                         f" (baseline {base.wal_wait_share or 0:.0%})")
+            before = "too few active before the run to tell" if base.wal_wait_share is None \
+                else f"baseline {base.wal_wait_share:.0%}"
+            wal_waits = f"{share:.0%} of the other active backends wait on the WAL flush ({before})"
         hold = None
         vacuumed = self._guards[-1][3] if self._guards else None
         cpu = self._cpu()
