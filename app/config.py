@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     max_rows_per_second: int = Field(default=0, ge=0, le=10_000_000, validation_alias="ORGMIG_MAX_ROWS_PER_SECOND")
     # Adapt the batch size towards batches of this duration (0: a fixed ORGMIG_BATCH_SIZE).
     target_batch_ms: int = Field(default=0, ge=0, le=600_000, validation_alias="ORGMIG_TARGET_BATCH_MS")
+    # Steering (app.batch.pacer): the run holds its WAL rate to what keeps a synchronous commit
+    # under this many times its cost before the run (off: nothing holds the run back, for a
+    # maintenance window); the health probe commits every ORGMIG_STEER_PROBE_MS.
+    steer: bool = Field(default=True, validation_alias="ORGMIG_STEER")
+    max_app_latency_ratio: float = Field(default=2.0, ge=1.1, le=100, validation_alias="ORGMIG_MAX_APP_LATENCY_RATIO")
+    steer_probe_ms: int = Field(default=200, ge=20, le=5_000, validation_alias="ORGMIG_STEER_PROBE_MS")
     backoff_base_ms: int = Field(default=200, ge=1, le=60_000, validation_alias="ORGMIG_BACKOFF_BASE_MS")
     backoff_cap_ms: int = Field(default=30_000, ge=1, le=600_000, validation_alias="ORGMIG_BACKOFF_CAP_MS")
     allow_data_loss: bool = Field(default=False, validation_alias="ORGMIG_ALLOW_DATA_LOSS")
@@ -139,7 +145,7 @@ class Settings(BaseSettings):
 X_ARGUMENTS = ("batch_size", "workers", "lock_timeout_ms", "statement_timeout_ms", "max_batch_attempts",
                "ddl_lock_attempts", "pause_ms", "max_rows_per_second", "target_batch_ms", "backoff_base_ms",
                "backoff_cap_ms", "allow_data_loss", "allow_mass_change", "max_removed_fraction",
-               "require_legacy_rows")
+               "require_legacy_rows", "steer", "max_app_latency_ratio", "steer_probe_ms")
 
 
 def env_name(field: str) -> str:

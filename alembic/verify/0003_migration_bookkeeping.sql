@@ -5,7 +5,8 @@
 SELECT 'table ' || t || ' exists' AS check_name,
        to_regclass(t) IS NOT NULL AS ok,
        CASE WHEN to_regclass(t) IS NULL THEN 'missing' ELSE 'present' END AS detail
-FROM unnest(ARRAY['orgmig_run', 'orgmig_batch', 'orgmig_report', 'orgmig_user_settings_link', 'orgmig_created_row']) AS t;
+FROM unnest(ARRAY['orgmig_run', 'orgmig_batch', 'orgmig_report', 'orgmig_user_settings_link', 'orgmig_created_row',
+                   'orgmig_steer', 'orgmig_steer_decision']) AS t;
 
 WITH expected(conname, contype) AS (
     VALUES
@@ -17,7 +18,9 @@ WITH expected(conname, contype) AS (
         ('pk_orgmig_report', 'p'), ('fk_orgmig_report_run_id_orgmig_run', 'f'),
         ('uq_orgmig_report_step_source_table_source_id_reason', 'u'),
         ('pk_orgmig_user_settings_link', 'p'),
-        ('pk_orgmig_created_row', 'p')
+        ('pk_orgmig_created_row', 'p'),
+        ('pk_orgmig_steer', 'p'), ('fk_orgmig_steer_run_id_orgmig_run', 'f'),
+        ('pk_orgmig_steer_decision', 'p'), ('fk_orgmig_steer_decision_run_id_orgmig_run', 'f')
 )
 SELECT 'constraint ' || e.conname AS check_name,
        c.oid IS NOT NULL AND c.convalidated AND c.contype::text = e.contype AS ok,
@@ -62,7 +65,8 @@ SELECT 'index behind foreign key ' || c.conname AS check_name,
 FROM pg_constraint c
 WHERE c.contype = 'f'
   AND c.conrelid IN (to_regclass('orgmig_batch'), to_regclass('orgmig_report'),
-                     to_regclass('orgmig_user_settings_link'))
+                     to_regclass('orgmig_user_settings_link'), to_regclass('orgmig_steer'),
+                     to_regclass('orgmig_steer_decision'))
 ORDER BY c.conname;
 
 -- Runs are internally consistent: a finished run has a finish time and did all its rows.

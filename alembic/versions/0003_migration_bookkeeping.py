@@ -6,7 +6,8 @@ note), with a reason; `orgmig_user_settings_link` records which target rows each
 produced and which of them the migration created (no foreign keys: bookkeeping never stops the
 application from deleting its own rows; the verification SQL reports dangling links), and
 `orgmig_created_row` the reference rows (roles) a step created, so a downgrade removes exactly
-those.
+those. `orgmig_steer` is the row each process's health probe commits to and its controller's
+state, `orgmig_steer_decision` the controller's changes (app.batch.pacer).
 
 Revision ID: 0003
 Revises: 0002
@@ -129,8 +130,47 @@ def upgrade() -> None:
         sa.Column("created_at", TSTZ, nullable=False, server_default=NOW),
         sa.PrimaryKeyConstraint("step", "table_name", "row_key", name="pk_orgmig_created_row"),
     )
+    op.create_table(
+        "orgmig_steer",
+        sa.Column("run_id", sa.BigInteger, nullable=False),
+        sa.Column("process", sa.String, nullable=False),
+        sa.Column("state", sa.String, nullable=False),
+        sa.Column("probes", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+        sa.Column("probed_at", TSTZ),
+        sa.Column("allowance_bytes_per_s", sa.BigInteger),
+        sa.Column("used_bytes_per_s", sa.BigInteger),
+        sa.Column("wal_bytes_per_row", sa.Float),
+        sa.Column("signal_ms", sa.Float),
+        sa.Column("baseline_ms", sa.Float),
+        sa.Column("ratio", sa.Float),
+        sa.Column("wal_wait_share", sa.Float),
+        sa.Column("cpu_pressure", sa.Float),
+        sa.Column("reason", sa.Text),
+        sa.Column("updated_at", TSTZ, nullable=False, server_default=NOW),
+        sa.PrimaryKeyConstraint("run_id", "process", name="pk_orgmig_steer"),
+        sa.ForeignKeyConstraint(
+            ["run_id"], ["orgmig_run.id"], name="fk_orgmig_steer_run_id_orgmig_run", ondelete="CASCADE"
+        ),
+    )
+    op.create_table(
+        "orgmig_steer_decision",
+        sa.Column("id", sa.BigInteger, sa.Identity(always=False), nullable=False),
+        sa.Column("run_id", sa.BigInteger, nullable=False),
+        sa.Column("process", sa.String, nullable=False),
+        sa.Column("at", TSTZ, nullable=False, server_default=NOW),
+        sa.Column("action", sa.String, nullable=False),
+        sa.Column("allowance_bytes_per_s", sa.BigInteger, nullable=False),
+        sa.Column("ratio", sa.Float),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_orgmig_steer_decision"),
+        sa.ForeignKeyConstraint(
+            ["run_id"], ["orgmig_run.id"], name="fk_orgmig_steer_decision_run_id_orgmig_run", ondelete="CASCADE"
+        ),
+    )
+    op.create_index("ix_orgmig_steer_decision_run_id", "orgmig_steer_decision", ["run_id"])
 
 
 def downgrade() -> None:
-    for table in ("orgmig_created_row", "orgmig_user_settings_link", "orgmig_report", "orgmig_batch", "orgmig_run"):
+    for table in ("orgmig_steer_decision", "orgmig_steer",
+                  "orgmig_created_row", "orgmig_user_settings_link", "orgmig_report", "orgmig_batch", "orgmig_run"):
         op.drop_table(table)

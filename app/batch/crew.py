@@ -22,6 +22,7 @@ from app import db
 from app.batch.attempts import describe, unless_broken
 from app.batch.errors import MigrationError, Paused
 from app.batch.ledger import Run
+from app.batch.pacer import Pacer
 from app.batch.progress import Progress
 from app.batch.step import Batch, BatchResult
 
@@ -101,6 +102,7 @@ class Crew:
         opts = self.runner.opts
         self.size = BatchSize(opts.batch_size, opts.target_batch_ms)
         self.throttle = Throttle(opts.max_rows_per_second)
+        self.pacer = Pacer(self.runner, self.run)
 
     # -- the threads ---------------------------------------------------------------------------
 
@@ -109,7 +111,15 @@ class Crew:
         The workers are threads even when there is one: the main thread, which receives signals
         (app.interrupt), only waits for them, so on SIGINT or SIGTERM every worker commits the
         batch it holds, then stops, and the interrupt goes on up. (It waits on an event, not on
-        Thread.join: an interrupted join can return for a thread still running, CPython gh-90882.)"""
+        Thread.join: an interrupted join can return for a thread still running, CPython gh-90882.)
+        The pacer (app.batch.pacer) steers them."""
+        self.pacer.start(workers)
+        try:
+            self._work(workers)
+        finally:
+            self.pacer.close()
+
+    def _work(self, workers: int) -> None:
         self.running = workers
         for i in range(workers):
             threading.Thread(target=self._worker, name=f"orgmig-worker-{i}").start()
@@ -149,6 +159,7 @@ class Crew:
                     self.batches += 1
                     self.progress.advance(rows)
                 self.throttle.after(rows, self.stop)
+                self.pacer.after(rows, self.stop)
                 if r.opts.pause_ms:
                     self.stop.wait(r.opts.pause_ms / 1000)
         except BaseException as exc:  # noqa: BLE001 - kept, and raised by work() in the main thread
@@ -278,7 +289,7 @@ class Crew:
         started = time.monotonic()
         batch = Batch(self.run.id, r.direction, start, end, self.run.max_key, r.opts.allow_data_loss, self.state)
         apply = r.step.upgrade if r.direction == "upgrade" else r.step.downgrade
-        with r.tx(conn, **r.step.batch_settings):
+        with r.tx(conn, **r.step.batch_settings), self.pacer.batch(conn):
             result: BatchResult = apply(conn, batch)
             ms = int((time.monotonic() - started) * 1000)
             r.ledger.record(conn, self.run.id, start, end, "succeeded", rows_read=result.rows_read,

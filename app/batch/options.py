@@ -22,6 +22,10 @@ class Options:
     backoff_cap_ms: int
     allow_data_loss: bool
     progress_bar: bool | None = None  # None: a bar on a terminal, log lines otherwise
+    # Steering (app.batch.pacer); the defaults are the settings' defaults.
+    steer: bool = True
+    max_app_latency_ratio: float = 2.0
+    steer_probe_ms: int = 200
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, *, progress_bar: bool | None = None,

@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from app import db
+from app.batch.controller import rate_text
 from app.batch.progress import eta
 from app.cli.common import add_database_option, connected
 from app.cli.output import console
@@ -29,6 +30,19 @@ def register(sub) -> None:
     p.add_argument("--watch", nargs="?", const=2.0, type=float, metavar="SECONDS",
                    help="show it again every SECONDS (default 2) until Ctrl-C")
     p.set_defaults(handler=handle)
+
+
+def steering_line(s: dict) -> str:
+    """The run's steering in one line: the allowance and what it is used to, the health signal
+    against its baseline, and the reason of the last decision."""
+    parts = [f"steering: {s['state']}"]
+    if s["allowance_bytes_per_s"] is not None:
+        parts.append(f"allowance {rate_text(s['allowance_bytes_per_s'])}"
+                     f" (using {rate_text(s['used_bytes_per_s'] or 0)})")
+    if s["signal_ms"] is not None and s["baseline_ms"] is not None:
+        parts.append(f"commit {s['signal_ms']:.2f} ms against {s['baseline_ms']:.2f} ms before the run"
+                     f" ({s['ratio']:.1f}x)")
+    return "; ".join(parts) + (f" - {s['reason']}" if s["reason"] else "")
 
 
 def _render(st: status.Status, where: str) -> Group:
@@ -51,6 +65,8 @@ def _render(st: status.Status, where: str) -> Group:
             )
         parts.append(t)
         for r in st.runs:
+            if r.get("steering") and r["state"] in ("running", "paused", "interrupted"):
+                parts.append(Text(f"run {r['id']} {steering_line(r['steering'])}"))
             if r["state"] == "interrupted":
                 parts.append(Text(f"run {r['id']} is interrupted: it is marked running, but no live process"
                                   " holds it (killed, or its connection dropped); run the same alembic"

@@ -30,8 +30,10 @@ def collect(engine: Engine) -> Status:
         pending = [r.revision for r in reversed(list(script.walk_revisions())) if r.revision not in applied]
         status = Status(current=current, head=head, pending=pending)
         if inspect(conn).has_table("orgmig_run"):
+            # every column but settings, which an installation whose 0003 predates it lacks
+            columns = [c for c in orgmig_run.c if c.name != "settings"]
             rows = conn.execute(
-                select(orgmig_run).order_by(orgmig_run.c.id.desc()).limit(20)
+                select(*columns).order_by(orgmig_run.c.id.desc()).limit(20)
             ).mappings()
             rows = [dict(r) for r in rows]
             workers = live_workers(conn)
@@ -40,6 +42,11 @@ def collect(engine: Engine) -> Status:
             # A `running` run whose liveness lock nobody holds lost its process (killed, server
             # restarted): it is shown as interrupted, and the same alembic command resumes it.
             status.runs = [_with_stats(r, stats.get(r["id"]), workers.get(r["id"])) for r in rows]
+            if inspect(conn).has_table("orgmig_steer"):
+                steering = {s["run_id"]: s for s in conn.execute(SQL("steer.status"),
+                                                                 {"ids": [r["id"] for r in rows]}).mappings()}
+                for r in status.runs:
+                    r["steering"] = _steering(steering.get(r["id"]))
             reps = conn.execute(
                 select(orgmig_report.c.step, orgmig_report.c.reason, orgmig_report.c.migrated,
                        func.count().label("rows"))
@@ -48,6 +55,16 @@ def collect(engine: Engine) -> Status:
             ).mappings()
             status.reports = [dict(r) for r in reps]
     return status
+
+
+def _steering(row) -> dict | None:
+    """The run's steering as its newest process last wrote it: state, the WAL allowance, the
+    health signal against its baseline and why the allowance last changed (or holds)."""
+    if row is None:
+        return None
+    return {k: row[k] for k in ("state", "allowance_bytes_per_s", "used_bytes_per_s", "wal_bytes_per_row",
+                                "signal_ms", "baseline_ms", "ratio", "wal_wait_share", "cpu_pressure",
+                                "reason", "decisions", "process", "updated_at")}
 
 
 def _with_stats(run: dict, stats: dict | None, workers: int | None) -> dict:

@@ -12,6 +12,8 @@ from app.schema.bookkeeping import (
     orgmig_created_row,
     orgmig_report,
     orgmig_run,
+    orgmig_steer,
+    orgmig_steer_decision,
     orgmig_user_settings_link,
 )
 from app.schema.identity import (
@@ -51,6 +53,7 @@ __all__ = [
     "metadata",
     "org", "org_user", "org_user_facility", "orgmig_baseline", "orgmig_batch",
     "orgmig_created_row", "orgmig_identity_group", "orgmig_identity_todo", "orgmig_identity_undo", "orgmig_report",
-    "orgmig_run", "orgmig_writeback", "orgmig_user_settings_link", "role", "settings", "user", "user_identity",
+    "orgmig_run", "orgmig_steer", "orgmig_steer_decision",
+    "orgmig_writeback", "orgmig_user_settings_link", "role", "settings", "user", "user_identity",
     "user_settings",
 ]

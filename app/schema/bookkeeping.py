@@ -105,3 +105,41 @@ orgmig_created_row = sa.Table(
     sa.PrimaryKeyConstraint("step", "table_name", "row_key"),
 )
 
+
+# Steering (app.batch.pacer): one row per process working on a run, the row its health probe
+# updates with a synchronous commit, and what `orgmig status` shows of its controller.
+orgmig_steer = sa.Table(
+    "orgmig_steer",
+    metadata,
+    sa.Column("run_id", sa.BigInteger, sa.ForeignKey("orgmig_run.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("process", sa.String, nullable=False),
+    sa.Column("state", sa.String, nullable=False),
+    sa.Column("probes", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("probed_at", TSTZ),
+    sa.Column("allowance_bytes_per_s", sa.BigInteger),
+    sa.Column("used_bytes_per_s", sa.BigInteger),
+    sa.Column("wal_bytes_per_row", sa.Float),
+    sa.Column("signal_ms", sa.Float),
+    sa.Column("baseline_ms", sa.Float),
+    sa.Column("ratio", sa.Float),
+    sa.Column("wal_wait_share", sa.Float),
+    sa.Column("cpu_pressure", sa.Float),
+    sa.Column("reason", sa.Text),
+    sa.Column("updated_at", TSTZ, nullable=False, server_default=NOW),
+    sa.PrimaryKeyConstraint("run_id", "process"),
+)
+
+# Each change the controller made (start, cut, ease, raise, baseline), with its reason.
+orgmig_steer_decision = sa.Table(
+    "orgmig_steer_decision",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(always=False), primary_key=True),
+    sa.Column("run_id", sa.BigInteger, sa.ForeignKey("orgmig_run.id", ondelete="CASCADE"), nullable=False,
+              index=True),
+    sa.Column("process", sa.String, nullable=False),
+    sa.Column("at", TSTZ, nullable=False, server_default=NOW),
+    sa.Column("action", sa.String, nullable=False),
+    sa.Column("allowance_bytes_per_s", sa.BigInteger, nullable=False),
+    sa.Column("ratio", sa.Float),
+    sa.Column("reason", sa.Text, nullable=False),
+)

@@ -1,0 +1,169 @@
+"""The steering law: how much WAL a second the run may write, decided from what the health signal
+says (app.batch.health) and from how much of the allowance the run actually used. Pure logic
+with an injected clock: no database, no threads, no sleeping.
+
+An AIMD controller, as the tools that protect a live system do it (Vitess's rate module,
+CockroachDB's elastic CPU share; docs/architecture.md, "Steering"):
+
+- breach (the signal above `target` times its baseline): the allowance becomes half the rate
+  the run wrote over the last window (or half the allowance, when the run used all of it), and
+  that rate is remembered as one that hurt for `memory_s`;
+- near breach (above `near` x target, or the application's backends piling up on the WAL
+  flush): x0.8 the same way, at most once per `ease_cooldown_s`;
+- calm (below `calm` x target), the allowance used to at least `used_share` and no guard
+  holding: x1.25, but never past the midpoint toward the lowest rate that hurt lately;
+- otherwise it holds, and says why.
+
+Changes are at least `cooldown_s` apart (one signal window: the effect of the last change has to
+be in the signal before the next one is decided on it). The allowance never falls below `floor`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Law:
+    target: float = 2.0  # ORGMIG_MAX_APP_LATENCY_RATIO
+    near: float = 0.75  # x target
+    calm: float = 0.65  # x target
+    cut: float = 0.5
+    ease: float = 0.8
+    raise_by: float = 1.25
+    used_share: float = 0.9
+    cooldown_s: float = 5.0
+    ease_cooldown_s: float = 10.0
+    memory_s: float = 180.0
+
+    @classmethod
+    def paced_by(cls, window_s: float, target: float) -> Law:
+        """The law for a signal window of `window_s` seconds: changes one window apart, eases
+        two, bad rates remembered for 36 windows (3 minutes at the default 5 s)."""
+        return cls(target=target, cooldown_s=window_s, ease_cooldown_s=2 * window_s, memory_s=36 * window_s)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the health signal says now. `ratio` is the signal over its baseline (None: no
+    signal yet); the guards are already judged against their own baselines."""
+
+    ratio: float | None
+    wal_waits: str | None = None  # why the application's WAL waits count as a near breach
+    hold: str | None = None  # why no raise now (CPU pressure, autovacuum on the step's tables)
+
+
+@dataclass(frozen=True)
+class Decision:
+    at: float
+    action: str  # cut, ease, raise, hold
+    allowance: float  # WAL bytes a second, after the decision
+    reason: str
+
+
+@dataclass
+class Controller:
+    law: Law
+    clock: Callable[[], float]
+    allowance: float  # WAL bytes a second
+    floor: float
+    enabled: bool = True
+    _changed_at: float = -math.inf
+    _eased_at: float = -math.inf
+    _bad: list[tuple[float, float]] = field(default_factory=list)  # (rate, when)
+
+    def limit(self) -> float | None:
+        """WAL bytes a second the run may write; None: no limit (steering off)."""
+        return self.allowance if self.enabled else None
+
+    def lowest_bad(self) -> float | None:
+        now = self.clock()
+        self._bad = [(rate, at) for rate, at in self._bad if now - at < self.law.memory_s]
+        return min((rate for rate, _ in self._bad), default=None)
+
+    def decide(self, reading: Reading, used: float) -> Decision | None:
+        """One step of the law, given the reading and the WAL bytes a second the run wrote over
+        the last window. None when off or while there is no signal yet."""
+        if not self.enabled or reading.ratio is None:
+            return None
+        law, now, r = self.law, self.clock(), reading.ratio
+        since = now - self._changed_at
+        if r > law.target:
+            if since < law.cooldown_s:
+                return self._decision("hold", f"breach ({r:.1f}x), waiting for the last change to show")
+            hurt = self._in_use(used)
+            self._bad.append((hurt, now))
+            return self._change(hurt * law.cut, "cut", f"breach: signal {r:.1f}x its baseline, over {law.target:g}x;"
+                                f" {_rate(hurt)} remembered as a rate that hurt")
+        if r > law.near * law.target or reading.wal_waits:
+            why = f"near breach: signal {r:.1f}x its baseline" if r > law.near * law.target else reading.wal_waits
+            if since < law.cooldown_s or now - self._eased_at < law.ease_cooldown_s:
+                return self._decision("hold", f"{why}; eased lately")
+            self._eased_at = now
+            return self._change(self._in_use(used) * law.ease, "ease", why)
+        if r >= law.calm * law.target:
+            return self._decision("hold", f"signal {r:.1f}x its baseline: between calm and near breach")
+        if reading.hold:
+            return self._decision("hold", reading.hold)
+        if used < law.used_share * self.allowance:
+            return self._decision("hold", f"calm ({r:.1f}x), but only {used / self.allowance:.0%} of the allowance"
+                                  " used: the run is not held back by it")
+        if since < law.cooldown_s:
+            return self._decision("hold", f"calm ({r:.1f}x), waiting for the last change to show")
+        wanted = self.allowance * law.raise_by
+        bad = self.lowest_bad()
+        if bad is not None:
+            wanted = min(wanted, (self.allowance + bad) / 2) if bad > self.allowance else self.allowance
+            if wanted <= self.allowance * 1.01:
+                return self._decision("hold", f"calm ({r:.1f}x), but {_rate(bad)} hurt lately")
+        return self._change(wanted, "raise", f"calm: signal {r:.1f}x its baseline,"
+                            f" {used / self.allowance:.0%} of the allowance used")
+
+    def _in_use(self, used: float) -> float:
+        """What a cut starts from: the rate the run wrote, when under its allowance (halving an
+        allowance the run does not use would not slow it down)."""
+        return min(used, self.allowance) if used > 0 else self.allowance
+
+    def _change(self, allowance: float, action: str, reason: str) -> Decision:
+        self.allowance = max(self.floor, allowance)
+        self._changed_at = self.clock()
+        return self._decision(action, reason)
+
+    def _decision(self, action: str, reason: str) -> Decision:
+        return Decision(self.clock(), action, self.allowance, reason)
+
+
+class Bucket:
+    """The actuator: a token bucket in WAL bytes. A batch's bytes are charged after it; the
+    worker then waits until the bucket has paid them off at the allowance. Idle time earns at
+    most `burst_s` of credit."""
+
+    def __init__(self, clock: Callable[[], float], burst_s: float = 0.5) -> None:
+        self.clock = clock
+        self.burst_s = burst_s
+        self._free_at = -math.inf
+
+    def charge(self, nbytes: float, allowance: float | None) -> float:
+        """The time until which the worker that wrote `nbytes` should wait (no limit: now)."""
+        now = self.clock()
+        if allowance is None:
+            return now
+        self._free_at = max(self._free_at, now - self.burst_s) + nbytes / allowance
+        return self._free_at
+
+    def rescale(self, old: float | None, new: float | None) -> None:
+        """The allowance changed: what is still owed is paid off at the new one."""
+        now = self.clock()
+        if old and new and self._free_at > now:
+            self._free_at = now + (self._free_at - now) * old / new
+
+
+def _rate(bytes_per_s: float) -> str:
+    return f"{bytes_per_s / 1e6:.2f} MB/s" if bytes_per_s >= 1e5 else f"{bytes_per_s / 1e3:.1f} kB/s"
+
+
+def rate_text(bytes_per_s: float | None) -> str:
+    """A WAL rate as a person reads it."""
+    return "no limit" if bytes_per_s is None else f"{_rate(bytes_per_s)} of WAL"

@@ -1,0 +1,328 @@
+"""The pacer the workers call around and after each batch: it meters the run's WAL, holds the
+workers to the controller's allowance, and runs the health monitor that feeds the controller.
+
+    with r.tx(conn), crew.pacer.batch(conn):   # the batch's WAL, from pg_current_wal_insert_lsn()
+        ...
+    crew.pacer.after(rows)                      # after the batch: until the bucket has paid it off
+
+How a run is steered (app.batch.health for the signal, app.batch.controller for the law):
+
+1. ORGMIG_STEER=off: not at all (a maintenance window: nothing holds the run back).
+2. A run of at most ROUNDS_TO_STEER rounds of batches is not steered either: it is over before
+   a controller could see the effect of a change.
+3. Otherwise, before any worker starts: the baseline (the run writes nothing meanwhile).
+4. The first UNPACED_BATCHES batches (at least a round) run unpaced, to measure the rate the run
+   reaches unpaced (rows a second times WAL bytes per row, for each worker); the allowance
+   starts at START_SHARE of it, in WAL bytes a second.
+5. A monitor thread probes every `steer_probe_ms` and lets the controller decide; its state
+   and every change are written to orgmig_steer / orgmig_steer_decision (`orgmig status`).
+6. Every REFRESH_WINDOWS signal windows the workers stop at their next batch, the baseline is
+   measured again with nothing of the run in flight, and folded in.
+
+A batch's WAL is the insert position's advance during its transaction, divided by the batches
+this process had in flight meanwhile (each worker's delta also holds the others'), per row read.
+A batch is charged its rows at the least of the last PER_ROW_BATCHES batches' bytes per row:
+the insert position also moves with every other session's WAL (on a busy server one batch can
+see megabytes that are not its own), and the least-swollen batch is the nearest to the run's
+own. What is left of others' WAL in it is counted against the run: the meter errs on the side
+of the application.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+from collections import deque
+
+from sqlalchemy import Connection
+
+from app.batch.controller import Bucket, Controller, Decision, Law, rate_text
+from app.batch.health import PROBES_PER_WINDOW, Health
+from app.batch.ledger import SQL, Run
+
+log = logging.getLogger("app.batch")
+
+ROUNDS_TO_STEER = 20
+START_SHARE = 0.25
+# The allowance never goes under this: the run always moves, if very slowly (a cut halves what the
+# run wrote, and the estimate of its first rate may be swollen by others' WAL: no share of it).
+FLOOR_BYTES_PER_S = 1024.0
+REFRESH_WINDOWS = 120  # 10 minutes at the default 200 ms probe
+QUIET_WAIT_S = 60.0  # how long a baseline refresh waits for the batches in flight
+PUBLISH_EVERY_S = 1.0
+PER_ROW_BATCHES = 20
+UNPACED_BATCHES = 5
+
+
+def _least_per_row(values) -> float:
+    """The least of the last batches' WAL per row: the one least swollen by other sessions' WAL
+    written meanwhile."""
+    return min(values)
+
+
+def process_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Pacer:
+    def __init__(self, runner, run: Run, refresh_windows: int = REFRESH_WINDOWS) -> None:
+        self.runner = runner
+        self.refresh_windows = refresh_windows
+        self.run = run
+        self.opts = runner.opts
+        self.probe_s = self.opts.steer_probe_ms / 1000
+        self.window_s = PROBES_PER_WINDOW * self.probe_s
+        self.active = False
+        self.controller: Controller | None = None
+        self.health: Health | None = None
+        self.state = "off"
+        self.reason = ""
+        self.bucket = Bucket(time.monotonic)
+        self._workers = 1
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)  # in-flight and quiet changes
+        self._in_flight = 0
+        self._charged: deque[tuple[float, float]] = deque()  # (when, WAL bytes), the last window
+        self._unpaced: list[tuple[int, float]] = []  # (rows, seconds) of the batches before the start
+        self._per_row: deque[float] = deque(maxlen=PER_ROW_BATCHES)  # WAL bytes per row, last batches
+        self._pending: list[tuple[Decision, float | None]] = []  # decisions the monitor writes
+        self._rows = 0
+        self._bytes = 0.0
+        self._quiet = False  # while the baseline is measured again: no batch starts
+        self._stop = threading.Event()
+        self._local = threading.local()
+        self._thread: threading.Thread | None = None
+
+    # -- start and stop ---------------------------------------------------------------------
+
+    def start(self, workers: int) -> None:
+        """Before the workers start: decide whether to steer, and take the baseline."""
+        r, self._workers = self.runner, max(1, workers)
+        tables = (r.keys.table, *r.step.analyze_after)
+        self.health = Health(r.connect, self.run.id, process_name(), tables, self.probe_s)
+        left = max(self.run.total_rows - self.run.rows_done, 0)
+        if not self.opts.steer:
+            self._say("off", "steering off (ORGMIG_STEER=off): the run is not held back")
+            return
+        if left <= ROUNDS_TO_STEER * self.opts.batch_size * self._workers:
+            self._say("not steered", f"{left:,} rows: at most {ROUNDS_TO_STEER} rounds of batches,"
+                      " over before steering could act")
+            return
+        spare = self.health.spare_connections()
+        if spare is None or spare < self._workers:
+            # The workers were counted against the free connections before the probe took one;
+            # each opens its own connection next.
+            self._say("not steered", "no connection to spare for the health probe beside the"
+                      f" {self._workers} workers: the run is not steered")
+            return
+        self._say("baseline", "measuring the baseline: the run writes nothing meanwhile")
+        base = self.health.take_baseline()
+        if base is None:
+            self._say("not steered", "the health probe got no answer: the run is not steered")
+            return
+        log.info("%s: steering: commit baseline %.2f ms (probe every %d ms, breach above %.1fx)",
+                 r.label, base.ms, self.opts.steer_probe_ms, self.opts.max_app_latency_ratio)
+        self.active = True
+        self.state, self.reason = "measuring", "the first batches run unpaced, to measure the run's rate"
+        self._publish()
+        self._thread = threading.Thread(target=self._monitor, name="orgmig-health", daemon=True)
+        self._thread.start()
+
+    def _say(self, state: str, reason: str) -> None:
+        self.state, self.reason = state, reason
+        self.health.open(state, reason)
+        if state != "baseline":
+            self.health.close()  # no probe: its connection is not kept from the workers
+            log.info("%s: %s", self.runner.label, reason)
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._idle:
+            self._idle.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+        if self.health is not None:
+            if self.active:
+                self.state = "done"
+                self._write_decisions()
+                self._publish()
+            self.health.close()
+
+    # -- the workers' side ------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def batch(self, conn: Connection):
+        """Around a batch, inside its transaction: the WAL inserted meanwhile, this process's
+        batches in flight meanwhile, for after()."""
+        if not self.active:
+            yield
+            return
+        with self._idle:
+            self._idle.wait_for(self._may_start)
+            self._in_flight += 1
+            began_with = self._in_flight
+        t0 = time.monotonic()
+        self._local.measured = None
+        try:
+            start = conn.execute(SQL("steer.wal_position")).scalar_one()
+            yield
+            end = conn.execute(SQL("steer.wal_position")).scalar_one()
+        finally:
+            with self._lock:
+                ended_with = self._in_flight
+                self._in_flight -= 1
+                self._idle.notify_all()
+        self._local.measured = (float(end - start) / max(1.0, (began_with + ended_with) / 2),
+                                time.monotonic() - t0)
+
+    def _charge(self, rows: int) -> float | None:
+        """The batch just done, charged to the bucket at the run's WAL per row; the time until
+        which its worker waits (None: no wait)."""
+        measured, self._local.measured = getattr(self._local, "measured", None), None
+        if measured is None:
+            return None
+        nbytes, seconds = measured
+        now = time.monotonic()
+        with self._lock:
+            if rows > 0:
+                self._per_row.append(nbytes / rows)
+                nbytes = rows * _least_per_row(self._per_row)
+            self._charged.append((now, nbytes))
+            while self._charged and self._charged[0][0] < now - self.window_s:
+                self._charged.popleft()
+            self._rows += rows
+            self._bytes += nbytes
+            if self.controller is None:
+                self._unpaced.append((rows, seconds))
+                if len(self._unpaced) >= max(UNPACED_BATCHES, self._workers):
+                    self._begin_steering()
+                return None
+            return self.bucket.charge(nbytes, self.controller.limit())
+
+    def _begin_steering(self) -> None:
+        rows = sum(n for n, _ in self._unpaced)
+        seconds = sum(s for _, s in self._unpaced)
+        unpaced = self._workers * rows / max(seconds, 1e-3) * _least_per_row(self._per_row or [0.0])
+        start = max(START_SHARE * unpaced, 1024.0)
+        self.controller = Controller(Law.paced_by(self.window_s, self.opts.max_app_latency_ratio),
+                                     time.monotonic, start, FLOOR_BYTES_PER_S)
+        self._decided(Decision(time.monotonic(), "start", start,
+                               f"{START_SHARE:.0%} of the rate measured unpaced over the first"
+                               f" {len(self._unpaced)} batches ({rate_text(unpaced)})"))
+
+    def after(self, rows: int, stop: threading.Event | None = None) -> None:
+        """After a batch of `rows` rows: wait until the bucket has paid off its WAL at the
+        allowance (the allowance changing meanwhile rescales what is left), and while the
+        baseline is measured again; `stop` set (the run interrupted) ends the wait."""
+        if not self.active:
+            return
+        due = self._charge(rows)
+        limit = self.controller.limit() if self.controller else None
+        while due is not None and not self._stop.is_set() and not (stop is not None and stop.is_set()):
+            now = time.monotonic()
+            if now >= due:
+                break
+            (stop or self._stop).wait(min(0.25, due - now))
+            new = self.controller.limit()
+            if new != limit and new and limit:
+                now = time.monotonic()
+                due = now + max(0.0, due - now) * limit / new
+                limit = new
+        with self._idle:  # no batch of this worker starts while the baseline is measured
+            self._idle.wait_for(self._may_start)
+
+    def _may_start(self) -> bool:
+        return not self._quiet or self._stop.is_set()
+
+    def used(self) -> float:
+        """WAL bytes a second the run wrote over the last window."""
+        now = time.monotonic()
+        with self._lock:
+            total = sum(b for at, b in self._charged if at >= now - self.window_s)
+        return total / self.window_s
+
+    # -- the monitor ------------------------------------------------------------------------
+
+    def _monitor(self) -> None:
+        refresh_every = self.refresh_windows * PROBES_PER_WINDOW
+        published = 0.0
+        since_refresh = 0
+        try:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                self.health.probe()
+                since_refresh += 1
+                if self.controller is not None:
+                    self._steer()
+                self._write_decisions()
+                if since_refresh >= refresh_every:
+                    self._refresh()
+                    since_refresh = 0
+                if time.monotonic() - published >= PUBLISH_EVERY_S:
+                    self._publish()
+                    published = time.monotonic()
+                self._stop.wait(max(0.0, self.probe_s - (time.monotonic() - started)))
+        except Exception as exc:  # noqa: BLE001 - the run goes on unpaced rather than stopping
+            log.warning("%s: steering stopped (%s): the run goes on at its last allowance",
+                        self.runner.label, exc)
+
+    def _steer(self) -> None:
+        reading = self.health.reading()
+        old = self.controller.limit()
+        decision = self.controller.decide(reading, self.used())
+        if decision is None:
+            return
+        if decision.allowance != old:
+            with self._lock:
+                self.bucket.rescale(old, decision.allowance)
+        self.reason = decision.reason
+        if decision.action != "hold":
+            self._decided(decision, reading.ratio)
+
+    def _decided(self, decision: Decision, ratio: float | None = None) -> None:
+        """A change, logged now and written by the monitor thread (the probe's connection is
+        its alone)."""
+        self.state, self.reason = "steering", decision.reason
+        log.info("%s: steering: %s to %s: %s", self.runner.label, decision.action,
+                 rate_text(decision.allowance), decision.reason)
+        self._pending.append((decision, ratio))
+
+    def _write_decisions(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for decision, ratio in pending:
+            self.health.record(decision, ratio)
+
+    def _refresh(self) -> None:
+        """The baseline again, with nothing of this process's run in flight: no batch starts
+        from the moment the refresh is asked for, and the ones in flight are waited for."""
+        with self._idle:
+            self._quiet = True
+            self.reason = "the workers stop while the baseline is measured again"
+            if not self._idle.wait_for(lambda: self._in_flight == 0 or self._stop.is_set(), QUIET_WAIT_S):
+                self._quiet = False
+                self._idle.notify_all()
+                return
+            self.state = "refreshing baseline"
+        try:
+            self._publish()
+            old = self.health.baseline.ms
+            base = self.health.take_baseline(weight=0.3, stop=self._stop.is_set)
+        finally:
+            with self._idle:
+                self.state = "steering"
+                self._quiet = False
+                self._idle.notify_all()
+        self._decided(Decision(time.monotonic(), "baseline", self.controller.allowance,
+                               f"baseline measured again: {old:.2f} ms -> {base.ms:.2f} ms"))
+
+    def _publish(self) -> None:
+        limit = self.controller.limit() if self.controller else None
+        with self._lock:
+            per_row = self._bytes / self._rows if self._rows else None
+        self.health.publish(state=self.state, allowance=round(limit) if limit else None, used=round(self.used()),
+                            bytes_per_row=per_row, reason=self.reason, **self.health.figures())
