@@ -85,6 +85,9 @@ class Jwks:
             raise ValueError(f"{self.url} holds no signing key")
         self._keys, self._fetched_at = keys, time.monotonic()
 
+    def holds(self, kid: str) -> bool:
+        return kid in self._keys
+
     def key(self, kid: str) -> jwt.PyJWK | None:
         found = self._keys.get(kid)
         if found is not None:
@@ -137,6 +140,17 @@ class Authenticator:
                               " from the identity provider), or ORGMIG_SERVE_TOKEN (a static bearer token)")
         self.static = static_token.encode() if static_token else None
         self.jwt_check = jwt_check
+
+    def blocks(self, authorization: str | None) -> bool:
+        """Whether checking this header may wait for the provider (a JWT naming a key id the key
+        set does not hold): the caller runs it off the event loop then."""
+        if self.jwt_check is None:
+            return False
+        try:
+            kid = jwt.get_unverified_header((authorization or "").partition(" ")[2].strip()).get("kid")
+        except jwt.DecodeError:
+            return False
+        return not self.jwt_check.jwks.holds(str(kid or ""))
 
     def __call__(self, authorization: str | None) -> Verdict:
         scheme, _, value = (authorization or "").partition(" ")

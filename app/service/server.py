@@ -17,7 +17,9 @@ from app.service.collections import Store
 def make_engine(url, settings: Settings) -> Engine:
     options = (f"-c lock_timeout={settings.serve_lock_timeout_ms}"
                f" -c statement_timeout={settings.serve_statement_timeout_ms}")
-    return db.make_engine(url, pool_size=settings.serve_pool_size, max_overflow=0,
+    # No ping before each checkout (a round trip per call): a connection the server closed fails
+    # its call with a 503, and SQLAlchemy then replaces the pool's connections.
+    return db.make_engine(url, pool_size=settings.serve_pool_size, max_overflow=0, pool_pre_ping=False,
                           pool_timeout=settings.serve_pool_timeout_ms / 1000, connect_args={"options": options})
 
 

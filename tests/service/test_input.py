@@ -131,3 +131,15 @@ def test_forwarded_addresses_count_only_from_listed_proxies(schema, caplog):
     assert any(line.startswith("POST /v1/users/migrate 404 ") and line.endswith(" 203.0.113.4") for line in lines)
     assert any(line.endswith(" 198.51.100.7") for line in lines)
     assert all(TOKEN not in line and "keycloak_user_id" not in line for line in lines)
+
+
+def test_connections_the_server_closed_cost_one_503_at_most(schema, base):
+    assert migrate(base, {"keycloak_user_id": "nobody"}).status_code == 404
+    with schema.connect() as conn:
+        ended = conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                  " WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+    assert ended >= 1
+    replies = [migrate(base, {"keycloak_user_id": "nobody"}) for _ in range(3)]
+    assert [r.status_code for r in replies][-1] == 404
+    assert all(r.status_code in (404, 503) for r in replies) and sum(r.status_code == 503 for r in replies) <= 1
+    assert all(r.headers.get("retry-after") for r in replies if r.status_code == 503)
