@@ -122,6 +122,17 @@ class Health:
             self._conn = unless_broken(self._conn, exc)
             log.debug("steering: %s not written: %s", name, describe(exc))
 
+    def has_tables(self) -> bool | None:
+        """Whether the steering's tables exist (None: no answer)."""
+        try:
+            found = self._connection().execute(SQL("steer.has_tables")).scalar_one()
+            self._connection().commit()
+            return found
+        except Exception as exc:  # noqa: BLE001 - no answer: the caller does not steer
+            self._conn = unless_broken(self._conn, exc)
+            log.debug("steering: its tables not looked for: %s", describe(exc))
+            return None
+
     def spare_connections(self) -> int | None:
         """Connections still free once the probe holds its own (None: no answer)."""
         try:

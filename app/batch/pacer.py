@@ -112,6 +112,12 @@ class Pacer:
             self._say("not steered", f"{left:,} rows: at most {ROUNDS_TO_STEER} rounds of batches,"
                       " over before steering could act")
             return
+        if self.health.has_tables() is False:
+            self.state, self.reason = "not steered", ("orgmig_steer is missing (this database's revision 0003"
+                                                      " came from an earlier orgmig): the run is not steered")
+            self.health.close()
+            log.info("%s: %s", self.runner.label, self.reason)
+            return
         spare = self.health.spare_connections()
         if spare is None or spare < self._workers:
             # The workers were counted against the free connections before the probe took one;

@@ -300,13 +300,16 @@ def test_the_page_as_a_person_sees_it(toy, tmp_path):
 
 
 def test_an_installation_whose_run_table_has_no_settings_column_runs_and_reports(engine, alembic_cfg):
-    """A database whose revision 0003 was applied by an orgmig that had no orgmig_run.settings:
-    runs go on (recording no settings) and their report says so instead of failing."""
+    """A database whose revision 0003 was applied by an orgmig that had no orgmig_run.settings
+    and no steering tables: runs go on (recording no settings, unsteered, saying why) and their
+    report and `orgmig status` work instead of failing."""
     migrations.upgrade(alembic_cfg, "0003")
-    execute(engine, "ALTER TABLE orgmig_run DROP COLUMN settings")
+    execute(engine, "ALTER TABLE orgmig_run DROP COLUMN settings; DROP TABLE orgmig_steer_decision, orgmig_steer")
     seed_legacy(engine, 300, seed=5)
-    deploy = run_alembic(engine.url, "upgrade", "head")
+    deploy = run_alembic(engine.url, "-x", "batch_size=5", "-x", "workers=1", "upgrade", "head")
     assert deploy.returncode == 0, deploy.stderr[-2000:]
+    assert "orgmig_steer is missing (this database's revision 0003 came from an earlier orgmig)" in deploy.stderr
+    assert orgmig(engine.url, "status").returncode == 0
     run_id = scalar(engine, "SELECT max(id) FROM orgmig_run WHERE step = 'user_settings_to_org'")
     as_json = orgmig(engine.url, "report", str(run_id), "--json")
     assert as_json.returncode == 0, as_json.stderr

@@ -1,3 +1,8 @@
+-- name: has_tables
+-- Whether this database has the steering's tables (revision 0003 of an earlier orgmig created
+-- none: such an installation runs unsteered).
+SELECT to_regclass('orgmig_steer') IS NOT NULL AND to_regclass('orgmig_steer_decision') IS NOT NULL;
+
 -- Steering (app.batch.health, app.batch.pacer): orgmig_steer holds one row per process working
 -- on a run (the row its health probe writes, and what `orgmig status` shows of its controller);
 -- orgmig_steer_decision each change the controller made, with its reason.
