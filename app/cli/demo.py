@@ -51,7 +51,10 @@ def register(sub) -> None:
 
 
 def _fresh_database(server: URL) -> URL:
-    """Drop and create the demo database on `server`; return its URL."""
+    """Drop and create the demo database on `server`; return its URL. The server is reached
+    through the database its URL names, else (none, or the demo's own) `postgres`."""
+    if server.database in (None, "", DEMO_DB):
+        server = server.set(database="postgres")
     try:
         return Server(server).create(DEMO_DB, replace=True)
     except psycopg.Error as exc:

@@ -93,7 +93,9 @@ def test_pause_then_resume(engine, alembic_cfg):
 
 
 def test_demo_on_a_server_creates_its_own_database(pg_server):
-    url = pg_server.admin_url
+    # the server named with the demo's own database (the admin URL may name the run's database,
+    # which the demo refuses to touch)
+    url = pg_server.admin_url.set(database="orgmig_demo")
     p = subprocess.run([sys.executable, "-m", "app.cli", "demo", "--users", "1500",
                         "--database-url", url.render_as_string(hide_password=False)],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
