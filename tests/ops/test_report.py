@@ -23,7 +23,7 @@ from app.ops.report_html import fmt_ms, render
 from app.ops.seed import seed_legacy
 from tests.batch.toy_copy import ROWS, ToyCopy
 from tests.batch.toy_copy.fixtures import options
-from tests.support.db import execute, scalar
+from tests.support.db import execute, fetch_all, scalar
 from tests.support.migrate import orgmig, run_alembic
 from tests.support.png import png_size, read_png
 
@@ -75,8 +75,8 @@ def test_the_page_of_a_real_upgrade(engine, alembic_cfg, tmp_path):
     assert 'class="marker average"' in _section(page, "rate")
     assert _section(page, "rate").count('<rect class="bar') >= 1
     # reported rows: a bar and its count per reason, as orgmig_report has them
-    reasons = dict(engine.connect().execute(text(
-        "SELECT reason, count(*) FROM orgmig_report WHERE step = 'user_settings_to_org' GROUP BY reason")).all())
+    reasons = dict(fetch_all(engine,
+        "SELECT reason, count(*) FROM orgmig_report WHERE step = 'user_settings_to_org' GROUP BY reason"))
     assert set(reasons) >= {"missing_keycloak_user_id", "duplicate_keycloak_user_id"}
     chart = _section(page, "reasons")
     for reason, count in reasons.items():

@@ -16,7 +16,7 @@ from app.db import make_engine
 from app.ops import migrations, verify
 from app.ops.seed import seed_legacy
 from app.steps.user_settings import STEP
-from tests.support.db import execute, scalar, table_md5
+from tests.support.db import execute, fetch_all, scalar, table_md5
 from tests.support.migrate import ROOT, alembic_cmd, alembic_env, orgmig, outcome, run_alembic
 
 SEED_GUIDE_QUERIES = [
@@ -82,8 +82,8 @@ def test_upgrade_migrates_or_reports_every_row(seeded, alembic_cfg):
     assert scalar(engine, "SELECT count(*) FROM orgmig_user_settings_link") == summary.migratable
     assert scalar(engine, 'SELECT count(*) FROM "user"') == summary.migratable
     assert scalar(engine, "SELECT count(*) FROM org WHERE name ~ '^user_[0-9]+_org$'") == summary.migratable
-    reasons = dict(engine.connect().execute(text(
-        "SELECT reason, count(*) FROM orgmig_report GROUP BY reason")).all())
+    reasons = dict(fetch_all(engine,
+        "SELECT reason, count(*) FROM orgmig_report GROUP BY reason"))
     assert reasons == {
         "missing_keycloak_user_id": summary.null_keycloak_id + summary.empty_keycloak_id + summary.blank_keycloak_id,
         "duplicate_keycloak_user_id": summary.duplicate_losers,
@@ -297,8 +297,8 @@ def test_users_already_migrated_by_the_app_are_linked_never_overwritten(engine, 
     _premigrate(engine)
     app_user_before = table_md5(engine, '"user"')
     migrations.upgrade(alembic_cfg, "0004")
-    links = {r.user_settings_id: r for r in engine.connect().execute(text(
-        "SELECT * FROM orgmig_user_settings_link WHERE user_settings_id > 900000"))}
+    links = {r.user_settings_id: r for r in fetch_all(engine,
+        "SELECT * FROM orgmig_user_settings_link WHERE user_settings_id > 900000")}
     assert set(links) == {900001, 900002, 900003}
     assert not any(link.created_user for link in links.values())
     assert [links[i].created_org for i in (900001, 900002, 900003)] == [False, True, False]
@@ -309,8 +309,8 @@ def test_users_already_migrated_by_the_app_are_linked_never_overwritten(engine, 
     assert scalar(engine, """SELECT email FROM "user" WHERE keycloak_user_id = 'app-user-only'""") == "app@example.com"
     assert scalar(engine, """SELECT s.language FROM settings s JOIN org o ON o.id = s.org_id
                              WHERE o.name = 'user_900003_org'""") == "es"
-    notes = {(r.source_id, r.reason): r.detail for r in engine.connect().execute(text(
-        "SELECT source_id, reason, detail FROM orgmig_report WHERE migrated"))}
+    notes = {(r.source_id, r.reason): r.detail for r in fetch_all(engine,
+        "SELECT source_id, reason, detail FROM orgmig_report WHERE migrated")}
     assert notes == {
         (900002, "user_differs"): {"table": "user", "columns": ["email"]},
         (900003, "settings_differ"): {"table": "settings", "columns": ["language"]},

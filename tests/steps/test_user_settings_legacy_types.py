@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from app.ops import migrations, verify
 from app.ops.seed import seed_legacy
-from tests.support.db import execute, scalar
+from tests.support.db import execute, fetch_all, scalar
 from tests.support.migrate import run_alembic
 
 
@@ -63,8 +63,8 @@ def test_an_extra_legacy_column_is_named_and_reported_before_the_first_batch(eng
     assert "user_settings.theme (character varying) is not part of the data contract" in proc.stderr
     assert "legacy columns copied nowhere (reported): 1" in proc.stderr
     assert "1 unmapped_legacy_column" in proc.stderr
-    report = dict(engine.connect().execute(text(
-        "SELECT reason, detail FROM orgmig_report WHERE source_table = 'user_settings (column)'")).all())
+    report = dict(fetch_all(engine,
+        "SELECT reason, detail FROM orgmig_report WHERE source_table = 'user_settings (column)'"))
     assert report == {"unmapped_legacy_column": {"column": "theme", "type": "character varying"}}
     assert _failed(engine) == {}
     # the verification catches a column nobody reported

@@ -64,3 +64,10 @@ def execute(engine: Engine, sql: str, **params) -> None:
 def rows(engine: Engine, sql: str, **params) -> list[tuple]:
     with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(text(sql), params)]
+
+
+def fetch_all(engine: Engine, sql: str, **params) -> list:
+    """The result's rows (by name and position), the connection closed: no transaction is left
+    holding locks that a later migration step would wait for."""
+    with engine.connect() as conn:
+        return conn.execute(text(sql), params).all()
