@@ -103,31 +103,62 @@ class Jwks:
 
 
 class JwtCheck:
-    def __init__(self, issuer: str, audience: str, client_ids: frozenset[str], jwks: Jwks) -> None:
+    """One token's verdict; a token that verified is remembered (by its whole text, signature
+    included) until it expires, so the same client's next calls cost a lookup (a hook reuses
+    its token for hours). At most CACHED tokens are kept; a refused token is never kept."""
+
+    CACHED = 4096
+
+    def __init__(self, issuer: str, audience: str, client_ids: frozenset[str], jwks: Jwks,
+                 leeway: float = LEEWAY_S) -> None:
         self.issuer, self.audience, self.client_ids, self.jwks = issuer, audience, client_ids, jwks
+        self.leeway = leeway
+        self._verified: dict[str, tuple[float, Verdict]] = {}
+
+    def remembered(self, token: str) -> Verdict | None:
+        found = self._verified.get(token)
+        if found is None:
+            return None
+        expires, verdict = found
+        if time.time() >= expires + self.leeway:
+            self._verified.pop(token, None)
+            return None
+        return verdict
 
     def __call__(self, token: str) -> Verdict:
+        verdict = self.remembered(token)
+        if verdict is not None:
+            return verdict
+        verdict, expires = self._check(token)
+        if expires is not None:
+            if len(self._verified) >= self.CACHED:
+                self._verified.clear()
+            self._verified[token] = (expires, verdict)
+        return verdict
+
+    def _check(self, token: str) -> tuple[Verdict, float | None]:
+        """The verdict, and (for a token that verified) when it expires."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError:
-            return Verdict(401, "the bearer token is not a valid JWT")
+            return Verdict(401, "the bearer token is not a valid JWT"), None
         if header.get("alg") not in self.jwks.algorithms:
-            return Verdict(401, "the token's algorithm is not accepted")
+            return Verdict(401, "the token's algorithm is not accepted"), None
         key = self.jwks.key(str(header.get("kid") or ""))
         if key is None:
-            return Verdict(401, "the token is not signed by a key of the identity provider")
+            return Verdict(401, "the token is not signed by a key of the identity provider"), None
         try:
             claims = jwt.decode(token, key=key, algorithms=[header["alg"]], audience=self.audience,
-                                issuer=self.issuer, leeway=LEEWAY_S,
+                                issuer=self.issuer, leeway=self.leeway,
                                 options={"require": ["exp", "iss", "aud"]})
         except jwt.ExpiredSignatureError:
-            return Verdict(401, "the token has expired")
+            return Verdict(401, "the token has expired"), None
         except jwt.InvalidTokenError:
-            return Verdict(401, "the token does not verify (signature, issuer or audience)")
+            return Verdict(401, "the token does not verify (signature, issuer or audience)"), None
         client = next((str(claims[c]) for c in CLIENT_CLAIMS if claims.get(c)), None)
         if client not in self.client_ids:
-            return Verdict(403, "this client may not call the migration", client)
-        return Verdict(200, client=client)
+            return Verdict(403, "this client may not call the migration", client), float(claims["exp"])
+        return Verdict(200, client=client), float(claims["exp"])
 
 
 class Authenticator:
@@ -146,8 +177,11 @@ class Authenticator:
         set does not hold): the caller runs it off the event loop then."""
         if self.jwt_check is None:
             return False
+        token = (authorization or "").partition(" ")[2].strip()
+        if self.jwt_check.remembered(token) is not None:
+            return False
         try:
-            kid = jwt.get_unverified_header((authorization or "").partition(" ")[2].strip()).get("kid")
+            kid = jwt.get_unverified_header(token).get("kid")
         except jwt.DecodeError:
             return False
         return not self.jwt_check.jwks.holds(str(kid or ""))

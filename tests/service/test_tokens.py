@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.config import Settings
-from app.service.auth import from_settings
+from app.service.auth import Jwks, JwtCheck, from_settings
 from tests.fakes.auth0 import FakeAuth0
 from tests.service.serving import TOKEN, free_port, migrate, serving
 from tests.support.migrate import orgmig
@@ -158,3 +158,17 @@ def test_the_command_names_an_unreachable_key_set(engine):
                   ORGMIG_SERVE_JWT_AUDIENCE=API, ORGMIG_SERVE_JWT_CLIENT_IDS="abc")
     assert proc.returncode == 2
     assert f"the JWKS at http://127.0.0.1:{port}/.well-known/jwks.json could not be fetched" in proc.stderr
+
+
+def test_a_remembered_token_is_refused_once_it_expires(provider):
+    """A verified token is remembered until it expires, never after: the next call re-checks it."""
+    client = provider.apis.add_client()
+    jwks = Jwks(f"{provider.base_url}/.well-known/jwks.json", ("RS256",))
+    jwks.fetch()
+    check = JwtCheck(f"{provider.base_url}/", API, frozenset({client[0]}), jwks, leeway=0)
+    token = provider.apis.mint(f"{provider.base_url}/", client[0], API, ttl=2)
+    assert check(token).status == 200 and check(token).status == 200
+    assert provider.request_count(JWKS) == 1
+    time.sleep(2.2)
+    late = check(token)
+    assert late.status == 401 and late.message == "the token has expired"
