@@ -118,9 +118,9 @@ class Attempts:
     def wait(self, what: str, error: str, attempt: int, pause: bool = True) -> None:
         """The retry's log line, then the backoff before attempt `attempt + 1`."""
         delay = self.backoff(attempt) if pause else 0.0
-        self.logger.log(self.level, "%s; retry %d in %.1fs (attempt %d of %d)",
+        self.logger.log(self.level, "%s; retrying in %.1fs (retry %d, attempt %d of %d)",
                         f"{self.label}: {what}: {error}" if self.label else f"{what}: {error}",
-                        attempt, delay, attempt + 1, self.limit)
+                        delay, attempt, attempt + 1, self.limit)
         with self._lock:
             self.retries += 1
         if delay:

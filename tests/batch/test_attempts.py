@@ -89,7 +89,7 @@ def test_each_retry_is_one_log_line_naming_the_work_the_error_and_the_attempt(ca
     with caplog.at_level(logging.WARNING, logger="app.batch"):
         attempts.call(lambda n: f"batch 1..{100 // n}", Failing(ConcurrentChange("a row changed")))
     [line] = [r.getMessage() for r in caplog.records]
-    assert line == f"toy upgrade: batch 1..100: a row changed; retry 1 in {slept[0]:.1f}s (attempt 2 of 4)"
+    assert line == f"toy upgrade: batch 1..100: a row changed; retrying in {slept[0]:.1f}s (retry 1, attempt 2 of 4)"
 
 
 def test_a_place_can_end_in_its_own_error_and_clean_up_after_every_attempt():
