@@ -207,18 +207,19 @@ class Crew:
         """(connection, range), (connection, "wait") while only ranges others hold are left, or
         (connection, None) when the run's ranges are all done. Retried like a batch."""
         r = self.runner
-        attempt = 1
-        while True:
-            try:
-                if conn is None:
-                    conn = self._connect()
-                with r.tx(conn):
-                    claim = r.ledger.claim(conn, self.run, self.size.next())
-                break
-            except Exception as exc:  # noqa: BLE001 - retryable ones retry, the rest end in one line
-                conn = unless_broken(conn, exc)
-                r.attempts.after_failure("claiming a batch", exc, attempt)
-                attempt += 1
+
+        def attempt(_: int):
+            nonlocal conn
+            if conn is None:
+                conn = self._connect()
+            with r.tx(conn):
+                return r.ledger.claim(conn, self.run, self.size.next())
+
+        def failed(exc: BaseException, _: int, __: bool) -> None:
+            nonlocal conn
+            conn = unless_broken(conn, exc)
+
+        claim = r.attempts.call("claiming a batch", attempt, failed=failed)
         if isinstance(claim, dict):
             raise Paused(r.paused_message(claim["cursor_key"], claim["rows_done"], claim["total_rows"]))
         return conn, claim
@@ -248,41 +249,43 @@ class Crew:
                               end: int) -> tuple[Connection | None, int | None]:
         """(connection, rows read), or rows None when another worker took the range over."""
         r = self.runner
-        attempt = 1
-        while True:
-            try:
-                if conn is None:
-                    conn = self._connect()
-                    # The broken connection's lock went with it: take it again, unless another
-                    # worker has taken the range over meanwhile (or finished it: and so may our
-                    # own commit have, its answer lost with the connection).
-                    if not r.ledger.hold(conn, self.run.id, start):
-                        conn.commit()
-                        return conn, None
-                    if r.ledger.batch_status(conn, self.run.id, start) == "succeeded":
-                        r.ledger.release(conn, self.run.id, start)
-                        conn.commit()
-                        return conn, None
+
+        def attempt(n: int) -> tuple[Connection | None, int | None]:
+            nonlocal conn
+            if conn is None:
+                conn = self._connect()
+                # The broken connection's lock went with it: take it again, unless another
+                # worker has taken the range over meanwhile (or finished it: and so may our
+                # own commit have, its answer lost with the connection).
+                if not r.ledger.hold(conn, self.run.id, start):
                     conn.commit()
-                return conn, self._process(conn, start, end, attempt)
-            except Exception as exc:  # noqa: BLE001 - every failure is recorded; only retryable ones retry
-                err = describe(exc)
-                conn = unless_broken(conn, exc)
-                final = r.attempts.is_final(exc, attempt)
-                if not final and db.sqlstate(exc) == "57014" and end > start:
-                    # Too slow for statement_timeout: keep the first half; the second is left
-                    # `failed` and unheld, for any worker to take.
-                    mid = start + (end - start) // 2
-                    self._record_failure(mid + 1, end, 0, err, fatal=False)
-                    end = mid
-                self._record_failure(start, end, attempt, err, fatal=final)
-                if final:
-                    raise MigrationError(
-                        f"{r.label}: batch {start}..{end} failed after {attempt} attempt(s):"
-                        f" {err}. Nothing of that batch was written; fix the cause and run the"
-                        " same command again to resume") from None
-                r.attempts.wait(f"batch {start}..{end}", err, attempt)
-                attempt += 1
+                    return conn, None
+                if r.ledger.batch_status(conn, self.run.id, start) == "succeeded":
+                    r.ledger.release(conn, self.run.id, start)
+                    conn.commit()
+                    return conn, None
+                conn.commit()
+            return conn, self._process(conn, start, end, n)
+
+        def failed(exc: BaseException, n: int, last: bool) -> None:
+            """Every failure is recorded; a statement timeout splits the batch first."""
+            nonlocal conn, end
+            err = describe(exc)
+            conn = unless_broken(conn, exc)
+            if not last and db.sqlstate(exc) == "57014" and end > start:
+                # Too slow for statement_timeout: keep the first half; the second is left
+                # `failed` and unheld, for any worker to take.
+                mid = start + (end - start) // 2
+                self._record_failure(mid + 1, end, 0, err, fatal=False)
+                end = mid
+            self._record_failure(start, end, n, err, fatal=last)
+
+        def final(what: str, exc: BaseException, n: int) -> None:
+            raise MigrationError(
+                f"{r.label}: {what} failed after {n} attempt(s): {describe(exc)}. Nothing of that"
+                " batch was written; fix the cause and run the same command again to resume") from None
+
+        return r.attempts.call(lambda _: f"batch {start}..{end}", attempt, failed=failed, final=final)
 
     def _process(self, conn: Connection, start: int, end: int, attempt: int) -> int:
         r = self.runner

@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 from sqlalchemy import Connection, text
-from sqlalchemy.exc import DBAPIError
 
 from app import db
+from app.batch.attempts import Attempts
 from app.batch.errors import DowngradeRefused, MigrationError
 from app.batch.options import Options
 from app.batch.runner import run_step
@@ -238,6 +238,11 @@ def migration_lock(conn: Connection, wait: bool = True) -> Iterator[None]:
                 conn.commit()
 
 
+def lock_not_available(exc: BaseException) -> bool:
+    """55P03: a statement could not get its lock within lock_timeout."""
+    return db.sqlstate(exc) == "55P03"
+
+
 def with_lock_retries(conn: Connection, run: Callable[[], None]) -> None:
     """Run the revisions (`run`, each revision in its own transaction) and, when a statement
     cannot get its lock in time (55P03: the application holds a lock the DDL needs), roll that
@@ -249,32 +254,33 @@ def with_lock_retries(conn: Connection, run: Callable[[], None]) -> None:
     ORGMIG_LOCK_TIMEOUT_MS) the revision stops with a one-line error. Revisions already applied
     stay applied; a data revision run again resumes where it stopped."""
     s = settings()
+
+    def timeout_ms(attempt: int) -> int:
+        last = attempt == s.ddl_lock_attempts
+        return s.lock_timeout_ms if last else min(s.lock_timeout_ms, FIRST_LOCK_TIMEOUT_MS * 2 ** (attempt - 1))
+
+    def attempt(n: int) -> None:
+        conn.exec_driver_sql(f"SET lock_timeout = '{timeout_ms(n)}ms'")
+        conn.commit()
+        run()
+
+    def failed(exc: BaseException, _: int, __: bool) -> None:
+        if lock_not_available(exc):
+            conn.rollback()
+
+    def final(what: str, exc: BaseException, n: int) -> None:
+        if lock_not_available(exc):
+            raise MigrationError(
+                f"a revision could not get its locks in {n} attempts (the last waited {timeout_ms(n)} ms"
+                f" for each): {db.error_summary(exc)}; another session holds a lock it needs (find it in"
+                " pg_locks); the revisions before it are applied. Run again at a quieter time, or raise"
+                " ORGMIG_DDL_LOCK_ATTEMPTS or ORGMIG_LOCK_TIMEOUT_MS") from None
+
+    policy = Attempts(s.ddl_lock_attempts, s.backoff_base_ms / 1000, s.backoff_cap_ms / 1000,
+                      retryable=lock_not_available)
     try:
-        for attempt in range(1, s.ddl_lock_attempts + 1):
-            last = attempt == s.ddl_lock_attempts
-            timeout_ms = s.lock_timeout_ms if last else min(s.lock_timeout_ms,
-                                                            FIRST_LOCK_TIMEOUT_MS * 2 ** (attempt - 1))
-            conn.exec_driver_sql(f"SET lock_timeout = '{timeout_ms}ms'")
-            conn.commit()
-            try:
-                run()
-                return
-            except DBAPIError as exc:
-                if db.sqlstate(exc) != "55P03":
-                    raise
-                conn.rollback()
-                if last:
-                    raise MigrationError(
-                        f"a revision could not get its locks in {attempt} attempts (the last waited"
-                        f" {timeout_ms} ms for each): {db.error_summary(exc)}; another session holds a"
-                        " lock it needs (find it in pg_locks); the revisions before it are applied. Run"
-                        " again at a quieter time, or raise ORGMIG_DDL_LOCK_ATTEMPTS or"
-                        " ORGMIG_LOCK_TIMEOUT_MS") from None
-                wait = db.backoff(attempt, s.backoff_base_ms / 1000, s.backoff_cap_ms / 1000)
-                log.warning("a revision could not get a lock within %d ms (%s); rolled back, attempt %d"
-                            " of %d in %.1f s", timeout_ms, db.error_summary(exc), attempt + 1,
-                            s.ddl_lock_attempts, wait)
-                time.sleep(wait)
+        policy.call(lambda n: f"a revision could not get a lock within {timeout_ms(n)} ms, rolled back",
+                    attempt, failed=failed, final=final)
     finally:
         with contextlib.suppress(Exception):  # a broken connection takes its settings with it
             conn.exec_driver_sql(f"SET lock_timeout = '{s.lock_timeout_ms}ms'")

@@ -71,7 +71,7 @@ class Runner:
         self.ledger = Ledger(step.name, direction, self.keys, step.new_keys_only)
         self.label = f"{step.name} {direction}"
         self.resume = resume  # what continues an interrupted run, for the line that says so
-        self.attempts = Attempts(options, self.label, self._mark_failed)
+        self.attempts = Attempts.of(options, label=self.label, one_line=True, give_up=self._mark_failed)
         self._state = None
         self._main: Connection | None = None  # phases outside batches; holds the liveness lock
         self._run: Run | None = None
@@ -110,18 +110,15 @@ class Runner:
 
     def _phase(self, what: str, work, statement_timeout_ms: int | None = None):
         """`work(conn)` in one transaction on the main connection, retried like a batch."""
-        attempt = 1
-        while True:
-            try:
-                conn = self._main_connection()
-                with self.tx(conn, statement_timeout_ms):
-                    return work(conn)
-            except OrgmigError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - retryable ones retry, the rest end in one line
-                self._main = unless_broken(self._main, exc)
-                self.attempts.after_failure(what, exc, attempt)
-                attempt += 1
+        def attempt(_: int):
+            conn = self._main_connection()
+            with self.tx(conn, statement_timeout_ms):
+                return work(conn)
+
+        def failed(exc: BaseException, _: int, __: bool) -> None:
+            self._main = unless_broken(self._main, exc)
+
+        return self.attempts.call(what, attempt, failed=failed, passes=(OrgmigError,))
 
     def _analyze(self, tables: tuple[str, ...]) -> None:
         """Fresh planner statistics, best effort: ANALYZE samples a bounded number of rows, so it

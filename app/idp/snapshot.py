@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
 
 from app import db
+from app.batch import Attempts
 from app.config import get_settings
 from app.errors import DatabaseError
 from app.idp import jsonfast
@@ -206,18 +205,8 @@ class SnapshotWriter:
         """One page: its rows, the streams it discovered and its checkpoint, in one transaction.
         A transaction that timed out or lost a deadlock is rolled back whole and tried again
         after a backoff (ORGMIG_MAX_BATCH_ATTEMPTS times in all, ORGMIG_BACKOFF_* apart)."""
-        s = get_settings()
-        for attempt in range(1, s.max_batch_attempts + 1):
-            try:
-                self._write_page(run_id, stream, page, members_of)
-                return
-            except DBAPIError as exc:
-                if attempt == s.max_batch_attempts or not db.is_retryable(exc):
-                    raise
-                delay = db.backoff(attempt, s.backoff_base_ms / 1000, s.backoff_cap_ms / 1000)
-                log.info("writing a page of %s failed (%s); retrying in %.1fs", stream,
-                         db.sqlstate(exc) or type(exc).__name__, delay)
-                time.sleep(delay)
+        Attempts.of(get_settings(), retryable=db.is_retryable, level=logging.INFO, logger=log).call(
+            f"writing a page of {stream}", lambda _: self._write_page(run_id, stream, page, members_of))
 
     def _write_page(self, run_id: int, stream: str, page: Page, members_of: tuple[str, str] | None) -> None:
         params = {"provider": self.provider, "run_id": run_id}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from app import db
-from app.batch import SqlFiles
+from app.batch import Attempts, SqlFiles
 from app.config import get_settings
 from app.errors import ConfigError, DatabaseError
 from app.idp import jsonfast
@@ -102,20 +101,14 @@ class Store:
         if not outcomes:
             return
         params = self._params(rows=jsonfast.dumps([o.row() for o in outcomes]))
-        s = get_settings()
-        for attempt in range(1, s.max_batch_attempts + 1):
-            try:
-                with self.engine.connect() as conn, db.transaction(conn):
-                    conn.execute(SQL("writeback.record"), params)
-                    conn.execute(SQL("writeback.report"), params)
-                return
-            except DBAPIError as exc:
-                if attempt == s.max_batch_attempts or not db.is_retryable(exc):
-                    raise
-                delay = db.backoff(attempt, s.backoff_base_ms / 1000, s.backoff_cap_ms / 1000)
-                log.info("recording %d write-back results failed (%s); retrying in %.1fs", len(outcomes),
-                         db.sqlstate(exc) or type(exc).__name__, delay)
-                time.sleep(delay)
+
+        def attempt(_: int) -> None:
+            with self.engine.connect() as conn, db.transaction(conn):
+                conn.execute(SQL("writeback.record"), params)
+                conn.execute(SQL("writeback.report"), params)
+
+        Attempts.of(get_settings(), retryable=db.is_retryable, level=logging.INFO, logger=log).call(
+            f"recording {len(outcomes)} write-back results", attempt)
 
     def confirm(self, links: list[Link]) -> None:
         """Accounts the snapshot shows holding the value are recorded as such (`present`), so the

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine
 
 from app import db
-from app.batch.attempts import Attempts, unless_broken
-from app.batch.errors import MigrationError
+from app.batch import Attempts, MigrationError, unless_broken
 from app.batch.ledger import unfinished_runs
 from app.batch.options import Options
 from app.steps.user_settings import DRAIN_CHUNK, SQL, STEP, apply_changes
@@ -41,23 +40,23 @@ class Finalized:
 def _retried(engine: Engine, opts: Options, what: str, work, statement_timeout_ms: int | None = None):
     """`work(conn)` in one transaction, retried like a batch; a failure that outlasts the attempts
     is one line (MigrationError)."""
-    attempts = Attempts(opts, LABEL, lambda message: None)
     conn: Connection | None = None
-    attempt = 1
+
+    def attempt(_: int):
+        nonlocal conn
+        if conn is None:
+            conn = engine.connect()
+        timeout = opts.statement_timeout_ms if statement_timeout_ms is None else statement_timeout_ms
+        with db.transaction(conn, opts.lock_timeout_ms, timeout):
+            return work(conn)
+
+    def failed(exc: BaseException, _: int, __: bool) -> None:
+        nonlocal conn
+        conn = unless_broken(conn, exc)
+
     try:
-        while True:
-            try:
-                if conn is None:
-                    conn = engine.connect()
-                timeout = opts.statement_timeout_ms if statement_timeout_ms is None else statement_timeout_ms
-                with db.transaction(conn, opts.lock_timeout_ms, timeout):
-                    return work(conn)
-            except MigrationError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - retryable ones retry, the rest end in one line
-                conn = unless_broken(conn, exc)
-                attempts.after_failure(what, exc, attempt)
-                attempt += 1
+        return Attempts.of(opts, label=LABEL, one_line=True).call(what, attempt, failed=failed,
+                                                                  passes=(MigrationError,))
     finally:
         if conn is not None:
             conn.close()

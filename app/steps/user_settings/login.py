@@ -19,23 +19,25 @@ commits; on a connection outside a transaction it commits itself.
 
 from __future__ import annotations
 
-import time
+import logging
 import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
 from app import db
-from app.batch.attempts import retryable
+from app.batch import Attempts
 from app.errors import OrgmigError
 from app.steps.roles import ensure_roles
 from app.steps.user_settings import ROLES, SQL, STEP
 
-ATTEMPTS = 5
-# Deadlocks and lock timeouts are retried after a short, jittered wait (a unique violation or a
-# concurrent change at once: the retry finds the row the other writer committed).
+# Five attempts. Deadlocks and lock timeouts are retried after a short, jittered wait (whoever it
+# waited on holds its locks a moment longer: not straight back into it); a unique violation or a
+# concurrent change at once (the retry finds the row the other writer committed). A retry is
+# logged at DEBUG: the caller sees only the last failure.
 WAIT_BEFORE_RETRY = {"40P01", "55P03"}
-RETRY_WAIT_S, RETRY_WAIT_CAP_S = 0.05, 1.0
+RETRIES = Attempts(5, 0.05, 1.0, pause=lambda exc: db.sqlstate(exc) in WAIT_BEFORE_RETRY,
+                   level=logging.DEBUG, logger=logging.getLogger("app.steps.user_settings"))
 LAST_KEY = 2**31 - 1
 # What the batch sets for its transaction, set here for the statement; inside the caller's
 # transaction put back after it (releasing a savepoint keeps SET LOCAL values, so the caller's
@@ -91,31 +93,25 @@ def migrate_user(conn: Connection, keycloak_user_id: str) -> MigratedUser | None
     reported); return the user and its personal org, or None when nothing could be migrated
     (no legacy row, or only rows that are reported)."""
     own = not conn.in_transaction()
-    for attempt in range(1, ATTEMPTS + 1):
+
+    def attempt(_: int) -> MigratedUser | None:
         # Inside the caller's transaction every attempt, its first read included, is a savepoint:
         # a deadlock or a lock timeout (the capture's removal taking user_settings and the link
         # table, say) rolls back to it and the attempt is made again, the caller's transaction
         # intact; in a transaction of its own the same read begins the transaction that migrates.
-        tx = conn.begin() if own else conn.begin_nested()
-        try:
+        with conn.begin() if own else conn.begin_nested():
             # Already migrated (the common case at every later login): one indexed read.
             found = conn.execute(SQL("run.migrated"), {"k": keycloak_user_id}).first()
             if found is not None:
-                tx.commit()
                 return MigratedUser(found.user_id, found.org_id, False)
             winner, linked = _attempt(conn, keycloak_user_id, own)
             found = conn.execute(SQL("run.link_of"), {"id": winner}).first() if winner else None
-            tx.commit()
-            return MigratedUser(found.user_id, found.org_id, linked) if found else None
-        except Exception as exc:
-            tx.rollback()
-            if not retryable(exc) or attempt == ATTEMPTS:
-                if retryable(exc):
-                    raise LoginMigrationError(
-                        f"user {keycloak_user_id!r} could not be migrated now ({db.error_summary(exc)}"
-                        f" after {attempt} attempts); the bulk run migrates it") from None
-                raise
-            if db.sqlstate(exc) in WAIT_BEFORE_RETRY:
-                # Whoever it waited on holds its locks a moment longer: not straight back into it.
-                time.sleep(db.backoff(attempt, RETRY_WAIT_S, RETRY_WAIT_CAP_S))
-    return None
+        return MigratedUser(found.user_id, found.org_id, linked) if found else None
+
+    def final(what: str, exc: BaseException, attempts: int) -> None:
+        if RETRIES.retryable(exc):
+            raise LoginMigrationError(
+                f"user {keycloak_user_id!r} could not be migrated now ({db.error_summary(exc)}"
+                f" after {attempts} attempts); the bulk run migrates it") from None
+
+    return RETRIES.call(f"migrating user {keycloak_user_id!r}", attempt, final=final)
