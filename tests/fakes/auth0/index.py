@@ -20,16 +20,14 @@ class Auth0Index:
     """The user index and the documents the listings page over."""
 
     def _idx(self) -> list[str]:
-        t = self.tenant
-        if self._index_version == t.structure_version:
-            return self._users_sorted
-        with self._index_lock, t.lock:
-            if self._index_version != t.structure_version:
-                pairs = [(self.auth0_user_id(uid), u) for uid, u in t.users.items()]
-                self._user_by_aid = dict(pairs)
-                self._users_sorted = [aid for aid, _ in sorted(pairs, key=lambda p: (p[1].created, p[0]))]
-                self._index_version = t.structure_version
-            return self._users_sorted
+        return self._index.get()
+
+    def _build_index(self) -> list[str]:
+        """Run by `TenantIndex` under the tenant's lock when its structure changed: the users in
+        Auth0's default order (`created_at`, then `user_id`), and `_user_by_aid` beside them."""
+        pairs = [(self.auth0_user_id(uid), u) for uid, u in self.tenant.users.items()]
+        self._user_by_aid = dict(pairs)
+        return [aid for aid, _ in sorted(pairs, key=lambda p: (p[1].created, p[0]))]
 
     def _doc(self, aid: str) -> dict[str, Any]:
         u = self._user_by_aid[aid]

@@ -9,13 +9,13 @@ of its own module.
 from __future__ import annotations
 
 import secrets
-import threading
 from typing import Any
 
 from ..base import (
     FakeServer,
     JwtSigner,
     Response,
+    TenantIndex,
     TokenBucket,
     derived_hex,
     derived_id,
@@ -87,9 +87,7 @@ class FakeAuth0(Auth0Auth, Auth0Index, Auth0Paging, Auth0Users, Auth0Writes, Aut
         self.connection_id = derived_id("con_", "auth0-connection", DB_CONNECTION, str(tenant.seed), length=20)
         self.social_connection_id = derived_id("con_", "auth0-connection", SOCIAL_CONNECTION, str(tenant.seed),
                                                length=20)
-        self._index_lock = threading.Lock()
-        self._index_version = -1
-        self._users_sorted: list[str] = []
+        self._index = TenantIndex(tenant, self._build_index)
         self._user_by_aid: dict[str, User] = {}
         self._aid_by_neutral: dict[str, str] = {}
         self._doc_cache: dict[str, tuple[int, dict[str, Any]]] = {}

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import re
 import secrets
-import threading
 from typing import Any
 
 from ..base import (
     FakeServer,
     JwtSigner,
+    TenantIndex,
 )
 from ..tenant import Tenant
 from .auth import _QUERY_GROUPS, _QUERY_USERS, _VIEW_REALM, _VIEW_USERS, DEFAULT_SERVICE_ACCOUNT_ROLES, KeycloakAuth
 from .groups import KeycloakGroups
-from .index import KeycloakIndex, _Index, _kc_uuid
+from .index import KeycloakIndex, _kc_uuid
 from .organizations import KeycloakOrganizations
 from .paging import KeycloakPaging
 from .representations import KeycloakRepresentations
@@ -75,8 +75,7 @@ class FakeKeycloak(KeycloakAuth, KeycloakIndex, KeycloakRepresentations, Keycloa
         self.realm_id = _kc_uuid("realm", realm)
         self.service_account_id = _kc_uuid("service-account", f"{realm}:{client_id}")
         self.realm_management_id = _kc_uuid("client", f"{realm}:realm-management")
-        self._index = _Index()
-        self._index_lock = threading.Lock()
+        self._index = TenantIndex(tenant, self._build_index)
         self._ids: dict[tuple[str, str], str] = {}
 
         base = re.escape(self.relative_path)

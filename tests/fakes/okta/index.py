@@ -37,40 +37,38 @@ class OktaIndex:
         self._idx()  # ids and sort orders ready before the first request
 
     def _idx(self) -> _Index:
+        return self._index.get()
+
+    def _build_index(self) -> _Index:
+        """Run by `TenantIndex` under the tenant's lock when its structure changed."""
         t = self.tenant
-        if self._index.version == t.structure_version:
-            return self._index
-        with self._index_lock, t.lock:
-            if self._index.version == t.structure_version:
-                return self._index
-            idx = _Index()
-            pairs = [(self.okta_user_id(uid), u) for uid, u in t.users.items()]
-            pairs.sort(key=lambda p: p[0])
-            idx.user_ids = [p[0] for p in pairs]
-            idx.user_by_oid = dict(pairs)
-            idx.oid_by_login = {u.login.lower(): oid for oid, u in pairs}
-            groups: list[tuple[str, Group | None]] = [(self.okta_group_id(gid), g) for gid, g in t.groups.items()]
-            if self.include_everyone_group:
-                groups.append((self.everyone_group_id, None))
-                idx.everyone_membership_updated = max((u.created for u in t.users.values()), default=t.now)
-            groups.sort(key=lambda p: p[0])
-            idx.group_ids = [p[0] for p in groups]
-            idx.group_by_oid = dict(groups)
-            oid_of = self._oid_user
-            gou: dict[str, list[str]] = {}
-            for goid, g in groups:
-                member_ids = t.users.keys() if g is None else t.memberships.get(g.id, ())
-                for uid in member_ids:
-                    oid = oid_of[uid]
-                    lst = gou.get(oid)
-                    if lst is None:
-                        gou[oid] = [goid]
-                    else:
-                        lst.append(goid)
-            idx.groups_of_user = gou
-            idx.version = t.structure_version
-            self._index = idx
-            return idx
+        idx = _Index()
+        pairs = [(self.okta_user_id(uid), u) for uid, u in t.users.items()]
+        pairs.sort(key=lambda p: p[0])
+        idx.user_ids = [p[0] for p in pairs]
+        idx.user_by_oid = dict(pairs)
+        idx.oid_by_login = {u.login.lower(): oid for oid, u in pairs}
+        groups: list[tuple[str, Group | None]] = [(self.okta_group_id(gid), g) for gid, g in t.groups.items()]
+        if self.include_everyone_group:
+            groups.append((self.everyone_group_id, None))
+            idx.everyone_membership_updated = max((u.created for u in t.users.values()), default=t.now)
+        groups.sort(key=lambda p: p[0])
+        idx.group_ids = [p[0] for p in groups]
+        idx.group_by_oid = dict(groups)
+        oid_of = self._oid_user
+        gou: dict[str, list[str]] = {}
+        for goid, g in groups:
+            member_ids = t.users.keys() if g is None else t.memberships.get(g.id, ())
+            for uid in member_ids:
+                oid = oid_of[uid]
+                lst = gou.get(oid)
+                if lst is None:
+                    gou[oid] = [goid]
+                else:
+                    lst.append(goid)
+        idx.groups_of_user = gou
+        idx.version = t.structure_version
+        return idx
 
     def _members(self, goid: str) -> list[str]:
         idx = self._idx()

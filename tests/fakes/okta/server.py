@@ -8,19 +8,19 @@ of its own module.
 from __future__ import annotations
 
 import secrets
-import threading
 from typing import Any
 
 from ..base import (
     FakeServer,
     FixedWindowLimiter,
     JwtSigner,
+    TenantIndex,
     derived_id,
 )
 from ..tenant import Tenant
 from .auth import OktaAuth
 from .groups import OktaGroups
-from .index import OktaIndex, _Index
+from .index import OktaIndex
 from .paging import OktaPaging
 from .schema import OktaSchema
 from .scopes import DEFAULT_SCOPES, SCOPE_GROUPS, SCOPE_SCHEMAS, SCOPE_SCHEMAS_MANAGE, SCOPE_USERS, SCOPE_USERS_MANAGE
@@ -78,8 +78,7 @@ class FakeOkta(OktaAuth, OktaIndex, OktaPaging, OktaUsers, OktaGroups, OktaWrite
         self.signer = JwtSigner()
         self._tokens_not_before = 0.0
         self._used_jti: set[str] = set()
-        self._index = _Index()
-        self._index_lock = threading.Lock()
+        self._index = TenantIndex(tenant, self._build_index)
         self._oid_user: dict[str, str] = {}  # neutral id -> Okta id (memo across rebuilds)
         self._oid_group: dict[str, str] = {}
         self._user_json: dict[str, tuple[int, bytes]] = {}
