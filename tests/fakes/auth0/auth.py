@@ -8,14 +8,7 @@ import time
 from typing import Any
 from urllib.parse import unquote
 
-from ..base import (
-    FaultRule,
-    RateState,
-    Request,
-    Response,
-    TokenBucket,
-    proxy_error_page,
-)
+from ..base import FaultRule, RateState, Request, Response, TokenBucket, proxy_error_page
 
 _RATE_MESSAGE = ("Too many requests. Check the X-RateLimit-Limit, X-RateLimit-Remaining and "
                  "X-RateLimit-Reset headers.")

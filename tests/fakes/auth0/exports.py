@@ -14,13 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..base import (
-    UTC,
-    Request,
-    Response,
-    iso,
-    parse_iso,
-)
+from ..base import UTC, Request, Response, iso, parse_iso
 from .lucene import _resolve
 from .scopes import DB_CONNECTION, SOCIAL_CONNECTION
 

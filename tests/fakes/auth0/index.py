@@ -8,10 +8,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from ..base import (
-    derived_hex,
-    iso,
-)
+from ..base import derived_hex, iso
 from ..tenant import Organization
 from .scopes import DB_CONNECTION, SOCIAL_CONNECTION
 

@@ -8,9 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from ..base import (
-    parse_iso,
-)
+from ..base import parse_iso
 
 
 class QueryError(ValueError):

@@ -7,12 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ..base import (
-    Request,
-    Response,
-    decode_cursor,
-    encode_cursor,
-)
+from ..base import Request, Response, decode_cursor, encode_cursor
 
 
 class Auth0Paging:

@@ -11,15 +11,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from ..base import (
-    FakeServer,
-    JwtSigner,
-    Response,
-    TenantIndex,
-    TokenBucket,
-    derived_hex,
-    derived_id,
-)
+from ..base import FakeServer, JwtSigner, Response, TenantIndex, TokenBucket, derived_hex, derived_id
 from ..tenant import Tenant, User
 from ..tokens import ApiTokens
 from .auth import Auth0Auth

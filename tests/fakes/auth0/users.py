@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..base import (
-    Request,
-    Response,
-)
+from ..base import Request, Response
 from .lucene import QueryError, _resolve, parse_lucene
 
 

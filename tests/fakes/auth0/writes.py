@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..base import (
-    Request,
-    Response,
-)
+from ..base import Request, Response
 
 # What `PATCH /api/v2/users/{id}` takes here (Auth0 takes more: email, phone, password, ...).
 PATCHABLE = frozenset({"app_metadata", "user_metadata", "given_name", "family_name", "blocked", "email_verified"})

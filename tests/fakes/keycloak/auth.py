@@ -10,12 +10,7 @@ import uuid
 from typing import Any
 from urllib.parse import unquote
 
-from ..base import (
-    FaultRule,
-    Request,
-    Response,
-    proxy_error_page,
-)
+from ..base import FaultRule, Request, Response, proxy_error_page
 
 # realm-management client roles and the roles their composites include
 _COMPOSITES = {

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from ..base import (
-    Request,
-    Response,
-    dumps,
-)
+from ..base import Request, Response, dumps
 from .paging import _bool_param, _ParamError
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..base import (
-    epoch_ms,
-)
+from ..base import epoch_ms
 from ..tenant import User
 
 

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..base import (
-    Request,
-    Response,
-    dumps,
-)
+from ..base import Request, Response, dumps
 from .auth import _COMPOSITES
 from .paging import _bool_param, _ParamError
 from .server import _kc_uuid

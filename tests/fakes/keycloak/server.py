@@ -12,11 +12,7 @@ import re
 import secrets
 from typing import Any
 
-from ..base import (
-    FakeServer,
-    JwtSigner,
-    TenantIndex,
-)
+from ..base import FakeServer, JwtSigner, TenantIndex
 from ..tenant import Tenant
 from .auth import _QUERY_GROUPS, _QUERY_USERS, _VIEW_REALM, _VIEW_USERS, DEFAULT_SERVICE_ACCOUNT_ROLES, KeycloakAuth
 from .groups import KeycloakGroups

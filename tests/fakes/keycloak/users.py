@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..base import (
-    Request,
-    Response,
-    dumps,
-    epoch_ms,
-)
+from ..base import Request, Response, dumps, epoch_ms
 from .paging import _bool_param, _ParamError
 
 

@@ -6,9 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ..base import (
-    parse_iso,
-)
+from ..base import parse_iso
 
 _SEARCH_OPS = {"eq", "ne", "sw", "co", "ew", "gt", "ge", "lt", "le", "pr"}
 

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from ..base import (
-    Request,
-    Response,
-    encode_cursor,
-)
+from ..base import Request, Response, encode_cursor
 from .filters import _FILTER_ATTRS_GROUPS, _SEARCH_OPS, FilterError, parse_expression
 
 

@@ -6,10 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from ..base import (
-    dumps,
-    iso,
-)
+from ..base import dumps, iso
 from ..tenant import Group, User
 
 

@@ -7,12 +7,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from ..base import (
-    Request,
-    Response,
-    decode_cursor,
-    encode_cursor,
-)
+from ..base import Request, Response, decode_cursor, encode_cursor
 
 
 class OktaPaging:

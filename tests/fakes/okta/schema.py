@@ -5,11 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..base import (
-    Request,
-    Response,
-    iso,
-)
+from ..base import Request, Response, iso
 from .writes import _SCHEMA_TYPES
 
 

@@ -10,13 +10,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from ..base import (
-    FakeServer,
-    FixedWindowLimiter,
-    JwtSigner,
-    TenantIndex,
-    derived_id,
-)
+from ..base import FakeServer, FixedWindowLimiter, JwtSigner, TenantIndex, derived_id
 from ..tenant import Tenant
 from .auth import OktaAuth
 from .groups import OktaGroups

@@ -7,12 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from ..base import (
-    Request,
-    Response,
-    encode_cursor,
-    iso,
-)
+from ..base import Request, Response, encode_cursor, iso
 from ..tenant import User
 from .filters import _FILTER_ATTRS_USERS, _SEARCH_OPS, FilterError, parse_expression
 from .index import _Index

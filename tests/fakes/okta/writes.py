@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..base import (
-    Request,
-    Response,
-)
+from ..base import Request, Response
 from ..tenant import User
 
 REQUIRED_PROFILE = ("login", "email", "firstName", "lastName")

@@ -9,17 +9,7 @@ import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
-from .records import (
-    ORG_ROLE_NAMES,
-    REFERENCE_NOW,
-    SITE_ADMIN_ROLE,
-    Group,
-    Organization,
-    OrgMember,
-    Role,
-    User,
-    _ms,
-)
+from .records import ORG_ROLE_NAMES, REFERENCE_NOW, SITE_ADMIN_ROLE, Group, Organization, OrgMember, Role, User, _ms
 from .state import Tenant
 from .vocabulary import (
     _DEPARTMENTS,
