@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..base import Request, Response, dumps
-from .paging import _bool_param, _ParamError
+from .paging import _bool_param
 
 
 class KeycloakGroups:
@@ -27,11 +27,10 @@ class KeycloakGroups:
         return None
 
     def _groups(self, req: Request) -> Response:
-        try:
-            first, mx = self._first_max(req, 0, None)
-        except _ParamError:
-            return self._bad_param()
-        brief = _bool_param(req, "briefRepresentation", True)
+        window = self._window(req, None, brief=True)
+        if isinstance(window, Response):
+            return window
+        first, mx, brief = window
         idx = self._idx()
         search = req.query.get("search")
         if search:
@@ -60,11 +59,10 @@ class KeycloakGroups:
         gid = self._get_group_or_404(req)
         if isinstance(gid, Response):
             return gid
-        try:
-            first, mx = self._first_max(req, 0, 10)
-        except _ParamError:
-            return self._bad_param()
-        brief = _bool_param(req, "briefRepresentation", False)
+        window = self._window(req, 10, brief=False)
+        if isinstance(window, Response):
+            return window
+        first, mx, brief = window
         kids = self._slice(self._idx().children.get(gid, []), first, mx)
         return Response.json(200, [self._group_rep(k, brief=brief) for k in kids])
 
@@ -72,10 +70,9 @@ class KeycloakGroups:
         gid = self._get_group_or_404(req)
         if isinstance(gid, Response):
             return gid
-        try:
-            first, mx = self._first_max(req, 0, 100)
-        except _ParamError:
-            return self._bad_param()
-        brief = _bool_param(req, "briefRepresentation", False)
+        window = self._window(req, 100, brief=False)
+        if isinstance(window, Response):
+            return window
+        first, mx, brief = window
         uids = self._slice(self._idx().members.get(gid, []), first, mx)
         return Response.raw_json(200, dumps([self._user_rep(u, brief=brief, access=False) for u in uids]))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..base import Request, Response, dumps
-from .paging import _bool_param, _ParamError
+from .paging import _bool_param
 
 
 class KeycloakOrganizations:
@@ -45,11 +45,10 @@ class KeycloakOrganizations:
         stop = self._orgs_guard()
         if stop is not None:
             return stop
-        try:
-            first, mx = self._first_max(req, 0, 10)
-        except _ParamError:
-            return self._bad_param()
-        brief = _bool_param(req, "briefRepresentation", True)
+        window = self._window(req, 10, brief=True)
+        if isinstance(window, Response):
+            return window
+        first, mx, brief = window
         oids = self._slice(self._filtered_orgs(req), first, mx)
         return Response.json(200, [self._org_rep(o, brief=brief) for o in oids])
 
@@ -69,10 +68,10 @@ class KeycloakOrganizations:
         oid = self._get_org_or_404(req)
         if isinstance(oid, Response):
             return oid
-        try:
-            first, mx = self._first_max(req, 0, 10)
-        except _ParamError:
-            return self._bad_param()
+        window = self._window(req, 10)
+        if isinstance(window, Response):
+            return window
+        first, mx, _ = window
         mtype = req.query.get("membershipType")
         if mtype is not None and mtype.upper() not in ("MANAGED", "UNMANAGED"):
             return self._err(400, "invalid_request", f"No enum constant MembershipType.{mtype.upper()}")

@@ -35,6 +35,16 @@ class KeycloakPaging:
             first = 0
         return first, mx
 
+    def _window(self, req: Request, default_max: int | None, *,
+                brief: bool = False) -> tuple[int, int | None, bool] | Response:
+        """`first` (default 0), `max` and `briefRepresentation` of a listing; a non-integer `first` or
+        `max` is Keycloak's 404."""
+        try:
+            first, mx = self._first_max(req, 0, default_max)
+        except _ParamError:
+            return self._bad_param()
+        return first, mx, _bool_param(req, "briefRepresentation", brief)
+
     @staticmethod
     def _slice(items: list[Any], first: int, mx: int | None) -> list[Any]:
         return items[first:] if mx is None else items[first:first + mx]

@@ -6,7 +6,6 @@ from typing import Any
 
 from ..base import Request, Response, dumps
 from .auth import _COMPOSITES
-from .paging import _bool_param, _ParamError
 from .server import _kc_uuid
 
 
@@ -47,11 +46,10 @@ class KeycloakRoles:
         return Response.json(200, [self._role_brief(n) for n in sorted(names)])
 
     def _roles(self, req: Request) -> Response:
-        try:
-            first, mx = self._first_max(req, 0, None)
-        except _ParamError:
-            return self._bad_param()
-        brief = _bool_param(req, "briefRepresentation", True)
+        window = self._window(req, None, brief=True)
+        if isinstance(window, Response):
+            return window
+        first, mx, brief = window
         roles = self._idx().realm_roles
         search = (req.query.get("search") or "").lower()
         if search:
@@ -76,10 +74,9 @@ class KeycloakRoles:
         idx = self._idx()
         if name not in idx.role_by_name:
             return self._err(404, "Could not find role")
-        try:
-            first, mx = self._first_max(req, 0, 100)
-        except _ParamError:
-            return self._bad_param()
-        brief = _bool_param(req, "briefRepresentation", True)
+        window = self._window(req, 100, brief=True)
+        if isinstance(window, Response):
+            return window
+        first, mx, brief = window
         uids = self._slice(idx.role_members.get(name, []), first, mx)
         return Response.raw_json(200, dumps([self._user_rep(u, brief=brief, access=False) for u in uids]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..base import Request, Response, dumps, epoch_ms
-from .paging import _bool_param, _ParamError
+from .paging import _bool_param
 
 
 class KeycloakUsers:
@@ -84,11 +84,10 @@ class KeycloakUsers:
         return out
 
     def _users(self, req: Request) -> Response:
-        try:
-            first, mx = self._first_max(req, 0, 100)
-        except _ParamError:
-            return self._bad_param()
-        brief = _bool_param(req, "briefRepresentation", False)
+        window = self._window(req, 100, brief=False)
+        if isinstance(window, Response):
+            return window
+        first, mx, brief = window
         uids = self._slice(self._filtered_users(req), first, mx)
         return Response.raw_json(200, dumps([self._user_rep(uid, brief=brief, access=True) for uid in uids]))
 
@@ -112,11 +111,10 @@ class KeycloakUsers:
         uid = self._get_user_or_404(req)
         if isinstance(uid, Response):
             return uid
-        try:
-            first, mx = self._first_max(req, 0, None)
-        except _ParamError:
-            return self._bad_param()
-        brief = _bool_param(req, "briefRepresentation", True)
+        window = self._window(req, None, brief=True)
+        if isinstance(window, Response):
+            return window
+        first, mx, brief = window
         gids = self._slice(self._user_group_ids(req, uid), first, mx)
         return Response.json(200, [self._group_rep(g, brief=brief) for g in gids])
 
