@@ -8,9 +8,9 @@ from __future__ import annotations
 import httpx
 
 from tests.fakes.auth0 import FakeAuth0
+from tests.fakes.clients import auth0_client, keycloak_client, okta_client
 from tests.fakes.keycloak import FakeKeycloak
 from tests.fakes.okta import FakeOkta
-from tests.fakes.test_fakes import auth0_client, keycloak_client, okta_client
 
 
 def _active(tenant, skip: int = 10):
