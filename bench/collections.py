@@ -132,6 +132,21 @@ def hset_all(r: redis.Redis, key: str, mapping: dict) -> None:
     pipe.execute()
 
 
+def seed_stores(engine, r: redis.Redis, emails: list[str], users: dict, colls: dict) -> list[int]:
+    """The app users holding `emails` (their ids, in order), and Redis flushed and given the old
+    accounts and their collections."""
+    with engine.begin() as conn:
+        ids = conn.execute(text(
+            "INSERT INTO \"user\" (keycloak_user_id, email) SELECT 'kc-' || n, e"
+            " FROM unnest(CAST(:emails AS text[])) WITH ORDINALITY AS t(e, n) ORDER BY n RETURNING id"),
+            {"emails": emails}).scalars().all()
+        conn.execute(text('ANALYZE "user"'))
+    r.flushdb()
+    hset_all(r, "users", users)
+    hset_all(r, "collections", colls)
+    return ids
+
+
 def machine() -> str:
     model = "unknown CPU"
     try:
@@ -286,15 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("app").setLevel(logging.WARNING)  # the data revisions' summaries: nothing to say here
         migrations.upgrade(cfg, "head")
         engine = make_engine(url, poolclass=NullPool)
-        with engine.begin() as conn:
-            ids = conn.execute(text(
-                "INSERT INTO \"user\" (keycloak_user_id, email) SELECT 'kc-' || n, e"
-                " FROM unnest(CAST(:emails AS text[])) WITH ORDINALITY AS t(e, n) ORDER BY n RETURNING id"),
-                {"emails": emails}).scalars().all()
-            conn.execute(text('ANALYZE "user"'))
-        r.flushdb()
-        hset_all(r, "users", users)
-        hset_all(r, "collections", colls)
+        ids = seed_stores(engine, r, emails, users, colls)
         hset_all(r, "collections2", {str(ids[i]): v for i, v in existing.items()})
         dumps = {k: r.dump(k) for k in ("users", "collections", "collections2")}
         n_colls = sum(len(orjson.loads(v)) for v in colls.values())

@@ -48,7 +48,7 @@ from app.db import make_engine  # noqa: E402
 from app.ops.databases import libpq  # noqa: E402
 from app.ops.seed import seed_legacy  # noqa: E402
 from app.steps.user_settings.login import SQL  # noqa: E402
-from bench.collections import hset_all, seed  # noqa: E402
+from bench.collections import seed, seed_stores  # noqa: E402
 from bench.common import child_env, code_version, load1, machine, open_server, say, upgrade_to, verdict  # noqa: E402
 from tests.fakes.auth0 import FakeAuth0  # noqa: E402
 from tests.fakes.tenant import make_tenant  # noqa: E402
@@ -153,15 +153,7 @@ def main() -> int:
             ids = list(conn.execute(text('SELECT keycloak_user_id FROM "user"')).scalars())
         say(f"seeding {args.accounts:,} old accounts in {args.redis_url} and their app users")
         users, colls, _, emails, matchable = seed(args.accounts, random.Random(0))
-        with engine.begin() as conn:
-            app_ids = conn.execute(text(
-                "INSERT INTO \"user\" (keycloak_user_id, email) SELECT 'gn-' || n, e"
-                " FROM unnest(CAST(:emails AS text[])) WITH ORDINALITY AS t(e, n) ORDER BY n RETURNING id"),
-                {"emails": emails}).scalars().all()
-            conn.execute(text('ANALYZE "user"'))
-        r.flushdb()
-        hset_all(r, "users", users)
-        hset_all(r, "collections", colls)
+        app_ids = seed_stores(engine, r, emails, users, colls)
         movable = [(app_ids[i], old) for old, i in matchable.items()]
         fake.apis.add_api(API)
         client_id, secret = fake.apis.add_client()

@@ -122,27 +122,24 @@ class Health:
             self._conn = unless_broken(self._conn, exc)
             log.debug("steering: %s not written: %s", name, describe(exc))
 
-    def has_tables(self) -> bool | None:
-        """Whether the steering's tables exist (None: no answer)."""
+    def _ask(self, name: str, what: str):
+        """One value read on the probe's connection (None: no answer; the caller does not steer)."""
         try:
-            found = self._connection().execute(SQL("steer.has_tables")).scalar_one()
+            found = self._connection().execute(SQL(name)).scalar_one()
             self._connection().commit()
             return found
         except Exception as exc:  # noqa: BLE001 - no answer: the caller does not steer
             self._conn = unless_broken(self._conn, exc)
-            log.debug("steering: its tables not looked for: %s", describe(exc))
+            log.debug("steering: %s not read: %s", what, describe(exc))
             return None
+
+    def has_tables(self) -> bool | None:
+        """Whether the steering's tables exist (None: no answer)."""
+        return self._ask("steer.has_tables", "its tables")
 
     def spare_connections(self) -> int | None:
         """Connections still free once the probe holds its own (None: no answer)."""
-        try:
-            free = self._connection().execute(SQL("server.free_connections")).scalar_one()
-            self._connection().commit()
-            return free
-        except Exception as exc:  # noqa: BLE001 - no answer: the caller does not steer
-            self._conn = unless_broken(self._conn, exc)
-            log.debug("steering: free connections not read: %s", describe(exc))
-            return None
+        return self._ask("server.free_connections", "free connections")
 
     def open(self, state: str, reason: str) -> None:
         self._write("steer.open_row", {"state": state, "reason": reason})
