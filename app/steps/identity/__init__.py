@@ -12,6 +12,7 @@ The SQL is in this folder:
 - state.sql: the desired state of a set of accounts and how the tables differ from it, in
   temporary tables that every batch and `--dry-run` read;
 - apply.sql: one batch's writes, each recorded in orgmig_identity_undo;
+- rules.sql: rules of the contract written once, expanded into the statements that use them;
 - finish.sql and downgrade.sql.
 """
 
@@ -35,7 +36,8 @@ from app.steps.roles import RANKS, ensure_roles, remove_roles
 
 log = logging.getLogger("app.steps.identity")
 
-SQL = SqlFiles(Path(__file__).parent)
+# The statements, with the contract's row-local rules of rules.sql expanded where they are named
+SQL = SqlFiles(Path(__file__).parent, owner=SqlFiles(Path(__file__).parent).source("rules.owner"))
 ALL_KEYS = {"start": -(2**63), "end": 2**63 - 1}
 APP_ROLE_WORDS = ("ADMIN", "USER", "ENTRY_ONLY", "ALL_FACILITIES", "NO_ACCESS")
 STATE = ("load_users", "load_desired", "match")

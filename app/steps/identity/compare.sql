@@ -263,18 +263,7 @@ user_diff_all AS MATERIALIZED (
                AND NOT EXISTS (SELECT 1 FROM orgmig_identity_undo x
                                WHERE x.table_name = 'user' AND x.row_key = u.id::text
                                  AND x.applied_updated_at = u.updated_at) AS app_edit,
-           CASE WHEN NOT EXISTS (SELECT 1 FROM user_identity i WHERE i.user_id = u.id AND i.provider <> :provider)
-                   THEN CAST(:provider AS text)
-                   ELSE (SELECT p.provider FROM (
-                             SELECT i.provider, i.created_at FROM user_identity i
-                             WHERE i.user_id = u.id AND i.provider <> :provider
-                             UNION ALL
-                             SELECT :provider, coalesce((SELECT i.created_at FROM user_identity i
-                                                         WHERE i.provider = :provider AND i.user_id = u.id), 'infinity')
-                         ) p
-                         ORDER BY coalesce(array_position(CAST(:priority AS text[]), p.provider), 1000), p.created_at,
-                                  p.provider
-                         LIMIT 1) END AS owner
+           {owner} AS owner
     FROM who b
     JOIN "user" u ON u.id = b.user_id
     CROSS JOIN LATERAL (

@@ -328,26 +328,14 @@ WHERE (h.facility_id IS NULL OR w.facility_id IS NULL)
 -- Profile values, status and the site-admin flag of linked users that differ from the IdP's.
 -- A value the IdP does not have (no email, no name, a status it does not define, the site-admin
 -- flag at Auth0, which has no SimpleReport groups) is not compared. `owner`: the provider whose
--- values the user carries when accounts of several providers are linked to it: the first of
--- :priority (ORGMIG_PROVIDER_PRIORITY) among them, else the one that linked the user first (this
--- provider's link, made in this batch, last). Only the owner's differences are applied; the
--- others are reported provider_conflict (compare.sql's user_diff states the same rule).
+-- values the user carries when accounts of several providers are linked to it (rules.owner,
+-- which compare.sql's user_diff expands too). Only the owner's differences are applied; the
+-- others are reported provider_conflict.
 INSERT INTO idb_user_diff (user_id, columns, status_to, app_edit, owner, before)
 SELECT u.id, c.cols, b.app_status,
        u.updated_at > :export_started AND u.updated_at <> u.created_at
            AND u.updated_at IS DISTINCT FROM x.applied_updated_at,
-       CASE WHEN NOT EXISTS (SELECT 1 FROM user_identity i WHERE i.user_id = u.id AND i.provider <> :provider)
-            THEN CAST(:provider AS text)
-            ELSE (SELECT p.provider FROM (
-                      SELECT i.provider, i.created_at FROM user_identity i
-                      WHERE i.user_id = u.id AND i.provider <> :provider
-                      UNION ALL
-                      SELECT :provider, coalesce((SELECT i.created_at FROM user_identity i
-                                                  WHERE i.provider = :provider AND i.user_id = u.id), 'infinity')
-                  ) p
-                  ORDER BY coalesce(array_position(CAST(:priority AS text[]), p.provider), 1000), p.created_at,
-                           p.provider
-                  LIMIT 1) END,
+       {owner},
        jsonb_build_object('status', u.status, 'email', u.email, 'email_verified', u.email_verified,
                           'first_name', u.first_name, 'last_name', u.last_name,
                           'is_site_admin', u.is_site_admin, 'updated_at', u.updated_at)
