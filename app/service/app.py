@@ -118,11 +118,9 @@ def create_app(engine: Engine, authenticate: Authenticator, store: collections.S
         assert isinstance(answer, Answer)
         return JSONResponse(schema.Migrated(**asdict(answer)).model_dump())
 
-    def on_collections(work, *args):
-        async def run() -> Response:
-            found = await run_in_threadpool(lambda: collections.answer(lambda: on_connection(work)(store, *args)))
-            return found if isinstance(found, Response) else JSONResponse(found)
-        return run()
+    async def on_collections(work, *args) -> Response:
+        found = await run_in_threadpool(collections.answer, lambda: on_connection(work)(store, *args))
+        return found if isinstance(found, Response) else JSONResponse(found)
 
     async def legacy(request: Request, body) -> Response:
         return await on_collections(collections.offer, request.path_params["app_user_id"])
