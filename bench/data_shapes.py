@@ -46,15 +46,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import psycopg
+from harness import ROOT
+from harness.server import execute
+from sqlalchemy.engine import URL
 
-import psycopg  # noqa: E402 - after the path set-up above
-from sqlalchemy.engine import URL  # noqa: E402
-
-from app.db import normalize_url  # noqa: E402
-from app.ops import migrations  # noqa: E402
-from app.ops.databases import Server, libpq  # noqa: E402
+from app.db import normalize_url
+from app.ops import migrations
+from app.ops.databases import Server
 
 SHAPES = ("clean", "nulls", "duplicates", "sparse", "wide")
 VARIANTS = ("analyzed", "no stats", "jit forced", "small buffers")
@@ -108,15 +107,6 @@ class Timing:
     @property
     def rate(self) -> float:
         return self.users / self.seconds
-
-
-def execute(url: URL, *statements: str, params: dict | None = None) -> list:
-    with psycopg.connect(libpq(url), autocommit=True) as conn:
-        out = []
-        for sql in statements:
-            cur = conn.execute(sql, params)
-            out.append(cur.fetchall() if cur.description else None)
-        return out
 
 
 def build_template(server: Server, name: str, shape: str, users: int) -> float:

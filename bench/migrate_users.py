@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,31 +41,17 @@ from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 
+import harness.server as db
 import psycopg
+from harness.process import median, timed
+from harness.report import exit_code, fail, header, line, say, verdict
 from sqlalchemy import Text, bindparam, cast, exists, func, insert, literal, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-# app is imported once ROOT is on sys.path, so the bench also runs from a checkout where the
-# package is not installed; E402 (imports below code) is expected for these lines.
-from app.db import DatabaseError, make_engine  # noqa: E402
-from app.ops.databases import libpq  # noqa: E402
-from app.schema import SETTINGS_COLUMNS, org, org_user, role, settings, user, user_settings  # noqa: E402
-from bench.common import (  # noqa: E402
-    ALEMBIC,
-    DEFAULT_SERVER,
-    child_env,
-    code_version,
-    machine,
-    open_server,
-    prepare,
-    say,
-    upgrade_to,
-    verdict,
-)
+from app.db import make_engine
+from app.ops.databases import libpq
+from app.schema import SETTINGS_COLUMNS, org, org_user, role, settings, user, user_settings
 
 TARGET_RATE = 15_000
 TARGET_SPEEDUP = 5.0
@@ -92,19 +77,8 @@ class UpgradeRun:
 
 
 def time_upgrade(url: URL, users: int, batch_size: int, log_dir: Path) -> UpgradeRun:
-    env = child_env(url)
-    cmd = [*ALEMBIC, "-x", f"batch_size={batch_size}", "upgrade", "head"]
-    log_path = log_dir / f"upgrade_{users}.log"
-    with open(log_path, "w") as log:
-        started = time.perf_counter()
-        child = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        # wait4 reports the resource use of this child alone: its own peak resident set.
-        _, status, usage = os.wait4(child.pid, 0)
-        seconds = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
-    tail = log_path.read_text(errors="replace").splitlines()[-12:]
-    if child.returncode != 0:
-        raise RuntimeError(f"alembic upgrade head exited with {child.returncode}:\n  " + "\n  ".join(tail))
+    run = timed([*db.ALEMBIC, "-x", f"batch_size={batch_size}", "upgrade", "head"], db.child_env(url),
+                log_dir / f"upgrade_{users}.log", tail=12, what="alembic upgrade head")
     engine = make_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
@@ -115,7 +89,7 @@ def time_upgrade(url: URL, users: int, batch_size: int, log_dir: Path) -> Upgrad
             ).scalar()
     finally:
         engine.dispose()
-    return UpgradeRun(users, seconds, usage.ru_maxrss, migrated, reported, tail)
+    return UpgradeRun(users, run.seconds, run.peak_rss_kib, migrated, reported, run.tail)
 
 
 # --- the per-row baseline ---------------------------------------------------------------------
@@ -211,56 +185,41 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline-users", type=int, help="rows for the per-row baseline (default min(users, 50,000))")
     p.add_argument("--rss-small", type=int, default=10_000, help="users for the memory comparison run (default 10,000)")
     p.add_argument("--seed", type=int, default=0, help="seed for the synthetic rows (default 0)")
-    p.add_argument("--database-url", metavar="URL", help=f"server to use (default DATABASE_URL, else {DEFAULT_SERVER})")
-    p.add_argument("--keep", action="store_true", help="keep the bench databases")
+    db.add_server_arguments(p)
     args = p.parse_args(argv)
     baseline_users = args.baseline_users if args.baseline_users is not None else min(args.users, 50_000)
     for name, value in (("--users", args.users), ("--runs", args.runs), ("--batch-size", args.batch_size),
                         ("--baseline-users", baseline_users), ("--rss-small", args.rss_small)):
         if value < 1:
-            print(f"bench: {name} must be at least 1", file=sys.stderr)
-            return 2
+            return fail(f"{name} must be at least 1")
     if baseline_users > args.users:
-        print("bench: --baseline-users cannot exceed --users", file=sys.stderr)
-        return 2
+        return fail("--baseline-users cannot exceed --users")
 
-    opened = open_server(args.database_url)
-    if opened is None:
-        return 2
-    server, where = opened
+    server, where = db.open_server(args.database_url)
 
     main_db = f"orgmig_bench_{args.users}"
     baseline_db = f"orgmig_bench_{args.users}_baseline"
     small_db = f"orgmig_bench_{args.rss_small}_rss"
-    created: list[str] = []
     load_before = os.getloadavg()
-    code = code_version()
     try:
-        with tempfile.TemporaryDirectory(prefix="orgmig-bench-") as tmp:
+        with db.Databases(server, args.keep) as dbs, tempfile.TemporaryDirectory(prefix="orgmig-bench-") as tmp:
             say(f"seeding {args.users:,} legacy users into {main_db}")
-            url = server.create(main_db)
-            created.append(main_db)
-            seeded = prepare(url, args.users, args.seed)
+            url = dbs.create(main_db)
+            seeded = db.prepare(url, args.users, args.seed)
             say(f"seeded in {seeded.seconds:.1f} s; timing alembic upgrade head (batch size {args.batch_size},"
                 f" {args.runs} run{'s' if args.runs > 1 else ''})")
             runs = []
             for i in range(1, args.runs + 1):
-                run_db = f"{main_db}_run{i}"
-                # A file copy of the seeded database, so every timed run starts from the same state.
-                run_url = server.create(run_db, template=main_db)
-                created.append(run_db)
+                run_url = dbs.copy(f"{main_db}_run{i}", template=main_db)
                 runs.append(time_upgrade(run_url, args.users, args.batch_size, Path(tmp)))
                 say(f"upgrade run {i}: {runs[-1].rate:,.0f} users/s, peak RSS {mib(runs[-1].peak_rss_kib)}")
-                server.drop(run_db)
-                created.remove(run_db)
-            # The median run (of an even number, the slower of the middle two).
-            big = sorted(runs, key=lambda r: r.rate)[(len(runs) - 1) // 2]
+                dbs.drop(f"{main_db}_run{i}")
+            big = median(runs)
             big_rss = max(r.peak_rss_kib for r in runs)
 
             say(f"baseline: copying {baseline_users:,} legacy rows into {baseline_db}")
-            burl = server.create(baseline_db)
-            created.append(baseline_db)
-            upgrade_to(burl, "0003")
+            burl = dbs.create(baseline_db)
+            db.upgrade_to(burl, "0003")
             copy_legacy_rows(url, burl, baseline_users)
             say("baseline: per-row loop running")
             base_rows, base_migrated, base_seconds = per_row_baseline(burl)
@@ -268,32 +227,21 @@ def main(argv: list[str] | None = None) -> int:
             say(f"baseline: {base_rate:,.0f} users/s")
 
             say(f"memory comparison: seeding {args.rss_small:,} users into {small_db}")
-            surl = server.create(small_db)
-            created.append(small_db)
-            small_seeded = prepare(surl, args.rss_small, args.seed)
+            surl = dbs.create(small_db)
+            small_seeded = db.prepare(surl, args.rss_small, args.seed)
             small = time_upgrade(surl, args.rss_small, args.batch_size, Path(tmp))
             say(f"small upgrade: {small.rate:,.0f} users/s, peak RSS {mib(small.peak_rss_kib)}")
-    except (DatabaseError, RuntimeError, psycopg.Error) as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if not args.keep:
-            for name in created:
-                server.drop(name)
+    except db.ERRORS as exc:
+        return fail(str(exc))
 
     speedup = big.rate / base_rate
     rss_ratio = big_rss / small.peak_rss_kib
     rate_ok = big.rate >= TARGET_RATE
-    lines = [
-        "orgmig benchmark: revision 0004 (user_settings -> org schema)",
-        f"  server       {where}",
-        (f"  machine      {machine()};"
-         f" load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}"),
-        (f"  command      python bench/migrate_users.py --users {args.users} --runs {args.runs}"
-         f" --batch-size {args.batch_size}"
-         f" --baseline-users {baseline_users} --rss-small {args.rss_small} --seed {args.seed}"),
-        f"  code         {code}",
-        f"  batch size   {args.batch_size}",
+    command = (f"python bench/migrate_users.py --users {args.users} --runs {args.runs} --batch-size {args.batch_size}"
+               f" --baseline-users {baseline_users} --rss-small {args.rss_small} --seed {args.seed}")
+    lines = header("orgmig benchmark: revision 0004 (user_settings -> org schema)", where,
+                   f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}", command) + [
+        line("batch size", str(args.batch_size)),
         (f"  seed         {args.users:,} legacy rows in {seeded.seconds:.1f} s ({seeded.rate:,.0f} rows/s);"
          f" {seeded.migratable:,} migratable, {seeded.unmigratable:,} to report"),
         (f"  upgrade      {big.users:,} users in {big.seconds:.1f} s = {big.rate:,.0f} users/s, the median of"
@@ -311,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         (f"  peak RSS     {mib(big_rss)} at {big.users:,} / {mib(small.peak_rss_kib)} at {small.users:,}"
          f" = {rss_ratio:.2f} (target <= {TARGET_RSS_RATIO}): {verdict(rss_ratio <= TARGET_RSS_RATIO)}"),
     ]
-    lines += [f"  child log    {line.split('] ', 1)[-1]}" for line in big.log_tail if "[app.summary]" in line]
+    lines += [line("child log", entry.split("] ", 1)[-1]) for entry in big.log_tail if "[app.summary]" in entry]
     for run, expected in [(r, seeded.migratable) for r in runs] + [(small, small_seeded.migratable)]:
         if run.migrated + run.reported != run.users or run.migrated != expected:
             lines.append(
@@ -319,8 +267,7 @@ def main(argv: list[str] | None = None) -> int:
                 f" (the seed expected {expected:,} migrated)"
             )
     print("\n".join(lines))
-    ok = rate_ok and speedup >= TARGET_SPEEDUP and rss_ratio <= TARGET_RSS_RATIO
-    return 0 if ok else 1
+    return exit_code(not (rate_ok and speedup >= TARGET_SPEEDUP and rss_ratio <= TARGET_RSS_RATIO))
 
 
 if __name__ == "__main__":

@@ -33,26 +33,24 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import harness.server as db
+import httpx
+import psycopg
+import redis
+from harness import ROOT
+from harness.genenetwork import seed, seed_stores
+from harness.report import code_version, load1, machine, say, verdict
+from sqlalchemy import text
+from sqlalchemy.pool import NullPool
 
-import httpx  # noqa: E402 - after the path set-up above
-import psycopg  # noqa: E402
-import redis  # noqa: E402
-from sqlalchemy import text  # noqa: E402
-from sqlalchemy.pool import NullPool  # noqa: E402
-
-from app.db import make_engine  # noqa: E402
-from app.ops.databases import libpq  # noqa: E402
-from app.ops.seed import seed_legacy  # noqa: E402
-from app.steps.user_settings.login import SQL  # noqa: E402
-from bench.collections import seed, seed_stores  # noqa: E402
-from bench.common import child_env, code_version, load1, machine, open_server, say, upgrade_to, verdict  # noqa: E402
-from tests.fakes.auth0 import FakeAuth0  # noqa: E402
-from tests.fakes.tenant import make_tenant  # noqa: E402
-from tests.service.serving import free_port  # noqa: E402
+from app.db import make_engine
+from app.ops.databases import libpq
+from app.ops.seed import seed_legacy
+from app.steps.user_settings.login import SQL
+from tests.fakes.auth0 import FakeAuth0
+from tests.fakes.tenant import make_tenant
+from tests.service.serving import free_port
 
 API = "https://orgmig.example/login-migration"
 TARGET_P99_MS = 20.0
@@ -95,7 +93,7 @@ def in_threads(clients: int, per_client: int,
 
 def start_service(url, fake: FakeAuth0, client_id: str, redis_url: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = dict(child_env(url), ORGMIG_SERVE_JWT_ISSUER=f"{fake.base_url}/", ORGMIG_SERVE_JWT_AUDIENCE=API,
+    env = dict(db.child_env(url), ORGMIG_SERVE_JWT_ISSUER=f"{fake.base_url}/", ORGMIG_SERVE_JWT_AUDIENCE=API,
                ORGMIG_SERVE_JWT_CLIENT_IDS=client_id, ORGMIG_SERVE_RATE_PER_MINUTE="1000000", REDIS_URL=redis_url)
     # its log (one access line per request) to a file: a pipe nobody reads would fill and stall it
     log = tempfile.TemporaryFile(mode="w+")
@@ -135,10 +133,7 @@ def main() -> int:
     if int(r.connection_pool.connection_kwargs.get("db") or 0) == 0:
         print("bench: --redis-url must name a database other than 0 (it is flushed)", file=sys.stderr)
         return 2
-    opened = open_server(args.database_url)
-    if opened is None:
-        return 2
-    server, described = opened
+    server, described = db.open_server(args.database_url)
     url = server.create("orgmig_bench_serve", replace=True)
     engine = make_engine(url, poolclass=NullPool)
     fake = FakeAuth0(make_tenant(users=1, groups=1, seed=1))
@@ -146,9 +141,9 @@ def main() -> int:
     child = None
     per_client = args.requests // args.clients
     try:
-        upgrade_to(url, "0003")
+        db.upgrade_to(url, "0003")
         seed_legacy(engine, args.users, seed=1)
-        upgrade_to(url, "head")
+        db.upgrade_to(url, "head")
         with engine.connect() as conn:
             ids = list(conn.execute(text('SELECT keycloak_user_id FROM "user"')).scalars())
         say(f"seeding {args.accounts:,} old accounts in {args.redis_url} and their app users")

@@ -1,0 +1,71 @@
+"""Latency figures of sampled transactions: percentiles by nearest rank, a window of samples
+with the host's state around it, and the report's rows (n, p50, p99, max)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .traffic import APP_KINDS, Sample
+
+
+@dataclass
+class Window:
+    """Samples of one measured period, with the host's state around it."""
+
+    name: str
+    samples: list[Sample]
+    seconds: float
+    load: tuple[float, float]
+    cpu_busy: float | None = None
+    waits: Counter = field(default_factory=Counter)
+    upgrade: dict | None = None
+    blocked: Counter = field(default_factory=Counter)
+
+
+def pct(values: list[float], p: float) -> float:
+    """The p-th percentile by nearest rank (NaN for no values)."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def within(samples: list[Sample], spans: list[tuple[float, float]]) -> list[Sample]:
+    return [s for s in samples if any(a <= s.due < b for a, b in spans)]
+
+
+def stats(samples: list[Sample]) -> dict:
+    lat = [s.latency_ms for s in samples if s.ok]
+    return {"n": len(samples), "p50": pct(lat, 50), "p99": pct(lat, 99), "max": max(lat, default=math.nan),
+            "errors": Counter(s.note for s in samples if not s.ok),
+            "service_p99": pct([s.service_ms for s in samples if s.ok], 99)}
+
+
+def app_samples(w: Window, kinds=APP_KINDS) -> list[Sample]:
+    return [s for s in w.samples if s.kind in kinds]
+
+
+def logins(w: Window, migrated_now: bool) -> list[Sample]:
+    """migrate_user calls that migrated their user (a failed call for a user not yet migrated
+    counts here, as an error), or that found it migrated."""
+    if migrated_now:
+        return [s for s in w.samples if s.kind == "login_new" and (s.note == "now" or not s.ok)]
+    return [s for s in w.samples if s.kind.startswith("login") and s.ok and s.note != "now"]
+
+
+def row(label: str, st: dict, extra: str = "") -> str:
+    errors = sum(st["errors"].values())
+    err = f"  errors {errors} ({', '.join(f'{k} {v}' for k, v in st['errors'].most_common(3))})" if errors else ""
+    return (f"    {label:<48}{st['n']:>7,}{st['p50']:>9.2f}{st['p99']:>9.2f}{st['max']:>9.1f}{extra}{err}")
+
+
+def load_text(load: tuple[float, float]) -> str:
+    return f"{load[0]:.2f}-{load[1]:.2f}" if abs(load[1] - load[0]) >= 0.005 else f"{load[0]:.2f}"
+
+
+def pooled(name: str, windows: list[Window]) -> Window:
+    return Window(name, [s for w in windows for s in w.samples], sum(w.seconds for w in windows),
+                  (min(w.load[0] for w in windows), max(w.load[1] for w in windows)))
+

@@ -1,0 +1,170 @@
+"""Scenarios on copies of a template database: the traffic alone with the live-write capture off
+and on in turn, an upgrade beside the traffic (its window the alembic process's life, sampled for
+waits, CPU and WAL), an upgrade with `orgmig work` processes joining it."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+from sqlalchemy.engine import URL
+from sqlalchemy.pool import NullPool
+
+from app.db import make_engine
+from app.ops.databases import Server
+from app.steps.user_settings import SQL
+
+from . import ROOT
+from .latency import Window, within
+from .report import load1, say
+from .sampling import Waits, cpu_times, ledger, wait_for_run, wal_delta, wal_state
+from .server import ALEMBIC, ORGMIG, child_env
+from .traffic import Traffic, Workload
+
+REVISION = "0004"
+SETTLE_S = 1.0
+
+
+class Scenarios:
+    """The scenarios of bench/online.py, each on a fresh copy of `template`, dropped after."""
+
+    def __init__(self, server: Server, template: str, work: Workload, logs: Path, warmup: float) -> None:
+        self.server = server
+        self.template = template
+        self.work = work
+        self.logs = logs
+        self.warmup = warmup
+        self.copies = 0
+
+    def copy(self) -> tuple[str, URL]:
+        self.copies += 1
+        name = f"{self.template}_run{self.copies}"
+        return name, self.server.create(name, template=self.template, replace=True)
+
+    def traffic(self, url: URL, label: str) -> Traffic:
+        work = Workload(**{**self.work.__dict__, "url": url.render_as_string(hide_password=False)})
+        t = Traffic(work, self.logs / f"samples_{label}.tsv")
+        time.sleep(self.warmup)
+        return t
+
+    def idle(self, idle_seconds: float, block_seconds: float) -> tuple[Window, Window]:
+        """Blocks without and with the capture installed, alternating, on one copy."""
+        name, url = self.copy()
+        engine = make_engine(url, poolclass=NullPool)
+        spans: dict[str, list[tuple[float, float]]] = {"off": [], "on": []}
+        loads: dict[str, list[float]] = {"off": [], "on": []}
+        blocks = max(1, round(idle_seconds / block_seconds))
+        try:
+            traffic = self.traffic(url, "idle")
+            waits = Waits(url)
+            waits.start()
+            try:
+                for i in range(2 * blocks):
+                    state = "off" if i % 2 == 0 else "on"
+                    with engine.begin() as conn:
+                        conn.exec_driver_sql(SQL.source("capture.install" if state == "on" else "capture.remove"))
+                    start = time.monotonic() + SETTLE_S
+                    loads[state].append(load1())
+                    time.sleep(SETTLE_S + block_seconds)
+                    spans[state].append((start, time.monotonic()))
+                    say(f"idle: {block_seconds:g} s with the capture {state}; load average {load1():.2f}")
+            finally:
+                counts = waits.stop()
+                samples = traffic.stop()
+            with engine.begin() as conn:
+                conn.exec_driver_sql(SQL.source("capture.remove"))
+        finally:
+            engine.dispose()
+            self.server.drop(name)
+        return tuple(Window(f"idle, capture {state}", within(samples, spans[state]), blocks * block_seconds,
+                            (min(loads[state]), max(loads[state])), waits=counts if state == "off" else Counter())
+                     for state in ("off", "on"))
+
+    def upgrade(self, label: str, x_args: list[str], idle_before: float) -> tuple[Window, Window]:
+        """`idle_before` seconds of traffic alone (this run's idle reference), then `alembic upgrade
+        0004` beside it; the upgrade's window is the alembic process's life."""
+        name, url = self.copy()
+        try:
+            traffic = self.traffic(url, label)
+            try:
+                idle_load = load1()
+                idle_start = time.monotonic()
+                time.sleep(idle_before)
+                idle_end = time.monotonic()
+                waits = Waits(url)
+                before, cpu0, wal0 = load1(), cpu_times(), wal_state(url)
+                waits.start()
+                log = self.logs / f"upgrade_{label}_{self.copies}.log"
+                try:
+                    start = time.monotonic()
+                    code = run_logged(alembic_cmd(x_args), url, log)
+                    end = time.monotonic()
+                finally:
+                    counts = waits.stop()
+            finally:
+                samples = traffic.stop()
+            cpu1, after, wal1 = cpu_times(), load1(), wal_state(url)
+            if code != 0:
+                raise RuntimeError(f"alembic upgrade {REVISION} ({label}) exited with {code}: see {log}")
+            upgrade = ledger(url) | {"seconds": end - start, **wal_delta(wal0, wal1)}
+            blocked = waits.blocked
+        finally:
+            self.server.drop(name)
+        busy = (cpu1[0] - cpu0[0]) / max(1, cpu1[1] - cpu0[1])
+        say(f"{label}: {upgrade['rows']:,} rows in {end - start:.1f} s; load average {before:.2f} -> {after:.2f}")
+        return (Window(f"{label}, idle before", within(samples, [(idle_start, idle_end)]), idle_end - idle_start,
+                       (idle_load, before)),
+                Window(label, within(samples, [(start, end)]), end - start, (before, after), busy, counts, upgrade,
+                       blocked))
+
+    def join(self, joiners: int) -> dict:
+        """`alembic -x workers=1 upgrade 0004` and `joiners` `orgmig work --workers 1` processes, no traffic."""
+        name, url = self.copy()
+        try:
+            before = load1()
+            log = self.logs / f"join_{joiners}_alembic.log"
+            with open(log, "w") as out:
+                start = time.monotonic()
+                alembic = subprocess.Popen(alembic_cmd(["workers=1"]), cwd=ROOT, env=child_env(url), stdout=out,
+                                           stderr=subprocess.STDOUT)
+            workers: list[tuple[subprocess.Popen, Path]] = []
+            if joiners and wait_for_run(url, alembic):
+                for i in range(joiners):
+                    wlog = self.logs / f"join_{joiners}_work{i + 1}.log"
+                    with open(wlog, "w") as out:
+                        workers.append((subprocess.Popen(
+                            [*ORGMIG, "work", "--workers", "1"], cwd=ROOT,
+                            env=child_env(url), stdout=out, stderr=subprocess.STDOUT), wlog))
+            code = alembic.wait()
+            end = time.monotonic()
+            joined = []
+            for proc, wlog in workers:
+                wcode = proc.wait(120)
+                tail = (wlog.read_text(errors="replace").strip().splitlines() or [""])[-1]
+                joined.append(tail.split(": ", 1)[-1].split(" batches")[0] + " batches"
+                              if wcode == 0 else f"exit {wcode}")
+            if code != 0:
+                raise RuntimeError(f"alembic -x workers=1 upgrade {REVISION} beside {joiners} orgmig work"
+                                   f" exited with {code}: see {log}")
+            result = ledger(url) | {"seconds": end - start, "joiners": joiners, "joined": joined,
+                                    "load": (before, load1())}
+        finally:
+            self.server.drop(name)
+        say(f"join {joiners}: {result['rows']:,} rows in {result['seconds']:.1f} s"
+            f" ({result['rows'] / result['seconds']:,.0f} rows/s); load average {before:.2f} -> {load1():.2f}")
+        return result
+
+
+def alembic_cmd(x_args: list[str]) -> list[str]:
+    cmd = list(ALEMBIC)
+    for x in x_args:
+        cmd += ["-x", x]
+    return cmd + ["upgrade", REVISION]
+
+
+def run_logged(cmd: list[str], url: URL, log: Path) -> int:
+    with open(log, "w") as out:
+        return subprocess.call(cmd, cwd=ROOT, env=child_env(url), stdout=out, stderr=subprocess.STDOUT)
+
