@@ -41,26 +41,23 @@ import sys
 import time
 from pathlib import Path
 
+import harness.server as db
 import orjson
-import psycopg
 import redis
 from harness import ROOT
 from harness.genenetwork import hset_all, seed, seed_stores
-from harness.report import code_version, machine
+from harness.latency import pct
+from harness.process import median
+from harness.report import exit_code, fail, header, line, say, verdict
 from sqlalchemy import text
 from sqlalchemy.pool import NullPool
 
 from app.collections import email_index, legacy_offer, migrate_for_user
-from app.db import make_engine, normalize_url, redact
-from app.ops import migrations
-from app.ops.databases import Server, libpq
+from app.db import make_engine, redact
 
-DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
 TARGET = 5_000
 WARM_UP = 50  # offers before the timed ones, for other users
-def say(msg: str) -> None:
-    print(msg, flush=True)
 
 
 def check(r: redis.Redis, colls: dict, existing: dict, matchable: dict[str, int], ids: list[int]) -> str | None:
@@ -85,9 +82,7 @@ def check(r: redis.Redis, colls: dict, existing: dict, matchable: dict[str, int]
 
 def ms(seconds: list[float]) -> str:
     """Median and p99 (nearest rank) of `seconds`, in milliseconds."""
-    ordered = sorted(seconds)
-    return f"median {ordered[(len(ordered) - 1) // 2] * 1000:.2f} ms," \
-           f" p99 {ordered[max(0, -(-len(ordered) * 99 // 100) - 1)] * 1000:.2f} ms (n={len(ordered)})"
+    return f"median {pct(seconds, 50) * 1000:.2f} ms, p99 {pct(seconds, 99) * 1000:.2f} ms (n={len(seconds)})"
 
 
 def per_user(args, r: redis.Redis, url, ids: list[int], matchable: dict[str, int], rng: random.Random,
@@ -113,7 +108,7 @@ def per_user(args, r: redis.Redis, url, ids: list[int], matchable: dict[str, int
                 offer = legacy_offer(conn, r, ids[idx])
             timed["offer"].append(time.perf_counter() - started)
             if offer.reason is not None or offer.old_id != old:
-                print(f"bench: the offer for user {ids[idx]} is {offer.to_json()}, expected {old}'s", file=sys.stderr)
+                fail(f"the offer for user {ids[idx]} is {offer.to_json()}, expected {old}'s")
                 return None
         for old, idx in moves:
             started = time.perf_counter()
@@ -121,7 +116,7 @@ def per_user(args, r: redis.Redis, url, ids: list[int], matchable: dict[str, int
                 result = migrate_for_user(conn, r, ids[idx])
             timed["migrate"].append(time.perf_counter() - started)
             if result.counts["moved"] != 1 or r.hget("collections_migrated", old) != str(ids[idx]).encode():
-                print(f"bench: migrate_for_user({ids[idx]}) moved {dict(result.counts)}", file=sys.stderr)
+                fail(f"migrate_for_user({ids[idx]}) moved {dict(result.counts)}")
                 return None
     finally:
         engine.dispose()
@@ -133,16 +128,15 @@ def per_user(args, r: redis.Redis, url, ids: list[int], matchable: dict[str, int
                               capture_output=True, text=True)
         walls.append(time.perf_counter() - started)
         if proc.returncode != 0 or r.hget("collections_migrated", old) != str(ids[idx]).encode():
-            print(f"bench: migrate --user {ids[idx]} failed (exit {proc.returncode}): {proc.stderr.strip()[:500]}",
-                  file=sys.stderr)
+            fail(f"migrate --user {ids[idx]} failed (exit {proc.returncode}): {proc.stderr.strip()[:500]}")
             return None
-    lines = [f"index:    built in {build * 1000:.0f} ms ({addresses:,} addresses; once, by the first lookup)"]
+    lines = [line("index", f"built in {build * 1000:.0f} ms ({addresses:,} addresses; once, by the first lookup)")]
     if offers:
-        lines += [f"offer:    legacy_offer, in process: {ms(timed['offer'])}",
-                  f"migrate:  migrate_for_user, in process: {ms(timed['migrate'])}"]
+        lines += [line("offer", f"legacy_offer, in process: {ms(timed['offer'])}"),
+                  line("migrate", f"migrate_for_user, in process: {ms(timed['migrate'])}")]
     if walls:
-        lines.append(f"cli:      orgmig collections migrate --user ID, child process: {ms(walls)}"
-                     + (f" (code of {cwd})" if cwd != ROOT else ""))
+        lines.append(line("cli", f"orgmig collections migrate --user ID, child process: {ms(walls)}"
+                                 + (f" (code of {cwd})" if cwd != ROOT else "")))
     return lines
 
 
@@ -156,27 +150,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cli-runs", type=int, default=5, help="timed `migrate --user` child processes (default 5)")
     p.add_argument("--checkout", metavar="DIR", type=Path, default=ROOT,
                    help="the orgmig checkout whose `migrate --user` the child processes run (default this one)")
-    p.add_argument("--database-url", metavar="URL", help=f"default DATABASE_URL, else {DEFAULT_SERVER}")
+    db.add_server_arguments(p, keep=None)
     p.add_argument("--redis-url", metavar="URL", default=DEFAULT_REDIS,
                    help=f"a Redis database the bench may flush (default {DEFAULT_REDIS}; never 0)")
     args = p.parse_args(argv)
     if args.accounts < 1 or args.runs < 0 or args.per_user < 0 or args.cli_runs < 0 \
             or not (args.runs or args.per_user or args.cli_runs):
-        print("bench: --accounts must be at least 1, and something timed (--runs, --per-user, --cli-runs)",
-              file=sys.stderr)
-        return 2
+        return fail("--accounts must be at least 1, and something timed (--runs, --per-user, --cli-runs)")
     try:
         r = redis.Redis.from_url(args.redis_url)
         if int(r.connection_pool.connection_kwargs.get("db", 0)) == 0:
-            print("bench: --redis-url must name a database other than 0 (the bench flushes it)", file=sys.stderr)
-            return 2
+            return fail("--redis-url must name a database other than 0 (the bench flushes it)")
         redis_version = r.info("server")["redis_version"]
-        server = Server(normalize_url(args.database_url or os.environ.get("DATABASE_URL") or DEFAULT_SERVER))
-        with psycopg.connect(libpq(server.admin_url)) as conn:
-            pg_version = conn.execute("SHOW server_version").fetchone()[0]
-    except (redis.RedisError, psycopg.Error, ValueError) as exc:
-        print(f"bench: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
+    except (redis.RedisError, ValueError) as exc:
+        return fail(str(exc).splitlines()[0])
+    server, where = db.open_server(args.database_url)
 
     name = f"orgmig_bench_collections_{args.accounts}_{os.getpid()}"
     load_before = os.getloadavg()
@@ -185,10 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     users, colls, existing, emails, matchable = seed(args.accounts, random.Random(args.seed))
     url = server.create(name, replace=True)
     try:
-        cfg = migrations.alembic_config(url)
-        cfg.attributes["configure_logger"] = False
         logging.getLogger("app").setLevel(logging.WARNING)  # the data revisions' summaries: nothing to say here
-        migrations.upgrade(cfg, "head")
+        db.upgrade_to(url, "head")
         engine = make_engine(url, poolclass=NullPool)
         ids = seed_stores(engine, r, emails, users, colls)
         hset_all(r, "collections2", {str(ids[i]): v for i, v in existing.items()})
@@ -197,36 +183,25 @@ def main(argv: list[str] | None = None) -> int:
         say(f"seeded: {len(users):,} accounts ({len(matchable):,} matchable), {n_colls:,} collections,"
             f" {len(emails):,} app users, {len(existing):,} with collections already, 1,000 anonymous ids")
 
-        command = [sys.executable, "-m", "app.cli", "collections", "migrate", "--all",
+        command = [*db.ORGMIG, "collections", "migrate", "--all",
                    "--database-url", url.render_as_string(hide_password=False), "--redis-url", args.redis_url]
         shown = f"orgmig collections migrate --all --database-url {redact(url)} --redis-url {args.redis_url}"
-        rates, outputs = [], []
+        walls, outputs = [], []
         for run in range(1, args.runs + 1):
-            r.flushdb()
-            for key, blob in dumps.items():
-                r.restore(key, 0, blob)
-            with engine.begin() as conn:
-                conn.execute(text("DELETE FROM orgmig_report WHERE step = 'collections'"))
+            restore(r, dumps, engine)
             started = time.perf_counter()
             proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-            wall = time.perf_counter() - started
+            walls.append(time.perf_counter() - started)
             if proc.returncode != 0:
-                print(f"bench: run {run} failed (exit {proc.returncode}): {proc.stderr.strip()[:500]}", file=sys.stderr)
-                return 2
+                return fail(f"run {run} failed (exit {proc.returncode}): {proc.stderr.strip()[:500]}")
             problem = check(r, colls, existing, matchable, ids)
             if problem:
-                print(f"bench: run {run}: {problem}", file=sys.stderr)
-                return 2
-            rates.append(args.accounts / wall)
+                return fail(f"run {run}: {problem}")
             outputs.append(proc.stdout.strip().splitlines()[-1])
-            say(f"run {run}: {wall:.2f} s = {rates[-1]:,.0f} users/s")
+            say(f"run {run}: {walls[-1]:.2f} s = {args.accounts / walls[-1]:,.0f} users/s")
         figures = []
         if args.per_user or args.cli_runs:
-            r.flushdb()
-            for key, blob in dumps.items():
-                r.restore(key, 0, blob)
-            with engine.begin() as conn:
-                conn.execute(text("DELETE FROM orgmig_report WHERE step = 'collections'"))
+            restore(r, dumps, engine)
             say(f"per user: {args.per_user} offers, {args.per_user} migrations, {args.cli_runs} child processes")
             figures = per_user(args, r, url, ids, matchable, random.Random(args.seed + 1), command,
                                args.checkout.resolve())
@@ -237,23 +212,33 @@ def main(argv: list[str] | None = None) -> int:
         r.flushdb()
         server.drop(name)
 
-    say("")
-    say(f"command:  {shown}")
-    say(f"machine:  {machine()}; Redis {redis_version}, PostgreSQL {pg_version} on the same host;"
-        f" load average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after")
-    say(f"code:     {code_version()}")
-    say(f"data:     {args.accounts:,} old accounts with collections, seed {args.seed}")
-    for line in figures:
-        say(line)
-    if not rates:
-        return 0
-    # The median; of an even number of runs, the slower middle one.
-    median = sorted(rates)[(len(rates) - 1) // 2]
-    met = median >= TARGET
-    say(f"orgmig:   {outputs[len(outputs) // 2]}")
-    say(f"runs:     {' / '.join(f'{x:,.0f}' for x in rates)} users/s")
-    say(f"median:   {median:,.0f} users/s (target >= {TARGET:,}: {'met' if met else 'MISSED'})")
-    return 0 if met else 1
+    flags = "".join(f" --{k.replace('_', '-')} {getattr(args, k)}"
+                    for k in ("accounts", "runs", "seed", "per_user", "cli_runs", "redis_url"))
+    checkout = f" --checkout {args.checkout}" if args.checkout.resolve() != ROOT else ""
+    lines = header("orgmig benchmark: orgmig collections migrate (Redis collections -> collections2)",
+                   f"{where}; Redis {redis_version} at {args.redis_url}",
+                   f"load average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after",
+                   f"python bench/collections.py{flags}{checkout}")
+    lines += [line("data", f"{args.accounts:,} old accounts with collections, seed {args.seed}"), *figures]
+    if walls:
+        wall = median(walls, key=float)
+        rate = args.accounts / wall
+        lines += [line("each run", shown),
+                  line("orgmig", outputs[walls.index(wall)]),
+                  line("runs", f"{' / '.join(f'{args.accounts / w:,.0f}' for w in walls)} users/s"),
+                  line("median", f"{rate:,.0f} users/s, {wall:.2f} s"
+                                 f" (target >= {TARGET:,}: {verdict(rate >= TARGET)})")]
+    print("\n".join(lines))
+    return exit_code(bool(walls) and args.accounts / median(walls, key=float) < TARGET)
+
+
+def restore(r: redis.Redis, dumps: dict[str, bytes], engine) -> None:
+    """The seeded Redis data back (DUMP/RESTORE), and the collections rows of orgmig_report deleted."""
+    r.flushdb()
+    for key, blob in dumps.items():
+        r.restore(key, 0, blob)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM orgmig_report WHERE step = 'collections'"))
 
 
 if __name__ == "__main__":

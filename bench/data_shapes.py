@@ -36,23 +36,18 @@ could not run. Databases (and the private server) are removed at the end unless 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
-from harness import ROOT
+import harness.server as db
+from harness.process import timed
+from harness.report import exit_code, fail, header, line, load1, say
 from harness.server import execute
-from sqlalchemy.engine import URL
 
-from app.db import normalize_url
-from app.ops import migrations
 from app.ops.databases import Server
 
 SHAPES = ("clean", "nulls", "duplicates", "sparse", "wide")
@@ -92,12 +87,8 @@ def load_sql(shape: str) -> str:
     )
 
 
-def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 @dataclass
-class Timing:
+class VariantRun:
     shape: str
     variant: str
     users: int
@@ -112,9 +103,7 @@ class Timing:
 def build_template(server: Server, name: str, shape: str, users: int) -> float:
     """A database at 0003 with the shape's legacy rows and no statistics; returns its legacy MB."""
     url = server.create(name, replace=True)
-    cfg = migrations.alembic_config(url)
-    cfg.attributes["configure_logger"] = False
-    migrations.upgrade(cfg, "0003")
+    db.upgrade_to(url, "0003")
     execute(url, "ALTER TABLE user_settings SET (autovacuum_enabled = off)",
             load_sql(shape), "SELECT setval(pg_get_serial_sequence('user_settings', 'id'),"
             " (SELECT max(id) FROM user_settings))", params={"users": users})
@@ -122,21 +111,8 @@ def build_template(server: Server, name: str, shape: str, users: int) -> float:
     return float(rows[0][0])
 
 
-def time_upgrade(url: URL, batch_size: int, log: Path) -> float:
-    env = dict(os.environ, DATABASE_URL=url.render_as_string(hide_password=False))
-    cmd = [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "-x", f"batch_size={batch_size}",
-           "upgrade", "head"]
-    with open(log, "w") as out:
-        started = time.perf_counter()
-        code = subprocess.call(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        seconds = time.perf_counter() - started
-    if code != 0:
-        raise RuntimeError(f"alembic upgrade head exited {code}: see {log}")
-    return seconds
-
-
 def run_variant(server: Server, template: str, shape: str, variant: str, users: int, mb: float,
-                batch_size: int, logs: Path) -> Timing:
+                batch_size: int, logs: Path) -> VariantRun:
     name = f"{template}_run"
     url = server.create(name, template=template, replace=True)
     try:
@@ -149,112 +125,79 @@ def run_variant(server: Server, template: str, shape: str, variant: str, users: 
                     f'ALTER DATABASE "{name}" SET jit_optimize_above_cost = 0')
         (stats,) = execute(url, "SELECT count(*) FROM pg_stats WHERE tablename = 'user_settings'")
         say(f"{shape:<10} {variant:<13} {users:,} rows ({stats[0][0]} column statistics)")
-        seconds = time_upgrade(url, batch_size, logs / f"{shape}_{variant.replace(' ', '_')}.log")
-        return Timing(shape, variant, users, seconds, mb)
+        upgrade = timed([*db.ALEMBIC, "-x", f"batch_size={batch_size}", "upgrade", "head"], db.child_env(url),
+                        logs / f"{shape}_{variant.replace(' ', '_')}.log", what="alembic upgrade head")
+        return VariantRun(shape, variant, users, upgrade.seconds, mb)
     finally:
         server.drop(name)
 
 
-class PrivateServer:
-    """A throw-away PostgreSQL cluster started with the given settings (initdb + pg_ctl)."""
-
-    def __init__(self, settings: dict[str, str]) -> None:
-        bindir = Path(subprocess.check_output(["pg_config", "--bindir"], text=True).strip())
-        self.pg_ctl, initdb = bindir / "pg_ctl", bindir / "initdb"
-        if not self.pg_ctl.exists() or not initdb.exists():
-            raise FileNotFoundError(f"pg_ctl/initdb not found in {bindir}")
-        self.dir = Path(tempfile.mkdtemp(prefix="orgmig-bench-pg-"))
-        self.port = 5499
-        # initdb refuses to run as root: run the server as the postgres account then.
-        self.run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if self.run_as:
-            shutil.chown(self.dir, "postgres")
-        subprocess.run([*self.run_as, str(initdb), "-D", str(self.dir / "data"), "-U", "postgres", "-A", "trust"],
-                       check=True, capture_output=True)
-        options = " ".join(f"-c {k}={v}" for k, v in {
-            **settings, "port": str(self.port), "listen_addresses": "127.0.0.1",
-            "unix_socket_directories": str(self.dir)}.items())
-        subprocess.run([*self.run_as, str(self.pg_ctl), "-D", str(self.dir / "data"), "-o", options, "-w",
-                        "-l", str(self.dir / "log"), "start"], check=True, capture_output=True)
-        self.url = normalize_url(f"postgresql://postgres@127.0.0.1:{self.port}/postgres")
-
-    def stop(self) -> None:
-        subprocess.run([*self.run_as, str(self.pg_ctl), "-D", str(self.dir / "data"), "-m", "fast", "stop"],
-                       capture_output=True)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--users", type=int, default=100_000)
-    parser.add_argument("--shapes", default=",".join(SHAPES))
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--users", type=int, default=100_000, help="legacy rows per shape (default 100,000)")
+    parser.add_argument("--shapes", default=",".join(SHAPES), help=f"shapes to run (default {','.join(SHAPES)})")
+    parser.add_argument("--batch-size", type=int, default=500, help="upgrade batch size (default 500)")
     parser.add_argument("--no-small-server", action="store_true", help="skip the small shared_buffers server")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL",
-                                                                  "postgresql://postgres@127.0.0.1:5432/postgres"))
-    parser.add_argument("--keep", action="store_true", help="keep the template databases")
-    args = parser.parse_args()
+    db.add_server_arguments(parser, keep="keep the template databases")
+    args = parser.parse_args(argv)
     shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
     unknown = set(shapes) - set(SHAPES)
     if unknown or args.users < 1:
-        print(f"data_shapes: unknown shapes {sorted(unknown)} or --users < 1", file=sys.stderr)
-        return 2
-    server = Server(normalize_url(args.database_url))
+        return fail(f"unknown shapes {sorted(unknown)} or --users < 1")
+    server, where = db.open_server(args.database_url)
     logs = Path(tempfile.mkdtemp(prefix="orgmig-bench-shapes-"))
     small = None
     if not args.no_small_server:
         try:
-            small = PrivateServer({"shared_buffers": "16MB", "max_wal_size": "1GB"})
+            small = db.PrivateServer({"shared_buffers": "16MB", "max_wal_size": "1GB"})
         except (FileNotFoundError, subprocess.CalledProcessError, OSError) as exc:
             say(f"small shared_buffers server not started ({exc}); that variant is skipped")
-    timings: list[Timing] = []
+    runs: list[VariantRun] = []
+    load_before = load1()
     try:
         for shape in shapes:
             template = f"orgmig_shapes_{shape}"
             say(f"{shape}: loading {args.users:,} legacy rows")
             mb = build_template(server, template, shape, args.users)
             for variant in VARIANTS[:3]:
-                timings.append(run_variant(server, template, shape, variant, args.users, mb, args.batch_size, logs))
+                runs.append(run_variant(server, template, shape, variant, args.users, mb, args.batch_size, logs))
             if small is not None:
                 private = Server(small.url)
                 build_template(private, template, shape, args.users)
-                timings.append(run_variant(private, template, shape, "small buffers", args.users, mb,
-                                           args.batch_size, logs))
+                runs.append(run_variant(private, template, shape, "small buffers", args.users, mb,
+                                        args.batch_size, logs))
                 private.drop(template)
             if not args.keep:
                 server.drop(template)
-    except (RuntimeError, psycopg.Error) as exc:
-        print(f"data_shapes: {exc}", file=sys.stderr)
-        return 2
+    except db.ERRORS as exc:
+        return fail(str(exc))
     finally:
         if small is not None:
             small.stop()
-    return report(timings, args)
+    command = (f"python bench/data_shapes.py --users {args.users} --shapes {','.join(shapes)}"
+               f" --batch-size {args.batch_size}{' --no-small-server' if args.no_small_server else ''}")
+    lines = header("orgmig benchmark: revision 0004 over data shapes, statistics, JIT and shared_buffers", where,
+                   f"load average before {load_before:.2f}, after {load1():.2f}", command)
+    return report(runs, lines)
 
 
-def report(timings: list[Timing], args: argparse.Namespace) -> int:
-    reference = next((t for t in timings if t.shape == "clean" and t.variant == "analyzed"), None)
-    (version,) = execute(Server(normalize_url(args.database_url)).admin_url, "SHOW server_version")
-    print("orgmig benchmark: revision 0004 over data shapes, statistics, JIT and shared_buffers")
-    print(f"  server       PostgreSQL {version[0][0]}; machine {os.cpu_count()} CPUs; load average"
-          f" {os.getloadavg()[0]:.2f}")
-    print(f"  command      python bench/data_shapes.py --users {args.users} --shapes {args.shapes}"
-          f" --batch-size {args.batch_size}")
-    print(f"  {'shape':<11}{'variant':<15}{'users/s':>10}{'MB/s':>8}{'ratio':>8}")
+def report(runs: list[VariantRun], lines: list[str]) -> int:
+    reference = next((t for t in runs if t.shape == "clean" and t.variant == "analyzed"), None)
+    lines.append(f"  {'shape':<11}{'variant':<15}{'users/s':>10}{'MB/s':>8}{'ratio':>8}")
     missed = []
-    for t in timings:
+    for t in runs:
         ratio = t.rate / reference.rate if reference else float("nan")
         if reference and ratio < TARGET_RATIO:
             missed.append(t)
-        print(f"  {t.shape:<11}{t.variant:<15}{t.rate:>10,.0f}{t.legacy_mb / t.seconds:>8.1f}{ratio:>8.2f}")
+        lines.append(f"  {t.shape:<11}{t.variant:<15}{t.rate:>10,.0f}{t.legacy_mb / t.seconds:>8.1f}{ratio:>8.2f}")
     if reference:
-        worst = min(t.rate / reference.rate for t in timings)
-        print(f"  reference    clean, analyzed: {reference.rate:,.0f} users/s; worst ratio {worst:.2f}"
-              f" (target >= {TARGET_RATIO}); median ratio"
-              f" {statistics.median(t.rate / reference.rate for t in timings):.2f}")
-    for t in missed:
-        print(f"  MISSED       {t.shape} {t.variant}: {t.rate / reference.rate:.2f} of the reference")
-    return 1 if missed else 0
+        worst = min(t.rate / reference.rate for t in runs)
+        lines.append(line("reference", f"clean, analyzed: {reference.rate:,.0f} users/s; worst ratio {worst:.2f}"
+                                       f" (target >= {TARGET_RATIO}); median ratio"
+                                       f" {statistics.median(t.rate / reference.rate for t in runs):.2f}"))
+    lines += [line("MISSED", f"{t.shape} {t.variant}: {t.rate / reference.rate:.2f} of the reference") for t in missed]
+    print("\n".join(lines))
+    return exit_code(missed)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,12 @@ bound by latency instead (the floor printed is 0 and the ratio is not meaningful
     python bench/okta_export.py [--users 100000] [--groups 200] [--window 1] [--concurrency N]
                                 [--database-url URL]
 
-With the package installed (`pip install -e .`). The fake Okta runs as a process of its own
-(`python -m tests.fakes okta ...`, started in the checkout); the bench imports nothing from tests/.
-The database: `--database-url` or DATABASE_URL
+The fake Okta runs as a process of its own (`python -m tests.fakes okta ...`, started in the
+checkout); the bench imports nothing from tests/. The database: `--database-url` or DATABASE_URL
 names a server where the bench may create (and afterwards drop) a scratch database; default
-postgresql://postgres@127.0.0.1:5432/postgres.
+postgresql://postgres@127.0.0.1:5432/postgres. Exit 1 when a ratio misses its target (requests
+<= 1.05x the minimum; wall time <= 1.15x the floor, when the rate limit sets one), 2 when the
+bench could not run.
 """
 
 from __future__ import annotations
@@ -33,18 +34,18 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
+
+import harness.server as db
+from harness import ROOT
+from harness.report import exit_code, header, line, load1, say, verdict
 
 from app import idp
 from app.config import get_settings
-from app.db import make_engine, normalize_url
+from app.db import make_engine
 from app.idp.config import OktaSettings
-from app.ops import migrations
-from app.ops.databases import Server
 
-ROOT = Path(__file__).resolve().parent.parent
 PER_MINUTE = 600
-DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+TARGET_REQUESTS, TARGET_WALL = 1.05, 1.15
 # The API's largest pages: users, groups, group members.
 USERS_PAGE, GROUPS_PAGE, MEMBERS_PAGE = 200, 10_000, 1_000
 
@@ -94,34 +95,29 @@ class FakeOkta:
             self.proc.wait(timeout=10)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--users", type=int, default=100_000)
-    parser.add_argument("--groups", type=int, default=200)
+    parser.add_argument("--users", type=int, default=100_000, help="users in the fake tenant (default 100,000)")
+    parser.add_argument("--groups", type=int, default=200, help="groups in the fake tenant (default 200)")
     parser.add_argument("--window", type=float, default=1.0,
                         help="seconds per rate-limit window (600/min either way; default 1)")
     parser.add_argument("--concurrency", type=int, default=None,
                         help="requests in flight (default ORGMIG_EXPORT_CONCURRENCY or its default)")
-    parser.add_argument("--database-url", default=None,
-                        help=f"a server where the bench may create a scratch database (default DATABASE_URL, "
-                             f"else {DEFAULT_SERVER})")
-    args = parser.parse_args()
+    db.add_server_arguments(parser, keep=None)
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    settings = get_settings()
-    server_url = args.database_url or (settings.database_url.get_secret_value() if settings.database_url
-                                       else DEFAULT_SERVER)
-    concurrency = args.concurrency or settings.export_concurrency
+    concurrency = args.concurrency or get_settings().export_concurrency
+    server, where = db.open_server(args.database_url)
 
     per_window = max(1, round(PER_MINUTE * args.window / 60.0))
-    print(f"tenant: {args.users:,} users, {args.groups} groups (the fake Okta starts in its own process)",
-          flush=True)
+    say(f"tenant: {args.users:,} users, {args.groups} groups (the fake Okta starts in its own process)")
+    load_before = load1()
     fake = FakeOkta(args.users, args.groups, per_window, args.window)
-    server = Server(normalize_url(server_url))
     name = f"orgmig_bench_{uuid.uuid4().hex[:8]}"
     try:
         minimum = minimum_requests(fake.ready["sizes"])
         url = server.create(name)
-        migrations.upgrade(migrations.alembic_config(url))
+        db.upgrade_to(url, "head")
         engine = make_engine(url, pool_size=concurrency + 2)
         okta = OktaSettings(**fake.ready["settings"], _env_file=None)
         # Start at a window boundary, so the floor below is exact.
@@ -138,19 +134,25 @@ def main() -> int:
 
     floor = floor_seconds(minimum, per_window, args.window)
     need = sum(minimum.values())
-    print()
-    print(f"limit: {per_window} requests per {args.window:g}s window per bucket ({PER_MINUTE}/min); "
-          f"concurrency {concurrency}")
-    print(f"exported: {result.counts.users:,} users, {result.counts.groups} groups, "
-          f"{result.counts.memberships:,} memberships")
-    print(f"requests: {made} made (429s: {rate_limited}), minimum {need} "
-          f"(users {minimum['users']}, groups {minimum['groups']}, group members {minimum['other']}); "
-          f"ratio {made / need:.3f} (target <= 1.05)")
-    if floor > 0:
-        print(f"wall time: {wall:.1f}s, floor {floor:.1f}s; ratio {wall / floor:.3f} (target <= 1.15)")
-    else:
-        print(f"wall time: {wall:.1f}s; the rate limit sets no floor here (every bucket fits in one window)")
-    return 0
+    requests_ok = made / need <= TARGET_REQUESTS
+    wall_ok = floor <= 0 or wall / floor <= TARGET_WALL
+    command = (f"python bench/okta_export.py --users {args.users} --groups {args.groups} --window {args.window:g}"
+               f" --concurrency {concurrency}")
+    lines = header("orgmig benchmark: the Okta export against the provider's page sizes and rate limit", where,
+                   f"load average before {load_before:.2f}, after {load1():.2f}", command) + [
+        line("limit", f"{per_window} requests per {args.window:g}s window per bucket ({PER_MINUTE}/min);"
+                      f" concurrency {concurrency}"),
+        line("exported", f"{result.counts.users:,} users, {result.counts.groups} groups,"
+                         f" {result.counts.memberships:,} memberships"),
+        line("requests", f"{made} made (429s: {rate_limited}), minimum {need} (users {minimum['users']},"
+                         f" groups {minimum['groups']}, group members {minimum['other']}); ratio {made / need:.3f}"
+                         f" (target <= {TARGET_REQUESTS}): {verdict(requests_ok)}"),
+        line("wall time", f"{wall:.1f}s, floor {floor:.1f}s; ratio {wall / floor:.3f} (target <= {TARGET_WALL}):"
+                          f" {verdict(wall_ok)}" if floor > 0 else
+                          f"{wall:.1f}s; the rate limit sets no floor here (every bucket fits in one window)"),
+    ]
+    print("\n".join(lines))
+    return exit_code(not (requests_ok and wall_ok))
 
 
 if __name__ == "__main__":

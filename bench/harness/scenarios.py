@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.engine import URL
@@ -27,16 +28,17 @@ REVISION = "0004"
 SETTLE_S = 1.0
 
 
+@dataclass
 class Scenarios:
-    """The scenarios of bench/online.py, each on a fresh copy of `template`, dropped after."""
+    """The scenarios of bench/online.py, each on a fresh copy of `template`, dropped after; the
+    traffic's first `warmup` seconds on a copy are not measured."""
 
-    def __init__(self, server: Server, template: str, work: Workload, logs: Path, warmup: float) -> None:
-        self.server = server
-        self.template = template
-        self.work = work
-        self.logs = logs
-        self.warmup = warmup
-        self.copies = 0
+    server: Server
+    template: str
+    work: Workload
+    logs: Path
+    warmup: float
+    copies: int = 0
 
     def copy(self) -> tuple[str, URL]:
         self.copies += 1

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import psycopg
 from sqlalchemy import text
@@ -140,3 +144,32 @@ class Databases:
     def __exit__(self, *exc) -> None:
         for name in self.copies + ([] if self.keep else self.kept):
             self.server.drop(name)
+
+
+class PrivateServer:
+    """A throw-away PostgreSQL cluster started with the given settings (initdb + pg_ctl)."""
+
+    def __init__(self, settings: dict[str, str]) -> None:
+        bindir = Path(subprocess.check_output(["pg_config", "--bindir"], text=True).strip())
+        self.pg_ctl, initdb = bindir / "pg_ctl", bindir / "initdb"
+        if not self.pg_ctl.exists() or not initdb.exists():
+            raise FileNotFoundError(f"pg_ctl/initdb not found in {bindir}")
+        self.dir = Path(tempfile.mkdtemp(prefix="orgmig-bench-pg-"))
+        self.port = 5499
+        # initdb refuses to run as root: run the server as the postgres account then.
+        self.run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.run_as:
+            shutil.chown(self.dir, "postgres")
+        subprocess.run([*self.run_as, str(initdb), "-D", str(self.dir / "data"), "-U", "postgres", "-A", "trust"],
+                       check=True, capture_output=True)
+        options = " ".join(f"-c {k}={v}" for k, v in {
+            **settings, "port": str(self.port), "listen_addresses": "127.0.0.1",
+            "unix_socket_directories": str(self.dir)}.items())
+        subprocess.run([*self.run_as, str(self.pg_ctl), "-D", str(self.dir / "data"), "-o", options, "-w",
+                        "-l", str(self.dir / "log"), "start"], check=True, capture_output=True)
+        self.url = normalize_url(f"postgresql://postgres@127.0.0.1:{self.port}/postgres")
+
+    def stop(self) -> None:
+        subprocess.run([*self.run_as, str(self.pg_ctl), "-D", str(self.dir / "data"), "-m", "fast", "stop"],
+                       capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
