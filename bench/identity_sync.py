@@ -265,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     targets = {"apply": TARGET_APPLY, "reapply": TARGET_REAPPLY, "reconcile": TARGET_RECONCILE}
     first = runs[0]
     command = (f"python bench/identity_sync.py --users {args.users} --orgs {orgs} --facilities {args.facilities}"
-               f" --runs {args.runs}{' --legacy' if args.legacy else ''}")
+               f" --runs {args.runs}{' --legacy' if args.legacy else ''}{' --profile' if args.profile else ''}"
+               f"{' --explain' if args.profile and args.explain else ''}")
     lines = header("orgmig benchmark: the identity step (revision 0007, orgmig sync, orgmig reconcile)", where,
                    f"load average before {load_before:.2f}, after {load1():.2f}", command, code) + [
         (f"  snapshot     {template.accounts:,} Okta accounts, {template.groups:,} groups, {template.memberships:,}"
