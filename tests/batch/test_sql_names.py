@@ -17,7 +17,7 @@ NAMED = re.compile(r"""\bSQL(?:\.source)?\(\s*["']([a-z_]+(?:\.[a-z_]+)?)["']"""
 def test_every_statement_named_in_code_exists():
     missing = []
     checked = 0
-    for path in sorted([*ROOT.joinpath("app").rglob("*.py"), *ROOT.joinpath("bench").glob("*.py")]):
+    for path in sorted([*ROOT.joinpath("app").rglob("*.py"), *ROOT.joinpath("bench").rglob("*.py")]):
         names = NAMED.findall(path.read_text(encoding="utf-8"))
         if not names:
             continue
