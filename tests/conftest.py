@@ -5,7 +5,7 @@
 - tests.support.idp: the export tests' snapshot database and provider environment;
 - tests.support.collections: the collections tests' Redis database and migrated app database;
 - tests.fakes.fixtures: the fake identity providers;
-- tests.support.identity: the identity step's tenant, template databases and fakes;
+- tests.support.identity.databases: the identity step's template databases and fakes;
 - tests.batch.toy_copy.fixtures: the engine's toy step and its database;
 - tests.service.serving: the login-time service's database (a copy of a template at 0006).
 """
@@ -17,4 +17,4 @@ os.environ.pop("DATABASE_URL", None)
 
 pytest_plugins = ["tests.support.fixtures", "tests.support.idp", "tests.support.collections",
                   "tests.fakes.fixtures",
-                  "tests.support.identity", "tests.batch.toy_copy.fixtures", "tests.service.serving"]
+                  "tests.support.identity.databases", "tests.batch.toy_copy.fixtures", "tests.service.serving"]

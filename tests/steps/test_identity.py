@@ -1,6 +1,6 @@
 """Revision 0007 (the identity step) per provider, against a real PostgreSQL and the fake providers
 over loopback: every edge case of the identity data contract and of the SimpleReport ticket
-(tests/support/identity.py CAST), the rows asserted one by one; then a second sync changes
+(tests/support/identity/cast.py CAST), the rows asserted one by one; then a second sync changes
 nothing, and `alembic downgrade 0006` puts every table back exactly."""
 
 from __future__ import annotations
