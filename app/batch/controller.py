@@ -14,6 +14,12 @@ CockroachDB's elastic CPU share; docs/architecture.md, "Steering"):
   holding: x1.25, but never past the midpoint toward the lowest rate that hurt lately;
 - otherwise it holds, and says why.
 
+Alone (no other client of the database over the last window: app.batch.health), there is no
+application to protect: no limit, whatever the signal says, so a maintenance window runs at the
+run's own pace. When a client arrives, the allowance becomes `joined_share` of the rate the run
+wrote alone, and the pacer measures a fresh baseline (the one from before was of an empty
+database) before the law above goes on.
+
 Changes are at least `cooldown_s` apart (one signal window: the effect of the last change has to
 be in the signal before the next one is decided on it). The allowance never falls below `floor`.
 """
@@ -37,6 +43,7 @@ class Law:
     cooldown_s: float = 5.0
     ease_cooldown_s: float = 10.0
     memory_s: float = 180.0
+    joined_share: float = 0.25  # of the rate written alone, when a client arrives
 
     @classmethod
     def paced_by(cls, window_s: float, target: float) -> Law:
@@ -53,13 +60,15 @@ class Reading:
     ratio: float | None
     wal_waits: str | None = None  # why the application's WAL waits count as a near breach
     hold: str | None = None  # why no raise now (CPU pressure, autovacuum on the step's tables)
+    alone: bool | None = None  # no other client of the database lately (None: too few samples yet)
+    company: str | None = None  # when not alone: who (the latest other client seen)
 
 
 @dataclass(frozen=True)
 class Decision:
     at: float
-    action: str  # cut, ease, raise, hold
-    allowance: float  # WAL bytes a second, after the decision
+    action: str  # start, cut, ease, raise, hold, alone, client, baseline
+    allowance: float  # WAL bytes a second, after the decision (alone: the one kept for later; no limit)
     reason: str
 
 
@@ -70,13 +79,14 @@ class Controller:
     allowance: float  # WAL bytes a second
     floor: float
     enabled: bool = True
+    alone: bool = False
     _changed_at: float = -math.inf
     _eased_at: float = -math.inf
     _bad: list[tuple[float, float]] = field(default_factory=list)  # (rate, when)
 
     def limit(self) -> float | None:
         """WAL bytes a second the run may write; None: no limit (steering off)."""
-        return self.allowance if self.enabled else None
+        return self.allowance if self.enabled and not self.alone else None
 
     def lowest_bad(self) -> float | None:
         now = self.clock()
@@ -85,8 +95,22 @@ class Controller:
 
     def decide(self, reading: Reading, used: float) -> Decision | None:
         """One step of the law, given the reading and the WAL bytes a second the run wrote over
-        the last window. None when off or while there is no signal yet."""
-        if not self.enabled or reading.ratio is None:
+        the last window. None when off, while alone, or while there is no signal yet."""
+        if not self.enabled:
+            return None
+        if reading.alone and not self.alone:
+            self.alone = True
+            return self._decision("alone", "alone: no other client of the database over the last window;"
+                                  " no limit while none comes")
+        if self.alone:
+            if reading.alone is not False:
+                return None
+            self.alone = False
+            written = used if used > 0 else self.allowance
+            return self._change(written * self.law.joined_share, "client",
+                                f"a client of the database arrived ({reading.company}): {self.law.joined_share:.0%}"
+                                f" of the {_rate(written)} the run wrote alone, and a fresh baseline")
+        if reading.ratio is None:
             return None
         law, now, r = self.law, self.clock(), reading.ratio
         since = now - self._changed_at

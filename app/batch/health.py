@@ -10,6 +10,10 @@ the application costs now, against what it cost before the run wrote anything.
 - **The guards**, every GUARD_EVERY probes: the share of the other active client backends
   waiting on the WAL flush (IO:WALSync, LWLock:WALWrite), /proc/pressure/cpu where the kernel
   has it, and autovacuum on the step's tables.
+- **Alone**: the guards also count the other clients of the database (busy now, or within the
+  last signal window; not the run's own sessions, not the alembic command running the revision,
+  not `orgmig status`). When every guard sample of the last window saw none, the run is alone:
+  there is no application to protect, and the controller sets no limit (app.batch.controller).
 - **The baseline**: BASELINE_PROBES probes (and guard samples) taken while the run writes
   nothing, before it starts and again during a long run (app.batch.pacer), folded in with
   weight 0.3 so a busier hour does not read as damage.
@@ -27,6 +31,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from sqlalchemy import Connection
 
@@ -50,6 +55,10 @@ PROBE_TIMEOUT_MS = 5_000
 WAL_WAIT_SHARE = 0.5
 CPU_PRESSURE_POINTS = 20.0
 PSI_CPU = Path("/proc/pressure/cpu")
+# `orgmig status` names its sessions so; they are not an application (steer.guards says the same).
+STATUS_APPLICATION = "orgmig status"
+# Alone takes this many guard samples in a row, the whole last window, that saw no other client.
+ALONE_SAMPLES = 3
 
 
 def cpu_pressure(path: Path = PSI_CPU) -> float | None:
@@ -76,6 +85,16 @@ def weighted_quantile(samples: list[tuple[float, int]], q: float) -> float:
     return ordered[-1][0]
 
 
+class Guard(NamedTuple):
+    at: float
+    wal_waiting: int
+    active: int
+    autovacuum: str | None
+    cpu: float | None
+    others: int  # other clients of the database, busy now or lately
+    other: str | None  # the first of them, as a person can find it
+
+
 @dataclass
 class Baseline:
     ms: float
@@ -96,7 +115,7 @@ class Health:
         self.baseline: Baseline | None = None
         self._conn: Connection | None = None
         self._probes: deque[tuple[float, float, int]] = deque()  # (at, ms, weight)
-        self._guards: deque[tuple[float, int, int, str | None, float | None]] = deque()
+        self._guards: deque[Guard] = deque()
         self.probes = 0
 
     # -- the connection ---------------------------------------------------------------------
@@ -187,15 +206,17 @@ class Health:
 
     def _guard(self) -> None:
         try:
-            row = self._connection().execute(SQL("steer.guards"), {**self.ids, "tables": self.tables}).one()
+            row = self._connection().execute(SQL("steer.guards"), {
+                **self.ids, "tables": self.tables, "recent_s": self.window_s}).one()
             self._connection().commit()
         except Exception as exc:  # noqa: BLE001 - a guard sample is optional
             self._conn = unless_broken(self._conn, exc)
             log.debug("steering: guards not read: %s", describe(exc))
             return
         now = time.monotonic()
-        self._guards.append((now, row.wal_waiting, row.active, row.autovacuum, cpu_pressure()))
-        while self._guards and self._guards[0][0] < now - self.window_s:
+        self._guards.append(Guard(now, row.wal_waiting, row.active, row.autovacuum, cpu_pressure(),
+                                  row.others, row.other))
+        while self._guards and self._guards[0].at < now - self.window_s:
             self._guards.popleft()
 
     def take_baseline(self, weight: float = 1.0, stop: Callable[[], bool] = lambda: False) -> Baseline | None:
@@ -233,18 +254,30 @@ class Health:
         return weighted_quantile([(ms, w) for _, ms, w in self._probes], QUANTILE)
 
     def _wal_wait_share(self) -> float | None:
-        active = sum(g[2] for g in self._guards)
-        return None if active < 3 else sum(g[1] for g in self._guards) / active
+        active = sum(g.active for g in self._guards)
+        return None if active < 3 else sum(g.wal_waiting for g in self._guards) / active
 
     def _cpu(self) -> float | None:
-        values = [g[4] for g in self._guards if g[4] is not None]
+        values = [g.cpu for g in self._guards if g.cpu is not None]
         return sum(values) / len(values) if values else None
+
+    def alone(self) -> tuple[bool | None, str | None]:
+        """Whether the run is alone on the database, and if not who keeps it company: alone when
+        every guard sample of the last window (at least ALONE_SAMPLES) saw no other client;
+        not alone when one of them saw one (the latest such, as a person can find it); None
+        while too few samples tell."""
+        seen = [g for g in self._guards if g.others]
+        if seen:
+            last = seen[-1]
+            return False, last.other + (f" and {last.others - 1} more" if last.others > 1 else "")
+        return (True, None) if len(self._guards) >= ALONE_SAMPLES else (None, None)
 
     def reading(self) -> Reading:
         """The signal against its baseline, and the guards against theirs."""
         signal, base = self.signal_ms(), self.baseline
+        alone, company = self.alone()
         if signal is None or base is None:
-            return Reading(None)
+            return Reading(None, alone=alone, company=company)
         ratio = signal / max(base.ms, FLOOR_MS)
         share, wal_waits = self._wal_wait_share(), None
         if share is not None and share >= WAL_WAIT_SHARE and share >= 2 * (base.wal_wait_share or 0):
@@ -252,13 +285,13 @@ class Health:
                 else f"baseline {base.wal_wait_share:.0%}"
             wal_waits = f"{share:.0%} of the other active backends wait on the WAL flush ({before})"
         hold = None
-        vacuumed = self._guards[-1][3] if self._guards else None
+        vacuumed = self._guards[-1].autovacuum if self._guards else None
         cpu = self._cpu()
         if vacuumed:
             hold = f"autovacuum on {vacuumed}"
         elif cpu is not None and base.cpu_pressure is not None and cpu > base.cpu_pressure + CPU_PRESSURE_POINTS:
             hold = f"CPU pressure {cpu:.0f}% (baseline {base.cpu_pressure:.0f}%)"
-        return Reading(ratio, wal_waits, hold)
+        return Reading(ratio, wal_waits, hold, alone, company)
 
     def figures(self) -> dict:
         """What `orgmig status` shows of the signal."""

@@ -18,6 +18,9 @@ How a run is steered (app.batch.health for the signal, app.batch.controller for 
    and every change are written to orgmig_steer / orgmig_steer_decision (`orgmig status`).
 6. Every REFRESH_WINDOWS signal windows the workers stop at their next batch, the baseline is
    measured again with nothing of the run in flight, and folded in.
+7. Alone on the database (app.batch.health), the run has no limit (state `alone`); when a client
+   arrives it drops to a quarter of the rate it wrote alone, and the baseline is measured afresh
+   (as in 6, replacing the one of the empty database).
 
 A batch's WAL is the insert position's advance during its transaction, divided by the batches
 this process had in flight meanwhile (each worker's delta also holds the others'), per row read.
@@ -93,6 +96,7 @@ class Pacer:
         self._rows = 0
         self._bytes = 0.0
         self._quiet = False  # while the baseline is measured again: no batch starts
+        self._rebase = False  # a client arrived: the baseline is measured afresh
         self._stop = threading.Event()
         self._local = threading.local()
         self._thread: threading.Thread | None = None
@@ -234,7 +238,9 @@ class Pacer:
                 break
             (stop or self._stop).wait(min(0.25, due - now))
             new = self.controller.limit()
-            if new != limit and new and limit:
+            if new is None:  # alone: no limit any more
+                break
+            if new != limit and limit:
                 now = time.monotonic()
                 due = now + max(0.0, due - now) * limit / new
                 limit = new
@@ -265,9 +271,9 @@ class Pacer:
                 if self.controller is not None:
                     self._steer()
                 self._write_decisions()
-                if since_refresh >= refresh_every:
-                    self._refresh()
-                    since_refresh = 0
+                if self._rebase or (since_refresh >= refresh_every and not self.controller.alone):
+                    self._refresh(fresh=self._rebase)
+                    since_refresh, self._rebase = 0, False
                 if time.monotonic() - published >= PUBLISH_EVERY_S:
                     self._publish()
                     published = time.monotonic()
@@ -288,13 +294,16 @@ class Pacer:
         self.reason = decision.reason
         if decision.action != "hold":
             self._decided(decision, reading.ratio)
+        if decision.action == "client":
+            self._rebase = True
 
     def _decided(self, decision: Decision, ratio: float | None = None) -> None:
         """A change, logged now and written by the monitor thread (the probe's connection is
         its alone)."""
-        self.state, self.reason = "steering", decision.reason
+        self.state = "alone" if decision.action == "alone" else "steering"
+        self.reason = decision.reason
         log.info("%s: steering: %s to %s: %s", self.runner.label, decision.action,
-                 rate_text(decision.allowance), decision.reason)
+                 rate_text(None if decision.action == "alone" else decision.allowance), decision.reason)
         self._pending.append((decision, ratio))
 
     def _write_decisions(self) -> None:
@@ -303,12 +312,13 @@ class Pacer:
         for decision, ratio in pending:
             self.health.record(decision, ratio)
 
-    def _refresh(self) -> None:
+    def _refresh(self, fresh: bool = False) -> None:
         """The baseline again, with nothing of this process's run in flight: no batch starts
-        from the moment the refresh is asked for, and the ones in flight are waited for."""
+        from the moment the refresh is asked for, and the ones in flight are waited for. Folded
+        into the old one, or (`fresh`, a client arrived) replacing it."""
         with self._idle:
             self._quiet = True
-            self.reason = "the workers stop while the baseline is measured again"
+            self.reason = "the workers stop while the baseline is measured " + ("afresh" if fresh else "again")
             if not self._idle.wait_for(lambda: self._in_flight == 0 or self._stop.is_set(), QUIET_WAIT_S):
                 self._quiet = False
                 self._idle.notify_all()
@@ -317,14 +327,14 @@ class Pacer:
         try:
             self._publish()
             old = self.health.baseline.ms
-            base = self.health.take_baseline(weight=0.3, stop=self._stop.is_set)
+            base = self.health.take_baseline(weight=1.0 if fresh else 0.3, stop=self._stop.is_set)
         finally:
             with self._idle:
                 self.state = "steering"
                 self._quiet = False
                 self._idle.notify_all()
         self._decided(Decision(time.monotonic(), "baseline", self.controller.allowance,
-                               f"baseline measured again: {old:.2f} ms -> {base.ms:.2f} ms"))
+                               f"baseline measured {'afresh' if fresh else 'again'}: {old:.2f} ms -> {base.ms:.2f} ms"))
 
     def _publish(self) -> None:
         limit = self.controller.limit() if self.controller else None

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from app import db
 from app.batch.controller import rate_text
+from app.batch.health import STATUS_APPLICATION
 from app.batch.progress import eta
 from app.cli.common import add_database_option, connected
 from app.cli.output import console
@@ -82,7 +83,8 @@ def _render(st: status.Status, where: str) -> Group:
 
 
 def handle(args: argparse.Namespace) -> int:
-    with connected(args) as engine:
+    # Named, so a run's steering does not count this watcher as an application (app.batch.health).
+    with connected(args, connect_args={"application_name": STATUS_APPLICATION}) as engine:
         where = db.redact(engine.url)
         out = console()
 

@@ -120,3 +120,23 @@ def test_no_decision_without_a_signal():
     c, _ = controller()
     assert c.decide(Reading(None), used=1_000_000) is None
     assert c.limit() == 1_000_000
+
+
+def test_alone_there_is_no_limit_and_a_client_arriving_drops_it_to_a_quarter():
+    c, clock = controller()
+    assert c.decide(Reading(None, alone=None), used=1_000_000) is None  # too few samples: as it was
+    assert c.limit() == 1_000_000
+    d = c.decide(Reading(None, alone=True), used=1_000_000)
+    assert d.action == "alone" and c.limit() is None and "no limit" in d.reason
+    clock.now += 60  # alone, a breach of the signal is nobody's pain: no decision
+    assert c.decide(Reading(9.0, alone=True), used=8_000_000) is None
+    assert c.limit() is None
+    d = c.decide(Reading(1.0, alone=False, company="pid 42 (app)"), used=8_000_000)
+    assert (d.action, c.limit()) == ("client", 2_000_000)
+    assert d.reason.startswith("a client of the database arrived (pid 42 (app)): 25% of the 8.00 MB/s")
+    assert c.decide(Reading(None, alone=False, company="pid 42 (app)"), used=2_000_000) is None
+    clock.now += 2  # the law again; the change just made has to show before the next one
+    assert c.decide(Reading(3.0, alone=False), used=2_000_000).action == "hold"
+    clock.now += 5
+    assert c.decide(Reading(3.0, alone=False), used=2_000_000).action == "cut"
+    assert c.limit() == 1_000_000

@@ -1,7 +1,8 @@
-"""Steering on a real PostgreSQL, with the toy step: the run backs off when a synchronous commit
-turns slow and raises its allowance again once it is fast; off, nothing holds it back; a small
-run is not steered; `orgmig status` shows it. Assertions are on the decisions the run recorded,
-not on rates or durations (a busy host changes those)."""
+"""Steering on a real PostgreSQL, with the toy step: beside an application, the run backs off
+when a synchronous commit turns slow and raises its allowance again once it is fast; off,
+nothing holds it back; a small run is not steered; `orgmig status` shows it. Assertions are on
+the decisions the run recorded, not on rates or durations (a busy host changes those). Alone on
+the database: tests/batch/test_alone.py."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from tests.batch.toy_copy import ToyCopy
 from tests.batch.toy_copy.fixtures import batches_cover_the_keys_once, copied_exactly, options
 from tests.support.db import execute, scalar
 from tests.support.migrate import orgmig
+from tests.support.traffic import application
 
 # 100 batches of 10 rows, about 20-30 ms each: a run long enough to steer. A probe every 50 ms makes
 # the signal window 1.25 s. The breach threshold is set far above what a busy host's commits
@@ -48,19 +50,20 @@ def test_the_run_backs_off_while_commits_stall_and_raises_again_after(toy):
     result: dict = {}
     worker = threading.Thread(target=lambda: result.update(
         r=run_step(toy, ToyCopy(sleep_ms_per_row=3), "upgrade", options(**STEERED))))
-    worker.start()
-    try:
-        _wait_for(toy, "SELECT count(*) FROM orgmig_steer_decision WHERE action = 'start'")
-        # 25 batches in: the WAL per row the pacer charges has settled (the least of 20 batches)
-        _wait_for(toy, "SELECT count(*) >= 25 FROM orgmig_batch WHERE status = 'succeeded'")
-        # Another session holds the probe's row for 1.5 s: the probe's commit waits that long,
-        # as an application's commits would behind a stalled WAL flush.
-        with toy.connect() as conn, conn.begin():
-            conn.execute(text("SELECT 1 FROM orgmig_steer FOR UPDATE"))
-            stalled_at = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
-            time.sleep(1.5)
-    finally:
-        worker.join(120)
+    with application(toy):  # an application beside the run all along: it is never alone
+        worker.start()
+        try:
+            _wait_for(toy, "SELECT count(*) FROM orgmig_steer_decision WHERE action = 'start'")
+            # 25 batches in: the WAL per row the pacer charges has settled (the least of 20 batches)
+            _wait_for(toy, "SELECT count(*) >= 25 FROM orgmig_batch WHERE status = 'succeeded'")
+            # Another session holds the probe's row for 1.5 s: the probe's commit waits that long,
+            # as an application's commits would behind a stalled WAL flush.
+            with toy.connect() as conn, conn.begin():
+                conn.execute(text("SELECT 1 FROM orgmig_steer FOR UPDATE"))
+                stalled_at = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
+                time.sleep(1.5)
+        finally:
+            worker.join(120)
     assert not worker.is_alive()
     assert result["r"].rows_done == 1000
     copied_exactly(toy)
@@ -123,14 +126,15 @@ def test_no_probe_takes_a_connection_the_workers_were_counted_on(toy):
 def test_status_shows_the_allowance_the_signal_and_the_last_reason(toy):
     worker = threading.Thread(target=lambda: run_step(
         toy, ToyCopy(sleep_ms_per_row=2), "upgrade", options(**STEERED)))
-    worker.start()
-    try:
-        _wait_for(toy, "SELECT count(*) FROM orgmig_steer WHERE state = 'steering' AND signal_ms IS NOT NULL"
-                       " AND allowance_bytes_per_s IS NOT NULL")
-        shown = json.loads(orgmig(toy.url, "status", "--json").stdout)
-        table = orgmig(toy.url, "status").stdout
-    finally:
-        worker.join(120)
+    with application(toy):
+        worker.start()
+        try:
+            _wait_for(toy, "SELECT count(*) FROM orgmig_steer WHERE state = 'steering' AND signal_ms IS NOT NULL"
+                           " AND allowance_bytes_per_s IS NOT NULL")
+            shown = json.loads(orgmig(toy.url, "status", "--json").stdout)
+            table = orgmig(toy.url, "status").stdout
+        finally:
+            worker.join(120)
     steering = shown["runs"][0]["steering"]
     assert steering["state"] == "steering"
     assert steering["allowance_bytes_per_s"] > 0 and steering["baseline_ms"] > 0 and steering["reason"]
@@ -155,24 +159,25 @@ def test_a_long_run_measures_its_baseline_again_with_nothing_in_flight(toy):
     runner = Runner(toy, ToyCopy(), "upgrade", options(**{**STEERED, "steer_probe_ms": 20}))
     with toy.connect() as conn, conn.begin():
         run = runner.ledger.open(conn, 10)
-    pacer = Pacer(runner, run, refresh_windows=2)
-    pacer.start(workers=1)
-    conn = runner.connect()
-    overlapped = []
-    try:
-        deadline = time.monotonic() + 60
-        key = 0
-        while not scalar(toy, "SELECT count(*) FROM orgmig_steer_decision WHERE action = 'baseline'"):
-            assert time.monotonic() < deadline
-            with conn.begin(), pacer.batch(conn):
-                if pacer.state == "refreshing baseline":
-                    overlapped.append(key)
-                conn.execute(text("INSERT INTO toy_b SELECT g, 'x' FROM generate_series(:k, :k + 9) g"), {"k": key})
-            pacer.after(10)
-            key += 10
-    finally:
-        conn.close()
-        pacer.close()
+    with application(toy):  # beside an application: the baseline is kept fresh
+        pacer = Pacer(runner, run, refresh_windows=2)
+        pacer.start(workers=1)
+        conn = runner.connect()
+        overlapped = []
+        try:
+            deadline = time.monotonic() + 60
+            key = 0
+            while not scalar(toy, "SELECT count(*) FROM orgmig_steer_decision WHERE action = 'baseline'"):
+                assert time.monotonic() < deadline
+                with conn.begin(), pacer.batch(conn):
+                    if pacer.state == "refreshing baseline":
+                        overlapped.append(key)
+                    conn.execute(text("INSERT INTO toy_b SELECT g, 'x' FROM generate_series(:k, :k + 9) g"), {"k": key})
+                pacer.after(10)
+                key += 10
+        finally:
+            conn.close()
+            pacer.close()
     actions = [d["action"] for d in _decisions(toy)]
     assert actions[0] == "start" and "baseline" in actions
     reason = scalar(toy, "SELECT reason FROM orgmig_steer_decision WHERE action = 'baseline' ORDER BY id LIMIT 1")

@@ -34,13 +34,30 @@ VALUES (:run_id, :process, :action, :allowance, :ratio, :reason);
 -- name: guards
 -- The cheap guards, one sample: the other active client backends (not this one, not the run's
 -- own connections, which hold its liveness lock) and how many wait on the WAL flush; the step's
--- tables an autovacuum worker is vacuuming now.
+-- tables an autovacuum worker is vacuuming now; and the other clients of this database (`others`,
+-- the first of them in `other`): its client backends busy now or within the last :recent_s
+-- seconds, apart from this one, the run's own, the session holding the migration lock (the
+-- alembic command that runs the revision) and `orgmig status` (app.batch.health, "alone").
+WITH own AS (
+    SELECT l.pid FROM pg_locks l
+    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+      AND ((l.classid = 1869770088 AND l.objid::bigint = CAST(:run_id AS bigint))
+           OR (l.classid = 1869770087 AND l.objid = 0))
+), others AS (
+    SELECT o.pid, o.application_name FROM pg_stat_activity o
+    WHERE o.backend_type = 'client backend' AND o.datname = current_database() AND o.pid <> pg_backend_pid()
+      AND o.pid NOT IN (SELECT pid FROM own) AND o.application_name <> 'orgmig status'
+      AND (o.state <> 'idle' OR o.state_change > clock_timestamp() - make_interval(secs => :recent_s))
+)
 SELECT count(*) FILTER (WHERE a.wait_event IN ('WALSync', 'WALWrite')) AS wal_waiting,
        count(*) AS active,
        (SELECT string_agg(DISTINCT p.relid::regclass::text, ', ')
         FROM pg_stat_progress_vacuum p
         JOIN pg_stat_activity v ON v.pid = p.pid AND v.backend_type = 'autovacuum worker'
-        WHERE p.relid = ANY (ARRAY(SELECT to_regclass(t) FROM unnest(CAST(:tables AS text[])) t))) AS autovacuum
+        WHERE p.relid = ANY (ARRAY(SELECT to_regclass(t) FROM unnest(CAST(:tables AS text[])) t))) AS autovacuum,
+       (SELECT count(*) FROM others) AS others,
+       (SELECT 'pid ' || pid || coalesce(' (' || nullif(application_name, '') || ')', '')
+        FROM others ORDER BY pid LIMIT 1) AS other
 FROM pg_stat_activity a
 WHERE a.backend_type = 'client backend' AND a.state = 'active' AND a.pid <> pg_backend_pid()
   AND a.pid NOT IN (SELECT l.pid FROM pg_locks l

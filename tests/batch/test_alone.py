@@ -1,0 +1,77 @@
+"""Steering with no other client of the database: no limit (state `alone`); a client arriving
+drops the run to a quarter of the rate it wrote alone and has the baseline measured afresh;
+once the client has gone, no limit again. On a real PostgreSQL with the toy step; the test
+watches the run through sessions named as `orgmig status`'s, which do not count as a client.
+Assertions are on the decisions the run recorded, not on rates or durations."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from sqlalchemy import text
+
+from app.batch import run_step
+from tests.batch.test_steering import STEERED
+from tests.batch.toy_copy import ToyCopy
+from tests.batch.toy_copy.fixtures import batches_cover_the_keys_once, copied_exactly, options
+from tests.support.db import scalar
+from tests.support.traffic import application, watcher
+
+
+def _decisions(engine) -> list[dict]:
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(text(
+            "SELECT id, action, allowance_bytes_per_s, reason FROM orgmig_steer_decision ORDER BY id")).mappings()]
+
+
+def _wait_for(engine, sql: str, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while not scalar(engine, sql):
+        assert time.monotonic() < deadline, sql
+        time.sleep(0.05)
+
+
+def test_alone_the_run_is_not_held_back(toy):
+    # Nothing else on the database (the fixture's pooled session has been idle for a window by
+    # the time the baseline is taken): no limit from the first decision on, and no cut.
+    time.sleep(1.5)
+    result = run_step(toy, ToyCopy(sleep_ms_per_row=3), "upgrade", options(**STEERED))
+    assert result.rows_done == 1000
+    copied_exactly(toy)
+    actions = [d["action"] for d in _decisions(toy)]
+    assert actions[:2] == ["start", "alone"], actions
+    assert not {"cut", "ease", "client"} & set(actions), actions
+    with toy.connect() as conn:
+        row = conn.execute(text("SELECT state, reason FROM orgmig_steer")).mappings().one()
+    assert row["state"] == "done" and row["reason"].startswith("alone: no other client of the database")
+
+
+def test_a_client_arriving_drops_the_run_to_a_quarter_and_a_fresh_baseline(toy):
+    time.sleep(1.5)
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.update(
+        r=run_step(toy, ToyCopy(sleep_ms_per_row=8), "upgrade", options(**STEERED))))
+    with watcher(toy) as watch:
+        worker.start()
+        try:
+            _wait_for(watch, "SELECT count(*) FROM orgmig_steer_decision WHERE action = 'alone'")
+            with application(toy):
+                _wait_for(watch, "SELECT count(*) FROM orgmig_steer_decision WHERE action = 'baseline'")
+            # the client gone: alone again after a window without it
+        finally:
+            worker.join(180)
+    assert not worker.is_alive()
+    assert result["r"].rows_done == 1000
+    copied_exactly(toy)
+    batches_cover_the_keys_once(toy)
+
+    decisions = _decisions(toy)
+    actions = [d["action"] for d in decisions]
+    assert actions[:2] == ["start", "alone"], actions
+    client = next(d for d in decisions if d["action"] == "client")
+    assert client["reason"].startswith("a client of the database arrived (pid ")
+    assert "25% of the " in client["reason"] and "the run wrote alone, and a fresh baseline" in client["reason"]
+    fresh = next(d for d in decisions if d["action"] == "baseline")
+    assert fresh["id"] > client["id"] and fresh["reason"].startswith("baseline measured afresh: ")
+    assert "alone" in actions[actions.index("baseline"):], actions  # no limit again once it left
