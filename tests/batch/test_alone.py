@@ -12,24 +12,10 @@ import time
 from sqlalchemy import text
 
 from app.batch import run_step
-from tests.batch.test_steering import STEERED
+from tests.batch.test_steering import STEERED, _decisions, _finished, _wait_for
 from tests.batch.toy_copy import ToyCopy
-from tests.batch.toy_copy.fixtures import batches_cover_the_keys_once, copied_exactly, options
-from tests.support.db import scalar
+from tests.batch.toy_copy.fixtures import copied_exactly, options
 from tests.support.traffic import application, watcher
-
-
-def _decisions(engine) -> list[dict]:
-    with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(text(
-            "SELECT id, action, allowance_bytes_per_s, reason FROM orgmig_steer_decision ORDER BY id")).mappings()]
-
-
-def _wait_for(engine, sql: str, seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while not scalar(engine, sql):
-        assert time.monotonic() < deadline, sql
-        time.sleep(0.05)
 
 
 def test_alone_the_run_is_not_held_back(toy):
@@ -61,12 +47,7 @@ def test_a_client_arriving_drops_the_run_to_a_quarter_and_a_fresh_baseline(toy):
             # the client gone: alone again after a window without it
         finally:
             worker.join(180)
-    assert not worker.is_alive()
-    assert result["r"].rows_done == 1000
-    copied_exactly(toy)
-    batches_cover_the_keys_once(toy)
-
-    decisions = _decisions(toy)
+    decisions = _finished(toy, worker, result)
     actions = [d["action"] for d in decisions]
     assert actions[:2] == ["start", "alone"], actions
     client = next(d for d in decisions if d["action"] == "client")

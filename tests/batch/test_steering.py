@@ -39,6 +39,15 @@ def _decisions(engine) -> list[dict]:
             "SELECT id, at, action, allowance_bytes_per_s, reason FROM orgmig_steer_decision ORDER BY id")).mappings()]
 
 
+def _finished(toy, worker: threading.Thread, result: dict) -> list[dict]:
+    """The run in `worker` finished and copied every row once; its decisions."""
+    assert not worker.is_alive()
+    assert result["r"].rows_done == 1000
+    copied_exactly(toy)
+    batches_cover_the_keys_once(toy)
+    return _decisions(toy)
+
+
 def _wait_for(engine, sql: str, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while not scalar(engine, sql):
@@ -64,12 +73,7 @@ def test_the_run_backs_off_while_commits_stall_and_raises_again_after(toy):
                 time.sleep(1.5)
         finally:
             worker.join(120)
-    assert not worker.is_alive()
-    assert result["r"].rows_done == 1000
-    copied_exactly(toy)
-    batches_cover_the_keys_once(toy)
-
-    decisions = _decisions(toy)
+    decisions = _finished(toy, worker, result)
     start = decisions[0]
     assert start["action"] == "start" and "of the rate measured unpaced" in start["reason"]
     cuts = [d for d in decisions if d["action"] == "cut" and d["at"] >= stalled_at]
