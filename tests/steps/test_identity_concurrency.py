@@ -13,16 +13,11 @@ from sqlalchemy.pool import NullPool
 from app.db import make_engine
 from app.ops.databases import libpq
 from tests.support.db import scalar
-from tests.support.identity import Ids, cli, export, rows
+from tests.support.identity import Ids, cli, export, linked_user, rows
 from tests.support.identity import group_name as g
 
 WAITING = """SELECT count(*) FROM pg_stat_activity
              WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"""
-
-
-def linked_user(engine, ids: Ids, key: str) -> int:
-    return scalar(engine, "SELECT user_id FROM user_identity WHERE provider = :p AND external_id = :x",
-                  p=ids.provider, x=ids.user[key])
 
 
 def test_an_admin_edit_committed_while_the_sync_waits_is_kept_and_reported(identity_databases, identity_fake):

@@ -1,19 +1,16 @@
 """The identity step over time: killed mid-run and resumed, an app edit made after the export
-started, a truncated export against the mass-change guard, `orgmig sync --dry-run`, `orgmig
-reconcile` before and after changes in the provider, a downgrade the application's rows refuse,
-and the verification SQL after every sync and on tampered rows."""
+started, a truncated export against the mass-change guard, a downgrade the application's rows
+refuse, the verification SQL after every sync and on tampered rows, and no finished export at all.
+`orgmig sync --dry-run` and `orgmig reconcile` are in test_identity_reconcile.py."""
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 
-import pytest
 from sqlalchemy.pool import NullPool
 
 from app.db import make_engine
-from app.ops import verify
 from tests.support.db import execute, scalar
 from tests.support.identity import (
     FAC_A2,
@@ -21,33 +18,19 @@ from tests.support.identity import (
     alembic,
     alembic_process,
     cli,
+    downgrade_restores,
     export,
     fingerprint,
+    legacy_user,
+    linked_user,
+    org_id,
     reports,
     rows,
     start,
     state,
 )
 from tests.support.identity import group_name as g
-
-
-def failed_checks(engine) -> list[str]:
-    return [f"{c.revision} {c.check_name}: {c.detail}" for c in verify.run(engine) if not c.ok]
-
-
-def legacy_user(engine, ids: Ids, label: str) -> int:
-    """The id of the app user made from the legacy row LEGACY names `label`."""
-    kc = next(k for k, v in ids.legacy.items() if v == label)
-    return scalar(engine, 'SELECT id FROM "user" WHERE keycloak_user_id = :k', k=kc)
-
-
-def linked_user(engine, ids: Ids, key: str) -> int:
-    return scalar(engine, "SELECT user_id FROM user_identity WHERE provider = :p AND external_id = :x",
-                  p=ids.provider, x=ids.user[key])
-
-
-def org_id(engine, ids: Ids, letter: str) -> str:
-    return str(scalar(engine, "SELECT id FROM org WHERE external_id = :x", x=ids.org[letter]))
+from tests.support.migrate import failed_checks
 
 
 def test_a_killed_run_resumes_to_the_state_of_an_uninterrupted_one(identity_databases):
@@ -85,9 +68,7 @@ def test_a_killed_run_resumes_to_the_state_of_an_uninterrupted_one(identity_data
     assert failed_checks(engine) == []
 
     # The undo log the two runs left is as complete as one run's: the downgrade is exact.
-    down = alembic(url, "downgrade", "0006")
-    assert down.returncode == 0, down.stderr[-3000:]
-    assert fingerprint(engine) == identity_databases.fingerprint(provider, "exported")
+    downgrade_restores(url, engine, identity_databases.fingerprint(provider, "exported"))
     engine.dispose()
     reference.dispose()
 
@@ -145,9 +126,7 @@ def test_an_app_edit_made_after_the_export_started_is_kept_and_reported(identity
     assert failed_checks(engine) == []
 
     # Whatever the later syncs changed, the downgrade puts back the tables of before the first.
-    down = alembic(url, "downgrade", "0006")
-    assert down.returncode == 0, down.stderr[-3000:]
-    assert fingerprint(engine) == identity_databases.fingerprint(provider, "exported")
+    downgrade_restores(url, engine, identity_databases.fingerprint(provider, "exported"))
     engine.dispose()
 
 
@@ -219,163 +198,7 @@ def test_a_truncated_export_trips_the_mass_change_guard_and_writes_nothing(ident
                            WHERE first_name = 'Renamed' AND status = 'disabled'""") == [(60,)]
 
     # Whatever the later syncs changed, the downgrade puts back the tables of before the first.
-    down = alembic(url, "downgrade", "0006")
-    assert down.returncode == 0, down.stderr[-3000:]
-    assert fingerprint(engine) == identity_databases.fingerprint(provider, "exported")
-    engine.dispose()
-
-
-def drift_by_user(out, ids: Ids) -> dict[str, dict]:
-    found = json.loads(out.stdout)
-    return {ids.neutral[u.pop("external_id")]: {k: v for k, v in u.items() if k not in ("row_id", "user_id")}
-            for u in found["users"]}
-
-
-def test_dry_run_and_reconcile_see_what_changed_in_okta_and_the_next_sync_converges(identity_databases,
-                                                                                   identity_fake):
-    provider = "okta"
-    url = identity_databases.get(provider, "synced")
-    engine = make_engine(url, poolclass=NullPool)
-    fake = identity_fake(provider)
-    ids = Ids(provider, fake)
-    tenant = fake.tenant
-    group = {gr.name: gr.id for gr in tenant.groups.values()}
-
-    clean = cli(url, "reconcile", "--provider", provider)
-    assert (clean.code, clean.stdout.splitlines()[-1]) == (0, "okta, export run 1: no drift")
-
-    tenant.remove_member(group[g("A:FAC:A2")], "user-fac")  # a facility taken away
-    tenant.set_status("locked", "SUSPENDED")
-    tenant.remove_member(group[g("ADMINS")], "site-admin")
-    tenant.add_member(group[g("B:USER")], "entry-nofac")  # a membership added
-    tenant.remove_member(group[g("A:USER")], "multi-org")  # a role changed
-    tenant.add_member(group[g("A:ENTRY_ONLY")], "multi-org")
-    tenant.remove_member(group[g("A:ALL_FACILITIES")], "allfac-a")  # all facilities -> its one facility
-    tenant.remove_member(group[g("B:ADMIN")], "deprovisioned")  # a membership removed
-    tenant.delete_user("recovery")  # an account deleted: its user's rows are left as they are
-    tenant.touch_user("admin-a", email=None)  # an email the IdP no longer has: the user's is kept
-    # Not exported yet: the tables still agree with the latest finished snapshot.
-    assert cli(url, "reconcile", "--provider", provider).code == 0
-    export(url, provider, fake)
-    before = fingerprint(engine)
-
-    dry = cli(url, "sync", "--provider", provider, "--dry-run")
-    assert dry.code == 0, dry.stderr[-3000:]
-    assert dry.stdout.splitlines()[:2] == [
-        "identity:okta: dry run of export run 2, nothing written",
-        f"  {len(tenant.users)} accounts: 0 links to create, 0 users to create; memberships 1 to add, 2 to change,"
-        " 1 to remove; facility access 1 to grant, 1 to remove; 2 users to change (1 status)"]
-    assert "app_user_without_idp_account" in dry.stdout.splitlines()[2]
-    assert "would be refused" not in dry.stdout
-    assert fingerprint(engine) == before
-
-    drift = cli(url, "reconcile", "--provider", provider, "--json")
-    assert drift.code == 1, drift.stderr[-3000:]
-    a, b = ids.org["A"], ids.org["B"]
-    assert drift_by_user(drift, ids) == {
-        "user-fac": {"facilities": [{"org": a, "facility": FAC_A2, "change": "remove"}]},
-        "locked": {"status": {"status": "active", "idp_status": "disabled"}},
-        "site-admin": {"site_admin": {"site_admin": True, "idp_site_admin": False}},
-        "entry-nofac": {"orgs": [{"org": b, "change": "add", "idp_role": "user", "idp_all_facilities": False}]},
-        "multi-org": {"orgs": [{"org": a, "change": "change", "role": "user", "idp_role": "entry_only"}]},
-        "allfac-a": {"orgs": [{"org": a, "change": "change", "role": "user", "idp_role": "user",
-                               "all_facilities": True, "idp_all_facilities": False}],
-                     "facilities": [{"org": a, "facility": FAC_A2, "change": "add"}]},
-        "deprovisioned": {"orgs": [{"org": b, "change": "remove", "role": "admin", "all_facilities": True}]},
-    }
-    text = cli(url, "reconcile", "--provider", provider)
-    assert text.code == 1
-    lines = text.stdout.splitlines()
-    assert lines[-1] == "okta, export run 2: 7 users drift from the snapshot"
-    assert any(f"org {b}: member as admin, the IdP gives no role" in line for line in lines)
-    assert any("status active -> disabled" in line for line in lines)
-    assert fingerprint(engine) == before
-
-    out = cli(url, "sync", "--provider", provider)
-    assert out.code == 0, out.stderr[-3000:]
-    now = state(engine, ids)
-    assert now["user-fac"].orgs == {"A": ("user", False, ("A1",))}
-    assert (now["locked"].status, now["site-admin"].site_admin) == ("disabled", False)
-    assert now["entry-nofac"].orgs == {"A": ("entry_only", False, ()), "B": ("user", False, ())}
-    assert now["multi-org"].orgs == {"A": ("entry_only", False, ("A1",)), "B": ("admin", True, ())}
-    assert now["allfac-a"].orgs == {"A": ("user", False, ("A2",))}
-    assert now["deprovisioned"].orgs == {}
-    assert now["recovery"].orgs == {"A": ("entry_only", False, ())}
-    assert (now["admin-a"].matched_by, now["admin-a"].email) == ("email", "admin.a@example.com")
-    assert rows(engine, """SELECT migrated, detail FROM orgmig_report WHERE step = 'identity:okta'
-                           AND reason = 'app_user_without_idp_account' AND source_id = :u""",
-                u=linked_user(engine, ids, "recovery")) == [
-        (True, {"provider": "okta", "linked_account_gone": ids.user["recovery"]})]
-    after = cli(url, "reconcile", "--provider", provider)
-    assert (after.code, after.stdout.splitlines()[-1]) == (0, "okta, export run 2: no drift")
-    assert failed_checks(engine) == []
-
-    # Whatever the later syncs changed, the downgrade puts back the tables of before the first.
-    down = alembic(url, "downgrade", "0006")
-    assert down.returncode == 0, down.stderr[-3000:]
-    assert fingerprint(engine) == identity_databases.fingerprint(provider, "exported")
-    engine.dispose()
-
-
-def _keycloak_changes(tenant) -> None:
-    tenant.set_roles("org-front", ["front-desk"])  # USER and front-desk -> front-desk (entry_only)
-    tenant.remove_org_member("org-c", "org-admin")
-    tenant.set_roles("org-norole", ["clinic-manager"])  # -> admin of org D
-    tenant.set_status("locked", "SUSPENDED")  # enabled=false
-
-
-def _auth0_changes(tenant) -> None:
-    tenant.set_org_member("org-d", "org-mapped", ["USER"])  # front-desk (entry_only) -> USER
-    tenant.remove_org_member("org-c", "org-admin")
-    tenant.set_org_member("org-d", "org-norole", ["clinic-manager"])  # -> admin through ORGMIG_ROLE_MAP
-    tenant.set_status("suspended", "ACTIVE")  # unblocked
-
-
-@pytest.mark.parametrize("provider", ["keycloak", "auth0"])
-def test_reconcile_sees_organization_roles_change_and_is_clean_after_the_next_sync(identity_databases,
-                                                                                   identity_fake, provider):
-    url = identity_databases.get(provider, "exported")
-    engine = make_engine(url, poolclass=NullPool)
-    fake = identity_fake(provider)
-    ids = Ids(provider, fake)
-    first = cli(url, "sync", "--provider", provider)
-    assert first.code == 0, first.stderr[-3000:]
-    assert cli(url, "reconcile", "--provider", provider).code == 0
-    (_keycloak_changes if provider == "keycloak" else _auth0_changes)(fake.tenant)
-    if provider == "auth0":  # Auth0 has no say in site admins: the application's flag stays
-        execute(engine, 'UPDATE "user" SET is_site_admin = true WHERE id = :u', u=linked_user(engine, ids, "org-front"))
-    export(url, provider, fake)
-
-    drift = cli(url, "reconcile", "--provider", provider, "--json")
-    assert drift.code == 1, drift.stderr[-3000:]
-    c, d = ids.org["C"], ids.org["D"]
-    expected = {
-        "org-admin": {"orgs": [{"org": c, "change": "remove", "role": "admin", "all_facilities": True}]},
-        "org-norole": {"orgs": [{"org": d, "change": "add", "idp_role": "admin", "idp_all_facilities": True}]},
-    }
-    if provider == "keycloak":
-        expected["org-front"] = {"orgs": [{"org": d, "change": "change", "role": "user", "idp_role": "entry_only"}]}
-        expected["locked"] = {"status": {"status": "active", "idp_status": "disabled"}}
-    else:
-        expected["org-mapped"] = {"orgs": [{"org": d, "change": "change", "role": "entry_only", "idp_role": "user"}]}
-        expected["suspended"] = {"status": {"status": "disabled", "idp_status": "active"}}
-    assert drift_by_user(drift, ids) == expected
-
-    out = cli(url, "sync", "--provider", provider)
-    assert out.code == 0, out.stderr[-3000:]
-    now = state(engine, ids)
-    assert now["org-admin"].orgs == {}
-    assert now["org-norole"].orgs == {"D": ("admin", True, ())}
-    assert ("idp_user", "org-norole", "no_role_in_org") not in reports(engine, ids)
-    if provider == "keycloak":
-        assert (now["org-front"].orgs, now["locked"].status) == ({"D": ("entry_only", False, ())}, "disabled")
-    else:
-        assert now["org-mapped"].orgs["D"] == ("user", False, ())
-        assert now["suspended"].status == "active"
-        assert now["org-front"].site_admin is True
-    clean = cli(url, "reconcile", "--provider", provider, "--json")
-    assert (clean.code, json.loads(clean.stdout)["users"]) == (0, [])
-    assert failed_checks(engine) == []
+    downgrade_restores(url, engine, identity_databases.fingerprint(provider, "exported"))
     engine.dispose()
 
 
@@ -467,37 +290,4 @@ def test_without_a_finished_export_the_revision_does_nothing_and_says_so(identit
     bad = cli(url, "reconcile", "--provider", "keycloak", ORGMIG_ROLE_MAP="clinic-manager=owner")
     assert bad.code == 2
     assert "ORGMIG_ROLE_MAP: 'clinic-manager=owner' is not idp_role=app_role" in bad.stderr
-    engine.dispose()
-
-
-def test_two_providers_apply_together_and_downgrade_together(identity_databases, identity_fake):
-    """Okta's groups and Auth0's organizations in one database: the revision applies both (Okta
-    first), a second round of syncs settles what one provider's new users mean to the other's
-    reports, and the downgrade undoes Auth0 before Okta (whose users Auth0 may have linked)."""
-    url = identity_databases.get("okta", "exported")
-    engine = make_engine(url, poolclass=NullPool)
-    export(url, "auth0", identity_fake("auth0"))
-    before = fingerprint(engine)
-
-    proc = alembic(url, "upgrade", "head")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "identity:okta upgrade finished" in proc.stderr and "identity:auth0 upgrade finished" in proc.stderr
-    assert failed_checks(engine) == []
-    # A user Okta created for an account it had no app user for, which Auth0 then links by email.
-    assert rows(engine, """SELECT i.provider, i.matched_by FROM user_identity i JOIN "user" u ON u.id = i.user_id
-                           WHERE u.email = 'entry.nofac@example.com' ORDER BY 1""") == [
-        ("auth0", "email"), ("okta", "created")]
-    def sync_both() -> dict:
-        for provider in ("okta", "auth0"):
-            out = cli(url, "sync", "--provider", provider)
-            assert out.code == 0, out.stderr[-3000:]
-        return fingerprint(engine)
-
-    settled = sync_both()
-    assert sync_both() == settled
-    assert failed_checks(engine) == []
-
-    down = alembic(url, "downgrade", "0006")
-    assert down.returncode == 0, down.stderr[-3000:]
-    assert fingerprint(engine) == before
     engine.dispose()

@@ -8,12 +8,7 @@ from sqlalchemy.pool import NullPool
 
 from app.db import make_engine
 from tests.support.db import execute, scalar
-from tests.support.identity import Ids, alembic, fingerprint, rows, start
-
-
-def linked_user(engine, ids: Ids, key: str) -> int:
-    return scalar(engine, "SELECT user_id FROM user_identity WHERE provider = :p AND external_id = :x",
-                  p=ids.provider, x=ids.user[key])
+from tests.support.identity import Ids, alembic, fingerprint, linked_user, rows, start
 
 
 def changed_by_the_sync(engine, user: int) -> bool:

@@ -13,7 +13,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from app.db import make_engine
-from app.ops import migrations
+from app.ops import migrations, verify
 from app.ops.databases import libpq
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,3 +104,8 @@ def outcome_from_scratch(pg_server, engine: Engine, target: str = "0004") -> dic
     finally:
         ref.dispose()
         pg_server.drop(reference)
+
+
+def failed_checks(engine: Engine) -> list[str]:
+    """Every failed check of the applied revisions' verification files, as `revision name: detail`."""
+    return [f"{c.revision} {c.check_name}: {c.detail}" for c in verify.run(engine) if not c.ok]

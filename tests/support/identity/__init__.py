@@ -12,9 +12,11 @@ importable from here.
   memberships.
 - probes: `Ids` (neutral id <-> the provider's external id, for users and orgs); `state(engine,
   ids)`, what the identity step left per IdP account, id-free; `reports(engine, ids)`;
-  `fingerprint(engine)` (checksums of every table the step touches); `rows(engine, sql)`.
+  `fingerprint(engine)` (checksums of every table the step touches);
+  `rows(engine, sql)`; `linked_user`, `legacy_user`, `org_id` (the app's ids of the IdP's).
 - run: `export(url, provider, fake)`, `cli(url, "sync", ...)` (`orgmig` in this process),
-  `alembic(url, ...)` and `alembic_process(url, ...)` (alembic in a process of its own).
+  `alembic(url, ...)` and `alembic_process(url, ...)` (alembic in a process of its own);
+  `downgrade_restores(url, engine, before)`.
 - databases (registered in conftest.py): the fixtures `identity_databases` (template databases per
   provider and stage, copied per test) and `identity_fake` (a started fake over a fresh tenant).
 """
@@ -52,14 +54,27 @@ from tests.support.identity.cast import (
 )
 from tests.support.identity.databases import Databases
 from tests.support.identity.legacy import APP_ORG_B_MEMBERS, LEGACY, insert_app_org, insert_legacy_rows, legacy_kc_id
-from tests.support.identity.probes import FACILITY_NAMES, TABLES, Account, Ids, fingerprint, reports, rows, state
-from tests.support.identity.run import Outcome, alembic, alembic_process, cli, export
+from tests.support.identity.probes import (
+    FACILITY_NAMES,
+    TABLES,
+    Account,
+    Ids,
+    fingerprint,
+    legacy_user,
+    linked_user,
+    org_id,
+    reports,
+    rows,
+    state,
+)
+from tests.support.identity.run import Outcome, alembic, alembic_process, cli, downgrade_restores, export
 
 __all__ = [
     "APP_ORG_B", "APP_ORG_B_MEMBERS", "CAST", "CAST_BY_KEY", "ENV", "FACILITY_NAMES", "FAC_A1", "FAC_A2", "FAC_B1",
     "FAC_B2", "FAC_X", "FAKES", "FAKE_OPTIONS", "FILLER", "FILLERS", "FILLER_MATCHED", "KEYCLOAK_ORG_PEOPLE",
     "LEGACY", "MALFORMED", "NOW", "ORG_A", "ORG_B", "ORG_C", "ORG_D", "OTHER_GROUPS", "ROLE_MAP", "SR_GROUPS",
     "TABLES", "Account", "Databases", "Ids", "Outcome", "Person", "alembic", "alembic_process", "build_tenant",
-    "cli", "export", "filler", "fingerprint", "group_name", "insert_app_org", "insert_legacy_rows", "legacy_kc_id",
-    "reports", "rows", "start", "state",
+    "cli", "downgrade_restores", "export", "filler", "fingerprint", "group_name", "insert_app_org",
+    "insert_legacy_rows", "legacy_kc_id", "legacy_user", "linked_user", "org_id", "reports", "rows", "start",
+    "state",
 ]

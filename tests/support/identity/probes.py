@@ -1,6 +1,7 @@
 """What the identity step left, id-free: `Ids` (neutral id <-> the provider's external id, for users
 and orgs), `state(engine, ids)` per IdP account, `reports(engine, ids)`, `fingerprint(engine)`
-(checksums of every table the step touches) and `rows(engine, sql)`."""
+(checksums of every table the step touches), `rows(engine, sql)`, and the app's ids of a linked
+account (`linked_user`), of a legacy row's user (`legacy_user`) and of an IdP org (`org_id`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, text
 
-from tests.support.db import table_md5
+from tests.support.db import scalar, table_md5
 from tests.support.identity.cast import FAC_A1, FAC_A2, FAC_B1, FAC_B2, FAC_X, ORG_A, ORG_B, ORG_C, ORG_D
 from tests.support.identity.legacy import LEGACY, legacy_kc_id
 
@@ -119,3 +120,20 @@ def fingerprint(engine: Engine) -> dict[str, tuple]:
     found = {t: table_md5(engine, t, order) for t, order in TABLES.items()}
     found["orgmig_report"] = table_md5(engine, REPORTS, "step, source_table, source_id, reason")
     return found
+
+
+def linked_user(engine: Engine, ids: Ids, key: str) -> int:
+    """The app user linked to the provider's account of the person `key`."""
+    return scalar(engine, "SELECT user_id FROM user_identity WHERE provider = :p AND external_id = :x",
+                  p=ids.provider, x=ids.user[key])
+
+
+def legacy_user(engine: Engine, ids: Ids, label: str) -> int:
+    """The id of the app user made from the legacy row LEGACY names `label`."""
+    kc = next(k for k, v in ids.legacy.items() if v == label)
+    return scalar(engine, 'SELECT id FROM "user" WHERE keycloak_user_id = :k', k=kc)
+
+
+def org_id(engine: Engine, ids: Ids, letter: str) -> str:
+    """The app's id of the org the IdP names `letter` (A, B, C, D)."""
+    return str(scalar(engine, "SELECT id FROM org WHERE external_id = :x", x=ids.org[letter]))

@@ -1,6 +1,8 @@
 """Running orgmig and alembic against an identity test's database: `export(url, provider, fake)`,
 `cli(url, "sync", ...)` (`orgmig` in this process), `alembic(url, ...)` and `alembic_process(url,
-...)` (alembic in a process of its own), with the tests' environment and role map."""
+...)` (alembic in a process of its own), with the tests' environment and role map;
+`downgrade_restores(url, engine, before)`: `alembic downgrade 0006` puts back every table the
+step touched as `before` (a fingerprint) had them."""
 
 from __future__ import annotations
 
@@ -11,11 +13,13 @@ from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 
 import pytest
+from sqlalchemy import Engine
 from sqlalchemy.engine import URL
 
 from app.cli import main as orgmig_main
 from app.config import get_settings
 from tests.support.identity.cast import ENV, ROLE_MAP
+from tests.support.identity.probes import fingerprint
 from tests.support.idp import PROVIDER_PREFIXES, run_export
 from tests.support.migrate import ROOT, alembic_cmd, alembic_env, run_alembic
 
@@ -71,3 +75,10 @@ def alembic_process(url: URL, *args: str, **env: str) -> subprocess.Popen:
                             env=alembic_env(url, ORGMIG_ROLE_MAP=ROLE_MAP, ORGMIG_IDP_ENV=ENV, **env),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
+
+
+def downgrade_restores(url: URL, engine: Engine, before: dict[str, tuple]) -> None:
+    """`alembic downgrade 0006` succeeds and leaves every table the step touches as `before`."""
+    down = alembic(url, "downgrade", "0006")
+    assert down.returncode == 0, down.stderr[-3000:]
+    assert fingerprint(engine) == before
