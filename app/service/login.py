@@ -95,7 +95,7 @@ def _by_match(conn: Connection, provider: str, external_id: str, email: str | No
     with conn.begin():
         conn.exec_driver_sql(IDENTITY_SQL.source("state.temp_tables"))
         conn.execute(ACCOUNT, {"p": provider, "x": external_id, "e": email, "v": email_verified})
-        conn.execute(IDENTITY_SQL("state.match"), {"provider": provider})
+        conn.execute(IDENTITY_SQL("state.match"), {"provider": provider, "run_id": None})
         m = conn.execute(MATCHED).one()
         refused: Refused | None = None
         if m.user_id is not None:

@@ -139,10 +139,11 @@ class IdentitySync(Step):
                 f" SR-{env}-...; its SimpleReport groups are of the environments {listing}. Set"
                 " ORGMIG_IDP_ENV to this installation's environment; nothing was written")
 
-    def load_state(self, conn: Connection, export: Export, start: int, end: int) -> None:
-        """The temporary tables of state.sql for the planned accounts of start..end."""
+    def load_state(self, conn: Connection, export: Export, batch: Batch) -> None:
+        """The temporary tables of state.sql for the planned accounts of the batch's range."""
         conn.exec_driver_sql(SQL.source("state.temp_tables"))
-        params = self._params(start=start, end=end, export_started=export.started_at)
+        params = self._params(start=batch.start, end=batch.end, run_id=batch.run_id,
+                              export_started=export.started_at)
         for name in STATE:
             conn.execute(SQL(f"state.{name}"), params)
 
@@ -214,7 +215,7 @@ class IdentitySync(Step):
 
     def upgrade(self, conn: Connection, batch: Batch) -> BatchResult:
         export: Export = batch.state["export"]
-        self.load_state(conn, export, batch.start, batch.end)
+        self.load_state(conn, export, batch)
         params = self._params(run_id=batch.run_id, user_id_sequence=batch.state["sequence"],
                               export_started=export.started_at)
         conn.execute(SQL("apply.create_users"), params)

@@ -191,6 +191,13 @@ FROM (
                        AND x.external_id <> b.external_id) AS accounts
         FROM "user" u
         WHERE b.email_norm IS NOT NULL AND lower(btrim(u.email)) = b.email_norm
+          -- a user this run (:run_id) linked or created already is as the plan saw it: the dry run
+          -- predicted from the tables before the run, and an earlier batch's new user is no
+          -- holder of the email for a later batch's account
+          AND NOT EXISTS (SELECT 1 FROM user_identity i
+                          JOIN orgmig_identity_undo x
+                            ON x.table_name = 'user_identity' AND x.row_key = i.provider || '|' || i.external_id
+                          WHERE i.provider = :provider AND i.user_id = u.id AND x.run_id = :run_id)
           -- (Keycloak) a user whose keycloak_user_id is another unlinked account's id is that
           -- account's, its email about to become that account's: no candidate for this one
           AND NOT EXISTS (SELECT 1 FROM idp_user x
