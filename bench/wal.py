@@ -66,6 +66,10 @@ def report(revision: str, split: WalSplit, users: int, seconds: float, load: flo
     for kind in KINDS:
         if kinds[kind]:
             out.append(line("", f"{kind:<22}{kinds[kind] / users:>8,.0f} bytes/user  ({kinds[kind] / total:5.1%})"))
+    if split.fpi:
+        out.append(line("", "  full-page images of: " + ", ".join(
+            f"{cls} {n / users:,.0f}" for cls, n in sorted(split.fpi.items(), key=lambda kv: -kv[1]) if n)
+            + " bytes/user"))
     for table, parts in split.by_table(BOOKKEEPING).items():
         rows, index = parts["rows"] / users, parts["index"] / users
         out.append(line("", f"  {table:<28} rows {rows:>6,.0f}, indexes {index:>6,.0f} bytes/user"))

@@ -251,6 +251,7 @@ def apply_changes(step: UserSettingsToOrg, conn: Connection, run_id: int | None,
         conn.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
     taken = conn.execute(SQL("capture.take"), {"n": limit}).mappings().one()
     if taken["moved"]:
+        conn.exec_driver_sql(SQL.source("capture.link_index"))
         ids = conn.execute(SQL("capture.group_ids"), {"moved": taken["moved"], "groups": taken["groups"]}).scalar_one()
         # Built on: rows of the application's (or the identity step's: a user_identity link
         # would go with its user, on delete cascade) that hang on what was migrated.

@@ -8,8 +8,8 @@
 -- keycloak_user_id changed, has its whole keycloak_user_id group (before and after) migrated
 -- again: what the upgrade created for it is removed and the group's current rows go through the
 -- batch statement, so the winner and the reports are what migrating the final table gives.
--- Installed when the run starts (with an index on the link table's user_id for the drain);
--- `orgmig finalize` (or a downgrade of 0004) takes the locks below, drains the last changes and
+-- Installed when the run starts; the first drain with a group to migrate again adds an index
+-- on the link table's user_id (link_index); `orgmig finalize` (or a downgrade of 0004) takes the locks below, drains the last changes and
 -- removes it all: no trace after.
 
 -- name: install
@@ -20,9 +20,6 @@ CREATE TABLE IF NOT EXISTS orgmig_user_settings_change (
     new_keycloak_user_id varchar,
     op char(1) NOT NULL
 );
--- The drain finds what the upgrade linked to a user by the user's id (group_ids); the link table
--- itself is keyed by the legacy row only.
-CREATE INDEX IF NOT EXISTS ix_orgmig_user_settings_link_user_id ON orgmig_user_settings_link (user_id);
 CREATE OR REPLACE FUNCTION orgmig_capture_user_settings() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
@@ -112,6 +109,15 @@ u AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM s) + (SELECT count(*) FROM u);
+
+-- name: link_index
+-- group_ids finds what the upgrade linked to a user by the user's id; the link table itself is
+-- keyed by the legacy row only. Built by the first drain that needs it, not when the capture is
+-- installed: maintained row by row through the run's batches, which never read it, it was a
+-- quarter of the run's bookkeeping WAL; built once over the finished links it is a fraction of
+-- that. One builder at a time (the lock), the others find it built.
+SELECT pg_advisory_xact_lock(hashtext('orgmig:link_index'));
+CREATE INDEX IF NOT EXISTS ix_orgmig_user_settings_link_user_id ON orgmig_user_settings_link (user_id);
 
 -- name: group_ids
 -- Every legacy id of the groups to migrate again: the moved rows, the current rows of the
