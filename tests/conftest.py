@@ -6,6 +6,7 @@
 - tests.support.collections: the collections tests' Redis database and migrated app database;
 - tests.fakes.fixtures: the fake identity providers;
 - tests.support.identity.databases: the identity step's template databases and fakes;
+- tests.support.writeback: the write-back tests' linked database and writable fake (`case`);
 - tests.batch.toy_copy.fixtures: the engine's toy step and its database;
 - tests.service.serving: the login-time service's database (a copy of a template at 0006).
 """
@@ -17,4 +18,5 @@ os.environ.pop("DATABASE_URL", None)
 
 pytest_plugins = ["tests.support.fixtures", "tests.support.idp", "tests.support.collections",
                   "tests.fakes.fixtures",
-                  "tests.support.identity.databases", "tests.batch.toy_copy.fixtures", "tests.service.serving"]
+                  "tests.support.identity.databases", "tests.support.writeback",
+                  "tests.batch.toy_copy.fixtures", "tests.service.serving"]

@@ -1,5 +1,6 @@
-"""What the write-back tests share: fakes that may be written to, a linked database per test
-(`Case`: the provider's links, what the fake holds, the writes it received), `orgmig writeback`
+"""What the write-back tests share (a plugin module: tests/conftest.py registers it): fakes that
+may be written to, a linked database per test (the fixture `case` gives a `Case`: the provider's
+links, what the fake holds, the writes it received), `orgmig writeback`
 run in this process with its output and logs (`writeback`), and users as the provider renders them
 less what a write-back may change (`comparable`, `users_by_id`)."""
 
@@ -14,11 +15,13 @@ from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.pool import NullPool
 
 from app import cli
 from app.config import get_settings
+from app.db import make_engine
 from tests.fakes.auth0 import DEFAULT_SCOPES as AUTH0_READ
-from tests.support.identity import FAKE_OPTIONS, Ids
+from tests.support.identity import FAKE_OPTIONS, FAKES, Ids, build_tenant
 from tests.support.idp import PROVIDER_PREFIXES
 
 PROVIDERS = ("auth0", "okta", "keycloak")
@@ -128,3 +131,26 @@ def comparable(provider: str, user: dict, attribute: str) -> dict:
 def users_by_id(c: Case) -> dict[str, dict]:
     key = {"auth0": "user_id", "okta": "id", "keycloak": "id"}[c.provider]
     return {u[key]: u for u in c.fake.expected_users()}
+
+
+@pytest.fixture
+def case(identity_databases):
+    """`case(provider, **fake options)`: a started fake that may be written to, over the identity
+    tests' tenant, and a copy of that provider's synced template; stopped and closed after the test."""
+    made: list[Case] = []
+
+    def make(provider: str, **options) -> Case:
+        tenant = build_tenant(provider)
+        if provider == "okta":
+            tenant.custom_attributes["appUserId"] = "string"
+        fake = FAKES[provider](tenant, **fake_options(provider, **options))
+        fake.start()
+        url = identity_databases.get(provider, "synced")
+        c = Case(provider, url, make_engine(url, poolclass=NullPool), fake, Ids(provider, fake))
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.fake.stop()
+        c.engine.dispose()
