@@ -4,12 +4,11 @@ tenant changes."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 from ..base import derived_hex, iso
-from ..tenant import Organization
+from ..tenant import Organization, User
 from .scopes import DB_CONNECTION, SOCIAL_CONNECTION
 
 
@@ -28,9 +27,9 @@ class Auth0Index:
 
     def _doc(self, aid: str) -> dict[str, Any]:
         u = self._user_by_aid[aid]
-        cached = self._doc_cache.get(aid)
-        if cached is not None and cached[0] == u.version:
-            return cached[1]
+        return self._docs.get(aid, u.version, lambda: self._user_doc(aid, u))
+
+    def _user_doc(self, aid: str, u: User) -> dict[str, Any]:
         provider, _, ident = aid.partition("|")
         social = provider != "auth0"
         h = derived_hex("auth0-user-extra", u.id, length=8)
@@ -69,7 +68,6 @@ class Auth0Index:
             doc["logins_count"] = 1 + int(h[:4], 16) % 400
         if u.status in ("SUSPENDED", "DEPROVISIONED"):
             doc["blocked"] = True
-        self._doc_cache[aid] = (u.version, doc)
         return doc
 
     def _sorted_roles(self) -> list[Any]:
@@ -85,22 +83,12 @@ class Auth0Index:
         r = self.tenant.roles[neutral_role_id]
         return {"id": self.role_id(r.id), "name": r.name, "description": r.description}
 
-    def _cached(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
-        """Per-request work stays O(page): derived lists live until the tenant changes."""
-        version = self.tenant.version
-        hit = self._list_cache.get(key)
-        if hit is not None and hit[0] == version:
-            return hit[1]
-        value = build()
-        self._list_cache[key] = (version, value)
-        return value
-
     def _role_members(self, rid: str) -> list[str]:
         r = self._role_by_id(rid)
         if r is None:
             raise KeyError(rid)
         self._idx()
-        return self._cached(("role-members", rid), lambda: sorted(
+        return self._lists.get(("role-members", rid), self.tenant.version, lambda: sorted(
             self.auth0_user_id(uid) for uid, rids in self.tenant.user_roles.items()
             if r.id in rids and uid in self.tenant.users))
 
@@ -128,7 +116,7 @@ class Auth0Index:
             out.sort(key=lambda p: p[0])
             return out
 
-        return self._cached(("org-members", o.id), build)
+        return self._lists.get(("org-members", o.id), self.tenant.version, build)
 
     def _member_doc(self, aid: str, roles: list[dict[str, str]] | None) -> dict[str, Any]:
         d = self._doc(aid)

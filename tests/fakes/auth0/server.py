@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from ..base import FakeServer, JwtSigner, Response, TenantIndex, TokenBucket, derived_hex, derived_id
+from ..base import FakeServer, JwtSigner, Renderings, Response, TenantIndex, TokenBucket, derived_hex, derived_id
 from ..tenant import Tenant, User
 from ..tokens import ApiTokens
 from .auth import Auth0Auth
@@ -82,9 +82,9 @@ class FakeAuth0(Auth0Auth, Auth0Index, Auth0Paging, Auth0Users, Auth0Writes, Aut
         self._index = TenantIndex(tenant, self._build_index)
         self._user_by_aid: dict[str, User] = {}
         self._aid_by_neutral: dict[str, str] = {}
-        self._doc_cache: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._docs = Renderings()  # Auth0 user id -> its document, per user version
         self._user_metadata: dict[str, dict[str, Any]] = {}  # set by PATCH, replacing the derived one
-        self._list_cache: dict[tuple[Any, ...], tuple[int, Any]] = {}
+        self._lists = Renderings()  # role and organization members, per tenant version
 
         api = r"/api/v2"
         self.route("POST", r"/oauth/token", self._token, auth=False)

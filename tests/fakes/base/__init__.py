@@ -8,6 +8,7 @@
 - `limits`: `FixedWindowLimiter` and `TokenBucket`, the two rate-limit models (Okta, Auth0).
 - `jwt`: `JwtSigner` (the fakes' HS256 access tokens) and `verify_rsa_jwt` (client assertions).
 - `index`: `TenantIndex`, a provider's ids and orders rebuilt once when the tenant's structure
+  changes, and `Renderings`, documents and derived lists kept until what they were built from
   changes.
 - `encoding`: dates, derived ids, base64url, opaque cursors, compact JSON.
 """
@@ -27,7 +28,7 @@ from .encoding import (
     parse_iso,
 )
 from .faults import FaultRule, Faults, TakenFaults
-from .index import TenantIndex
+from .index import Renderings, TenantIndex
 from .jwt import JwtSigner, split_jwt, verify_rsa_jwt
 from .limits import FixedWindowLimiter, RateState, TokenBucket
 from .server import FakeServer
@@ -35,7 +36,7 @@ from .wire import RecordedRequest, Request, Response, Route, malformed, proxy_er
 
 __all__ = [
     "JSON_TYPE", "UTC", "FakeServer", "FaultRule", "Faults", "FixedWindowLimiter", "JwtSigner", "RateState",
-    "RecordedRequest", "Request", "Response", "Route", "TakenFaults", "TenantIndex", "TokenBucket", "b64url",
-    "b64url_decode", "decode_cursor", "derived_hex", "derived_id", "dumps", "encode_cursor", "epoch_ms", "iso",
-    "malformed", "parse_iso", "proxy_error_page", "split_jwt", "verify_rsa_jwt",
+    "RecordedRequest", "Renderings", "Request", "Response", "Route", "TakenFaults", "TenantIndex", "TokenBucket",
+    "b64url", "b64url_decode", "decode_cursor", "derived_hex", "derived_id", "dumps", "encode_cursor", "epoch_ms",
+    "iso", "malformed", "parse_iso", "proxy_error_page", "split_jwt", "verify_rsa_jwt",
 ]

@@ -1,10 +1,11 @@
-"""`TenantIndex`: what a fake derives from the tenant's structure (its ids, sort orders, memberships),
-built once per `tenant.structure_version` so that a request's work stays O(page)."""
+"""What a fake keeps of the tenant so that a request's work stays O(page): `TenantIndex` (its ids,
+sort orders, memberships), built once per `tenant.structure_version`, and `Renderings` (a user's
+or group's document, a derived list), each kept until the version it was built from changes."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -32,3 +33,23 @@ class TenantIndex(Generic[T]):
                 self._value = self._build()
                 self._version = version
             return self._value  # type: ignore[return-value]
+
+
+class Renderings:
+    """`get(key, version, build)` returns what `build()` made for `key` while `version` (the
+    user's, the group's or the tenant's counter it was made from) is the one it was made at, and
+    builds it again once that changes. Races between request threads only build twice."""
+
+    def __init__(self) -> None:
+        self._kept: dict[Hashable, tuple[Hashable, Any]] = {}
+
+    def get(self, key: Hashable, version: Hashable, build: Callable[[], T]) -> T:
+        hit = self._kept.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        value = build()
+        self._kept[key] = (version, value)
+        return value
+
+    def clear(self) -> None:
+        self._kept.clear()

@@ -93,9 +93,9 @@ class OktaIndex:
         }
 
     def _render_user(self, oid: str, u: User) -> bytes:
-        cached = self._user_json.get(oid)
-        if cached is not None and cached[0] == u.version:
-            return cached[1]
+        return self._user_json.get(oid, u.version, lambda: dumps(self._user_doc(oid, u)))
+
+    def _user_doc(self, oid: str, u: User) -> dict[str, Any]:
         f = self._user_fields(u)
         profile: dict[str, Any] = {
             "firstName": u.first_name,
@@ -127,9 +127,7 @@ class OktaIndex:
             "credentials": credentials,
             "_links": {"self": {"href": f"{self.base_url}/api/v1/users/{oid}"}},
         }
-        body = dumps(doc)
-        self._user_json[oid] = (u.version, body)
-        return body
+        return doc
 
     def _group_view(self, goid: str, g: Group | None, idx: _Index) -> dict[str, Any]:
         t = self.tenant
@@ -143,10 +141,15 @@ class OktaIndex:
                 "name": g.name, "description": g.description}
 
     def _render_group(self, goid: str, g: Group | None, idx: _Index, stats: bool = False) -> bytes:
-        version = g.version if g is not None else idx.version
-        cached = self._group_json.get(goid)
-        if not stats and cached is not None and cached[:2] == (version, idx.version):
-            return cached[2]
+        if stats:  # the counts change with every membership: never kept
+            doc = self._group_doc(goid, g, idx)
+            doc["_embedded"] = {"stats": {"usersCount": len(self._members(goid)), "appsCount": 0,
+                                          "groupPushMappingsCount": 0, "hasAdminPrivilege": False}}
+            return dumps(doc)
+        version = (g.version if g is not None else idx.version, idx.version)
+        return self._group_json.get(goid, version, lambda: dumps(self._group_doc(goid, g, idx)))
+
+    def _group_doc(self, goid: str, g: Group | None, idx: _Index) -> dict[str, Any]:
         v = self._group_view(goid, g, idx)
         doc: dict[str, Any] = {
             "id": goid,
@@ -167,13 +170,7 @@ class OktaIndex:
                 "apps": {"href": f"{self.base_url}/api/v1/groups/{goid}/apps"},
             },
         }
-        if stats:
-            doc["_embedded"] = {"stats": {"usersCount": len(self._members(goid)), "appsCount": 0,
-                                          "groupPushMappingsCount": 0, "hasAdminPrivilege": False}}
-            return dumps(doc)
-        body = dumps(doc)
-        self._group_json[goid] = (version, idx.version, body)
-        return body
+        return doc
 
     def _user_getter(self, oid: str, u: User) -> Callable[[str], Any]:
         def get(attr: str) -> Any:

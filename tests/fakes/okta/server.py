@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from ..base import FakeServer, FixedWindowLimiter, JwtSigner, TenantIndex, derived_id
+from ..base import FakeServer, FixedWindowLimiter, JwtSigner, Renderings, TenantIndex, derived_id
 from ..tenant import Tenant
 from .auth import OktaAuth
 from .groups import OktaGroups
@@ -75,8 +75,8 @@ class FakeOkta(OktaAuth, OktaIndex, OktaPaging, OktaUsers, OktaGroups, OktaWrite
         self._index = TenantIndex(tenant, self._build_index)
         self._oid_user: dict[str, str] = {}  # neutral id -> Okta id (memo across rebuilds)
         self._oid_group: dict[str, str] = {}
-        self._user_json: dict[str, tuple[int, bytes]] = {}
-        self._group_json: dict[str, tuple[int, int, bytes]] = {}
+        self._user_json = Renderings()  # Okta user id -> its JSON, per user version
+        self._group_json = Renderings()  # Okta group id -> its JSON, per group and structure version
         self._error_seq = 0
         self._empty_cursors = 0  # cursors handed out by faults.empty_pages
         self.user_type_id = derived_id("oty", "okta-user-type", str(tenant.seed))
