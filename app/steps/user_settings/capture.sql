@@ -114,8 +114,8 @@ SELECT (SELECT count(*) FROM s) + (SELECT count(*) FROM u);
 -- group_ids finds what the upgrade linked to a user by the user's id; the link table itself is
 -- keyed by the legacy row only. Built by the first drain that needs it, not when the capture is
 -- installed: maintained row by row through the run's batches, which never read it, it was a
--- quarter of the run's bookkeeping WAL; built once over the finished links it is a fraction of
--- that. One builder at a time (the lock), the others find it built.
+-- quarter of the run's bookkeeping WAL (docs/performance.md, "WAL per migrated user"). One
+-- builder at a time (the lock); the others find it built.
 SELECT pg_advisory_xact_lock(hashtext('orgmig:link_index'));
 CREATE INDEX IF NOT EXISTS ix_orgmig_user_settings_link_user_id ON orgmig_user_settings_link (user_id);
 
