@@ -30,6 +30,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+ALONE_REASON = "alone: no other client of the database over the last window; no limit while none comes"
+
 
 @dataclass(frozen=True)
 class Law:
@@ -100,8 +102,7 @@ class Controller:
             return None
         if reading.alone and not self.alone:
             self.alone = True
-            return self._decision("alone", "alone: no other client of the database over the last window;"
-                                  " no limit while none comes")
+            return self._decision("alone", ALONE_REASON)
         if self.alone:
             if reading.alone is not False:
                 return None

@@ -219,6 +219,17 @@ class Health:
         while self._guards and self._guards[0].at < now - self.window_s:
             self._guards.popleft()
 
+    def look_around(self, every_s: float = 0.1) -> bool | None:
+        """Before the run starts: ALONE_SAMPLES guard samples `every_s` apart; whether the run
+        is alone on the database (None: no answer). Each sample already looks back a window
+        (clients busy within it count), so a few samples tell as much as a window of them."""
+        self._guards.clear()
+        for i in range(ALONE_SAMPLES):
+            if i:
+                time.sleep(every_s)
+            self._guard()
+        return self.alone()[0]
+
     def take_baseline(self, weight: float = 1.0, stop: Callable[[], bool] = lambda: False) -> Baseline | None:
         """BASELINE_PROBES probes while the run writes nothing, folded into the baseline with
         `weight` (1: the first one)."""

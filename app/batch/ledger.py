@@ -19,7 +19,7 @@ SQL = SqlFiles(Path(__file__).parent / "sql")
 LIVENESS_LOCK = SQL("ledger.liveness_lock")
 # The options a run records (orgmig_run.settings) beside the workers it got, for `orgmig report`.
 RECORDED_SETTINGS = ("batch_size", "pause_ms", "max_rows_per_second", "target_batch_ms", "lock_timeout_ms",
-                     "statement_timeout_ms", "max_batch_attempts")
+                     "statement_timeout_ms", "max_batch_attempts", "steer", "max_app_latency_ratio")
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,15 @@ How a run is steered (app.batch.health for the signal, app.batch.controller for 
 1. ORGMIG_STEER=off: not at all (a maintenance window: nothing holds the run back).
 2. A run of at most ROUNDS_TO_STEER rounds of batches is not steered either: it is over before
    a controller could see the effect of a change.
-3. Otherwise, before any worker starts: the baseline (the run writes nothing meanwhile).
+3. Otherwise, before any worker starts: a look at the database's other clients; with none
+   (alone) the run starts with no limit and no baseline (7); else the baseline (the run writes
+   nothing meanwhile).
 4. The first UNPACED_BATCHES batches (at least a round) run unpaced, to measure the rate the run
    reaches unpaced (rows a second times WAL bytes per row, for each worker); the allowance
    starts at START_SHARE of it, in WAL bytes a second.
 5. A monitor thread probes every `steer_probe_ms` and lets the controller decide; its state
-   and every change are written to orgmig_steer / orgmig_steer_decision (`orgmig status`).
+   and every change are written to orgmig_steer / orgmig_steer_decision (`orgmig status`), and
+   once a window what it read (action `reading`: the signal over time, `orgmig report`).
 6. Every REFRESH_WINDOWS signal windows the workers stop at their next batch, the baseline is
    measured again with nothing of the run in flight, and folded in.
 7. Alone on the database (app.batch.health), the run has no limit (state `alone`); when a client
@@ -43,7 +46,7 @@ from collections import deque
 
 from sqlalchemy import Connection
 
-from app.batch.controller import Bucket, Controller, Decision, Law, rate_text
+from app.batch.controller import ALONE_REASON, Bucket, Controller, Decision, Law, rate_text
 from app.batch.health import PROBES_PER_WINDOW, Health
 from app.batch.ledger import SQL, Run
 
@@ -97,6 +100,7 @@ class Pacer:
         self._bytes = 0.0
         self._quiet = False  # while the baseline is measured again: no batch starts
         self._rebase = False  # a client arrived: the baseline is measured afresh
+        self._alone = False  # alone when the run started: no baseline taken
         self._stop = threading.Event()
         self._local = threading.local()
         self._thread: threading.Thread | None = None
@@ -129,15 +133,19 @@ class Pacer:
             self._say("not steered", "no connection to spare for the health probe beside the"
                       f" {self._workers} workers: the run is not steered")
             return
-        self._say("baseline", "measuring the baseline: the run writes nothing meanwhile")
-        base = self.health.take_baseline()
-        if base is None:
-            self._say("not steered", "the health probe got no answer: the run is not steered")
-            return
-        log.info("%s: steering: commit baseline %.2f ms (probe every %d ms, breach above %.1fx)",
-                 r.label, base.ms, self.opts.steer_probe_ms, self.opts.max_app_latency_ratio)
+        self._alone = self.health.look_around() is True
+        if self._alone:  # nobody to measure a baseline for: it is taken when a client comes
+            self._say("alone", "alone on the database: no baseline until a client comes, no limit")
+        else:
+            self._say("baseline", "measuring the baseline: the run writes nothing meanwhile")
+            base = self.health.take_baseline()
+            if base is None:
+                self._say("not steered", "the health probe got no answer: the run is not steered")
+                return
+            log.info("%s: steering: commit baseline %.2f ms (probe every %d ms, breach above %.1fx)",
+                     r.label, base.ms, self.opts.steer_probe_ms, self.opts.max_app_latency_ratio)
+            self.state, self.reason = "measuring", "the first batches run unpaced, to measure the run's rate"
         self.active = True
-        self.state, self.reason = "measuring", "the first batches run unpaced, to measure the run's rate"
         self._publish()
         self._thread = threading.Thread(target=self._monitor, name="orgmig-health", daemon=True)
         self._thread.start()
@@ -145,7 +153,7 @@ class Pacer:
     def _say(self, state: str, reason: str) -> None:
         self.state, self.reason = state, reason
         self.health.open(state, reason)
-        if state != "baseline":
+        if state not in ("baseline", "alone"):
             self.health.close()  # no probe: its connection is not kept from the workers
             log.info("%s: %s", self.runner.label, reason)
 
@@ -223,6 +231,9 @@ class Pacer:
         self._decided(Decision(time.monotonic(), "start", start,
                                f"{START_SHARE:.0%} of the rate measured unpaced over the first"
                                f" {len(self._unpaced)} batches ({rate_text(unpaced)})"))
+        if self._alone:  # as the monitor would decide at its next probe
+            self.controller.alone = True
+            self._decided(Decision(time.monotonic(), "alone", start, ALONE_REASON))
 
     def after(self, rows: int, stop: threading.Event | None = None) -> None:
         """After a batch of `rows` rows: wait until the bucket has paid off its WAL at the
@@ -270,8 +281,11 @@ class Pacer:
                 since_refresh += 1
                 if self.controller is not None:
                     self._steer()
+                    if since_refresh % PROBES_PER_WINDOW == 0:
+                        self._note_reading()
                 self._write_decisions()
-                if self._rebase or (since_refresh >= refresh_every and not self.controller.alone):
+                if self.controller is not None and (
+                        self._rebase or (since_refresh >= refresh_every and not self.controller.alone)):
                     self._refresh(fresh=self._rebase)
                     since_refresh, self._rebase = 0, False
                 if time.monotonic() - published >= PUBLISH_EVERY_S:
@@ -296,6 +310,16 @@ class Pacer:
             self._decided(decision, reading.ratio)
         if decision.action == "client":
             self._rebase = True
+
+    def _note_reading(self) -> None:
+        """Once a window, what the controller read (action `reading`, not a change): the signal
+        over time for `orgmig report`."""
+        f = self.health.figures()
+        if f["ratio"] is None:
+            return
+        self._pending.append((Decision(time.monotonic(), "reading", self.controller.allowance,
+                                       f"signal {f['signal_ms']:.2f} ms, baseline {f['baseline_ms']:.2f} ms,"
+                                       f" the run writing {rate_text(self.used())}"), f["ratio"]))
 
     def _decided(self, decision: Decision, ratio: float | None = None) -> None:
         """A change, logged now and written by the monitor thread (the probe's connection is
@@ -326,15 +350,18 @@ class Pacer:
             self.state = "refreshing baseline"
         try:
             self._publish()
-            old = self.health.baseline.ms
+            old = self.health.baseline.ms if self.health.baseline else None
             base = self.health.take_baseline(weight=1.0 if fresh else 0.3, stop=self._stop.is_set)
         finally:
             with self._idle:
                 self.state = "steering"
                 self._quiet = False
                 self._idle.notify_all()
+        if base is None:  # stopped, or no answer: nothing measured
+            return
         self._decided(Decision(time.monotonic(), "baseline", self.controller.allowance,
-                               f"baseline measured {'afresh' if fresh else 'again'}: {old:.2f} ms -> {base.ms:.2f} ms"))
+                               f"baseline measured {'afresh' if fresh else 'again'}:"
+                               f" {'none' if old is None else f'{old:.2f} ms'} -> {base.ms:.2f} ms"))
 
     def _publish(self) -> None:
         limit = self.controller.limit() if self.controller else None

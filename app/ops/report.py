@@ -1,6 +1,7 @@
 """What `orgmig report RUN_ID` shows about one run of the batch engine, read from the ledger
-(`orgmig_run`, `orgmig_batch`) and the reported rows (`orgmig_report`) in a few read-only queries
-(report.sql). The page itself is drawn by app.ops.report_html.
+(`orgmig_run`, `orgmig_batch`), the reported rows (`orgmig_report`) and the steering's decisions
+(`orgmig_steer_decision`, app.ops.report_steering) in a few read-only queries (report.sql). The
+page itself is drawn by app.ops.report_html.
 
 Nothing here reads a row of the data being migrated: the figures are counts, keys of batch
 ranges, durations, reasons, and the one-line errors the engine recorded (which never quote a
@@ -18,6 +19,7 @@ from app.batch import SqlFiles
 from app.batch.ledger import RECORDED_SETTINGS, live_run_ids
 from app.batch.summary import RunFigures, run_figures
 from app.errors import ConfigError
+from app.ops import report_steering
 
 SQL = SqlFiles(Path(__file__).parent)
 PROBLEMS_SHOWN = 15  # retried or failed batches listed on the page; the rest are counted
@@ -103,6 +105,7 @@ class RunReport:
     timeline: list[Point] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     reasons: list[Reason] = field(default_factory=list)
+    steering: report_steering.Steering | None = None
 
 
 def one_line(error: str | None, limit: int = ERROR_CHARS) -> str | None:
@@ -157,8 +160,10 @@ def collect(engine: Engine, run_id: int) -> RunReport:
         reasons = [Reason(**{**r, "samples": [Sample(**x) for x in r["samples"]]})
                    for r in conn.execute(SQL("report.reasons"),
                                          {**params, "step": run.step, "samples": SAMPLES_SHOWN}).mappings()]
+        steering = report_steering.collect(conn, run_id, SQL, run.settings)
     return RunReport(run=run, database=engine.url.database or "", generated_at=datetime.now(UTC),
-                     totals=totals, figures=figures, timeline=timeline, problems=problems, reasons=reasons)
+                     totals=totals, figures=figures, timeline=timeline, problems=problems, reasons=reasons,
+                     steering=steering)
 
 
 @dataclass

@@ -66,3 +66,21 @@ CROSS JOIN LATERAL (
           LIMIT :samples) first
 ) s
 ORDER BY g.total DESC, g.reason;
+
+-- name: steer_state
+-- The run's steering as its newest process left it (app/ops/report_steering.py).
+SELECT state, reason, wal_bytes_per_row
+FROM orgmig_steer
+WHERE run_id = :run_id
+ORDER BY updated_at DESC
+LIMIT 1;
+
+-- name: steer_decisions
+-- The steering's decisions and, once a signal window, its readings (action 'reading'), in order:
+-- when (seconds after the run started), the allowance after it, the signal over its baseline, why.
+SELECT extract(epoch FROM d.at - r.started_at)::float8 AS at_s, d.action,
+       d.allowance_bytes_per_s AS allowance, d.ratio, d.reason
+FROM orgmig_steer_decision d
+JOIN orgmig_run r ON r.id = d.run_id
+WHERE d.run_id = :run_id
+ORDER BY d.id;

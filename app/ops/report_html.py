@@ -11,6 +11,7 @@ from pathlib import Path
 
 from app import __version__
 from app.batch.summary import fmt_duration, fmt_rate
+from app.ops import report_steering
 from app.ops.report import Problem, Reason, RunReport, rate_buckets
 from app.ops.report_charts import Bar, HBar, Marker, bar_chart, count_ticks, hbar_chart, progress_bar, time_ticks
 
@@ -67,6 +68,8 @@ SETTINGS = (  # orgmig_run.settings as the page names them, in this order; a 0 (
     ("lock_timeout_ms", "lock timeout", fmt_ms),
     ("statement_timeout_ms", "statement timeout", fmt_ms),
     ("max_batch_attempts", "attempts per batch", fmt_int),
+    ("steer", "steering", lambda on: "on"),
+    ("max_app_latency_ratio", "breach above", lambda r: f"{r:g}x the commit baseline"),
 )
 
 
@@ -134,6 +137,13 @@ def _rate_section(r: RunReport) -> str:
     return (head + f'<p class="note">Rows of the batches that finished in each of {len(buckets):,} equal'
             f' buckets of {fmt_width(width)}, per second; peak {fmt_rate(peak)}. A gap is time with no batch'
             f' finishing (a pause, a wait on a lock, a stopped process).</p>{chart}</section>')
+
+
+def _steering_section(r: RunReport) -> str:
+    _, buckets = rate_buckets(r.timeline, r.totals.seconds)
+    marks = r.steering.decisions + r.steering.readings if r.steering else []
+    ends = [b.start_s + b.seconds for b in buckets[-1:]] + [m.at_s for m in marks]
+    return report_steering.section(r.steering, buckets, max(ends + [1.0]))
 
 
 def _durations_section(r: RunReport) -> str:
@@ -250,7 +260,7 @@ def render(report: RunReport) -> str:
     """The whole page, as text."""
     run = report.run
     title = f"orgmig run {run.id} — {run.step} {run.direction} {run.state}"
-    body = "".join((_header(report), _rate_section(report), _durations_section(report),
+    body = "".join((_header(report), _rate_section(report), _steering_section(report), _durations_section(report),
                     _retries_section(report), _reasons_section(report), _error_section(report)))
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'

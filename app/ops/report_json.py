@@ -43,6 +43,7 @@ def as_json(r: RunReport) -> dict:
             "shown": [{**asdict(p), "finished_at": _when(p.finished_at)} for p in r.problems],
         },
         "reported": [asdict(x) for x in r.reasons],
+        "steering": None if r.steering is None else asdict(r.steering),
         "database": r.database,
         "generated_at": _when(r.generated_at),
     }

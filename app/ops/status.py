@@ -64,7 +64,7 @@ def _steering(row) -> dict | None:
         return None
     return {k: row[k] for k in ("state", "allowance_bytes_per_s", "used_bytes_per_s", "wal_bytes_per_row",
                                 "signal_ms", "baseline_ms", "ratio", "wal_wait_share", "cpu_pressure",
-                                "reason", "decisions", "process", "updated_at")}
+                                "reason", "decisions", "last_change", "process", "updated_at")}
 
 
 def _with_stats(run: dict, stats: dict | None, workers: int | None) -> dict:

@@ -36,7 +36,8 @@ STEERED = dict(batch_size=10, workers=1, steer_probe_ms=50, max_app_latency_rati
 def _decisions(engine) -> list[dict]:
     with engine.connect() as conn:
         return [dict(r) for r in conn.execute(text(
-            "SELECT id, at, action, allowance_bytes_per_s, reason FROM orgmig_steer_decision ORDER BY id")).mappings()]
+            "SELECT id, at, action, allowance_bytes_per_s, reason FROM orgmig_steer_decision"
+            " WHERE action <> 'reading' ORDER BY id")).mappings()]
 
 
 def _finished(toy, worker: threading.Thread, result: dict) -> list[dict]:
@@ -129,7 +130,7 @@ def test_no_probe_takes_a_connection_the_workers_were_counted_on(toy):
 
 def test_status_shows_the_allowance_the_signal_and_the_last_reason(toy):
     worker = threading.Thread(target=lambda: run_step(
-        toy, ToyCopy(sleep_ms_per_row=2), "upgrade", options(**STEERED)))
+        toy, ToyCopy(sleep_ms_per_row=6), "upgrade", options(**STEERED)))
     with application(toy):
         worker.start()
         try:
@@ -142,6 +143,8 @@ def test_status_shows_the_allowance_the_signal_and_the_last_reason(toy):
     steering = shown["runs"][0]["steering"]
     assert steering["state"] == "steering"
     assert steering["allowance_bytes_per_s"] > 0 and steering["baseline_ms"] > 0 and steering["reason"]
+    assert steering["last_change"]["action"] in ("start", "raise", "ease", "cut")  # a change, not a reading
+    assert steering["last_change"]["reason"] and steering["decisions"] >= 1
     assert "steering: steering; allowance " in " ".join(table.split())
     assert "against" in table and "before the run" in table
     line = steering_line(status.collect(toy).runs[0]["steering"])

@@ -92,7 +92,8 @@ def test_the_page_of_a_real_upgrade(engine, alembic_cfg, tmp_path):
 CONSOLE = re.compile(r"user_settings_to_org upgrade finished: (?P<rows>[\d,]+) rows in (?P<duration>[^(]+?)"
                      r" \((?P<rate>[^)]+)\), (?P<batches>[\d,]+) batches, (?P<retried>[\d,]+) retried")
 SETTINGS = {"workers": 2, "batch_size": 100, "pause_ms": 20, "max_rows_per_second": 4_000, "target_batch_ms": 0,
-            "lock_timeout_ms": 2_000, "statement_timeout_ms": 60_000, "max_batch_attempts": 5}
+            "lock_timeout_ms": 2_000, "statement_timeout_ms": 60_000, "max_batch_attempts": 5, "steer": True,
+            "max_app_latency_ratio": 2.0}
 
 
 def test_the_page_the_json_and_the_console_show_the_same_run(engine, alembic_cfg, tmp_path):
@@ -118,7 +119,7 @@ def test_the_page_the_json_and_the_console_show_the_same_run(engine, alembic_cfg
     assert as_json.returncode == 0, as_json.stderr
     data = json.loads(as_json.stdout)
     assert set(data) == {"run", "settings", "rows_done", "total_rows", "seconds", "rows_per_second", "batches",
-                         "rate_buckets", "problems", "reported", "database", "generated_at"}
+                         "rate_buckets", "problems", "reported", "steering", "database", "generated_at"}
     assert (data["rows_done"], data["total_rows"]) == (2_000, 2_000)
     assert fmt_duration(data["seconds"]) == console["duration"] and fmt_rate(data["rows_per_second"]) == console["rate"]
     assert data["rows_per_second"] == data["rows_done"] / data["seconds"]

@@ -69,11 +69,17 @@ WHERE a.backend_type = 'client backend' AND a.state = 'active' AND a.pid <> pg_b
 SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn;
 
 -- name: status
--- The newest row of each run's processes, for `orgmig status`.
+-- The newest row of each run's processes, for `orgmig status`: its state, its decisions (the
+-- readings the monitor notes once a window are not decisions) and the last of them.
 SELECT DISTINCT ON (s.run_id) s.run_id, s.process, s.state, s.allowance_bytes_per_s, s.used_bytes_per_s,
        s.wal_bytes_per_row, s.signal_ms, s.baseline_ms, s.ratio, s.wal_wait_share, s.cpu_pressure,
        s.reason, s.updated_at,
-       (SELECT count(*) FROM orgmig_steer_decision d WHERE d.run_id = s.run_id) AS decisions
+       (SELECT count(*) FROM orgmig_steer_decision d WHERE d.run_id = s.run_id AND d.action <> 'reading') AS decisions,
+       (SELECT jsonb_build_object('at', d.at, 'action', d.action, 'allowance_bytes_per_s', d.allowance_bytes_per_s,
+                                  'ratio', d.ratio, 'reason', d.reason)
+        FROM orgmig_steer_decision d
+        WHERE d.run_id = s.run_id AND d.process = s.process AND d.action <> 'reading'
+        ORDER BY d.id DESC LIMIT 1) AS last_change
 FROM orgmig_steer s
 WHERE s.run_id = ANY (CAST(:ids AS bigint[]))
 ORDER BY s.run_id, s.updated_at DESC;
