@@ -33,8 +33,11 @@ def test_alone_the_run_is_not_held_back(toy):
     assert row["state"] == "done" and row["reason"].startswith("alone: no other client of the database")
 
 
-def test_a_client_arriving_drops_the_run_to_a_quarter_and_a_fresh_baseline(toy):
-    time.sleep(1.5)
+def alone_then_a_client(toy, while_there=lambda watch: None) -> tuple[threading.Thread, dict]:
+    """The toy run started alone; once it says so an application comes, stays until the fresh
+    baseline is measured and `while_there(watch)` returns, then leaves. The run's thread (joined)
+    and its result."""
+    time.sleep(1.5)  # the fixture's own session idle for a window
     result: dict = {}
     worker = threading.Thread(target=lambda: result.update(
         r=run_step(toy, ToyCopy(sleep_ms_per_row=8), "upgrade", options(**STEERED))))
@@ -44,9 +47,15 @@ def test_a_client_arriving_drops_the_run_to_a_quarter_and_a_fresh_baseline(toy):
             _wait_for(watch, "SELECT count(*) FROM orgmig_steer_decision WHERE action = 'alone'")
             with application(toy):
                 _wait_for(watch, "SELECT count(*) FROM orgmig_steer_decision WHERE action = 'baseline'")
+                while_there(watch)
             # the client gone: alone again after a window without it
         finally:
             worker.join(180)
+    return worker, result
+
+
+def test_a_client_arriving_drops_the_run_to_a_quarter_and_a_fresh_baseline(toy):
+    worker, result = alone_then_a_client(toy)
     decisions = _finished(toy, worker, result)
     actions = [d["action"] for d in decisions]
     assert actions[:2] == ["start", "alone"], actions

@@ -6,23 +6,19 @@ and the allowance, and lists why; in Chromium it shows (the PNG is looked at by 
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections import Counter
 
 import pytest
 from sqlalchemy import text
 
-from app.batch import run_step
 from app.ops.report import collect
 from app.ops.report_html import render
 from app.ops.report_json import as_json
-from tests.batch.test_steering import STEERED, _wait_for
-from tests.batch.toy_copy import ToyCopy
-from tests.batch.toy_copy.fixtures import options
+from tests.batch.test_alone import alone_then_a_client
+from tests.batch.test_steering import _wait_for
 from tests.ops.test_report import CHROMIUM, _section, _visible_text, screenshot
 from tests.support.png import read_png
-from tests.support.traffic import application, watcher
 
 AMBER, RED, PURPLE = (0xD9, 0x8C, 0x1F), (0xB4, 0x23, 0x18), (0x7A, 0x3D, 0xB8)  # report.css
 
@@ -30,22 +26,14 @@ AMBER, RED, PURPLE = (0xD9, 0x8C, 0x1F), (0xB4, 0x23, 0x18), (0x7A, 0x3D, 0xB8) 
 @pytest.fixture
 def steered_run(toy):
     """Run 1 of the toy step: alone, an application, a stall of its commits, alone again."""
-    time.sleep(1.5)  # the fixture's own session idle for a window
-    worker = threading.Thread(target=run_step, args=(toy, ToyCopy(sleep_ms_per_row=8), "upgrade",
-                                                     options(**STEERED)))
-    with watcher(toy) as watch:
-        worker.start()
-        try:
-            _wait_for(watch, "SELECT count(*) FROM orgmig_steer_decision WHERE action = 'alone'")
-            with application(toy):
-                _wait_for(watch, "SELECT count(*) FROM orgmig_steer_decision WHERE action = 'baseline'")
-                with watch.connect() as conn, conn.begin():  # the probe's commit waits 1.5 s
-                    conn.execute(text("SELECT 1 FROM orgmig_steer FOR UPDATE"))
-                    time.sleep(1.5)
-                _wait_for(watch, "SELECT count(*) FROM orgmig_steer_decision WHERE action = 'cut'")
-        finally:
-            worker.join(180)
-    assert not worker.is_alive()
+    def stall(watch) -> None:
+        with watch.connect() as conn, conn.begin():  # the probe's commit waits 1.5 s
+            conn.execute(text("SELECT 1 FROM orgmig_steer FOR UPDATE"))
+            time.sleep(1.5)
+        _wait_for(watch, "SELECT count(*) FROM orgmig_steer_decision WHERE action = 'cut'")
+
+    worker, result = alone_then_a_client(toy, stall)
+    assert not worker.is_alive() and result["r"].rows_done == 1000
     return toy
 
 
