@@ -5,10 +5,11 @@ never a traceback, and leaves the database as it was."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
-import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
@@ -18,6 +19,7 @@ from app.ops.databases import libpq
 from app.ops.seed import seed_legacy
 from tests.support.db import execute, scalar
 from tests.support.migrate import ROOT, alembic_cmd, alembic_env, run_alembic
+from tests.support.waiting import Watched, wait_until
 
 
 def _one_line(proc: subprocess.CompletedProcess) -> str:
@@ -51,20 +53,47 @@ def test_downgrade_base_refuses_to_drop_the_applications_rows(engine, alembic_cf
     assert scalar(engine, "SELECT to_regclass('org')") is None
 
 
+# A batch of the test's database waiting for a lock (the held org name below).
+BATCH_WAITS = """SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"""
+
+
+@contextlib.contextmanager
+def _upgrade_held_in_its_data_revision(engine, **env: str) -> Iterator[subprocess.Popen]:
+    """`alembic upgrade head` started and kept inside revision 0004, holding the migration lock,
+    for as long as the block runs: its first batch waits for a personal org's name that an open
+    transaction of the test's has taken. Let go at the end of the block; the caller finishes it."""
+    held = scalar(engine, """
+        SELECT min(us.id) FROM user_settings us WHERE us.keycloak_user_id ~ '[^[:space:]]'
+          AND us.id = (SELECT max(w.id) FROM user_settings w WHERE w.keycloak_user_id = us.keycloak_user_id)""")
+    with engine.connect() as blocker:
+        blocker.execute(text("INSERT INTO org (name) VALUES (:n)"), {"n": f"user_{held}_org"})  # uncommitted
+        first = subprocess.Popen(alembic_cmd("upgrade", "head"), cwd=ROOT, text=True,
+                                 env=alembic_env(engine.url, ORGMIG_LOCK_TIMEOUT_MS="180000", **env),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            wait_until(lambda: scalar(engine, BATCH_WAITS), alive=first, what="the first upgrade's batch waiting")
+        except BaseException:
+            first.kill()
+            first.communicate()
+            raise
+        try:
+            yield first
+        finally:
+            blocker.rollback()
+
+
 def test_two_upgrades_at_once_run_one_after_the_other(engine, alembic_cfg):
     migrations.upgrade(alembic_cfg, "0003")
     seed_legacy(engine, 4_000, seed=2)
     env = alembic_env(engine.url, ORGMIG_PAUSE_MS="150", ORGMIG_WORKERS="1")
-    first = subprocess.Popen(alembic_cmd("upgrade", "head"), cwd=ROOT, env=env, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    # The first holds the migration lock once its data revision has written a batch (its
-    # connection merely appearing could still lose the lock to the second on a busy host).
-    deadline = time.monotonic() + 60
-    while not scalar(engine, "SELECT count(*) FROM orgmig_batch"):
-        assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()
-        time.sleep(0.05)
-    second = subprocess.run(alembic_cmd("upgrade", "head"), cwd=ROOT, env=env, text=True, capture_output=True,
-                            timeout=120)
+    # The second starts while the first is inside its data revision, and is seen waiting for it.
+    with _upgrade_held_in_its_data_revision(engine, ORGMIG_PAUSE_MS="150", ORGMIG_WORKERS="1") as first:
+        waiting = Watched(subprocess.Popen(alembic_cmd("upgrade", "head"), cwd=ROOT, env=env, text=True,
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        wait_until(lambda: waiting.says("waiting for another migration"), alive=waiting,
+                   what="the second upgrade waiting for the first")
+    second = waiting.finish(timeout=120)
     out, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     assert second.returncode == 0, second.stderr
@@ -77,19 +106,13 @@ def test_two_upgrades_at_once_run_one_after_the_other(engine, alembic_cfg):
 def test_an_upgrade_that_must_not_wait_names_the_one_running(engine, alembic_cfg):
     migrations.upgrade(alembic_cfg, "0003")
     seed_legacy(engine, 3_000, seed=2)
-    env = alembic_env(engine.url, ORGMIG_PAUSE_MS="200", ORGMIG_WORKERS="1")
-    first = subprocess.Popen(alembic_cmd("upgrade", "head"), cwd=ROOT, env=env, text=True,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        while not scalar(engine, "SELECT count(*) FROM orgmig_batch"):
-            time.sleep(0.05)
+    with _upgrade_held_in_its_data_revision(engine, ORGMIG_PAUSE_MS="200", ORGMIG_WORKERS="1") as first:
         second = run_alembic(engine.url, "upgrade", "head", ORGMIG_MIGRATE_LOCK_WAIT_MS="0")
-        line = _one_line(second)
-        assert second.returncode == 1
-        assert "another alembic upgrade or downgrade is running on this database: pid" in line
-        assert "orgmig alembic" in line
-    finally:
-        first.communicate(timeout=120)
+    first.communicate(timeout=120)
+    line = _one_line(second)
+    assert second.returncode == 1
+    assert "another alembic upgrade or downgrade is running on this database: pid" in line
+    assert "orgmig alembic" in line
     assert first.returncode == 0
 
 
@@ -184,48 +207,29 @@ def test_a_revision_that_needs_a_finished_data_run_waits_for_it(engine, alembic_
     assert scalar(engine, "SELECT version_num FROM alembic_version") == "0008"
 
 
-def _hold_user_table(engine, seconds: float, sql: str = 'SELECT count(*) FROM "user"') -> threading.Thread:
-    """An application transaction on "user" (a read by default: ACCESS SHARE until it commits),
-    open `seconds` long."""
-    held = threading.Event()
-
-    def hold() -> None:
-        with engine.connect() as conn:
-            conn.execute(text(sql))
-            held.set()
-            time.sleep(seconds)
-            conn.commit()
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    held.wait(10)
-    return thread
-
-
-def _read_user_table(engine, seconds: float) -> list[float]:
-    """The application reading "user" for `seconds`: how long each read took."""
+def _upgrade_to_0006_beside(engine, hold: str, until: str) -> tuple[list[float], str]:
+    """`alembic upgrade 0006` beside the application: a transaction of it holds `hold`'s lock on
+    "user" until alembic's stderr says `until`, and it reads "user" until the upgrade ends. How
+    long each read took, and alembic's stderr (it must succeed)."""
     waits = []
-    deadline = time.monotonic() + seconds
-    with engine.connect() as app:
-        while time.monotonic() < deadline:
+    with engine.connect() as holder, engine.connect() as app:
+        holder.execute(text(hold))
+        upgrade = Watched(subprocess.Popen(alembic_cmd("upgrade", "0006"), cwd=ROOT, env=alembic_env(engine.url),
+                                           text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        deadline = time.monotonic() + 120
+        while upgrade.poll() is None:
+            assert time.monotonic() < deadline, upgrade.stderr()[-3000:]
+            if holder.in_transaction() and upgrade.says(until):
+                holder.commit()
             started = time.monotonic()
             app.execute(text('SELECT count(*) FROM "user"'))
             app.commit()
             waits.append(time.monotonic() - started)
             time.sleep(0.02)
-    return waits
-
-
-def _upgrade_to_0006_beside(engine, holder: threading.Thread, read_seconds: float) -> tuple[list[float], str]:
-    """`alembic upgrade 0006` while `holder` keeps its transaction open and the application reads
-    "user" for `read_seconds`: how long each read took, and alembic's stderr (it must succeed)."""
-    upgrade = subprocess.Popen(alembic_cmd("upgrade", "0006"), cwd=ROOT, env=alembic_env(engine.url), text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    waits = _read_user_table(engine, read_seconds)
-    holder.join()
-    _, stderr = upgrade.communicate(timeout=120)
-    assert upgrade.returncode == 0, stderr
-    return waits, stderr
+        holder.rollback()
+    done = upgrade.finish()
+    assert done.returncode == 0, done.stderr
+    return waits, done.stderr
 
 
 def test_a_revision_blocked_by_the_application_is_run_again_waiting_briefly_each_time(engine, alembic_cfg):
@@ -236,7 +240,8 @@ def test_a_revision_blocked_by_the_application_is_run_again_waiting_briefly_each
     # Meanwhile the application keeps reading "user": each read queues behind the revision's lock
     # request only as long as that attempt's lock timeout (100, 200, 400 ms ...), not the 2 s of
     # ORGMIG_LOCK_TIMEOUT_MS a single attempt would hold it up.
-    waits, stderr = _upgrade_to_0006_beside(engine, _hold_user_table(engine, 1.5), read_seconds=1.2)
+    # The application's read is let go once the revision has been refused once and tries again.
+    waits, stderr = _upgrade_to_0006_beside(engine, 'SELECT count(*) FROM "user"', until="attempt 2 of 8")
     assert "Traceback" not in stderr
     assert "could not get a lock within 100 ms" in stderr and "attempt 2 of 8" in stderr
     assert scalar(engine, "SELECT version_num FROM alembic_version") == "0006"
@@ -248,11 +253,10 @@ def test_a_revision_blocked_by_the_application_is_run_again_waiting_briefly_each
 def test_a_revision_that_never_gets_its_lock_stops_after_its_attempts_in_one_line(engine, alembic_cfg):
     migrations.upgrade(alembic_cfg, "0005")
     execute(engine, 'CREATE INDEX ix_user_email_normalized ON "user" (lower(btrim(email)))')
-    holder = _hold_user_table(engine, 6)
-    try:
+    with engine.connect() as holder:  # an application read on "user", open until alembic gave up
+        holder.execute(text('SELECT count(*) FROM "user"'))
         proc = run_alembic(engine.url, "-x", "ddl_lock_attempts=3", "-x", "lock_timeout_ms=500", "upgrade", "0006")
-    finally:
-        holder.join()
+        holder.rollback()
     line = _one_line(proc)
     assert proc.returncode == 1
     assert "a revision could not get its locks in 3 attempts (the last waited 500 ms for each)" in line
@@ -268,8 +272,8 @@ def test_an_index_build_left_invalid_by_a_lock_timeout_is_rebuilt_without_blocki
     # An application write open on "user": 0006's CREATE INDEX CONCURRENTLY waits for it, times
     # out and leaves an invalid index; the next attempt drops it CONCURRENTLY too (a plain DROP
     # INDEX would lock "user" against every read while it waits), then builds it again.
-    holder = _hold_user_table(engine, 2.0, 'UPDATE "user" SET email = email WHERE id = -1')
-    waits, stderr = _upgrade_to_0006_beside(engine, holder, read_seconds=2.0)
+    waits, stderr = _upgrade_to_0006_beside(engine, 'UPDATE "user" SET email = email WHERE id = -1',
+                                            until="could not get a lock within")
     assert "could not get a lock within" in stderr
     assert scalar(engine, "SELECT indisvalid FROM pg_index"
                           " WHERE indexrelid = to_regclass('ix_user_email_normalized')") is True
