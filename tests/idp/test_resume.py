@@ -11,6 +11,7 @@ import pytest
 from app.config import get_settings
 from tests.fakes.okta import FakeOkta
 from tests.fakes.tenant import make_tenant
+from tests.support.db import THIS_DATABASE
 from tests.support.idp import (
     export_subprocess,
     failed_checks,
@@ -123,7 +124,7 @@ def test_a_page_write_that_times_out_on_a_lock_is_retried(provider_env, snapshot
                     deadline = time.monotonic() + 60
                     while time.monotonic() < deadline and not watcher.exec_driver_sql(
                             "SELECT count(*) FROM pg_locks WHERE NOT granted"
-                            " AND relation = 'idp_export_cursor'::regclass").scalar():
+                            f" AND relation = 'idp_export_cursor'::regclass AND {THIS_DATABASE}").scalar():
                         watcher.rollback()
                         time.sleep(0.02)
                 time.sleep(lock_ms / 1000 + 0.3)

@@ -11,7 +11,7 @@ import time
 
 from app.ops import migrations
 from app.ops.seed import seed_legacy
-from tests.support.db import scalar
+from tests.support.db import THIS_DATABASE, scalar
 from tests.support.migrate import ROOT, alembic_cmd, alembic_env, orgmig
 
 
@@ -63,7 +63,8 @@ def test_status_and_verify_while_a_run_is_live_then_after_its_process_died(engin
     # The killed process left the run `running`; once the server has seen its connections close
     # (at once, unless a statement was running), nobody holds it any more.
     deadline = time.monotonic() + 60
-    while scalar(engine, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1869770088"):
+    while scalar(engine, f"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1869770088"
+                         f" AND {THIS_DATABASE}"):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     dead = json.loads(orgmig(engine.url, "status", "--json").stdout)

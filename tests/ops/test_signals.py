@@ -18,7 +18,7 @@ from app.ops import migrations
 from app.ops.seed import seed_legacy
 from tests.fakes.okta import FakeOkta
 from tests.fakes.tenant import make_tenant
-from tests.support.db import scalar
+from tests.support.db import THIS_DATABASE, scalar
 from tests.support.idp import export_subprocess, failed_checks, last_run, run_export
 from tests.support.migrate import ROOT, alembic_cmd, alembic_env, orgmig, run_alembic
 
@@ -32,7 +32,8 @@ def _wait_for(engine, sql: str, at_least: int) -> None:
 
 def _no_process_holds_the_run(engine) -> None:
     deadline = time.monotonic() + 30
-    while scalar(engine, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1869770088"):
+    while scalar(engine, f"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1869770088"
+                         f" AND {THIS_DATABASE}"):
         assert time.monotonic() < deadline
         time.sleep(0.05)
 
@@ -120,7 +121,7 @@ def test_sigint_stops_orgmig_work_and_the_alembic_process_finishes_the_run(engin
             # Once its own two connections work on the run beside the alembic process's.
             _wait_for(engine, "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
                               " WHERE l.locktype = 'advisory' AND l.classid = 1869770088 AND l.granted"
-                              " AND a.application_name <> 'orgmig alembic'", 2)
+                              f" AND a.application_name <> 'orgmig alembic' AND l.{THIS_DATABASE}", 2)
             _wait_for(engine, "SELECT count(*) FROM orgmig_batch WHERE status = 'succeeded'", 5)
             work.send_signal(signal.SIGINT)
             _, err = work.communicate(timeout=30)

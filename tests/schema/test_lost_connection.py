@@ -11,7 +11,7 @@ import time
 from app.batch.revision import LOCK_CLASS, MIGRATION_LOCK
 from app.ops import migrations, verify
 from app.ops.seed import seed_legacy
-from tests.support.db import scalar
+from tests.support.db import THIS_DATABASE, scalar
 from tests.support.migrate import ROOT, alembic_cmd, alembic_env, run_alembic
 
 TERMINATE_THE_RUN = """
@@ -31,7 +31,8 @@ def test_a_restart_mid_upgrade_says_the_connection_was_lost_and_a_rerun_resumes(
     # the batches run, and alembic's own connection holds the migration lock
     while not (scalar(engine, "SELECT count(*) FROM orgmig_batch WHERE status = 'succeeded'")
                and scalar(engine, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                                  " AND classid = :c AND objid = :o", c=LOCK_CLASS, o=MIGRATION_LOCK)):
+                                  f" AND classid = :c AND objid = :o AND {THIS_DATABASE}",
+                          c=LOCK_CLASS, o=MIGRATION_LOCK)):
         assert time.monotonic() < deadline and upgrade.poll() is None
         time.sleep(0.02)
     assert scalar(engine, TERMINATE_THE_RUN) >= 2

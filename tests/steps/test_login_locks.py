@@ -16,12 +16,11 @@ from app import migrate_user
 from app.db import make_engine
 from app.ops import migrations
 from app.ops.seed import seed_legacy
-from tests.support.db import scalar
+from tests.support.db import THIS_DATABASE, scalar
 from tests.support.migrate import ROOT, alembic_env, orgmig, run_alembic
 
 WAITING = "SELECT count(*) FROM pg_locks WHERE pid = :pid AND NOT granted"
-ANY_WAITING = ("SELECT count(*) FROM pg_locks WHERE pid <> :pid AND NOT granted"
-               " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+ANY_WAITING = f"SELECT count(*) FROM pg_locks WHERE pid <> :pid AND NOT granted AND {THIS_DATABASE}"
 
 
 def _upgraded(engine) -> None:

@@ -1,8 +1,12 @@
-"""Small database probes the tests share: catalog snapshots and table checksums."""
+"""Small database probes the tests share: catalog snapshots and table checksums, and THIS_DATABASE,
+the condition that keeps a read of pg_locks to the test's own database (other test runs share
+the server, and databases copied from one template have the same relation ids)."""
 
 from __future__ import annotations
 
 from sqlalchemy import Engine, text
+
+THIS_DATABASE = "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 
 CATALOG_SNAPSHOT = text(
     """
