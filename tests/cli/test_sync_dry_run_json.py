@@ -7,9 +7,6 @@ from __future__ import annotations
 import json
 import re
 
-from sqlalchemy.pool import NullPool
-
-from app.db import make_engine
 from tests.support.db import scalar
 from tests.support.identity import alembic, cli, fingerprint, rows
 
@@ -23,8 +20,7 @@ PLAN_LINE = re.compile(
 
 def test_the_dry_run_as_json_says_what_it_prints_and_what_the_sync_then_does(identity_databases):
     provider = "okta"
-    url = identity_databases.get(provider, "exported")
-    engine = make_engine(url, poolclass=NullPool)
+    url, engine = identity_databases.open(provider, "exported")
     before = fingerprint(engine)
 
     printed = cli(url, "sync", "--provider", provider, "--dry-run")

@@ -8,9 +8,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from sqlalchemy.pool import NullPool
 
-from app.db import make_engine
 from app.ops import verify
 from tests.support.identity import (
     CAST_BY_KEY,
@@ -222,8 +220,7 @@ PERSONAL = """SELECT md5(string_agg(concat_ws('|', o.id, o.name, o.updated_at, m
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_upgrade_applies_the_snapshot_rerun_changes_nothing_downgrade_restores(identity_databases, provider):
-    url = identity_databases.get(provider, "exported")
-    engine = make_engine(url, poolclass=NullPool)
+    url, engine = identity_databases.open(provider, "exported")
     ids = Ids(provider, start(provider))
     before = fingerprint(engine)
     personal = rows(engine, PERSONAL)

@@ -8,9 +8,7 @@ import threading
 import time
 
 import psycopg
-from sqlalchemy.pool import NullPool
 
-from app.db import make_engine
 from app.ops.databases import libpq
 from tests.support.db import scalar
 from tests.support.identity import Ids, cli, export, linked_user, rows
@@ -22,8 +20,7 @@ WAITING = """SELECT count(*) FROM pg_stat_activity
 
 def test_an_admin_edit_committed_while_the_sync_waits_is_kept_and_reported(identity_databases, identity_fake):
     provider = "okta"
-    url = identity_databases.get(provider, "synced")
-    engine = make_engine(url, poolclass=NullPool)
+    url, engine = identity_databases.open(provider, "synced")
     fake = identity_fake(provider)
     ids = Ids(provider, fake)
     fake.tenant.touch_user("recovery", first_name="Renamed")  # the IdP renames the user

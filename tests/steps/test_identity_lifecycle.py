@@ -75,8 +75,7 @@ def test_a_killed_run_resumes_to_the_state_of_an_uninterrupted_one(identity_data
 
 def test_an_app_edit_made_after_the_export_started_is_kept_and_reported(identity_databases, identity_fake):
     provider = "okta"
-    url = identity_databases.get(provider, "synced")
-    engine = make_engine(url, poolclass=NullPool)
+    url, engine = identity_databases.open(provider, "synced")
     fake = identity_fake(provider)
     ids = Ids(provider, fake)
     tenant = fake.tenant
@@ -132,8 +131,7 @@ def test_an_app_edit_made_after_the_export_started_is_kept_and_reported(identity
 
 def test_a_truncated_export_trips_the_mass_change_guard_and_writes_nothing(identity_databases, identity_fake):
     provider = "okta"
-    url = identity_databases.get(provider, "synced")
-    engine = make_engine(url, poolclass=NullPool)
+    url, engine = identity_databases.open(provider, "synced")
     fake = identity_fake(provider)
     ids = Ids(provider, fake)
     tenant = fake.tenant
@@ -204,8 +202,7 @@ def test_a_truncated_export_trips_the_mass_change_guard_and_writes_nothing(ident
 
 def test_the_downgrade_refuses_while_the_application_built_on_created_rows(identity_databases):
     provider = "okta"
-    url = identity_databases.get(provider, "synced")
-    engine = make_engine(url, poolclass=NullPool)
+    url, engine = identity_databases.open(provider, "synced")
     ids = Ids(provider, start(provider))
     created_user = linked_user(engine, ids, "entry-nofac")
     # The application gives a user the step created settings, and adds an app-only user to an
@@ -241,8 +238,7 @@ def test_the_downgrade_refuses_while_the_application_built_on_created_rows(ident
 
 def test_the_verification_fails_on_tampered_rows(identity_databases):
     provider = "okta"
-    url = identity_databases.get(provider, "synced")
-    engine = make_engine(url, poolclass=NullPool)
+    url, engine = identity_databases.open(provider, "synced")
     ids = Ids(provider, start(provider))
     assert failed_checks(engine) == []
     user_fac, multi = linked_user(engine, ids, "user-fac"), linked_user(engine, ids, "multi-org")

@@ -17,8 +17,7 @@ from tests.support.migrate import run_alembic
 
 
 def test_an_environment_the_export_does_not_have_is_a_configuration_error(identity_databases):
-    url = identity_databases.get("okta", "synced")
-    engine = make_engine(url, poolclass=NullPool)
+    url, engine = identity_databases.open("okta", "synced")
     before = fingerprint(engine)
     for args in (("sync",), ("sync", "--dry-run"), ("reconcile",)):
         out = cli(url, *args, "--provider", "okta", ORGMIG_IDP_ENV="STAGING")
@@ -38,8 +37,7 @@ def test_an_environment_the_export_does_not_have_is_a_configuration_error(identi
 
 
 def test_site_admin_removals_count_towards_the_mass_change_guard(identity_databases, identity_fake):
-    url = identity_databases.get("okta", "synced")
-    engine = make_engine(url, poolclass=NullPool)
+    url, engine = identity_databases.open("okta", "synced")
     fake = identity_fake("okta")
     admins = fake.tenant.group_by_name(group_name("ADMINS")).id
     members = fake.tenant.members(admins)

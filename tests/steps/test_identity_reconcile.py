@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy.pool import NullPool
 
-from app.db import make_engine
 from tests.support.db import execute
 from tests.support.identity import (
     FAC_A2,
@@ -36,8 +34,7 @@ def drift_by_user(out, ids: Ids) -> dict[str, dict]:
 def test_dry_run_and_reconcile_see_what_changed_in_okta_and_the_next_sync_converges(identity_databases,
                                                                                    identity_fake):
     provider = "okta"
-    url = identity_databases.get(provider, "synced")
-    engine = make_engine(url, poolclass=NullPool)
+    url, engine = identity_databases.open(provider, "synced")
     fake = identity_fake(provider)
     ids = Ids(provider, fake)
     tenant = fake.tenant
@@ -134,8 +131,7 @@ def _auth0_changes(tenant) -> None:
 @pytest.mark.parametrize("provider", ["keycloak", "auth0"])
 def test_reconcile_sees_organization_roles_change_and_is_clean_after_the_next_sync(identity_databases,
                                                                                    identity_fake, provider):
-    url = identity_databases.get(provider, "exported")
-    engine = make_engine(url, poolclass=NullPool)
+    url, engine = identity_databases.open(provider, "exported")
     fake = identity_fake(provider)
     ids = Ids(provider, fake)
     first = cli(url, "sync", "--provider", provider)

@@ -4,9 +4,6 @@ refusal comes before any revision's downgrade changed anything."""
 
 from __future__ import annotations
 
-from sqlalchemy.pool import NullPool
-
-from app.db import make_engine
 from tests.support.db import execute, scalar
 from tests.support.identity import Ids, alembic, fingerprint, linked_user, rows, start
 
@@ -25,8 +22,7 @@ def version(engine) -> str:
 
 def test_the_downgrade_keeps_what_the_application_changed_after_the_sync(identity_databases):
     provider = "okta"
-    url = identity_databases.get(provider, "synced")
-    engine = make_engine(url, poolclass=NullPool)
+    url, engine = identity_databases.open(provider, "synced")
     ids = Ids(provider, start(provider))
     disabled, renamed, moved = (linked_user(engine, ids, k) for k in ("highest", "multi-org", "user-fac"))
     assert all(changed_by_the_sync(engine, u) for u in (disabled, renamed, moved))
@@ -68,8 +64,7 @@ def test_the_downgrade_keeps_what_the_application_changed_after_the_sync(identit
 
 def test_a_refusal_of_revision_0006_comes_before_the_later_revisions_downgrade(identity_databases):
     provider = "okta"
-    url = identity_databases.get(provider, "synced")
-    engine = make_engine(url, poolclass=NullPool)
+    url, engine = identity_databases.open(provider, "synced")
     before = fingerprint(engine)
 
     # The application's own facilities (org B's) are in revision 0006's tables: refused at once.

@@ -9,17 +9,13 @@ import subprocess
 import sys
 import time
 
-from sqlalchemy.pool import NullPool
-
-from app.db import make_engine
 from tests.support.db import execute, scalar
 from tests.support.identity import ENV, ROLE_MAP, cli, export, rows
 from tests.support.migrate import ROOT, alembic_env, url_string
 
 
 def test_an_export_that_failed_before_its_first_page_does_not_stop_the_sync(identity_databases, identity_fake):
-    url = identity_databases.get("okta", "synced")
-    engine = make_engine(url, poolclass=NullPool)
+    url, engine = identity_databases.open("okta", "synced")
     fake = identity_fake("okta")
     failed = export(url, "okta", fake, code=1, OKTA_API_TOKEN="00wrongTokenValue1234567890")
     assert "returned 401" in failed.everything
@@ -39,8 +35,7 @@ def test_an_export_that_failed_before_its_first_page_does_not_stop_the_sync(iden
 
 
 def test_reconcile_during_a_running_sync_waits_for_it(identity_databases, identity_fake):
-    url = identity_databases.get("okta", "synced")
-    engine = make_engine(url, poolclass=NullPool)
+    url, engine = identity_databases.open("okta", "synced")
     fake = identity_fake("okta")
     renamed = [f"filler-{i:03d}" for i in range(40)]
     for key in renamed:

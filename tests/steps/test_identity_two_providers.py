@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy.pool import NullPool
-
-from app.db import make_engine
 from tests.support.db import scalar
 from tests.support.identity import (
     Ids,
@@ -34,8 +31,7 @@ def summary_count(out, what: str) -> int:
 
 
 def test_one_provider_owns_a_users_values_and_the_other_is_reported(identity_databases, identity_fake):
-    url = identity_databases.get("okta", "exported")
-    engine = make_engine(url, poolclass=NullPool)
+    url, engine = identity_databases.open("okta", "exported")
     okta, auth0 = identity_fake("okta"), identity_fake("auth0")
     export(url, "auth0", auth0)
     up = alembic(url, "upgrade", "head")
@@ -77,8 +73,7 @@ def test_two_providers_apply_together_and_downgrade_together(identity_databases,
     """Okta's groups and Auth0's organizations in one database: the revision applies both (Okta
     first), a second round of syncs settles what one provider's new users mean to the other's
     reports, and the downgrade undoes Auth0 before Okta (whose users Auth0 may have linked)."""
-    url = identity_databases.get("okta", "exported")
-    engine = make_engine(url, poolclass=NullPool)
+    url, engine = identity_databases.open("okta", "exported")
     export(url, "auth0", identity_fake("auth0"))
     before = fingerprint(engine)
 

@@ -2,8 +2,9 @@
 
 - `snapshot_db`: a database at `alembic upgrade head` (migrated once per session) whose snapshot
   tables are emptied before each test.
-- `run_export`: `orgmig export` (through the `orgmig` entry point) in this process, returning the
-  exit code and what it printed; `export_subprocess` starts it as a separate process.
+- `run_orgmig`: `orgmig ARGS` (through the `orgmig` entry point) in this process, returning the
+  exit code, what it printed and its logs (`Outcome`), `command_env` the environment it reads;
+  `run_export`: `orgmig export` that way; `export_subprocess` starts it as a separate process.
 - `snapshot`: the snapshot tables as plain Python values, for comparing with a fake's data.
 """
 
@@ -15,7 +16,8 @@ import logging
 import os
 import subprocess
 import sys
-from contextlib import redirect_stderr, redirect_stdout
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,17 +99,39 @@ class Outcome:
 
     @property
     def messages(self) -> list[str]:
-        """The lines the command itself printed on stderr (a fake server thread may print its
+        """The lines `orgmig export` itself printed on stderr (a fake server thread may print its
         own tracebacks to the same process-wide stream when a client hangs up on it)."""
         return [line for line in self.stderr.splitlines() if line.startswith("orgmig export:")]
+
+    @property
+    def errors(self) -> list[str]:
+        """The lines any `orgmig` command itself printed on stderr."""
+        return [line for line in self.stderr.splitlines() if line.startswith("orgmig")]
 
     @property
     def everything(self) -> str:
         return "\n".join((self.stdout, self.stderr, self.logs))
 
 
-def run_export(url: URL, *args: str) -> Outcome:
-    """`orgmig [-v] export ...` in this process; logs are captured at DEBUG level."""
+@contextmanager
+def command_env(env: dict[str, str], clear: tuple[str, ...] = PROVIDER_PREFIXES) -> Iterator[None]:
+    """While in the block, the environment a command reads: no variable starting with `clear`,
+    `env` set, and the settings read afresh; all as before after it."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key in list(os.environ):
+            if key.startswith(clear):
+                mp.delenv(key)
+        for key, value in env.items():
+            mp.setenv(key, value)
+        get_settings.cache_clear()
+        try:
+            yield
+        finally:
+            get_settings.cache_clear()
+
+
+def run_orgmig(*args: str) -> Outcome:
+    """`orgmig ARGS` in this process: its exit code, what it printed, and its logs at DEBUG level."""
     out, err, logs = io.StringIO(), io.StringIO(), io.StringIO()
     handler = logging.StreamHandler(logs)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
@@ -117,13 +141,18 @@ def run_export(url: URL, *args: str) -> Outcome:
     root.setLevel(logging.DEBUG)
     try:
         with redirect_stdout(out), redirect_stderr(err):
-            verbose = ["-v"] if "-v" in args else []
-            code = cli.main([*verbose, "export", *(a for a in args if a != "-v"),
-                             "--database-url", url.render_as_string(hide_password=False)])
+            code = cli.main(list(args))
     finally:
         root.removeHandler(handler)
         root.setLevel(old_level)
     return Outcome(code, out.getvalue(), err.getvalue(), logs.getvalue())
+
+
+def run_export(url: URL, *args: str) -> Outcome:
+    """`orgmig [-v] export ...` in this process; logs are captured at DEBUG level."""
+    verbose = ["-v"] if "-v" in args else []
+    return run_orgmig(*verbose, "export", *(a for a in args if a != "-v"),
+                      "--database-url", url.render_as_string(hide_password=False))
 
 
 def export_subprocess(url: URL, env: dict[str, str], *args: str) -> subprocess.Popen:

@@ -6,23 +6,15 @@ less what a write-back may change (`comparable`, `users_by_id`)."""
 
 from __future__ import annotations
 
-import io
 import json
-import logging
-import os
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.pool import NullPool
 
-from app import cli
-from app.config import get_settings
-from app.db import make_engine
 from tests.fakes.auth0 import DEFAULT_SCOPES as AUTH0_READ
 from tests.support.identity import FAKE_OPTIONS, FAKES, Ids, build_tenant
-from tests.support.idp import PROVIDER_PREFIXES
+from tests.support.idp import PROVIDER_PREFIXES, Outcome, command_env, run_orgmig
 
 PROVIDERS = ("auth0", "okta", "keycloak")
 ATTRIBUTE = {"auth0": "app_user_id", "okta": "appUserId", "keycloak": "appUserId"}
@@ -71,46 +63,11 @@ class Case:
             return list(conn.execute(text(sql), params))
 
 
-@dataclass
-class Outcome:
-    code: int
-    stdout: str
-    stderr: str
-    logs: str
-
-    @property
-    def everything(self) -> str:
-        return "\n".join((self.stdout, self.stderr, self.logs))
-
-    @property
-    def errors(self) -> list[str]:
-        return [line for line in self.stderr.splitlines() if line.startswith("orgmig")]
-
-
 def writeback(c: Case, *args: str, **env: str) -> Outcome:
     """`orgmig writeback --provider P ARGS` in this process, pointed at the fake, logs captured."""
-    out, err, logs = io.StringIO(), io.StringIO(), io.StringIO()
-    handler = logging.StreamHandler(logs)
-    root = logging.getLogger()
-    level = root.level
-    with pytest.MonkeyPatch.context() as mp:
-        for key in list(os.environ):
-            if key.startswith((*PROVIDER_PREFIXES, "ORGMIG_WRITEBACK_")):
-                mp.delenv(key)
-        for key, value in {**c.fake.settings(), **env}.items():
-            mp.setenv(key, value)
-        get_settings.cache_clear()
-        root.addHandler(handler)
-        root.setLevel(logging.DEBUG)
-        try:
-            with redirect_stdout(out), redirect_stderr(err):
-                code = cli.main(["writeback", "--provider", c.provider, *args,
-                                 "--database-url", c.url.render_as_string(hide_password=False)])
-        finally:
-            root.removeHandler(handler)
-            root.setLevel(level)
-            get_settings.cache_clear()
-    return Outcome(code, out.getvalue(), err.getvalue(), logs.getvalue())
+    with command_env({**c.fake.settings(), **env}, clear=(*PROVIDER_PREFIXES, "ORGMIG_WRITEBACK_")):
+        return run_orgmig("writeback", "--provider", c.provider, *args,
+                          "--database-url", c.url.render_as_string(hide_password=False))
 
 
 def comparable(provider: str, user: dict, attribute: str) -> dict:
@@ -145,8 +102,8 @@ def case(identity_databases):
             tenant.custom_attributes["appUserId"] = "string"
         fake = FAKES[provider](tenant, **fake_options(provider, **options))
         fake.start()
-        url = identity_databases.get(provider, "synced")
-        c = Case(provider, url, make_engine(url, poolclass=NullPool), fake, Ids(provider, fake))
+        url, engine = identity_databases.open(provider, "synced")
+        c = Case(provider, url, engine, fake, Ids(provider, fake))
         made.append(c)
         return c
 

@@ -67,13 +67,13 @@ from tests.support.identity.probes import (
     rows,
     state,
 )
-from tests.support.identity.run import Outcome, alembic, alembic_process, cli, downgrade_restores, export
+from tests.support.identity.run import alembic, alembic_process, cli, downgrade_restores, export
 
 __all__ = [
     "APP_ORG_B", "APP_ORG_B_MEMBERS", "CAST", "CAST_BY_KEY", "ENV", "FACILITY_NAMES", "FAC_A1", "FAC_A2", "FAC_B1",
     "FAC_B2", "FAC_X", "FAKES", "FAKE_OPTIONS", "FILLER", "FILLERS", "FILLER_MATCHED", "KEYCLOAK_ORG_PEOPLE",
     "LEGACY", "MALFORMED", "NOW", "ORG_A", "ORG_B", "ORG_C", "ORG_D", "OTHER_GROUPS", "ROLE_MAP", "SR_GROUPS",
-    "TABLES", "Account", "Databases", "Ids", "Outcome", "Person", "alembic", "alembic_process", "build_tenant",
+    "TABLES", "Account", "Databases", "Ids", "Person", "alembic", "alembic_process", "build_tenant",
     "cli", "downgrade_restores", "export", "filler", "fingerprint", "group_name", "insert_app_org",
     "insert_legacy_rows", "legacy_kc_id", "legacy_user", "linked_user", "org_id", "reports", "rows", "start",
     "state",

@@ -7,6 +7,7 @@ import uuid
 
 import psycopg
 import pytest
+from sqlalchemy import Engine
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
@@ -73,6 +74,11 @@ class Databases:
     def get(self, provider: str, stage: str = "exported") -> URL:
         """A copy of the template, for one test."""
         return self.copy(self.template(provider, stage))
+
+    def open(self, provider: str, stage: str = "exported") -> tuple[URL, Engine]:
+        """A copy of the template for one test, and an engine on it (no pool: nothing held open)."""
+        url = self.get(provider, stage)
+        return url, make_engine(url, poolclass=NullPool)
 
     def template_url(self, provider: str, stage: str) -> URL:
         """The template itself, to read only (and no connection left open: it is copied from)."""

@@ -6,62 +6,30 @@ step touched as `before` (a fingerprint) had them."""
 
 from __future__ import annotations
 
-import io
-import os
 import subprocess
-from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass
 
-import pytest
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL
 
-from app.cli import main as orgmig_main
-from app.config import get_settings
 from tests.support.identity.cast import ENV, ROLE_MAP
 from tests.support.identity.probes import fingerprint
-from tests.support.idp import PROVIDER_PREFIXES, run_export
+from tests.support.idp import Outcome, command_env, run_export, run_orgmig
 from tests.support.migrate import ROOT, alembic_cmd, alembic_env, run_alembic
 
 
-def export(url: URL, provider: str, fake, code: int = 0, **env: str):
+def export(url: URL, provider: str, fake, code: int = 0, **env: str) -> Outcome:
     """`orgmig export --provider P` in this process, pointed at the fake (`env` on top of its
     settings); it must exit with `code`."""
-    with pytest.MonkeyPatch.context() as mp:
-        for key in list(os.environ):
-            if key.startswith(PROVIDER_PREFIXES):
-                mp.delenv(key)
-        for key, value in {**fake.settings(), **env}.items():
-            mp.setenv(key, value)
-        get_settings.cache_clear()
-        try:
-            out = run_export(url, "--provider", provider)
-        finally:
-            get_settings.cache_clear()
+    with command_env({**fake.settings(), **env}):
+        out = run_export(url, "--provider", provider)
     assert out.code == code, out.everything[-3000:]
     return out
 
 
-@dataclass
-class Outcome:
-    code: int
-    stdout: str
-    stderr: str
-
-
 def cli(url: URL, *args: str, **env: str) -> Outcome:
     """`orgmig ARGS --database-url URL` in this process, with ORGMIG_ROLE_MAP (and `env`) set."""
-    out, err = io.StringIO(), io.StringIO()
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in {"ORGMIG_ROLE_MAP": ROLE_MAP, "ORGMIG_IDP_ENV": ENV, **env}.items():
-            mp.setenv(key, value)
-        get_settings.cache_clear()
-        try:
-            with redirect_stdout(out), redirect_stderr(err):
-                code = orgmig_main([*args, "--database-url", url.render_as_string(hide_password=False)])
-        finally:
-            get_settings.cache_clear()
-    return Outcome(code, out.getvalue(), err.getvalue())
+    with command_env({"ORGMIG_ROLE_MAP": ROLE_MAP, "ORGMIG_IDP_ENV": ENV, **env}, clear=()):
+        return run_orgmig(*args, "--database-url", url.render_as_string(hide_password=False))
 
 
 def alembic(url: URL, *args: str, **env: str) -> subprocess.CompletedProcess:
