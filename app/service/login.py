@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
+from app.provider_names import CAPABILITIES
 from app.steps.identity import SQL as IDENTITY_SQL
 from app.steps.user_settings.login import migrate_user
 
@@ -90,16 +91,18 @@ def _by_match(conn: Connection, provider: str, external_id: str, email: str | No
               email_verified: bool) -> Answer | Refused:
     """The identity step's match for this one account (for Keycloak the user its id names, else the
     email rule), in one transaction with the link it makes or the report it writes."""
-    if provider != "keycloak" and (not email or not email.strip()):
+    by_subject = CAPABILITIES[provider].matches_by_subject
+    if not by_subject and (not email or not email.strip()):
         return NO_USER
     with conn.begin():
         conn.exec_driver_sql(IDENTITY_SQL.source("state.temp_tables"))
         conn.execute(ACCOUNT, {"p": provider, "x": external_id, "e": email, "v": email_verified})
-        conn.execute(IDENTITY_SQL("state.match"), {"provider": provider, "run_id": None})
+        conn.execute(IDENTITY_SQL("state.match"), {"provider": provider, "run_id": None,
+                                                    "matches_by_subject": by_subject})
         m = conn.execute(MATCHED).one()
         refused: Refused | None = None
         if m.user_id is not None:
-            if m.matched_by == "email" and provider == "keycloak" and _names_another(m.keycloak_user_id, external_id):
+            if m.matched_by == "email" and by_subject and _names_another(m.keycloak_user_id, external_id):
                 refused = TAKEN
             else:
                 return _link(conn, provider, external_id, _answer(m.user_id, m.current_org_id, False),
@@ -124,7 +127,7 @@ def by_account(conn: Connection, provider: str, external_id: str, email: str | N
     answer = _linked(conn, provider, external_id)
     if answer is not None:
         return answer
-    if provider == "keycloak":
+    if CAPABILITIES[provider].matches_by_subject:
         answer = by_keycloak_id(conn, external_id)
         if answer is not None:
             with conn.begin():

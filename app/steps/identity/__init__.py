@@ -9,10 +9,14 @@ The SQL is in this folder:
 - compare.sql: every account's desired state compared with the tables in one set-based
   statement: the plan's counts (the mass-change guard reads them) and the accounts the run has
   work for (orgmig_identity_todo, the keys its batches walk), and `orgmig reconcile`'s drift;
-- state.sql: the desired state of a set of accounts and how the tables differ from it, in
-  temporary tables that every batch and `--dry-run` read;
+- state.sql: the desired state of a batch's accounts and how the tables differ from it, in
+  temporary tables that its writes read (and `match`, which the login endpoint runs for one
+  account);
 - apply.sql: one batch's writes, each recorded in orgmig_identity_undo;
-- rules.sql: rules of the contract written once, expanded into the statements that use them;
+- rules.sql: every rule of the contract written once (matching, group meaning, role words and
+  ranks, memberships, status, compared columns, app edits, the owner of a user's values),
+  expanded by name into the statements above (RuleFiles); what differs between providers comes
+  in as their capabilities (app.provider_names.CAPABILITIES), never as a branch on a name;
 - finish.sql and downgrade.sql.
 """
 
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -31,13 +36,36 @@ from app.batch import Batch, BatchResult, DowngradeRefused, KeySource, Migration
 from app.config import Settings
 from app.errors import ConfigError
 from app.numbers import plural
-from app.provider_names import PROVIDERS
+from app.provider_names import CAPABILITIES, PROVIDERS
 from app.steps.roles import RANKS, ensure_roles, remove_roles
 
 log = logging.getLogger("app.steps.identity")
 
-# The statements, with the contract's row-local rules of rules.sql expanded where they are named
-SQL = SqlFiles(Path(__file__).parent, owner=SqlFiles(Path(__file__).parent).source("rules.owner"))
+
+
+class RuleFiles(SqlFiles):
+    """The step's statements, with the contract's rules of rules.sql expanded where they are named:
+    `{rule}`, or `{rule:alias}` for a rule about one row (written in rules.sql for `{row}`). A rule
+    may name another; each is written once."""
+
+    RULE = re.compile(r"\{([a-z_]+)(?::(\w+))?\}")
+
+    def source(self, name: str, **expansions: str) -> str:
+        return self.expand(super().source(name, **expansions))
+
+    def expand(self, sql: str) -> str:
+        """`sql` with the rules it names expanded."""
+        return self.RULE.sub(self._rule, sql)
+
+    def _rule(self, m: re.Match) -> str:
+        rule, alias = m.groups()
+        if f"rules.{rule}" not in self._statements:
+            return m.group(0)
+        sql = self.source(f"rules.{rule}")
+        return sql.replace("{row}", alias) if alias else sql
+
+
+SQL = RuleFiles(Path(__file__).parent)
 ALL_KEYS = {"start": -(2**63), "end": 2**63 - 1}
 APP_ROLE_WORDS = ("ADMIN", "USER", "ENTRY_ONLY", "ALL_FACILITIES", "NO_ACCESS")
 STATE = ("load_users", "load_desired", "match")
@@ -106,9 +134,9 @@ class IdentitySync(Step):
 
     def _params(self, **more) -> dict:
         return {"provider": self.provider, "step": self.name, "env": self.settings.idp_env,
-                "role_map": self.role_map, "role_names": list(ROLES), "role_ranks": [RANKS[n] for n in ROLES],
-                "priority": self.priority,
-                **more}
+                "role_map": self.role_map, "role_words": list(APP_ROLE_WORDS), "role_names": list(ROLES),
+                "role_ranks": [RANKS[n] for n in ROLES], "priority": self.priority, "run_id": None,
+                **CAPABILITIES[self.provider].params(), **more}
 
     def export(self, conn: Connection) -> Export | None:
         """The latest finished export; None when there is none. An export started after it and

@@ -5,14 +5,13 @@
 
 -- name: create_users
 -- An account that matches no app user, is not disabled and has a role in an org becomes a user
--- (matched_by 'created'); its keycloak_user_id is the account's subject: the Keycloak or Auth0
--- user id, `okta|{id}` for Okta.
+-- (matched_by 'created'); its keycloak_user_id is the account's subject: the account's id after
+-- the provider's :subject_prefix (`okta|{id}` for Okta, the Keycloak or Auth0 user id as it is).
 WITH new AS MATERIALIZED (
     SELECT b.row_id, nextval(CAST(:user_id_sequence AS regclass))::integer AS id, b.email, b.email_verified,
            b.app_status, b.first_name, b.last_name, b.site_admin, s.subject
     FROM idb_user b
-    CROSS JOIN LATERAL (SELECT CASE WHEN :provider = 'okta' THEN 'okta|' || b.external_id
-                                    ELSE b.external_id END AS subject) s
+    CROSS JOIN LATERAL (SELECT :subject_prefix || b.external_id AS subject) s
     WHERE b.problem = 'idp_user_without_app_user' AND b.app_status IS DISTINCT FROM 'disabled'
       AND EXISTS (SELECT 1 FROM idb_member d WHERE d.external_id = b.external_id AND d.role_id IS NOT NULL)
       AND NOT EXISTS (SELECT 1 FROM "user" u WHERE u.keycloak_user_id = s.subject)

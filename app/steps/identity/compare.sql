@@ -1,67 +1,27 @@
 -- Step identity:<provider>: the snapshot's desired state compared with the tables in one
 -- read-only statement, for every account of :provider at once (set-based: hash joins over the
--- snapshot and the tables, nothing written, no temporary table). It applies the rules of plan.sql
--- and state.sql as a sync would after its plan (group meanings, facilities named under two orgs,
--- orgs and facilities still to create, matching, users a sync would create, app edits), so what
--- it finds is what a sync would write. Orgs are compared by their external id: an org the
--- snapshot names and the app does not have yet is one a sync would create, with no member.
+-- snapshot and the tables, nothing written, no temporary table). It expands the rules of
+-- rules.sql that state.sql's batches expand (group meanings, facilities named under two orgs,
+-- account values, role words, memberships, matching, compared columns, app edits, owner) and
+-- predicts the users a sync would create, so what it finds is what a sync would write. Orgs are
+-- compared by their external id: an org the snapshot names and the app does not have yet is one
+-- a sync would create, with no member.
 
 -- name: groups_from_snapshot
 -- What each group means, read from the snapshot with the rules of plan.classify and
--- plan.facility_conflicts (reconcile writes nothing, so it cannot use orgmig_identity_group): the
--- groups that mean something for a member (role, organization, site admin, facility).
-WITH cls AS MATERIALIZED (
-    SELECT g.kind, g.external_id,
-           CASE WHEN g.kind = 'organization' THEN g.external_id
-                WHEN p.meaning IN ('facility', 'invalid_facility_id') THEN m.fac[1]
-                WHEN p.meaning IN ('role', 'unknown_role') THEN m.role[1] END AS org_external_id,
-           CASE WHEN p.meaning IN ('role', 'unknown_role') THEN m.role[2] END AS role_name,
-           CASE WHEN p.meaning = 'facility' THEN CAST(m.fac[2] AS uuid) END AS facility_id,
-           p.meaning
-    FROM idp_group g
-    CROSS JOIN LATERAL (
-        SELECT split_part(t.rest, ':', 1) AS org, substr(t.rest, strpos(t.rest, ':') + 1) AS tail,
-               strpos(t.rest, ':') > 1 AS ok
-        FROM (SELECT CASE WHEN left(g.name, length(:env) + 11) = 'SR-' || :env || '-TENANT:'
-                          THEN substr(g.name, length(:env) + 12) END AS rest) t
-        OFFSET 0
-    ) s
-    CROSS JOIN LATERAL (
-        SELECT CASE WHEN s.ok AND left(s.tail, 16) = 'FACILITY_ACCESS:' THEN ARRAY[s.org, substr(s.tail, 17)] END AS fac,
-               CASE WHEN s.ok AND s.tail <> '' AND strpos(s.tail, ':') = 0 THEN ARRAY[s.org, s.tail] END AS role
-        OFFSET 0
-    ) m
-    CROSS JOIN LATERAL (
-        SELECT CASE
-            WHEN g.kind = 'organization' THEN 'organization'
-            WHEN g.kind <> 'group' THEN 'ignored'
-            WHEN g.name = 'SR-' || :env || '-ADMINS' THEN 'site_admin'
-            WHEN left(g.name, length(:env) + 4) <> 'SR-' || :env || '-' THEN 'ignored'
-            WHEN m.fac IS NOT NULL THEN
-                CASE WHEN m.fac[2] ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-                     THEN 'facility' ELSE 'invalid_facility_id' END
-            WHEN m.role IS NOT NULL THEN
-                CASE WHEN m.role[2] IN ('ADMIN', 'USER', 'ENTRY_ONLY', 'ALL_FACILITIES', 'NO_ACCESS')
-                     THEN 'role' ELSE 'unknown_role' END
-            ELSE 'malformed_group_name' END AS meaning
-        OFFSET 0
-    ) p
-    WHERE g.provider = :provider
-)
--- plan.facility_conflicts: a facility named under two orgs, in the snapshot or against the app's
--- facility table, belongs to neither
-SELECT c.kind, c.external_id, c.org_external_id, c.role_name, c.facility_id, c.meaning
+-- plan.facility_conflicts (rules.group_meaning, rules.facility_in_two_orgs; reconcile writes
+-- nothing, so it cannot use orgmig_identity_group): the groups that mean something for a member
+-- (role, organization, site admin, facility).
+WITH cls AS MATERIALIZED ({group_meaning}),
+fac AS (SELECT d.facility_id, d.org_external_id FROM cls d WHERE d.meaning = 'facility')
+SELECT c.provider, c.kind, c.external_id, c.org_external_id, c.role_name, c.facility_id, c.meaning
 FROM cls c
 WHERE c.meaning IN ('role', 'organization', 'site_admin')
-   OR (c.meaning = 'facility'
-       AND c.facility_id NOT IN (SELECT d.facility_id FROM cls d WHERE d.meaning = 'facility'
-                                 GROUP BY d.facility_id HAVING count(DISTINCT d.org_external_id) > 1)
-       AND NOT EXISTS (SELECT 1 FROM facility f JOIN org o ON o.id = f.org_id
-                       WHERE f.id = c.facility_id AND o.external_id IS DISTINCT FROM c.org_external_id))
+   OR (c.meaning = 'facility' AND NOT {facility_in_two_orgs:c})
 
 -- name: groups_of_plan
 -- What each group means, as the plan of this sync recorded it (plan.classify, facility_conflicts).
-SELECT c.kind, c.external_id, c.org_external_id, c.role_name, c.facility_id, c.meaning
+SELECT c.provider, c.kind, c.external_id, c.org_external_id, c.role_name, c.facility_id, c.meaning
 FROM orgmig_identity_group c
 WHERE c.provider = :provider AND c.meaning IN ('role', 'organization', 'site_admin', 'facility')
 
@@ -80,9 +40,7 @@ roles AS (
     FROM unnest(CAST(:role_names AS text[]), CAST(:role_ranks AS integer[])) w(name, rank)
     WHERE NOT EXISTS (SELECT 1 FROM role r WHERE r.name = w.name)
 ),
-managed AS MATERIALIZED (
-    SELECT DISTINCT g.org_external_id AS ext FROM grp g WHERE g.meaning IN ('role', 'facility', 'organization')
-),
+managed AS MATERIALIZED ({managed_orgs}),
 site AS MATERIALIZED (
     SELECT DISTINCT m.user_external_id AS external_id
     FROM grp g JOIN idp_membership m
@@ -91,62 +49,20 @@ site AS MATERIALIZED (
 ),
 -- state.load_users, every account
 acct AS MATERIALIZED (
-    SELECT u.row_id, u.external_id, nullif(btrim(u.email), '') AS email,
-           nullif(lower(btrim(u.email)), '') AS email_norm, coalesce(u.email_verified, false) AS email_verified,
-           CASE u.status
-               WHEN 'ACTIVE' THEN 'active' WHEN 'RECOVERY' THEN 'active' WHEN 'PASSWORD_EXPIRED' THEN 'active'
-               WHEN 'LOCKED_OUT' THEN 'active' WHEN 'STAGED' THEN 'pending' WHEN 'PROVISIONED' THEN 'invited'
-               WHEN 'SUSPENDED' THEN 'disabled' WHEN 'DEPROVISIONED' THEN 'disabled'
-               WHEN 'enabled' THEN 'active' WHEN 'disabled' THEN 'disabled'
-               WHEN 'active' THEN 'active' WHEN 'blocked' THEN 'disabled'
-           END AS app_status,
-           nullif(btrim(u.first_name), '') AS first_name, nullif(btrim(u.last_name), '') AS last_name,
+    SELECT u.row_id, u.external_id, {account_values},
            u.external_id IN (SELECT s.external_id FROM site s) AS site_admin,
            i.user_id
     FROM idp_user u
     LEFT JOIN user_identity i ON i.provider = u.provider AND i.external_id = u.external_id
     WHERE u.provider = :provider
 ),
--- state.load_desired: per account and org, the role words the IdP gives
-words AS MATERIALIZED (
-    SELECT m.user_external_id AS external_id, g.org_external_id AS org,
-           coalesce(g.role_name, 'FACILITY') AS word, g.facility_id
-    FROM idp_membership m
-    JOIN grp g ON g.kind = m.kind AND g.external_id = m.group_external_id
-    WHERE m.provider = :provider AND g.meaning IN ('role', 'facility')
-    UNION ALL
-    SELECT m.user_external_id, m.group_external_id, r.word, NULL
-    FROM idp_membership m
-    CROSS JOIN LATERAL (
-        SELECT 'MEMBER' AS word
-        UNION ALL
-        SELECT coalesce(CAST(:role_map AS jsonb) ->> lower(n.name),
-                        CASE WHEN upper(n.name) IN ('ADMIN', 'USER', 'ENTRY_ONLY', 'ALL_FACILITIES', 'NO_ACCESS')
-                             THEN upper(n.name) END,
-                        CASE WHEN :provider <> 'keycloak' THEN 'UNKNOWN:' || n.name END)
-        FROM (SELECT jsonb_array_elements_text(coalesce(m.attributes -> 'roles', '[]'::jsonb)) AS name
-              WHERE :provider <> 'keycloak'
-              UNION ALL
-              SELECT rg.name FROM idp_membership rm
-              JOIN idp_group rg ON rg.provider = rm.provider AND rg.kind = rm.kind
-                               AND rg.external_id = rm.group_external_id
-              WHERE :provider = 'keycloak' AND rm.provider = :provider AND rm.kind = 'role'
-                AND rm.user_external_id = m.user_external_id) n
-    ) r
-    WHERE m.provider = :provider AND m.kind = 'organization' AND r.word IS NOT NULL
-      AND m.group_external_id IN (SELECT g.external_id FROM grp g WHERE g.meaning = 'organization')
-),
+-- state.load_desired: per account and org, the role words the IdP gives, and the membership
+mem AS (SELECT * FROM idp_membership WHERE provider = :provider),
+words AS MATERIALIZED ({role_words}),
 member AS MATERIALIZED (
-    SELECT w.external_id, w.org,
-           (min(ARRAY[r.rank, r.id]) FILTER (WHERE r.id IS NOT NULL))[2] AS role_id,
-           bool_or(w.word IN ('ADMIN', 'ALL_FACILITIES')) AS all_facilities,
-           CASE WHEN bool_or(w.word LIKE 'UNKNOWN:%') THEN 'unknown_role'
-                WHEN NOT bool_or(r.id IS NOT NULL)
-                     AND (bool_or(w.word NOT IN ('NO_ACCESS', 'MEMBER')) OR NOT bool_or(w.word = 'NO_ACCESS'))
-                     THEN 'no_role_in_org'
-           END AS problem
+    SELECT w.external_id, w.org, {membership}
     FROM words w
-    LEFT JOIN roles r ON w.word IN ('ADMIN', 'USER', 'ENTRY_ONLY') AND r.name = lower(w.word)
+    LEFT JOIN roles r ON {role_of_word}
     GROUP BY w.external_id, w.org
 ),
 -- state.match, and the accounts apply.create_users makes a user for, among those not linked yet
@@ -154,42 +70,13 @@ unlinked AS MATERIALIZED (
     SELECT x.row_id, coalesce(x.matched, CASE WHEN x.predicted THEN -x.row_id END) AS user_id,
            x.matched IS NOT NULL AS matched, CASE WHEN NOT x.predicted THEN x.problem END AS problem
     FROM (
-    SELECT b.row_id,
-           coalesce(s.id, CASE WHEN k.by_email THEN e.ids[1] END) AS matched,
-           p.problem,
-           p.problem = 'idp_user_without_app_user' AND b.app_status IS DISTINCT FROM 'disabled'
+    SELECT b.row_id, mt.user_id AS matched, mt.problem,
+           mt.problem = 'idp_user_without_app_user' AND b.app_status IS DISTINCT FROM 'disabled'
                -- (IN, not a correlated EXISTS: a CTE has no index, so that would scan it per account)
                AND b.external_id IN (SELECT d.external_id FROM member d WHERE d.role_id IS NOT NULL)
                AS predicted
     FROM acct b
-    LEFT JOIN LATERAL (
-        SELECT u.id FROM "user" u
-        WHERE :provider = 'keycloak' AND u.keycloak_user_id = b.external_id
-          AND NOT EXISTS (SELECT 1 FROM user_identity i WHERE i.provider = :provider AND i.user_id = u.id)
-    ) s ON true
-    LEFT JOIN LATERAL (
-        SELECT count(*) AS n, array_agg(u.id) AS ids,
-               coalesce(bool_or(EXISTS (SELECT 1 FROM user_identity i
-                                        WHERE i.provider = :provider AND i.user_id = u.id)), false) AS taken,
-               (SELECT count(*) FROM idp_user x
-                 WHERE x.provider = :provider AND lower(btrim(x.email)) = b.email_norm) AS accounts
-        FROM "user" u
-        WHERE b.email_norm IS NOT NULL AND lower(btrim(u.email)) = b.email_norm
-          AND NOT EXISTS (SELECT 1 FROM idp_user x
-                          WHERE :provider = 'keycloak' AND x.provider = :provider
-                            AND x.external_id = u.keycloak_user_id AND x.external_id <> b.external_id
-                            AND NOT EXISTS (SELECT 1 FROM user_identity j
-                                            WHERE j.provider = x.provider AND j.external_id = x.external_id))
-    ) e ON true
-    CROSS JOIN LATERAL (
-        SELECT s.id IS NULL AND e.n = 1 AND b.email_verified AND e.accounts = 1 AND NOT e.taken AS by_email
-    ) k
-    CROSS JOIN LATERAL (
-        SELECT CASE WHEN s.id IS NOT NULL OR k.by_email THEN NULL
-                    WHEN e.n > 1 OR (e.n = 1 AND (e.accounts > 1 OR e.taken)) THEN 'email_ambiguous'
-                    WHEN e.n = 1 AND NOT b.email_verified THEN 'email_unverified'
-                    ELSE 'idp_user_without_app_user' END AS problem
-    ) p
+    {match}
     WHERE b.user_id IS NULL
     ) x
 ),
@@ -210,20 +97,21 @@ have AS (
     FROM who b
     JOIN org_user m ON m.user_id = b.user_id
     JOIN org o ON o.id = m.org_id
-    WHERE o.external_id IN (SELECT ext FROM managed)
+    WHERE o.external_id IN (SELECT org_external_id FROM managed)
 ),
 member_diff AS MATERIALIZED (
-    SELECT coalesce(w.user_id, h.user_id) AS user_id, coalesce(w.org, h.org) AS org,
-           CASE WHEN h.user_id IS NULL THEN 'add' WHEN w.user_id IS NULL THEN 'remove' ELSE 'change' END AS kind,
-           h.role_id AS role_from, w.role_id AS role_to, h.all_facilities AS all_from, w.all_facilities AS all_to,
-           coalesce(h.updated_at > :export_started AND h.updated_at <> h.created_at
-                    AND NOT EXISTS (SELECT 1 FROM orgmig_identity_undo x
-                                    WHERE x.table_name = 'org_user' AND x.row_key = h.org_id || '|' || h.user_id
-                                      AND x.applied_updated_at = h.updated_at), false) AS app_edit
-    FROM want w
-    FULL JOIN have h ON h.user_id = w.user_id AND h.org = w.org
-    WHERE h.user_id IS NULL OR w.user_id IS NULL
-       OR (h.role_id, h.all_facilities) IS DISTINCT FROM (w.role_id, w.all_facilities)
+    SELECT d.user_id, d.org, d.kind, d.role_from, d.role_to, d.all_from, d.all_to, {app_edit:d} AS app_edit
+    FROM (
+        SELECT coalesce(w.user_id, h.user_id) AS user_id, coalesce(w.org, h.org) AS org, h.org_id,
+               CASE WHEN h.user_id IS NULL THEN 'add' WHEN w.user_id IS NULL THEN 'remove' ELSE 'change' END AS kind,
+               h.role_id AS role_from, w.role_id AS role_to, h.all_facilities AS all_from, w.all_facilities AS all_to,
+               h.created_at, h.updated_at
+        FROM want w
+        FULL JOIN have h ON h.user_id = w.user_id AND h.org = w.org
+        WHERE h.user_id IS NULL OR w.user_id IS NULL
+           OR (h.role_id, h.all_facilities) IS DISTINCT FROM (w.role_id, w.all_facilities)
+    ) d
+    LEFT JOIN orgmig_identity_undo x ON x.table_name = 'org_user' AND x.row_key = d.org_id || '|' || d.user_id
 ),
 -- state.diff_facilities
 want_facility AS (
@@ -237,46 +125,34 @@ have_facility AS (
     FROM who b
     JOIN org_user_facility f ON f.user_id = b.user_id
     JOIN org o ON o.id = f.org_id
-    WHERE o.external_id IN (SELECT ext FROM managed)
+    WHERE o.external_id IN (SELECT org_external_id FROM managed)
 ),
 facility_diff AS MATERIALIZED (
-    SELECT coalesce(w.user_id, h.user_id) AS user_id, coalesce(w.org, h.org) AS org,
-           coalesce(w.facility_id, h.facility_id) AS facility_id,
-           CASE WHEN h.user_id IS NULL THEN 'add' ELSE 'remove' END AS kind,
-           coalesce(h.created_at > :export_started
-                    AND NOT EXISTS (SELECT 1 FROM orgmig_identity_undo x
-                                    WHERE x.table_name = 'org_user_facility'
-                                      AND x.row_key = h.org_id || '|' || h.user_id || '|' || h.facility_id),
-                    false) AS app_edit
-    FROM want_facility w
-    FULL JOIN have_facility h ON h.user_id = w.user_id AND h.org = w.org AND h.facility_id = w.facility_id
-    WHERE (h.user_id IS NULL OR w.user_id IS NULL)
-      -- access of a membership whose change is the app's edit is left alone; a hashed NOT IN (an
-      -- anti join with a CTE, whose size the planner cannot know, may become a nested loop over it)
-      AND (coalesce(w.user_id, h.user_id), coalesce(w.org, h.org))
-          NOT IN (SELECT m.user_id, m.org FROM member_diff m WHERE m.app_edit)
+    SELECT d.user_id, d.org, d.facility_id, d.kind, {access_app_edit:d} AS app_edit
+    FROM (
+        SELECT coalesce(w.user_id, h.user_id) AS user_id, coalesce(w.org, h.org) AS org, h.org_id,
+               coalesce(w.facility_id, h.facility_id) AS facility_id,
+               CASE WHEN h.user_id IS NULL THEN 'add' ELSE 'remove' END AS kind, h.created_at
+        FROM want_facility w
+        FULL JOIN have_facility h ON h.user_id = w.user_id AND h.org = w.org AND h.facility_id = w.facility_id
+        WHERE (h.user_id IS NULL OR w.user_id IS NULL)
+          -- access of a membership whose change is the app's edit is left alone; a hashed NOT IN
+          -- (an anti join with a CTE, whose size the planner cannot know, may become a nested loop
+          -- over it)
+          AND (coalesce(w.user_id, h.user_id), coalesce(w.org, h.org))
+              NOT IN (SELECT m.user_id, m.org FROM member_diff m WHERE m.app_edit)
+    ) d
+    LEFT JOIN orgmig_identity_undo x
+           ON x.table_name = 'org_user_facility' AND x.row_key = d.org_id || '|' || d.user_id || '|' || d.facility_id
 ),
 -- state.diff_users: every difference, and the provider that owns the user's values
 user_diff_all AS MATERIALIZED (
     SELECT u.id AS user_id, c.cols AS columns, b.app_status, b.site_admin, u.status, u.is_site_admin,
-           u.updated_at > :export_started AND u.updated_at <> u.created_at
-               AND NOT EXISTS (SELECT 1 FROM orgmig_identity_undo x
-                               WHERE x.table_name = 'user' AND x.row_key = u.id::text
-                                 AND x.applied_updated_at = u.updated_at) AS app_edit,
-           {owner} AS owner
+           {app_edit:u} AS app_edit, {owner} AS owner
     FROM who b
     JOIN "user" u ON u.id = b.user_id
-    CROSS JOIN LATERAL (
-        SELECT array_remove(ARRAY[
-            CASE WHEN b.app_status IS NOT NULL AND u.status <> b.app_status THEN 'status' END,
-            CASE WHEN b.email IS NOT NULL AND u.email IS DISTINCT FROM b.email THEN 'email' END,
-            CASE WHEN b.email IS NOT NULL AND u.email_verified IS DISTINCT FROM b.email_verified
-                 THEN 'email_verified' END,
-            CASE WHEN b.first_name IS NOT NULL AND u.first_name IS DISTINCT FROM b.first_name THEN 'first_name' END,
-            CASE WHEN b.last_name IS NOT NULL AND u.last_name IS DISTINCT FROM b.last_name THEN 'last_name' END,
-            CASE WHEN :provider <> 'auth0' AND u.is_site_admin <> b.site_admin THEN 'is_site_admin' END
-        ]::text[], NULL) AS cols
-    ) c
+    LEFT JOIN orgmig_identity_undo x ON x.table_name = 'user' AND x.row_key = u.id::text
+    {user_columns}
     WHERE cardinality(c.cols) > 0
 ),
 -- the differences this provider applies (it owns the user's values); the others are reported
@@ -350,13 +226,13 @@ todo AS (
     RETURNING 1
 ),
 losing AS (
-    SELECT d.user_id FROM user_diff d JOIN who b ON b.user_id = d.user_id
+    SELECT d.user_id, 'disabled' AS loses FROM user_diff d JOIN who b ON b.user_id = d.user_id
     WHERE NOT d.app_edit AND NOT b.new_link AND 'status' = ANY (d.columns) AND d.app_status = 'disabled'
     UNION ALL
-    SELECT m.user_id FROM member_diff m JOIN who b ON b.user_id = m.user_id
+    SELECT m.user_id, 'memberships' FROM member_diff m JOIN who b ON b.user_id = m.user_id
     WHERE m.kind = 'remove' AND NOT m.app_edit AND NOT b.new_link
     UNION ALL
-    SELECT d.user_id FROM user_diff d JOIN who b ON b.user_id = d.user_id
+    SELECT d.user_id, 'site_admin' FROM user_diff d JOIN who b ON b.user_id = d.user_id
     WHERE NOT d.app_edit AND NOT b.new_link AND 'is_site_admin' = ANY (d.columns) AND NOT d.site_admin
 )
 SELECT
@@ -371,13 +247,9 @@ SELECT
     (SELECT count(*) FROM facility_diff WHERE kind = 'remove' AND NOT app_edit) AS facilities_removed,
     (SELECT count(*) FROM user_diff WHERE 'status' = ANY (columns) AND NOT app_edit) AS status_changes,
     (SELECT count(*) FROM user_diff WHERE NOT app_edit) AS users_changed,
-    (SELECT count(DISTINCT d.user_id) FROM user_diff d JOIN who b ON b.user_id = d.user_id
-      WHERE NOT d.app_edit AND NOT b.new_link AND 'status' = ANY (d.columns) AND d.app_status = 'disabled') AS disabled,
-    (SELECT count(DISTINCT m.user_id) FROM member_diff m JOIN who b ON b.user_id = m.user_id
-      WHERE m.kind = 'remove' AND NOT m.app_edit AND NOT b.new_link) AS losing_memberships,
-    (SELECT count(DISTINCT d.user_id) FROM user_diff d JOIN who b ON b.user_id = d.user_id
-      WHERE NOT d.app_edit AND NOT b.new_link AND 'is_site_admin' = ANY (d.columns) AND NOT d.site_admin)
-        AS losing_site_admin,
+    (SELECT count(DISTINCT user_id) FROM losing WHERE loses = 'disabled') AS disabled,
+    (SELECT count(DISTINCT user_id) FROM losing WHERE loses = 'memberships') AS losing_memberships,
+    (SELECT count(DISTINCT user_id) FROM losing WHERE loses = 'site_admin') AS losing_site_admin,
     (SELECT count(DISTINCT user_id) FROM losing) AS mass_changed,
     (SELECT count(*) FROM todo) AS todo,
     -- `orgmig sync --dry-run` only (:reports; skipped otherwise): what the batches and the finish

@@ -46,66 +46,23 @@ WITH g AS (DELETE FROM orgmig_identity_group WHERE provider = :provider RETURNIN
 DELETE FROM orgmig_identity_todo WHERE provider = :provider;
 
 -- name: classify
--- What each group of :provider means. Okta and Keycloak groups follow SimpleReport's convention
--- (SR-{ENV}-TENANT:{org}:{ROLE}, SR-{ENV}-TENANT:{org}:FACILITY_ACCESS:{uuid}, SR-{ENV}-ADMINS);
--- groups of other environments and outside the convention mean nothing. Keycloak and Auth0
--- organizations are orgs themselves; roles are read per member (load_desired). The names are
--- taken apart with string functions, which say what '^SR-{ENV}-TENANT:([^:]+):FACILITY_ACCESS:(.*)$'
--- and '^SR-{ENV}-TENANT:([^:]+):([^:]+)$' would capture (m.fac, m.role) at a fifth of the cost of
--- regexp_match (0.5 s for 18,000 groups). OFFSET 0 keeps each LATERAL a subquery evaluated once
--- per group.
+-- What each group of :provider means (rules.group_meaning). Keycloak and Auth0 roles are read per
+-- member (state.load_desired).
 INSERT INTO orgmig_identity_group (provider, kind, external_id, meaning, org_external_id, role_name,
                                    facility_id, run_id)
-SELECT g.provider, g.kind, g.external_id, p.meaning,
-       CASE WHEN g.kind = 'organization' THEN g.external_id
-            WHEN p.meaning IN ('facility', 'invalid_facility_id') THEN m.fac[1]
-            WHEN p.meaning IN ('role', 'unknown_role') THEN m.role[1] END,
-       CASE WHEN p.meaning IN ('role', 'unknown_role') THEN m.role[2] END,
-       CASE WHEN p.meaning = 'facility' THEN CAST(m.fac[2] AS uuid) END,
-       NULL
-FROM idp_group g
-CROSS JOIN LATERAL (
-    -- after 'SR-{ENV}-TENANT:': the org (up to the first colon, not empty) and what follows it
-    SELECT split_part(t.rest, ':', 1) AS org, substr(t.rest, strpos(t.rest, ':') + 1) AS tail,
-           strpos(t.rest, ':') > 1 AS ok
-    FROM (SELECT CASE WHEN left(g.name, length(:env) + 11) = 'SR-' || :env || '-TENANT:'
-                      THEN substr(g.name, length(:env) + 12) END AS rest) t
-    OFFSET 0
-) s
-CROSS JOIN LATERAL (
-    SELECT CASE WHEN s.ok AND left(s.tail, 16) = 'FACILITY_ACCESS:' THEN ARRAY[s.org, substr(s.tail, 17)] END AS fac,
-           CASE WHEN s.ok AND s.tail <> '' AND strpos(s.tail, ':') = 0 THEN ARRAY[s.org, s.tail] END AS role
-    OFFSET 0
-) m
-CROSS JOIN LATERAL (
-    SELECT CASE
-        WHEN g.kind = 'organization' THEN 'organization'
-        WHEN g.kind <> 'group' THEN 'ignored'
-        WHEN g.name = 'SR-' || :env || '-ADMINS' THEN 'site_admin'
-        WHEN left(g.name, length(:env) + 4) <> 'SR-' || :env || '-' THEN 'ignored'
-        WHEN m.fac IS NOT NULL THEN
-            CASE WHEN m.fac[2] ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-                 THEN 'facility' ELSE 'invalid_facility_id' END
-        WHEN m.role IS NOT NULL THEN
-            CASE WHEN m.role[2] IN ('ADMIN', 'USER', 'ENTRY_ONLY', 'ALL_FACILITIES', 'NO_ACCESS')
-                 THEN 'role' ELSE 'unknown_role' END
-        ELSE 'malformed_group_name' END AS meaning
-    OFFSET 0
-) p
-WHERE g.provider = :provider;
+SELECT c.provider, c.kind, c.external_id, c.meaning, c.org_external_id, c.role_name, c.facility_id, NULL
+FROM ({group_meaning}) c;
 
 -- name: facility_conflicts
 -- A facility named under two orgs (in the snapshot, or here against the app's facility table)
--- belongs to neither for sure: every group naming it is reported, none applied. The facilities
--- named under two orgs are found in one grouped pass over the groups (a subquery per facility
--- group would read all of them again for each).
+-- belongs to neither for sure (rules.facility_in_two_orgs): every group naming it is reported,
+-- none applied.
+WITH fac AS (
+    SELECT d.facility_id, d.org_external_id FROM orgmig_identity_group d
+    WHERE d.provider = :provider AND d.meaning = 'facility'
+)
 UPDATE orgmig_identity_group c SET meaning = 'facility_in_two_orgs'
-WHERE c.provider = :provider AND c.meaning = 'facility'
-  AND (c.facility_id IN (SELECT d.facility_id FROM orgmig_identity_group d
-                         WHERE d.provider = :provider AND d.meaning = 'facility'
-                         GROUP BY d.facility_id HAVING count(DISTINCT d.org_external_id) > 1)
-       OR EXISTS (SELECT 1 FROM facility f JOIN org o ON o.id = f.org_id
-                  WHERE f.id = c.facility_id AND o.external_id IS DISTINCT FROM c.org_external_id));
+WHERE c.provider = :provider AND c.meaning = 'facility' AND {facility_in_two_orgs:c};
 
 -- name: analyze_groups
 -- Every batch joins the accounts' memberships to these meanings: give the planner their
@@ -129,7 +86,7 @@ ON CONFLICT (step, source_table, source_id, reason) DO UPDATE SET detail = EXCLU
 WITH named AS (
     SELECT DISTINCT ON (c.org_external_id) c.org_external_id AS ext,
            coalesce(CASE WHEN c.meaning = 'organization' THEN
-                        nullif(btrim(CASE WHEN :provider = 'auth0' THEN coalesce(g.description, g.name)
+                        nullif(btrim(CASE WHEN :org_named_by_description THEN coalesce(g.description, g.name)
                                           ELSE g.name END), '') END,
                     c.org_external_id) AS name
     FROM orgmig_identity_group c

@@ -2,13 +2,8 @@
 -- the plan marked (compare.plan) and how the tables differ from it, in temporary tables (one set
 -- per connection, emptied at each commit), which the batch's writes (apply.sql) read. The state
 -- is computed again here, not taken from the plan, so that a batch sees an app edit made after
--- the plan. compare.sql states the same rules set-based for every account at once (the plan,
--- `--dry-run` and `orgmig reconcile`); a change to one needs the same change in the other.
---
--- An edit made in the app after the export started is never overwritten: a row counts as edited
--- by the app when its updated_at is after the export's start, it was updated at least once
--- (updated_at <> created_at), and it is not the updated_at this step left (applied_updated_at in
--- orgmig_identity_undo).
+-- the plan. The rules are rules.sql's, which compare.sql expands too (the plan, `--dry-run` and
+-- `orgmig reconcile`), and the login endpoint runs `match` for one account.
 
 -- name: temp_tables
 CREATE TEMP TABLE IF NOT EXISTS idb_user (
@@ -68,23 +63,14 @@ CREATE TEMP TABLE IF NOT EXISTS idb_user_diff (
 ) ON COMMIT DELETE ROWS;
 
 -- name: load_users
--- The accounts of :provider with row_id in :start..:end that the plan marked, their app status,
--- whether they are site admins, and their link if they have one.
+-- The accounts of :provider with row_id in :start..:end that the plan marked, their values
+-- (rules.account_values), whether they are site admins, and their link if they have one.
 -- The link is a LATERAL probe of user_identity's primary key: a run fills that table, and
 -- without statistics for it the planner would read every link of the provider in each batch.
 -- The todo check repeats the range so that a batch reads its own part of the plan.
 INSERT INTO idb_user (row_id, external_id, email, email_norm, email_verified, app_status, first_name,
                       last_name, site_admin, user_id, matched_by)
-SELECT u.row_id, u.external_id, nullif(btrim(u.email), ''), nullif(lower(btrim(u.email)), ''),
-       coalesce(u.email_verified, false),
-       CASE u.status
-           WHEN 'ACTIVE' THEN 'active' WHEN 'RECOVERY' THEN 'active' WHEN 'PASSWORD_EXPIRED' THEN 'active'
-           WHEN 'LOCKED_OUT' THEN 'active' WHEN 'STAGED' THEN 'pending' WHEN 'PROVISIONED' THEN 'invited'
-           WHEN 'SUSPENDED' THEN 'disabled' WHEN 'DEPROVISIONED' THEN 'disabled'
-           WHEN 'enabled' THEN 'active' WHEN 'disabled' THEN 'disabled'
-           WHEN 'active' THEN 'active' WHEN 'blocked' THEN 'disabled'
-       END,
-       nullif(btrim(u.first_name), ''), nullif(btrim(u.last_name), ''),
+SELECT u.row_id, u.external_id, {account_values},
        EXISTS (SELECT 1 FROM idp_membership m
                JOIN orgmig_identity_group g
                  ON g.provider = m.provider AND g.kind = m.kind AND g.external_id = m.group_external_id
@@ -99,116 +85,38 @@ WHERE u.provider = :provider AND u.row_id BETWEEN :start AND :end
               WHERE t.provider = u.provider AND t.row_id = u.row_id AND t.row_id BETWEEN :start AND :end);
 
 -- name: load_desired
--- Per account and org: the highest-privilege role the IdP gives (admin rank 1 over user 1000
--- over entry_only 2000), whether it covers all facilities (ADMIN or ALL_FACILITIES), and the
--- facilities it grants one by one. Keycloak and Auth0 organizations map their members' roles
--- through :role_map ({lower(idp role): ROLE}, else the same name); Auth0 gives roles per
--- membership, Keycloak per user (realm roles), where names that map to nothing mean nothing.
--- NO_ACCESS is neither stored nor compared: a member with NO_ACCESS and nothing else (a group's, or
--- an organization's member role) has no role there and no report either.
-INSERT INTO idb_member (external_id, org_id, org_external_id, role_id, all_facilities, facility_ids,
-                        problem, detail)
-WITH words AS (
-    SELECT b.external_id, g.org_external_id AS org, coalesce(g.role_name, 'FACILITY') AS word, g.facility_id
-    FROM idb_user b
+-- Per account and org (rules.role_words, rules.membership): the highest-privilege role the IdP
+-- gives, whether it covers all facilities, the facilities it grants one by one, and its problem.
+-- The group meanings are orgmig_identity_group itself (NOT MATERIALIZED: probed by its primary
+-- key per membership).
+INSERT INTO idb_member (external_id, org_id, org_external_id, role_id, all_facilities, problem,
+                        facility_ids, detail)
+WITH mem AS (
+    SELECT m.* FROM idb_user b
     JOIN idp_membership m ON m.provider = :provider AND m.user_external_id = b.external_id
-    JOIN orgmig_identity_group g
-      ON g.provider = m.provider AND g.kind = m.kind AND g.external_id = m.group_external_id
-    WHERE g.meaning IN ('role', 'facility')
-    UNION ALL
-    SELECT b.external_id, m.group_external_id, r.word, NULL
-    FROM idb_user b
-    JOIN idp_membership m
-      ON m.provider = :provider AND m.kind = 'organization' AND m.user_external_id = b.external_id
-    CROSS JOIN LATERAL (
-        SELECT 'MEMBER' AS word
-        UNION ALL
-        SELECT coalesce(CAST(:role_map AS jsonb) ->> lower(n.name),
-                        CASE WHEN upper(n.name) IN ('ADMIN', 'USER', 'ENTRY_ONLY', 'ALL_FACILITIES', 'NO_ACCESS')
-                             THEN upper(n.name) END,
-                        CASE WHEN :provider <> 'keycloak' THEN 'UNKNOWN:' || n.name END)
-        FROM (SELECT jsonb_array_elements_text(coalesce(m.attributes -> 'roles', '[]'::jsonb)) AS name
-              WHERE :provider <> 'keycloak'
-              UNION ALL
-              SELECT rg.name FROM idp_membership rm
-              JOIN idp_group rg ON rg.provider = rm.provider AND rg.kind = rm.kind
-                               AND rg.external_id = rm.group_external_id
-              WHERE :provider = 'keycloak' AND rm.provider = :provider AND rm.kind = 'role'
-                AND rm.user_external_id = b.external_id) n
-    ) r
-    WHERE r.word IS NOT NULL
-)
-SELECT w.external_id, o.id, w.org,
-       (array_agg(r.id ORDER BY r.rank) FILTER (WHERE r.id IS NOT NULL))[1],
-       bool_or(w.word IN ('ADMIN', 'ALL_FACILITIES')),
+),
+grp AS NOT MATERIALIZED (SELECT * FROM orgmig_identity_group),
+roles AS (SELECT id, name, rank FROM role),
+words AS ({role_words})
+SELECT w.external_id, o.id, w.org, {membership},
        coalesce(array_agg(DISTINCT w.facility_id) FILTER (WHERE w.facility_id IS NOT NULL), '{}'),
-       CASE WHEN bool_or(w.word LIKE 'UNKNOWN:%') THEN 'unknown_role'
-            WHEN NOT bool_or(r.id IS NOT NULL)
-                 AND (bool_or(w.word NOT IN ('NO_ACCESS', 'MEMBER')) OR NOT bool_or(w.word = 'NO_ACCESS'))
-                 THEN 'no_role_in_org'
-       END,
        jsonb_strip_nulls(jsonb_build_object(
            'org', w.org,
            'roles', to_jsonb(array_agg(DISTINCT substr(w.word, 9)) FILTER (WHERE w.word LIKE 'UNKNOWN:%'))))
 FROM words w
 JOIN org o ON o.external_id = w.org
-LEFT JOIN role r ON w.word IN ('ADMIN', 'USER', 'ENTRY_ONLY') AND r.name = lower(w.word)
+LEFT JOIN roles r ON {role_of_word}
 GROUP BY w.external_id, o.id, w.org;
 
 -- name: match
--- Which app user each unlinked account is, first that applies: for Keycloak the user whose
--- keycloak_user_id is the account's id; the one user holding the account's email (trimmed, any
--- case) where the IdP marks it verified and no other account of the provider holds it. A user
--- already linked to another account is not taken again, and a user another account matches by
--- its Keycloak id is no candidate by email. Anything else is a problem, never a guess.
+-- Which app user each unlinked account is (rules.match). Anything else is a problem, never a
+-- guess.
 UPDATE idb_user b SET user_id = m.user_id, matched_by = m.matched_by, new_link = m.user_id IS NOT NULL,
                       problem = m.problem, detail = m.detail
 FROM (
-    SELECT b.row_id,
-           coalesce(s.id, CASE WHEN k.by_email THEN e.ids[1] END) AS user_id,
-           CASE WHEN s.id IS NOT NULL THEN 'subject' WHEN k.by_email THEN 'email' END AS matched_by,
-           CASE WHEN s.id IS NOT NULL OR k.by_email THEN NULL
-                WHEN e.n > 1 OR (e.n = 1 AND (e.accounts > 1 OR e.taken)) THEN 'email_ambiguous'
-                WHEN e.n = 1 AND NOT b.email_verified THEN 'email_unverified'
-                ELSE 'idp_user_without_app_user' END AS problem,
-           CASE WHEN s.id IS NULL AND NOT k.by_email AND e.n >= 1
-                THEN jsonb_build_object('app_users', e.n, 'accounts', e.accounts, 'linked_elsewhere', e.taken)
-           END AS detail
+    SELECT b.row_id, mt.user_id, mt.matched_by, mt.problem, mt.detail
     FROM idb_user b
-    LEFT JOIN LATERAL (
-        SELECT u.id FROM "user" u
-        WHERE :provider = 'keycloak' AND u.keycloak_user_id = b.external_id
-          AND NOT EXISTS (SELECT 1 FROM user_identity i WHERE i.provider = :provider AND i.user_id = u.id)
-    ) s ON true
-    LEFT JOIN LATERAL (
-        SELECT count(*) AS n, array_agg(u.id) AS ids,
-               coalesce(bool_or(EXISTS (SELECT 1 FROM user_identity i
-                                        WHERE i.provider = :provider AND i.user_id = u.id)), false) AS taken,
-               -- this account and the others of the provider holding the email (at login the
-               -- account may be newer than the export)
-               1 + (SELECT count(*) FROM idp_user x
-                     WHERE x.provider = :provider AND lower(btrim(x.email)) = b.email_norm
-                       AND x.external_id <> b.external_id) AS accounts
-        FROM "user" u
-        WHERE b.email_norm IS NOT NULL AND lower(btrim(u.email)) = b.email_norm
-          -- a user this run (:run_id) linked or created already is as the plan saw it: the dry run
-          -- predicted from the tables before the run, and an earlier batch's new user is no
-          -- holder of the email for a later batch's account
-          AND NOT EXISTS (SELECT 1 FROM user_identity i
-                          JOIN orgmig_identity_undo x
-                            ON x.table_name = 'user_identity' AND x.row_key = i.provider || '|' || i.external_id
-                          WHERE i.provider = :provider AND i.user_id = u.id AND x.run_id = :run_id)
-          -- (Keycloak) a user whose keycloak_user_id is another unlinked account's id is that
-          -- account's, its email about to become that account's: no candidate for this one
-          AND NOT EXISTS (SELECT 1 FROM idp_user x
-                          WHERE :provider = 'keycloak' AND x.provider = :provider
-                            AND x.external_id = u.keycloak_user_id AND x.external_id <> b.external_id
-                            AND NOT EXISTS (SELECT 1 FROM user_identity j
-                                            WHERE j.provider = x.provider AND j.external_id = x.external_id))
-    ) e ON true
-    CROSS JOIN LATERAL (
-        SELECT s.id IS NULL AND e.n = 1 AND b.email_verified AND e.accounts = 1 AND NOT e.taken AS by_email
-    ) k
+    {match}
     WHERE b.user_id IS NULL
 ) m
 WHERE b.row_id = m.row_id;
@@ -241,7 +149,8 @@ SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM members) AS 
 -- differ from what it gives: to add, to change (role or all-facilities), to remove. Personal orgs
 -- and every other org are never touched.
 INSERT INTO idb_member_diff (user_id, org_id, kind, role_from, role_to, all_from, all_to, app_edit, before)
-WITH want AS (
+WITH grp AS NOT MATERIALIZED (SELECT * FROM orgmig_identity_group WHERE provider = :provider),
+want AS (
     SELECT b.user_id, d.org_id, d.role_id, d.all_facilities
     FROM idb_user b JOIN idb_member d ON d.external_id = b.external_id
     WHERE b.user_id IS NOT NULL AND d.role_id IS NOT NULL
@@ -257,13 +166,11 @@ mine AS MATERIALIZED (
 -- sync, whose new users have none).
 managed AS MATERIALIZED (
     SELECT o.id FROM org o
-    WHERE o.external_id IN (SELECT c.org_external_id FROM orgmig_identity_group c
-                            WHERE c.provider = :provider AND c.meaning IN ('role', 'facility', 'organization'))
-      AND EXISTS (SELECT 1 FROM mine)
+    WHERE o.external_id IN ({managed_orgs}) AND EXISTS (SELECT 1 FROM mine)
 ),
 have AS (
     SELECT m.org_id, m.user_id, m.role_id, m.status, m.all_facilities, m.created_at, m.updated_at,
-           x.applied_updated_at
+           {app_edit:m} AS app_edit
     FROM mine m
     LEFT JOIN orgmig_identity_undo x ON x.table_name = 'org_user' AND x.row_key = m.org_id || '|' || m.user_id
     WHERE m.org_id IN (SELECT id FROM managed)
@@ -271,8 +178,7 @@ have AS (
 SELECT coalesce(w.user_id, h.user_id), coalesce(w.org_id, h.org_id),
        CASE WHEN h.org_id IS NULL THEN 'add' WHEN w.org_id IS NULL THEN 'remove' ELSE 'change' END,
        h.role_id, w.role_id, h.all_facilities, w.all_facilities,
-       coalesce(h.updated_at > :export_started AND h.updated_at <> h.created_at
-                AND h.updated_at IS DISTINCT FROM h.applied_updated_at, false),
+       coalesce(h.app_edit, false),
        CASE WHEN h.org_id IS NOT NULL THEN jsonb_build_object(
            'role_id', h.role_id, 'status', h.status, 'all_facilities', h.all_facilities,
            'created_at', h.created_at, 'updated_at', h.updated_at) END
@@ -290,7 +196,8 @@ INSERT INTO idb_facility_diff (user_id, org_id, facility_id, kind, app_edit)
 -- (want: each account's members by idb_member's primary key, OFFSET 0 keeping the LATERAL a probe
 -- per account: the temporary tables have no statistics in a batch, and the planner compared every
 -- account with every member row of the batch, 15 ms of each batch)
-WITH want AS (
+WITH grp AS NOT MATERIALIZED (SELECT * FROM orgmig_identity_group WHERE provider = :provider),
+want AS (
     SELECT b.user_id, d.org_id, f.id AS facility_id
     FROM idb_user b
     CROSS JOIN LATERAL (SELECT d.org_id, d.facility_ids FROM idb_member d
@@ -310,12 +217,10 @@ mine AS MATERIALIZED (
 -- the managed orgs, read only when these accounts have access rows (as in diff_members)
 managed AS MATERIALIZED (
     SELECT o.id FROM org o
-    WHERE o.external_id IN (SELECT c.org_external_id FROM orgmig_identity_group c
-                            WHERE c.provider = :provider AND c.meaning IN ('role', 'facility', 'organization'))
-      AND EXISTS (SELECT 1 FROM mine)
+    WHERE o.external_id IN ({managed_orgs}) AND EXISTS (SELECT 1 FROM mine)
 ),
 have AS (
-    SELECT f.org_id, f.user_id, f.facility_id, f.created_at, x.id IS NOT NULL AS ours
+    SELECT f.org_id, f.user_id, f.facility_id, {access_app_edit:f} AS app_edit
     FROM mine f
     LEFT JOIN orgmig_identity_undo x
            ON x.table_name = 'org_user_facility' AND x.row_key = f.org_id || '|' || f.user_id || '|' || f.facility_id
@@ -323,7 +228,7 @@ have AS (
 )
 SELECT coalesce(w.user_id, h.user_id), coalesce(w.org_id, h.org_id), coalesce(w.facility_id, h.facility_id),
        CASE WHEN h.facility_id IS NULL THEN 'add' ELSE 'remove' END,
-       coalesce(h.created_at > :export_started AND NOT h.ours, false)
+       coalesce(h.app_edit, false)
 FROM want w
 FULL JOIN have h ON h.user_id = w.user_id AND h.org_id = w.org_id AND h.facility_id = w.facility_id
 WHERE (h.facility_id IS NULL OR w.facility_id IS NULL)
@@ -332,32 +237,17 @@ WHERE (h.facility_id IS NULL OR w.facility_id IS NULL)
                     AND m.app_edit);
 
 -- name: diff_users
--- Profile values, status and the site-admin flag of linked users that differ from the IdP's.
--- A value the IdP does not have (no email, no name, a status it does not define, the site-admin
--- flag at Auth0, which has no SimpleReport groups) is not compared. `owner`: the provider whose
--- values the user carries when accounts of several providers are linked to it (rules.owner,
--- which compare.sql's user_diff expands too). Only the owner's differences are applied; the
+-- Profile values, status and the site-admin flag of linked users that differ from the IdP's
+-- (rules.user_columns). `owner`: the provider whose values the user carries when accounts of
+-- several providers are linked to it (rules.owner). Only the owner's differences are applied; the
 -- others are reported provider_conflict.
 INSERT INTO idb_user_diff (user_id, columns, status_to, app_edit, owner, before)
-SELECT u.id, c.cols, b.app_status,
-       u.updated_at > :export_started AND u.updated_at <> u.created_at
-           AND u.updated_at IS DISTINCT FROM x.applied_updated_at,
-       {owner},
+SELECT u.id, c.cols, b.app_status, {app_edit:u}, {owner},
        jsonb_build_object('status', u.status, 'email', u.email, 'email_verified', u.email_verified,
                           'first_name', u.first_name, 'last_name', u.last_name,
                           'is_site_admin', u.is_site_admin, 'updated_at', u.updated_at)
 FROM idb_user b
 JOIN "user" u ON u.id = b.user_id
 LEFT JOIN orgmig_identity_undo x ON x.table_name = 'user' AND x.row_key = u.id::text
-CROSS JOIN LATERAL (
-    SELECT array_remove(ARRAY[
-        CASE WHEN b.app_status IS NOT NULL AND u.status <> b.app_status THEN 'status' END,
-        CASE WHEN b.email IS NOT NULL AND u.email IS DISTINCT FROM b.email THEN 'email' END,
-        CASE WHEN b.email IS NOT NULL AND u.email_verified IS DISTINCT FROM b.email_verified
-             THEN 'email_verified' END,
-        CASE WHEN b.first_name IS NOT NULL AND u.first_name IS DISTINCT FROM b.first_name THEN 'first_name' END,
-        CASE WHEN b.last_name IS NOT NULL AND u.last_name IS DISTINCT FROM b.last_name THEN 'last_name' END,
-        CASE WHEN :provider <> 'auth0' AND u.is_site_admin <> b.site_admin THEN 'is_site_admin' END
-    ]::text[], NULL) AS cols
-) c
+{user_columns}
 WHERE cardinality(c.cols) > 0;
