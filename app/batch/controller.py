@@ -20,6 +20,11 @@ run's own pace. When a client arrives, the allowance becomes `joined_share` of t
 wrote alone, and the pacer measures a fresh baseline (the one from before was of an empty
 database) before the law above goes on.
 
+After `cuts_to_rebase` cuts in a row with the breach still there, the pacer measures the baseline
+afresh with the run's batches stopped: a signal that stays high while the run writes almost
+nothing is the application's own load (its rate doubled, say), and judged against the quieter
+baseline it would starve the run for good. The rates remembered as hurting are forgotten then.
+
 Changes are at least `cooldown_s` apart (one signal window: the effect of the last change has to
 be in the signal before the next one is decided on it). The allowance never falls below `floor`.
 """
@@ -46,6 +51,7 @@ class Law:
     ease_cooldown_s: float = 10.0
     memory_s: float = 180.0
     joined_share: float = 0.25  # of the rate written alone, when a client arrives
+    cuts_to_rebase: int = 3  # cuts in a row, no raise between: the baseline is measured afresh
 
     @classmethod
     def paced_by(cls, window_s: float, target: float) -> Law:
@@ -85,6 +91,7 @@ class Controller:
     _changed_at: float = -math.inf
     _eased_at: float = -math.inf
     _bad: list[tuple[float, float]] = field(default_factory=list)  # (rate, when)
+    _cuts: int = 0  # cuts since the last raise or fresh baseline
 
     def limit(self) -> float | None:
         """WAL bytes a second the run may write; None: no limit (steering off)."""
@@ -120,6 +127,7 @@ class Controller:
                 return self._decision("hold", f"breach ({r:.1f}x), waiting for the last change to show")
             hurt = self._in_use(used)
             self._bad.append((hurt, now))
+            self._cuts += 1
             return self._change(hurt * law.cut, "cut", f"breach: signal {r:.1f}x its baseline, over {law.target:g}x;"
                                 f" {_rate(hurt)} remembered as a rate that hurt")
         if r > law.near * law.target or reading.wal_waits:
@@ -143,8 +151,19 @@ class Controller:
             wanted = min(wanted, (self.allowance + bad) / 2) if bad > self.allowance else self.allowance
             if wanted <= self.allowance * 1.01:
                 return self._decision("hold", f"calm ({r:.1f}x), but {_rate(bad)} hurt lately")
+        self._cuts = 0
         return self._change(wanted, "raise", f"calm: signal {r:.1f}x its baseline,"
                             f" {used / self.allowance:.0%} of the allowance used")
+
+    def stuck(self) -> bool:
+        """The breach outlasted `cuts_to_rebase` cuts in a row: what the signal measures may be the
+        application's own load grown since the baseline (a busier hour), not the run."""
+        return self._cuts >= self.law.cuts_to_rebase
+
+    def rebased(self) -> None:
+        """A fresh baseline: the rates that hurt were judged against the old one; forgotten."""
+        self._bad.clear()
+        self._cuts = 0
 
     def _in_use(self, used: float) -> float:
         """What a cut starts from: the rate the run wrote, when under its allowance (halving an

@@ -99,7 +99,7 @@ class Pacer:
         self._rows = 0
         self._bytes = 0.0
         self._quiet = False  # while the baseline is measured again: no batch starts
-        self._rebase = False  # a client arrived: the baseline is measured afresh
+        self._rebase: str | None = None  # why the baseline is measured afresh (a client arrived, ...)
         self._alone = False  # alone when the run started: no baseline taken
         self._stop = threading.Event()
         self._local = threading.local()
@@ -287,7 +287,7 @@ class Pacer:
                 if self.controller is not None and (
                         self._rebase or (since_refresh >= refresh_every and not self.controller.alone)):
                     self._refresh(fresh=self._rebase)
-                    since_refresh, self._rebase = 0, False
+                    since_refresh, self._rebase = 0, None
                 if time.monotonic() - published >= PUBLISH_EVERY_S:
                     self._publish()
                     published = time.monotonic()
@@ -309,7 +309,9 @@ class Pacer:
         if decision.action != "hold":
             self._decided(decision, reading.ratio)
         if decision.action == "client":
-            self._rebase = True
+            self._rebase = "a client arrived"
+        elif decision.action == "cut" and self.controller.stuck():
+            self._rebase = f"the breach outlasted {self.controller.law.cuts_to_rebase} cuts in a row"
 
     def _note_reading(self) -> None:
         """Once a window, what the controller read (action `reading`, not a change): the signal
@@ -336,10 +338,11 @@ class Pacer:
         for decision, ratio in pending:
             self.health.record(decision, ratio)
 
-    def _refresh(self, fresh: bool = False) -> None:
+    def _refresh(self, fresh: str | None = None) -> None:
         """The baseline again, with nothing of this process's run in flight: no batch starts
         from the moment the refresh is asked for, and the ones in flight are waited for. Folded
-        into the old one, or (`fresh`, a client arrived) replacing it."""
+        into the old one, or (`fresh`: why, a client arrived or the breach outlasted the cuts)
+        replacing it."""
         with self._idle:
             self._quiet = True
             self.reason = "the workers stop while the baseline is measured " + ("afresh" if fresh else "again")
@@ -359,8 +362,10 @@ class Pacer:
                 self._idle.notify_all()
         if base is None:  # stopped, or no answer: nothing measured
             return
+        if fresh:
+            self.controller.rebased()
         self._decided(Decision(time.monotonic(), "baseline", self.controller.allowance,
-                               f"baseline measured {'afresh' if fresh else 'again'}:"
+                               f"baseline measured {f'afresh ({fresh})' if fresh else 'again'}:"
                                f" {'none' if old is None else f'{old:.2f} ms'} -> {base.ms:.2f} ms"))
 
     def _publish(self) -> None:

@@ -63,5 +63,5 @@ def test_a_client_arriving_drops_the_run_to_a_quarter_and_a_fresh_baseline(toy):
     assert client["reason"].startswith("a client of the database arrived (pid ")
     assert "25% of the " in client["reason"] and "the run wrote alone, and a fresh baseline" in client["reason"]
     fresh = next(d for d in decisions if d["action"] == "baseline")
-    assert fresh["id"] > client["id"] and fresh["reason"].startswith("baseline measured afresh: ")
+    assert fresh["id"] > client["id"] and fresh["reason"].startswith("baseline measured afresh (a client arrived): ")
     assert "alone" in actions[actions.index("baseline"):], actions  # no limit again once it left

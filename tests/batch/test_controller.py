@@ -140,3 +140,17 @@ def test_alone_there_is_no_limit_and_a_client_arriving_drops_it_to_a_quarter():
     clock.now += 5
     assert c.decide(Reading(3.0, alone=False), used=2_000_000).action == "cut"
     assert c.limit() == 1_000_000
+
+
+def test_a_breach_that_outlasts_three_cuts_asks_for_a_fresh_baseline_and_forgets_what_hurt():
+    c, clock = controller()
+    for expected in (False, False, True):
+        assert c.decide(Reading(2.5), used=c.limit()).action == "cut"
+        assert c.stuck() is expected
+        clock.now += 5
+    assert c.limit() == 125_000 and c.lowest_bad() == 250_000
+    c.rebased()  # the pacer measured the baseline afresh: judged against it, nothing hurt yet
+    assert not c.stuck() and c.lowest_bad() is None
+    d = c.decide(Reading(0.5), used=125_000)
+    assert (d.action, c.limit()) == ("raise", 156_250)  # x1.25, no midpoint toward an old bad rate
+    assert c.decide(Reading(2.5), used=156_250) is not None and not c.stuck()  # a raise reset the count
