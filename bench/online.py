@@ -2,8 +2,8 @@
 
     python bench/online.py [--users 1000000] [--rate 200] [--login-rate 20] [--idle-seconds 60]
                            [--block-seconds 15] [--idle-before 20] [--runs 3] [--joiners 1,2,4]
-                           [--only idle,default,workers1,join] [--seed 0] [--database-url URL]
-                           [--keep] [--reuse]
+                           [--only idle,default,workers1,join,steered,step] [--rates 0,100,200,400]
+                           [--step-after 30] [--seed 0] [--database-url URL] [--keep] [--reuse]
 
 Once: a template database at revision 0003 with `--users` legacy rows seeded by app.ops.seed (as
 bench/migrate_users.py seeds them, then VACUUM ANALYZE), and min(5,000, users/20) of its users
@@ -36,6 +36,17 @@ Scenarios (`--only`):
   median of those ratios is what the target is checked on. The WAL written, the WAL segment
   files before and after, the server's checkpoints (other sessions' count too) and what the
   application's backends waited for are given per run.
+- `steered`: the steering with the defaults (`alembic upgrade 0004`), once per rate of
+  `--rates` (default 0,100,200,400 transactions a second; 0: no traffic at all, where the run
+  should be alone and unheld), each on a fresh copy after `--idle-before` seconds of that
+  traffic alone: the upgrade's rate, the application's p99 against its idle p99, the
+  controller's decisions, and how well the signal tracks the application: at each reading the
+  controller noted (once a 5 s signal window) the application's p99 over the same window, and
+  Spearman's rank correlation of the two (the issue asks at least 0.7).
+- `step`: the same at `--rate`, and `--step-after` seconds (30) into the upgrade a second
+  application process at the same rate joins: the rate doubles. The application's p99 in 5 s
+  windows from the start, the signal and the decisions beside them, and how long after the
+  step the windows over 2x the idle p99 last (the issue's target: corrected within 15 s).
 - `join`: no traffic; `alembic -x workers=1 upgrade 0004` alone, then with 1, 2 and 4
   (`--joiners`) `orgmig work --workers 1` processes started as soon as its run is open: the
   upgrade's rate by processes taking batches.
@@ -64,11 +75,15 @@ from harness.appdata import build_template, workload
 from harness.latency import Window, app_samples, load_text, logins, pooled, row, stats
 from harness.report import code_version, exit_code, fail, header, load1, say, verdict
 from harness.scenarios import REVISION, Scenarios
+from harness.steering import decisions_text, spearman, tracking, windows_p99
 from harness.traffic import APP_KINDS, LEGACY_WRITES, MIX, POOL, Workload
 
 TARGET_RATIO = 2.0
 TARGET_LOGIN_MS = 20.0
-SCENARIOS = ("idle", "default", "workers1", "join")
+SCENARIOS = ("idle", "default", "workers1", "join", "steered", "step")
+DEFAULT_ONLY = "idle,default,workers1,join"
+TARGET_TRACKING = 0.7
+TARGET_STEP_S = 15.0
 UPGRADES = {"default": ("default settings", []), "workers1": ("-x workers=1", ["workers=1"])}
 
 
@@ -86,7 +101,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="upgrades of each kind beside the traffic, in turn, on fresh copies (default 3)")
     p.add_argument("--warmup", type=float, default=5, help="seconds of traffic not measured in each copy (default 5)")
     p.add_argument("--joiners", default="1,2,4", help="orgmig work processes to try beside alembic (default 1,2,4)")
-    p.add_argument("--only", default=",".join(SCENARIOS), help=f"scenarios to run (default {','.join(SCENARIOS)})")
+    p.add_argument("--only", default=DEFAULT_ONLY,
+                   help=f"scenarios to run, of {','.join(SCENARIOS)} (default {DEFAULT_ONLY})")
+    p.add_argument("--rates", default="0,100,200,400", help="steered: traffic rates, 0 none (default 0,100,200,400)")
+    p.add_argument("--step-after", type=float, default=30, help="step: seconds into the upgrade (default 30)")
     p.add_argument("--seed", type=int, default=0, help="seed of the legacy rows and the traffic (default 0)")
     db.add_server_arguments(p, keep="keep the template database")
     p.add_argument("--reuse", action="store_true", help="use the template database if it exists (from --keep)")
@@ -94,11 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     try:
         joiners = [int(j) for j in args.joiners.split(",") if j.strip()]
+        rates = [float(r) for r in args.rates.split(",") if r.strip()]
     except ValueError:
-        joiners = [-1]
+        joiners, rates = [-1], [-1.0]
     if (args.users < 100 or args.rate <= 0 or args.login_rate < 0 or args.idle_seconds <= 0 or args.runs < 1
             or args.block_seconds <= 0 or args.idle_before <= 0 or set(only) - set(SCENARIOS)
-            or any(j < 1 or j > 32 for j in joiners)):
+            or any(j < 1 or j > 32 for j in joiners) or any(r < 0 for r in rates) or args.step_after <= 0):
         return fail("--users must be at least 100, --rate, --runs and the idle lengths positive, --login-rate"
                     f" not negative, --joiners 1-32 each, --only among {','.join(SCENARIOS)}")
 
@@ -110,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     windows: dict[str, Window] = {}
     runs: dict[str, list[tuple[Window, Window]]] = {k: [] for k in UPGRADES if k in only}
     joins: list[dict] = []
+    steered: list[tuple[float, tuple[Window, Window]]] = []  # (rate, runs); the step's rate negative
     logs = Path(tempfile.mkdtemp(prefix="orgmig-bench-online-"))
     started = time.monotonic()
     try:
@@ -126,6 +146,13 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"run {i}: {args.idle_before:g} s of traffic alone, then upgrade {REVISION} with {label}")
                 runs[key].append(bench.upgrade(key, x_args, args.idle_before))
                 say(progress_line(f"run {i}, {label}", *runs[key][-1]))
+        for rate in rates if "steered" in only else []:
+            say(f"steered: {rate:g} tx/s, {args.idle_before:g} s of it alone, then upgrade {REVISION}, defaults")
+            steered.append((rate, bench.upgrade(f"steered_{rate:g}", [], args.idle_before, rate=rate)))
+            say(progress_line(f"steered, {rate:g} tx/s", *steered[-1][1]))
+        if "step" in only:
+            say(f"step: {args.rate:g} tx/s, doubled {args.step_after:g} s into the upgrade")
+            steered.append((-args.rate, bench.upgrade("step", [], args.idle_before, step_after=args.step_after)))
         if "join" in only:
             for j in [0, *joiners]:
                 say(f"upgrade {REVISION} with -x workers=1 and {j} orgmig work --workers 1, no traffic")
@@ -136,7 +163,61 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             server.drop(template)
 
-    return report(args, where, code, load_start, time.monotonic() - started, windows, runs, joins, work, logs)
+    return report(args, where, code, load_start, time.monotonic() - started, windows, runs, joins, work, logs,
+                  steered)
+
+
+def steered_lines(steered: list[tuple[float, tuple[Window, Window]]], step_after: float, missed: list[str]) -> list:
+    """The steered runs: per traffic rate, the upgrade's rate, the application's p99 against its
+    idle p99, the decisions and the signal's tracking of the application; the step's series."""
+    out = ["  steered (defaults): the upgrade beside each traffic rate; the signal against the application",
+           f"    {'tx/s':>6}{'idle p99':>10}{'p99':>8}{'ratio':>7}{'rows/s':>9}{'readings':>10}{'spearman':>10}"
+           "  load average   decisions"]
+    for rate, (idle, w) in steered:
+        u, a, b = w.upgrade, stats(app_samples(idle)), stats(app_samples(w))
+        points = tracking(w.samples, u["steering"], u["start"])
+        rho = spearman([p.ratio for p in points], [p.app_p99 for p in points])
+        label = f"{-rate:g}x2" if rate < 0 else f"{rate:g}"
+        figures = (f"{a['p99']:>10.2f}{b['p99']:>8.2f}{b['p99'] / a['p99']:>7.2f}" if a["n"] and b["n"]
+                   else f"{'-':>10}{'-':>8}{'-':>7}")  # no traffic: nothing to compare
+        out.append(f"    {label:>6}{figures}{u['rows'] / u['seconds']:>9,.0f}"
+                   f"{len(points):>10}{'-' if rho is None else f'{rho:.2f}':>10}  {load_text(w.load):<14} "
+                   + decisions_text(u["steering"], u["start"]))
+        if u["status"] != "finished":
+            missed.append(f"the steered upgrade at {label} tx/s did not finish")
+        if rate == 0 or not points:
+            continue
+        if rate < 0:
+            out += step_lines(w, a["p99"], step_after, points, missed)
+    rhos = [(p.ratio, p.app_p99) for rate, (_, w) in steered if rate
+            for p in tracking(w.samples, w.upgrade["steering"], w.upgrade["start"])]
+    rho = spearman([x for x, _ in rhos], [y for _, y in rhos])
+    if rho is not None:
+        ok = rho >= TARGET_TRACKING
+        missed += [] if ok else ["the signal's tracking of the application's p99"]
+        out.append(f"    signal vs application p99, all readings pooled ({len(rhos)}): Spearman {rho:.2f}"
+                   f" (target >= {TARGET_TRACKING:g}): {verdict(ok)}")
+    return out
+
+
+def step_lines(w: Window, idle_p99: float, step_after: float, points, missed: list[str]) -> list[str]:
+    """The step's series, 5 s windows from the upgrade's start: the application's p99, and the
+    signal read at the end of each window; when the breach after the step ended."""
+    u = w.upgrade
+    step = (u["step_at"] or u["start"] + step_after) - u["start"]
+    series = windows_p99(w.samples, u["start"], u["start"] + u["seconds"])
+    signal = {round(p.at / 5): p.ratio for p in points}
+    out = [f"    step at +{step:.1f} s; window start s, application p99 ms (x idle), signal at the window's end:"]
+    cells = [f"{t:>4.0f} {p99:>6.1f} ({p99 / idle_p99:.1f}x) {signal.get(round(t / 5) + 1, float('nan')):.1f}"
+             for t, p99, _ in series]
+    out += ["      " + "  ".join(cells[i:i + 4]) for i in range(0, len(cells), 4)]
+    over = [t + 5 for t, p99, _ in series if t + 5 > step and p99 > TARGET_RATIO * idle_p99]
+    lasted = (max(over) - step) if over else 0.0
+    ok = lasted <= TARGET_STEP_S
+    missed += [] if ok else ["the step's breach corrected within 15 s"]
+    out.append(f"    windows over {TARGET_RATIO:g}x the idle p99 after the step end +{lasted:.0f} s after it"
+               f" (target <= {TARGET_STEP_S:g} s): {verdict(ok)}")
+    return out
 
 
 def progress_line(label: str, idle: Window | None, w: Window, capture_on: Window | None = None) -> str:
@@ -158,10 +239,12 @@ def progress_line(label: str, idle: Window | None, w: Window, capture_on: Window
 
 
 def report(args, where, code, load_start, seconds, windows: dict[str, Window],
-           runs: dict[str, list[tuple[Window, Window]]], joins: list[dict], work: Workload, logs: Path) -> int:
+           runs: dict[str, list[tuple[Window, Window]]], joins: list[dict], work: Workload, logs: Path,
+           steered: list[tuple[float, tuple[Window, Window]]]) -> int:
     missed: list[str] = []
     defaults = {"rate": 200, "login_rate": 20, "idle_seconds": 60, "block_seconds": 15, "idle_before": 20,
-                "runs": 3, "warmup": 5, "joiners": "1,2,4", "only": ",".join(SCENARIOS), "seed": 0}
+                "runs": 3, "warmup": 5, "joiners": "1,2,4", "only": DEFAULT_ONLY, "rates": "0,100,200,400",
+                "step_after": 30, "seed": 0}
     cmd = f"python bench/online.py --users {args.users}" + "".join(
         f" --{k.replace('_', '-')} {getattr(args, k):g}" if isinstance(v, int | float)
         else f" --{k.replace('_', '-')} {getattr(args, k)}" for k, v in defaults.items() if getattr(args, k) != v)
@@ -253,6 +336,8 @@ def report(args, where, code, load_start, seconds, windows: dict[str, Window],
                        + (", ".join(j["joined"]) or "-"))
             if j["status"] != "finished":
                 missed.append(f"the upgrade with {j['joiners']} joiners did not finish")
+    if steered:
+        out += steered_lines(steered, args.step_after, missed)
     for m in missed:
         out.append(f"  MISSED       {m}")
     print("\n".join(out))

@@ -30,7 +30,9 @@ def cpu_times() -> tuple[int, int]:
 
 class Waits(threading.Thread):
     """Every 200 ms, what the application's active backends wait for (pg_stat_activity), and for
-    a lock wait, which statements wait behind whose."""
+    a lock wait, which statements wait behind whose. From the server's `postgres` database
+    (pg_stat_activity is the whole server's), so the sampler is no client of the migrated
+    database: the steering would count it as an application (app.batch.health, "alone")."""
 
     def __init__(self, url: URL) -> None:
         super().__init__(daemon=True)
@@ -40,15 +42,15 @@ class Waits(threading.Thread):
         self.halt = threading.Event()
 
     def run(self) -> None:
-        with psycopg.connect(pg(self.url), autocommit=True) as conn:
+        with psycopg.connect(pg(self.url.set(database="postgres")), autocommit=True) as conn:
             while not self.halt.wait(0.2):
                 for wtype, wevent, query, blockers in conn.execute(
                         "SELECT a.wait_event_type, a.wait_event, left(a.query, 40),"
                         " (SELECT string_agg(DISTINCT coalesce(nullif(b.application_name, ''), b.backend_type)"
                         "   || ': ' || left(b.query, 40), ' | ') FROM pg_stat_activity b"
                         "  WHERE b.pid = ANY (pg_blocking_pids(a.pid)))"
-                        " FROM pg_stat_activity a WHERE a.application_name = %s AND a.state = 'active'",
-                        (APP_NAME,)):
+                        " FROM pg_stat_activity a WHERE a.application_name = %s AND a.state = 'active'"
+                        " AND a.datname = %s", (APP_NAME, self.url.database)):
                     self.counts["on CPU" if wtype is None else f"{wtype}:{wevent}"] += 1
                     if wtype == "Lock":
                         self.blocked[(" ".join(query.split()), " ".join((blockers or "?").split()))] += 1

@@ -5,6 +5,7 @@ waits, CPU and WAL), an upgrade with `orgmig work` processes joining it."""
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from app.db import make_engine
 from app.ops.databases import Server
 from app.steps.user_settings import SQL
 
-from . import ROOT
+from . import ROOT, steering
 from .latency import Window, within
 from .report import load1, say
 from .sampling import Waits, cpu_times, ledger, wait_for_run, wal_delta, wal_state
@@ -45,10 +46,12 @@ class Scenarios:
         name = f"{self.template}_run{self.copies}"
         return name, self.server.create(name, template=self.template, replace=True)
 
-    def traffic(self, url: URL, label: str) -> Traffic:
-        work = Workload(**{**self.work.__dict__, "url": url.render_as_string(hide_password=False)})
+    def traffic(self, url: URL, label: str, rate: float | None = None, warmup: bool = True, **more) -> Traffic:
+        work = Workload(**{**self.work.__dict__, "url": url.render_as_string(hide_password=False),
+                           "rate": rate or self.work.rate, **more})
         t = Traffic(work, self.logs / f"samples_{label}.tsv")
-        time.sleep(self.warmup)
+        if warmup:
+            time.sleep(self.warmup)
         return t
 
     def idle(self, idle_seconds: float, block_seconds: float) -> tuple[Window, Window]:
@@ -84,33 +87,54 @@ class Scenarios:
                             (min(loads[state]), max(loads[state])), waits=counts if state == "off" else Counter())
                      for state in ("off", "on"))
 
-    def upgrade(self, label: str, x_args: list[str], idle_before: float) -> tuple[Window, Window]:
+    def upgrade(self, label: str, x_args: list[str], idle_before: float, rate: float | None = None,
+                step_after: float | None = None) -> tuple[Window, Window]:
         """`idle_before` seconds of traffic alone (this run's idle reference), then `alembic upgrade
-        0004` beside it; the upgrade's window is the alembic process's life."""
+        0004` beside it; the upgrade's window is the alembic process's life. `rate`: the traffic's
+        (0: none at all; default the workload's); `step_after`: that many seconds into the
+        upgrade a second application process at the same rate joins (the rate doubles). The
+        steering's decisions and readings are kept (upgrade["steering"], on this clock)."""
         name, url = self.copy()
+        extra: list[Traffic] = []
+        step_at: list[float] = []
+
+        def step() -> None:
+            extra.append(self.traffic(url, f"{label}_step", rate, warmup=False, login_rate=0.0, new_logins=[],
+                                      seed=self.work.seed + 1))
+            step_at.append(time.monotonic())
+
         try:
-            traffic = self.traffic(url, label)
+            traffic = self.traffic(url, label, rate) if rate != 0 else None
             try:
                 idle_load = load1()
                 idle_start = time.monotonic()
-                time.sleep(idle_before)
+                time.sleep(idle_before if traffic else 0)
                 idle_end = time.monotonic()
                 waits = Waits(url)
                 before, cpu0, wal0 = load1(), cpu_times(), wal_state(url)
                 waits.start()
                 log = self.logs / f"upgrade_{label}_{self.copies}.log"
+                timer = threading.Timer(step_after, step) if step_after is not None and traffic else None
                 try:
                     start = time.monotonic()
+                    if timer:
+                        timer.start()
                     code = run_logged(alembic_cmd(x_args), url, log)
                     end = time.monotonic()
                 finally:
+                    if timer:
+                        timer.cancel()
+                        timer.join()
                     counts = waits.stop()
             finally:
-                samples = traffic.stop()
+                samples = traffic.stop() if traffic else []
+                for t in extra:
+                    samples += t.stop()
             cpu1, after, wal1 = cpu_times(), load1(), wal_state(url)
             if code != 0:
                 raise RuntimeError(f"alembic upgrade {REVISION} ({label}) exited with {code}: see {log}")
-            upgrade = ledger(url) | {"seconds": end - start, **wal_delta(wal0, wal1)}
+            upgrade = ledger(url) | {"seconds": end - start, **wal_delta(wal0, wal1), "start": start,
+                                     "steering": steering.marks(url), "step_at": step_at[0] if step_at else None}
             blocked = waits.blocked
         finally:
             self.server.drop(name)
