@@ -45,7 +45,13 @@ TEMPLATE`), each a child process timed by wall clock (start-up included), in thi
    writes nothing (users/s, target >= 100,000; the bench checks that the undo log, which records
    every write, did not grow);
 4. `orgmig reconcile --provider okta` (users/s, target >= 100,000; exit 0 expected: no drift);
-5. `orgmig sync --provider okta --dry-run` on the synced tables (seconds; no target).
+5. `orgmig sync --provider okta --dry-run` on the synced tables (seconds; no target);
+
+then, on the same database, the floors of bench/identity_floors.py: the apply's rows inserted
+again set-based in one session (the write floor, under the apply), and both sides read once and
+joined (the comparison floor, under the re-apply and reconcile). Each of those three figures is
+printed beside its floor (the session's median plus the command's start-up) and the ratio
+(target <= 1.5x).
 
 Each figure is the median of the runs (of an even number, the slower middle one), printed with
 every run, its target, the command, the machine, the load average when it ran (the 1-minute
@@ -84,6 +90,7 @@ from harness.okta_snapshot import ENV, build_template
 from harness.process import Timed, median, timed
 from harness.profile import StatementClock, Timing, print_profile
 from harness.report import code_version, exit_code, fail, header, load1, say, verdict
+from identity_floors import compare_floor, write_floor
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
@@ -97,6 +104,9 @@ PROVIDER = "okta"
 TARGET_APPLY = 20_000
 TARGET_REAPPLY = 100_000
 TARGET_RECONCILE = 100_000
+# each figure within this multiple of its same-run floor (bench/identity_floors.py) plus start-up
+TARGET_RATIO = 1.5
+FLOOR_OF = {"apply": "write", "reapply": "compare", "reconcile": "compare"}
 
 
 # --- the timed commands -----------------------------------------------------------------------
@@ -138,6 +148,7 @@ class Run:
     reapplied: dict = field(default_factory=dict)
     reports: list = field(default_factory=list)
     reconcile_tail: list[str] = field(default_factory=list)
+    floors: dict[str, float] = field(default_factory=dict)
 
 
 # What each measured command imports before its first statement, without database work.
@@ -173,6 +184,7 @@ def one_run(url: URL, run_db: str, logs: Path) -> Run:
     out.times["reconcile"] = run(COMMANDS["reconcile"], url, logs / f"{run_db}_reconcile.log", ok=(0, 1))
     out.reconcile_tail = out.times["reconcile"].tail
     out.times["dry_run_after"] = run(COMMANDS["dry_run_after"], url, logs / f"{run_db}_dry_run_after.log")
+    out.floors = {"compare": compare_floor(url), "write": write_floor(url)}
     return out
 
 
@@ -292,6 +304,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             figure = f"{m.seconds:>9.2f} s (load {m.load:.2f}); no target"
         lines.append(f"  {what:<15}{figure}")
+        if what in FLOOR_OF:
+            session = sorted(r.floors[FLOOR_OF[what]] for r in runs)[len(runs) // 2]
+            floor_s = session + floor[what].seconds
+            ratio = m.seconds / floor_s
+            lines.append(f"  {'':<15}  floor {floor_s:.2f} s ({FLOOR_OF[what]} floor {session:.2f} s in one session +"
+                         f" start-up {floor[what].seconds:.2f} s): {ratio:.2f}x its floor; target <= {TARGET_RATIO}x:"
+                         f" {verdict(ratio <= TARGET_RATIO)}")
         lines.append(f"  {'':<15}  {SHOWN[what]}; runs: {every}")
     for i, r in enumerate(runs, 1):
         if r.reapplied["undo"] != r.applied["undo"] or r.reapplied["members_updated"] != r.applied["members_updated"] \
