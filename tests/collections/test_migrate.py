@@ -20,6 +20,7 @@ from tests.support.collections import (
     migrate_one,
     new_value,
     reports,
+    two_users_and_an_orphan,
 )
 from tests.support.db import scalar
 
@@ -193,13 +194,7 @@ def test_an_id_clash_keeps_both_and_the_existing_value_byte_for_byte(rdb, app_db
 
 
 def test_a_repeat_changes_nothing(rdb, app_db):
-    u1, u2 = add_users(app_db, "a@x.org", "b@x.org")
-    add_account(rdb, "old-a", "a@x.org")
-    add_account(rdb, "old-b", "b@x.org")
-    add_account(rdb, "old-none", None)
-    add_collections(rdb, "old-a", [legacy_collection("c1", "A", ["1"])])
-    add_collections(rdb, "old-b", [legacy_collection("c1", "B", ["2"])])
-    add_collections(rdb, "old-none", [legacy_collection("c1", "N", ["3"])])
+    u1, u2 = two_users_and_an_orphan(app_db, rdb)
     first = migrate_all(rdb, app_db)
     assert first.counts["moved"] == 2
 

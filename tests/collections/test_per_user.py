@@ -11,14 +11,7 @@ import orjson
 import pytest
 import redis
 
-from app.collections import (
-    Offer,
-    RegisteredAccount,
-    UnknownAppUser,
-    email_index,
-    legacy_offer,
-    migrate_all,
-)
+from app.collections import Offer, RegisteredAccount, UnknownAppUser, email_index, legacy_offer, migrate_all
 from tests.support.collections import (
     add_account,
     add_collections,

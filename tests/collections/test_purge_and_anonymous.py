@@ -16,6 +16,7 @@ from tests.support.collections import (
     migrate_one,
     new_value,
     reports,
+    two_users_and_an_orphan,
 )
 
 MOVED_C1 = {"id": "c1", "name": "A", "created": "2021-03-05T21:14:00Z", "changed": "2022-04-11T07:02:00Z",
@@ -23,13 +24,7 @@ MOVED_C1 = {"id": "c1", "name": "A", "created": "2021-03-05T21:14:00Z", "changed
 
 
 def test_purge_deletes_only_what_moved(rdb, app_db):
-    u1, u2 = add_users(app_db, "a@x.org", "b@x.org")
-    add_account(rdb, "old-a", "a@x.org")
-    add_account(rdb, "old-b", "b@x.org")
-    add_account(rdb, "old-none", None)
-    add_collections(rdb, "old-a", [legacy_collection("c1", "A", ["1"])])
-    add_collections(rdb, "old-b", [legacy_collection("c1", "B", ["2"])])
-    add_collections(rdb, "old-none", [legacy_collection("c1", "N", ["3"])])
+    u1, u2 = two_users_and_an_orphan(app_db, rdb)
     add_collections(rdb, "anon-1", [legacy_collection("c1", "Anon", [])])
     migrate_one(app_db, rdb, u2)  # old-b moves first, without purge
 

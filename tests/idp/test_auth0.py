@@ -9,13 +9,7 @@ import pytest
 from app.idp.providers.auth0 import EXPORT_FIELDS
 from tests.fakes.auth0 import FakeAuth0
 from tests.fakes.tenant import make_tenant
-from tests.support.idp import (
-    failed_checks,
-    last_run,
-    rows,
-    run_export,
-    snapshot,
-)
+from tests.support.idp import failed_checks, last_run, rows, run_export, snapshot
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,7 @@ import pytest
 
 from tests.fakes.keycloak import FakeKeycloak
 from tests.fakes.tenant import make_tenant
-from tests.support.idp import (
-    failed_checks,
-    fingerprint,
-    last_run,
-    run_export,
-    snapshot,
-)
+from tests.support.idp import failed_checks, fingerprint, last_run, run_export, snapshot
 
 USERS, GROUPS = 2500, 40
 

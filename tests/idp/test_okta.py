@@ -14,14 +14,7 @@ import pytest
 from tests.fakes.base import decode_cursor
 from tests.fakes.okta import FakeOkta
 from tests.fakes.tenant import make_tenant
-from tests.support.idp import (
-    failed_checks,
-    fingerprint,
-    last_run,
-    rows,
-    run_export,
-    snapshot,
-)
+from tests.support.idp import failed_checks, fingerprint, last_run, rows, run_export, snapshot
 
 USERS, GROUPS = 3000, 40
 

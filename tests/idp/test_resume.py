@@ -12,14 +12,7 @@ from app.config import get_settings
 from tests.fakes.okta import FakeOkta
 from tests.fakes.tenant import make_tenant
 from tests.support.db import THIS_DATABASE
-from tests.support.idp import (
-    export_subprocess,
-    failed_checks,
-    fingerprint,
-    last_run,
-    rows,
-    run_export,
-)
+from tests.support.idp import export_subprocess, failed_checks, fingerprint, last_run, rows, run_export
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,7 @@ from tests.fakes.auth0 import FakeAuth0
 from tests.fakes.keycloak import FakeKeycloak
 from tests.fakes.okta import FakeOkta
 from tests.fakes.tenant import make_tenant
-from tests.support.idp import (
-    failed_checks,
-    run_export,
-)
+from tests.support.idp import failed_checks, run_export
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,7 @@ import pytest
 
 from tests.fakes.auth0 import DEFAULT_SCOPES as AUTH0_READ
 from tests.idp.test_secrets import assert_nothing_leaked, secrets_sent
-from tests.support.writeback import (
-    ATTRIBUTE,
-    DRY_READS,
-    PROVIDERS,
-    writeback,
-)
+from tests.support.writeback import ATTRIBUTE, DRY_READS, PROVIDERS, writeback
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -12,10 +12,7 @@ import time
 
 from tests.support.idp import PROVIDER_PREFIXES
 from tests.support.migrate import ROOT
-from tests.support.writeback import (
-    WRITE_PATH,
-    writeback,
-)
+from tests.support.writeback import WRITE_PATH, writeback
 
 
 def test_a_run_killed_midway_is_resumed_by_the_next_one(case):

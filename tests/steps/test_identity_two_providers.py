@@ -9,16 +9,7 @@ from __future__ import annotations
 import re
 
 from tests.support.db import scalar
-from tests.support.identity import (
-    Ids,
-    alembic,
-    cli,
-    downgrade_restores,
-    export,
-    fingerprint,
-    linked_user,
-    rows,
-)
+from tests.support.identity import Ids, alembic, cli, downgrade_restores, export, fingerprint, linked_user, rows
 from tests.support.migrate import failed_checks
 
 

@@ -113,6 +113,17 @@ def add_collections(r: redis.Redis, old_id: str, collections: list[dict] | bytes
     return raw
 
 
+def two_users_and_an_orphan(engine: Engine, r: redis.Redis) -> list[int]:
+    """Two app users (a@x.org, b@x.org) with an old account each (old-a, old-b), and an old account
+    with no email (old-none); each account holds one collection c1 (named A, B, N). The users' ids."""
+    users = add_users(engine, "a@x.org", "b@x.org")
+    for old_id, email, name, member in (("old-a", "a@x.org", "A", "1"), ("old-b", "b@x.org", "B", "2"),
+                                        ("old-none", None, "N", "3")):
+        add_account(r, old_id, email)
+        add_collections(r, old_id, [legacy_collection("c1", name, [member])])
+    return users
+
+
 def new_value(r: redis.Redis, user_id: int) -> list[dict] | None:
     """The user's list in `collections2`, parsed (None when absent)."""
     raw = r.hget("collections2", str(user_id))
