@@ -13,6 +13,7 @@ from app.ops import migrations
 from app.ops.seed import seed_legacy
 from tests.support.db import scalar
 from tests.support.migrate import ROOT, alembic_cmd, alembic_env, orgmig, outcome, run_alembic
+from tests.support.waiting import wait_until
 
 
 def _work(engine, **env):
@@ -28,13 +29,9 @@ def test_two_worker_processes_beside_the_upgrade_one_killed(pg_server, engine, a
                                env=alembic_env(engine.url, ORGMIG_PAUSE_MS="60", ORGMIG_BATCH_SIZE="100",
                                                ORGMIG_WORKERS="1"),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not scalar(engine, "SELECT count(*) FROM pg_tables WHERE tablename = 'orgmig_run'") or \
-            not scalar(engine, "SELECT count(*) FROM orgmig_run WHERE status = 'running'"):
-        if upgrade.poll() is not None:
-            raise AssertionError(f"the upgrade ended before its run started: {upgrade.stderr.read()}")
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: scalar(engine, "SELECT count(*) FROM pg_tables WHERE tablename = 'orgmig_run'")
+               and scalar(engine, "SELECT count(*) FROM orgmig_run WHERE status = 'running'"),
+               alive=upgrade, what="the upgrade's run started")
     survivor, victim = _work(engine), _work(engine)
     try:
         time.sleep(1.5)

@@ -6,12 +6,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 from app.ops import migrations
 from app.ops.seed import seed_legacy
 from tests.support.db import execute, scalar
 from tests.support.migrate import ROOT, alembic_cmd, alembic_env, orgmig, run_alembic
+from tests.support.waiting import wait_until
 
 
 def test_unreachable_database_is_one_line_without_the_password():
@@ -69,10 +69,8 @@ def test_pause_then_resume(engine, alembic_cfg):
     proc = subprocess.Popen(alembic_cmd("upgrade", "0004"), cwd=ROOT,
                             env=alembic_env(engine.url, ORGMIG_BATCH_SIZE="100", ORGMIG_PAUSE_MS="500"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while (scalar(engine, "SELECT count(*) FROM orgmig_batch WHERE status = 'succeeded'") or 0) < 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: (scalar(engine, "SELECT count(*) FROM orgmig_batch WHERE status = 'succeeded'") or 0) >= 2,
+               what="two batches succeeded")
     p = orgmig(engine.url, "pause")
     assert p.returncode == 0 and "pause requested: run" in p.stdout
     out, err = proc.communicate(timeout=60)

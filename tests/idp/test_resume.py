@@ -11,8 +11,9 @@ import pytest
 from app.config import get_settings
 from tests.fakes.okta import FakeOkta
 from tests.fakes.tenant import make_tenant
-from tests.support.db import THIS_DATABASE
+from tests.support.db import THIS_DATABASE, scalar
 from tests.support.idp import export_subprocess, failed_checks, fingerprint, last_run, rows, run_export
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +41,8 @@ def test_sigkill_mid_export_then_resume(tenant, provider_env, snapshot_db, snaps
         fake.faults.slow(0.15, 10_000, path_prefix="/api/v1/users")
         fake.reset_requests()
         proc = export_subprocess(snapshot_db, env, "--provider", "okta")
-        deadline = time.monotonic() + 30
-        committed = 0
-        while time.monotonic() < deadline and committed < 3:
-            time.sleep(0.05)
-            found = rows(snapshot_engine, "SELECT pages FROM idp_export_cursor WHERE stream = 'users'")
-            committed = found[0].pages if found else 0
-        assert committed >= 3, "the export did not get going"
+        wait_until(lambda: (scalar(snapshot_engine, "SELECT max(pages) FROM idp_export_cursor WHERE stream = 'users'")
+                            or 0) >= 3, 30, alive=proc, what="the export getting going")
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         assert proc.returncode == -signal.SIGKILL

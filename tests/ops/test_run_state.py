@@ -7,12 +7,12 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 from app.ops import migrations
 from app.ops.seed import seed_legacy
 from tests.support.db import THIS_DATABASE, scalar
 from tests.support.migrate import ROOT, alembic_cmd, alembic_env, orgmig
+from tests.support.waiting import wait_until
 
 
 def _start_slow_upgrade(engine):
@@ -23,10 +23,8 @@ def _start_slow_upgrade(engine):
 
 
 def _wait_for_batches(engine, n: int) -> None:
-    deadline = time.monotonic() + 60
-    while (scalar(engine, "SELECT count(*) FROM orgmig_batch WHERE status = 'succeeded'") or 0) < n:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: (scalar(engine, "SELECT count(*) FROM orgmig_batch WHERE status = 'succeeded'") or 0) >= n,
+               what=f"{n} batches succeeded")
 
 
 def test_status_and_verify_while_a_run_is_live_then_after_its_process_died(engine, alembic_cfg):
@@ -62,11 +60,9 @@ def test_status_and_verify_while_a_run_is_live_then_after_its_process_died(engin
             proc.kill()
     # The killed process left the run `running`; once the server has seen its connections close
     # (at once, unless a statement was running), nobody holds it any more.
-    deadline = time.monotonic() + 60
-    while scalar(engine, f"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1869770088"
-                         f" AND {THIS_DATABASE}"):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: not scalar(engine, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                                          f" AND classid = 1869770088 AND {THIS_DATABASE}"),
+               what="no process holding the run")
     dead = json.loads(orgmig(engine.url, "status", "--json").stdout)
     assert [(r["status"], r["state"], r["live"]) for r in dead["runs"]] == [("running", "interrupted", False)]
     assert dead["runs"][0]["workers"] is None

@@ -10,7 +10,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -21,21 +20,17 @@ from tests.fakes.tenant import make_tenant
 from tests.support.db import THIS_DATABASE, scalar
 from tests.support.idp import export_subprocess, failed_checks, last_run, run_export
 from tests.support.migrate import ROOT, alembic_cmd, alembic_env, orgmig, run_alembic
+from tests.support.waiting import wait_until
 
 
 def _wait_for(engine, sql: str, at_least: int) -> None:
-    deadline = time.monotonic() + 60
-    while (scalar(engine, sql) or 0) < at_least:
-        assert time.monotonic() < deadline, sql
-        time.sleep(0.05)
+    wait_until(lambda: (scalar(engine, sql) or 0) >= at_least, what=sql)
 
 
 def _no_process_holds_the_run(engine) -> None:
-    deadline = time.monotonic() + 30
-    while scalar(engine, f"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1869770088"
-                         f" AND {THIS_DATABASE}"):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: not scalar(engine, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                                          f" AND classid = 1869770088 AND {THIS_DATABASE}"),
+               30, what="no process holding the run")
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

@@ -6,13 +6,13 @@ that running the command again resumes, not that the database cannot be reached.
 from __future__ import annotations
 
 import subprocess
-import time
 
 from app.batch.revision import LOCK_CLASS, MIGRATION_LOCK
 from app.ops import migrations, verify
 from app.ops.seed import seed_legacy
 from tests.support.db import THIS_DATABASE, scalar
 from tests.support.migrate import ROOT, alembic_cmd, alembic_env, run_alembic
+from tests.support.waiting import wait_until
 
 TERMINATE_THE_RUN = """
 SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
@@ -27,14 +27,11 @@ def test_a_restart_mid_upgrade_says_the_connection_was_lost_and_a_rerun_resumes(
                                stderr=subprocess.PIPE,
                                env=alembic_env(engine.url, ORGMIG_BATCH_SIZE="100", ORGMIG_PAUSE_MS="100",
                                                ORGMIG_WORKERS="1", ORGMIG_BACKOFF_BASE_MS="50"))
-    deadline = time.monotonic() + 60
     # the batches run, and alembic's own connection holds the migration lock
-    while not (scalar(engine, "SELECT count(*) FROM orgmig_batch WHERE status = 'succeeded'")
+    wait_until(lambda: scalar(engine, "SELECT count(*) FROM orgmig_batch WHERE status = 'succeeded'")
                and scalar(engine, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
                                   f" AND classid = :c AND objid = :o AND {THIS_DATABASE}",
-                          c=LOCK_CLASS, o=MIGRATION_LOCK)):
-        assert time.monotonic() < deadline and upgrade.poll() is None
-        time.sleep(0.02)
+                          c=LOCK_CLASS, o=MIGRATION_LOCK), alive=upgrade, every=0.02)
     assert scalar(engine, TERMINATE_THE_RUN) >= 2
     _, stderr = upgrade.communicate(timeout=180)
     last = stderr.strip().splitlines()[-1]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 from sqlalchemy import text
 
@@ -15,6 +14,7 @@ from app.ops import migrations, verify
 from app.ops.seed import seed_legacy
 from tests.support.db import execute, scalar
 from tests.support.migrate import ROOT, alembic_cmd, alembic_env, orgmig, outcome, outcome_from_scratch, run_alembic
+from tests.support.waiting import wait_until
 
 SETTINGS_OF = "SELECT s.language FROM settings s JOIN orgmig_user_settings_link l ON l.org_id = s.org_id" \
               " WHERE l.user_settings_id = :i"
@@ -104,10 +104,8 @@ def test_finalize_refuses_while_the_run_is_unfinished(engine):
                                env=alembic_env(engine.url, ORGMIG_BATCH_SIZE="20", ORGMIG_PAUSE_MS="1000",
                                                ORGMIG_WORKERS="1"))
     try:
-        deadline = time.monotonic() + 60
-        while not scalar(engine, "SELECT count(*) FROM orgmig_batch WHERE status = 'succeeded'"):
-            assert time.monotonic() < deadline and upgrade.poll() is None
-            time.sleep(0.05)
+        wait_until(lambda: scalar(engine, "SELECT count(*) FROM orgmig_batch WHERE status = 'succeeded'"),
+                   alive=upgrade, what="a batch succeeded")
     finally:
         upgrade.kill()
         upgrade.wait()
@@ -159,11 +157,9 @@ def test_orgmig_work_follow_keeps_the_new_tables_current_until_finalize(engine):
     try:
         _app_writes(engine, ids)
         # the old application version's writes reach the new tables without anyone running a command
-        deadline = time.monotonic() + 30
-        while scalar(engine, "SELECT count(*) FROM orgmig_user_settings_change") \
-                or scalar(engine, SETTINGS_OF, i=ids[0]) != "after":
-            assert time.monotonic() < deadline and follower.poll() is None
-            time.sleep(0.1)
+        wait_until(lambda: not scalar(engine, "SELECT count(*) FROM orgmig_user_settings_change")
+                   and scalar(engine, SETTINGS_OF, i=ids[0]) == "after", 30, alive=follower, every=0.1,
+                   what="the writes applied")
         assert scalar(engine, """SELECT count(*) FROM "user" WHERE keycloak_user_id = 'kc-after-upgrade'""") == 1
         done = orgmig(engine.url, "finalize")
         assert done.returncode == 0, done.stderr

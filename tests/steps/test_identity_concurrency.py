@@ -5,7 +5,6 @@ not recorded in the undo log as the sync's own."""
 from __future__ import annotations
 
 import threading
-import time
 
 import psycopg
 
@@ -13,6 +12,7 @@ from app.ops.databases import libpq
 from tests.support.db import scalar
 from tests.support.identity import Ids, cli, export, linked_user, rows
 from tests.support.identity import group_name as g
+from tests.support.waiting import wait_until
 
 WAITING = """SELECT count(*) FROM pg_stat_activity
              WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"""
@@ -44,11 +44,8 @@ def test_an_admin_edit_committed_while_the_sync_waits_is_kept_and_reported(ident
         "sync", cli(url, "sync", "--provider", provider, ORGMIG_LOCK_TIMEOUT_MS="60000", ORGMIG_WORKERS="1")))
     sync.start()
     try:
-        deadline = time.monotonic() + 60
-        while scalar(engine, WAITING) == 0:  # the sync's batch waits for the admin's row
-            assert sync.is_alive(), outcome["sync"].stderr[-3000:]
-            assert time.monotonic() < deadline, "the sync never waited for the admin's row"
-            time.sleep(0.02)
+        wait_until(lambda: scalar(engine, WAITING), alive=sync, every=0.02,
+                   what="the sync's batch waiting for the admin's row")
         admin.commit()  # mid-batch
     finally:
         admin.close()

@@ -17,6 +17,7 @@ from app.ops import migrations, verify
 from app.ops.seed import seed_legacy
 from tests.support.db import scalar
 from tests.support.migrate import ROOT, alembic_cmd, alembic_env, orgmig, outcome, outcome_from_scratch
+from tests.support.waiting import wait_until
 
 
 def _writer(url, stop: threading.Event, done: list, seed: int) -> None:
@@ -60,10 +61,8 @@ def test_writes_during_the_upgrade_end_in_their_final_state(pg_server, engine, a
                                env=alembic_env(engine.url, ORGMIG_PAUSE_MS="40", ORGMIG_BATCH_SIZE="100",
                                                ORGMIG_WORKERS="2"),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not scalar(engine, "SELECT count(*) FROM pg_tables WHERE tablename = 'orgmig_user_settings_change'"):
-        assert time.monotonic() < deadline and upgrade.poll() is None
-        time.sleep(0.02)
+    wait_until(lambda: scalar(engine, "SELECT count(*) FROM pg_tables WHERE tablename = 'orgmig_user_settings_change'"),
+               alive=upgrade, every=0.02, what="the capture installed")
     stop, done = threading.Event(), []
     writers = [threading.Thread(target=_writer, args=(engine.url, stop, done, i)) for i in range(3)]
     for w in writers:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 
 from sqlalchemy import text
 from sqlalchemy.pool import NullPool
@@ -18,6 +17,7 @@ from app.ops import migrations
 from app.ops.seed import seed_legacy
 from tests.support.db import THIS_DATABASE, scalar
 from tests.support.migrate import ROOT, alembic_env, orgmig, run_alembic
+from tests.support.waiting import wait_until
 
 WAITING = "SELECT count(*) FROM pg_locks WHERE pid = :pid AND NOT granted"
 ANY_WAITING = f"SELECT count(*) FROM pg_locks WHERE pid <> :pid AND NOT granted AND {THIS_DATABASE}"
@@ -37,10 +37,7 @@ def _a_migrated_user(engine) -> tuple[str, int]:
 
 
 def _until(engine, sql: str, seconds: float = 20, **params) -> None:
-    deadline = time.monotonic() + seconds
-    while not scalar(engine, sql, **params):
-        assert time.monotonic() < deadline, f"timed out waiting for: {sql}"
-        time.sleep(0.02)
+    wait_until(lambda: scalar(engine, sql, **params), seconds, what=sql, every=0.02)
 
 
 def _login(app, kc: str, out: dict) -> None:

@@ -18,6 +18,7 @@ from app.ops import migrations, verify
 from app.ops.seed import seed_legacy
 from tests.support.db import execute, scalar
 from tests.support.migrate import ROOT, alembic_cmd, alembic_env, orgmig, outcome, run_alembic
+from tests.support.waiting import wait_until
 
 
 def _valid_ids(engine, n: int) -> list[str]:
@@ -174,11 +175,8 @@ def test_a_row_committed_while_the_call_waits_on_it_is_linked(engine, alembic_cf
                               {"n": f"user_{winner}_org"}).scalar_one()
         caller = threading.Thread(target=call)
         caller.start()
-        deadline = time.monotonic() + 30
-        while not scalar(engine, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                         " AND datname = current_database()"):
-            assert time.monotonic() < deadline and caller.is_alive(), result
-            time.sleep(0.05)
+        wait_until(lambda: scalar(engine, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                  " AND datname = current_database()"), 30, alive=caller, what="the login waiting")
         bulk.commit()
     caller.join(30)
     assert "error" not in result, result["error"]

@@ -15,6 +15,7 @@ from app.ops import migrations
 from app.ops.seed import seed_legacy
 from tests.support.db import scalar
 from tests.support.migrate import ROOT, alembic_cmd, alembic_env, failed_checks, outcome, run_alembic
+from tests.support.waiting import wait_until
 
 
 def _reference_outcome(pg_server, rows: int, seed: int, **env) -> dict:
@@ -32,15 +33,6 @@ def _reference_outcome(pg_server, rows: int, seed: int, **env) -> dict:
         pg_server.drop(url)
 
 
-def _wait_for(predicate, timeout: float = 60, every: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(every)
-    return False
-
-
 def test_sigkill_between_batches_then_resume(pg_server, engine, alembic_cfg):
     migrations.upgrade(alembic_cfg, "0003")
     seed_legacy(engine, 4000, seed=5)
@@ -48,7 +40,7 @@ def test_sigkill_between_batches_then_resume(pg_server, engine, alembic_cfg):
     proc = subprocess.Popen(alembic_cmd("upgrade", "0004"), cwd=ROOT, env=alembic_env(engine.url, **env),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        assert _wait_for(lambda: (scalar(engine, "SELECT count(*) FROM orgmig_batch") or 0) >= 4)
+        wait_until(lambda: (scalar(engine, "SELECT count(*) FROM orgmig_batch") or 0) >= 4, every=0.02)
         time.sleep(0.05)  # inside the pause between two batches
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
@@ -85,10 +77,10 @@ def test_sigkill_mid_batch_then_resume(pg_server, engine, alembic_cfg):
     try:
         # The third batch's insert into org waits for the held key: its reports are written,
         # some of its orgs too, all in the open transaction (the other worker goes on).
-        assert _wait_for(lambda: scalar(engine, """
+        wait_until(lambda: scalar(engine, """
             SELECT count(*) FROM pg_stat_activity
             WHERE wait_event_type = 'Lock' AND datname = current_database()
-              AND query LIKE '%%WITH rng%%'""") == 1, 60)
+              AND query LIKE '%%WITH rng%%'""") == 1, 60, every=0.02)
         assert scalar(engine, "SELECT status FROM orgmig_batch WHERE start_key = 501") == "claimed"
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
@@ -97,8 +89,9 @@ def test_sigkill_mid_batch_then_resume(pg_server, engine, alembic_cfg):
         blocker.rollback()
         blocker.close()
     # The killed batch left nothing behind: the server rolled its transaction back.
-    assert _wait_for(lambda: scalar(engine, "SELECT count(*) FROM pg_stat_activity"
-                                            " WHERE datname = current_database() AND pid <> pg_backend_pid()") == 0, 30)
+    wait_until(lambda: scalar(engine, "SELECT count(*) FROM pg_stat_activity"
+                                      " WHERE datname = current_database() AND pid <> pg_backend_pid()") == 0, 30,
+               every=0.02)
     assert scalar(engine, "SELECT count(*) FROM orgmig_user_settings_link"
                           " WHERE user_settings_id BETWEEN 501 AND 750") == 0
     assert scalar(engine, "SELECT count(*) FROM orgmig_report WHERE source_id BETWEEN 501 AND 750") == 0
@@ -123,7 +116,8 @@ def test_lock_timeout_is_retried_not_fatal(engine, alembic_cfg):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # Hold the lock until a batch has timed out on it and been recorded for retry.
-        assert _wait_for(lambda: scalar(engine, "SELECT count(*) FROM orgmig_batch WHERE status = 'failed'") >= 1)
+        wait_until(lambda: scalar(engine, "SELECT count(*) FROM orgmig_batch WHERE status = 'failed'") >= 1,
+                   every=0.02)
     finally:
         blocker.rollback()
         blocker.close()
