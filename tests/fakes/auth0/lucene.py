@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from ..base import parse_iso
+from ..base.predicates import Predicate, both, chain, either
 
 
 class QueryError(ValueError):
@@ -21,7 +22,7 @@ _LUCENE_TOKEN = re.compile(
 )
 
 
-def parse_lucene(text: str) -> Callable[[Callable[[str], Any]], bool]:
+def parse_lucene(text: str) -> Predicate:
     """Parse the subset of Auth0's user search (v3) syntax a migration needs: `field:value`,
     `field:"quoted"`, `field:prefix*`, ranges `field:[a TO b]` / `{a TO b}` (either bound `*`),
     `_exists_:field`, AND / OR / NOT / `-`, parentheses; juxtaposed terms are ANDed."""
@@ -53,26 +54,27 @@ def parse_lucene(text: str) -> Callable[[Callable[[str], Any]], bool]:
     def peek() -> str | None:
         return tokens[i][0] if i < len(tokens) else None
 
-    def parse_or() -> Callable:
+    def takes_or() -> bool:
         nonlocal i
-        left = parse_and()
-        while peek() == "OR":
+        if peek() == "OR":
             i += 1
-            right = parse_and()
-            left = (lambda a, b: lambda g: a(g) or b(g))(left, right)
-        return left
+            return True
+        return False
 
-    def parse_and() -> Callable:
+    def takes_and() -> bool:  # AND, or implied between juxtaposed terms
         nonlocal i
-        left = parse_unary()
-        while peek() in ("AND", "NOT", "term", "("):
-            if peek() == "AND":
-                i += 1
-            right = parse_unary()
-            left = (lambda a, b: lambda g: a(g) and b(g))(left, right)
-        return left
+        if peek() == "AND":
+            i += 1
+            return True
+        return peek() in ("NOT", "term", "(")
 
-    def parse_unary() -> Callable:
+    def parse_or() -> Predicate:
+        return chain(parse_and, takes_or, either)
+
+    def parse_and() -> Predicate:
+        return chain(parse_unary, takes_and, both)
+
+    def parse_unary() -> Predicate:
         nonlocal i
         kind = peek()
         if kind is None:
@@ -119,7 +121,7 @@ def _cmp_value(actual: Any, bound: Any) -> tuple[Any, Any] | None:
     return (str(actual).lower(), str(bound)) if actual is not None else None
 
 
-def _term(fld: str, raw: str) -> Callable[[Callable[[str], Any]], bool]:
+def _term(fld: str, raw: str) -> Predicate:
     if fld == "_exists_":
         name = raw.strip('"')
         return lambda g: g(name) not in (None, "", [], {})

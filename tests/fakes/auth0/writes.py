@@ -55,18 +55,13 @@ class Auth0Writes:
         if extra:
             return self._bad_request(f"Payload validation error: 'Additional properties not allowed: "
                                      f"{','.join(extra)}'.", "invalid_body")
-        for key in ("app_metadata", "user_metadata"):
-            if key in body and not isinstance(body[key], dict):
-                return self._bad_request(f"Payload validation error: 'Expected type object but found type "
-                                         f"{_json_type(body[key])}' on property {key}.", "invalid_body")
-        for key in ("given_name", "family_name"):
-            if key in body and not isinstance(body[key], str):
-                return self._bad_request(f"Payload validation error: 'Expected type string but found type "
-                                         f"{_json_type(body[key])}' on property {key}.", "invalid_body")
-        for key in ("blocked", "email_verified"):
-            if key in body and not isinstance(body[key], bool):
-                return self._bad_request(f"Payload validation error: 'Expected type boolean but found type "
-                                         f"{_json_type(body[key])}' on property {key}.", "invalid_body")
+        for keys, kind, expected in ((("app_metadata", "user_metadata"), dict, "object"),
+                                     (("given_name", "family_name"), str, "string"),
+                                     (("blocked", "email_verified"), bool, "boolean")):
+            for key in keys:
+                if key in body and not isinstance(body[key], kind):
+                    return self._bad_request(f"Payload validation error: 'Expected type {expected} but found type "
+                                             f"{_json_type(body[key])}' on property {key}.", "invalid_body")
         u = self._user_by_aid[aid]
         doc = self._doc(aid)
         changes: dict[str, Any] = {}

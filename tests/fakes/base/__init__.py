@@ -11,6 +11,7 @@
   changes, and `Renderings`, documents and derived lists kept until what they were built from
   changes.
 - `encoding`: dates, derived ids, base64url, opaque cursors, compact JSON.
+- `predicates`: `Predicate` and the `either`/`both`/`chain` the two query parsers build with.
 """
 
 from .encoding import (

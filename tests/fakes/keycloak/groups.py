@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..base import Request, Response, dumps
+from ..base import Request, Response
 from .paging import _bool_param
 
 
@@ -59,20 +59,12 @@ class KeycloakGroups:
         gid = self._get_group_or_404(req)
         if isinstance(gid, Response):
             return gid
-        window = self._window(req, 10, brief=False)
-        if isinstance(window, Response):
-            return window
-        first, mx, brief = window
-        kids = self._slice(self._idx().children.get(gid, []), first, mx)
-        return Response.json(200, [self._group_rep(k, brief=brief) for k in kids])
+        return self._listing(req, lambda: self._idx().children.get(gid, []),
+                             lambda k, brief: self._group_rep(k, brief=brief), 10)
 
     def _members(self, req: Request) -> Response:
         gid = self._get_group_or_404(req)
         if isinstance(gid, Response):
             return gid
-        window = self._window(req, 100, brief=False)
-        if isinstance(window, Response):
-            return window
-        first, mx, brief = window
-        uids = self._slice(self._idx().members.get(gid, []), first, mx)
-        return Response.raw_json(200, dumps([self._user_rep(u, brief=brief, access=False) for u in uids]))
+        return self._listing(req, lambda: self._idx().members.get(gid, []),
+                             lambda u, brief: self._user_rep(u, brief=brief, access=False), 100)

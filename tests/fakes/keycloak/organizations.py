@@ -45,12 +45,8 @@ class KeycloakOrganizations:
         stop = self._orgs_guard()
         if stop is not None:
             return stop
-        window = self._window(req, 10, brief=True)
-        if isinstance(window, Response):
-            return window
-        first, mx, brief = window
-        oids = self._slice(self._filtered_orgs(req), first, mx)
-        return Response.json(200, [self._org_rep(o, brief=brief) for o in oids])
+        return self._listing(req, lambda: self._filtered_orgs(req), lambda o, brief: self._org_rep(o, brief=brief),
+                             10, brief=True)
 
     def _orgs_count(self, req: Request) -> Response:
         stop = self._orgs_guard()

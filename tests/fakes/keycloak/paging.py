@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..base import Request, Response
@@ -44,6 +45,16 @@ class KeycloakPaging:
         except _ParamError:
             return self._bad_param()
         return first, mx, _bool_param(req, "briefRepresentation", brief)
+
+    def _listing(self, req: Request, items: Callable[[], list[Any]], render: Callable[[Any, bool], Any],
+                 default_max: int | None, *, brief: bool = False) -> Response:
+        """A listing: `items()` from `first`, at most `max` of them, each rendered with the
+        `briefRepresentation` asked for (`brief` when not)."""
+        window = self._window(req, default_max, brief=brief)
+        if isinstance(window, Response):
+            return window
+        first, mx, brief = window
+        return Response.json(200, [render(item, brief) for item in self._slice(items(), first, mx)])
 
     @staticmethod
     def _slice(items: list[Any], first: int, mx: int | None) -> list[Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..base import Request, Response, dumps
+from ..base import Request, Response
 from .auth import _COMPOSITES
 from .server import _kc_uuid
 
@@ -74,9 +74,5 @@ class KeycloakRoles:
         idx = self._idx()
         if name not in idx.role_by_name:
             return self._err(404, "Could not find role")
-        window = self._window(req, 100, brief=True)
-        if isinstance(window, Response):
-            return window
-        first, mx, brief = window
-        uids = self._slice(idx.role_members.get(name, []), first, mx)
-        return Response.raw_json(200, dumps([self._user_rep(u, brief=brief, access=False) for u in uids]))
+        return self._listing(req, lambda: idx.role_members.get(name, []),
+                             lambda u, brief: self._user_rep(u, brief=brief, access=False), 100, brief=True)

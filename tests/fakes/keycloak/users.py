@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..base import Request, Response, dumps, epoch_ms
+from ..base import Request, Response, epoch_ms
 from .paging import _bool_param
 
 
@@ -84,12 +84,8 @@ class KeycloakUsers:
         return out
 
     def _users(self, req: Request) -> Response:
-        window = self._window(req, 100, brief=False)
-        if isinstance(window, Response):
-            return window
-        first, mx, brief = window
-        uids = self._slice(self._filtered_users(req), first, mx)
-        return Response.raw_json(200, dumps([self._user_rep(uid, brief=brief, access=True) for uid in uids]))
+        return self._listing(req, lambda: self._filtered_users(req),
+                             lambda uid, brief: self._user_rep(uid, brief=brief, access=True), 100)
 
     def _users_count(self, req: Request) -> Response:
         return Response.json(200, len(self._filtered_users(req)))
@@ -111,12 +107,8 @@ class KeycloakUsers:
         uid = self._get_user_or_404(req)
         if isinstance(uid, Response):
             return uid
-        window = self._window(req, None, brief=True)
-        if isinstance(window, Response):
-            return window
-        first, mx, brief = window
-        gids = self._slice(self._user_group_ids(req, uid), first, mx)
-        return Response.json(200, [self._group_rep(g, brief=brief) for g in gids])
+        return self._listing(req, lambda: self._user_group_ids(req, uid),
+                             lambda g, brief: self._group_rep(g, brief=brief), None, brief=True)
 
     def _user_groups_count(self, req: Request) -> Response:
         uid = self._get_user_or_404(req)

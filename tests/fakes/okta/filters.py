@@ -7,8 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..base import parse_iso
+from ..base.predicates import Predicate, both, chain, either
 
 _SEARCH_OPS = {"eq", "ne", "sw", "co", "ew", "gt", "ge", "lt", "le", "pr"}
+_FILTER_OPS = {"eq", "gt", "ge", "lt", "le"}
 
 
 _FILTER_ATTRS_USERS = {"status", "lastupdated", "id", "profile.login", "profile.email", "profile.firstname",
@@ -50,7 +52,11 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
     return out
 
 
-Predicate = Callable[[Callable[[str], Any]], bool]
+def parse_query(search: str | None, flt: str | None, filter_attrs: set[str]) -> Predicate:
+    """A listing's `search` (any attribute, every operator) or else its `filter` (the attributes
+    `filter_attrs`, comparisons only)."""
+    return parse_expression(search or flt or "", allowed_attrs=None if search else filter_attrs,
+                            ops=_SEARCH_OPS if search else _FILTER_OPS)
 
 
 def parse_expression(text: str, *, allowed_attrs: set[str] | None, ops: set[str]) -> Predicate:
@@ -72,21 +78,20 @@ def parse_expression(text: str, *, allowed_attrs: set[str] | None, ops: set[str]
         pos += 1
         return tok
 
+    def word(name: str) -> Callable[[], bool]:
+        def takes() -> bool:
+            tok = peek()
+            if tok and tok[0] == "word" and tok[1].lower() == name:
+                take()
+                return True
+            return False
+        return takes
+
     def parse_or() -> Predicate:
-        left = parse_and()
-        while (tok := peek()) and tok[0] == "word" and tok[1].lower() == "or":
-            take()
-            right = parse_and()
-            left = (lambda a, b: lambda g: a(g) or b(g))(left, right)
-        return left
+        return chain(parse_and, word("or"), either)
 
     def parse_and() -> Predicate:
-        left = parse_term()
-        while (tok := peek()) and tok[0] == "word" and tok[1].lower() == "and":
-            take()
-            right = parse_term()
-            left = (lambda a, b: lambda g: a(g) and b(g))(left, right)
-        return left
+        return chain(parse_term, word("and"), both)
 
     def parse_term() -> Predicate:
         tok = take()

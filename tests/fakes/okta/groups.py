@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..base import Request, Response, encode_cursor
-from .filters import _FILTER_ATTRS_GROUPS, _SEARCH_OPS, FilterError, parse_expression
+from ..base import Request, Response
+from .filters import _FILTER_ATTRS_GROUPS, FilterError, parse_query
 
 
 class OktaGroups:
@@ -28,24 +28,20 @@ class OktaGroups:
         if isinstance(after, Response):
             return after
         if after is not None and not isinstance(after, str):
-            return self._error(400, "E0000031", "Invalid search criteria.", ["after: invalid cursor"])
-        expr = search or flt
-        if expr:
+            return self._invalid_search("after: invalid cursor")
+        if search or flt:
             try:
-                pred = parse_expression(expr, allowed_attrs=None if search else _FILTER_ATTRS_GROUPS,
-                                        ops=_SEARCH_OPS if search else {"eq", "gt", "ge", "lt", "le"})
+                pred = parse_query(search, flt, _FILTER_ATTRS_GROUPS)
             except FilterError as exc:
-                return self._error(400, "E0000031", "Invalid search criteria.", [str(exc)])
+                return self._invalid_search(str(exc))
 
             def keep(goid: str) -> bool:
                 return pred(self._group_getter(self._group_view(goid, idx.group_by_oid[goid], idx)))
         else:
             def keep(goid: str) -> bool:
                 return True
-        ids, more = self._page(idx.group_ids, after, lim, keep)
-        body = self._array([self._render_group(g, idx.group_by_oid[g], idx, stats) for g in ids])
-        next_after = encode_cursor(ids[-1]) if more and ids else None
-        return Response.raw_json(200, body, self._links(req, next_after, lim))
+        return self._id_page(req, idx.group_ids, after, lim, keep,
+                             lambda g: self._render_group(g, idx.group_by_oid[g], idx, stats))
 
     def _find_group(self, req: Request) -> str | Response:
         gid = req.params["gid"]
@@ -70,11 +66,6 @@ class OktaGroups:
         after = self._after_param(req)
         if isinstance(after, Response):
             return after
-        if after is not None and not isinstance(after, str):
-            return self._error(400, "E0000031", "Invalid search criteria.", ["after: invalid cursor"])
         idx = self._idx()
-        members = self._members(gid)
-        ids, more = self._page(members, after, lim, lambda oid: oid in idx.user_by_oid)
-        body = self._array([self._render_user(oid, idx.user_by_oid[oid]) for oid in ids])
-        next_after = encode_cursor(ids[-1]) if more and ids else None
-        return Response.raw_json(200, body, self._links(req, next_after, lim))
+        return self._id_page(req, self._members(gid), after, lim, lambda oid: oid in idx.user_by_oid,
+                             lambda oid: self._render_user(oid, idx.user_by_oid[oid]))

@@ -62,6 +62,18 @@ class OktaPaging:
                     i += 1
         return out, more
 
+    def _invalid_search(self, error: str) -> Response:
+        return self._error(400, "E0000031", "Invalid search criteria.", [error])
+
+    def _id_page(self, req: Request, ids: list[str], after: Any, limit: int, keep: Callable[[str], bool],
+                 render: Callable[[str], bytes]) -> Response:
+        """The page of `ids` after the id `after` that `keep` takes, rendered, with its Link headers."""
+        if after is not None and not isinstance(after, str):
+            return self._invalid_search("after: invalid cursor")
+        page, more = self._page(ids, after, limit, keep)
+        next_after = encode_cursor(page[-1]) if more and page else None
+        return Response.raw_json(200, self._array([render(i) for i in page]), self._links(req, next_after, limit))
+
     def _after_param(self, req: Request) -> str | None | Response:
         raw = req.query.get("after")
         if not raw:
@@ -69,10 +81,10 @@ class OktaPaging:
         try:
             value = decode_cursor(raw)
         except ValueError:
-            return self._error(400, "E0000031", "Invalid search criteria.", ["after: invalid cursor"])
+            return self._invalid_search("after: invalid cursor")
         if isinstance(value, dict) and "empty" in value:  # a cursor of faults.empty_pages
             if value.get("generation") != self.faults.generation:
-                return self._error(400, "E0000031", "Invalid search criteria.", ["after: the cursor has expired"])
+                return self._invalid_search("after: the cursor has expired")
             limit = req.query.get("limit") or "200"
             return Response.raw_json(200, b"[]", self._links(req, None, int(limit) if limit.isdigit() else 200))
         return value

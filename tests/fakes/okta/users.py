@@ -9,7 +9,7 @@ from typing import Any
 
 from ..base import Request, Response, encode_cursor, iso
 from ..tenant import User
-from .filters import _FILTER_ATTRS_USERS, _SEARCH_OPS, FilterError, parse_expression
+from .filters import _FILTER_ATTRS_USERS, FilterError, parse_query
 from .index import _Index
 
 
@@ -42,13 +42,11 @@ class OktaUsers:
         after = self._after_param(req)
         if isinstance(after, Response):
             return after
-        expr = search or flt
-        if expr:
+        if search or flt:
             try:
-                pred = parse_expression(expr, allowed_attrs=None if search else _FILTER_ATTRS_USERS,
-                                        ops=_SEARCH_OPS if search else {"eq", "gt", "ge", "lt", "le"})
+                pred = parse_query(search, flt, _FILTER_ATTRS_USERS)
             except FilterError as exc:
-                return self._error(400, "E0000031", "Invalid search criteria.", [str(exc)])
+                return self._invalid_search(str(exc))
             getters = idx.user_by_oid
 
             def keep(oid: str) -> bool:
@@ -60,12 +58,8 @@ class OktaUsers:
         sort_by = req.query.get("sortBy") if search else None
         if sort_by:
             return self._sorted_search(req, idx, keep, sort_by, lim, after)
-        if after is not None and not isinstance(after, str):
-            return self._error(400, "E0000031", "Invalid search criteria.", ["after: invalid cursor"])
-        ids, more = self._page(idx.user_ids, after, lim, keep)
-        body = self._array([self._render_user(oid, idx.user_by_oid[oid]) for oid in ids])
-        next_after = encode_cursor(ids[-1]) if more and ids else None
-        return Response.raw_json(200, body, self._links(req, next_after, lim))
+        return self._id_page(req, idx.user_ids, after, lim, keep,
+                             lambda oid: self._render_user(oid, idx.user_by_oid[oid]))
 
     def _sorted_search(self, req: Request, idx: _Index, keep: Callable[[str], bool], sort_by: str, lim: int,
                        after: Any) -> Response:
@@ -83,7 +77,7 @@ class OktaUsers:
         start = 0
         if after is not None:
             if not (isinstance(after, list) and len(after) == 2):
-                return self._error(400, "E0000031", "Invalid search criteria.", ["after: invalid cursor"])
+                return self._invalid_search("after: invalid cursor")
             cursor = (after[0], after[1])
             if desc:
                 start = next((i for i, k in enumerate(keys) if k < cursor), len(keys))

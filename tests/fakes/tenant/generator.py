@@ -29,6 +29,11 @@ from .vocabulary import (
 )
 
 
+def _pick(r: float, thresholds: tuple[tuple[float, str], ...] | list[tuple[float, str]], default: str) -> str:
+    """The value of the first cumulative threshold above `r`, else `default`."""
+    return next((value for threshold, value in thresholds if r < threshold), default)
+
+
 def _uid(rng: random.Random) -> str:
     """A random (version 4) UUID drawn from `rng`, as text."""
     h = "%032x" % ((rng.getrandbits(128) & _UUID_CLEAR) | _UUID_SET)
@@ -187,12 +192,7 @@ def _make_tenant(users: int, groups: int, seed: int, now: datetime | None, env: 
         fn, fa = _FIRST[int(rnd() * n_first)]
         ln, la = _LAST[int(rnd() * n_last)]
         dom = _DOMAINS[int(rnd() * n_dom)]
-        r = rnd()
-        status = "RECOVERY"
-        for th, st in _STATUS_THRESHOLDS:
-            if r < th:
-                status = st
-                break
+        status = _pick(rnd(), _STATUS_THRESHOLDS, "RECOVERY")
         login = f"{fa}.{la}{i}@{dom}"
         er = rnd()
         if er < 0.015:
@@ -256,11 +256,7 @@ def _make_tenant(users: int, groups: int, seed: int, now: datetime | None, env: 
         if not rgs:
             return
         r = rnd()
-        primary = "ALL_FACILITIES"
-        for th, rn in _PRIMARY_ROLE_THRESHOLDS:
-            if r < th:
-                primary = rn
-                break
+        primary = _pick(r, _PRIMARY_ROLE_THRESHOLDS, "ALL_FACILITIES")
         if r > 0.97 and "NO_ACCESS" in rgs:
             join(rgs["NO_ACCESS"].id, uid, mine)  # only the default group
             return

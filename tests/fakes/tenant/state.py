@@ -97,19 +97,23 @@ class Tenant:
         if structure:
             self.structure_version += 1
 
+    def _touch(self, record: Any, what: str, changes: dict[str, Any], now: datetime | None,
+               structure: bool = False) -> Any:
+        """Apply `changes` to a user or group, stamp `last_updated` and bump its version."""
+        for key, value in changes.items():
+            if not hasattr(record, key) or key in ("id", "version"):
+                raise AttributeError(f"{what} has no settable field {key!r}")
+            setattr(record, key, value)
+        record.last_updated = _ms(now or utcnow())
+        record.version += 1
+        self._bump(structure=structure)
+        return record
+
     def touch_user(self, user_id: str, now: datetime | None = None, **changes: Any) -> User:
         """Set `last_updated` to `now` (default: the current time), applying any field changes
         (e.g. `email=...`, `first_name=...`, `custom={...}`) at the same time."""
         with self.lock:
-            u = self.users[user_id]
-            for key, value in changes.items():
-                if not hasattr(u, key) or key in ("id", "version"):
-                    raise AttributeError(f"User has no settable field {key!r}")
-                setattr(u, key, value)
-            u.last_updated = _ms(now or utcnow())
-            u.version += 1
-            self._bump()
-            return u
+            return self._touch(self.users[user_id], "User", changes, now)
 
     def set_status(self, user_id: str, status: str, now: datetime | None = None) -> User:
         if status not in STATUSES:
@@ -177,15 +181,7 @@ class Tenant:
 
     def touch_group(self, group_id: str, now: datetime | None = None, **changes: Any) -> Group:
         with self.lock:
-            g = self.groups[group_id]
-            for key, value in changes.items():
-                if not hasattr(g, key) or key in ("id", "version"):
-                    raise AttributeError(f"Group has no settable field {key!r}")
-                setattr(g, key, value)
-            g.last_updated = _ms(now or utcnow())
-            g.version += 1
-            self._bump(structure=True)
-            return g
+            return self._touch(self.groups[group_id], "Group", changes, now, structure=True)
 
     def add_group(
         self,
