@@ -12,7 +12,7 @@ from app.db import make_engine
 from app.ops import migrations
 from app.ops.seed import seed_legacy
 from tests.support.db import scalar
-from tests.support.migrate import ROOT, alembic_cmd, alembic_env, orgmig, outcome, run_alembic
+from tests.support.migrate import ROOT, alembic_env, orgmig, outcome, run_alembic, start_alembic
 from tests.support.waiting import wait_until
 
 
@@ -25,10 +25,8 @@ def _work(engine, **env):
 def test_two_worker_processes_beside_the_upgrade_one_killed(pg_server, engine, alembic_cfg):
     migrations.upgrade(alembic_cfg, "0003")
     seed_legacy(engine, 6_000, seed=8)
-    upgrade = subprocess.Popen(alembic_cmd("upgrade", "0004"), cwd=ROOT,
-                               env=alembic_env(engine.url, ORGMIG_PAUSE_MS="60", ORGMIG_BATCH_SIZE="100",
-                                               ORGMIG_WORKERS="1"),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    upgrade = start_alembic(engine.url, "upgrade", "0004", ORGMIG_PAUSE_MS="60", ORGMIG_BATCH_SIZE="100",
+                            ORGMIG_WORKERS="1")
     wait_until(lambda: scalar(engine, "SELECT count(*) FROM pg_tables WHERE tablename = 'orgmig_run'")
                and scalar(engine, "SELECT count(*) FROM orgmig_run WHERE status = 'running'"),
                alive=upgrade, what="the upgrade's run started")

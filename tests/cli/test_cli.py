@@ -10,7 +10,7 @@ import sys
 from app.ops import migrations
 from app.ops.seed import seed_legacy
 from tests.support.db import execute, scalar
-from tests.support.migrate import ROOT, alembic_cmd, alembic_env, orgmig, run_alembic
+from tests.support.migrate import ROOT, orgmig, run_alembic, start_alembic
 from tests.support.waiting import wait_until
 
 
@@ -66,9 +66,8 @@ def test_pause_then_resume(engine, alembic_cfg):
     seed_legacy(engine, 3000, seed=8)
     # Half a second between batches keeps the run going for seconds, long enough for `orgmig pause`
     # to start and land before the last batch even on a loaded machine.
-    proc = subprocess.Popen(alembic_cmd("upgrade", "0004"), cwd=ROOT,
-                            env=alembic_env(engine.url, ORGMIG_BATCH_SIZE="100", ORGMIG_PAUSE_MS="500"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_alembic(engine.url, "upgrade", "0004", stdout=subprocess.PIPE, ORGMIG_BATCH_SIZE="100",
+                         ORGMIG_PAUSE_MS="500")
     wait_until(lambda: (scalar(engine, "SELECT count(*) FROM orgmig_batch WHERE status = 'succeeded'") or 0) >= 2,
                what="two batches succeeded")
     p = orgmig(engine.url, "pause")

@@ -11,15 +11,13 @@ import sys
 from app.ops import migrations
 from app.ops.seed import seed_legacy
 from tests.support.db import THIS_DATABASE, scalar
-from tests.support.migrate import ROOT, alembic_cmd, alembic_env, orgmig
+from tests.support.migrate import ROOT, alembic_cmd, alembic_env, orgmig, start_alembic
 from tests.support.waiting import wait_until
 
 
 def _start_slow_upgrade(engine):
-    return subprocess.Popen(alembic_cmd("upgrade", "head"), cwd=ROOT,
-                            env=alembic_env(engine.url, ORGMIG_PAUSE_MS="600", ORGMIG_WORKERS="1",
-                                            ORGMIG_BATCH_SIZE="200"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return start_alembic(engine.url, "upgrade", "head", stderr=subprocess.DEVNULL, ORGMIG_PAUSE_MS="600",
+                         ORGMIG_WORKERS="1", ORGMIG_BATCH_SIZE="200")
 
 
 def _wait_for_batches(engine, n: int) -> None:

@@ -19,7 +19,7 @@ from tests.fakes.okta import FakeOkta
 from tests.fakes.tenant import make_tenant
 from tests.support.db import THIS_DATABASE, scalar
 from tests.support.idp import export_subprocess, failed_checks, last_run, run_export
-from tests.support.migrate import ROOT, alembic_cmd, alembic_env, orgmig, run_alembic
+from tests.support.migrate import ROOT, alembic_env, orgmig, run_alembic, start_alembic
 from tests.support.waiting import wait_until
 
 
@@ -39,10 +39,8 @@ def test_a_signal_stops_alembic_upgrade_between_batches_and_the_same_command_res
     migrations.upgrade(alembic_cfg, "0003")
     seed_legacy(engine, 3_000, seed=5)
     # 1,000 rows a second in batches of 100 over 2 workers: the run takes about 3 s.
-    proc = subprocess.Popen(alembic_cmd("upgrade", "head"), cwd=ROOT, text=True,
-                            env=alembic_env(engine.url, ORGMIG_MAX_ROWS_PER_SECOND="1000", ORGMIG_WORKERS="2",
-                                            ORGMIG_BATCH_SIZE="100"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = start_alembic(engine.url, "upgrade", "head", stdout=subprocess.PIPE, ORGMIG_MAX_ROWS_PER_SECOND="1000",
+                         ORGMIG_WORKERS="2", ORGMIG_BATCH_SIZE="100")
     try:
         _wait_for(engine, "SELECT count(*) FROM orgmig_batch WHERE status = 'succeeded'", 3)
         proc.send_signal(signum)
@@ -105,12 +103,12 @@ def test_sigterm_stops_orgmig_export_and_the_same_command_resumes(provider_env, 
 def test_sigint_stops_orgmig_work_and_the_alembic_process_finishes_the_run(engine, alembic_cfg):
     migrations.upgrade(alembic_cfg, "0003")
     seed_legacy(engine, 3_000, seed=6)
-    slow = alembic_env(engine.url, ORGMIG_MAX_ROWS_PER_SECOND="300", ORGMIG_WORKERS="1", ORGMIG_BATCH_SIZE="100")
-    upgrade = subprocess.Popen(alembic_cmd("upgrade", "head"), cwd=ROOT, env=slow, text=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    slow = {"ORGMIG_MAX_ROWS_PER_SECOND": "300", "ORGMIG_WORKERS": "1", "ORGMIG_BATCH_SIZE": "100"}
+    upgrade = start_alembic(engine.url, "upgrade", "head", **slow)
     try:
         _wait_for(engine, "SELECT count(*) FROM orgmig_batch WHERE status = 'succeeded'", 1)
-        work = subprocess.Popen([sys.executable, "-m", "app.cli", "work", "--workers", "1"], cwd=ROOT, env=slow,
+        work = subprocess.Popen([sys.executable, "-m", "app.cli", "work", "--workers", "1"], cwd=ROOT,
+                                env=alembic_env(engine.url, **slow),
                                 text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             # Once its own two connections work on the run beside the alembic process's.

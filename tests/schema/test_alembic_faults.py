@@ -18,7 +18,7 @@ from app.ops import migrations
 from app.ops.databases import libpq
 from app.ops.seed import seed_legacy
 from tests.support.db import execute, scalar
-from tests.support.migrate import ROOT, alembic_cmd, alembic_env, run_alembic
+from tests.support.migrate import ROOT, alembic_cmd, alembic_env, run_alembic, start_alembic
 from tests.support.waiting import Watched, wait_until
 
 
@@ -68,9 +68,8 @@ def _upgrade_held_in_its_data_revision(engine, **env: str) -> Iterator[subproces
           AND us.id = (SELECT max(w.id) FROM user_settings w WHERE w.keycloak_user_id = us.keycloak_user_id)""")
     with engine.connect() as blocker:
         blocker.execute(text("INSERT INTO org (name) VALUES (:n)"), {"n": f"user_{held}_org"})  # uncommitted
-        first = subprocess.Popen(alembic_cmd("upgrade", "head"), cwd=ROOT, text=True,
-                                 env=alembic_env(engine.url, ORGMIG_LOCK_TIMEOUT_MS="180000", **env),
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        first = start_alembic(engine.url, "upgrade", "head", stdout=subprocess.PIPE,
+                              ORGMIG_LOCK_TIMEOUT_MS="180000", **env)
         try:
             wait_until(lambda: scalar(engine, BATCH_WAITS), alive=first, what="the first upgrade's batch waiting")
         except BaseException:
@@ -86,11 +85,10 @@ def _upgrade_held_in_its_data_revision(engine, **env: str) -> Iterator[subproces
 def test_two_upgrades_at_once_run_one_after_the_other(engine, alembic_cfg):
     migrations.upgrade(alembic_cfg, "0003")
     seed_legacy(engine, 4_000, seed=2)
-    env = alembic_env(engine.url, ORGMIG_PAUSE_MS="150", ORGMIG_WORKERS="1")
+    env = {"ORGMIG_PAUSE_MS": "150", "ORGMIG_WORKERS": "1"}
     # The second starts while the first is inside its data revision, and is seen waiting for it.
-    with _upgrade_held_in_its_data_revision(engine, ORGMIG_PAUSE_MS="150", ORGMIG_WORKERS="1") as first:
-        waiting = Watched(subprocess.Popen(alembic_cmd("upgrade", "head"), cwd=ROOT, env=env, text=True,
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+    with _upgrade_held_in_its_data_revision(engine, **env) as first:
+        waiting = Watched(start_alembic(engine.url, "upgrade", "head", **env))
         wait_until(lambda: waiting.says("waiting for another migration"), alive=waiting,
                    what="the second upgrade waiting for the first")
     second = waiting.finish(timeout=120)
@@ -214,8 +212,7 @@ def _upgrade_to_0006_beside(engine, hold: str, until: str) -> tuple[list[float],
     waits = []
     with engine.connect() as holder, engine.connect() as app:
         holder.execute(text(hold))
-        upgrade = Watched(subprocess.Popen(alembic_cmd("upgrade", "0006"), cwd=ROOT, env=alembic_env(engine.url),
-                                           text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        upgrade = Watched(start_alembic(engine.url, "upgrade", "0006"))
         deadline = time.monotonic() + 120
         while upgrade.poll() is None:
             assert time.monotonic() < deadline, upgrade.stderr()[-3000:]

@@ -5,13 +5,11 @@ that running the command again resumes, not that the database cannot be reached.
 
 from __future__ import annotations
 
-import subprocess
-
 from app.batch.revision import LOCK_CLASS, MIGRATION_LOCK
 from app.ops import migrations, verify
 from app.ops.seed import seed_legacy
 from tests.support.db import THIS_DATABASE, scalar
-from tests.support.migrate import ROOT, alembic_cmd, alembic_env, run_alembic
+from tests.support.migrate import run_alembic, start_alembic
 from tests.support.waiting import wait_until
 
 TERMINATE_THE_RUN = """
@@ -23,10 +21,8 @@ WHERE datname = current_database() AND application_name = 'orgmig alembic' AND p
 def test_a_restart_mid_upgrade_says_the_connection_was_lost_and_a_rerun_resumes(engine, alembic_cfg):
     migrations.upgrade(alembic_cfg, "0003")
     seed_legacy(engine, 1_500, seed=21)
-    upgrade = subprocess.Popen(alembic_cmd("upgrade", "0004"), cwd=ROOT, text=True, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE,
-                               env=alembic_env(engine.url, ORGMIG_BATCH_SIZE="100", ORGMIG_PAUSE_MS="100",
-                                               ORGMIG_WORKERS="1", ORGMIG_BACKOFF_BASE_MS="50"))
+    upgrade = start_alembic(engine.url, "upgrade", "0004", ORGMIG_BATCH_SIZE="100", ORGMIG_PAUSE_MS="100",
+                            ORGMIG_WORKERS="1", ORGMIG_BACKOFF_BASE_MS="50")
     # the batches run, and alembic's own connection holds the migration lock
     wait_until(lambda: scalar(engine, "SELECT count(*) FROM orgmig_batch WHERE status = 'succeeded'")
                and scalar(engine, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"

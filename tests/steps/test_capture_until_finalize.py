@@ -13,7 +13,15 @@ from sqlalchemy import text
 from app.ops import migrations, verify
 from app.ops.seed import seed_legacy
 from tests.support.db import execute, scalar
-from tests.support.migrate import ROOT, alembic_cmd, alembic_env, orgmig, outcome, outcome_from_scratch, run_alembic
+from tests.support.migrate import (
+    ROOT,
+    alembic_env,
+    orgmig,
+    outcome,
+    outcome_from_scratch,
+    run_alembic,
+    start_alembic,
+)
 from tests.support.waiting import wait_until
 
 SETTINGS_OF = "SELECT s.language FROM settings s JOIN orgmig_user_settings_link l ON l.org_id = s.org_id" \
@@ -99,10 +107,8 @@ def test_finalize_refuses_while_the_run_is_unfinished(engine):
     migrations.upgrade(migrations.alembic_config(engine.url), "0003")
     seed_legacy(engine, 200, seed=18)
     # an upgrade killed after its first batch: its run is left unfinished, its capture installed
-    upgrade = subprocess.Popen(alembic_cmd("upgrade", "0004"), cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL,
-                               env=alembic_env(engine.url, ORGMIG_BATCH_SIZE="20", ORGMIG_PAUSE_MS="1000",
-                                               ORGMIG_WORKERS="1"))
+    upgrade = start_alembic(engine.url, "upgrade", "0004", stderr=subprocess.DEVNULL, ORGMIG_BATCH_SIZE="20",
+                            ORGMIG_PAUSE_MS="1000", ORGMIG_WORKERS="1")
     try:
         wait_until(lambda: scalar(engine, "SELECT count(*) FROM orgmig_batch WHERE status = 'succeeded'"),
                    alive=upgrade, what="a batch succeeded")

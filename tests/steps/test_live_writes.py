@@ -5,7 +5,6 @@ go gives; the capture stays until `orgmig finalize`, which leaves no trace of it
 from __future__ import annotations
 
 import random
-import subprocess
 import threading
 import time
 
@@ -16,7 +15,7 @@ from app.db import make_engine
 from app.ops import migrations, verify
 from app.ops.seed import seed_legacy
 from tests.support.db import scalar
-from tests.support.migrate import ROOT, alembic_cmd, alembic_env, orgmig, outcome, outcome_from_scratch
+from tests.support.migrate import orgmig, outcome, outcome_from_scratch, start_alembic
 from tests.support.waiting import wait_until
 
 
@@ -57,10 +56,8 @@ def _writer(url, stop: threading.Event, done: list, seed: int) -> None:
 def test_writes_during_the_upgrade_end_in_their_final_state(pg_server, engine, alembic_cfg):
     migrations.upgrade(alembic_cfg, "0003")
     seed_legacy(engine, 3_000, seed=12)
-    upgrade = subprocess.Popen(alembic_cmd("upgrade", "0004"), cwd=ROOT,
-                               env=alembic_env(engine.url, ORGMIG_PAUSE_MS="40", ORGMIG_BATCH_SIZE="100",
-                                               ORGMIG_WORKERS="2"),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    upgrade = start_alembic(engine.url, "upgrade", "0004", ORGMIG_PAUSE_MS="40", ORGMIG_BATCH_SIZE="100",
+                            ORGMIG_WORKERS="2")
     wait_until(lambda: scalar(engine, "SELECT count(*) FROM pg_tables WHERE tablename = 'orgmig_user_settings_change'"),
                alive=upgrade, every=0.02, what="the capture installed")
     stop, done = threading.Event(), []

@@ -4,7 +4,6 @@ run and beside itself, exactly one result and no duplicate-key error for the cal
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 
@@ -17,7 +16,7 @@ from app.db import make_engine
 from app.ops import migrations, verify
 from app.ops.seed import seed_legacy
 from tests.support.db import execute, scalar
-from tests.support.migrate import ROOT, alembic_cmd, alembic_env, orgmig, outcome, run_alembic
+from tests.support.migrate import orgmig, outcome, run_alembic, start_alembic
 from tests.support.waiting import wait_until
 
 
@@ -79,9 +78,7 @@ def test_fifty_threads_during_the_bulk_run_get_one_answer_each(engine, alembic_c
     migrations.upgrade(alembic_cfg, "0003")
     seed_legacy(engine, 4_000, seed=5)
     ids = _valid_ids(engine, 10)
-    bulk = subprocess.Popen(alembic_cmd("upgrade", "0004"), cwd=ROOT,
-                            env=alembic_env(engine.url, ORGMIG_BATCH_SIZE="100", ORGMIG_PAUSE_MS="20"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    bulk = start_alembic(engine.url, "upgrade", "0004", ORGMIG_BATCH_SIZE="100", ORGMIG_PAUSE_MS="20")
     answers: dict[str, set] = {k: set() for k in ids}
     errors: list[BaseException] = []
     lock = threading.Lock()

@@ -14,7 +14,7 @@ from app.db import make_engine
 from app.ops import migrations
 from app.ops.seed import seed_legacy
 from tests.support.db import scalar
-from tests.support.migrate import ROOT, alembic_cmd, alembic_env, failed_checks, outcome, run_alembic
+from tests.support.migrate import failed_checks, outcome, run_alembic, start_alembic
 from tests.support.waiting import wait_until
 
 
@@ -37,8 +37,7 @@ def test_sigkill_between_batches_then_resume(pg_server, engine, alembic_cfg):
     migrations.upgrade(alembic_cfg, "0003")
     seed_legacy(engine, 4000, seed=5)
     env = {"ORGMIG_BATCH_SIZE": "200", "ORGMIG_PAUSE_MS": "150"}
-    proc = subprocess.Popen(alembic_cmd("upgrade", "0004"), cwd=ROOT, env=alembic_env(engine.url, **env),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_alembic(engine.url, "upgrade", "0004", stderr=subprocess.DEVNULL, **env)
     try:
         wait_until(lambda: (scalar(engine, "SELECT count(*) FROM orgmig_batch") or 0) >= 4, every=0.02)
         time.sleep(0.05)  # inside the pause between two batches
@@ -71,9 +70,8 @@ def test_sigkill_mid_batch_then_resume(pg_server, engine, alembic_cfg):
         ORDER BY us.id LIMIT 1""")
     blocker = engine.connect()
     blocker.execute(text("INSERT INTO org (name) VALUES (:n)"), {"n": f"user_{held}_org"})  # uncommitted
-    proc = subprocess.Popen(alembic_cmd("upgrade", "0004"), cwd=ROOT,
-                            env=alembic_env(engine.url, ORGMIG_BATCH_SIZE="250", ORGMIG_LOCK_TIMEOUT_MS="60000"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_alembic(engine.url, "upgrade", "0004", stderr=subprocess.DEVNULL, ORGMIG_BATCH_SIZE="250",
+                         ORGMIG_LOCK_TIMEOUT_MS="60000")
     try:
         # The third batch's insert into org waits for the held key: its reports are written,
         # some of its orgs too, all in the open transaction (the other worker goes on).
@@ -111,9 +109,8 @@ def test_lock_timeout_is_retried_not_fatal(engine, alembic_cfg):
     seed_legacy(engine, 600, seed=2)
     blocker = engine.connect()
     blocker.execute(text("LOCK TABLE org IN EXCLUSIVE MODE"))
-    proc = subprocess.Popen(alembic_cmd("upgrade", "0004"), cwd=ROOT,
-                            env=alembic_env(engine.url, ORGMIG_LOCK_TIMEOUT_MS="100", ORGMIG_BATCH_SIZE="200"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_alembic(engine.url, "upgrade", "0004", stdout=subprocess.PIPE, ORGMIG_LOCK_TIMEOUT_MS="100",
+                         ORGMIG_BATCH_SIZE="200")
     try:
         # Hold the lock until a batch has timed out on it and been recorded for retry.
         wait_until(lambda: scalar(engine, "SELECT count(*) FROM orgmig_batch WHERE status = 'failed'") >= 1,

@@ -76,6 +76,14 @@ def alembic_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), *args]
 
 
+def start_alembic(url: URL, *args: str, stdout: int = subprocess.DEVNULL, stderr: int = subprocess.PIPE,
+                  **env: str) -> subprocess.Popen:
+    """`alembic -c alembic.ini ARGS` started in a process of its own (text; stderr piped unless
+    told otherwise), as a deploy pipeline runs it; the caller waits for it or stops it."""
+    return subprocess.Popen(alembic_cmd(*args), cwd=ROOT, env=alembic_env(url, **env), stdout=stdout, stderr=stderr,
+                            text=True)
+
+
 def run_alembic(url: URL, *args: str, timeout: float = 180, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(alembic_cmd(*args), cwd=ROOT, env=alembic_env(url, **env),
                           capture_output=True, text=True, timeout=timeout)

@@ -14,7 +14,7 @@ from sqlalchemy.engine import URL
 from tests.support.identity.cast import ENV, ROLE_MAP
 from tests.support.identity.probes import fingerprint
 from tests.support.idp import Outcome, command_env, run_export, run_orgmig
-from tests.support.migrate import ROOT, alembic_cmd, alembic_env, run_alembic
+from tests.support.migrate import run_alembic, start_alembic
 
 
 def export(url: URL, provider: str, fake, code: int = 0, **env: str) -> Outcome:
@@ -39,9 +39,7 @@ def alembic(url: URL, *args: str, **env: str) -> subprocess.CompletedProcess:
 
 def alembic_process(url: URL, *args: str, **env: str) -> subprocess.Popen:
     """The same, started and left running (to be killed)."""
-    return subprocess.Popen(alembic_cmd(*args), cwd=ROOT,
-                            env=alembic_env(url, ORGMIG_ROLE_MAP=ROLE_MAP, ORGMIG_IDP_ENV=ENV, **env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return start_alembic(url, *args, stdout=subprocess.PIPE, ORGMIG_ROLE_MAP=ROLE_MAP, ORGMIG_IDP_ENV=ENV, **env)
 
 
 
