@@ -253,7 +253,8 @@ def report(args, where, code, load_start, seconds, windows: dict[str, Window],
         (f"  data         {args.users:,} legacy users; {len(work.migrated):,} migrated beforehand as at login;"
          f" the traffic picks from {len(work.legacy):,} legacy rows, those migrated users and"
          f" {len(work.new_logins):,} users not yet migrated"),
-        (f"  traffic      {args.rate:g} tx/s open loop on {POOL} connections (latency from each transaction's"
+        (f"  traffic      {args.rate:g} tx/s (steered: each run's own, below) open loop on {POOL} connections"
+         " (latency from each transaction's"
          f" scheduled start, so stalls count for every transaction they delay): "
          + ", ".join(f"{w}% {k}" for k, w in MIX)
          + f"; plus {args.login_rate:g} migrate_user calls/s (half for users not yet migrated)"),
