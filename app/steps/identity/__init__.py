@@ -253,7 +253,7 @@ class IdentitySync(Step):
         members = conn.execute(SQL("apply.apply_members"), params).mappings().one()
         access = conn.execute(SQL("apply.apply_facilities"), params).mappings().one()
         removed = conn.execute(SQL("apply.remove_members"), params).rowcount
-        users = conn.execute(SQL("apply.apply_users"), params).rowcount
+        users = conn.execute(SQL("apply.apply_users"), params).scalar_one()
         conn.execute(SQL("apply.report"), params)
         rows = conn.exec_driver_sql("SELECT count(*) FROM idb_user").scalar_one()
         return BatchResult(rows, written + sum(members.values()) + sum(access.values()) + removed + users)

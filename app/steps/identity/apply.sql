@@ -2,6 +2,14 @@
 -- the batch, and record in orgmig_identity_undo what each write replaced (the first time) and the
 -- updated_at it left. In this order: users to create, links, memberships added or changed,
 -- facility access, memberships removed, profile values, reports.
+--
+-- The undo records are written by a plain INSERT of the keys not recorded yet (NOT EXISTS) and an
+-- UPDATE of those that are, not by INSERT ... ON CONFLICT: a speculative insertion writes a
+-- second WAL record per row to confirm it (a sixth of the undo log's WAL). A key a concurrent
+-- sync recorded in between raises a unique violation, and the batch is retried. Each NOT EXISTS
+-- is a probe of the unique index per row (OFFSET 0 keeps it a subplan: as an anti join, with the
+-- statistics of before the run, the planner read every undo record of the table name once per
+-- batch and compared each row with all of them), each UPDATE a lookup of an array of keys.
 
 -- name: create_users
 -- An account that matches no app user, is not disabled and has a role in an org becomes a user
@@ -38,8 +46,9 @@ WITH ins AS (
     RETURNING external_id, user_id
 )
 INSERT INTO orgmig_identity_undo (provider, table_name, row_key, user_id, before, run_id)
-SELECT :provider, 'user_identity', :provider || '|' || external_id, user_id, NULL, :run_id FROM ins
-ON CONFLICT (table_name, row_key) DO NOTHING;
+SELECT :provider, 'user_identity', :provider || '|' || i.external_id, i.user_id, NULL, :run_id FROM ins i
+WHERE NOT EXISTS (SELECT 1 FROM orgmig_identity_undo x
+                  WHERE x.table_name = 'user_identity' AND x.row_key = :provider || '|' || i.external_id OFFSET 0);
 
 -- name: apply_members
 WITH ins AS (
@@ -53,14 +62,22 @@ upd AS (
     WHERE d.kind = 'change' AND NOT d.app_edit AND m.org_id = d.org_id AND m.user_id = d.user_id
     RETURNING m.org_id, m.user_id
 ),
-undo AS (
-    INSERT INTO orgmig_identity_undo (provider, table_name, row_key, user_id, before, applied_updated_at, run_id)
-    SELECT :provider, 'org_user', i.org_id || '|' || i.user_id, i.user_id, NULL, now(), :run_id FROM ins i
+written AS (
+    SELECT i.org_id || '|' || i.user_id AS row_key, i.user_id, NULL::jsonb AS before FROM ins i
     UNION ALL
-    SELECT :provider, 'org_user', u.org_id || '|' || u.user_id, u.user_id, d.before, now(), :run_id
+    SELECT u.org_id || '|' || u.user_id, u.user_id, d.before
     FROM upd u JOIN idb_member_diff d ON d.org_id = u.org_id AND d.user_id = u.user_id
-    ON CONFLICT (table_name, row_key)
-        DO UPDATE SET applied_updated_at = EXCLUDED.applied_updated_at, run_id = EXCLUDED.run_id
+),
+undo_new AS (
+    INSERT INTO orgmig_identity_undo (provider, table_name, row_key, user_id, before, applied_updated_at, run_id)
+    SELECT :provider, 'org_user', w.row_key, w.user_id, w.before, now(), :run_id FROM written w
+    WHERE NOT EXISTS (SELECT 1 FROM orgmig_identity_undo x
+                      WHERE x.table_name = 'org_user' AND x.row_key = w.row_key OFFSET 0)
+    RETURNING 1
+),
+undo_again AS (
+    UPDATE orgmig_identity_undo x SET applied_updated_at = now(), run_id = :run_id
+    WHERE x.table_name = 'org_user' AND x.row_key = ANY (ARRAY(SELECT w.row_key FROM written w))
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM ins) AS added, (SELECT count(*) FROM upd) AS changed;
@@ -80,13 +97,14 @@ del AS (
 ),
 undo AS (
     INSERT INTO orgmig_identity_undo (provider, table_name, row_key, user_id, before, run_id)
-    SELECT :provider, 'org_user_facility', org_id || '|' || user_id || '|' || facility_id, user_id, NULL, :run_id
-    FROM ins
-    UNION ALL
-    SELECT :provider, 'org_user_facility', org_id || '|' || user_id || '|' || facility_id, user_id,
-           jsonb_build_object('created_at', created_at), :run_id
-    FROM del
-    ON CONFLICT (table_name, row_key) DO NOTHING
+    SELECT :provider, 'org_user_facility', w.row_key, w.user_id, w.before, :run_id
+    FROM (SELECT org_id || '|' || user_id || '|' || facility_id AS row_key, user_id, NULL::jsonb AS before
+          FROM ins
+          UNION ALL
+          SELECT org_id || '|' || user_id || '|' || facility_id, user_id, jsonb_build_object('created_at', created_at)
+          FROM del) w
+    WHERE NOT EXISTS (SELECT 1 FROM orgmig_identity_undo x
+                      WHERE x.table_name = 'org_user_facility' AND x.row_key = w.row_key OFFSET 0)
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM ins) AS added, (SELECT count(*) FROM del) AS removed;
@@ -104,7 +122,8 @@ WITH del AS (
 INSERT INTO orgmig_identity_undo (provider, table_name, row_key, user_id, before, run_id)
 SELECT :provider, 'org_user', x.org_id || '|' || x.user_id, x.user_id, d.before, :run_id
 FROM del x JOIN idb_member_diff d ON d.org_id = x.org_id AND d.user_id = x.user_id
-ON CONFLICT (table_name, row_key) DO NOTHING;
+WHERE NOT EXISTS (SELECT 1 FROM orgmig_identity_undo y
+                  WHERE y.table_name = 'org_user' AND y.row_key = x.org_id || '|' || x.user_id OFFSET 0);
 
 -- name: apply_users
 WITH upd AS (
@@ -118,12 +137,21 @@ WITH upd AS (
     FROM idb_user_diff d JOIN idb_user b ON b.user_id = d.user_id
     WHERE u.id = d.user_id AND NOT d.app_edit AND d.owner = :provider
     RETURNING u.id
+),
+undo_new AS (
+    INSERT INTO orgmig_identity_undo (provider, table_name, row_key, user_id, before, applied_updated_at, run_id)
+    SELECT :provider, 'user', u.id::text, u.id, d.before, now(), :run_id
+    FROM upd u JOIN idb_user_diff d ON d.user_id = u.id
+    WHERE NOT EXISTS (SELECT 1 FROM orgmig_identity_undo x
+                      WHERE x.table_name = 'user' AND x.row_key = u.id::text OFFSET 0)
+    RETURNING 1
+),
+undo_again AS (
+    UPDATE orgmig_identity_undo x SET applied_updated_at = now(), run_id = :run_id
+    WHERE x.table_name = 'user' AND x.row_key = ANY (ARRAY(SELECT u.id::text FROM upd u))
+    RETURNING 1
 )
-INSERT INTO orgmig_identity_undo (provider, table_name, row_key, user_id, before, applied_updated_at, run_id)
-SELECT :provider, 'user', u.id::text, u.id, d.before, now(), :run_id
-FROM upd u JOIN idb_user_diff d ON d.user_id = u.id
-ON CONFLICT (table_name, row_key)
-    DO UPDATE SET applied_updated_at = EXCLUDED.applied_updated_at, run_id = EXCLUDED.run_id;
+SELECT count(*) FROM upd;
 
 -- name: report
 -- Every account the batch could not apply in full, with its reason; and every app user whose

@@ -222,7 +222,8 @@ todo AS (
                                              UNION SELECT f.user_id FROM facility_diff f
                                              UNION SELECT u.user_id FROM user_diff_all u)
        OR b.external_id IN (SELECT d.external_id FROM member d WHERE d.problem IS NOT NULL)
-    ON CONFLICT DO NOTHING
+    -- (no ON CONFLICT: plan.forget emptied the provider's list, and an account is one row of acct;
+    -- a speculative insertion would write a second WAL record per row)
     RETURNING 1
 ),
 losing AS (
