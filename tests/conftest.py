@@ -12,9 +12,16 @@
 """
 
 import os
+import signal
 
 # The tests never read a developer's .env or DATABASE_URL by accident.
 os.environ.pop("DATABASE_URL", None)
+
+# A session started in the background of a non-interactive shell (`pytest &`) inherits SIGINT
+# ignored, and so would every process it starts: the tests that stop one with SIGINT, as Ctrl-C
+# does, need it to arrive.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 pytest_plugins = ["tests.support.fixtures", "tests.support.idp", "tests.support.collections",
                   "tests.fakes.fixtures",
