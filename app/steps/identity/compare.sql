@@ -147,13 +147,18 @@ facility_diff AS MATERIALIZED (
 ),
 -- state.diff_users: every difference, and the provider that owns the user's values
 user_diff_all AS MATERIALIZED (
-    SELECT u.id AS user_id, c.cols AS columns, b.app_status, b.site_admin, u.status, u.is_site_admin,
-           {app_edit:u} AS app_edit, {owner} AS owner
-    FROM who b
-    JOIN "user" u ON u.id = b.user_id
-    LEFT JOIN orgmig_identity_undo x ON x.table_name = 'user' AND x.row_key = u.id::text
-    {user_columns}
-    WHERE cardinality(c.cols) > 0
+    SELECT d.user_id, d.columns, d.app_status, d.site_admin, d.status, d.is_site_admin, {app_edit:d} AS app_edit,
+           d.owner
+    FROM (
+        SELECT u.id AS user_id, c.cols AS columns, b.app_status, b.site_admin, u.status, u.is_site_admin,
+               u.created_at, u.updated_at, {owner} AS owner
+        FROM who b
+        JOIN "user" u ON u.id = b.user_id
+        {user_columns}
+        WHERE cardinality(c.cols) > 0
+    ) d
+    -- (the undo rows of the users that differ only)
+    LEFT JOIN orgmig_identity_undo x ON x.table_name = 'user' AND x.row_key = d.user_id::text
 ),
 -- the differences this provider applies (it owns the user's values); the others are reported
 user_diff AS (SELECT * FROM user_diff_all WHERE owner = :provider)
