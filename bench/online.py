@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
                 runs[key].append(bench.upgrade(key, x_args, args.idle_before))
                 say(progress_line(f"run {i}, {label}", *runs[key][-1]))
         for rate in rates if "steered" in only else []:
-            say(f"steered: {rate:g} tx/s, {args.idle_before:g} s of it alone, then upgrade {REVISION}, defaults")
+            say(f"steered: {rate:g} tx/s, " + (f"{args.idle_before:g} s of it alone, then " if rate else "")
+                + f"upgrade {REVISION}, defaults")
             steered.append((rate, bench.upgrade(f"steered_{rate:g}", [], args.idle_before, rate=rate)))
             say(progress_line(f"steered, {rate:g} tx/s", *steered[-1][1]))
         if "step" in only:
