@@ -15,7 +15,9 @@ How a run is steered (app.batch.health for the signal, app.batch.controller for 
    nothing meanwhile).
 4. The first UNPACED_BATCHES batches (at least a round) run unpaced, to measure the rate the run
    reaches unpaced (rows a second times WAL bytes per row, for each worker); the allowance
-   starts at START_SHARE of it, in WAL bytes a second.
+   starts at START_SHARE of it, in WAL bytes a second. While the allowance is below what the
+   workers write unpaced, only as many batches as it keeps busy are in flight at once (one, at
+   the start): the run's WAL comes evenly, not in bursts of every worker's batch.
 5. A monitor thread probes every `steer_probe_ms` and lets the controller decide; its state
    and every change are written to orgmig_steer / orgmig_steer_decision (`orgmig status`), and
    once a window what it read (action `reading`: the signal over time, `orgmig report`).
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import socket
 import threading
@@ -101,6 +104,7 @@ class Pacer:
         self._quiet = False  # while the baseline is measured again: no batch starts
         self._rebase: str | None = None  # why the baseline is measured afresh (a client arrived, ...)
         self._alone = False  # alone when the run started: no baseline taken
+        self._per_worker = 0.0  # WAL bytes a second one worker wrote unpaced
         self._stop = threading.Event()
         self._local = threading.local()
         self._thread: threading.Thread | None = None
@@ -225,6 +229,7 @@ class Pacer:
         rows = sum(n for n, _ in self._unpaced)
         seconds = sum(s for _, s in self._unpaced)
         unpaced = self._workers * rows / max(seconds, 1e-3) * _least_per_row(self._per_row or [0.0])
+        self._per_worker = unpaced / self._workers
         start = max(START_SHARE * unpaced, 1024.0)
         self.controller = Controller(Law.paced_by(self.window_s, self.opts.max_app_latency_ratio),
                                      time.monotonic, start, FLOOR_BYTES_PER_S)
@@ -259,7 +264,17 @@ class Pacer:
             self._idle.wait_for(self._may_start)
 
     def _may_start(self) -> bool:
-        return not self._quiet or self._stop.is_set()
+        return self._stop.is_set() or (not self._quiet and self._in_flight < self._concurrency())
+
+    def _concurrency(self) -> int:
+        """Batches this process may have in flight: all its workers, unless the allowance is
+        below what they would write unpaced: then as many as the allowance keeps busy (at least
+        one). More at once would only bunch their WAL into bursts that the application's commits
+        flush, and then all wait out the bucket together."""
+        limit = self.controller.limit() if self.controller is not None else None
+        if limit is None or not self._per_worker:
+            return self._workers
+        return max(1, min(self._workers, math.ceil(limit / self._per_worker)))
 
     def used(self) -> float:
         """WAL bytes a second the run wrote over the last window."""
@@ -302,9 +317,10 @@ class Pacer:
         decision = self.controller.decide(reading, self.used())
         if decision is None:
             return
-        if decision.allowance != old:
-            with self._lock:
-                self.bucket.rescale(old, decision.allowance)
+        if decision.allowance != old or decision.action in ("alone", "client"):
+            with self._idle:
+                self.bucket.rescale(old, self.controller.limit())
+                self._idle.notify_all()  # the batches that may be in flight changed with it
         self.reason = decision.reason
         if decision.action != "hold":
             self._decided(decision, reading.ratio)

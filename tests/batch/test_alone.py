@@ -1,17 +1,20 @@
 """Steering with no other client of the database: no limit (state `alone`); a client arriving
 drops the run to a quarter of the rate it wrote alone and has the baseline measured afresh;
-once the client has gone, no limit again. On a real PostgreSQL with the toy step; the test
+once the client has gone, no limit again; beside a client, while the allowance keeps only one
+worker busy, batches run one at a time. On a real PostgreSQL with the toy step; the test
 watches the run through sessions named as `orgmig status`'s, which do not count as a client.
 Assertions are on the decisions the run recorded, not on rates or durations."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
 from sqlalchemy import text
 
 from app.batch import run_step
+from app.batch.pacer import Pacer
 from tests.batch.test_steering import STEERED, _decisions, _finished, _wait_for
 from tests.batch.toy_copy import ToyCopy
 from tests.batch.toy_copy.fixtures import copied_exactly, options
@@ -65,3 +68,31 @@ def test_a_client_arriving_drops_the_run_to_a_quarter_and_a_fresh_baseline(toy):
     fresh = next(d for d in decisions if d["action"] == "baseline")
     assert fresh["id"] > client["id"] and fresh["reason"].startswith("baseline measured afresh (a client arrived): ")
     assert "alone" in actions[actions.index("baseline"):], actions  # no limit again once it left
+
+
+def test_while_the_allowance_keeps_one_worker_busy_batches_run_one_at_a_time(toy, monkeypatch):
+    # Three workers beside an application: the allowance starts at a quarter of what they wrote
+    # unpaced, under one worker's rate, so their batches no longer overlap (their WAL would come
+    # in bursts) until raises make room for more.
+    running, seen, lock = [0], [], threading.Lock()
+    original = Pacer.batch
+
+    @contextlib.contextmanager
+    def batch(self, conn):
+        with original(self, conn):
+            with lock:
+                running[0] += 1
+                seen.append((self.controller is not None, self._concurrency(), running[0]))
+            try:
+                yield
+            finally:
+                with lock:
+                    running[0] -= 1
+
+    monkeypatch.setattr(Pacer, "batch", batch)
+    with application(toy):
+        result = run_step(toy, ToyCopy(sleep_ms_per_row=3), "upgrade", options(**{**STEERED, "workers": 3}))
+    assert result.rows_done == 1000
+    copied_exactly(toy)
+    one_at_a_time = [n for steered, allowed, n in seen if steered and allowed == 1]
+    assert one_at_a_time and max(one_at_a_time) == 1, seen
