@@ -12,6 +12,8 @@ CockroachDB's elastic CPU share; docs/architecture.md, "Steering"):
   flush): x0.8 the same way, at most once per `ease_cooldown_s`;
 - calm (below `calm` x target), the allowance used to at least `used_share` and no guard
   holding: x1.25, but never past the midpoint toward the lowest rate that hurt lately;
+- a breach or near breach over a window in which the run wrote nothing is not the run's doing
+  (the host, another database, the application itself): it holds, and no rate is remembered;
 - otherwise it holds, and says why.
 
 Alone (no other client of the database over the last window: app.batch.health), there is no
@@ -122,6 +124,10 @@ class Controller:
             return None
         law, now, r = self.law, self.clock(), reading.ratio
         since = now - self._changed_at
+        if r > law.near * law.target and used <= 0:
+            # (a run held to a small allowance writes a batch now and then: windows between them)
+            return self._decision("hold", f"signal {r:.1f}x its baseline, but the run wrote nothing over the"
+                                  " window: not its doing, no cut")
         if r > law.target:
             if since < law.cooldown_s:
                 return self._decision("hold", f"breach ({r:.1f}x), waiting for the last change to show")

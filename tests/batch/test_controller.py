@@ -154,3 +154,12 @@ def test_a_breach_that_outlasts_three_cuts_asks_for_a_fresh_baseline_and_forgets
     d = c.decide(Reading(0.5), used=125_000)
     assert (d.action, c.limit()) == ("raise", 156_250)  # x1.25, no midpoint toward an old bad rate
     assert c.decide(Reading(2.5), used=156_250) is not None and not c.stuck()  # a raise reset the count
+
+
+def test_a_breach_over_a_window_the_run_wrote_nothing_in_is_not_its_doing():
+    c, clock = controller()
+    d = c.decide(Reading(5.4), used=0)
+    assert (d.action, c.limit()) == ("hold", 1_000_000) and "the run wrote nothing over the window" in d.reason
+    assert c.lowest_bad() is None and not c.stuck()
+    clock.now += 5
+    assert c.decide(Reading(5.4), used=200_000).action == "cut"  # with its WAL in the window: a cut
