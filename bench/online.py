@@ -45,8 +45,9 @@ Scenarios (`--only`):
   Spearman's rank correlation of the two (the issue asks at least 0.7).
 - `step`: the same at `--rate`, and `--step-after` seconds (30) into the upgrade a second
   application process at the same rate joins: the rate doubles. The application's p99 in 5 s
-  windows from the start, the signal and the decisions beside them, and how long after the
-  step the windows over 2x the idle p99 last (the issue's target: corrected within 15 s).
+  windows from the start, the signal and the decisions beside them, and when the step's breach
+  ended: the start of the first window back at or under 2x the idle p99 after the first one
+  over it (the issue's target: corrected within 15 s); later windows over it are listed apart.
 - `join`: no traffic; `alembic -x workers=1 upgrade 0004` alone, then with 1, 2 and 4
   (`--joiners`) `orgmig work --workers 1` processes started as soon as its run is open: the
   upgrade's rate by processes taking batches.
@@ -64,6 +65,7 @@ have no target. The 1-minute load average is given with each figure (the host ma
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import tempfile
@@ -212,12 +214,19 @@ def step_lines(w: Window, idle_p99: float, step_after: float, points, missed: li
     cells = [f"{t:>4.0f} {p99:>6.1f} ({p99 / idle_p99:.1f}x) {signal.get(round(t / 5) + 1, float('nan')):.1f}"
              for t, p99, _ in series]
     out += ["      " + "  ".join(cells[i:i + 4]) for i in range(0, len(cells), 4)]
-    over = [t + 5 for t, p99, _ in series if t + 5 > step and p99 > TARGET_RATIO * idle_p99]
-    lasted = (max(over) - step) if over else 0.0
+    after = [(t, p99 > TARGET_RATIO * idle_p99) for t, p99, _ in series if t + 5 > step]
+    first = next((i for i, (_, over) in enumerate(after) if over), None)
+    back = next((t for t, over in after[first:] if not over), None) if first is not None else None
+    # corrected: the first window back at or under the target after the step's first breach
+    lasted = 0.0 if first is None else math.inf if back is None else back - step
     ok = lasted <= TARGET_STEP_S
     missed += [] if ok else ["the step's breach corrected within 15 s"]
-    out.append(f"    windows over {TARGET_RATIO:g}x the idle p99 after the step end +{lasted:.0f} s after it"
-               f" (target <= {TARGET_STEP_S:g} s): {verdict(ok)}")
+    later = [t for t, over in after[first:] if over and back is not None and t > back] if first is not None else []
+    out.append(f"    the step's breach (windows over {TARGET_RATIO:g}x the idle p99) corrected "
+               + ("at once (none)" if first is None else "never" if back is None
+                  else f"by +{lasted:.0f} s after it (the first 5 s window back under it starts then)")
+               + f" (target <= {TARGET_STEP_S:g} s): {verdict(ok)}"
+               + (f"; later windows over it at +{', +'.join(f'{t - step:.0f}' for t in later)} s" if later else ""))
     return out
 
 
