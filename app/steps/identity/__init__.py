@@ -123,6 +123,7 @@ class IdentitySync(Step):
         self.settings = settings
         self.role_map = json.dumps(parse_role_map(settings.role_map))
         self.priority = [p.strip() for p in settings.provider_priority.split(",") if p.strip()]
+        self._environment_checked: int | None = None  # the export whose environment was checked
 
     def keys(self, direction: str) -> KeySource:
         if direction == "upgrade":
@@ -151,7 +152,12 @@ class IdentitySync(Step):
                 f" {what}; finish it (orgmig export --provider {self.provider}) before applying the snapshot")
         if row["finished_id"] is None:
             return None
-        self.check_environment(conn)
+        if row["finished_id"] != self._environment_checked:
+            # once per finished export: the plan, the run and its finish each ask for the export,
+            # and the groups of a finished export do not change (an export writing after it is
+            # refused above)
+            self.check_environment(conn)
+            self._environment_checked = row["finished_id"]
         return Export(row["finished_id"], row["started_at"])
 
     def check_environment(self, conn: Connection) -> None:
