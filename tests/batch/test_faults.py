@@ -8,12 +8,10 @@ import threading
 import time
 
 from sqlalchemy import text
-from sqlalchemy.pool import NullPool
 
 from app.batch import run_step
-from app.db import make_engine
 from tests.batch.toy_copy import ROWS, ToyCopy
-from tests.batch.toy_copy.fixtures import copied_exactly, options
+from tests.batch.toy_copy.fixtures import copied_exactly, limited_role, options
 from tests.support.db import execute, scalar
 
 
@@ -77,17 +75,8 @@ def test_analyze_that_cannot_get_its_lock_is_skipped_with_a_warning(toy, caplog)
 
 
 def test_more_workers_than_free_connections_are_capped(toy, caplog):
-    role = f"orgmig_limited_{toy.url.database[-10:]}"
-    execute(toy, f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 3")
-    execute(toy, f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role};"
-                 f" GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
-    limited = make_engine(toy.url.set(username=role, password=None), poolclass=NullPool)
-    try:
-        with caplog.at_level(logging.WARNING, logger="app.batch"):
-            result = run_step(limited, ToyCopy(), "upgrade", options(workers=8))
-    finally:
-        limited.dispose()
-        execute(toy, f"REASSIGN OWNED BY {role} TO CURRENT_USER; DROP OWNED BY {role}; DROP ROLE {role}")
+    with limited_role(toy, "orgmig_limited", 3) as limited, caplog.at_level(logging.WARNING, logger="app.batch"):
+        result = run_step(limited, ToyCopy(), "upgrade", options(workers=8))
     assert result.rows_done == ROWS
     assert "8 workers asked for, but the server has 2 free connections: using 2" in caplog.text
     copied_exactly(toy)

@@ -12,18 +12,16 @@ import time
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.pool import NullPool
 
 from app.batch import run_step
 from app.batch.pacer import Pacer
 from app.batch.runner import Runner
 from app.cli.status import steering_line
-from app.db import make_engine
 from app.errors import ConfigError
 from app.ops import migrations, status
 from tests.batch.toy_copy import ToyCopy
-from tests.batch.toy_copy.fixtures import batches_cover_the_keys_once, copied_exactly, options
-from tests.support.db import execute, scalar
+from tests.batch.toy_copy.fixtures import batches_cover_the_keys_once, copied_exactly, limited_role, options
+from tests.support.db import scalar
 from tests.support.migrate import orgmig
 from tests.support.traffic import application
 
@@ -112,16 +110,8 @@ def test_a_run_of_few_batches_is_not_steered(toy):
 def test_no_probe_takes_a_connection_the_workers_were_counted_on(toy):
     # The role may open 3 connections: the run's own, and 2 workers. A probe beside them would
     # leave a worker without a connection; the run goes unsteered instead, and says so.
-    role = f"orgmig_steer_{toy.url.database[-10:]}"
-    execute(toy, f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 3")
-    execute(toy, f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role};"
-                 f" GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
-    limited = make_engine(toy.url.set(username=role, password=None), poolclass=NullPool)
-    try:
+    with limited_role(toy, "orgmig_steer", 3) as limited:
         result = run_step(limited, ToyCopy(), "upgrade", options(**{**STEERED, "workers": 8}))
-    finally:
-        limited.dispose()
-        execute(toy, f"REASSIGN OWNED BY {role} TO CURRENT_USER; DROP OWNED BY {role}; DROP ROLE {role}")
     assert result.rows_done == 1000 and result.retries == 0
     copied_exactly(toy)
     assert scalar(toy, "SELECT reason FROM orgmig_steer") == \

@@ -3,13 +3,18 @@ its tests share. Registered by tests/conftest.py."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.pool import NullPool
 
 from app.batch import Options
+from app.db import make_engine
 from app.ops import migrations
 from tests.batch.toy_copy import DDL, ROWS
-from tests.support.db import scalar
+from tests.support.db import execute, scalar
 
 __all__ = ["batches_cover_the_keys_once", "copied_exactly", "options", "toy"]
 
@@ -31,6 +36,22 @@ def toy(engine: Engine, alembic_cfg) -> Engine:
         conn.execute(text("INSERT INTO toy_a SELECT g * 3, CASE WHEN g % 50 <> 0 THEN 'row ' || g END"
                           " FROM generate_series(1, :n) g"), {"n": ROWS})
     return engine
+
+
+@contextmanager
+def limited_role(toy: Engine, name: str, connections: int) -> Iterator[Engine]:
+    """An engine on the toy database as a role of its own that may open `connections` connections
+    and use every table; the role dropped after the block."""
+    role = f"{name}_{toy.url.database[-10:]}"
+    execute(toy, f"CREATE ROLE {role} LOGIN CONNECTION LIMIT {connections}")
+    execute(toy, f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role};"
+                 f" GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    limited = make_engine(toy.url.set(username=role, password=None), poolclass=NullPool)
+    try:
+        yield limited
+    finally:
+        limited.dispose()
+        execute(toy, f"REASSIGN OWNED BY {role} TO CURRENT_USER; DROP OWNED BY {role}; DROP ROLE {role}")
 
 
 def copied_exactly(engine: Engine) -> None:
