@@ -199,6 +199,7 @@ class IdentitySync(Step):
         ensure_roles(conn, self.name, ROLES)
         conn.execute(SQL("plan.create_orgs"), params)
         conn.execute(SQL("plan.create_facilities"), params)
+        conn.exec_driver_sql(SQL.source("plan.analyze_orgs"))
 
     def compare_plan(self, conn: Connection, export: Export, *, reports: bool = False) -> dict:
         """The group meanings, orgs and facilities (plan_groups), then one set-based statement

@@ -127,6 +127,13 @@ ins AS (
 INSERT INTO orgmig_identity_undo (provider, table_name, row_key, before)
 SELECT :provider, 'facility', id::text, NULL FROM ins;
 
+-- name: analyze_orgs
+-- Every batch finds its accounts' orgs by external id: give the planner the statistics of the
+-- orgs and facilities just created (without them, an org table it believes empty is read whole
+-- for every membership of a batch instead of probed by its index: 45 ms a batch at 400 orgs
+-- rather than 11).
+ANALYZE org, facility;
+
 -- name: reports_by_reason
 -- The step's reports by reason (`--dry-run`: after plan.forget and plan.report_groups, the group
 -- reports of this plan).
