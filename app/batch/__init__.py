@@ -4,6 +4,7 @@ progress, pause) and the protocol a data step implements. Steps import from here
     from app.batch import Batch, BatchResult, KeySource, Step
 """
 
+from app.batch import runs
 from app.batch.attempts import Attempts, unless_broken
 from app.batch.errors import ConcurrentChange, DowngradeRefused, MigrationError, Paused
 from app.batch.options import Options
@@ -14,5 +15,5 @@ from app.batch.summary import RunResult
 
 __all__ = [
     "Attempts", "Batch", "BatchResult", "ConcurrentChange", "DowngradeRefused", "KeySource", "MigrationError",
-    "Options", "Paused", "RunResult", "SqlFiles", "Step", "run_step", "unless_broken",
+    "Options", "Paused", "RunResult", "SqlFiles", "Step", "run_step", "runs", "unless_broken",
 ]

@@ -182,23 +182,3 @@ class Ledger:
     def reported(self, conn: Connection) -> dict[str, int]:
         return {r: n for r, n in conn.execute(SQL("ledger.reported"), {"step": self.step}).all()}
 
-
-def live_workers(conn: Connection) -> dict[int, int]:
-    """{run id: workers on it now, of every process} for the runs a live process holds (their
-    liveness lock); a `running` run missing here was interrupted: its processes died or lost
-    their connections."""
-    found: dict[int, int] = {}
-    for run_id, _, worker in conn.execute(SQL("ledger.live_runs")).all():
-        found[run_id] = found.get(run_id, 0) + int(worker)
-    return found
-
-
-def live_run_ids(conn: Connection) -> set[int]:
-    return set(live_workers(conn))
-
-
-def unfinished_runs(conn: Connection) -> list[dict]:
-    """Runs neither finished nor cancelled, oldest first, each with `live`."""
-    live = live_run_ids(conn)
-    return [{**row, "live": row["id"] in live}
-            for row in conn.execute(SQL("ledger.unfinished_runs")).mappings()]

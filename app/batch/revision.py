@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from sqlalchemy import Connection, text
 
 from app import db
+from app.batch import runs
 from app.batch.attempts import Attempts
 from app.batch.errors import DowngradeRefused, MigrationError
 from app.batch.options import Options
@@ -111,9 +112,7 @@ def ensure_finished(step_name: str) -> None:
     from alembic import op
     if op.get_context().as_sql:
         return
-    run = op.get_bind().execute(text(
-        "SELECT id, status, rows_done, total_rows FROM orgmig_run WHERE step = :s AND direction = 'upgrade'"
-        " ORDER BY id DESC LIMIT 1"), {"s": step_name}).mappings().first()
+    run = runs.last_upgrade(op.get_bind(), step_name)
     if run is None or run["status"] != "finished":
         where = ("no run of it is recorded" if run is None else
                  f"run {run['id']} is {run['status']} at {run['rows_done']:,}/{run['total_rows']:,} rows")

@@ -13,10 +13,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sqlalchemy import text
 from sqlalchemy.pool import NullPool
 
-from app.batch import Options
+from app.batch import Options, runs
 from app.batch.runner import Runner
 from app.cli.common import add_database_option, connected, whole_number
 from app.config import get_settings
@@ -44,9 +43,7 @@ def handle(args: argparse.Namespace) -> int:
     settings = get_settings()
     with connected(args, poolclass=NullPool) as engine:
         with engine.connect() as conn:
-            row = conn.execute(text(
-                "SELECT step, direction FROM orgmig_run WHERE status = 'running'"
-                " AND (CAST(:s AS text) IS NULL OR step = :s) ORDER BY id LIMIT 1"), {"s": args.step}).first()
+            row = runs.first_running(conn, args.step)
         if row is None and args.step in (None, STEP.name):
             opts = Options.from_settings(settings)
             if args.follow and _capture_in_force(engine):

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy import Connection, Engine
 
-from app.batch import SqlFiles
-from app.batch.ledger import RECORDED_SETTINGS, live_run_ids
+from app.batch import SqlFiles, runs
+from app.batch.ledger import RECORDED_SETTINGS
 from app.batch.summary import RunFigures, run_figures
 from app.errors import ConfigError
 from app.ops import report_steering
@@ -129,13 +129,13 @@ def _in_order(settings: dict | None) -> dict | None:
 
 
 def _run(conn: Connection, run_id: int) -> Run:
-    if not inspect(conn).has_table("orgmig_run"):
+    if not runs.exists(conn):
         raise ConfigError(f"no run {run_id}: this database has no orgmig_run table (revision 0003 is not"
                           " applied; `orgmig status` shows the revisions)")
-    row = conn.execute(SQL("report.run"), {"run_id": run_id}).mappings().one_or_none()
+    row = runs.one(conn, run_id)
     if row is None:
         raise ConfigError(f"no run {run_id} in orgmig_run (`orgmig status` lists the runs)")
-    live = row["id"] in live_run_ids(conn)
+    live = row["id"] in runs.live_ids(conn)
     state = row["status"] if live or row["status"] != "running" else "interrupted"
     return Run(
         id=row["id"], step=row["step"], direction=row["direction"], status=row["status"], state=state,

@@ -3,14 +3,6 @@
 -- `\set limit 50`, `\set samples 5`). The run's rows, time, rate, batches and retried batches
 -- are app/batch/sql/summary.sql's `run_figures`, the figures of the console summary.
 
--- name: run
--- The run, and how it was run (settings: workers, batch size, throttle, timeouts).
--- (settings read through to_jsonb: an installation whose orgmig_run predates the column has none)
-SELECT id, step, direction, status, batch_size, cursor_key, max_key, last_error, to_jsonb(r) -> 'settings' AS settings,
-       started_at, updated_at, finished_at
-FROM orgmig_run r
-WHERE id = :run_id;
-
 -- name: batch_figures
 -- Batches by status, those that failed or were retried, and the durations of the batches that
 -- succeeded.

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, inspect, select
+from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 
-from app.batch.ledger import SQL, live_workers
+from app.batch import runs
+from app.batch.ledger import SQL
 from app.ops import migrations
-from app.schema import orgmig_report, orgmig_run
 
 
 @dataclass
@@ -29,16 +29,10 @@ def collect(engine: Engine) -> Status:
         applied = set(migrations.applied_revisions(conn))
         pending = [r.revision for r in reversed(list(script.walk_revisions())) if r.revision not in applied]
         status = Status(current=current, head=head, pending=pending)
-        if inspect(conn).has_table("orgmig_run"):
-            # every column but settings, which an installation whose 0003 predates it lacks
-            columns = [c for c in orgmig_run.c if c.name != "settings"]
-            rows = conn.execute(
-                select(*columns).order_by(orgmig_run.c.id.desc()).limit(20)
-            ).mappings()
-            rows = [dict(r) for r in rows]
-            workers = live_workers(conn)
-            stats = {s["run_id"]: s for s in conn.execute(SQL("ledger.run_stats"),
-                                                         {"ids": [r["id"] for r in rows]}).mappings()}
+        if runs.exists(conn):
+            rows = runs.recent(conn)
+            workers = runs.live_workers(conn)
+            stats = runs.stats(conn, [r["id"] for r in rows])
             # A `running` run whose liveness lock nobody holds lost its process (killed, server
             # restarted): it is shown as interrupted, and the same alembic command resumes it.
             status.runs = [_with_stats(r, stats.get(r["id"]), workers.get(r["id"])) for r in rows]
@@ -47,13 +41,7 @@ def collect(engine: Engine) -> Status:
                                                                  {"ids": [r["id"] for r in rows]}).mappings()}
                 for r in status.runs:
                     r["steering"] = _steering(steering.get(r["id"]))
-            reps = conn.execute(
-                select(orgmig_report.c.step, orgmig_report.c.reason, orgmig_report.c.migrated,
-                       func.count().label("rows"))
-                .group_by(orgmig_report.c.step, orgmig_report.c.reason, orgmig_report.c.migrated)
-                .order_by(orgmig_report.c.step, orgmig_report.c.reason)
-            ).mappings()
-            status.reports = [dict(r) for r in reps]
+            status.reports = runs.reported(conn)
     return status
 
 

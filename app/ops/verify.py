@@ -14,10 +14,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psycopg
-from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 
-from app.batch.ledger import unfinished_runs
+from app.batch import runs
 from app.config import get_settings
 from app.db import error_summary, redact, transaction
 from app.errors import DatabaseError
@@ -96,12 +95,12 @@ def in_progress(engine: Engine) -> list[Check]:
     """A failing check per data run that is not finished: the checks of its revision (not yet
     applied) do not run, and those of the others may describe a half-moved database."""
     with engine.connect() as conn:
-        if not inspect(conn).has_table("orgmig_run"):
+        if not runs.exists(conn):
             return []
-        runs = unfinished_runs(conn)
+        unfinished = runs.unfinished(conn)
     revisions = migrations.data_steps()
     checks = []
-    for r in runs:
+    for r in unfinished:
         rev = revisions.get(r["step"]) or revisions.get(r["step"].split(":", 1)[0], "-")
         state = r["status"] if r["live"] or r["status"] != "running" else "interrupted (no live process)"
         pct = 100.0 * r["rows_done"] / r["total_rows"] if r["total_rows"] else 0.0

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, text
 
-from app.batch import Batch, BatchResult, DowngradeRefused, KeySource, MigrationError, SqlFiles, Step
+from app.batch import Batch, BatchResult, DowngradeRefused, KeySource, MigrationError, SqlFiles, Step, runs
 from app.config import Settings
 from app.errors import ConfigError
 from app.numbers import plural
@@ -361,7 +361,5 @@ def providers_applied(conn: Connection) -> list[str]:
     undo them: the reverse of the order they are applied in (a later provider's rows may hang
     on users an earlier one created)."""
     found = set(conn.exec_driver_sql("SELECT DISTINCT provider FROM orgmig_identity_undo").scalars())
-    found |= {step.split(":", 1)[1] for step in conn.execute(
-        text("SELECT DISTINCT step FROM orgmig_run WHERE step LIKE :prefix"),
-        {"prefix": IdentitySync.step_prefix + ":%"}).scalars()}
+    found |= {step.split(":", 1)[1] for step in runs.step_names(conn, IdentitySync.step_prefix + ":")}
     return [p for p in reversed(PROVIDERS) if p in found]

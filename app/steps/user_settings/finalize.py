@@ -22,9 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine
 
 from app import db
-from app.batch import Attempts, MigrationError, unless_broken
-from app.batch.ledger import unfinished_runs
-from app.batch.options import Options
+from app.batch import Attempts, MigrationError, Options, runs, unless_broken
 from app.steps.user_settings import DRAIN_CHUNK, SQL, STEP, apply_changes
 
 log = logging.getLogger("app.steps.user_settings")
@@ -63,7 +61,7 @@ def _retried(engine: Engine, opts: Options, what: str, work, statement_timeout_m
 
 
 def _refuse_during_run(conn: Connection) -> None:
-    for run in unfinished_runs(conn):
+    for run in runs.unfinished(conn):
         if run["step"] == STEP.name:
             raise MigrationError(
                 f"run {run['id']} of {STEP.name} ({run['direction']}) is {run['status']} at"
@@ -79,7 +77,7 @@ def can_apply_now(conn: Connection) -> bool:
     """Whether captured changes may be applied now: the capture is in force and no run of the
     step is unfinished (a run applies them itself after its last batch: a group migrated again
     before the batches reach it would be migrated with another winner than theirs)."""
-    return _installed(conn) and not any(run["step"] == STEP.name for run in unfinished_runs(conn))
+    return _installed(conn) and not any(run["step"] == STEP.name for run in runs.unfinished(conn))
 
 
 def apply_captured(engine: Engine, opts: Options) -> int:
