@@ -22,20 +22,20 @@ import logging
 
 from alembic import op
 from app.batch.revision import allow_data_loss, ensure_finished, run_data_step, settings, stop_offline
-from app.steps.identity import IdentitySync, providers_applied, providers_with_export
+from app.steps.identity import IDENTITY, providers_applied, providers_with_export
 
 revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
 
-STEP = IdentitySync  # one step per provider: identity:<provider>
+STEP = IDENTITY  # one step per provider: identity:<provider>
 log = logging.getLogger("app")
 
 
 def upgrade() -> None:
     if op.get_context().as_sql:
-        stop_offline(IdentitySync.step_prefix, "upgrade")
+        stop_offline(IDENTITY.prefix, "upgrade")
         return
     # Keycloak accounts match the users revision 0004 created: its run must be complete.
     ensure_finished("user_settings_to_org")
@@ -43,19 +43,19 @@ def upgrade() -> None:
     if not providers:
         log.info("identity: no identity provider has a finished export: nothing to apply")
     for provider in providers:
-        run_data_step(IdentitySync(provider, settings()), "upgrade")
+        run_data_step(IDENTITY.step(provider, settings()), "upgrade")
 
 
 def check_downgrade() -> None:
     """Run before any revision's downgrade (env.py): the refusal of each provider's downgrade."""
     bind = op.get_bind()
     for provider in providers_applied(bind):
-        IdentitySync(provider, settings()).refuse_downgrade(bind, allow_data_loss())
+        IDENTITY.step(provider, settings()).refuse_downgrade(bind, allow_data_loss())
 
 
 def downgrade() -> None:
     if op.get_context().as_sql:
-        stop_offline(IdentitySync.step_prefix, "downgrade")
+        stop_offline(IDENTITY.prefix, "downgrade")
         return
     for provider in providers_applied(op.get_bind()):
-        run_data_step(IdentitySync(provider, settings()), "downgrade")
+        run_data_step(IDENTITY.step(provider, settings()), "downgrade")

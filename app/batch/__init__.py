@@ -1,5 +1,6 @@
 """The batch engine: one generic loop (keyset claims, checkpoint, retry, timeouts, throttle,
-progress, pause) and the protocol a data step implements. Steps import from here only.
+progress, pause) and the protocol a data step implements. Steps, revisions and the CLI import
+from here only.
 
     from app.batch import Batch, BatchResult, KeySource, Step
 """
@@ -7,13 +8,15 @@ progress, pause) and the protocol a data step implements. Steps import from here
 from app.batch import runs
 from app.batch.attempts import Attempts, unless_broken
 from app.batch.errors import ConcurrentChange, DowngradeRefused, MigrationError, Paused
+from app.batch.family import StepFamily
 from app.batch.options import Options
 from app.batch.runner import run_step
 from app.batch.sqlfile import SqlFiles
-from app.batch.step import Batch, BatchResult, KeySource, Step
+from app.batch.step import ALL_KEYS, FIRST_KEY, LAST_KEY, Batch, BatchResult, KeySource, Step
 from app.batch.summary import RunResult
 
 __all__ = [
-    "Attempts", "Batch", "BatchResult", "ConcurrentChange", "DowngradeRefused", "KeySource", "MigrationError",
-    "Options", "Paused", "RunResult", "SqlFiles", "Step", "run_step", "runs", "unless_broken",
+    "ALL_KEYS", "FIRST_KEY", "LAST_KEY", "Attempts", "Batch", "BatchResult", "ConcurrentChange", "DowngradeRefused",
+    "KeySource", "MigrationError", "Options", "Paused", "RunResult", "SqlFiles", "Step", "StepFamily", "run_step",
+    "runs", "unless_broken",
 ]

@@ -2,11 +2,12 @@
 what it prepares, what it refuses, what it reports. The engine (app.batch.runner) owns every
 other concern: claims, checkpoints, retries, timeouts, throttling, progress, pause.
 
-Keys are one `bigint`-compatible column per table (an integer primary key, or a surrogate
-identity column where the natural key is text or composite), optionally narrowed by a scope
-predicate. Integer keys keep the ledger typed, each claim one index probe (`ORDER BY key
-OFFSET n`), and ranges printable; a table keyed by text gets a surrogate `bigint` identity
-column in its step's schema revision rather than a second, slower kind of cursor.
+Keys are one `bigint`-compatible column per table (an integer primary key, a surrogate identity
+column where the natural key is text or composite, or a column many rows share, see KeySource),
+optionally narrowed by a scope predicate; FIRST_KEY..LAST_KEY (ALL_KEYS) holds every key.
+Integer keys keep the ledger typed, each claim one index probe (`ORDER BY key OFFSET n`), and
+ranges printable; a table keyed by text gets a surrogate `bigint` identity column in its step's
+schema revision rather than a second, slower kind of cursor.
 """
 
 from __future__ import annotations
@@ -18,11 +19,20 @@ from typing import Any
 from sqlalchemy import Connection
 
 DIRECTIONS = ("upgrade", "downgrade")
+# The bounds of every key (a bigint's): a statement written for a batch's range run over all keys.
+FIRST_KEY = -(2**63)
+LAST_KEY = 2**63 - 1
+ALL_KEYS = {"start": FIRST_KEY, "end": LAST_KEY}
 
 
 @dataclass(frozen=True)
 class KeySource:
-    """The keyset a direction walks: `table.key` (unique, integer) where `scope` holds.
+    """The keyset a direction walks: `table.key` (integer) where `scope` holds.
+
+    The key need not be unique: a batch is a range of keys, `start..end` inclusive, and takes every
+    row whose key is in it, so rows sharing a key are done together, once (the identity downgrade
+    walks orgmig_identity_undo by user_id, one row per write to a user). A range holds at least
+    the batch size's rows where there are as many left, more when its last key is shared.
 
     `scope` is a SQL predicate over the table with bind parameters from `params`, for a step
     that walks part of a table (one provider's rows of a snapshot, say)."""

@@ -12,7 +12,7 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import URL
 
 from alembic import command
-from app.batch import Step
+from app.batch import Step, StepFamily
 from app.config import get_settings
 from app.errors import ConfigError, DatabaseError
 
@@ -77,16 +77,18 @@ def applied_revisions(conn: Connection, cfg: Config | None = None) -> list[str]:
 
 def data_steps(cfg: Config | None = None) -> dict[str, str]:
     """{step name: revision} for the revisions that run a data step (the revision module names
-    its `Step`), oldest first."""
-    script = script_directory(cfg)
+    its `Step`, or a `StepFamily` by its prefix), oldest first."""
     found: dict[str, str] = {}
-    for r in reversed(list(script.walk_revisions())):
-        for value in vars(r.module).values():
-            if isinstance(value, Step):
-                found[value.name] = r.revision
-            elif isinstance(value, type) and issubclass(value, Step) and getattr(value, "step_prefix", None):
-                found[value.step_prefix] = r.revision  # a step per provider: <prefix>:<provider>
+    for revision, step in _steps(cfg):
+        found[step.prefix if isinstance(step, StepFamily) else step.name] = revision
     return found
+
+
+def _steps(cfg: Config | None) -> list[tuple[str, Step | StepFamily]]:
+    """(revision, the step or step family it names), oldest first."""
+    script = script_directory(cfg)
+    return [(r.revision, value) for r in reversed(list(script.walk_revisions()))
+            for value in vars(r.module).values() if isinstance(value, Step | StepFamily)]
 
 
 def data_revisions(cfg: Config | None = None) -> list[str]:
@@ -95,14 +97,11 @@ def data_revisions(cfg: Config | None = None) -> list[str]:
 
 
 def step_named(name: str, settings, cfg: Config | None = None) -> Step:
-    """The data step of that name, as its revision runs it (a per-provider step is built for the
-    provider its name ends with)."""
-    script = script_directory(cfg)
-    for r in script.walk_revisions():
-        for value in vars(r.module).values():
-            if isinstance(value, Step) and value.name == name:
-                return value
-            prefix = getattr(value, "step_prefix", None) if isinstance(value, type) else None
-            if prefix and issubclass(value, Step) and name.startswith(prefix + ":"):
-                return value(name.split(":", 1)[1], settings)
+    """The data step of that name, as its revision runs it (a family's step is built for the
+    member its name ends with)."""
+    for _, step in _steps(cfg):
+        if isinstance(step, StepFamily) and step.member(name):
+            return step.step(step.member(name), settings)
+        if isinstance(step, Step) and step.name == name:
+            return step
     raise ConfigError(f"no data step named {name!r}: the steps are {', '.join(data_steps(cfg))}")

@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
+from app.batch import LAST_KEY
 from app.db import make_engine
 from app.ops.databases import Server
 from app.steps.roles import ensure_roles
@@ -40,7 +41,7 @@ def premigrate(url: URL, count: int) -> None:
                     ids = list(conn.execute(text(
                         "SELECT id FROM user_settings WHERE keycloak_user_id = ANY (:k) ORDER BY id"),
                         {"k": keys[i:i + 500]}).scalars())
-                    STEP.migrate(conn, min(ids), max(ids), 2**31 - 1, None, sequence, ids=ids)
+                    STEP.migrate(conn, min(ids), max(ids), LAST_KEY, None, sequence, ids=ids)
         with engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT")
             conn.execute(text('VACUUM (ANALYZE) role, org, "user", org_user, settings, orgmig_user_settings_link,'

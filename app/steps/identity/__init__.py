@@ -32,7 +32,18 @@ from pathlib import Path
 
 from sqlalchemy import Connection, text
 
-from app.batch import Batch, BatchResult, DowngradeRefused, KeySource, MigrationError, SqlFiles, Step, runs
+from app.batch import (
+    ALL_KEYS,
+    Batch,
+    BatchResult,
+    DowngradeRefused,
+    KeySource,
+    MigrationError,
+    SqlFiles,
+    Step,
+    StepFamily,
+    runs,
+)
 from app.config import Settings
 from app.errors import ConfigError
 from app.numbers import plural
@@ -66,7 +77,6 @@ class RuleFiles(SqlFiles):
 
 
 SQL = RuleFiles(Path(__file__).parent)
-ALL_KEYS = {"start": -(2**63), "end": 2**63 - 1}
 APP_ROLE_WORDS = ("ADMIN", "USER", "ENTRY_ONLY", "ALL_FACILITIES", "NO_ACCESS")
 STATE = ("load_users", "load_desired", "match")
 DIFFS = ("diff_members", "diff_facilities", "diff_users")
@@ -107,8 +117,6 @@ class IdentitySync(Step):
     """Applies one provider's snapshot. One instance per provider; `settings` carries the group
     environment, the role map and the mass-change guard."""
 
-    step_prefix = "identity"  # step names are identity:<provider>
-
     # Keyed lookups into the tables a run fills (their statistics are those of before the run).
     # Sequential scans stay allowed: a batch reads its accounts from temporary tables, which only a
     # sequential scan reads, and with enable_seqscan off every plan carries the same disable cost,
@@ -119,7 +127,7 @@ class IdentitySync(Step):
 
     def __init__(self, provider: str, settings: Settings) -> None:
         self.provider = provider
-        self.name = f"identity:{provider}"
+        self.name = IDENTITY.name(provider)
         self.settings = settings
         self.role_map = json.dumps(parse_role_map(settings.role_map))
         self.priority = [p.strip() for p in settings.provider_priority.split(",") if p.strip()]
@@ -324,6 +332,10 @@ class IdentitySync(Step):
                 "memberships written": r["memberships_written"]}
 
 
+# One step per provider, identity:<provider> (revision 0007 runs one for each provider with an export)
+IDENTITY = StepFamily("identity", IdentitySync)
+
+
 def too_many_changed(counts: dict[str, int], fraction: float) -> bool:
     """The mass-change guard's rule: more of the linked users disabled, losing memberships or
     losing site-admin rights than ORGMIG_MAX_REMOVED_FRACTION allows. Compared in decimal, as the
@@ -361,5 +373,5 @@ def providers_applied(conn: Connection) -> list[str]:
     undo them: the reverse of the order they are applied in (a later provider's rows may hang
     on users an earlier one created)."""
     found = set(conn.exec_driver_sql("SELECT DISTINCT provider FROM orgmig_identity_undo").scalars())
-    found |= {step.split(":", 1)[1] for step in runs.step_names(conn, IdentitySync.step_prefix + ":")}
+    found |= {step.split(":", 1)[1] for step in runs.step_names(conn, IDENTITY.prefix + ":")}
     return [p for p in reversed(PROVIDERS) if p in found]

@@ -21,6 +21,8 @@ from sqlalchemy import Connection, text
 from sqlalchemy.dialects import postgresql
 
 from app.batch import (
+    ALL_KEYS,
+    LAST_KEY,
     Batch,
     BatchResult,
     ConcurrentChange,
@@ -53,8 +55,6 @@ SQL = SqlFiles(
                              for c in SETTINGS_COLUMNS),
     target_compare=", ".join(f"s.{c}::text" if c == "mcp_config" else f"s.{c}" for c in SETTINGS_COLUMNS),
 )
-# Every key range, for the guard that looks at all links at once.
-ALL_KEYS = {"start": -(2**31), "end": 2**31 - 1}
 ROLES = ("admin", "user")  # what the personal orgs need
 INSERTED = ("orgs", "users", "members", "settings")
 DRAIN_CHUNK = 500  # captured changes applied a transaction
@@ -265,7 +265,7 @@ def apply_changes(step: UserSettingsToOrg, conn: Connection, run_id: int | None,
             conn.execute(SQL("downgrade"), keys)
             conn.execute(SQL("capture.forget_reports"), {"step": step.name, "ids": again})
             sequence = conn.execute(SQL("run.user_id_sequence")).scalar_one()
-            step.migrate(conn, keys["start"], keys["end"], 2**31 - 1, run_id, sequence, ids=again)
+            step.migrate(conn, keys["start"], keys["end"], LAST_KEY, run_id, sequence, ids=again)
         if kept:
             conn.execute(SQL("capture.report_kept"), {"step": step.name, "ids": kept, "run_id": run_id})
     # Last: the rows it updates are the application's too (its settings and users), and their

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, text
 
 from app import db
-from app.batch import Attempts
+from app.batch import LAST_KEY, Attempts
 from app.errors import OrgmigError
 from app.steps.roles import ensure_roles
 from app.steps.user_settings import ROLES, SQL, STEP
@@ -38,7 +38,6 @@ from app.steps.user_settings import ROLES, SQL, STEP
 WAIT_BEFORE_RETRY = {"40P01", "55P03"}
 RETRIES = Attempts(5, 0.05, 1.0, pause=lambda exc: db.sqlstate(exc) in WAIT_BEFORE_RETRY,
                    level=logging.DEBUG, logger=logging.getLogger("app.steps.user_settings"))
-LAST_KEY = 2**31 - 1
 # What the batch sets for its transaction, set here for the statement; inside the caller's
 # transaction put back after it (releasing a savepoint keeps SET LOCAL values, so the caller's
 # transaction would keep them otherwise).
