@@ -35,8 +35,8 @@ def test_rows_sharing_a_key_are_done_once_and_in_one_batch(toy):
     with toy.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE toy_owned (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
                              " owner bigint NOT NULL, visits int NOT NULL DEFAULT 0, batch_start bigint)")
-        conn.exec_driver_sql("INSERT INTO toy_owned (owner) SELECT k FROM generate_series(1, 60) k,"
-                             " generate_series(1, k % 13 + 1) n")
+        conn.execute(text("INSERT INTO toy_owned (owner) SELECT k FROM generate_series(1, 60) k,"
+                          " generate_series(1, k % 13 + 1) n"))
     total = scalar(toy, ROWS)
     result = run_step(toy, VisitOwners(), "upgrade", options(batch_size=5, workers=3))
     assert result.rows_done == result.rows_total == total
