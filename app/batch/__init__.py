@@ -10,13 +10,14 @@ from app.batch.attempts import Attempts, unless_broken
 from app.batch.errors import ConcurrentChange, DowngradeRefused, MigrationError, Paused
 from app.batch.family import StepFamily
 from app.batch.options import Options
-from app.batch.runner import run_step
+from app.batch.revision import migration_lock
+from app.batch.runner import join_step, run_step
 from app.batch.sqlfile import SqlFiles
 from app.batch.step import ALL_KEYS, FIRST_KEY, LAST_KEY, Batch, BatchResult, KeySource, Step
-from app.batch.summary import RunResult
+from app.batch.summary import RunResult, format_summary
 
 __all__ = [
     "ALL_KEYS", "FIRST_KEY", "LAST_KEY", "Attempts", "Batch", "BatchResult", "ConcurrentChange", "DowngradeRefused",
-    "KeySource", "MigrationError", "Options", "Paused", "RunResult", "SqlFiles", "Step", "StepFamily", "run_step",
-    "runs", "unless_broken",
+    "KeySource", "MigrationError", "Options", "Paused", "RunResult", "SqlFiles", "Step", "StepFamily", "format_summary",
+    "join_step", "migration_lock", "run_step", "runs", "unless_broken",
 ]

@@ -20,6 +20,7 @@ from sqlalchemy import Connection
 
 from app import db
 from app.batch.attempts import describe, unless_broken
+from app.batch.context import RunContext
 from app.batch.errors import MigrationError, Paused
 from app.batch.ledger import Run
 from app.batch.pacer import Pacer
@@ -85,7 +86,7 @@ class Crew:
     """What the workers of one process share; `runner` gives the step, the options, the ledger
     and the connections and transactions."""
 
-    runner: object
+    runner: RunContext
     run: Run
     progress: Progress
     state: object = None

@@ -49,6 +49,7 @@ from collections import deque
 
 from sqlalchemy import Connection
 
+from app.batch.context import RunContext
 from app.batch.controller import ALONE_REASON, Bucket, Controller, Decision, Law, rate_text
 from app.batch.health import PROBES_PER_WINDOW, Health
 from app.batch.ledger import SQL, Run
@@ -78,7 +79,7 @@ def process_name() -> str:
 
 
 class Pacer:
-    def __init__(self, runner, run: Run, refresh_windows: int = REFRESH_WINDOWS) -> None:
+    def __init__(self, runner: RunContext, run: Run, refresh_windows: int = REFRESH_WINDOWS) -> None:
         self.runner = runner
         self.refresh_windows = refresh_windows
         self.run = run

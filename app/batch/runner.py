@@ -284,3 +284,10 @@ def run_step(engine: Engine, step: Step, direction: str, options: Options,
     """Run `step` to completion in `direction`; raises MigrationError (Paused, DowngradeRefused,
     Interrupted: `resume` names what resumes it)."""
     return Runner(engine, step, direction, options, resume).run()
+
+
+def join_step(engine: Engine, step: Step, direction: str, options: Options,
+              resume: str = "the same command") -> int:
+    """Take batches of `step`'s unfinished run in `direction` beside the process that runs it,
+    until none is left; returns the batches this process did (Runner.join)."""
+    return Runner(engine, step, direction, options, resume).join()

@@ -14,9 +14,7 @@ import sys
 
 from sqlalchemy.pool import NullPool
 
-from app.batch import MigrationError, Options, run_step
-from app.batch.revision import migration_lock
-from app.batch.summary import format_summary
+from app.batch import MigrationError, Options, format_summary, migration_lock, run_step
 from app.cli.common import add_database_option, connected
 from app.config import with_overrides
 from app.errors import ConfigError

@@ -15,8 +15,7 @@ import sys
 
 from sqlalchemy.pool import NullPool
 
-from app.batch import Options, runs
-from app.batch.runner import Runner
+from app.batch import Options, join_step, runs
 from app.cli.common import add_database_option, connected, whole_number
 from app.config import get_settings
 from app.errors import ConfigError
@@ -63,7 +62,7 @@ def handle(args: argparse.Namespace) -> int:
         opts = Options.from_settings(settings)
         if args.workers:
             opts = Options(**{**opts.__dict__, "workers": args.workers})
-        batches = Runner(engine, step, row.direction, opts, resume="`orgmig work`").join()
+        batches = join_step(engine, step, row.direction, opts, resume="`orgmig work`")
     print(f"{row.step} {row.direction}: {plural(batches, 'batch', 'batches')} done by this process; no range left"
           " to take",
           file=sys.stderr)

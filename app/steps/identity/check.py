@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from app import db
-from app.batch.revision import migration_lock
+from app.batch import migration_lock
 from app.errors import ConfigError
 from app.steps.identity import CHAIN_FROM_SNAPSHOT, COMPARE_WORK_MEM, SQL, IdentitySync
 
