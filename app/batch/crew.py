@@ -24,8 +24,8 @@ from app.batch.context import RunContext
 from app.batch.errors import MigrationError, Paused
 from app.batch.ledger import Run
 from app.batch.pacer import Pacer
-from app.batch.progress import Progress
 from app.batch.step import Batch, BatchResult
+from app.progress import RowProgress
 
 log = logging.getLogger("app.batch")
 
@@ -88,7 +88,7 @@ class Crew:
 
     runner: RunContext
     run: Run
-    progress: Progress
+    progress: RowProgress
     state: object = None
     batches: int = 0
     error: BaseException | None = None

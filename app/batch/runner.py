@@ -44,11 +44,11 @@ from app.batch.crew import Crew
 from app.batch.errors import Interrupted, MigrationError, Paused
 from app.batch.ledger import SQL, Ledger, Run
 from app.batch.options import Options
-from app.batch.progress import Progress
 from app.batch.step import DIRECTIONS, Step
 from app.batch.summary import RunFigures, RunResult, run_figures
 from app.errors import OrgmigError
 from app.interrupt import exit_code
+from app.progress import RowProgress
 
 log = logging.getLogger("app.batch")
 
@@ -75,7 +75,7 @@ class Runner:
         self._state = None
         self._main: Connection | None = None  # phases outside batches; holds the liveness lock
         self._run: Run | None = None
-        self._progress: Progress | None = None  # once the workers start
+        self._progress: RowProgress | None = None  # once the workers start
 
     # -- connections and transactions ----------------------------------------------------------
 
@@ -206,8 +206,8 @@ class Runner:
             workers = self._workers()
             self._phase("recording the settings",
                         lambda c: self.ledger.record_settings(c, run.id, self.opts, workers))
-            progress = self._progress = Progress(self.label, run.total_rows, run.rows_done,
-                                                 bar=self.opts.progress_bar)
+            progress = self._progress = RowProgress(self.label, run.total_rows, run.rows_done,
+                                                    terminal=self.opts.progress_bar)
             crew = Crew(self, run, progress, self._state)
             try:
                 crew.work(workers)
@@ -247,8 +247,8 @@ class Runner:
             self._run = run
             self.ledger.join(self._main_connection(), run.id)
             self._state = self._phase("preparing", lambda c: self.step.prepare(c, self.direction, run.id))
-            progress = self._progress = Progress(f"{self.label} (joined run {run.id})", run.total_rows,
-                                                 run.rows_done, bar=self.opts.progress_bar)
+            progress = self._progress = RowProgress(f"{self.label} (joined run {run.id})", run.total_rows,
+                                                    run.rows_done, terminal=self.opts.progress_bar)
             crew = Crew(self, run, progress, self._state)
             try:
                 crew.work(self._workers())

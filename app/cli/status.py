@@ -18,10 +18,10 @@ from rich.text import Text
 from app import db
 from app.batch.controller import rate_text
 from app.batch.health import STATUS_APPLICATION
-from app.batch.progress import eta
 from app.cli.common import add_database_option, connected
 from app.cli.output import console
 from app.ops import status
+from app.progress import eta
 
 
 def register(sub) -> None:

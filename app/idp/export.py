@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Engine
@@ -33,9 +34,9 @@ from app.idp.errors import (
 )
 from app.idp.http import RetryPolicy
 from app.idp.pages import Page, Stream
-from app.idp.progress import Progress, Tally
 from app.idp.providers import Provider, load_settings, provider_class
 from app.idp.snapshot import Counts, RunInfo, SnapshotWriter
+from app.progress import Progress
 
 log = logging.getLogger("app.idp")
 
@@ -45,6 +46,19 @@ MAX_PAGES_PER_STREAM = 1_000_000
 MAX_EMPTY_PAGES_IN_A_ROW = 3
 WRITE_AHEAD = 4  # pages a stream may fetch ahead of its committed checkpoint
 SPAWNED_WRITE_SLOTS = 2  # concurrent transactions of spawned streams (members of one group, ...)
+
+
+@dataclass
+class Tally:
+    """What an export has done so far (its progress line), counted from the pages committed."""
+
+    pages: int = 0
+    users: int = 0
+    groups: int = 0
+    memberships: int = 0
+    streams_done: int = 0
+    streams_known: int = 0
+    started: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -165,7 +179,7 @@ class Exporter:
         self.mode = "incremental" if since is not None else "full"
         self.restart = restart
         self.tally = Tally()
-        self.progress = Progress(self.provider, self.core, self.tally, terminal=terminal)
+        self.progress = Progress(self._line, log, terminal=terminal, log_every=10.0)
         self.roots = list(client.root_streams())
         self._started: set[str] = set()
         self._guards: list[_StreamGuard] = []  # one per stream read in this session
@@ -209,6 +223,19 @@ class Exporter:
                  self.provider, run.id, counts.users, counts.groups, counts.memberships, self.core.stats.requests)
         return ExportResult(run.id, self.provider, self.mode, run.resumed, counts, requests,
                             self.tally.pages, seconds, abandoned=run.abandoned)
+
+    def _line(self) -> str:
+        """Pages, users, groups, memberships, requests, retries and the rate-limit wait in
+        progress: an export has no total (nobody knows how many pages are left)."""
+        t, stats = self.tally, self.core.stats
+        text = (f"{self.provider}: {t.pages} pages, {t.users} users, {t.groups} groups, "
+                f"{t.memberships} memberships, {stats.requests} requests")
+        if stats.retries:
+            text += f", {stats.retries} retries"
+        wait = self.core.limiter.current_wait()
+        if wait is not None:
+            text += f", waiting {wait[1]:.1f}s for the {wait[0]} rate limit"
+        return text + f", streams {t.streams_done}/{t.streams_known}, {time.monotonic() - t.started:.0f}s"
 
     def _requests(self, run: RunInfo) -> int:
         """Requests of the run so far: earlier sessions' and this one's."""

@@ -1,6 +1,6 @@
 """The write loop: a few workers take the links left to set one at a time and write each through
 the provider's target; a recorder commits what they did, a few results per short transaction, as
-soon as they come; a ticker logs the progress.
+soon as they come; the progress is logged (app.progress).
 
 A failed account is recorded and reported and the loop goes on. Four things stop it (the workers
 finish what they have in flight, the recorder commits it, then the error is raised): the
@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError
 from app import db
 from app.errors import ConfigError, OrgmigError
 from app.idp.errors import IdpAuthError, IdpConnectError, IdpError, IdpHttpError
+from app.progress import Progress
 from app.writeback.store import Link, Outcome, Store
 from app.writeback.targets import Target, is_gone
 
@@ -69,8 +70,9 @@ class Runner:
         self.store = store
         self.todo = todo
         self.workers = max(1, min(workers, len(todo) or 1))
-        self.log_every = log_every
         self.tally = Tally()
+        # logged, never drawn: the command prints its own summary on the terminal
+        self.progress = Progress(self.line, log, terminal=False, log_every=log_every)
         self.fatal: OrgmigError | None = None
         self._items: Iterator[Link] = iter(todo)
         self._queue: asyncio.Queue[Outcome | None] = asyncio.Queue()
@@ -83,13 +85,14 @@ class Runner:
             except IdpAuthError as exc:  # credentials or scopes: configuration, as for a write
                 raise ConfigError(f"{self.target.name} write-back stopped: {exc}") from None
             recorder = asyncio.create_task(self._record())
-            ticker = asyncio.create_task(self._tick())
+            ticker = asyncio.create_task(self.progress.tick())
             try:
                 await asyncio.gather(*(self._work() for _ in range(self.workers)))
             finally:
                 ticker.cancel()
                 self._queue.put_nowait(None)
                 await recorder
+                self.progress.close()
         if self.fatal is not None:
             raise self.fatal
         return self.tally
@@ -168,11 +171,6 @@ class Runner:
             except DBAPIError as exc:
                 self._unrecorded = True
                 self._stop(db.explain(exc, self.store.engine.url))
-
-    async def _tick(self) -> None:
-        while True:
-            await asyncio.sleep(self.log_every)
-            log.info("%s", self.line())
 
     def line(self) -> str:
         t, stats = self.tally, self.target.core.stats
