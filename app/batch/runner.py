@@ -34,7 +34,9 @@ with one line (Interrupted) saying how far it got and what resumes it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 
 from sqlalchemy import Connection, Engine
 
@@ -183,7 +185,7 @@ class Runner:
     # -- the run ---------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
-        try:
+        with self._session():
             # Statements that read whole tables once per run (the plan, the opening count,
             # ANALYZE, the summary) run without a statement timeout; their lock waits stay bounded.
             self._phase("planning", self._plan, statement_timeout_ms=0)
@@ -206,10 +208,8 @@ class Runner:
             workers = self._workers()
             self._phase("recording the settings",
                         lambda c: self.ledger.record_settings(c, run.id, self.opts, workers))
-            progress = self._progress = RowProgress(self.label, run.total_rows, run.rows_done,
-                                                    terminal=self.opts.progress_bar)
-            crew = Crew(self, run, progress, self._state)
-            try:
+            crew = Crew(self, run, self._start_progress(self.label, run), self._state)
+            with crew.progress as progress:
                 crew.work(workers)
                 while self._phase("applying changes captured during the run",
                                   lambda c: self.step.drain(c, self.direction, run.id)):
@@ -220,15 +220,6 @@ class Runner:
                 if self._phase("counting rows written", lambda c: self.ledger.rows_written(c, run.id)):
                     self._analyze(self.step.analyze_after)
                 summary, reported, figures = self._summary()
-            finally:
-                progress.close()
-        except KeyboardInterrupt:
-            if self._run is None:
-                raise
-            raise self._interrupted() from None
-        finally:
-            if self._main is not None:
-                self._main.close()  # releases the liveness lock
         return RunResult(run.id, self.step.name, self.direction, run.total_rows, progress.done,
                          crew.batches, self.attempts.retries, run.resumed, figures,
                          summary, reported, progress.done - run.rows_done)
@@ -237,7 +228,7 @@ class Runner:
         """Work beside the process that runs this step (`orgmig work`, on this machine or
         another): take ranges of its unfinished run until none is left, and leave finishing the
         run to that process (or to the next one that resumes it). Returns the batches done."""
-        try:
+        with self._session():
             run = self._phase("finding the run", self.ledger.find_open)
             if run is None:
                 raise MigrationError(f"{self.label}: no unfinished run to join; start it with `alembic"
@@ -247,14 +238,17 @@ class Runner:
             self._run = run
             self.ledger.join(self._main_connection(), run.id)
             self._state = self._phase("preparing", lambda c: self.step.prepare(c, self.direction, run.id))
-            progress = self._progress = RowProgress(f"{self.label} (joined run {run.id})", run.total_rows,
-                                                    run.rows_done, terminal=self.opts.progress_bar)
-            crew = Crew(self, run, progress, self._state)
-            try:
+            crew = Crew(self, run, self._start_progress(f"{self.label} (joined run {run.id})", run), self._state)
+            with crew.progress:
                 crew.work(self._workers())
-            finally:
-                progress.close()
             return crew.batches
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[None]:
+        """Around a run or a join: SIGINT or SIGTERM, once the run is known, ends it resumable
+        (Interrupted); the main connection is closed at the end, releasing the liveness lock."""
+        try:
+            yield
         except KeyboardInterrupt:
             if self._run is None:
                 raise
@@ -262,6 +256,10 @@ class Runner:
         finally:
             if self._main is not None:
                 self._main.close()
+
+    def _start_progress(self, label: str, run: Run) -> RowProgress:
+        self._progress = RowProgress(label, run.total_rows, run.rows_done, terminal=self.opts.progress_bar)
+        return self._progress
 
     def _plan(self, conn: Connection) -> None:
         if not self.ledger.has_open(conn):
