@@ -26,6 +26,17 @@ class Interrupted(MigrationError):
 class DowngradeRefused(MigrationError):
     """A downgrade would delete rows it did not create; nothing was deleted."""
 
+    @classmethod
+    def unless_allowed(cls, step: str, counts: dict[str, int], allow_data_loss: bool, why: str,
+                       nothing: str = "deleted") -> None:
+        """Refuse `step`'s downgrade when any of `counts` ({what: rows}) is not 0, unless
+        `-x allow_data_loss=true`: `why` says what the application did to those rows."""
+        found = {k: v for k, v in counts.items() if v}
+        if found and not allow_data_loss:
+            listing = ", ".join(f"{v:,} {k}" for k, v in found.items())
+            raise cls(f"refusing to downgrade {step}: {why} ({listing}). Nothing was {nothing}. To delete"
+                      " those rows too, run the downgrade again with -x allow_data_loss=true")
+
 
 class ConcurrentChange(RuntimeError):
     """Another writer changed the rows a batch works on; the batch is rolled back and retried."""

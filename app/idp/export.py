@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine
@@ -48,17 +48,13 @@ WRITE_AHEAD = 4  # pages a stream may fetch ahead of its committed checkpoint
 SPAWNED_WRITE_SLOTS = 2  # concurrent transactions of spawned streams (members of one group, ...)
 
 
-@dataclass
 class Tally:
     """What an export has done so far (its progress line), counted from the pages committed."""
 
-    pages: int = 0
-    users: int = 0
-    groups: int = 0
-    memberships: int = 0
-    streams_done: int = 0
-    streams_known: int = 0
-    started: float = field(default_factory=time.monotonic)
+    def __init__(self) -> None:
+        self.pages = self.users = self.groups = self.memberships = 0
+        self.streams_done = self.streams_known = 0
+        self.started = time.monotonic()
 
 
 @dataclass

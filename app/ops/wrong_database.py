@@ -54,15 +54,19 @@ def _application_tables(conn: Connection) -> list[str]:
             if rel not in ours and not rel.startswith("orgmig_")]
 
 
+def _refuse_if(required: bool, message: str) -> None:
+    """With ORGMIG_REQUIRE_LEGACY_ROWS=true, what is otherwise a warning is an error."""
+    if required:
+        raise ConfigError(message)
+
+
 def before_baseline(conn: Connection, required: bool) -> None:
     """Revision 0001, before it creates `user_settings` where absent."""
     if conn.execute(text("SELECT to_regclass('user_settings') IS NOT NULL")).scalar_one():
         return
     where = _where(conn)
-    if required:
-        raise ConfigError(
-            f"{where} has no user_settings table, and ORGMIG_REQUIRE_LEGACY_ROWS=true requires its rows:"
-            " point DATABASE_URL at the application's database (revision 0001 was not applied)")
+    _refuse_if(required, f"{where} has no user_settings table, and ORGMIG_REQUIRE_LEGACY_ROWS=true requires its"
+               " rows: point DATABASE_URL at the application's database (revision 0001 was not applied)")
     others = [name for name, rel in conn.execute(TABLES).all() if rel != "alembic_version"]
     if others:
         log.warning("%s has %s (%s) but no user_settings: revision 0001 creates an empty one and"
@@ -77,10 +81,8 @@ def before_migrating(conn: Connection, required: bool) -> None:
     if conn.execute(text("SELECT EXISTS (SELECT 1 FROM user_settings)")).scalar_one():
         return
     where = _where(conn)
-    if required:
-        raise ConfigError(
-            f"user_settings in {where} is empty, and ORGMIG_REQUIRE_LEGACY_ROWS=true requires its rows: point"
-            " DATABASE_URL at the application's database (the revisions before 0004 stay applied)")
+    _refuse_if(required, f"user_settings in {where} is empty, and ORGMIG_REQUIRE_LEGACY_ROWS=true requires its"
+               " rows: point DATABASE_URL at the application's database (the revisions before 0004 stay applied)")
     tables = _application_tables(conn)
     if not tables:
         return

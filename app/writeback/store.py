@@ -23,7 +23,8 @@ from app.errors import ConfigError, DatabaseError
 from app.idp import jsonfast
 from app.provider_names import PROVIDERS
 
-SQL = SqlFiles(Path(__file__).parent)
+# the statements, with the rows of what some writes did (writeback.outcomes) expanded where they read them
+SQL = SqlFiles(Path(__file__).parent, outcomes=SqlFiles(Path(__file__).parent).source("writeback.outcomes"))
 TABLES = ("user_identity", "idp_user", "idp_export_run", "orgmig_report", "orgmig_writeback")
 LOCK_CLASS = 0x6F726D67  # "ormg", as app.batch.revision's migration lock
 LOCK_BASE = 0x7762_0000  # "wb" and the provider's place in the registry

@@ -35,10 +35,7 @@ ORDER BY i.user_id;
 -- name: record
 -- What a few writes did (JSON rows: external_id, user_id, value, status, http_status, error). An
 -- account gone at the provider holds nothing: its bookkeeping row goes, its report says why.
-WITH r AS (
-    SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))
-         AS r(external_id text, user_id integer, value text, status text, http_status integer, error text)
-), forgotten AS (
+WITH r AS ({outcomes}), forgotten AS (
     DELETE FROM orgmig_writeback w
     USING r
     WHERE w.provider = :provider AND w.external_id = r.external_id AND r.status = 'gone'
@@ -58,10 +55,7 @@ ON CONFLICT (provider, external_id) DO UPDATE SET
 -- A failed account is reported (one row per app user, the newest failure, reason
 -- `writeback_failed`), and so is an account gone at the provider (`writeback_account_gone`: the
 -- record that keeps later runs from trying it); a set one is not, and its older reports go.
-WITH r AS (
-    SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))
-         AS r(external_id text, user_id integer, value text, status text, http_status integer, error text)
-), cleared AS (
+WITH r AS ({outcomes}), cleared AS (
     DELETE FROM orgmig_report p
     USING r
     WHERE p.step = :step AND p.source_table = 'user' AND p.source_id = r.user_id
@@ -91,3 +85,8 @@ WHERE p.step = :step
            AND NOT EXISTS (SELECT 1 FROM user_identity i
                            WHERE i.provider = :provider AND i.external_id = p.detail ->> 'external_id'
                              AND i.user_id = p.source_id)));
+
+-- name: outcomes
+-- What a few writes did, as `record` and `report` read it: one JSON row each in :rows.
+SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+    AS r(external_id text, user_id integer, value text, status text, http_status integer, error text)

@@ -285,13 +285,8 @@ class IdentitySync(Step):
         counts.update(conn.execute(SQL("downgrade.app_changed"), params).mappings().one())
         counts.pop("written")
         kept = {k: counts.pop(k) for k in ("kept_users", "kept_members")}
-        found = {k: v for k, v in counts.items() if v}
-        if found and not allow_data_loss:
-            listing = ", ".join(f"{v:,} {k}" for k, v in found.items())
-            raise DowngradeRefused(
-                f"refusing to downgrade {self.name}: the application created or changed rows that the"
-                f" downgrade would delete ({listing}). Nothing was changed. To delete those rows too, run"
-                " the downgrade again with -x allow_data_loss=true")
+        DowngradeRefused.unless_allowed(self.name, counts, allow_data_loss, "the application created or changed"
+                                        " rows that the downgrade would delete", nothing="changed")
         return kept
 
     def check_downgrade(self, conn: Connection, allow_data_loss: bool) -> None:

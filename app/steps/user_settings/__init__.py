@@ -139,13 +139,8 @@ class UserSettingsToOrg(Step):
                     f" belong to the application and orgmig does not delete them: remove or"
                     f" re-point them ({tbl}.{col}) first. Nothing was deleted.")
             counts[f"{tbl} rows referencing migrated {target} rows"] = n
-        found = {k: v for k, v in counts.items() if v}
-        if found and not allow_data_loss:
-            listing = ", ".join(f"{v:,} {k}" for k, v in found.items())
-            raise DowngradeRefused(
-                f"refusing to downgrade {self.name}: the application created rows that depend on"
-                f" rows this migration created ({listing}). Nothing was deleted. To delete those"
-                f" rows too, run the downgrade again with -x allow_data_loss=true")
+        DowngradeRefused.unless_allowed(self.name, counts, allow_data_loss, "the application created rows that"
+                                        " depend on rows this migration created")
 
     @staticmethod
     def foreign_refs(conn: Connection) -> list[tuple[str, str, str, str, str]]:
