@@ -4,6 +4,7 @@ the next `alembic upgrade`/`downgrade` carry on from where it stopped."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from app.batch import runs
 from app.cli.common import add_database_option, connected
@@ -23,33 +24,31 @@ def register(sub) -> None:
     r.set_defaults(handler=handle_resume)
 
 
-def _flag(args: argparse.Namespace, pause: bool) -> list[dict]:
-    """Ask for a pause (or clear it) on the runs it applies to (and --step); return them as they were."""
+def _flag(args: argparse.Namespace, pause: bool, nothing: str, said: Callable[[dict], str]) -> int:
+    """Ask for a pause (or clear it) on the runs it applies to (and --step); a line for each, as it was."""
     with connected(args) as engine, engine.begin() as conn:
         if not runs.exists(conn):
             raise DatabaseError(MISSING_RUNS)
-        return runs.flag_pause(conn, pause, args.step)
+        flagged = runs.flag_pause(conn, pause, args.step)
+    if not flagged:
+        print(f"orgmig: {nothing}")
+        return 1
+    for r in flagged:
+        print(said(r))
+    return 0
 
 
 def handle_pause(args: argparse.Namespace) -> int:
-    flagged = _flag(args, True)
-    if not flagged:
-        print("orgmig: no unfinished run to pause")
-        return 1
-    for r in flagged:
-        print(f"pause requested: run {r['id']} {r['step']} {r['direction']} at key {r['cursor_key']}"
-              f" ({r['rows_done']:,}/{r['total_rows']:,} rows); it stops after its current batch")
-    return 0
+    return _flag(args, True, "no unfinished run to pause", lambda r: (
+        f"pause requested: run {r['id']} {r['step']} {r['direction']} at key {r['cursor_key']}"
+        f" ({r['rows_done']:,}/{r['total_rows']:,} rows); it stops after its current batch"))
 
 
 def handle_resume(args: argparse.Namespace) -> int:
-    flagged = _flag(args, False)
-    if not flagged:
-        print("orgmig: no paused run")
-        return 1
-    for r in flagged:
-        verb = "upgrade head" if r["direction"] == "upgrade" else "downgrade <the same target>"
-        print(f"resumed: run {r['id']} {r['step']} {r['direction']} ({r['rows_done']:,}/{r['total_rows']:,}"
-              f" rows); " + ("it continues now" if r["status"] == "running"
-                             else f"run `alembic {verb}` to continue"))
-    return 0
+    return _flag(args, False, "no paused run", _resumed)
+
+
+def _resumed(r: dict) -> str:
+    verb = "upgrade head" if r["direction"] == "upgrade" else "downgrade <the same target>"
+    return (f"resumed: run {r['id']} {r['step']} {r['direction']} ({r['rows_done']:,}/{r['total_rows']:,}"
+            f" rows); " + ("it continues now" if r["status"] == "running" else f"run `alembic {verb}` to continue"))

@@ -107,13 +107,19 @@ class OldAccount:
 
 def read_account(old_id: str, raw: bytes) -> OldAccount:
     """An entry of hash `users`; Malformed when it is not a JSON object."""
+    value = _json(raw, "users", dict, "a JSON object")
+    return OldAccount(old_id, normalize_email(value.get("email_address")))
+
+
+def _json(raw: bytes, entry: str, kind: type, what: str):
+    """The entry of hash `entry` parsed; Malformed when it is not JSON, or not `what`."""
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise Malformed("the users entry is not JSON") from None
-    if not isinstance(value, dict):
-        raise Malformed("the users entry is not a JSON object")
-    return OldAccount(old_id, normalize_email(value.get("email_address")))
+        raise Malformed(f"the {entry} entry is not JSON") from None
+    if not isinstance(value, kind):
+        raise Malformed(f"the {entry} entry is not {what}")
+    return value
 
 
 @dataclass
@@ -159,12 +165,7 @@ class Collections:
 def read_collections(raw: bytes) -> Collections:
     """An entry of hash `collections` in its new shape; Malformed when it is not a JSON list of
     collections (objects with an id, a name and a list of members)."""
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise Malformed("the collections entry is not JSON") from None
-    if not isinstance(value, list):
-        raise Malformed("the collections entry is not a JSON list")
+    value = _json(raw, "collections", list, "a JSON list")
     out = Collections()
     for n, item in enumerate(value):
         out.items.append(_collection(n, item, out.bad_timestamps))

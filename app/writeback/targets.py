@@ -34,6 +34,18 @@ from app.idp.providers import auth0, keycloak, okta
 BUCKET = "user-write"  # rate-limit state of the write endpoint, apart from the token's
 
 
+
+async def _set_and_check(core, method: str, path: str, holder: str, attribute: str, value: str, need: str) -> str:
+    """Set `holder.attribute` of a user to `value` in one request, and check the user it returns
+    holds it (a provider that drops what it does not know answers 200 all the same)."""
+    reply = await core.request(method, path, json_body={holder: {attribute: value}}, bucket=BUCKET, need=need)
+    body = reply.body if isinstance(reply.body, dict) else {}
+    held = (body.get(holder) or {}).get(attribute)
+    if held != value:
+        raise IdpHttpError(method, reply.path, reply.status,
+                           f"the user it returned has {holder}.{attribute} = {held!r}, not {value!r}")
+    return "written"
+
 class AttributeDropped(ConfigError):
     """The provider accepted the write and did not keep it (Keycloak's user profile)."""
 
@@ -99,15 +111,8 @@ class Auth0Target:
         return None
 
     async def write(self, external_id: str, value: str) -> str:
-        reply = await self.core.request("PATCH", f"/api/v2/users/{quote(external_id, safe='')}",
-                                        json_body={"app_metadata": {self.attribute: value}}, bucket=BUCKET,
-                                        need=self.NEED)
-        body = reply.body if isinstance(reply.body, dict) else {}
-        held = (body.get("app_metadata") or {}).get(self.attribute)
-        if held != value:
-            raise IdpHttpError("PATCH", reply.path, reply.status,
-                               f"the user it returned has app_metadata.{self.attribute} = {held!r}, not {value!r}")
-        return "written"
+        return await _set_and_check(self.core, "PATCH", f"/api/v2/users/{quote(external_id, safe='')}",
+                                    "app_metadata", self.attribute, value, self.NEED)
 
 
 class OktaTarget:
@@ -152,15 +157,8 @@ class OktaTarget:
 
     async def write(self, external_id: str, value: str) -> str:
         # Hand-built: the one property, nothing else (an explicit null would clear a property).
-        reply = await self.core.request("POST", f"/api/v1/users/{quote(external_id, safe='')}",
-                                        json_body={"profile": {self.attribute: value}}, bucket=BUCKET,
-                                        need=self.NEED_WRITE)
-        body = reply.body if isinstance(reply.body, dict) else {}
-        held = (body.get("profile") or {}).get(self.attribute)
-        if held != value:
-            raise IdpHttpError("POST", reply.path, reply.status,
-                               f"the user it returned has profile.{self.attribute} = {held!r}, not {value!r}")
-        return "written"
+        return await _set_and_check(self.core, "POST", f"/api/v1/users/{quote(external_id, safe='')}",
+                                    "profile", self.attribute, value, self.NEED_WRITE)
 
 
 class KeycloakTarget:
