@@ -148,11 +148,6 @@ X_ARGUMENTS = ("batch_size", "workers", "lock_timeout_ms", "statement_timeout_ms
                "require_legacy_rows", "steer", "max_app_latency_ratio", "steer_probe_ms")
 
 
-def env_name(field: str) -> str:
-    """The environment variable that sets `field`."""
-    return str(Settings.model_fields[field].validation_alias)
-
-
 _MESSAGES = {
     "int_parsing": "must be a whole number",
     "int_from_float": "must be a whole number",

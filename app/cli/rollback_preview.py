@@ -22,7 +22,7 @@ def register(sub) -> None:
 def handle(args: argparse.Namespace) -> int:
     with connected(args, poolclass=NullPool) as engine, engine.connect() as conn:
         with db.transaction(conn, statement_timeout_ms=0, rollback=True, TimeZone="UTC"):
-            counts = dict(conn.execute(SQL("writeback.preview")).mappings().one())
+            counts = dict(conn.execute(SQL("rollback.preview")).mappings().one())
     for kind, n in counts.items():
         print(f"{n:>10,}  {kind}")
     print("`alembic downgrade 0003` writes these back to user_settings, then removes revision 0004's rows")

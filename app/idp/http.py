@@ -22,7 +22,7 @@ import logging
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -31,6 +31,9 @@ from app.config import Settings, get_settings
 from app.idp import jsonfast
 from app.idp.errors import IdpAuthError, IdpConnectError, IdpHttpError, redact
 from app.idp.ratelimit import RateLimiter, header_int
+
+if TYPE_CHECKING:
+    from app.idp.tokens import TokenSource
 
 log = logging.getLogger("app.idp")
 
@@ -150,7 +153,7 @@ class HttpCore:
         provider: str,
         base_url: str,
         concurrency: int,
-        token=None,
+        token: TokenSource | None = None,
         rate_prefix: str = "x-rate-limit",
         retry: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,

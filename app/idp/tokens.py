@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 
 class TokenSource(Protocol):
+    """What HttpCore asks a token for (StaticToken, or a client-credentials token fetched and
+    renewed): the Authorization header, and whether a 401 may be cured by fetching a fresh one."""
+
     refreshable: bool
 
     async def authorization(self, core: HttpCore) -> str: ...

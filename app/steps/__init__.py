@@ -1,1 +1,1 @@
-"""Data steps: each a short declarative object the batch engine runs (see app/steps/base.py)."""
+"""Data steps: each a short declarative object the batch engine runs (app.batch.Step)."""

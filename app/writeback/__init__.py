@@ -37,7 +37,7 @@ from app.idp.config import ProviderSettings, checked
 from app.idp.errors import guarded_logs, register_secret
 from app.idp.http import RetryPolicy
 from app.idp.providers import load_settings
-from app.writeback.run import Runner, dry_check
+from app.writeback.run import WriteLoop, dry_check
 from app.writeback.store import Store
 from app.writeback.targets import Target, make_target, target_class
 
@@ -129,7 +129,7 @@ def writeback(provider: str, engine: Engine, *, dry_run: bool = False, settings:
                         len(plan.todo))
         if plan.todo:
             writer = target(workers)
-            runner = Runner(writer, store, plan.todo, workers)
+            runner = WriteLoop(writer, store, plan.todo, workers)
             try:
                 with guarded_logs():
                     asyncio.run(runner.run())

@@ -63,7 +63,7 @@ async def dry_check(target: Target) -> str:
             raise ConfigError(f"{target.name} write-back check: {exc}") from None
 
 
-class Runner:
+class WriteLoop:
     def __init__(self, target: Target, store: Store, todo: list[Link], workers: int,
                  log_every: float = 10.0) -> None:
         self.target = target

@@ -123,9 +123,9 @@ class UserSettingsToOrg(Step):
                 log.info("%s: user_settings.%s is %s (the legacy DDL says %s): converted by its type",
                          self.name, column, found, expected)
 
-    def write_back_new_users(self, conn: Connection) -> int:
+    def restore_new_users(self, conn: Connection) -> int:
         """Users the application created through the new tables get a legacy row each."""
-        return conn.execute(SQL("writeback.new_users")).rowcount
+        return conn.execute(SQL("rollback.new_users")).rowcount
 
     def check_downgrade(self, conn: Connection, allow_data_loss: bool) -> None:
         counts = dict(conn.execute(SQL("dependent_rows"), {**ALL_KEYS, "ids": None, "delete": False}).mappings().one())
@@ -188,8 +188,8 @@ class UserSettingsToOrg(Step):
     def downgrade(self, conn: Connection, batch: Batch) -> BatchResult:
         keys = {"start": batch.start, "end": batch.end, "ids": None}
         # First what the application changed goes back to user_settings (lossless rollback).
-        written_back = conn.execute(SQL("writeback.settings"), keys).rowcount
-        written_back += conn.execute(SQL("writeback.users"), keys).rowcount
+        written_back = conn.execute(SQL("rollback.settings"), keys).rowcount
+        written_back += conn.execute(SQL("rollback.users"), keys).rowcount
         extra = written_back
         if batch.allow_data_loss:
             extra = conn.execute(SQL("dependent_rows"), {**keys, "delete": True}).mappings().one()["written"]
@@ -224,7 +224,7 @@ class UserSettingsToOrg(Step):
             # (a downgrade resumed from before its plan ended the capture)
             conn.exec_driver_sql(SQL.source("capture.lock"))
             conn.exec_driver_sql(SQL.source("capture.remove"))
-        added = self.write_back_new_users(conn)
+        added = self.restore_new_users(conn)
         if added:
             log.info("%s: %d users the application created through the new tables got a legacy row",
                      self.name, added)
