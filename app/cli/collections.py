@@ -20,7 +20,7 @@ from sqlalchemy.pool import NullPool
 
 from app import collections
 from app.cli.common import add_database_option, connected, whole_number
-from app.collections.report import check_table
+from app.collections.reported import check_table
 from app.numbers import plural
 
 MAX_ID = 2**31 - 1  # "user".id is an integer

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import redis
 
 from app.collections import legacy
-from app.collections.report import (
+from app.collections.reported import (
     ID_CLASH,
     LEGACY_CHANGING,
     MALFORMED_COLLECTIONS,

@@ -23,10 +23,10 @@ import redis
 from sqlalchemy import Connection, text
 
 from app.collections import email_index, legacy, matching
-from app.collections import report as reports
+from app.collections import reported as reports
 from app.collections.moves import Move, Mover, Outcome, malformed, raw
 from app.collections.planner import Decision, Walker
-from app.collections.report import Reported
+from app.collections.reported import Reported
 from app.collections.run import Result, apply_batch, purge_moved
 from app.collections.store import KEYS, answering
 from app.errors import ConfigError

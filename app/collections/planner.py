@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 
 from app.collections import legacy, matching
 from app.collections.moves import Move, malformed, raw
-from app.collections.report import Reported
+from app.collections.reported import Reported
 from app.collections.store import KEYS, answering, scan_hash
 from app.collections.store import text as as_text
 

@@ -16,10 +16,10 @@ from typing import Protocol
 import redis
 from sqlalchemy import Engine, text
 
-from app.collections import report as reports
+from app.collections import reported as reports
 from app.collections.moves import Mover, Outcome, raw
 from app.collections.planner import Decision, Walker
-from app.collections.report import CHANGED_AFTER_MIGRATION, Reported
+from app.collections.reported import CHANGED_AFTER_MIGRATION, Reported
 from app.collections.store import KEYS, Scripts, answering
 
 log = logging.getLogger("orgmig.collections")

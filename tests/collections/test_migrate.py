@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from app.collections import migrate_all, plan, run
-from app.collections.report import source_id
+from app.collections.reported import source_id
 from app.collections.store import CLASH_NAMESPACE
 from tests.support.collections import (
     add_account,
