@@ -54,7 +54,7 @@ class Progress:
 
     def update(self) -> None:
         if self._live is not None:
-            self._live.update(self.line())
+            self._live.update(self.render())
             return
         now = time.monotonic()
         with self._lock:
@@ -64,6 +64,10 @@ class Progress:
         if due:
             self.logger.info("%s", self.line())
 
+    def render(self):
+        """What a terminal shows: the line."""
+        return self.line()
+
     async def tick(self, every: float = 1.0) -> None:
         """Keep it current while nothing moves (requests waiting on a rate limit), until cancelled."""
         while True:
@@ -72,7 +76,7 @@ class Progress:
 
     def close(self) -> None:
         if self._live is not None:
-            self._live.update(self.line())
+            self._live.update(self.render())
             self._live.stop()
             self._live = None
         else:
@@ -112,6 +116,16 @@ class RowProgress(Progress):
         pct = 100.0 * self.done / self.total if self.total else 100.0
         return (f"{self.label}: {self.done:,}/{self.total:,} rows ({pct:.1f}%), "
                 f"{self.rate:,.0f} rows/s, ETA {eta(self.eta)}")
+
+    def render(self):
+        """A bar of the rows done beside the line."""
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+
+        grid = Table.grid(padding=(0, 1))
+        grid.add_row(ProgressBar(total=self.total or 1, completed=self.done if self.total else 1, width=30),
+                     self.line())
+        return grid
 
     def advance(self, rows: int) -> None:
         self.done += rows
