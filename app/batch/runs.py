@@ -85,3 +85,11 @@ def flag_pause(conn: Connection, pause: bool, step: str | None = None) -> list[d
 def reported(conn: Connection) -> list[dict]:
     """The steps' reported rows (orgmig_report) counted by step, reason and whether migrated."""
     return [dict(r) for r in conn.execute(SQL("runs.reported")).mappings()]
+
+
+def steering(conn: Connection, ids: list[int]) -> dict[int, dict] | None:
+    """{run id: its steering as its newest process last wrote it} (sql/steer.sql); None where the
+    database has no steering tables (revision 0003 of an earlier orgmig)."""
+    if not conn.execute(SQL("steer.has_tables")).scalar_one():
+        return None
+    return {s["run_id"]: dict(s) for s in conn.execute(SQL("steer.status"), {"ids": ids}).mappings()}

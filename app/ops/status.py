@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 
 from app.batch import runs
-from app.batch.ledger import SQL
 from app.ops import migrations
 
 
@@ -36,9 +34,8 @@ def collect(engine: Engine) -> Status:
             # A `running` run whose liveness lock nobody holds lost its process (killed, server
             # restarted): it is shown as interrupted, and the same alembic command resumes it.
             status.runs = [_with_stats(r, stats.get(r["id"]), workers.get(r["id"])) for r in rows]
-            if inspect(conn).has_table("orgmig_steer"):
-                steering = {s["run_id"]: s for s in conn.execute(SQL("steer.status"),
-                                                                 {"ids": [r["id"] for r in rows]}).mappings()}
+            steering = runs.steering(conn, [r["id"] for r in rows])
+            if steering is not None:
                 for r in status.runs:
                     r["steering"] = _steering(steering.get(r["id"]))
             status.reports = runs.reported(conn)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection
 
-from app.batch.sqlfile import SqlFiles
+from app.batch import SqlFiles
 
 SQL = SqlFiles(Path(__file__).parent)
 
