@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterator, Sequence
 from sqlalchemy import Connection, text
 
 from app import db
-from app.batch import runs
 from app.batch.attempts import Attempts
 from app.batch.errors import DowngradeRefused, MigrationError
 from app.batch.options import Options
 from app.batch.runner import run_step
+from app.batch.runs import last_upgrade
 from app.batch.step import Step
 from app.batch.summary import print_summary
 from app.config import X_ARGUMENTS, Settings, get_settings, with_overrides
@@ -112,7 +112,7 @@ def ensure_finished(step_name: str) -> None:
     from alembic import op
     if op.get_context().as_sql:
         return
-    run = runs.last_upgrade(op.get_bind(), step_name)
+    run = last_upgrade(op.get_bind(), step_name)
     if run is None or run["status"] != "finished":
         where = ("no run of it is recorded" if run is None else
                  f"run {run['id']} is {run['status']} at {run['rows_done']:,}/{run['total_rows']:,} rows")
