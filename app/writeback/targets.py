@@ -35,16 +35,27 @@ BUCKET = "user-write"  # rate-limit state of the write endpoint, apart from the 
 
 
 
-async def _set_and_check(core, method: str, path: str, holder: str, attribute: str, value: str, need: str) -> str:
-    """Set `holder.attribute` of a user to `value` in one request, and check the user it returns
-    holds it (a provider that drops what it does not know answers 200 all the same)."""
-    reply = await core.request(method, path, json_body={holder: {attribute: value}}, bucket=BUCKET, need=need)
-    body = reply.body if isinstance(reply.body, dict) else {}
-    held = (body.get(holder) or {}).get(attribute)
-    if held != value:
-        raise IdpHttpError(method, reply.path, reply.status,
-                           f"the user it returned has {holder}.{attribute} = {held!r}, not {value!r}")
-    return "written"
+class OneRequestWrite:
+    """A target whose write is one request setting `HOLDER.<attribute>` (WRITE: method, path with
+    `{id}`, holder), checked in the user it returns: a provider that drops what it does not know
+    answers 200 all the same. Hand-built: the one property, nothing else (an explicit null would
+    clear a property)."""
+
+    WRITE: tuple[str, str, str]
+    NEED_WRITE: str
+    core: HttpCore
+    attribute: str
+
+    async def write(self, external_id: str, value: str) -> str:
+        method, path, holder = self.WRITE
+        reply = await self.core.request(method, path.format(id=quote(external_id, safe="")), bucket=BUCKET,
+                                        json_body={holder: {self.attribute: value}}, need=self.NEED_WRITE)
+        body = reply.body if isinstance(reply.body, dict) else {}
+        held = (body.get(holder) or {}).get(self.attribute)
+        if held != value:
+            raise IdpHttpError(method, reply.path, reply.status,
+                               f"the user it returned has {holder}.{self.attribute} = {held!r}, not {value!r}")
+        return "written"
 
 class AttributeDropped(ConfigError):
     """The provider accepted the write and did not keep it (Keycloak's user profile)."""
@@ -86,7 +97,7 @@ def _refuse(provider: str, attribute: str, why: str) -> None:
     raise ConfigError(f"ORGMIG_WRITEBACK_ATTRIBUTE={attribute} cannot hold the app's user id in {provider}: {why}")
 
 
-class Auth0Target:
+class Auth0Target(OneRequestWrite):
     name = "auth0"
     default_attribute = "app_user_id"
     GONE = "inexistent_user"
@@ -95,7 +106,8 @@ class Auth0Target:
     RESERVED = frozenset({"__tenant", "_id", "blocked", "clientID", "created_at", "email_verified", "email",
                           "globalClientID", "global_client_id", "identities", "lastIP", "lastLogin", "loginsCount",
                           "metadata", "multifactor_last_modified", "multifactor", "updated_at", "user_id"})
-    NEED = "scope update:users (or update:users_app_metadata)"
+    NEED_WRITE = "scope update:users (or update:users_app_metadata)"
+    WRITE = ("PATCH", "/api/v2/users/{id}", "app_metadata")
 
     def __init__(self, settings: Auth0Settings, attribute: str, *, concurrency: int, retry: RetryPolicy) -> None:
         self.check_attribute(attribute)
@@ -110,12 +122,8 @@ class Auth0Target:
     async def prepare(self) -> None:
         return None
 
-    async def write(self, external_id: str, value: str) -> str:
-        return await _set_and_check(self.core, "PATCH", f"/api/v2/users/{quote(external_id, safe='')}",
-                                    "app_metadata", self.attribute, value, self.NEED)
 
-
-class OktaTarget:
+class OktaTarget(OneRequestWrite):
     name = "okta"
     default_attribute = "appUserId"
     GONE = "(User)"  # E0000007 "Not found: Resource not found: <id> (User)"
@@ -124,6 +132,7 @@ class OktaTarget:
     SCHEMA = "/api/v1/meta/schemas/user/default"
     NEED_WRITE = "okta.users.manage (or, for an API token, an administrator role that may edit users)"
     NEED_SCHEMA = "okta.schemas.read (or, for an API token, a read-only administrator role)"
+    WRITE = ("POST", "/api/v1/users/{id}", "profile")
 
     def __init__(self, settings: OktaSettings, attribute: str, *, concurrency: int, retry: RetryPolicy) -> None:
         self.check_attribute(attribute)
@@ -154,11 +163,6 @@ class OktaTarget:
     async def check(self) -> str:
         await self.prepare()
         return f"the user schema has the custom string attribute {self.attribute} ({self.SCHEMA})"
-
-    async def write(self, external_id: str, value: str) -> str:
-        # Hand-built: the one property, nothing else (an explicit null would clear a property).
-        return await _set_and_check(self.core, "POST", f"/api/v1/users/{quote(external_id, safe='')}",
-                                    "profile", self.attribute, value, self.NEED_WRITE)
 
 
 class KeycloakTarget:
