@@ -26,9 +26,15 @@ def test_the_downgrade_keeps_what_the_application_changed_after_the_sync(identit
     ids = Ids(provider, start(provider))
     disabled, renamed, moved = (linked_user(engine, ids, k) for k in ("highest", "multi-org", "user-fac"))
     assert all(changed_by_the_sync(engine, u) for u in (disabled, renamed, moved))
-    created_member = rows(engine, """SELECT CAST(split_part(row_key, '|', 1) AS uuid), user_id
-                                     FROM orgmig_identity_undo WHERE table_name = 'org_user' AND before IS NULL
-                                     ORDER BY row_key LIMIT 1""")[0]
+    # A membership the sync created with a role other than admin, so that making it admin is a
+    # change (org ids are random: the first created membership may already be an admin's).
+    created_member = rows(engine, """SELECT m.org_id, m.user_id
+                                     FROM orgmig_identity_undo u
+                                     JOIN org_user m ON m.org_id = CAST(split_part(u.row_key, '|', 1) AS uuid)
+                                                    AND m.user_id = u.user_id
+                                     JOIN role r ON r.id = m.role_id
+                                     WHERE u.table_name = 'org_user' AND u.before IS NULL AND r.name <> 'admin'
+                                     ORDER BY u.row_key LIMIT 1""")[0]
     # After the sync, the application disables a user, renames one, changes an email, and makes a
     # membership the sync created admin.
     execute(engine, """UPDATE "user" SET status = 'disabled' WHERE id = :u""", u=disabled)
