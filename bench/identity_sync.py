@@ -98,7 +98,7 @@ from app.batch import Options, run_step
 from app.config import Settings
 from app.db import make_engine
 from app.steps.identity import CHAIN_FROM_SNAPSHOT, CHAIN_OF_PLAN, SQL, IdentitySync
-from app.steps.identity.check import drift
+from app.steps.identity.readonly import drift
 
 PROVIDER = "okta"
 TARGET_APPLY = 20_000

@@ -18,7 +18,7 @@ from app.config import get_settings
 from app.errors import ConfigError
 from app.provider_names import PROVIDERS
 from app.steps.identity import IdentitySync
-from app.steps.identity.check import drift
+from app.steps.identity.readonly import drift
 
 
 def register(sub) -> None:

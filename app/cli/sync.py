@@ -20,7 +20,7 @@ from app.config import with_overrides
 from app.errors import ConfigError
 from app.provider_names import PROVIDERS
 from app.steps.identity import IdentitySync, describe_plan, too_many_changed
-from app.steps.identity.check import Plan, dry_run
+from app.steps.identity.readonly import Plan, dry_run
 
 # The plan's counts of what would change, as `describe_plan` prints them (the `changes` of --json).
 CHANGES = ("accounts", "links_created", "users_created", "memberships_added", "memberships_changed",

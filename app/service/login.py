@@ -22,12 +22,12 @@ from app.steps.user_settings.login import migrate_user
 
 LINKED = text("""SELECT u.id, u.current_org_id FROM user_identity i JOIN "user" u ON u.id = i.user_id
                  WHERE i.provider = :p AND i.external_id = :x""")
-ACCOUNT = text("""INSERT INTO idb_user (row_id, external_id, email, email_norm, email_verified, site_admin)
+ACCOUNT = text("""INSERT INTO batch_account (row_id, external_id, email, email_norm, email_verified, site_admin)
                   SELECT coalesce((SELECT row_id FROM idp_user WHERE provider = :p AND external_id = :x), 0),
                          :x, nullif(btrim(:e), ''), nullif(lower(btrim(:e)), ''), :v, false""")
 MATCHED = text("""SELECT b.row_id, b.user_id, b.matched_by, b.problem, b.detail, u.current_org_id, u.keycloak_user_id,
                          (SELECT min(c.id) FROM "user" c WHERE lower(btrim(c.email)) = b.email_norm) AS candidate
-                  FROM idb_user b LEFT JOIN "user" u ON u.id = b.user_id""")
+                  FROM batch_account b LEFT JOIN "user" u ON u.id = b.user_id""")
 LINK = text("""INSERT INTO user_identity (provider, external_id, user_id, matched_by)
                VALUES (:p, :x, :u, :m) ON CONFLICT DO NOTHING""")
 REPORT = text("""INSERT INTO orgmig_report (step, source_table, source_id, reason, migrated, detail)

@@ -270,7 +270,7 @@ class IdentitySync(Step):
         removed = conn.execute(SQL("apply.remove_members"), params).rowcount
         users = conn.execute(SQL("apply.apply_users"), params).scalar_one()
         conn.execute(SQL("apply.report"), params)
-        rows = conn.exec_driver_sql("SELECT count(*) FROM idb_user").scalar_one()
+        rows = conn.exec_driver_sql("SELECT count(*) FROM batch_account").scalar_one()
         return BatchResult(rows, written + sum(members.values()) + sum(access.values()) + removed + users)
 
     def refuse_downgrade(self, conn: Connection, allow_data_loss: bool) -> dict[str, int]:

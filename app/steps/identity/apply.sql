@@ -18,10 +18,10 @@
 WITH new AS MATERIALIZED (
     SELECT b.row_id, nextval(CAST(:user_id_sequence AS regclass))::integer AS id, b.email, b.email_verified,
            b.app_status, b.first_name, b.last_name, b.site_admin, s.subject
-    FROM idb_user b
+    FROM batch_account b
     CROSS JOIN LATERAL (SELECT :subject_prefix || b.external_id AS subject) s
     WHERE b.problem = 'idp_user_without_app_user' AND b.app_status IS DISTINCT FROM 'disabled'
-      AND EXISTS (SELECT 1 FROM idb_member d WHERE d.external_id = b.external_id AND d.role_id IS NOT NULL)
+      AND EXISTS (SELECT 1 FROM batch_desired_membership d WHERE d.external_id = b.external_id AND d.role_id IS NOT NULL)
       AND NOT EXISTS (SELECT 1 FROM "user" u WHERE u.keycloak_user_id = s.subject)
 ),
 ins AS (
@@ -35,14 +35,14 @@ undo AS (
     SELECT :provider, 'user', id::text, id, NULL, now(), :run_id FROM ins
     RETURNING 1
 )
-UPDATE idb_user b SET user_id = n.id, matched_by = 'created', new_link = true, problem = NULL, detail = NULL
+UPDATE batch_account b SET user_id = n.id, matched_by = 'created', new_link = true, problem = NULL, detail = NULL
 FROM new n
 WHERE b.row_id = n.row_id;
 
 -- name: link
 WITH ins AS (
     INSERT INTO user_identity (provider, external_id, user_id, matched_by)
-    SELECT :provider, b.external_id, b.user_id, b.matched_by FROM idb_user b WHERE b.new_link
+    SELECT :provider, b.external_id, b.user_id, b.matched_by FROM batch_account b WHERE b.new_link
     RETURNING external_id, user_id
 )
 INSERT INTO orgmig_identity_undo (provider, table_name, row_key, user_id, before, run_id)
@@ -53,12 +53,12 @@ WHERE NOT EXISTS (SELECT 1 FROM orgmig_identity_undo x
 -- name: apply_members
 WITH ins AS (
     INSERT INTO org_user (org_id, user_id, role_id, status, all_facilities)
-    SELECT d.org_id, d.user_id, d.role_to, 'active', d.all_to FROM idb_member_diff d WHERE d.kind = 'add'
+    SELECT d.org_id, d.user_id, d.role_to, 'active', d.all_to FROM batch_membership_diff d WHERE d.kind = 'add'
     RETURNING org_id, user_id
 ),
 upd AS (
     UPDATE org_user m SET role_id = d.role_to, all_facilities = d.all_to
-    FROM idb_member_diff d
+    FROM batch_membership_diff d
     WHERE d.kind = 'change' AND NOT d.app_edit AND m.org_id = d.org_id AND m.user_id = d.user_id
     RETURNING m.org_id, m.user_id
 ),
@@ -66,7 +66,7 @@ written AS (
     SELECT i.org_id || '|' || i.user_id AS row_key, i.user_id, NULL::jsonb AS before FROM ins i
     UNION ALL
     SELECT u.org_id || '|' || u.user_id, u.user_id, d.before
-    FROM upd u JOIN idb_member_diff d ON d.org_id = u.org_id AND d.user_id = u.user_id
+    FROM upd u JOIN batch_membership_diff d ON d.org_id = u.org_id AND d.user_id = u.user_id
 ),
 undo_new AS (
     INSERT INTO orgmig_identity_undo (provider, table_name, row_key, user_id, before, applied_updated_at, run_id)
@@ -85,12 +85,12 @@ SELECT (SELECT count(*) FROM ins) AS added, (SELECT count(*) FROM upd) AS change
 -- name: apply_facilities
 WITH ins AS (
     INSERT INTO org_user_facility (org_id, user_id, facility_id)
-    SELECT d.org_id, d.user_id, d.facility_id FROM idb_facility_diff d
+    SELECT d.org_id, d.user_id, d.facility_id FROM batch_facility_diff d
     WHERE d.kind = 'add' AND EXISTS (SELECT 1 FROM org_user m WHERE m.org_id = d.org_id AND m.user_id = d.user_id)
     RETURNING org_id, user_id, facility_id
 ),
 del AS (
-    DELETE FROM org_user_facility f USING idb_facility_diff d
+    DELETE FROM org_user_facility f USING batch_facility_diff d
     WHERE d.kind = 'remove' AND NOT d.app_edit
       AND f.org_id = d.org_id AND f.user_id = d.user_id AND f.facility_id = d.facility_id
     RETURNING f.org_id, f.user_id, f.facility_id, f.created_at
@@ -113,15 +113,15 @@ SELECT (SELECT count(*) FROM ins) AS added, (SELECT count(*) FROM del) AS remove
 -- After their facility access: a membership the IdP no longer gives, unless the app edited it
 -- (or added facility access to it) after the export started.
 WITH del AS (
-    DELETE FROM org_user m USING idb_member_diff d
+    DELETE FROM org_user m USING batch_membership_diff d
     WHERE d.kind = 'remove' AND NOT d.app_edit AND m.org_id = d.org_id AND m.user_id = d.user_id
-      AND NOT EXISTS (SELECT 1 FROM idb_facility_diff f
+      AND NOT EXISTS (SELECT 1 FROM batch_facility_diff f
                       WHERE f.user_id = d.user_id AND f.org_id = d.org_id AND f.app_edit)
     RETURNING m.org_id, m.user_id
 )
 INSERT INTO orgmig_identity_undo (provider, table_name, row_key, user_id, before, run_id)
 SELECT :provider, 'org_user', x.org_id || '|' || x.user_id, x.user_id, d.before, :run_id
-FROM del x JOIN idb_member_diff d ON d.org_id = x.org_id AND d.user_id = x.user_id
+FROM del x JOIN batch_membership_diff d ON d.org_id = x.org_id AND d.user_id = x.user_id
 WHERE NOT EXISTS (SELECT 1 FROM orgmig_identity_undo y
                   WHERE y.table_name = 'org_user' AND y.row_key = x.org_id || '|' || x.user_id OFFSET 0);
 
@@ -134,14 +134,14 @@ WITH upd AS (
         first_name = CASE WHEN 'first_name' = ANY (d.columns) THEN b.first_name ELSE u.first_name END,
         last_name = CASE WHEN 'last_name' = ANY (d.columns) THEN b.last_name ELSE u.last_name END,
         is_site_admin = CASE WHEN 'is_site_admin' = ANY (d.columns) THEN b.site_admin ELSE u.is_site_admin END
-    FROM idb_user_diff d JOIN idb_user b ON b.user_id = d.user_id
+    FROM batch_user_diff d JOIN batch_account b ON b.user_id = d.user_id
     WHERE u.id = d.user_id AND NOT d.app_edit AND d.owner = :provider
     RETURNING u.id
 ),
 undo_new AS (
     INSERT INTO orgmig_identity_undo (provider, table_name, row_key, user_id, before, applied_updated_at, run_id)
     SELECT :provider, 'user', u.id::text, u.id, d.before, now(), :run_id
-    FROM upd u JOIN idb_user_diff d ON d.user_id = u.id
+    FROM upd u JOIN batch_user_diff d ON d.user_id = u.id
     WHERE NOT EXISTS (SELECT 1 FROM orgmig_identity_undo x
                       WHERE x.table_name = 'user' AND x.row_key = u.id::text OFFSET 0)
     RETURNING 1
@@ -160,33 +160,33 @@ SELECT count(*) FROM upd;
 INSERT INTO orgmig_report (step, source_table, source_id, reason, migrated, detail, run_id)
 SELECT :step, 'idp_user', b.row_id, b.problem, false,
        coalesce(b.detail, '{}'::jsonb) || jsonb_build_object('external_id', b.external_id), :run_id
-FROM idb_user b WHERE b.problem IS NOT NULL
+FROM batch_account b WHERE b.problem IS NOT NULL
 UNION ALL
 SELECT :step, 'idp_user', b.row_id, d.problem, b.user_id IS NOT NULL,
        jsonb_build_object('external_id', b.external_id, 'orgs', jsonb_agg(d.detail ORDER BY d.org_external_id)),
        :run_id
-FROM idb_member d JOIN idb_user b ON b.external_id = d.external_id
+FROM batch_desired_membership d JOIN batch_account b ON b.external_id = d.external_id
 WHERE d.problem IS NOT NULL
 GROUP BY b.row_id, b.external_id, b.user_id, d.problem
 UNION ALL
 SELECT :step, 'user', e.user_id, 'app_edit_newer', true,
        jsonb_strip_nulls(jsonb_build_object(
-           'user', (SELECT to_jsonb(d.columns) FROM idb_user_diff d
+           'user', (SELECT to_jsonb(d.columns) FROM batch_user_diff d
                     WHERE d.user_id = e.user_id AND d.app_edit AND d.owner = :provider),
-           'memberships', (SELECT jsonb_agg(m.org_id ORDER BY m.org_id) FROM idb_member_diff m
+           'memberships', (SELECT jsonb_agg(m.org_id ORDER BY m.org_id) FROM batch_membership_diff m
                            WHERE m.user_id = e.user_id AND m.app_edit),
-           'facilities', (SELECT jsonb_agg(f.facility_id ORDER BY f.facility_id) FROM idb_facility_diff f
+           'facilities', (SELECT jsonb_agg(f.facility_id ORDER BY f.facility_id) FROM batch_facility_diff f
                           WHERE f.user_id = e.user_id AND f.app_edit))),
        :run_id
-FROM (SELECT user_id FROM idb_user_diff WHERE app_edit AND owner = :provider
-      UNION SELECT user_id FROM idb_member_diff WHERE app_edit
-      UNION SELECT user_id FROM idb_facility_diff WHERE app_edit) e
+FROM (SELECT user_id FROM batch_user_diff WHERE app_edit AND owner = :provider
+      UNION SELECT user_id FROM batch_membership_diff WHERE app_edit
+      UNION SELECT user_id FROM batch_facility_diff WHERE app_edit) e
 WHERE e.user_id > 0
 UNION ALL
 -- users whose values another provider owns (ORGMIG_PROVIDER_PRIORITY): this provider's differing
 -- values are not applied
 SELECT :step, 'user', d.user_id, 'provider_conflict', true,
        jsonb_build_object('owner', d.owner, 'columns', to_jsonb(d.columns)), :run_id
-FROM idb_user_diff d WHERE d.owner <> :provider
+FROM batch_user_diff d WHERE d.owner <> :provider
 ON CONFLICT (step, source_table, source_id, reason)
     DO UPDATE SET detail = EXCLUDED.detail, migrated = EXCLUDED.migrated, run_id = EXCLUDED.run_id;

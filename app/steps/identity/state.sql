@@ -6,7 +6,7 @@
 -- `orgmig reconcile`), and the login endpoint runs `match` for one account.
 
 -- name: temp_tables
-CREATE TEMP TABLE IF NOT EXISTS idb_user (
+CREATE TEMP TABLE IF NOT EXISTS batch_account (
     row_id bigint PRIMARY KEY,
     external_id text NOT NULL,
     email text,
@@ -22,7 +22,7 @@ CREATE TEMP TABLE IF NOT EXISTS idb_user (
     problem text,
     detail jsonb
 ) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS idb_member (
+CREATE TEMP TABLE IF NOT EXISTS batch_desired_membership (
     external_id text NOT NULL,
     org_id uuid NOT NULL,
     org_external_id text NOT NULL,
@@ -33,7 +33,7 @@ CREATE TEMP TABLE IF NOT EXISTS idb_member (
     detail jsonb,
     PRIMARY KEY (external_id, org_id)
 ) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS idb_member_diff (
+CREATE TEMP TABLE IF NOT EXISTS batch_membership_diff (
     user_id integer NOT NULL,
     org_id uuid NOT NULL,
     kind text NOT NULL,
@@ -45,7 +45,7 @@ CREATE TEMP TABLE IF NOT EXISTS idb_member_diff (
     before jsonb,
     PRIMARY KEY (user_id, org_id)
 ) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS idb_facility_diff (
+CREATE TEMP TABLE IF NOT EXISTS batch_facility_diff (
     user_id integer NOT NULL,
     org_id uuid NOT NULL,
     facility_id uuid NOT NULL,
@@ -53,7 +53,7 @@ CREATE TEMP TABLE IF NOT EXISTS idb_facility_diff (
     app_edit boolean NOT NULL,
     PRIMARY KEY (user_id, org_id, facility_id)
 ) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS idb_user_diff (
+CREATE TEMP TABLE IF NOT EXISTS batch_user_diff (
     user_id integer PRIMARY KEY,
     columns text[] NOT NULL,
     status_to text,
@@ -68,7 +68,7 @@ CREATE TEMP TABLE IF NOT EXISTS idb_user_diff (
 -- The link is a LATERAL probe of user_identity's primary key: a run fills that table, and
 -- without statistics for it the planner would read every link of the provider in each batch.
 -- The todo check repeats the range so that a batch reads its own part of the plan.
-INSERT INTO idb_user (row_id, external_id, email, email_norm, email_verified, app_status, first_name,
+INSERT INTO batch_account (row_id, external_id, email, email_norm, email_verified, app_status, first_name,
                       last_name, site_admin, user_id, matched_by)
 SELECT u.row_id, u.external_id, {account_values},
        EXISTS (SELECT 1 FROM idp_membership m
@@ -89,10 +89,10 @@ WHERE u.provider = :provider AND u.row_id BETWEEN :start AND :end
 -- gives, whether it covers all facilities, the facilities it grants one by one, and its problem.
 -- The group meanings are orgmig_identity_group itself (NOT MATERIALIZED: probed by its primary
 -- key per membership).
-INSERT INTO idb_member (external_id, org_id, org_external_id, role_id, all_facilities, problem,
+INSERT INTO batch_desired_membership (external_id, org_id, org_external_id, role_id, all_facilities, problem,
                         facility_ids, detail)
 WITH mem AS (
-    SELECT m.* FROM idb_user b
+    SELECT m.* FROM batch_account b
     JOIN idp_membership m ON m.provider = :provider AND m.user_external_id = b.external_id
 ),
 grp AS NOT MATERIALIZED (SELECT * FROM orgmig_identity_group),
@@ -114,11 +114,11 @@ GROUP BY w.external_id, o.id, w.org;
 -- name: match
 -- Which app user each unlinked account is (rules.match). Anything else is a problem, never a
 -- guess.
-UPDATE idb_user b SET user_id = m.user_id, matched_by = m.matched_by, new_link = m.user_id IS NOT NULL,
+UPDATE batch_account b SET user_id = m.user_id, matched_by = m.matched_by, new_link = m.user_id IS NOT NULL,
                       problem = m.problem, detail = m.detail
 FROM (
     SELECT b.row_id, mt.user_id, mt.matched_by, mt.problem, mt.detail
-    FROM idb_user b
+    FROM batch_account b
     {match}
     WHERE b.user_id IS NULL
 ) m
@@ -135,7 +135,7 @@ WHERE b.row_id = m.row_id;
 -- memberships FOR UPDATE (a batch may delete them, and their facility access with them).
 WITH users AS MATERIALIZED (
     SELECT u.id FROM "user" u
-    WHERE u.id IN (SELECT b.user_id FROM idb_user b WHERE b.user_id IS NOT NULL)
+    WHERE u.id IN (SELECT b.user_id FROM batch_account b WHERE b.user_id IS NOT NULL)
     ORDER BY u.id
     FOR NO KEY UPDATE OF u
 ),
@@ -151,18 +151,18 @@ SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM members) AS 
 -- Memberships in the orgs the IdP manages (those its valid groups and organizations name) that
 -- differ from what it gives: to add, to change (role or all-facilities), to remove. Personal orgs
 -- and every other org are never touched.
-INSERT INTO idb_member_diff (user_id, org_id, kind, role_from, role_to, all_from, all_to, app_edit, before)
+INSERT INTO batch_membership_diff (user_id, org_id, kind, role_from, role_to, all_from, all_to, app_edit, before)
 WITH grp AS NOT MATERIALIZED (SELECT * FROM orgmig_identity_group WHERE provider = :provider),
 want AS (
     SELECT b.user_id, d.org_id, d.role_id, d.all_facilities
-    FROM idb_user b JOIN idb_member d ON d.external_id = b.external_id
+    FROM batch_account b JOIN batch_desired_membership d ON d.external_id = b.external_id
     WHERE b.user_id IS NOT NULL AND d.role_id IS NOT NULL
 ),
 -- The memberships of these accounts, found by user_id first (MATERIALIZED keeps that order: a
 -- run fills org_user, and without statistics for it the planner would pair every managed org
 -- with every account of a batch and probe the primary key for each pair).
 mine AS MATERIALIZED (
-    SELECT m.* FROM idb_user b JOIN org_user m ON m.user_id = b.user_id
+    SELECT m.* FROM batch_account b JOIN org_user m ON m.user_id = b.user_id
 ),
 -- The managed orgs, read only when these accounts have a membership at all (all the provider's
 -- group meanings are read to find them: 13 ms a batch at 18,000 groups, for nothing on a first
@@ -195,15 +195,15 @@ WHERE h.org_id IS NULL OR w.org_id IS NULL
 -- facilities one by one where the member has neither ADMIN nor ALL_FACILITIES, none otherwise.
 -- A row the app added after the export started is the app's edit; access of a membership whose
 -- change is the app's edit is left alone.
-INSERT INTO idb_facility_diff (user_id, org_id, facility_id, kind, app_edit)
--- (want: each account's members by idb_member's primary key, OFFSET 0 keeping the LATERAL a probe
+INSERT INTO batch_facility_diff (user_id, org_id, facility_id, kind, app_edit)
+-- (want: each account's members by batch_desired_membership's primary key, OFFSET 0 keeping the LATERAL a probe
 -- per account: the temporary tables have no statistics in a batch, and the planner compared every
 -- account with every member row of the batch, 15 ms of each batch)
 WITH grp AS NOT MATERIALIZED (SELECT * FROM orgmig_identity_group WHERE provider = :provider),
 want AS (
     SELECT b.user_id, d.org_id, f.id AS facility_id
-    FROM idb_user b
-    CROSS JOIN LATERAL (SELECT d.org_id, d.facility_ids FROM idb_member d
+    FROM batch_account b
+    CROSS JOIN LATERAL (SELECT d.org_id, d.facility_ids FROM batch_desired_membership d
                         WHERE d.external_id = b.external_id AND d.role_id IS NOT NULL AND NOT d.all_facilities
                         OFFSET 0) d
     JOIN facility f ON f.id = ANY (d.facility_ids) AND f.org_id = d.org_id
@@ -213,7 +213,7 @@ want AS (
 -- user_id, org_user_facility none that starts with it; every access row has its membership),
 -- MATERIALIZED for the reason given in diff_members.
 mine AS MATERIALIZED (
-    SELECT f.* FROM idb_user b
+    SELECT f.* FROM batch_account b
     JOIN org_user m ON m.user_id = b.user_id
     JOIN org_user_facility f ON f.org_id = m.org_id AND f.user_id = m.user_id
 ),
@@ -235,7 +235,7 @@ SELECT coalesce(w.user_id, h.user_id), coalesce(w.org_id, h.org_id), coalesce(w.
 FROM want w
 FULL JOIN have h ON h.user_id = w.user_id AND h.org_id = w.org_id AND h.facility_id = w.facility_id
 WHERE (h.facility_id IS NULL OR w.facility_id IS NULL)
-  AND NOT EXISTS (SELECT 1 FROM idb_member_diff m
+  AND NOT EXISTS (SELECT 1 FROM batch_membership_diff m
                   WHERE m.user_id = coalesce(w.user_id, h.user_id) AND m.org_id = coalesce(w.org_id, h.org_id)
                     AND m.app_edit);
 
@@ -244,12 +244,12 @@ WHERE (h.facility_id IS NULL OR w.facility_id IS NULL)
 -- (rules.user_columns). `owner`: the provider whose values the user carries when accounts of
 -- several providers are linked to it (rules.owner). Only the owner's differences are applied; the
 -- others are reported provider_conflict.
-INSERT INTO idb_user_diff (user_id, columns, status_to, app_edit, owner, before)
+INSERT INTO batch_user_diff (user_id, columns, status_to, app_edit, owner, before)
 SELECT u.id, c.cols, b.app_status, {app_edit:u}, {owner},
        jsonb_build_object('status', u.status, 'email', u.email, 'email_verified', u.email_verified,
                           'first_name', u.first_name, 'last_name', u.last_name,
                           'is_site_admin', u.is_site_admin, 'updated_at', u.updated_at)
-FROM idb_user b
+FROM batch_account b
 JOIN "user" u ON u.id = b.user_id
 LEFT JOIN orgmig_identity_undo x ON x.table_name = 'user' AND x.row_key = u.id::text
 {user_columns}
