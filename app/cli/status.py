@@ -16,8 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from app import db
-from app.batch.controller import rate_text
-from app.batch.health import STATUS_APPLICATION
+from app.batch import STATUS_APPLICATION, rate_text
 from app.cli.common import add_database_option, connected
 from app.cli.output import console
 from app.ops import status

@@ -15,9 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine
 
-from app.batch import SqlFiles, runs
-from app.batch.ledger import RECORDED_SETTINGS
-from app.batch.summary import RunFigures, run_figures
+from app.batch import RECORDED_SETTINGS, RunFigures, SqlFiles, run_figures, runs
 from app.errors import ConfigError
 from app.ops import report_steering
 

@@ -10,7 +10,7 @@ from html import escape
 from pathlib import Path
 
 from app import __version__
-from app.batch.summary import fmt_duration, fmt_rate
+from app.batch import fmt_duration, fmt_rate
 from app.ops import report_steering
 from app.ops.report import Problem, Reason, RunReport, rate_buckets
 from app.ops.report_charts import Bar, HBar, Marker, bar_chart, count_ticks, hbar_chart, progress_bar, time_ticks

@@ -12,7 +12,7 @@ from html import escape
 
 from sqlalchemy import Connection, inspect
 
-from app.batch.controller import rate_text
+from app.batch import rate_text
 from app.ops.report_charts import LEFT, RIGHT, WIDTH, _num, elapsed, nice_top, time_ticks
 
 DECISIONS_LISTED = 40

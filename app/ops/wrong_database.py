@@ -99,6 +99,6 @@ def in_revision(check) -> None:
     """Run `check` (before_baseline or before_migrating) from inside a revision, online, with the
     setting from the environment or `-x`."""
     from alembic import op
-    from app.batch.revision import settings
+    from app.batch import revision_settings
     if not op.get_context().as_sql:
-        check(op.get_bind(), settings().require_legacy_rows)
+        check(op.get_bind(), revision_settings().require_legacy_rows)
