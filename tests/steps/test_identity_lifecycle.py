@@ -27,6 +27,7 @@ from tests.support.identity import (
     rows,
     start,
     state,
+    synced_with_fake,
 )
 from tests.support.identity import group_name as g
 from tests.support.migrate import failed_checks
@@ -71,11 +72,7 @@ def test_a_killed_run_resumes_to_the_state_of_an_uninterrupted_one(identity_data
 
 def test_an_app_edit_made_after_the_export_started_is_kept_and_reported(identity_databases, identity_fake):
     provider = "okta"
-    url, engine = identity_databases.open(provider, "synced")
-    fake = identity_fake(provider)
-    ids = Ids(provider, fake)
-    tenant = fake.tenant
-    group = {gr.name: gr.id for gr in tenant.groups.values()}
+    url, engine, fake, ids, tenant, group = synced_with_fake(identity_databases, identity_fake, provider)
     # Before the export starts, an admin renames a user: the IdP's name wins again.
     execute(engine, """UPDATE "user" SET first_name = 'Rico' WHERE id = :u""", u=linked_user(engine, ids, "recovery"))
     # In the IdP: a user suspended, a role changed, a facility taken away.

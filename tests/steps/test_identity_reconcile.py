@@ -20,6 +20,7 @@ from tests.support.identity import (
     reports,
     rows,
     state,
+    synced_with_fake,
 )
 from tests.support.identity import group_name as g
 from tests.support.migrate import failed_checks
@@ -34,11 +35,7 @@ def drift_by_user(out, ids: Ids) -> dict[str, dict]:
 def test_dry_run_and_reconcile_see_what_changed_in_okta_and_the_next_sync_converges(identity_databases,
                                                                                    identity_fake):
     provider = "okta"
-    url, engine = identity_databases.open(provider, "synced")
-    fake = identity_fake(provider)
-    ids = Ids(provider, fake)
-    tenant = fake.tenant
-    group = {gr.name: gr.id for gr in tenant.groups.values()}
+    url, engine, fake, ids, tenant, group = synced_with_fake(identity_databases, identity_fake, provider)
 
     clean = cli(url, "reconcile", "--provider", provider)
     assert (clean.code, clean.stdout.splitlines()[-1]) == (0, "okta, export run 1: no drift")

@@ -52,7 +52,7 @@ from tests.support.identity.cast import (
     group_name,
     start,
 )
-from tests.support.identity.databases import Databases
+from tests.support.identity.databases import Databases, synced_with_fake
 from tests.support.identity.legacy import APP_ORG_B_MEMBERS, LEGACY, insert_app_org, insert_legacy_rows, legacy_kc_id
 from tests.support.identity.probes import (
     FACILITY_NAMES,
@@ -76,5 +76,5 @@ __all__ = [
     "TABLES", "Account", "Databases", "Ids", "Person", "alembic", "alembic_process", "build_tenant",
     "cli", "downgrade_restores", "export", "filler", "fingerprint", "group_name", "insert_app_org",
     "insert_legacy_rows", "legacy_kc_id", "legacy_user", "linked_user", "org_id", "reports", "rows", "start",
-    "state",
+    "state", "synced_with_fake",
 ]

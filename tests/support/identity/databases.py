@@ -16,8 +16,17 @@ from app.ops import migrations
 from app.ops.databases import libpq
 from tests.support.identity.cast import start
 from tests.support.identity.legacy import insert_app_org, insert_legacy_rows
-from tests.support.identity.probes import fingerprint
+from tests.support.identity.probes import Ids, fingerprint
 from tests.support.identity.run import alembic, export
+
+
+def synced_with_fake(databases: Databases, identity_fake, provider: str) -> tuple:
+    """A test's copy of `provider`'s synced template with the fake it is to export from next:
+    (url, engine, fake, ids, tenant, group ids by name)."""
+    url, engine = databases.open(provider, "synced")
+    fake = identity_fake(provider)
+    tenant = fake.tenant
+    return url, engine, fake, Ids(provider, fake), tenant, {gr.name: gr.id for gr in tenant.groups.values()}
 
 
 class Databases:
