@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             figure = f"{m.seconds:>9.2f} s (load {m.load:.2f}); no target"
         lines.append(f"  {what:<15}{figure}")
         if what in FLOOR_OF:
-            session = sorted(r.floors[FLOOR_OF[what]] for r in runs)[len(runs) // 2]
+            session = median([r.floors[FLOOR_OF[what]] for r in runs], key=float)
             floor_s = session + floor[what].seconds
             ratio = m.seconds / floor_s
             lines.append(f"  {'':<15}  floor {floor_s:.2f} s ({FLOOR_OF[what]} floor {session:.2f} s in one session +"

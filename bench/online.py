@@ -176,9 +176,11 @@ def steered_lines(steered: list[tuple[float, tuple[Window, Window]]], step_after
     out = ["  steered (defaults): the upgrade beside each traffic rate; the signal against the application",
            f"    {'tx/s':>6}{'idle p99':>10}{'p99':>8}{'ratio':>7}{'rows/s':>9}{'readings':>10}{'spearman':>10}"
            "  load average   decisions"]
+    pooled = []  # the readings beside traffic, for the tracking over every run
     for rate, (idle, w) in steered:
         u, a, b = w.upgrade, stats(app_samples(idle)), stats(app_samples(w))
         points = tracking(w.samples, u["steering"], u["start"])
+        pooled += points if rate else []
         rho = spearman([p.ratio for p in points], [p.app_p99 for p in points])
         label = f"{-rate:g}x2" if rate < 0 else f"{rate:g}"
         figures = (f"{a['p99']:>10.2f}{b['p99']:>8.2f}{b['p99'] / a['p99']:>7.2f}" if a["n"] and b["n"]
@@ -192,13 +194,11 @@ def steered_lines(steered: list[tuple[float, tuple[Window, Window]]], step_after
             continue
         if rate < 0:
             out += step_lines(w, a["p99"], step_after, points, missed)
-    rhos = [(p.ratio, p.app_p99) for rate, (_, w) in steered if rate
-            for p in tracking(w.samples, w.upgrade["steering"], w.upgrade["start"])]
-    rho = spearman([x for x, _ in rhos], [y for _, y in rhos])
+    rho = spearman([p.ratio for p in pooled], [p.app_p99 for p in pooled])
     if rho is not None:
         ok = rho >= TARGET_TRACKING
         missed += [] if ok else ["the signal's tracking of the application's p99"]
-        out.append(f"    signal vs application p99, all readings pooled ({len(rhos)}): Spearman {rho:.2f}"
+        out.append(f"    signal vs application p99, all readings pooled ({len(pooled)}): Spearman {rho:.2f}"
                    f" (target >= {TARGET_TRACKING:g}): {verdict(ok)}")
     return out
 

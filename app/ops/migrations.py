@@ -100,8 +100,8 @@ def step_named(name: str, settings, cfg: Config | None = None) -> Step:
     """The data step of that name, as its revision runs it (a family's step is built for the
     member its name ends with)."""
     for _, step in _steps(cfg):
-        if isinstance(step, StepFamily) and step.member(name):
-            return step.step(step.member(name), settings)
+        if isinstance(step, StepFamily) and (member := step.member(name)):
+            return step.step(member, settings)
         if isinstance(step, Step) and step.name == name:
             return step
     raise ConfigError(f"no data step named {name!r}: the steps are {', '.join(data_steps(cfg))}")

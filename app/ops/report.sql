@@ -59,14 +59,6 @@ CROSS JOIN LATERAL (
 ) s
 ORDER BY g.total DESC, g.reason;
 
--- name: steer_state
--- The run's steering as its newest process left it (app/ops/report_steering.py).
-SELECT state, reason, wal_bytes_per_row
-FROM orgmig_steer
-WHERE run_id = :run_id
-ORDER BY updated_at DESC
-LIMIT 1;
-
 -- name: steer_decisions
 -- The steering's decisions and, once a signal window, its readings (action 'reading'), in order:
 -- when (seconds after the run started), the allowance after it, the signal over its baseline, why.

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from html import escape
 
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection
 
-from app.batch import rate_text
+from app.batch import rate_text, runs
 from app.ops.report_charts import LEFT, RIGHT, WIDTH, _num, elapsed, nice_top, time_ticks
 
 DECISIONS_LISTED = 40
@@ -49,9 +49,7 @@ class Steering:
 
 def collect(conn: Connection, run_id: int, sql, settings: dict | None) -> Steering | None:
     """The run's steering; None where the database has no steering tables or the run no row."""
-    if not inspect(conn).has_table("orgmig_steer_decision"):
-        return None
-    row = conn.execute(sql("report.steer_state"), {"run_id": run_id}).mappings().one_or_none()
+    row = (runs.steering(conn, [run_id]) or {}).get(run_id)
     if row is None:
         return None
     marks = [Mark(**r) for r in conn.execute(sql("report.steer_decisions"), {"run_id": run_id}).mappings()]

@@ -34,7 +34,6 @@ from app.idp.providers import auth0, keycloak, okta
 BUCKET = "user-write"  # rate-limit state of the write endpoint, apart from the token's
 
 
-
 class OneRequestWrite:
     """A target whose write is one request setting `HOLDER.<attribute>` (WRITE: method, path with
     `{id}`, holder), checked in the user it returns: a provider that drops what it does not know
@@ -56,6 +55,7 @@ class OneRequestWrite:
             raise IdpHttpError(method, reply.path, reply.status,
                                f"the user it returned has {holder}.{self.attribute} = {held!r}, not {value!r}")
         return "written"
+
 
 class AttributeDropped(ConfigError):
     """The provider accepted the write and did not keep it (Keycloak's user profile)."""
