@@ -55,7 +55,7 @@ PROBE_TIMEOUT_MS = 5_000
 WAL_WAIT_SHARE = 0.5
 CPU_PRESSURE_POINTS = 20.0
 PSI_CPU = Path("/proc/pressure/cpu")
-# `orgmig status` names its sessions so; they are not an application (steer.guards says the same).
+# `orgmig status` names its sessions so; they are not an application (steer.guards is given it).
 STATUS_APPLICATION = "orgmig status"
 # Alone takes this many guard samples in a row, the whole last window, that saw no other client.
 ALONE_SAMPLES = 3
@@ -207,7 +207,8 @@ class Health:
     def _guard(self) -> None:
         try:
             row = self._connection().execute(SQL("steer.guards"), {
-                **self.ids, "tables": self.tables, "recent_s": self.window_s}).one()
+                **self.ids, "tables": self.tables, "recent_s": self.window_s,
+                "status_application": STATUS_APPLICATION}).one()
             self._connection().commit()
         except Exception as exc:  # noqa: BLE001 - a guard sample is optional
             self._conn = unless_broken(self._conn, exc)

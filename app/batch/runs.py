@@ -9,13 +9,9 @@ one place: every statement is in sql/runs.sql. The engine's own statements are t
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlalchemy import Connection
 
-from app.batch.sqlfile import SqlFiles
-
-SQL = SqlFiles(Path(__file__).parent / "sql")
+from app.batch.ledger import SQL
 
 
 def exists(conn: Connection) -> bool:

@@ -98,7 +98,7 @@ def _by_match(conn: Connection, provider: str, external_id: str, email: str | No
         conn.exec_driver_sql(IDENTITY_SQL.source("state.temp_tables"))
         conn.execute(ACCOUNT, {"p": provider, "x": external_id, "e": email, "v": email_verified})
         conn.execute(IDENTITY_SQL("state.match"), {"provider": provider, "run_id": None,
-                                                    "matches_by_subject": by_subject})
+                                                    **CAPABILITIES[provider].params()})
         m = conn.execute(MATCHED).one()
         refused: Refused | None = None
         if m.user_id is not None:

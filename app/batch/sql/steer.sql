@@ -38,15 +38,19 @@ VALUES (:run_id, :process, :action, :allowance, :ratio, :reason);
 -- the first of them in `other`): its client backends busy now or within the last :recent_s
 -- seconds, apart from this one, the run's own, the session holding the migration lock (the
 -- alembic command that runs the revision) and `orgmig status` (app.batch.health, "alone").
-WITH own AS (
+WITH run_own AS (
     SELECT l.pid FROM pg_locks l
     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-      AND ((l.classid = 1869770088 AND l.objid::bigint = CAST(:run_id AS bigint))
-           OR (l.classid = 1869770087 AND l.objid = 0))
+      AND l.classid = 1869770088 AND l.objid::bigint = CAST(:run_id AS bigint)
+), own AS (
+    SELECT pid FROM run_own
+    UNION
+    SELECT l.pid FROM pg_locks l
+    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.classid = 1869770087 AND l.objid = 0
 ), others AS (
     SELECT o.pid, o.application_name FROM pg_stat_activity o
     WHERE o.backend_type = 'client backend' AND o.datname = current_database() AND o.pid <> pg_backend_pid()
-      AND o.pid NOT IN (SELECT pid FROM own) AND o.application_name <> 'orgmig status'
+      AND o.pid NOT IN (SELECT pid FROM own) AND o.application_name <> :status_application
       AND (o.state <> 'idle' OR o.state_change > clock_timestamp() - make_interval(secs => :recent_s))
 )
 SELECT count(*) FILTER (WHERE a.wait_event IN ('WALSync', 'WALWrite')) AS wal_waiting,
@@ -60,9 +64,7 @@ SELECT count(*) FILTER (WHERE a.wait_event IN ('WALSync', 'WALWrite')) AS wal_wa
         FROM others ORDER BY pid LIMIT 1) AS other
 FROM pg_stat_activity a
 WHERE a.backend_type = 'client backend' AND a.state = 'active' AND a.pid <> pg_backend_pid()
-  AND a.pid NOT IN (SELECT l.pid FROM pg_locks l
-                    WHERE l.locktype = 'advisory' AND l.classid = 1869770088
-                      AND l.objid::bigint = CAST(:run_id AS bigint) AND l.objsubid = 2 AND l.granted);
+  AND a.pid NOT IN (SELECT pid FROM run_own);
 
 -- name: wal_position
 -- Where WAL is being inserted now (bytes since 0/0): a batch's WAL is the difference.

@@ -368,5 +368,5 @@ def providers_applied(conn: Connection) -> list[str]:
     undo them: the reverse of the order they are applied in (a later provider's rows may hang
     on users an earlier one created)."""
     found = set(conn.exec_driver_sql("SELECT DISTINCT provider FROM orgmig_identity_undo").scalars())
-    found |= {step.split(":", 1)[1] for step in runs.step_names(conn, IDENTITY.prefix + ":")}
+    found |= {IDENTITY.member(step) for step in runs.step_names(conn, IDENTITY.name(""))}
     return [p for p in reversed(PROVIDERS) if p in found]

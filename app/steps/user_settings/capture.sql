@@ -115,9 +115,16 @@ SELECT (SELECT count(*) FROM s) + (SELECT count(*) FROM u);
 -- keyed by the legacy row only. Built by the first drain that needs it, not when the capture is
 -- installed: maintained row by row through the run's batches, which never read it, it was a
 -- quarter of the run's bookkeeping WAL (docs/performance.md, "WAL per migrated user"). One
--- builder at a time (the lock); the others find it built.
-SELECT pg_advisory_xact_lock(hashtext('orgmig:link_index'));
-CREATE INDEX IF NOT EXISTS ix_orgmig_user_settings_link_user_id ON orgmig_user_settings_link (user_id);
+-- builder at a time (the lock); the others find it built. Once it is there, a drain takes no lock
+-- for it (CREATE INDEX locks the table before it looks whether the index exists, and the
+-- login path's link inserts would wait for the drain's commit).
+DO $$
+BEGIN
+    IF to_regclass('ix_orgmig_user_settings_link_user_id') IS NULL THEN
+        PERFORM pg_advisory_xact_lock(hashtext('orgmig:link_index'));
+        CREATE INDEX IF NOT EXISTS ix_orgmig_user_settings_link_user_id ON orgmig_user_settings_link (user_id);
+    END IF;
+END $$;
 
 -- name: group_ids
 -- Every legacy id of the groups to migrate again: the moved rows, the current rows of the
