@@ -24,6 +24,7 @@ from tests.batch.toy_copy.fixtures import batches_cover_the_keys_once, copied_ex
 from tests.support.db import scalar
 from tests.support.migrate import orgmig
 from tests.support.traffic import application
+from tests.support.waiting import wait_until
 
 # 100 batches of 10 rows, about 20-30 ms each: a run long enough to steer. A probe every 50 ms makes
 # the signal window 1.25 s. The breach threshold is set far above what a busy host's commits
@@ -48,10 +49,7 @@ def _finished(toy, worker: threading.Thread, result: dict) -> list[dict]:
 
 
 def _wait_for(engine, sql: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not scalar(engine, sql):
-        assert time.monotonic() < deadline, sql
-        time.sleep(0.05)
+    wait_until(lambda: scalar(engine, sql), seconds, what=sql)
 
 
 def test_the_run_backs_off_while_commits_stall_and_raises_again_after(toy):

@@ -57,7 +57,6 @@ def test_the_page_marks_each_decision_and_draws_the_signal(steered_run, tmp_path
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (Debian: apt-get install chromium): the page is not looked at")
     html, png = tmp_path / "run.html", tmp_path / "run.png"
-    html.write_text(page, encoding="utf-8")
     # the steering section alone, at the top of the page
     top = re.sub(r'<section id="rate">.*?</section>', "", page, flags=re.S)
     html.write_text(top, encoding="utf-8")

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from app.ops import migrations
 from app.ops.databases import libpq
 from app.ops.seed import seed_legacy
-from tests.support.db import execute, scalar
+from tests.support.db import LOCK_WAITERS, execute, scalar
 from tests.support.migrate import ROOT, alembic_cmd, alembic_env, run_alembic, start_alembic
 from tests.support.waiting import Watched, wait_until
 
@@ -53,9 +53,6 @@ def test_downgrade_base_refuses_to_drop_the_applications_rows(engine, alembic_cf
     assert scalar(engine, "SELECT to_regclass('org')") is None
 
 
-# A batch of the test's database waiting for a lock (the held org name below).
-BATCH_WAITS = """SELECT count(*) FROM pg_stat_activity
-                 WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"""
 
 
 @contextlib.contextmanager
@@ -71,7 +68,7 @@ def _upgrade_held_in_its_data_revision(engine, **env: str) -> Iterator[subproces
         first = start_alembic(engine.url, "upgrade", "head", stdout=subprocess.PIPE,
                               ORGMIG_LOCK_TIMEOUT_MS="180000", **env)
         try:
-            wait_until(lambda: scalar(engine, BATCH_WAITS), alive=first, what="the first upgrade's batch waiting")
+            wait_until(lambda: scalar(engine, LOCK_WAITERS), alive=first, what="the first upgrade's batch waiting")
         except BaseException:
             first.kill()
             first.communicate()

@@ -9,13 +9,10 @@ import threading
 import psycopg
 
 from app.ops.databases import libpq
-from tests.support.db import scalar
+from tests.support.db import LOCK_WAITERS, scalar
 from tests.support.identity import Ids, cli, export, linked_user, rows
 from tests.support.identity import group_name as g
 from tests.support.waiting import wait_until
-
-WAITING = """SELECT count(*) FROM pg_stat_activity
-             WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"""
 
 
 def test_an_admin_edit_committed_while_the_sync_waits_is_kept_and_reported(identity_databases, identity_fake):
@@ -44,7 +41,7 @@ def test_an_admin_edit_committed_while_the_sync_waits_is_kept_and_reported(ident
         "sync", cli(url, "sync", "--provider", provider, ORGMIG_LOCK_TIMEOUT_MS="60000", ORGMIG_WORKERS="1")))
     sync.start()
     try:
-        wait_until(lambda: scalar(engine, WAITING), alive=sync, every=0.02,
+        wait_until(lambda: scalar(engine, LOCK_WAITERS), alive=sync, every=0.02,
                    what="the sync's batch waiting for the admin's row")
         admin.commit()  # mid-batch
     finally:

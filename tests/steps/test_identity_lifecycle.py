@@ -36,10 +36,9 @@ from tests.support.waiting import wait_until
 
 def test_a_killed_run_resumes_to_the_state_of_an_uninterrupted_one(identity_databases):
     provider = "okta"
-    url = identity_databases.get(provider, "exported")
+    url, engine = identity_databases.open(provider, "exported")
     # An uninterrupted run's result: the template it was copied from (read only).
     reference = make_engine(identity_databases.template_url(provider, "synced"), poolclass=NullPool)
-    engine = make_engine(url, poolclass=NullPool)
     ids = Ids(provider, start(provider))
     done = """SELECT count(*) FROM orgmig_batch b JOIN orgmig_run r ON r.id = b.run_id
               WHERE r.step = 'identity:okta' AND b.status = 'succeeded'"""

@@ -7,6 +7,9 @@ from __future__ import annotations
 from sqlalchemy import Engine, text
 
 THIS_DATABASE = "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+# How many other sessions of the test's database wait for a lock.
+LOCK_WAITERS = """SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"""
 
 CATALOG_SNAPSHOT = text(
     """

@@ -9,15 +9,13 @@ from sqlalchemy import text
 from sqlalchemy.pool import NullPool
 
 from app.db import make_engine
-from app.ops import migrations
 from app.provider_names import CAPABILITIES
 from app.steps.identity import APP_ROLE_WORDS, ROLES, SQL
 
 
 @pytest.fixture(scope="module")
-def rules_engine(identity_databases):
-    url = identity_databases.empty()
-    migrations.upgrade(migrations.alembic_config(url), "0006")
+def rules_engine(identity_databases, schema_template):
+    url = identity_databases.copy(schema_template)
     engine = make_engine(url, poolclass=NullPool)
     yield engine
     engine.dispose()

@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy.pool import NullPool
 
 from app.db import make_engine
-from app.ops import migrations
 from tests.fakes.tenant import make_tenant
 from tests.support.identity import cli, export, rows, start
 
@@ -74,9 +73,8 @@ def test_on_the_edge_case_tenant_the_dry_run_is_the_apply(identity_databases, pr
 
 
 @pytest.mark.parametrize("provider", ["okta", "keycloak", "auth0"])
-def test_on_a_fresh_database_the_dry_run_is_the_apply(identity_databases, provider):
-    url = identity_databases.empty()
-    migrations.upgrade(migrations.alembic_config(url), "0006")
+def test_on_a_fresh_database_the_dry_run_is_the_apply(identity_databases, schema_template, provider):
+    url = identity_databases.copy(schema_template)
     with start(provider, make_tenant(1500, 40, seed=7)) as fake:
         export(url, provider, fake)
     dry_run_then_apply(url, provider, 100)
