@@ -214,7 +214,7 @@ class Crew:
             if conn is None:
                 conn = self._connect()
             with r.tx(conn):
-                return r.ledger.claim(conn, self.run, self.size.next())
+                return r.ledger.claim(conn, self.run, self.pacer.claim_size(self.size.next()))
 
         def failed(exc: BaseException, _: int, __: bool) -> None:
             nonlocal conn

@@ -17,7 +17,9 @@ How a run is steered (app.batch.health for the signal, app.batch.controller for 
    reaches unpaced (rows a second times WAL bytes per row, for each worker); the allowance
    starts at START_SHARE of it, in WAL bytes a second. While the allowance is below what the
    workers write unpaced, only as many batches as it keeps busy are in flight at once (one, at
-   the start): the run's WAL comes evenly, not in bursts of every worker's batch.
+   the start), and no batch is bigger than BATCH_WAL_SECONDS of the allowance: the run's WAL
+   comes evenly, not in bursts of every worker's batch or of one batch too big for the
+   allowance.
 5. A monitor thread probes every `steer_probe_ms` and lets the controller decide; its state
    and every change are written to orgmig_steer / orgmig_steer_decision (`orgmig status`), and
    once a window what it read (action `reading`: the signal over time, `orgmig report`).
@@ -66,6 +68,11 @@ QUIET_WAIT_S = 60.0  # how long a baseline refresh waits for the batches in flig
 PUBLISH_EVERY_S = 1.0
 PER_ROW_BATCHES = 20
 UNPACED_BATCHES = 5
+# While paced, one batch writes at most this many seconds of the allowance: a batch bigger than
+# that lands as one burst of WAL that the application's commits flush, then the run sits out the
+# bucket. Never fewer rows than LEAST_BATCH_ROWS (each batch has its bookkeeping).
+BATCH_WAL_SECONDS = 1.0
+LEAST_BATCH_ROWS = 10
 
 
 def _least_per_row(values) -> float:
@@ -263,6 +270,17 @@ class Pacer:
                 limit = new
         with self._idle:  # no batch of this worker starts while the baseline is measured
             self._idle.wait_for(self._may_start)
+
+    def claim_size(self, size: int) -> int:
+        """How many keys the next claim takes: `size`, unless one batch of it would write more
+        than BATCH_WAL_SECONDS of the allowance at the run's WAL per row: then what that many
+        seconds allow (at least LEAST_BATCH_ROWS). Unpaced, alone or not yet steered: `size`."""
+        limit = self.controller.limit() if self.active and self.controller is not None else None
+        with self._lock:
+            per_row = _least_per_row(self._per_row) if self._per_row else 0.0
+        if limit is None or per_row <= 0:
+            return size
+        return min(size, max(LEAST_BATCH_ROWS, int(limit * BATCH_WAL_SECONDS / per_row)))
 
     def _may_start(self) -> bool:
         return self._stop.is_set() or (not self._quiet and self._in_flight < self._concurrency())

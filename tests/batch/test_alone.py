@@ -1,9 +1,10 @@
-"""Steering with no other client of the database: no limit (state `alone`); a client arriving
-drops the run to a quarter of the rate it wrote alone and has the baseline measured afresh;
-once the client has gone, no limit again; beside a client, while the allowance keeps only one
-worker busy, batches run one at a time. On a real PostgreSQL with the toy step; the test
-watches the run through sessions named as `orgmig status`'s, which do not count as a client.
-Assertions are on the decisions the run recorded, not on rates or durations."""
+"""Steering with no other client of the database: no limit (state `alone`); a client arriving drops
+the run to a quarter of the rate it wrote alone and has the baseline measured afresh; once the
+client has gone, no limit again; beside a client, while the allowance keeps only one worker
+busy, batches run one at a time, and no batch is bigger than a second of the allowance. On a
+real PostgreSQL with the toy step; the test watches the run through sessions named as `orgmig
+status`'s, which do not count as a client. Assertions are on what the run recorded (decisions,
+batch sizes), not on rates or durations."""
 
 from __future__ import annotations
 
@@ -96,3 +97,20 @@ def test_while_the_allowance_keeps_one_worker_busy_batches_run_one_at_a_time(toy
     copied_exactly(toy)
     one_at_a_time = [n for steered, allowed, n in seen if steered and allowed == 1]
     assert one_at_a_time and max(one_at_a_time) == 1, seen
+
+
+def test_while_the_allowance_is_low_a_batch_writes_at_most_a_second_of_it(toy, monkeypatch):
+    # Beside an application the allowance starts at a quarter of what the first five batches
+    # wrote unpaced: at 3 ms a row about 80 rows' worth of WAL a second, under the 100 rows a
+    # batch is set to take; the batches claimed after that are cut to a second of the allowance,
+    # so the run's WAL comes in small pieces instead of one batch's burst. (The toy's 1,000 rows
+    # are 10 rounds of such batches: steered here although a run that short is not by default.)
+    monkeypatch.setattr("app.batch.pacer.ROUNDS_TO_STEER", 2)
+    with application(toy):
+        result = run_step(toy, ToyCopy(sleep_ms_per_row=3), "upgrade", options(**{**STEERED, "batch_size": 100}))
+    assert result.rows_done == 1000
+    copied_exactly(toy)
+    with toy.connect() as conn:
+        sizes = conn.execute(text("SELECT rows_read FROM orgmig_batch ORDER BY start_key")).scalars().all()
+    assert sizes[:5] == [100] * 5, sizes  # unpaced: the size asked for
+    assert 10 <= min(sizes[5:]) < 100, sizes
