@@ -27,8 +27,6 @@ class OktaGroups:
         after = self._after_param(req)
         if isinstance(after, Response):
             return after
-        if after is not None and not isinstance(after, str):
-            return self._invalid_search("after: invalid cursor")
         if search or flt:
             try:
                 pred = parse_query(search, flt, _FILTER_ATTRS_GROUPS)
