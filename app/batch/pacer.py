@@ -60,8 +60,12 @@ log = logging.getLogger("app.batch")
 
 ROUNDS_TO_STEER = 20
 START_SHARE = 0.25
-# The allowance never goes under this: the run always moves, if very slowly (a cut halves what the
-# run wrote, and the estimate of its first rate may be swollen by others' WAL: no share of it).
+# The allowance never goes under FLOOR_SHARE of the rate the run wrote unpaced, nor under
+# FLOOR_BYTES_PER_S: the run always moves. Breaches that go on while it writes almost nothing
+# (the host, another database's load) would otherwise halve it window after window to a few rows a second, a
+# rate that cannot hurt anyone and cannot finish; held at the floor, three cuts in a row have the
+# baseline measured afresh and the raises start again from there.
+FLOOR_SHARE = 0.01
 FLOOR_BYTES_PER_S = 1024.0
 REFRESH_WINDOWS = 120  # 10 minutes at the default 200 ms probe
 QUIET_WAIT_S = 60.0  # how long a baseline refresh waits for the batches in flight
@@ -240,7 +244,7 @@ class Pacer:
         self._per_worker = unpaced / self._workers
         start = max(START_SHARE * unpaced, 1024.0)
         self.controller = Controller(Law.paced_by(self.window_s, self.opts.max_app_latency_ratio),
-                                     time.monotonic, start, FLOOR_BYTES_PER_S)
+                                     time.monotonic, start, max(FLOOR_BYTES_PER_S, FLOOR_SHARE * unpaced))
         self._decided(Decision(time.monotonic(), "start", start,
                                f"{START_SHARE:.0%} of the rate measured unpaced over the first"
                                f" {len(self._unpaced)} batches ({rate_text(unpaced)})"))
