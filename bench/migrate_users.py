@@ -3,6 +3,7 @@ against the floor, the same rows written the plainest way.
 
     python bench/migrate_users.py --users 1000000 [--runs 3] [--batch-size 500] [--baseline-users N]
                                   [--rss-small 10000] [--parts upgrade,floor,baseline,rss]
+                                  [--shape seed|clean|nulls|duplicates|sparse|wide]
                                   [--seed 0] [--database-url URL] [--keep]
 
 In one run against one PostgreSQL server:
@@ -23,6 +24,10 @@ In one run against one PostgreSQL server:
    settings, one round trip each, committing every 500 rows;
 5. repeats step 1-2 with `--rss-small` users in `orgmig_bench_<rss-small>_rss` for the memory
    comparison.
+
+`--shape` picks the legacy rows: `seed` (the default, app.ops.seed as above) or one of
+bench/data_shapes.py's shapes (clean, nulls, duplicates, sparse, wide), loaded the same way and
+then vacuumed and analyzed; the rss part always seeds.
 
 `--parts` picks which of upgrade (2), floor (3), baseline (4) and rss (5) run (default all); a
 ratio or target needs both its sides. The upgrade runs with the environment's settings: the
@@ -53,6 +58,7 @@ from pathlib import Path
 
 import harness.server as db
 import psycopg
+from data_shapes import SHAPES, load_sql
 from floor import time_floor
 from harness.process import median, timed
 from harness.report import exit_code, fail, header, line, say, verdict
@@ -107,6 +113,37 @@ def time_upgrade(url: URL, users: int, batch_size: int, log_dir: Path) -> Upgrad
     finally:
         engine.dispose()
     return UpgradeRun(users, run.seconds, run.peak_rss_kib, migrated, reported, run.tail, steering or "none")
+
+
+@dataclass
+class Shaped:
+    """A data shape loaded (bench/data_shapes.py), as the report reads a seed."""
+    users: int
+    seconds: float
+    migratable: int
+
+    @property
+    def rate(self) -> float:
+        return self.users / self.seconds
+
+    @property
+    def unmigratable(self) -> int:
+        return self.users - self.migratable
+
+
+def load_shape(url: URL, users: int, shape: str) -> Shaped:
+    """A database at 0003 holding `users` legacy rows of `shape`, vacuumed and analyzed."""
+    db.upgrade_to(url, "0003")
+    started = time.perf_counter()
+    db.execute(url, load_sql(shape), "SELECT setval(pg_get_serial_sequence('user_settings', 'id'),"
+               " (SELECT max(id) FROM user_settings))", params={"users": users})
+    seconds = time.perf_counter() - started
+    (rows, _) = db.execute(url, "SELECT count(*) FROM user_settings us WHERE us.keycloak_user_id ~ '[^[:space:]]'"
+                           " AND NOT EXISTS (SELECT 1 FROM user_settings w"
+                           " WHERE w.keycloak_user_id = us.keycloak_user_id AND w.id > us.id)",
+                           "VACUUM (ANALYZE) user_settings")
+    db.execute(url, "CHECKPOINT")
+    return Shaped(users, seconds, rows[0][0])
 
 
 # --- the per-row baseline ---------------------------------------------------------------------
@@ -211,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rss-small", type=int, default=10_000, help="users for the memory comparison run (default 10,000)")
     p.add_argument("--parts", type=parts, default=PARTS,
                    help=f"which parts run, comma-separated (default {','.join(PARTS)})")
+    p.add_argument("--shape", default="seed", choices=("seed", *SHAPES),
+                   help="the legacy rows: seed (app.ops.seed, default) or a shape of bench/data_shapes.py")
     p.add_argument("--seed", type=int, default=0, help="seed for the synthetic rows (default 0)")
     db.add_server_arguments(p)
     args = p.parse_args(argv)
@@ -224,16 +263,18 @@ def main(argv: list[str] | None = None) -> int:
 
     server, where = db.open_server(args.database_url)
 
-    main_db = f"orgmig_bench_{args.users}"
+    main_db = f"orgmig_bench_{args.users}" + ("" if args.shape == "seed" else f"_{args.shape}")
     baseline_db = f"orgmig_bench_{args.users}_baseline"
     small_db = f"orgmig_bench_{args.rss_small}_rss"
     load_before = os.getloadavg()
     runs, big, floor, base, small = [], None, None, None, None
     try:
         with db.Databases(server, args.keep) as dbs, tempfile.TemporaryDirectory(prefix="orgmig-bench-") as tmp:
-            say(f"seeding {args.users:,} legacy users into {main_db}")
+            say(f"seeding {args.users:,} legacy users into {main_db}"
+                + ("" if args.shape == "seed" else f" (shape {args.shape})"))
             url = dbs.create(main_db)
-            seeded = db.prepare(url, args.users, args.seed)
+            seeded = (db.prepare(url, args.users, args.seed) if args.shape == "seed"
+                      else load_shape(url, args.users, args.shape))
             say(f"seeded in {seeded.seconds:.1f} s")
             if "upgrade" in args.parts:
                 say(f"timing alembic upgrade head (batch size {args.batch_size},"
@@ -269,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
 
     command = (f"python bench/migrate_users.py --users {args.users} --runs {args.runs} --batch-size {args.batch_size}"
                f" --baseline-users {baseline_users} --rss-small {args.rss_small} --parts {','.join(args.parts)}"
-               f" --seed {args.seed}")
+               f"{'' if args.shape == 'seed' else f' --shape {args.shape}'} --seed {args.seed}")
     steer = os.environ.get("ORGMIG_STEER")
     lines = header("orgmig benchmark: revision 0004 (user_settings -> org schema)", where,
                    f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}",

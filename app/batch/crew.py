@@ -12,6 +12,7 @@ hold waits for them, ready to take one over should its holder die.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,6 +33,11 @@ log = logging.getLogger("app.batch")
 # How often a worker with nothing to claim looks again for ranges other processes hold; a range of
 # its own process given back wakes it at once.
 WAIT_FOR_OTHERS_S = 0.5
+# Alone on the database (app.batch.pacer): batches grow toward this duration (AloneSize), at most
+# a quarter of the statement timeout; their rows at most ALONE_MAX_ROWS.
+ALONE_BATCH_MS = 1_000
+ALONE_BAND = (0.90, 0.95)
+ALONE_MAX_ROWS = 100_000
 
 
 class BatchSize:
@@ -58,6 +64,47 @@ class BatchSize:
             self._ms_per_row = per_row if self._ms_per_row is None else 0.7 * self._ms_per_row + 0.3 * per_row
             wanted = self.target_ms / self._ms_per_row
             self.size = int(min(self.highest, max(self.lowest, min(self.size * 2, max(self.size // 2, wanted)))))
+
+
+class AloneSize:
+    """The size of the next claim while the run is alone on the database (no application to
+    hold locks against or to share the WAL with): GitLab's batch optimizer, with ALONE_BATCH_MS as
+    its interval. The time efficiency is the duration a batch of the current size takes (a
+    smoothed time a row, exponential average with weight 0.4, times the size) over the target;
+    outside the band 0.90-0.95 the size is multiplied by 0.95 / efficiency, at most doubling
+    (the adaptive size's step, so a run reaches it within a few rounds; GitLab's is 1.2 every
+    two minutes). Never under the configured size, except near the end: a claim takes at most
+    half of a worker's share of the rows left, so the workers finish together instead of one
+    working through a large last batch while the others wait. A client arriving ends it at the
+    next claim (the configured size again, Crew.claim_size)."""
+
+    def __init__(self, size: int, target_ms: int, highest: int = ALONE_MAX_ROWS) -> None:
+        self.lowest = size
+        self.size = size
+        self.target_ms = target_ms
+        self.highest = max(size, highest)
+        self._ms_per_row: float | None = None
+        self._lock = threading.Lock()
+
+    def next(self, rows_left: int, workers: int) -> int:
+        """The claim size, given the rows not yet claimed and the workers sharing them."""
+        with self._lock:
+            size = self.size
+        share = math.ceil(max(rows_left, 0) / (2 * max(workers, 1)))
+        return max(1, min(size, max(self.lowest, share) if rows_left > self.lowest else size))
+
+    def observe(self, rows: int, ms: int) -> None:
+        if rows <= 0 or self.target_ms <= 0:
+            return
+        with self._lock:
+            per_row = max(ms, 1) / rows
+            self._ms_per_row = per_row if self._ms_per_row is None else 0.6 * self._ms_per_row + 0.4 * per_row
+            efficiency = self.size * self._ms_per_row / self.target_ms
+            low, high = ALONE_BAND
+            if low <= efficiency <= high:
+                return
+            wanted = self.size * min(high / efficiency, 2.0)
+            self.size = int(min(self.highest, max(self.lowest, wanted)))
 
 
 class Throttle:
@@ -98,10 +145,13 @@ class Crew:
     generation: int = 0  # ranges this process's workers have given back (done or failed)
     running: int = 0  # workers not yet stopped
     all_stopped: threading.Event = field(default_factory=threading.Event)
+    workers: int = 1
+    claimed: int = 0  # rows of the ranges this process's workers hold (claimed, not yet done)
 
     def __post_init__(self) -> None:
         opts = self.runner.opts
         self.size = BatchSize(opts.batch_size, opts.target_batch_ms)
+        self.alone_size = AloneSize(opts.batch_size, min(ALONE_BATCH_MS, opts.statement_timeout_ms // 4))
         self.throttle = Throttle(opts.max_rows_per_second)
         self.pacer = Pacer(self.runner, self.run)
 
@@ -114,6 +164,7 @@ class Crew:
         batch it holds, then stops, and the interrupt goes on up. (It waits on an event, not on
         Thread.join: an interrupted join can return for a thread still running, CPython gh-90882.)
         The pacer (app.batch.pacer) steers them."""
+        self.workers = workers
         self.pacer.start(workers)
         try:
             self._work(workers)
@@ -140,7 +191,8 @@ class Crew:
         try:
             while not self.stop.is_set():
                 seen = self.generation
-                conn, claim = self._claim(conn)
+                size = self.claim_size()
+                conn, claim = self._claim(conn, size)
                 if claim is None:
                     return
                 if claim == "wait":
@@ -148,17 +200,21 @@ class Crew:
                     continue
                 start, end = claim
                 rows = None
+                with self.lock:
+                    self.claimed += size
                 try:
                     conn, rows = self._process_with_retries(conn, start, end)
                 finally:
                     if rows is not None:
                         conn = self._release(conn, start)
                     self._give_back()
+                    with self.lock:
+                        self.claimed -= size
+                        if rows is not None:
+                            self.batches += 1
+                            self.progress.advance(rows)
                 if rows is None:
                     continue
-                with self.lock:
-                    self.batches += 1
-                    self.progress.advance(rows)
                 self.throttle.after(rows, self.stop)
                 self.pacer.after(rows, self.stop)
                 if r.opts.pause_ms:
@@ -204,9 +260,10 @@ class Crew:
 
     # -- claim, process, release --------------------------------------------------------------
 
-    def _claim(self, conn: Connection | None):
-        """(connection, range), (connection, "wait") while only ranges others hold are left, or
-        (connection, None) when the run's ranges are all done. Retried like a batch."""
+    def _claim(self, conn: Connection | None, size: int):
+        """(connection, range) of `size` rows (or a range left unfinished), (connection, "wait")
+        while only ranges others hold are left, or (connection, None) when the run's ranges are
+        all done. Retried like a batch."""
         r = self.runner
 
         def attempt(_: int):
@@ -214,7 +271,7 @@ class Crew:
             if conn is None:
                 conn = self._connect()
             with r.tx(conn):
-                return r.ledger.claim(conn, self.run, self.pacer.claim_size(self.size.next()))
+                return r.ledger.claim(conn, self.run, size)
 
         def failed(exc: BaseException, _: int, __: bool) -> None:
             nonlocal conn
@@ -224,6 +281,15 @@ class Crew:
         if isinstance(claim, dict):
             raise Paused(r.paused_message(claim["cursor_key"], claim["rows_done"], claim["total_rows"]))
         return conn, claim
+
+    def claim_size(self) -> int:
+        """The configured (or adaptive) size, as the pacer bounds it while paced; while the run
+        is alone on the database, the alone size (AloneSize)."""
+        if not self.pacer.alone:
+            return self.pacer.claim_size(self.size.next())
+        with self.lock:
+            left = self.run.total_rows - self.progress.done - self.claimed
+        return self.alone_size.next(left, self.workers)
 
     def _release(self, conn: Connection | None, start: int) -> Connection | None:
         if conn is None:
@@ -300,4 +366,5 @@ class Crew:
                             rows_written=result.rows_written, attempts=attempt, duration_ms=ms)
             r.ledger.add_rows_done(conn, self.run.id, result.rows_read)
         self.size.observe(result.rows_read, ms)
+        self.alone_size.observe(result.rows_read, ms)
         return result.rows_read

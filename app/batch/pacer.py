@@ -188,6 +188,16 @@ class Pacer:
 
     # -- the workers' side ------------------------------------------------------------------
 
+    @property
+    def alone(self) -> bool:
+        """Whether the run is alone on the database now (steered, and no other client seen over
+        the last window; before the controller starts, as the look before the run found it): the
+        crew's batches may grow (app.batch.crew.AloneSize)."""
+        if not self.active:
+            return False
+        controller = self.controller
+        return self._alone if controller is None else controller.alone
+
     @contextlib.contextmanager
     def batch(self, conn: Connection):
         """Around a batch, inside its transaction: the WAL inserted meanwhile, this process's

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Iterator
 
 from sqlalchemy import Connection, Engine
@@ -122,11 +123,16 @@ class Runner:
 
         return self.attempts.call(what, attempt, failed=failed, passes=(OrgmigError,))
 
-    def _analyze(self, tables: tuple[str, ...]) -> None:
+    def _analyze(self, tables: tuple[str, ...], sessions: int = 1) -> None:
         """Fresh planner statistics, best effort: ANALYZE samples a bounded number of rows, so it
         runs without a statement timeout; one that cannot get its lock is skipped with a warning
-        (the batch statements do not depend on statistics)."""
+        (the batch statements do not depend on statistics). With `sessions` > 1 (a run that ended
+        alone on the database), the tables are analyzed in that many sessions at once, each
+        taking the next table left (the largest first); otherwise in one statement."""
         if not tables:
+            return
+        if sessions > 1 and len(tables) > 1:
+            self._analyze_apart(tables, sessions)
             return
         try:
             conn = self._main_connection()
@@ -134,6 +140,41 @@ class Runner:
                 conn.exec_driver_sql(f"ANALYZE {', '.join(tables)}")
         except Exception as exc:  # noqa: BLE001 - statistics are an optimisation, never fatal
             log.warning("%s: ANALYZE %s skipped: %s", self.label, ", ".join(tables), describe(exc))
+
+    def _analyze_apart(self, tables: tuple[str, ...], sessions: int) -> None:
+        try:
+            conn = self._main_connection()
+            with self.tx(conn, statement_timeout_ms=0):
+                sizes = dict(conn.execute(SQL("server.table_sizes"), {"tables": list(tables)}).all())
+        except Exception:  # noqa: BLE001 - the order is an optimisation
+            sizes = {}
+        queue = sorted(tables, key=lambda t: -sizes.get(t, 0))
+        lock = threading.Lock()
+
+        def analyze() -> None:
+            try:
+                conn = self.connect()
+            except Exception as exc:  # noqa: BLE001 - statistics are an optimisation, never fatal
+                log.warning("%s: ANALYZE skipped in one session: %s", self.label, describe(exc))
+                return
+            with conn:
+                while True:
+                    with lock:
+                        if not queue:
+                            return
+                        table = queue.pop(0)
+                    try:
+                        with self.tx(conn, statement_timeout_ms=0):
+                            conn.exec_driver_sql(f"ANALYZE {table}")
+                    except Exception as exc:  # noqa: BLE001 - statistics are an optimisation, never fatal
+                        log.warning("%s: ANALYZE %s skipped: %s", self.label, table, describe(exc))
+
+        threads = [threading.Thread(target=analyze, name=f"orgmig-analyze-{i}")
+                   for i in range(min(sessions, len(tables)))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
 
     def _summary(self) -> tuple[dict[str, int], dict[str, int], RunFigures | None]:
         """What the step reports, its reported rows and the run's figures; the run is finished by
@@ -218,7 +259,7 @@ class Runner:
                 # Fresh statistics only where the batches changed something (a re-run that
                 # compared and wrote nothing leaves the tables as they were planned for).
                 if self._phase("counting rows written", lambda c: self.ledger.rows_written(c, run.id)):
-                    self._analyze(self.step.analyze_after)
+                    self._analyze(self.step.analyze_after, workers if crew.pacer.alone else 1)
                 summary, reported, figures = self._summary()
         return RunResult(run.id, self.step.name, self.direction, run.total_rows, progress.done,
                          crew.batches, self.attempts.retries, run.resumed, figures,

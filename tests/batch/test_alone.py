@@ -34,7 +34,10 @@ def test_alone_the_run_is_not_held_back(toy):
     assert not {"cut", "ease", "client"} & set(actions), actions
     with toy.connect() as conn:
         row = conn.execute(text("SELECT state, reason FROM orgmig_steer")).mappings().one()
+        sizes = list(conn.execute(text("SELECT rows_read FROM orgmig_batch ORDER BY start_key")).scalars())
     assert row["state"] == "done" and row["reason"].startswith("alone: no other client of the database")
+    # alone, the batches grew past the configured size (app.batch.crew.AloneSize)
+    assert sizes[0] == STEERED["batch_size"] and max(sizes) > 2 * STEERED["batch_size"], sizes
 
 
 def alone_then_a_client(toy, while_there=lambda watch: None) -> tuple[threading.Thread, dict]:

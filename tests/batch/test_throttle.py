@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 from sqlalchemy import text
 
 from app.batch import run_step
-from app.batch.crew import BatchSize
+from app.batch.crew import ALONE_BAND, AloneSize, BatchSize, Crew
+from app.batch.ledger import Run
+from app.progress import RowProgress
 from tests.batch.toy_copy import ROWS, ToyCopy
 from tests.batch.toy_copy.fixtures import batches_cover_the_keys_once, copied_exactly, options
 
@@ -47,3 +50,28 @@ def test_batch_size_grows_and_shrinks_by_at_most_twice():
     fixed = BatchSize(100, target_ms=0)
     fixed.observe(100, 10_000)
     assert fixed.next() == 100
+
+
+def test_alone_the_size_grows_toward_the_band_and_leaves_the_workers_an_even_end():
+    size = AloneSize(500, target_ms=1000)
+    for _ in range(10):  # 0.1 ms a row: 10,000 rows take the target; at most double each time
+        n = size.next(10**7, 3)
+        size.observe(n, n // 10)
+    assert [size.next(10**7, 3)] == [size.size] and ALONE_BAND[0] * 10_000 <= size.size <= ALONE_BAND[1] * 10_000
+    assert size.next(24_000, 3) == 4_000  # half a worker's share of what is left
+    assert size.next(2_000, 3) == 500  # never under the configured size, but at the very end
+    size.observe(size.size, size.size * 10)  # suddenly 10 ms a row: down toward the band
+    assert size.size < 5_000
+
+
+def test_a_client_arriving_brings_the_claims_back_to_the_configured_size():
+    runner = SimpleNamespace(opts=options(batch_size=100, steer=True, steer_probe_ms=200))
+    run = Run(1, "toy_copy", "upgrade", 1, 10**6, 0, 10**6, 0, False, False)
+    crew = Crew(runner, run, RowProgress("toy", 10**6, terminal=False))
+    crew.workers = 2
+    crew.pacer.active, crew.pacer._alone = True, True
+    for _ in range(5):
+        crew.alone_size.observe(crew.claim_size(), 10)
+    assert crew.claim_size() > 1_000
+    crew.pacer._alone = False  # (before the controller starts; after, the controller's `alone`)
+    assert crew.claim_size() == 100

@@ -13,3 +13,8 @@ SELECT least(
         - (SELECT count(*) FROM pg_stat_activity WHERE usesysid = r.oid AND backend_type = 'client backend') END)
 FROM pg_roles r, pg_database d
 WHERE r.rolname = current_user AND d.datname = current_database();
+
+-- name: table_sizes
+-- The tables named (as a step names them, quoted where needed) and their size on disk, for the
+-- order in which a run that ended alone analyzes them (the largest first).
+SELECT t, pg_total_relation_size(CAST(t AS regclass)) FROM unnest(CAST(:tables AS text[])) AS t;
