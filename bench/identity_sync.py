@@ -97,7 +97,7 @@ from sqlalchemy.pool import NullPool
 from app.batch import Options, run_step
 from app.config import Settings
 from app.db import make_engine
-from app.steps.identity import CHAIN_FROM_SNAPSHOT, CHAIN_OF_PLAN, SQL, IdentitySync
+from app.steps.identity import CHAIN_FROM_SNAPSHOT, CHAIN_OF_PLAN, KEEP, SQL, IdentitySync
 from app.steps.identity.readonly import drift
 
 PROVIDER = "okta"
@@ -194,8 +194,9 @@ def statement_names() -> dict[str, str]:
     """The step's SQL text -> its name (plan.classify, state.load_users, ...), compare.plan and
     compare.drift as the step expands them."""
     names = {re.sub(r"\s+", " ", SQL.source(name)): name for name in SQL.names()}
-    for name, chain in (("compare.plan", CHAIN_OF_PLAN), ("compare.drift", CHAIN_FROM_SNAPSHOT)):
-        names[re.sub(r"\s+", " ", SQL.source(name, chain=chain))] = name
+    for name, chain in (("compare.plan", CHAIN_OF_PLAN), ("compare.drift", CHAIN_FROM_SNAPSHOT),
+                        ("compare.refill", CHAIN_OF_PLAN)):
+        names[re.sub(r"\s+", " ", SQL.source(name, chain=chain, keep=KEEP))] = name
     return names
 
 

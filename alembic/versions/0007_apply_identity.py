@@ -22,7 +22,7 @@ import logging
 
 from alembic import op
 from app.batch.revision import allow_data_loss, ensure_finished, run_data_step, settings, stop_offline
-from app.steps.identity import IDENTITY, providers_applied, providers_with_export
+from app.steps.identity import IDENTITY, drop_plan_tables, providers_applied, providers_with_export
 
 revision = "0007"
 down_revision = "0006"
@@ -59,3 +59,4 @@ def downgrade() -> None:
         return
     for provider in providers_applied(op.get_bind()):
         run_data_step(IDENTITY.step(provider, settings()), "downgrade")
+    drop_plan_tables(op.get_bind())

@@ -36,10 +36,13 @@ from app.schema.legacy import SECRET_COLUMNS, SETTINGS_COLUMNS, orgmig_baseline,
 from app.schema.org import org, org_user, role, settings, user
 from app.schema.writeback import orgmig_writeback
 
-# Not part of the model: alembic's version table, and what revision 0004 installs to capture the
+# Not part of the model: alembic's version table, what revision 0004 installs to capture the
 # application's writes to user_settings until `orgmig finalize` removes it (the change log and
-# an index on the link table; app/steps/user_settings/capture.sql).
-NOT_MODELLED = frozenset({"alembic_version", "orgmig_user_settings_change", "ix_orgmig_user_settings_link_user_id"})
+# an index on the link table; app/steps/user_settings/capture.sql), and the UNLOGGED tables an
+# identity sync's plan keeps its desired state in until revision 0007's downgrade drops them
+# (app/steps/identity/plan.sql, plan_tables).
+NOT_MODELLED = frozenset({"alembic_version", "orgmig_user_settings_change", "ix_orgmig_user_settings_link_user_id",
+                          "orgmig_identity_plan", "orgmig_identity_plan_member", "orgmig_identity_plan_run"})
 
 
 def include_object(obj, name, type_, reflected, compare_to) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import signal
 
+import pytest
 from sqlalchemy.pool import NullPool
 
 from app.db import make_engine
@@ -34,21 +35,30 @@ from tests.support.migrate import failed_checks
 from tests.support.waiting import wait_until
 
 
-def test_a_killed_run_resumes_to_the_state_of_an_uninterrupted_one(identity_databases):
-    provider = "okta"
-    url, engine = identity_databases.open(provider, "exported")
-    # An uninterrupted run's result: the template it was copied from (read only).
-    reference = make_engine(identity_databases.template_url(provider, "synced"), poolclass=NullPool)
-    ids = Ids(provider, start(provider))
+def kill_after_three_batches(url, engine) -> None:
+    """`alembic upgrade head` killed (SIGKILL) once three of its batches of 8 accounts committed."""
     done = """SELECT count(*) FROM orgmig_batch b JOIN orgmig_run r ON r.id = b.run_id
               WHERE r.step = 'identity:okta' AND b.status = 'succeeded'"""
-
     proc = alembic_process(url, "upgrade", "head", ORGMIG_PAUSE_MS="150", ORGMIG_BATCH_SIZE="8",
                            ORGMIG_WORKERS="1")
     wait_until(lambda: scalar(engine, done) >= 3, alive=proc, what="three batches finished")
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("server_restarted", [False, True], ids=["killed", "killed-and-plan-lost"])
+def test_a_killed_run_resumes_to_the_state_of_an_uninterrupted_one(identity_databases, server_restarted):
+    provider = "okta"
+    url, engine = identity_databases.open(provider, "exported")
+    # An uninterrupted run's result: the template it was copied from (read only).
+    reference = make_engine(identity_databases.template_url(provider, "synced"), poolclass=NullPool)
+    ids = Ids(provider, start(provider))
+    kill_after_three_batches(url, engine)
+    if server_restarted:
+        # A server restart empties UNLOGGED tables: the desired state the plan kept for the run
+        # is gone (the work list, logged, is not); the resumed run computes it again.
+        execute(engine, "TRUNCATE orgmig_identity_plan, orgmig_identity_plan_member, orgmig_identity_plan_run")
 
     partial = state(engine, ids)
     assert 0 < len(partial) < len(state(reference, ids))  # some accounts applied, not all
@@ -57,6 +67,7 @@ def test_a_killed_run_resumes_to_the_state_of_an_uninterrupted_one(identity_data
     resumed = alembic(url, "upgrade", "head")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming run" in resumed.stderr
+    assert ("computed again" in resumed.stderr) == server_restarted
     assert state(engine, ids) == state(reference, ids)
     assert reports(engine, ids) == reports(reference, ids)
     counts = 'SELECT (SELECT count(*) FROM "user"), (SELECT count(*) FROM org_user), (SELECT count(*) FROM org)'
@@ -67,6 +78,35 @@ def test_a_killed_run_resumes_to_the_state_of_an_uninterrupted_one(identity_data
     downgrade_restores(url, engine, identity_databases.fingerprint(provider, "exported"))
     engine.dispose()
     reference.dispose()
+
+
+def test_an_app_user_holding_the_email_of_an_account_planned_a_new_user_is_matched_by_the_batch(
+        identity_databases):
+    """The plan found no app user for an account and planned a new one; the application creates a
+    user with its email before the account's batch: the batch matches again, and links the
+    account to that user by email instead of creating a second one."""
+    provider = "okta"
+    url, engine = identity_databases.open(provider, "exported")
+    kill_after_three_batches(url, engine)
+    account, email = rows(engine, """
+        SELECT p.external_id, p.email FROM orgmig_identity_plan p
+        WHERE p.provider = 'okta' AND p.problem = 'idp_user_without_app_user' AND p.email_verified
+          AND p.email_norm IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM user_identity i WHERE i.provider = p.provider AND i.external_id = p.external_id)
+          AND (SELECT count(*) FROM idp_user x
+               WHERE x.provider = p.provider AND lower(btrim(x.email)) = p.email_norm) = 1
+        ORDER BY p.row_id DESC LIMIT 1""")[0]
+    execute(engine, """INSERT INTO "user" (keycloak_user_id, email, email_verified)
+                       VALUES ('made-by-the-app', upper(:e), true)""", e=email)
+    app_user = scalar(engine, """SELECT id FROM "user" WHERE keycloak_user_id = 'made-by-the-app'""")
+
+    resumed = alembic(url, "upgrade", "head")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert rows(engine, "SELECT user_id, matched_by FROM user_identity WHERE provider = 'okta' AND external_id = :x",
+                x=account) == [(app_user, "email")]
+    assert scalar(engine, """SELECT count(*) FROM "user" WHERE lower(btrim(email)) = lower(:e)""", e=email) == 1
+    assert failed_checks(engine) == []
+    engine.dispose()
 
 
 def test_an_app_edit_made_after_the_export_started_is_kept_and_reported(identity_databases, identity_fake):

@@ -85,6 +85,8 @@ ROLES = ("admin", "user", "entry_only")  # what the IdP's memberships map to
 # nothing) or from those the plan just recorded (a sync's plan)
 CHAIN_FROM_SNAPSHOT = SQL.source("compare.chain", groups=SQL.source("compare.groups_from_snapshot"))
 CHAIN_OF_PLAN = SQL.source("compare.chain", groups=SQL.source("compare.groups_of_plan"))
+# what the plan keeps of every account with work for the run's batches (compare.keep)
+KEEP = SQL.source("compare.keep")
 # The comparison hashes every account's memberships and access rows: in memory, not in batches
 # written to disk (4 MB, the default, spills at a few tens of thousands of accounts).
 COMPARE_WORK_MEM = "64MB"
@@ -182,12 +184,39 @@ class IdentitySync(Step):
                 " ORGMIG_IDP_ENV to this installation's environment; nothing was written")
 
     def load_state(self, conn: Connection, export: Export, batch: Batch) -> None:
-        """The temporary tables of state.sql for the planned accounts of the batch's range."""
+        """The temporary tables of state.sql for the planned accounts of the batch's range, from
+        the desired state the plan kept (filled again first when the server lost it)."""
+        if conn.execute(SQL("plan.kept_for"), self._params()).scalar() != batch.run_id:
+            self.keep_for_run(conn, export, batch.run_id)
         conn.exec_driver_sql(SQL.source("state.temp_tables"))
         params = self._params(start=batch.start, end=batch.end, run_id=batch.run_id,
                               export_started=export.started_at)
         for name in STATE:
             conn.execute(SQL(f"state.{name}"), params)
+
+    def keep_for_run(self, conn: Connection, export: Export, run_id: int) -> None:
+        """The plan's tables (plan.plan_tables) hold the desired state of this run's accounts:
+        claimed by the run that follows the plan; filled again from the run's work list
+        (compare.refill) when they hold nothing of the provider (UNLOGGED: a server restart empties
+        them) or another run's. One process at a time (the others wait, then find it done)."""
+        conn.exec_driver_sql(SQL.source("plan.plan_tables"))
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('orgmig:identity-plan:' || :p, 0))"),
+                     {"p": self.provider})
+        params = self._params(run_id=run_id, export_started=export.started_at)
+        owner = conn.execute(SQL("plan.kept_for"), params).first()
+        if owner is not None and owner.run_id in (None, run_id):
+            if owner.run_id is None:
+                conn.execute(SQL("plan.keep_for"), params)
+            return
+        timeout = conn.exec_driver_sql("SHOW statement_timeout").scalar_one()
+        conn.execute(text("SELECT set_config('work_mem', :v, true), set_config('statement_timeout', '0', true)"),
+                     {"v": COMPARE_WORK_MEM})
+        conn.execute(SQL("plan.forget_kept"), params)
+        kept = conn.execute(SQL("compare.refill", chain=CHAIN_OF_PLAN, keep=KEEP), params).mappings().one()
+        conn.execute(SQL("plan.keep_for"), params)
+        conn.execute(text("SELECT set_config('statement_timeout', :v, true)"), {"v": timeout})
+        log.info("%s: the plan's desired state of run %s was gone (a server restart empties it): computed"
+                 " again for %s", self.name, run_id, plural(kept["accounts"], "account"))
 
     def diff(self, conn: Connection, export: Export) -> None:
         params = self._params(export_started=export.started_at)
@@ -215,9 +244,13 @@ class IdentitySync(Step):
         accounts with work in orgmig_identity_todo and returns the guard's counts; with `reports`
         (a dry run) also what the batches would report, by reason (`reported`)."""
         self.plan_groups(conn)
+        conn.exec_driver_sql(SQL.source("plan.plan_tables"))
+        params = self._params(export_started=export.started_at, reports=reports)
+        conn.execute(SQL("plan.forget_kept"), params)
         conn.execute(text("SELECT set_config('work_mem', :v, true)"), {"v": COMPARE_WORK_MEM})
-        return dict(conn.execute(SQL("compare.plan", chain=CHAIN_OF_PLAN),
-                                 self._params(export_started=export.started_at, reports=reports)).mappings().one())
+        counts = dict(conn.execute(SQL("compare.plan", chain=CHAIN_OF_PLAN, keep=KEEP), params).mappings().one())
+        conn.execute(SQL("plan.keep_for"), params)  # for the run about to open (run_id NULL)
+        return counts
 
     def plan(self, conn: Connection, direction: str) -> None:
         """The run's plan (compare_plan), refused by the mass-change guard when it would disable
@@ -254,6 +287,8 @@ class IdentitySync(Step):
     def prepare(self, conn: Connection, direction: str, run_id: int) -> dict:
         sequence = conn.exec_driver_sql("""SELECT pg_get_serial_sequence('"user"', 'id')""").scalar_one()
         export = self.export(conn) if direction == "upgrade" else None
+        if export is not None:
+            self.keep_for_run(conn, export, run_id)
         return {"export": export, "sequence": sequence}
 
     def upgrade(self, conn: Connection, batch: Batch) -> BatchResult:
@@ -312,6 +347,8 @@ class IdentitySync(Step):
             if self.export(conn) is not None:
                 conn.execute(SQL("finish.report_app_users"), params)
             conn.execute(SQL("finish.forget_plan"), params)
+            if conn.exec_driver_sql("SELECT to_regclass('orgmig_identity_plan') IS NOT NULL").scalar_one():
+                conn.execute(SQL("plan.forget_kept"), params)
             return
         if self.settings.allow_data_loss:
             conn.execute(SQL("downgrade.org_dependents"), params)
@@ -348,6 +385,12 @@ def describe_plan(counts: dict[str, int]) -> str:
             f" facility access {counts['facilities_added']:,} to grant, {counts['facilities_removed']:,} to"
             f" remove; {plural(counts['users_changed'], 'user')} to change"
             f" ({plural(counts['status_changes'], 'status', 'statuses')})")
+
+
+def drop_plan_tables(conn: Connection) -> None:
+    """Revision 0007's downgrade, once every provider's syncs are undone: the tables a sync's plan
+    keeps its desired state in (plan.plan_tables), which the step created."""
+    conn.exec_driver_sql(SQL.source("plan.drop_plan_tables"))
 
 
 def providers_with_export(conn: Connection) -> list[str]:

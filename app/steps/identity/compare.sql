@@ -60,7 +60,11 @@ acct AS MATERIALIZED (
 mem AS (SELECT * FROM idp_membership WHERE provider = :provider),
 words AS MATERIALIZED ({role_words}),
 member AS MATERIALIZED (
-    SELECT w.external_id, w.org, {membership}
+    SELECT w.external_id, w.org, {membership},
+           -- what a sync's plan keeps for its batches (keep_members): the facilities granted one
+           -- by one, and the role names the IdP gives that are no role here
+           array_agg(w.facility_id) FILTER (WHERE w.facility_id IS NOT NULL) AS facility_ids,
+           array_agg(substr(w.word, 9)) FILTER (WHERE w.word LIKE 'UNKNOWN:%') AS unknown_roles
     FROM words w
     LEFT JOIN roles r ON {role_of_word}
     GROUP BY w.external_id, w.org
@@ -68,9 +72,11 @@ member AS MATERIALIZED (
 -- state.match, and the accounts apply.create_users makes a user for, among those not linked yet
 unlinked AS MATERIALIZED (
     SELECT x.row_id, coalesce(x.matched, CASE WHEN x.predicted THEN -x.row_id END) AS user_id,
-           x.matched IS NOT NULL AS matched, CASE WHEN NOT x.predicted THEN x.problem END AS problem
+           x.matched IS NOT NULL AS matched, CASE WHEN NOT x.predicted THEN x.problem END AS problem,
+           -- the match as the batches take it from the plan (keep): its user, how, its problem
+           x.matched AS matched_user_id, x.matched_by, x.problem AS match_problem, x.detail
     FROM (
-    SELECT b.row_id, mt.user_id AS matched, mt.problem,
+    SELECT b.row_id, mt.user_id AS matched, mt.problem, mt.matched_by, mt.detail,
            mt.problem = 'idp_user_without_app_user' AND b.app_status IS DISTINCT FROM 'disabled'
                -- (IN, not a correlated EXISTS: a CTE has no index, so that would scan it per account)
                AND b.external_id IN (SELECT d.external_id FROM member d WHERE d.role_id IS NOT NULL)
@@ -215,10 +221,10 @@ ORDER BY b.external_id;
 -- name: plan
 -- The plan of a sync (after plan.classify ... plan.create_facilities): the accounts the run has
 -- work for go to orgmig_identity_todo (a link to make, a user to create, a membership, a facility
--- access or a profile value to write, or something to report), and the counts the run logs and
--- the mass-change guard reads.
+-- access or a profile value to write, or something to report), their desired state to the plan's
+-- tables (keep), and the counts the run logs and the mass-change guard reads.
 {chain},
-todo AS (
+work AS (
     INSERT INTO orgmig_identity_todo (provider, row_id)
     SELECT :provider, b.row_id
     FROM acct b LEFT JOIN unlinked n ON n.row_id = b.row_id
@@ -229,8 +235,9 @@ todo AS (
        OR b.external_id IN (SELECT d.external_id FROM member d WHERE d.problem IS NOT NULL)
     -- (no ON CONFLICT: plan.forget emptied the provider's list, and an account is one row of acct;
     -- a speculative insertion would write a second WAL record per row)
-    RETURNING 1
+    RETURNING row_id
 ),
+{keep},
 losing AS (
     SELECT d.user_id, 'disabled' AS loses FROM user_diff d JOIN who b ON b.user_id = d.user_id
     WHERE NOT d.app_edit AND NOT b.new_link AND 'status' = ANY (d.columns) AND d.app_status = 'disabled'
@@ -257,7 +264,7 @@ SELECT
     (SELECT count(DISTINCT user_id) FROM losing WHERE loses = 'memberships') AS losing_memberships,
     (SELECT count(DISTINCT user_id) FROM losing WHERE loses = 'site_admin') AS losing_site_admin,
     (SELECT count(DISTINCT user_id) FROM losing) AS mass_changed,
-    (SELECT count(*) FROM todo) AS todo,
+    (SELECT count(*) FROM work) AS todo,
     -- `orgmig sync --dry-run` only (:reports; skipped otherwise): what the batches and the finish
     -- would report, by reason (the group reports are in orgmig_report already, from the plan)
     CASE WHEN :reports THEN (
@@ -282,3 +289,47 @@ SELECT
               AND u.id NOT IN (SELECT w.user_id FROM who w WHERE w.new_link)
         ) x GROUP BY x.reason) r
     ) END AS reported;
+
+-- name: keep
+-- CTEs after {chain} and `work` (the row_id of each account the run has work for): the desired
+-- state of those accounts, computed once by the plan and kept for the run's batches
+-- (state.load_users, state.load_desired read their range of it) in UNLOGGED tables
+-- (plan.plan_tables): the account's values and its match (the user it is linked to or matched,
+-- how, or the match's problem), and per org the membership the IdP gives. Orgs by their id (the
+-- plan created those missing).
+kept AS (
+    INSERT INTO orgmig_identity_plan (provider, row_id, external_id, email, email_norm, email_verified,
+                                      app_status, first_name, last_name, site_admin, linked, user_id,
+                                      matched_by, problem, detail)
+    SELECT :provider, b.row_id, b.external_id, b.email, b.email_norm, b.email_verified, b.app_status,
+           b.first_name, b.last_name, b.site_admin, b.user_id IS NOT NULL,
+           coalesce(b.user_id, n.matched_user_id), n.matched_by, n.match_problem, n.detail
+    FROM work t
+    JOIN acct b ON b.row_id = t.row_id
+    LEFT JOIN unlinked n ON n.row_id = b.row_id
+    RETURNING 1
+),
+kept_members AS (
+    INSERT INTO orgmig_identity_plan_member (provider, row_id, org_id, org_external_id, role_id, all_facilities,
+                                             facility_ids, problem, detail)
+    SELECT :provider, b.row_id, o.id, d.org, d.role_id, d.all_facilities, coalesce(d.facility_ids, '{}'),
+           d.problem,
+           CASE WHEN d.problem IS NOT NULL THEN jsonb_strip_nulls(jsonb_build_object(
+               'org', d.org,
+               'roles', (SELECT to_jsonb(array_agg(DISTINCT r.name)) FROM unnest(d.unknown_roles) r(name)))) END
+    FROM work t
+    JOIN acct b ON b.row_id = t.row_id
+    JOIN member d ON d.external_id = b.external_id
+    JOIN org o ON o.external_id = d.org
+    RETURNING 1
+)
+
+-- name: refill
+-- The plan's tables filled again for the accounts of the run's work list (a run resumed after
+-- the server restarted, which empties UNLOGGED tables, or whose plan another run replaced):
+-- the same desired state, matched as the batches match (:run_id: the users this run linked or
+-- created are as the plan saw them).
+{chain},
+work AS (SELECT t.row_id FROM orgmig_identity_todo t WHERE t.provider = :provider),
+{keep}
+SELECT (SELECT count(*) FROM kept) AS accounts, (SELECT count(*) FROM kept_members) AS memberships;

@@ -39,11 +39,75 @@ WHERE g.provider = :provider AND g.kind = 'group' AND g.name ~ '^SR-[A-Za-z0-9_]
 GROUP BY 1
 ORDER BY 2 DESC, 1;
 
+-- name: plan_tables
+-- The desired state a sync's plan keeps for its batches (compare.keep), one row per account with
+-- work and one per account and org, and which run they belong to (orgmig_identity_plan_run: NULL
+-- until the run that follows the plan claims them, Step.prepare). UNLOGGED: they write no WAL, and
+-- a server restart empties them, which the run notices (no row of its own in
+-- orgmig_identity_plan_run) and fills them again (compare.refill) from the work list, which is
+-- logged. Created here, not by a schema revision, because revision 0007 (which runs the step)
+-- comes before any later schema revision; like revision 0004's capture, they are not part of
+-- the model, and revision 0007's downgrade drops them (drop_plan_tables).
+CREATE UNLOGGED TABLE IF NOT EXISTS orgmig_identity_plan (
+    provider text NOT NULL,
+    row_id bigint NOT NULL,
+    external_id text NOT NULL,
+    email text,
+    email_norm text,
+    email_verified boolean NOT NULL,
+    app_status text,
+    first_name text,
+    last_name text,
+    site_admin boolean NOT NULL,
+    linked boolean NOT NULL,
+    user_id integer,
+    matched_by text,
+    problem text,
+    detail jsonb,
+    PRIMARY KEY (provider, row_id)
+);
+CREATE UNLOGGED TABLE IF NOT EXISTS orgmig_identity_plan_member (
+    provider text NOT NULL,
+    row_id bigint NOT NULL,
+    org_id uuid NOT NULL,
+    org_external_id text NOT NULL,
+    role_id integer,
+    all_facilities boolean NOT NULL,
+    facility_ids uuid[] NOT NULL,
+    problem text,
+    detail jsonb,
+    PRIMARY KEY (provider, row_id, org_id)
+);
+CREATE UNLOGGED TABLE IF NOT EXISTS orgmig_identity_plan_run (
+    provider text PRIMARY KEY,
+    run_id bigint
+);
+
+-- name: drop_plan_tables
+DROP TABLE IF EXISTS orgmig_identity_plan, orgmig_identity_plan_member, orgmig_identity_plan_run;
+
 -- name: forget
 -- A new run starts from a clean slate: the previous run's group meanings, reports and plan.
 WITH g AS (DELETE FROM orgmig_identity_group WHERE provider = :provider RETURNING 1),
      r AS (DELETE FROM orgmig_report WHERE step = :step RETURNING 1)
 DELETE FROM orgmig_identity_todo WHERE provider = :provider;
+
+-- name: forget_kept
+-- The desired state kept by an earlier plan of :provider (compare.keep), and whose it was.
+WITH a AS (DELETE FROM orgmig_identity_plan WHERE provider = :provider RETURNING 1),
+     m AS (DELETE FROM orgmig_identity_plan_member WHERE provider = :provider RETURNING 1)
+DELETE FROM orgmig_identity_plan_run WHERE provider = :provider;
+
+-- name: kept_for
+-- The plan's tables hold the desired state planned for a run of :provider: its run (NULL until a
+-- run claims it); no row when they are empty (a server restart, or never planned).
+SELECT run_id FROM orgmig_identity_plan_run WHERE provider = :provider;
+
+-- name: keep_for
+-- The plan's tables hold the desired state for :run_id (NULL: the plan just made, for the run
+-- about to open).
+INSERT INTO orgmig_identity_plan_run (provider, run_id) VALUES (:provider, :run_id)
+ON CONFLICT (provider) DO UPDATE SET run_id = EXCLUDED.run_id;
 
 -- name: classify
 -- What each group of :provider means (rules.group_meaning). Keycloak and Auth0 roles are read per

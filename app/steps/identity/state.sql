@@ -1,9 +1,13 @@
--- Step identity:<provider>, one batch: the desired state of the accounts of its key range that
--- the plan marked (compare.plan) and how the tables differ from it, in temporary tables (one set
--- per connection, emptied at each commit), which the batch's writes (apply.sql) read. The state
--- is computed again here, not taken from the plan, so that a batch sees an app edit made after
--- the plan. The rules are rules.sql's, which compare.sql expands too (the plan, `--dry-run` and
--- `orgmig reconcile`), and the login endpoint runs `match` for one account.
+-- Step identity:<provider>, one batch: the desired state of the accounts of its key range, as
+-- the plan computed and kept it (compare.keep), and how the tables differ from it, in temporary
+-- tables (one set per connection, emptied at each commit), which the batch's writes (apply.sql)
+-- read. The desired state comes from the snapshot, which a run does not change; the tables'
+-- side is read here, inside the batch's transaction, after its rows are locked, so that a batch
+-- sees an app edit made after the plan (the diffs and their app-edit rule). A match the tables
+-- may have overtaken since the plan (the account linked meanwhile, its user linked to another
+-- account or gone, an app user now holding the email of an account planned to get a new user)
+-- is made again here. The rules are rules.sql's, which compare.sql expands too (the plan,
+-- `--dry-run` and `orgmig reconcile`), and the login endpoint runs `match` for one account.
 
 -- name: temp_tables
 CREATE TEMP TABLE IF NOT EXISTS batch_account (
@@ -20,7 +24,8 @@ CREATE TEMP TABLE IF NOT EXISTS batch_account (
     matched_by text,
     new_link boolean NOT NULL DEFAULT false,
     problem text,
-    detail jsonb
+    detail jsonb,
+    recheck boolean NOT NULL DEFAULT true
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS batch_desired_membership (
     external_id text NOT NULL,
@@ -63,64 +68,69 @@ CREATE TEMP TABLE IF NOT EXISTS batch_user_diff (
 ) ON COMMIT DELETE ROWS;
 
 -- name: load_users
--- The accounts of :provider with row_id in :start..:end that the plan marked, their values
--- (rules.account_values), whether they are site admins, and their link if they have one.
--- The link is a LATERAL probe of user_identity's primary key: a run fills that table, and
--- without statistics for it the planner would read every link of the provider in each batch.
--- The todo check repeats the range so that a batch reads its own part of the plan.
+-- The accounts of :provider with row_id in :start..:end that the plan kept (compare.keep): their
+-- values, whether they are site admins, and their link, probed again (user_identity's primary
+-- key: the login endpoint may have linked the account since the plan). The plan's match stands
+-- unless the tables overtook it (`recheck`, then `match` runs for the account): the account was
+-- linked at the plan and is not now; the user it matched is gone or linked to another account
+-- of the provider; it matched nobody, and an app user now holds its email, or (matching by
+-- subject) its subject.
 INSERT INTO batch_account (row_id, external_id, email, email_norm, email_verified, app_status, first_name,
-                      last_name, site_admin, user_id, matched_by)
-SELECT u.row_id, u.external_id, {account_values},
-       EXISTS (SELECT 1 FROM idp_membership m
-               JOIN orgmig_identity_group g
-                 ON g.provider = m.provider AND g.kind = m.kind AND g.external_id = m.group_external_id
-               WHERE m.provider = u.provider AND m.user_external_id = u.external_id
-                 AND g.meaning = 'site_admin'),
-       i.user_id, i.matched_by
-FROM idp_user u
+                           last_name, site_admin, user_id, matched_by, new_link, problem, detail, recheck)
+SELECT p.row_id, p.external_id, p.email, p.email_norm, p.email_verified, p.app_status, p.first_name,
+       p.last_name, p.site_admin,
+       coalesce(i.user_id, CASE WHEN NOT r.recheck THEN p.user_id END),
+       coalesce(i.matched_by, CASE WHEN NOT r.recheck THEN p.matched_by END),
+       i.user_id IS NULL AND NOT r.recheck AND p.user_id IS NOT NULL,
+       CASE WHEN i.user_id IS NULL AND NOT r.recheck THEN p.problem END,
+       CASE WHEN i.user_id IS NULL AND NOT r.recheck THEN p.detail END,
+       r.recheck
+FROM orgmig_identity_plan p
 LEFT JOIN LATERAL (SELECT i.user_id, i.matched_by FROM user_identity i
-                   WHERE i.provider = u.provider AND i.external_id = u.external_id OFFSET 0) i ON true
-WHERE u.provider = :provider AND u.row_id BETWEEN :start AND :end
-  AND EXISTS (SELECT 1 FROM orgmig_identity_todo t
-              WHERE t.provider = u.provider AND t.row_id = u.row_id AND t.row_id BETWEEN :start AND :end);
+                   WHERE i.provider = p.provider AND i.external_id = p.external_id OFFSET 0) i ON true
+CROSS JOIN LATERAL (
+    SELECT i.user_id IS NULL AND CASE
+        WHEN p.linked THEN true
+        WHEN p.user_id IS NOT NULL THEN
+            NOT EXISTS (SELECT 1 FROM "user" u WHERE u.id = p.user_id)
+            OR EXISTS (SELECT 1 FROM user_identity j WHERE j.provider = p.provider AND j.user_id = p.user_id)
+            OR (:matches_by_subject AND p.matched_by = 'email'
+                AND EXISTS (SELECT 1 FROM "user" u WHERE u.keycloak_user_id = p.external_id))
+        ELSE
+            (p.email_norm IS NOT NULL
+             AND EXISTS (SELECT 1 FROM "user" u WHERE lower(btrim(u.email)) = p.email_norm))
+            OR (:matches_by_subject AND EXISTS (SELECT 1 FROM "user" u WHERE u.keycloak_user_id = p.external_id))
+        END AS recheck
+) r
+WHERE p.provider = :provider AND p.row_id BETWEEN :start AND :end;
 
 -- name: load_desired
--- Per account and org (rules.role_words, rules.membership): the highest-privilege role the IdP
--- gives, whether it covers all facilities, the facilities it grants one by one, and its problem.
--- The group meanings are orgmig_identity_group itself (NOT MATERIALIZED: probed by its primary
--- key per membership).
+-- Per account and org, the membership the plan kept (compare.keep, rules.role_words and
+-- rules.membership over the snapshot): the highest-privilege role the IdP gives, whether it
+-- covers all facilities, the facilities it grants one by one, and its problem; in orgs that
+-- still exist.
 INSERT INTO batch_desired_membership (external_id, org_id, org_external_id, role_id, all_facilities, problem,
-                        facility_ids, detail)
-WITH mem AS (
-    SELECT m.* FROM batch_account b
-    JOIN idp_membership m ON m.provider = :provider AND m.user_external_id = b.external_id
-),
-grp AS NOT MATERIALIZED (SELECT * FROM orgmig_identity_group),
-roles AS (SELECT id, name, rank FROM role),
-words AS ({role_words})
-SELECT w.external_id, o.id, w.org, {membership},
-       coalesce(array_agg(DISTINCT w.facility_id) FILTER (WHERE w.facility_id IS NOT NULL), '{}'),
-       jsonb_strip_nulls(jsonb_build_object(
-           'org', w.org,
-           'roles', to_jsonb(array_agg(DISTINCT substr(w.word, 9)) FILTER (WHERE w.word LIKE 'UNKNOWN:%'))))
-FROM words w
--- the org by its external id, probed per word (OFFSET 0): the words have no statistics, and the
--- planner, expecting two, compared every org with every word of the batch (150,000 comparisons a
--- batch at 100 orgs, growing with the orgs)
-CROSS JOIN LATERAL (SELECT o.id FROM org o WHERE o.external_id = w.org OFFSET 0) o
-LEFT JOIN roles r ON {role_of_word}
-GROUP BY w.external_id, o.id, w.org;
+                                      facility_ids, detail)
+-- (The batch's range of the kept memberships read by their primary key, each probing the batch's
+-- accounts: the plan's tables have no statistics, and driven the other way round the planner
+-- read every kept membership in each batch.)
+SELECT b.external_id, d.org_id, d.org_external_id, d.role_id, d.all_facilities, d.problem, d.facility_ids, d.detail
+FROM orgmig_identity_plan_member d
+JOIN batch_account b ON b.row_id = d.row_id
+WHERE d.provider = :provider AND d.row_id BETWEEN :start AND :end
+  AND EXISTS (SELECT 1 FROM org o WHERE o.id = d.org_id);
 
 -- name: match
--- Which app user each unlinked account is (rules.match). Anything else is a problem, never a
--- guess.
+-- Which app user each unlinked account is (rules.match), for the accounts whose match the batch
+-- makes again (load_users' `recheck`; the login endpoint's one account). Anything else is a
+-- problem, never a guess.
 UPDATE batch_account b SET user_id = m.user_id, matched_by = m.matched_by, new_link = m.user_id IS NOT NULL,
                       problem = m.problem, detail = m.detail
 FROM (
     SELECT b.row_id, mt.user_id, mt.matched_by, mt.problem, mt.detail
     FROM batch_account b
     {match}
-    WHERE b.user_id IS NULL
+    WHERE b.user_id IS NULL AND b.recheck
 ) m
 WHERE b.row_id = m.row_id;
 
