@@ -152,6 +152,9 @@ class Crew:
         opts = self.runner.opts
         self.size = BatchSize(opts.batch_size, opts.target_batch_ms)
         self.alone_size = AloneSize(opts.batch_size, min(ALONE_BATCH_MS, opts.statement_timeout_ms // 4))
+        # The batch knobs an operator sets (a pause between batches, a rows-a-second cap, a target
+        # batch duration) are kept alone too: the batches grow only without them.
+        self.grows = not (opts.pause_ms or opts.max_rows_per_second or opts.target_batch_ms)
         self.throttle = Throttle(opts.max_rows_per_second)
         self.pacer = Pacer(self.runner, self.run)
 
@@ -284,8 +287,8 @@ class Crew:
 
     def claim_size(self) -> int:
         """The configured (or adaptive) size, as the pacer bounds it while paced; while the run
-        is alone on the database, the alone size (AloneSize)."""
-        if not self.pacer.alone:
+        is alone on the database, the alone size (AloneSize), unless an operator set a batch knob."""
+        if not (self.grows and self.pacer.alone):
             return self.pacer.claim_size(self.size.next())
         with self.lock:
             left = self.run.total_rows - self.progress.done - self.claimed
