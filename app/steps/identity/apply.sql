@@ -7,9 +7,10 @@
 -- UPDATE of those that are, not by INSERT ... ON CONFLICT: a speculative insertion writes a
 -- second WAL record per row to confirm it (a sixth of the undo log's WAL). A key a concurrent
 -- sync recorded in between raises a unique violation, and the batch is retried. Each NOT EXISTS
--- is a probe of the unique index per row (OFFSET 0 keeps it a subplan: as an anti join, with the
--- statistics of before the run, the planner read every undo record of the table name once per
--- batch and compared each row with all of them), each UPDATE a lookup of an array of keys.
+-- (or `recorded`) is a probe of the unique index per row (OFFSET 0 keeps it a subplan: as an
+-- anti join, with the statistics of before the run, the planner read every undo record of the
+-- table name once per batch and compared each row with all of them), each UPDATE a lookup of
+-- the array of keys that probe found (not of every key written: on a first sync none).
 
 -- name: create_users
 -- An account that matches no app user, is not disabled and has a role in an org becomes a user
@@ -62,22 +63,23 @@ upd AS (
     WHERE d.kind = 'change' AND NOT d.app_edit AND m.org_id = d.org_id AND m.user_id = d.user_id
     RETURNING m.org_id, m.user_id
 ),
-written AS (
-    SELECT i.org_id || '|' || i.user_id AS row_key, i.user_id, NULL::jsonb AS before FROM ins i
-    UNION ALL
-    SELECT u.org_id || '|' || u.user_id, u.user_id, d.before
-    FROM upd u JOIN batch_membership_diff d ON d.org_id = u.org_id AND d.user_id = u.user_id
+written AS MATERIALIZED (
+    SELECT w.*, EXISTS (SELECT 1 FROM orgmig_identity_undo x
+                        WHERE x.table_name = 'org_user' AND x.row_key = w.row_key OFFSET 0) AS recorded
+    FROM (SELECT i.org_id || '|' || i.user_id AS row_key, i.user_id, NULL::jsonb AS before FROM ins i
+          UNION ALL
+          SELECT u.org_id || '|' || u.user_id, u.user_id, d.before
+          FROM upd u JOIN batch_membership_diff d ON d.org_id = u.org_id AND d.user_id = u.user_id) w
 ),
 undo_new AS (
     INSERT INTO orgmig_identity_undo (provider, table_name, row_key, user_id, before, applied_updated_at, run_id)
     SELECT :provider, 'org_user', w.row_key, w.user_id, w.before, now(), :run_id FROM written w
-    WHERE NOT EXISTS (SELECT 1 FROM orgmig_identity_undo x
-                      WHERE x.table_name = 'org_user' AND x.row_key = w.row_key OFFSET 0)
+    WHERE NOT w.recorded
     RETURNING 1
 ),
 undo_again AS (
     UPDATE orgmig_identity_undo x SET applied_updated_at = now(), run_id = :run_id
-    WHERE x.table_name = 'org_user' AND x.row_key = ANY (ARRAY(SELECT w.row_key FROM written w))
+    WHERE x.table_name = 'org_user' AND x.row_key = ANY (ARRAY(SELECT w.row_key FROM written w WHERE w.recorded))
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM ins) AS added, (SELECT count(*) FROM upd) AS changed;
@@ -138,17 +140,21 @@ WITH upd AS (
     WHERE u.id = d.user_id AND NOT d.app_edit AND d.owner = :provider
     RETURNING u.id
 ),
+written AS MATERIALIZED (
+    SELECT u.id, EXISTS (SELECT 1 FROM orgmig_identity_undo x
+                         WHERE x.table_name = 'user' AND x.row_key = u.id::text OFFSET 0) AS recorded
+    FROM upd u
+),
 undo_new AS (
     INSERT INTO orgmig_identity_undo (provider, table_name, row_key, user_id, before, applied_updated_at, run_id)
-    SELECT :provider, 'user', u.id::text, u.id, d.before, now(), :run_id
-    FROM upd u JOIN batch_user_diff d ON d.user_id = u.id
-    WHERE NOT EXISTS (SELECT 1 FROM orgmig_identity_undo x
-                      WHERE x.table_name = 'user' AND x.row_key = u.id::text OFFSET 0)
+    SELECT :provider, 'user', w.id::text, w.id, d.before, now(), :run_id
+    FROM written w JOIN batch_user_diff d ON d.user_id = w.id
+    WHERE NOT w.recorded
     RETURNING 1
 ),
 undo_again AS (
     UPDATE orgmig_identity_undo x SET applied_updated_at = now(), run_id = :run_id
-    WHERE x.table_name = 'user' AND x.row_key = ANY (ARRAY(SELECT u.id::text FROM upd u))
+    WHERE x.table_name = 'user' AND x.row_key = ANY (ARRAY(SELECT w.id::text FROM written w WHERE w.recorded))
     RETURNING 1
 )
 SELECT count(*) FROM upd;
