@@ -4,6 +4,7 @@ against the floor, the same rows written the plainest way.
     python bench/migrate_users.py --users 1000000 [--runs 3] [--batch-size 500] [--baseline-users N]
                                   [--rss-small 10000] [--parts upgrade,floor,baseline,rss]
                                   [--shape seed|clean|nulls|duplicates|sparse|wide]
+                                  [--revision head|0004] [--profile]
                                   [--seed 0] [--database-url URL] [--keep]
 
 In one run against one PostgreSQL server:
@@ -25,9 +26,15 @@ In one run against one PostgreSQL server:
 5. repeats step 1-2 with `--rss-small` users in `orgmig_bench_<rss-small>_rss` for the memory
    comparison.
 
-`--shape` picks the legacy rows: `seed` (the default, app.ops.seed as above) or one of
-bench/data_shapes.py's shapes (clean, nulls, duplicates, sparse, wide), loaded the same way and
-then vacuumed and analyzed; the rss part always seeds.
+`--revision 0004` times `alembic upgrade 0004` instead of `head` (the data revision without the
+schema revisions after it, whose DDL includes an index built on "user"). `--shape` picks the
+legacy rows: `seed` (the default, app.ops.seed as above) or one of bench/data_shapes.py's
+shapes (clean, nulls, duplicates, sparse, wide), loaded the same way and then vacuumed and
+analyzed; the rss part always seeds.
+
+`--profile` adds, on one more copy, `alembic upgrade 0004` run in this process with every
+statement of every engine timed and summed by name (bench/harness/profile.py): the step's batch
+statement, the ledger's, the pacer's, ANALYZE; the workers' threads add up to more than the wall.
 
 `--parts` picks which of upgrade (2), floor (3), baseline (4) and rss (5) run (default all); a
 ratio or target needs both its sides. The upgrade runs with the environment's settings: the
@@ -49,6 +56,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 import time
@@ -61,9 +69,10 @@ import psycopg
 from data_shapes import SHAPES, load_sql
 from floor import time_floor
 from harness.process import median, timed
+from harness.profile import StatementClock, Timing, print_profile
 from harness.report import exit_code, fail, header, line, say, verdict
-from sqlalchemy import Text, bindparam, cast, exists, func, insert, literal, select, text
-from sqlalchemy.engine import URL
+from sqlalchemy import Text, bindparam, cast, event, exists, func, insert, literal, select, text
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
 from app.db import make_engine
@@ -96,9 +105,9 @@ class UpgradeRun:
         return self.users / self.seconds
 
 
-def time_upgrade(url: URL, users: int, batch_size: int, log_dir: Path) -> UpgradeRun:
-    run = timed([*db.ALEMBIC, "-x", f"batch_size={batch_size}", "upgrade", "head"], db.child_env(url),
-                log_dir / f"upgrade_{users}.log", tail=12, what="alembic upgrade head")
+def time_upgrade(url: URL, users: int, batch_size: int, log_dir: Path, revision: str = "head") -> UpgradeRun:
+    run = timed([*db.ALEMBIC, "-x", f"batch_size={batch_size}", "upgrade", revision], db.child_env(url),
+                log_dir / f"upgrade_{users}.log", tail=12, what=f"alembic upgrade {revision}")
     engine = make_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
@@ -144,6 +153,41 @@ def load_shape(url: URL, users: int, shape: str) -> Shaped:
                            "VACUUM (ANALYZE) user_settings")
     db.execute(url, "CHECKPOINT")
     return Shaped(users, seconds, rows[0][0])
+
+
+# --- the profile: every statement of the upgrade timed in this process --------------------------
+
+
+def statement_names() -> dict[str, str]:
+    """The engine's and the step's SQL text -> its name (ledger.claim, upgrade, ...)."""
+    from app.batch.ledger import SQL as LEDGER
+    from app.steps.user_settings import SQL as STEP
+    names = {}
+    for files in (LEDGER, STEP):
+        for name in files.names():
+            try:
+                names[re.sub(r"\s+", " ", files.source(name))] = name
+            except KeyError:
+                continue
+    return names
+
+
+def profile(url: URL, batch_size: int) -> tuple[dict[str, dict[str, Timing]], dict[str, float]]:
+    """`alembic upgrade 0004` in this process with the environment's settings, every statement of
+    every engine timed (the workers' threads summed: with several workers the statements add up
+    to more than the wall time); the start-up of a child process is not in it."""
+    clock = StatementClock(Engine, statement_names(), explain=False)
+    phase = f"alembic upgrade 0004 in process (batch size {batch_size})"
+    try:
+        clock.phase = phase
+        started = time.perf_counter()
+        db.upgrade_to(url, "0004", batch_size=str(batch_size))
+        wall = time.perf_counter() - started
+    finally:
+        clock.phase = ""
+        event.remove(Engine, "before_cursor_execute", clock._before)
+        event.remove(Engine, "after_cursor_execute", clock._after)
+    return clock.phases, {phase: wall}
 
 
 # --- the per-row baseline ---------------------------------------------------------------------
@@ -248,8 +292,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rss-small", type=int, default=10_000, help="users for the memory comparison run (default 10,000)")
     p.add_argument("--parts", type=parts, default=PARTS,
                    help=f"which parts run, comma-separated (default {','.join(PARTS)})")
+    p.add_argument("--revision", default="head", choices=("head", "0004"),
+                   help="what the timed upgrade runs to: head (default) or 0004, the data revision alone"
+                        " (without the schema revisions after it)")
     p.add_argument("--shape", default="seed", choices=("seed", *SHAPES),
                    help="the legacy rows: seed (app.ops.seed, default) or a shape of bench/data_shapes.py")
+    p.add_argument("--profile", action="store_true",
+                   help="on one more copy, run the upgrade to 0004 in this process with every statement timed")
     p.add_argument("--seed", type=int, default=0, help="seed for the synthetic rows (default 0)")
     db.add_server_arguments(p)
     args = p.parse_args(argv)
@@ -268,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     small_db = f"orgmig_bench_{args.rss_small}_rss"
     load_before = os.getloadavg()
     runs, big, floor, base, small = [], None, None, None, None
+    phases, walls = {}, {}
     try:
         with db.Databases(server, args.keep) as dbs, tempfile.TemporaryDirectory(prefix="orgmig-bench-") as tmp:
             say(f"seeding {args.users:,} legacy users into {main_db}"
@@ -277,14 +327,19 @@ def main(argv: list[str] | None = None) -> int:
                       else load_shape(url, args.users, args.shape))
             say(f"seeded in {seeded.seconds:.1f} s")
             if "upgrade" in args.parts:
-                say(f"timing alembic upgrade head (batch size {args.batch_size},"
+                say(f"timing alembic upgrade {args.revision} (batch size {args.batch_size},"
                     f" {args.runs} run{'s' if args.runs > 1 else ''})")
                 for i in range(1, args.runs + 1):
                     run_url = dbs.copy(f"{main_db}_run{i}", template=main_db)
-                    runs.append(time_upgrade(run_url, args.users, args.batch_size, Path(tmp)))
+                    runs.append(time_upgrade(run_url, args.users, args.batch_size, Path(tmp), args.revision))
                     say(f"upgrade run {i}: {runs[-1].rate:,.0f} users/s, peak RSS {mib(runs[-1].peak_rss_kib)}")
                     dbs.drop(f"{main_db}_run{i}")
                 big = median(runs)
+            if args.profile:
+                say("profile: alembic upgrade 0004 in this process, every statement timed")
+                prof_url = dbs.copy(f"{main_db}_profile", template=main_db)
+                phases, walls = profile(prof_url, args.batch_size)
+                dbs.drop(f"{main_db}_profile")
             if "floor" in args.parts:
                 floor_url = dbs.copy(f"{main_db}_floor", template=main_db)
                 say("floor: one INSERT ... SELECT chain per half of the key range, two sessions")
@@ -310,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
 
     command = (f"python bench/migrate_users.py --users {args.users} --runs {args.runs} --batch-size {args.batch_size}"
                f" --baseline-users {baseline_users} --rss-small {args.rss_small} --parts {','.join(args.parts)}"
-               f"{'' if args.shape == 'seed' else f' --shape {args.shape}'} --seed {args.seed}")
+               f"{'' if args.shape == 'seed' else f' --shape {args.shape}'}"
+               f"{'' if args.revision == 'head' else f' --revision {args.revision}'} --seed {args.seed}")
     steer = os.environ.get("ORGMIG_STEER")
     lines = header("orgmig benchmark: revision 0004 (user_settings -> org schema)", where,
                    f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}",
@@ -376,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"  WARNING      the floor wrote {floor.migrated:,} users"
                      f" (the seed expected {seeded.migratable:,})")
     print("\n".join(lines))
+    if phases:
+        print_profile(phases, walls, False)
     return exit_code(missed)
 
 
