@@ -13,7 +13,8 @@ the application costs now, against what it cost before the run wrote anything.
 - **Alone**: the guards also count the other clients of the database (busy now, or within the
   last signal window; not the run's own sessions, not the alembic command running the revision,
   not `orgmig status`). When every guard sample of the last window saw none, the run is alone:
-  there is no application to protect, and the controller sets no limit (app.batch.controller).
+  there is no application to protect, and the controller sets no limit (app.batch.controller);
+  the pacer then commits no probe, and only the guards run (Health.look).
 - **The baseline**: BASELINE_PROBES probes (and guard samples) taken while the run writes
   nothing, before it starts and again during a long run (app.batch.pacer), folded in with
   weight 0.3 so a busier hour does not read as damage.
