@@ -11,6 +11,7 @@ from datetime import UTC
 import httpx
 import pytest
 
+from tests.fakes.base import encode_cursor
 from tests.fakes.clients import okta_all, okta_client
 from tests.fakes.okta import FakeOkta
 from tests.fakes.tenant import make_tenant
@@ -205,6 +206,15 @@ def test_okta_faults(start_fake) -> None:
         okta.faults.clear()
         assert okta.faults.pending == []
         assert "after=" in c.get("/api/v1/users", params={"limit": 10}).links["next"]["url"]
+        okta.faults.empty_pages("/api/v1/users", query={"filter": None})  # the plain listing only
+        past = {"after": encode_cursor("~")}  # after the last user
+        end = c.get("/api/v1/users", params=past)
+        following = c.get(end.links["next"]["url"])
+        assert end.json() == following.json() == []
+        assert following.links["next"]["url"] != end.links["next"]["url"]
+        assert "next" not in c.get("/api/v1/users", params={**past, "filter": 'status eq "DEPROVISIONED"'}).links
+        okta.faults.clear()
+        assert c.get(following.links["next"]["url"]).json()["errorCode"] == "E0000031"  # expired with the fault
     assert okta.request_count("/api/v1/users") == len(okta.requests) - 0
     assert [r.status for r in okta.requests[:3]] == [429, 429, 200]
     assert okta.requests[0].fault == "429" and okta.requests[0].query == {}

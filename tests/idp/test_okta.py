@@ -11,7 +11,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.fakes.base import decode_cursor
 from tests.fakes.okta import FakeOkta
 from tests.fakes.tenant import make_tenant
 from tests.support.idp import failed_checks, fingerprint, last_run, rows, run_export, snapshot
@@ -222,45 +221,69 @@ def test_repeating_cursor_stops_with_a_clear_error(small_okta, snapshot_db, snap
     assert last_run(snapshot_engine, "okta").status == "failed"
 
 
+def users_checkpoint(engine) -> tuple[str | None, int]:
+    """The plain users listing's checkpoint: the `after` of the page a resume reads first (None:
+    the first page) and the pages written before it (none, when no page was written yet)."""
+    found = rows(engine, "SELECT cursor, pages FROM idp_export_cursor WHERE stream = 'users'")
+    if not found:
+        return None, 0
+    [checkpoint] = found
+    after = parse_qs(urlsplit(checkpoint.cursor).query)["after"][0] if checkpoint.cursor else None
+    return after, checkpoint.pages
+
+
 def test_endless_empty_pages_stop_with_a_clear_error_and_a_rerun_or_restart_gets_out(small_okta, snapshot_db,
                                                                                    snapshot_engine):
+    everyone = {u["id"] for u in small_okta.expected_users()}
     users = [u["id"] for u in small_okta.expected_users(include_deprovisioned=False)]
-    small_okta.faults.empty_pages("/api/v1/users")  # after its real pages: `[]` and a fresh cursor, forever
+    real_pages = math.ceil(len(users) / 200)
+
+    def plain_requests() -> list:
+        return [r for r in small_okta.requests_matching("/api/v1/users") if "filter" not in r.query]
+
+    # The plain listing, after its real pages: `[]` and a fresh cursor, forever. Only that one: the
+    # deprovisioned listing (same path) ends, so it never stops the export first and cancels this
+    # listing wherever it had got to.
+    small_okta.faults.empty_pages("/api/v1/users", query={"filter": None})
 
     result = run_export(snapshot_db, "--provider", "okta")
 
     assert result.code == 1
     [line] = result.messages
     assert line.startswith("orgmig export: okta: GET /api/v1/users: 3 empty pages in a row, each with a next-page"
-                           " cursor (listing users")
+                           " cursor (listing users)")
     assert "--restart" in line
-    real_pages = math.ceil(len(users) / 200)
-    plain = [r for r in small_okta.requests_matching("/api/v1/users") if "filter" not in r.query]
-    assert len(plain) <= real_pages + 3  # read for ever no more
+    plain = plain_requests()
+    assert len(plain) == real_pages + 3  # read for ever no more
     failed = last_run(snapshot_engine, "okta")
     assert failed.status == "failed"
-    # The checkpoint is a cursor of a page with items, not one an empty page handed out.
-    [checkpoint] = rows(snapshot_engine, "SELECT cursor, pages FROM idp_export_cursor WHERE stream = 'users'")
-    [after] = parse_qs(urlsplit(checkpoint.cursor).query)["after"]
-    assert after in {r.query.get("after") for r in plain[:real_pages]} and isinstance(decode_cursor(after), str)
+    # The checkpoint is the cursor of a page with items, not one an empty page handed out. Pages are
+    # written behind the reads, so how many were written when the listing stopped varies: the
+    # checkpoint is the cursor that read the page after them.
+    after, pages = users_checkpoint(snapshot_engine)
+    assert pages < real_pages and after == plain[pages].query.get("after")
 
-    # The provider still answers that way: the rerun stops again, as quickly.
+    # The provider still answers that way: the rerun resumes at the checkpoint, not read from the
+    # start, and stops again, as quickly.
     small_okta.reset_requests()
     again = run_export(snapshot_db, "--provider", "okta")
-    assert again.code == 1 and "3 empty pages in a row" in again.messages[0]
-    plain = [r for r in small_okta.requests_matching("/api/v1/users") if "filter" not in r.query]
-    assert len(plain) == real_pages - checkpoint.pages + 3  # resumed at the checkpoint, not read from the start
+    assert again.code == 1 and again.messages == [line]
+    plain = plain_requests()
+    assert plain[0].query.get("after") == after
+    assert len(plain) == real_pages - pages + 3
 
-    # Fixed at the provider: the plain rerun resumes and finishes with every user.
+    # Fixed at the provider: the plain rerun resumes and finishes with every account.
     small_okta.faults.clear()
     done = run_export(snapshot_db, "--provider", "okta")
     assert done.code == 0, done.everything[-3000:]
     assert f"okta export run {failed.id} finished (full, resumed)" in done.stdout
-    assert {r.external_id for r in rows(snapshot_engine, "SELECT external_id FROM idp_user")} >= set(users)
+    assert {r.external_id for r in rows(snapshot_engine, "SELECT external_id FROM idp_user")} == everyone
 
-    # --restart sets an unfinished run aside, and says so.
+    # Both listings of /api/v1/users endless (whichever stops first cancels the other): --restart
+    # sets the unfinished run aside, says so, and exports every account.
     small_okta.faults.empty_pages("/api/v1/users")
-    assert run_export(snapshot_db, "--provider", "okta").code == 1
+    stopped = run_export(snapshot_db, "--provider", "okta")
+    assert stopped.code == 1 and "3 empty pages in a row" in stopped.messages[0]
     stuck = last_run(snapshot_engine, "okta")
     small_okta.faults.clear()
     restarted = run_export(snapshot_db, "--provider", "okta", "--restart")
@@ -268,6 +291,24 @@ def test_endless_empty_pages_stop_with_a_clear_error_and_a_rerun_or_restart_gets
     assert f"(full, unfinished run {stuck.id} abandoned)" in restarted.stdout
     assert rows(snapshot_engine, "SELECT status FROM idp_export_run WHERE id = :i", i=stuck.id)[0].status == "abandoned"
     assert last_run(snapshot_engine, "okta").status == "finished"
+    assert {r.external_id for r in rows(snapshot_engine, "SELECT external_id FROM idp_user")} == everyone
+
+
+def test_both_user_listings_endless_a_rerun_after_the_fix_resumes_with_every_account(small_okta, snapshot_db,
+                                                                                     snapshot_engine):
+    # The plain and the deprovisioned listing: whichever stops the export first cancels the other
+    # wherever it had got to (its fetched pages written or not): a rerun resumes both all the same.
+    small_okta.faults.empty_pages("/api/v1/users")
+    for _ in range(2):
+        stopped = run_export(snapshot_db, "--provider", "okta")
+        assert stopped.code == 1 and "3 empty pages in a row" in stopped.messages[0]
+    failed = last_run(snapshot_engine, "okta")
+
+    small_okta.faults.clear()
+    done = run_export(snapshot_db, "--provider", "okta")
+    assert done.code == 0, done.everything[-3000:]
+    assert f"okta export run {failed.id} finished (full, resumed)" in done.stdout
+    assert snapshot(snapshot_engine, "okta")["users"].keys() == {u["id"] for u in small_okta.expected_users()}
 
 
 def test_json_summary(small_okta, snapshot_db, snapshot_engine):

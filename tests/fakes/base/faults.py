@@ -4,7 +4,8 @@ dropped connections, cursors that repeat, listings that never end)."""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 
 @dataclass
@@ -14,9 +15,12 @@ class FaultRule:
     path_prefix: str | None = None
     status: int | None = None
     seconds: float = 0.0
+    query: dict[str, str | None] | None = None  # values the request's query must hold (None: absent)
 
-    def matches(self, path: str) -> bool:
-        return self.path_prefix is None or path.startswith(self.path_prefix)
+    def matches(self, path: str, query: Mapping[str, str] | None = None) -> bool:
+        if self.path_prefix is not None and not path.startswith(self.path_prefix):
+            return False
+        return all((query or {}).get(key) == value for key, value in (self.query or {}).items())
 
 
 @dataclass
@@ -91,12 +95,15 @@ class Faults:
         `page` is ignored; Keycloak: `first` is ignored). Lasts until `clear()`, or `n` pages."""
         return self._add(FaultRule("repeat_cursor", n, path_prefix))
 
-    def empty_pages(self, path_prefix: str | None = None, n: int | None = None) -> FaultRule:
+    def empty_pages(self, path_prefix: str | None = None, n: int | None = None, *,
+                    query: dict[str, str | None] | None = None) -> FaultRule:
         """Okta only: listings under `path_prefix` never end. Their last page gets a `rel="next"`
         link all the same, and that page and every one after it is `[]` with a next link to a
         cursor never handed out before. Lasts until `clear()`, or `n` such links; after `clear()`
-        those cursors are refused as expired (400 E0000031), as a stale cursor is."""
-        return self._add(FaultRule("empty_pages", n, path_prefix))
+        those cursors are refused as expired (400 E0000031), as a stale cursor is. `query` picks
+        one listing of a path by its parameters (None: the parameter is absent): `{"filter": None}`
+        is the plain `/api/v1/users`, not its `filter=status eq "DEPROVISIONED"`."""
+        return self._add(FaultRule("empty_pages", n, path_prefix, query=query))
 
     def clear(self) -> None:
         with self._lock:
@@ -106,7 +113,7 @@ class Faults:
     @property
     def pending(self) -> list[FaultRule]:
         with self._lock:
-            return [FaultRule(r.kind, r.remaining, r.path_prefix, r.status, r.seconds) for r in self._rules]
+            return [replace(r) for r in self._rules]
 
     def _consume(self, rule: FaultRule) -> None:
         if rule.remaining is not None:
@@ -134,12 +141,12 @@ class Faults:
     def take_repeat_cursor(self, path: str) -> bool:
         return self._take_kind("repeat_cursor", path)
 
-    def take_empty_page(self, path: str) -> bool:
-        return self._take_kind("empty_pages", path)
+    def take_empty_page(self, path: str, query: Mapping[str, str]) -> bool:
+        return self._take_kind("empty_pages", path, query)
 
-    def _take_kind(self, kind: str, path: str) -> bool:
+    def _take_kind(self, kind: str, path: str, query: Mapping[str, str] | None = None) -> bool:
         with self._lock:
-            rule = next((r for r in self._rules if r.kind == kind and r.matches(path)), None)
+            rule = next((r for r in self._rules if r.kind == kind and r.matches(path, query)), None)
             if rule is None:
                 return False
             self._consume(rule)

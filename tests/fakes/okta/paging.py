@@ -27,7 +27,7 @@ class OktaPaging:
     def _links(self, req: Request, next_after: Any, limit: int) -> list[tuple[str, str]]:
         self_url = f"{self.base_url}{req.raw_path}" + (f"?{req.raw_query}" if req.raw_query else "")
         links = [("Link", f'<{self_url}>; rel="self"')]
-        if next_after is None and self.faults.take_empty_page(req.path):  # faults.empty_pages: no end
+        if next_after is None and self.faults.take_empty_page(req.path, req.query):  # faults.empty_pages: no end
             self._empty_cursors += 1
             next_after = encode_cursor({"empty": self._empty_cursors, "generation": self.faults.generation})
         if next_after is not None:
