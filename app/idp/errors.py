@@ -45,12 +45,17 @@ class IdpError(OrgmigError):
 
 
 class IdpHttpError(IdpError):
-    """The provider answered with an error status or a body we cannot use."""
+    """The provider answered with an error status or a body we cannot use. `code` is the
+    provider's own error code where its body gives one (Okta's and Auth0's `errorCode`, an OAuth
+    `error`)."""
 
-    def __init__(self, method: str, endpoint: str, status: int | None, reason: str) -> None:
+    def __init__(self, method: str, endpoint: str, status: int | None, reason: str, *,
+                 code: str | None = None) -> None:
         self.method = method
         self.endpoint = endpoint
         self.status = status
+        self.reason = reason
+        self.code = code
         where = f"{method} {endpoint}"
         what = f"returned {status}" if status is not None else "failed"
         super().__init__(f"{where} {what}: {reason}")
@@ -58,6 +63,12 @@ class IdpHttpError(IdpError):
 
 class IdpAuthError(IdpHttpError):
     """401 or 403: the credentials are wrong or lack a scope or role."""
+
+
+class StaleCursorError(IdpHttpError):
+    """The provider refused a page cursor it had handed out, as invalid or expired (Okta: 400
+    E0000031 on an `after` cursor). A resumed listing whose checkpoint cursor is refused so starts
+    again from its first page."""
 
 
 class IdpConnectError(IdpError):

@@ -26,8 +26,10 @@ from app.idp.config import ProviderSettings, checked
 from app.idp.errors import (
     EndlessPagesError,
     IdpError,
+    IdpHttpError,
     PaginationError,
     SnapshotError,
+    StaleCursorError,
     guarded_logs,
     redact,
     register_secret,
@@ -288,12 +290,22 @@ class Exporter:
         pages: asyncio.Queue[Page] = asyncio.Queue(maxsize=WRITE_AHEAD)
         # In the task group: should the writer fail, the group cancels this fetcher (and the rest).
         writer = tg.create_task(self._write_stream(tg, run, stream, pages), name=f"{stream.name} (write)")
+        checkpoint = cursor  # an earlier session's, asked for first (None: from the start)
         while True:
-            page = await stream.fetch(cursor)
+            try:
+                page = await stream.fetch(cursor)
+            except IdpHttpError as exc:
+                if checkpoint is None:
+                    raise
+                await self._checkpoint_refused(run, stream.name, checkpoint, exc)
+                cursor = checkpoint = None
+                continue
+            checkpoint = None
             guard.check(cursor, page)
             if page.empty and page.next_cursor is not None:
-                # Nothing to write, and its cursor is no checkpoint: a resume starts from the last
-                # page that had items (whose cursor a provider still honours), not a stale one.
+                # Nothing to write, and its cursor is no checkpoint: a resume asks for the next
+                # cursor of the last page that had items (should the provider refuse that one as
+                # stale, the stream starts over: _checkpoint_refused).
                 cursor = page.next_cursor
                 continue
             await pages.put(page)
@@ -303,6 +315,22 @@ class Exporter:
         await writer
         self.tally.streams_done += 1
         self.progress.update()
+
+    async def _checkpoint_refused(self, run: RunInfo, name: str, cursor: str, exc: IdpHttpError) -> None:
+        """The provider refused the checkpoint cursor a resumed stream asked for first. One it
+        calls stale (expired: the next cursor of the last page written, handed out by a listing
+        that then went wrong, or simply too old) puts the stream back to its start, said in one
+        line; the rest is raised, naming `--restart` where a rerun would send the same cursor."""
+        if isinstance(exc, StaleCursorError):
+            await asyncio.to_thread(self.writer.restart_stream, run.id, name, cursor)
+            log.warning("%s: listing %s restarted from its first page: the provider refused the cursor of its"
+                        " checkpoint as invalid or expired (%s)", self.provider, name, exc)
+            return
+        if exc.status is None or not 400 <= exc.status < 500 or exc.status in (401, 403, 408, 429):
+            raise exc  # the provider's state or the credentials: a rerun gets past it once they are fixed
+        raise IdpError(f"{exc} (asking for the checkpoint of listing {name}: while the provider refuses it,"
+                       f" `orgmig export --provider {self.provider} --restart` sets this run aside and starts"
+                       f" a new one)") from None
 
     async def _write_stream(self, tg: asyncio.TaskGroup, run: RunInfo, stream: Stream,
                             pages: asyncio.Queue[Page]) -> None:

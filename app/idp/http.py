@@ -301,7 +301,8 @@ class HttpCore:
         if status == 404 and req.allow_404:
             return Reply(status, response.headers, None, response.url)
         if status >= 300:
-            raise IdpHttpError(req.method, req.endpoint, status, _summary(raw) or response.reason_phrase)
+            raise IdpHttpError(req.method, req.endpoint, status, _summary(raw) or response.reason_phrase,
+                               code=_error_code(raw))
         if req.expect == "bytes":
             return Reply(status, response.headers, raw, response.url)
         try:
@@ -346,14 +347,25 @@ def _first_line(exc: BaseException) -> str:
     return redact(text[0][:160]) if text else type(exc).__name__
 
 
-def _summary(raw: bytes) -> str:
-    """The provider's own short error text, from the JSON error shapes the three APIs use."""
+def _error_body(raw: bytes) -> dict:
+    """An error answer's JSON object (empty when it is none: an HTML page, say)."""
     try:
         body = jsonfast.loads(raw)
     except jsonfast.DecodeError:
-        return ""
-    if not isinstance(body, dict):
-        return ""
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _error_code(raw: bytes) -> str | None:
+    """The provider's own error code: Okta's and Auth0's `errorCode`, else an OAuth `error`."""
+    body = _error_body(raw)
+    code = body.get("errorCode") or body.get("error")
+    return code if isinstance(code, str) and code else None
+
+
+def _summary(raw: bytes) -> str:
+    """The provider's own short error text, from the JSON error shapes the three APIs use."""
+    body = _error_body(raw)
     parts = []
     for key in ("errorCode", "errorSummary", "error", "error_description", "errorMessage", "message"):
         value = body.get(key)

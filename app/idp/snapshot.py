@@ -103,6 +103,14 @@ class SnapshotWriter:
             conn.execute(SQL("snapshot.rewind"), {"run_id": run_id, "stream": stream, "cursor": cursor,
                                                   "items": items, "stale": stale})
 
+    def restart_stream(self, run_id: int, stream: str, stale: str) -> None:
+        """When the provider refuses the checkpoint cursor of an unfinished stream (`stale`, as it
+        expired), put the stream back to its start: a resume reads it again from its first page
+        (the rows it wrote are upserted again, the same; a full run's pruning and a group's member
+        sweep go by the run's id, which they carry either way)."""
+        with self._begin() as conn:
+            conn.execute(SQL("snapshot.restart_stream"), {"run_id": run_id, "stream": stream, "stale": stale})
+
     def write_page(self, run_id: int, stream: str, page: Page, members_of: tuple[str, str] | None) -> None:
         """One page: its rows, the streams it discovered and its checkpoint, in one transaction.
         A transaction that timed out or lost a deadlock is rolled back whole and tried again

@@ -28,6 +28,12 @@ UPDATE idp_export_cursor
 SET cursor = :cursor, pages = greatest(pages - 1, 0), items = greatest(items - :items, 0), updated_at = now()
 WHERE run_id = :run_id AND stream = :stream AND NOT done AND cursor = :stale;
 
+-- name: restart_stream
+-- A stream whose checkpoint cursor :stale the provider refused (expired) put back to its start:
+-- its pages are read again from the first one (their rows are upserted, the same).
+UPDATE idp_export_cursor SET cursor = NULL, pages = 0, items = 0, updated_at = now()
+WHERE run_id = :run_id AND stream = :stream AND NOT done AND cursor = :stale;
+
 -- name: upsert_users
 INSERT INTO idp_user (provider, external_id, login, email, email_verified, first_name, last_name,
                       status, idp_created_at, idp_updated_at, attributes, raw,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import time
+from urllib.parse import quote
 
 import pytest
+from sqlalchemy import text
 
 from app.config import get_settings
 from tests.fakes.okta import FakeOkta
@@ -128,3 +131,88 @@ def test_a_page_write_that_times_out_on_a_lock_is_retried(provider_env, snapshot
     assert "55P03" in result.logs and "retrying" in result.logs
     assert last_run(snapshot_engine, "okta").users_count == 400
     assert failed_checks(snapshot_engine) == []
+
+
+def test_a_checkpoint_left_on_an_expired_cursor_starts_its_listing_over(provider_env, snapshot_db, snapshot_engine):
+    tenant = make_tenant(700, 12, seed=23)
+    with FakeOkta(tenant) as fake:
+        provider_env(**fake.settings())
+        everyone = sorted(u["id"] for u in fake.expected_users())
+        listed = len(fake.expected_users(include_deprovisioned=False))
+        real_pages = math.ceil(listed / 200)
+        # The plain user listing does not end: after its real pages, `[]` and a fresh cursor each time.
+        fake.faults.empty_pages("/api/v1/users", query={"filter": None})
+        stopped = run_export(snapshot_db, "--provider", "okta")
+        assert stopped.code == 1 and "3 empty pages in a row" in stopped.messages[0]
+        run = last_run(snapshot_engine, "okta")
+
+        # Killed (kill -9) just after the last real page committed, before the third empty page: the
+        # listing's checkpoint is the next link that page handed out (the first empty page's, as
+        # the provider sent it), after every real page, and the run is still `running`.
+        first_empty = plain_user_pages(fake)[real_pages]
+        assert first_empty.query["after"] and first_empty.status == 200
+        link = f"{fake.base_url}{first_empty.path}?" + "&".join(f"{k}={quote(v, safe='')}"
+                                                                 for k, v in first_empty.query_list)
+        with snapshot_engine.begin() as conn:
+            conn.execute(text("UPDATE idp_export_cursor SET cursor = :link, pages = :pages, items = :items,"
+                              " done = false WHERE run_id = :run AND stream = 'users'"),
+                         {"link": link, "pages": real_pages, "items": listed, "run": run.id})
+            conn.execute(text("UPDATE idp_export_run SET status = 'running', last_error = NULL WHERE id = :run"),
+                         {"run": run.id})
+        # Fixed at the provider: the listing ends, and the cursors of its empty pages are refused
+        # as expired (400 E0000031).
+        fake.faults.clear()
+        fake.reset_requests()
+
+        result = run_export(snapshot_db, "--provider", "okta")
+
+        assert result.code == 0, result.everything[-3000:]
+        assert f"okta export run {run.id} finished (full, resumed)" in result.stdout
+        [line] = [line for line in result.logs.splitlines() if "restarted" in line]
+        assert line.startswith("WARNING app.idp okta: listing users restarted from its first page: the provider"
+                               " refused the cursor of its checkpoint as invalid or expired (GET /api/v1/users"
+                               " returned 400: E0000031")
+        # The expired cursor asked for once, then the listing from its first page to its end.
+        plain = plain_user_pages(fake)
+        assert plain[0].query["after"] == first_empty.query["after"] and plain[0].status == 400
+        assert "after" not in plain[1].query and len(plain) == 1 + real_pages
+        # Every account exactly once, the deprovisioned ones too.
+        assert sorted(r.external_id for r in rows(snapshot_engine, "SELECT external_id FROM idp_user")) == everyone
+        assert last_run(snapshot_engine, "okta").users_count == len(everyone)
+        [users] = rows(snapshot_engine, "SELECT done, pages, items FROM idp_export_cursor WHERE stream = 'users'")
+        assert (users.done, users.pages, users.items) == (True, real_pages, listed)
+        assert failed_checks(snapshot_engine) == []
+
+
+def test_a_checkpoint_refused_for_another_reason_stops_naming_restart(provider_env, snapshot_db, snapshot_engine):
+    tenant = make_tenant(700, 12, seed=24)
+    with FakeOkta(tenant) as fake:
+        provider_env(**fake.settings())
+        fake.faults.empty_pages("/api/v1/users", query={"filter": None})
+        assert run_export(snapshot_db, "--provider", "okta").code == 1
+        run = last_run(snapshot_engine, "okta")
+        fake.faults.clear()
+        # A checkpoint the provider refuses, not as an expired cursor (400 E0000001: a page size
+        # it does not take): every rerun sends it again.
+        refused = f"{fake.base_url}/api/v1/users?after=00u&limit=0"
+        with snapshot_engine.begin() as conn:
+            conn.execute(text("UPDATE idp_export_cursor SET cursor = :c WHERE run_id = :r AND stream = 'users'"),
+                         {"c": refused, "r": run.id})
+
+        for _ in range(2):
+            result = run_export(snapshot_db, "--provider", "okta")
+            assert result.code == 1
+            assert result.messages == [
+                "orgmig export: GET /api/v1/users returned 400: E0000001: Api validation failed: limit (asking for"
+                " the checkpoint of listing users: while the provider refuses it, `orgmig export --provider okta"
+                " --restart` sets this run aside and starts a new one)"]
+            assert "restarted" not in result.logs
+            [users] = rows(snapshot_engine, "SELECT cursor FROM idp_export_cursor WHERE stream = 'users'"
+                                            " AND run_id = :r", r=run.id)
+            assert users.cursor == refused
+
+        restarted = run_export(snapshot_db, "--provider", "okta", "--restart")
+        assert restarted.code == 0, restarted.everything[-3000:]
+        assert f"unfinished run {run.id} abandoned" in restarted.stdout
+        assert sorted(r.external_id for r in rows(snapshot_engine, "SELECT external_id FROM idp_user")) == sorted(
+            u["id"] for u in fake.expected_users())

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import httpx
 
 from app.idp.config import OktaSettings
-from app.idp.errors import IdpHttpError
+from app.idp.errors import IdpHttpError, StaleCursorError
 from app.idp.http import HttpCore, RetryPolicy
 from app.idp.pages import Page, Stream, group_row, member_row, user_row, utc_millis
 from app.idp.tokens import ClientCredentials, StaticToken, okta_private_key_jwt
@@ -31,6 +31,8 @@ USER_SCOPE = "okta.users.read (or a read-only administrator role for the API tok
 GROUP_SCOPE = "okta.groups.read (or a read-only administrator role for the API token)"
 PROFILE_BASE = ("login", "email", "firstName", "lastName")
 VOLATILE = ("_links", "_embedded")
+# Okta's "Invalid search criteria", also its answer to an `after` cursor it no longer honours.
+INVALID_CURSOR = "E0000031"
 
 
 def make_core(settings: OktaSettings, concurrency: int, retry: RetryPolicy) -> HttpCore:
@@ -154,7 +156,14 @@ class Okta:
 
         async def fetch(cursor: str | None) -> Page:
             url = cursor or first
-            reply = await self.core.request("GET", url, bucket=bucket, need=need, allow_404=allow_404)
+            try:
+                reply = await self.core.request("GET", url, bucket=bucket, need=need, allow_404=allow_404)
+            except IdpHttpError as exc:
+                if cursor is not None and exc.status == 400 and exc.code == INVALID_CURSOR:
+                    # The same listing's first page took the same parameters: what Okta refuses
+                    # here is the `after` cursor (expired, or one of an endless run of empty pages).
+                    raise StaleCursorError(exc.method, exc.endpoint, exc.status, exc.reason, code=exc.code) from None
+                raise
             endpoint = f"GET {reply.path}"
             if reply.status == 404:
                 return Page(endpoint, None)
