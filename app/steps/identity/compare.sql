@@ -57,7 +57,9 @@ acct AS MATERIALIZED (
     WHERE u.provider = :provider
 ),
 -- state.load_desired: per account and org, the role words the IdP gives, and the membership
-mem AS (SELECT * FROM idp_membership WHERE provider = :provider),
+-- (`mem` read where role_words reads it, not written aside first: every membership with all its
+-- columns, read twice)
+mem AS NOT MATERIALIZED (SELECT * FROM idp_membership WHERE provider = :provider),
 words AS MATERIALIZED ({role_words}),
 member AS MATERIALIZED (
     SELECT w.external_id, w.org, {membership},

@@ -52,8 +52,9 @@ def drift(engine: Engine, step: IdentitySync) -> Drift:
     """Per user, what differs between the tables and the latest finished snapshot: one read-only
     statement (compare.drift), in a read-only transaction, under the migration lock: a sync (or an
     alembic run) in flight is waited for (up to ORGMIG_MIGRATE_LOCK_WAIT_MS, then a line naming
-    it), never reported as drift half-applied."""
-    with engine.connect() as lock_conn, migration_lock(lock_conn), engine.connect() as conn, \
+    it), never reported as drift half-applied. One connection holds the lock (a session lock) and
+    runs the comparison."""
+    with engine.connect() as conn, migration_lock(conn), \
             db.transaction(conn, statement_timeout_ms=0, rollback=True, transaction_read_only="on",
                            work_mem=COMPARE_WORK_MEM):
         export = step.export(conn)
