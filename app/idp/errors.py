@@ -71,6 +71,11 @@ class StaleCursorError(IdpHttpError):
     again from its first page."""
 
 
+class ForeignLinkError(IdpHttpError):
+    """A stored page link (a checkpoint) outside the provider's base URL, which changed since:
+    not followed, the token would go with it."""
+
+
 class IdpConnectError(IdpError):
     """The provider's host cannot be reached at all (its name does not resolve, nothing listens on
     the port) before it ever answered: a setting to fix, not an outage to wait out (exit 2)."""

@@ -25,6 +25,7 @@ from app.config import get_settings
 from app.idp.config import ProviderSettings, checked
 from app.idp.errors import (
     EndlessPagesError,
+    ForeignLinkError,
     IdpError,
     IdpHttpError,
     PaginationError,
@@ -326,9 +327,10 @@ class Exporter:
             log.warning("%s: listing %s restarted from its first page: the provider refused the cursor of its"
                         " checkpoint as invalid or expired (%s)", self.provider, name, exc)
             return
-        if exc.status is None or not 400 <= exc.status < 500 or exc.status in (401, 403, 408, 429):
+        refused = exc.status is not None and 400 <= exc.status < 500 and exc.status not in (401, 403, 408, 429)
+        if not (refused or isinstance(exc, ForeignLinkError)):
             raise exc  # the provider's state or the credentials: a rerun gets past it once they are fixed
-        raise IdpError(f"{exc} (asking for the checkpoint of listing {name}: while the provider refuses it,"
+        raise IdpError(f"{exc} (asking for the checkpoint of listing {name}: while it is refused,"
                        f" `orgmig export --provider {self.provider} --restart` sets this run aside and starts"
                        f" a new one)") from None
 

@@ -204,8 +204,8 @@ def test_a_checkpoint_refused_for_another_reason_stops_naming_restart(provider_e
             assert result.code == 1
             assert result.messages == [
                 "orgmig export: GET /api/v1/users returned 400: E0000001: Api validation failed: limit (asking for"
-                " the checkpoint of listing users: while the provider refuses it, `orgmig export --provider okta"
-                " --restart` sets this run aside and starts a new one)"]
+                " the checkpoint of listing users: while it is refused, `orgmig export --provider okta --restart`"
+                " sets this run aside and starts a new one)"]
             assert "restarted" not in result.logs
             [users] = rows(snapshot_engine, "SELECT cursor FROM idp_export_cursor WHERE stream = 'users'"
                                             " AND run_id = :r", r=run.id)
@@ -216,3 +216,34 @@ def test_a_checkpoint_refused_for_another_reason_stops_naming_restart(provider_e
         assert f"unfinished run {run.id} abandoned" in restarted.stdout
         assert sorted(r.external_id for r in rows(snapshot_engine, "SELECT external_id FROM idp_user")) == sorted(
             u["id"] for u in fake.expected_users())
+
+
+def test_a_checkpoint_of_another_okta_base_url_is_not_followed(provider_env, snapshot_db, snapshot_engine):
+    """The token goes with every request: a run resumed after OKTA_BASE_URL changed does not send
+    it to the host its checkpoints name, and says how to start over."""
+    tenant = make_tenant(700, 12, seed=25)
+    with FakeOkta(tenant) as before, FakeOkta(tenant) as now:
+        provider_env(**before.settings())
+        before.faults.empty_pages("/api/v1/users", query={"filter": None})
+        assert run_export(snapshot_db, "--provider", "okta").code == 1
+        run = last_run(snapshot_engine, "okta")
+        [users] = rows(snapshot_engine, "SELECT cursor FROM idp_export_cursor WHERE stream = 'users'")
+        assert users.cursor.startswith(before.base_url)
+        before.reset_requests()
+        provider_env(**now.settings())
+
+        result = run_export(snapshot_db, "--provider", "okta")
+
+        assert result.code == 1
+        [line] = result.messages
+        port = before.base_url.rsplit(":", 1)[1]
+        assert f"failed: the stored next-page link points to 127.0.0.1:{port}, outside OKTA_BASE_URL" in line
+        assert line.endswith(": while it is refused, `orgmig export --provider okta --restart` sets this run aside"
+                             " and starts a new one)")
+        assert before.requests == []
+        restarted = run_export(snapshot_db, "--provider", "okta", "--restart")
+        assert restarted.code == 0, restarted.everything[-3000:]
+        assert f"unfinished run {run.id} abandoned" in restarted.stdout
+        assert before.requests == []
+        assert sorted(r.external_id for r in rows(snapshot_engine, "SELECT external_id FROM idp_user")) == sorted(
+            u["id"] for u in now.expected_users())

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import httpx
 
 from app.idp.config import OktaSettings
-from app.idp.errors import IdpHttpError, StaleCursorError
+from app.idp.errors import ForeignLinkError, IdpHttpError, StaleCursorError
 from app.idp.http import HttpCore, RetryPolicy
 from app.idp.pages import Page, Stream, group_row, member_row, user_row, utc_millis
 from app.idp.tokens import ClientCredentials, StaticToken, okta_private_key_jwt
@@ -62,6 +62,12 @@ def next_link(link_header: str | None) -> str | None:
         if url.startswith("<") and url.endswith(">") and is_next:
             return url[1:-1]
     return None
+
+
+def _origin(url: str) -> str:
+    """A link's host, and its port where it names one."""
+    link = httpx.URL(url)
+    return f"{link.host}:{link.port}" if link.port else link.host
 
 
 def _strip(obj: dict) -> dict:
@@ -156,6 +162,10 @@ class Okta:
 
         async def fetch(cursor: str | None) -> Page:
             url = cursor or first
+            if cursor is not None and not self._same_origin(cursor):
+                # A checkpoint of a run against another OKTA_BASE_URL (the token goes with it).
+                raise ForeignLinkError("GET", path, None, f"the stored next-page link points to {_origin(cursor)},"
+                                       f" outside OKTA_BASE_URL ({self.core.base_url}); not following it")
             try:
                 reply = await self.core.request("GET", url, bucket=bucket, need=need, allow_404=allow_404)
             except IdpHttpError as exc:
@@ -177,7 +187,7 @@ class Okta:
             if page.next_cursor is not None and not self._same_origin(page.next_cursor):
                 # The token goes with every request: never to a host other than the org's.
                 raise IdpHttpError("GET", reply.path, reply.status,
-                                   f"the next-page link points to {httpx.URL(page.next_cursor).host}, "
+                                   f"the next-page link points to {_origin(page.next_cursor)}, "
                                    "outside OKTA_BASE_URL; not following it")
             page.item_ids = [str(i.get("id")) for i in items if isinstance(i, dict)]
             return page
