@@ -90,8 +90,7 @@ class AloneSize:
         """The claim size, given the rows not yet claimed and the workers sharing them."""
         with self._lock:
             size = self.size
-        share = math.ceil(max(rows_left, 0) / (2 * max(workers, 1)))
-        return max(1, min(size, max(self.lowest, share) if rows_left > self.lowest else size))
+        return even_end(size, self.lowest, rows_left, workers)
 
     def observe(self, rows: int, ms: int) -> None:
         if rows <= 0 or self.target_ms <= 0:
@@ -105,6 +104,14 @@ class AloneSize:
                 return
             wanted = self.size * min(high / efficiency, 2.0)
             self.size = int(min(self.highest, max(self.lowest, wanted)))
+
+
+def even_end(size: int, lowest: int, rows_left: int, workers: int) -> int:
+    """A claim of `size` rows, but at most half of a worker's share of the rows not yet claimed,
+    so that the workers finish together instead of one working through a large last batch while
+    the others wait; never under `lowest` (the configured size), except at the very end."""
+    share = math.ceil(max(rows_left, 0) / (2 * max(workers, 1)))
+    return max(1, min(size, max(lowest, share) if rows_left > lowest else size))
 
 
 class Throttle:
@@ -286,13 +293,23 @@ class Crew:
         return conn, claim
 
     def claim_size(self) -> int:
-        """The configured (or adaptive) size, as the pacer bounds it while paced; while the run
-        is alone on the database, the alone size (AloneSize), unless an operator set a batch knob."""
-        if not (self.grows and self.pacer.alone):
-            return self.pacer.claim_size(self.size.next())
+        """The configured (or adaptive) size, or the larger one the step asks for in this run
+        (Step.batch_rows), as the pacer bounds it while paced; while the run is alone on the
+        database, the alone size (AloneSize). The step's size and the alone size only when no
+        operator set a batch knob."""
+        if self.grows and self.pacer.alone:
+            return self.alone_size.next(self._rows_left(), self.workers)
+        size = self.size.next()
+        if self.grows:
+            wanted = self.runner.step.batch_rows(self.state, size)
+            if wanted > size:
+                size = even_end(wanted, size, self._rows_left(), self.workers)
+        return self.pacer.claim_size(size)
+
+    def _rows_left(self) -> int:
+        """The run's rows not yet done nor claimed by this process's workers."""
         with self.lock:
-            left = self.run.total_rows - self.progress.done - self.claimed
-        return self.alone_size.next(left, self.workers)
+            return self.run.total_rows - self.progress.done - self.claimed
 
     def _release(self, conn: Connection | None, start: int) -> Connection | None:
         if conn is None:

@@ -91,6 +91,15 @@ class Step(ABC):
         reaches every batch as `batch.state`."""
         return None
 
+    def batch_rows(self, state: Any, configured: int) -> int:
+        """The rows a claim of this run takes (`state`: what prepare() returned), at least
+        `configured` (ORGMIG_BATCH_SIZE): a step whose batches cost much per batch and little per
+        row in this run may ask for more. The engine takes it only when no operator set a batch
+        knob (a pause, a rows-a-second cap, a target batch duration), smaller near the end (the
+        workers finish together), bounded by the pacer while paced; alone on the database the
+        claims grow by themselves (app.batch.crew.AloneSize)."""
+        return configured
+
     def check_downgrade(self, conn: Connection, allow_data_loss: bool) -> None:
         """Raise DowngradeRefused when a downgrade would delete rows it did not create."""
         return None

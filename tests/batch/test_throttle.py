@@ -65,7 +65,7 @@ def test_alone_the_size_grows_toward_the_band_and_leaves_the_workers_an_even_end
 
 
 def test_a_client_arriving_brings_the_claims_back_to_the_configured_size():
-    runner = SimpleNamespace(opts=options(batch_size=100, steer=True, steer_probe_ms=200))
+    runner = SimpleNamespace(opts=options(batch_size=100, steer=True, steer_probe_ms=200), step=ToyCopy())
     run = Run(1, "toy_copy", "upgrade", 1, 10**6, 0, 10**6, 0, False, False)
     crew = Crew(runner, run, RowProgress("toy", 10**6, terminal=False))
     crew.workers = 2
@@ -75,3 +75,31 @@ def test_a_client_arriving_brings_the_claims_back_to_the_configured_size():
     assert crew.claim_size() > 1_000
     crew.pacer._alone = False  # (before the controller starts; after, the controller's `alone`)
     assert crew.claim_size() == 100
+
+
+class BigBatches(ToyCopy):
+    """A toy step whose batches cost much per batch: it asks for four times the configured size."""
+
+    def batch_rows(self, state, configured: int) -> int:
+        return 4 * configured
+
+
+def test_a_step_may_ask_for_bigger_batches_and_the_workers_still_finish_together(toy):
+    run_step(toy, BigBatches(), "upgrade", options(batch_size=50, workers=2))
+    copied_exactly(toy)
+    batches_cover_the_keys_once(toy)
+    with toy.connect() as conn:
+        sizes = list(conn.execute(text(
+            "SELECT rows_read FROM orgmig_batch WHERE status = 'succeeded' ORDER BY start_key")).scalars())
+    # 200 rows a claim while a claim leaves each worker twice as much; then half a worker's
+    # share of what is left, never under the configured 50 but at the very end
+    assert sizes[:2] == [200, 200], sizes
+    assert all(n >= 50 for n in sizes[:-1]) and sizes[-1] <= 50, sizes
+    assert len(sizes) < 1_000 // 50, sizes
+
+
+def test_an_operator_batch_knob_keeps_the_configured_size(toy):
+    run_step(toy, BigBatches(), "upgrade", options(batch_size=50, workers=2, pause_ms=1))
+    with toy.connect() as conn:
+        sizes = set(conn.execute(text("SELECT rows_read FROM orgmig_batch WHERE status = 'succeeded'")).scalars())
+    assert sizes == {50}, sizes
