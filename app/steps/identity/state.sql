@@ -74,7 +74,8 @@ CREATE TEMP TABLE IF NOT EXISTS batch_user_diff (
 -- unless the tables overtook it (`recheck`, then `match` runs for the account): the account was
 -- linked at the plan and is not now; the user it matched is gone or linked to another account
 -- of the provider; it matched nobody, and an app user now holds its email, or (matching by
--- subject) its subject.
+-- subject) its subject. (OFFSET 0 keeps `recheck` one evaluation per account: flattened, each of
+-- the six uses of it probed the tables again.)
 INSERT INTO batch_account (row_id, external_id, email, email_norm, email_verified, app_status, first_name,
                            last_name, site_admin, user_id, matched_by, new_link, problem, detail, recheck)
 SELECT p.row_id, p.external_id, p.email, p.email_norm, p.email_verified, p.app_status, p.first_name,
@@ -101,6 +102,7 @@ CROSS JOIN LATERAL (
              AND EXISTS (SELECT 1 FROM "user" u WHERE lower(btrim(u.email)) = p.email_norm))
             OR (:matches_by_subject AND EXISTS (SELECT 1 FROM "user" u WHERE u.keycloak_user_id = p.external_id))
         END AS recheck
+    OFFSET 0
 ) r
 WHERE p.provider = :provider AND p.row_id BETWEEN :start AND :end;
 
