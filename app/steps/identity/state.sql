@@ -144,10 +144,14 @@ WHERE b.row_id = m.row_id;
 -- and reported app_edit_newer rather than overwritten by a decision made before it. The users in
 -- id order, then the memberships in key order, so two batches never wait for each other in a
 -- circle. "user" rows NO KEY (the application may go on adding rows that reference them);
--- memberships FOR UPDATE (a batch may delete them, and their facility access with them).
+-- memberships FOR UPDATE (a batch may delete them, and their facility access with them). A user
+-- the batch created (apply.create_users: a new link, matched_by 'created') is seen by no other
+-- transaction before the batch commits, and has no membership yet: not locked (a lock would
+-- write its row and WAL again for nothing).
 WITH users AS MATERIALIZED (
     SELECT u.id FROM "user" u
-    WHERE u.id IN (SELECT b.user_id FROM batch_account b WHERE b.user_id IS NOT NULL)
+    WHERE u.id IN (SELECT b.user_id FROM batch_account b
+                   WHERE b.user_id IS NOT NULL AND NOT (b.new_link AND b.matched_by = 'created'))
     ORDER BY u.id
     FOR NO KEY UPDATE OF u
 ),
@@ -255,7 +259,8 @@ WHERE (h.facility_id IS NULL OR w.facility_id IS NULL)
 -- Profile values, status and the site-admin flag of linked users that differ from the IdP's
 -- (rules.user_columns). `owner`: the provider whose values the user carries when accounts of
 -- several providers are linked to it (rules.owner). Only the owner's differences are applied; the
--- others are reported provider_conflict.
+-- others are reported provider_conflict. A user the batch created holds the account's values
+-- (apply.create_users) and no other provider's link: not compared.
 INSERT INTO batch_user_diff (user_id, columns, status_to, app_edit, owner, before)
 SELECT u.id, c.cols, b.app_status, {app_edit:u}, {owner},
        jsonb_build_object('status', u.status, 'email', u.email, 'email_verified', u.email_verified,
@@ -265,4 +270,4 @@ FROM batch_account b
 JOIN "user" u ON u.id = b.user_id
 LEFT JOIN orgmig_identity_undo x ON x.table_name = 'user' AND x.row_key = u.id::text
 {user_columns}
-WHERE cardinality(c.cols) > 0;
+WHERE cardinality(c.cols) > 0 AND NOT (b.new_link AND b.matched_by = 'created');
