@@ -319,3 +319,28 @@ def test_without_a_finished_export_the_revision_does_nothing_and_says_so(identit
     assert bad.code == 2
     assert "ORGMIG_ROLE_MAP: 'clinic-manager=owner' is not idp_role=app_role" in bad.stderr
     engine.dispose()
+
+
+def test_a_first_load_claims_bigger_batches_than_a_later_sync(identity_databases, identity_fake):
+    # A first load (no account of the provider linked before the run) claims up to four times
+    # ORGMIG_BATCH_SIZE a batch, fewer near the end; a later sync claims the configured size.
+    # (Unsteered: a steered run alone on the database grows its batches by itself.)
+    provider = "okta"
+    url, engine = identity_databases.open(provider, "exported")
+    sizes = """SELECT b.rows_read FROM orgmig_batch b
+               WHERE b.run_id = (SELECT max(id) FROM orgmig_run WHERE step = 'identity:okta')"""
+    proc = alembic(url, "upgrade", "head", ORGMIG_BATCH_SIZE="2", ORGMIG_STEER="off")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    first = [n for (n,) in rows(engine, sizes)]
+    assert 2 < max(first) <= 8, first
+
+    fake = identity_fake(provider)
+    for key in ("recovery", "locked", "user-fac", "multi-org", "highest", "allfac-a"):
+        fake.tenant.touch_user(key, first_name=f"Renamed {key}")
+    export(url, provider, fake)
+    out = cli(url, "sync", "--provider", provider, ORGMIG_BATCH_SIZE="2", ORGMIG_STEER="off")
+    assert out.code == 0, out.stderr[-3000:]
+    later = [n for (n,) in rows(engine, sizes)]
+    assert len(later) >= 3 and max(later) <= 2, later
+    assert failed_checks(engine) == []
+    engine.dispose()

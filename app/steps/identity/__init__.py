@@ -87,6 +87,9 @@ CHAIN_FROM_SNAPSHOT = SQL.source("compare.chain", groups=SQL.source("compare.gro
 CHAIN_OF_PLAN = SQL.source("compare.chain", groups=SQL.source("compare.groups_of_plan"))
 # what the plan keeps of every account with work for the run's batches (compare.keep)
 KEEP = SQL.source("compare.keep")
+# A first load (plan.first_load) claims this many times ORGMIG_BATCH_SIZE a batch: its batches run
+# some fifteen statements whatever their size (planned afresh each time), and each row costs little.
+FIRST_LOAD_SCALE = 4
 # The comparison hashes every account's memberships and access rows: in memory, not in batches
 # written to disk (4 MB, the default, spills at a few tens of thousands of accounts).
 COMPARE_WORK_MEM = "64MB"
@@ -287,9 +290,15 @@ class IdentitySync(Step):
     def prepare(self, conn: Connection, direction: str, run_id: int) -> dict:
         sequence = conn.exec_driver_sql("""SELECT pg_get_serial_sequence('"user"', 'id')""").scalar_one()
         export = self.export(conn) if direction == "upgrade" else None
+        first_load = False
         if export is not None:
             self.keep_for_run(conn, export, run_id)
-        return {"export": export, "sequence": sequence}
+            first_load = conn.execute(SQL("plan.first_load"), self._params(run_id=run_id)).scalar_one()
+        return {"export": export, "sequence": sequence, "first_load": first_load}
+
+    def batch_rows(self, state: dict | None, configured: int) -> int:
+        """A first load's batches are FIRST_LOAD_SCALE times the configured size."""
+        return configured * FIRST_LOAD_SCALE if state and state.get("first_load") else configured
 
     def upgrade(self, conn: Connection, batch: Batch) -> BatchResult:
         export: Export = batch.state["export"]

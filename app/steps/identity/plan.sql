@@ -103,6 +103,15 @@ DELETE FROM orgmig_identity_plan_run WHERE provider = :provider;
 -- run claims it); no row when they are empty (a server restart, or never planned).
 SELECT run_id FROM orgmig_identity_plan_run WHERE provider = :provider;
 
+-- name: first_load
+-- Whether run :run_id is the provider's first load: no account of :provider was linked before the
+-- run started (the links a run resumed after a kill made itself, and those the login endpoint made
+-- meanwhile, are younger). Every write of a first load but those to the app users its accounts
+-- match by email or subject is an insert.
+SELECT NOT EXISTS (SELECT 1 FROM user_identity i
+                   WHERE i.provider = :provider
+                     AND i.created_at < (SELECT r.started_at FROM orgmig_run r WHERE r.id = :run_id));
+
 -- name: keep_for
 -- The plan's tables hold the desired state for :run_id (NULL: the plan just made, for the run
 -- about to open).
