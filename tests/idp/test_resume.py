@@ -133,6 +133,19 @@ def test_a_page_write_that_times_out_on_a_lock_is_retried(provider_env, snapshot
     assert failed_checks(snapshot_engine) == []
 
 
+def killed_at(engine, run_id: int, stream: str, cursor: str, *, pages: int, items: int) -> None:
+    """The run as a kill -9 leaves it (`running`), with this checkpoint of `stream`, whether or not
+    a page of it had been written."""
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO idp_export_cursor (run_id, stream, cursor, pages, items)"
+                          " VALUES (:run, :stream, :cursor, :pages, :items)"
+                          " ON CONFLICT (run_id, stream) DO UPDATE SET cursor = EXCLUDED.cursor, done = false,"
+                          " pages = EXCLUDED.pages, items = EXCLUDED.items"),
+                     {"run": run_id, "stream": stream, "cursor": cursor, "pages": pages, "items": items})
+        conn.execute(text("UPDATE idp_export_run SET status = 'running', last_error = NULL WHERE id = :run"),
+                     {"run": run_id})
+
+
 def test_a_checkpoint_left_on_an_expired_cursor_starts_its_listing_over(provider_env, snapshot_db, snapshot_engine):
     tenant = make_tenant(700, 12, seed=23)
     with FakeOkta(tenant) as fake:
@@ -146,19 +159,14 @@ def test_a_checkpoint_left_on_an_expired_cursor_starts_its_listing_over(provider
         assert stopped.code == 1 and "3 empty pages in a row" in stopped.messages[0]
         run = last_run(snapshot_engine, "okta")
 
-        # Killed (kill -9) just after the last real page committed, before the third empty page: the
-        # listing's checkpoint is the next link that page handed out (the first empty page's, as
-        # the provider sent it), after every real page, and the run is still `running`.
+        # What a kill -9 just after the last real page committed (before the third empty page, so
+        # before the rewind) leaves: the listing's checkpoint on the next link that page handed
+        # out (the first empty page's, as the provider sent it), after every real page.
         first_empty = plain_user_pages(fake)[real_pages]
         assert first_empty.query["after"] and first_empty.status == 200
         link = f"{fake.base_url}{first_empty.path}?" + "&".join(f"{k}={quote(v, safe='')}"
                                                                  for k, v in first_empty.query_list)
-        with snapshot_engine.begin() as conn:
-            conn.execute(text("UPDATE idp_export_cursor SET cursor = :link, pages = :pages, items = :items,"
-                              " done = false WHERE run_id = :run AND stream = 'users'"),
-                         {"link": link, "pages": real_pages, "items": listed, "run": run.id})
-            conn.execute(text("UPDATE idp_export_run SET status = 'running', last_error = NULL WHERE id = :run"),
-                         {"run": run.id})
+        killed_at(snapshot_engine, run.id, "users", link, pages=real_pages, items=listed)
         # Fixed at the provider: the listing ends, and the cursors of its empty pages are refused
         # as expired (400 E0000031).
         fake.faults.clear()
@@ -195,9 +203,7 @@ def test_a_checkpoint_refused_for_another_reason_stops_naming_restart(provider_e
         # A checkpoint the provider refuses, not as an expired cursor (400 E0000001: a page size
         # it does not take): every rerun sends it again.
         refused = f"{fake.base_url}/api/v1/users?after=00u&limit=0"
-        with snapshot_engine.begin() as conn:
-            conn.execute(text("UPDATE idp_export_cursor SET cursor = :c WHERE run_id = :r AND stream = 'users'"),
-                         {"c": refused, "r": run.id})
+        killed_at(snapshot_engine, run.id, "users", refused, pages=1, items=200)
 
         for _ in range(2):
             result = run_export(snapshot_db, "--provider", "okta")
@@ -227,8 +233,8 @@ def test_a_checkpoint_of_another_okta_base_url_is_not_followed(provider_env, sna
         before.faults.empty_pages("/api/v1/users", query={"filter": None})
         assert run_export(snapshot_db, "--provider", "okta").code == 1
         run = last_run(snapshot_engine, "okta")
-        [users] = rows(snapshot_engine, "SELECT cursor FROM idp_export_cursor WHERE stream = 'users'")
-        assert users.cursor.startswith(before.base_url)
+        # Its checkpoints are links of that host (the users listing's at least, however far it got).
+        killed_at(snapshot_engine, run.id, "users", f"{before.base_url}/api/v1/users?limit=200", pages=0, items=0)
         before.reset_requests()
         provider_env(**now.settings())
 
