@@ -3,7 +3,8 @@
     python bench/online.py [--users 1000000] [--rate 200] [--login-rate 20] [--idle-seconds 60]
                            [--block-seconds 15] [--idle-before 20] [--runs 3] [--joiners 1,2,4]
                            [--only idle,default,workers1,join,steered,step] [--rates 0,100,200,400]
-                           [--step-after 30] [--seed 0] [--database-url URL] [--keep] [--reuse]
+                           [--step-after 30] [--upgrade-seconds 0] [--seed 0] [--database-url URL] [--keep]
+                           [--reuse]
 
 Once: a template database at revision 0003 with `--users` legacy rows seeded by app.ops.seed (as
 bench/migrate_users.py seeds them, then VACUUM ANALYZE), and min(5,000, users/20) of its users
@@ -55,7 +56,18 @@ Scenarios (`--only`):
   upgrade's rate by processes taking batches.
 
 The first `--warmup` seconds (5) of traffic on a copy are not measured; an idle block is
-measured from one second after the capture was switched.
+measured from one second after the capture was switched. `--upgrade-seconds S` stops each
+upgrade S seconds in (SIGTERM, which orgmig handles as Ctrl-C; the run left interrupted, its
+copy dropped): every upgrade then gives a window of the same length however slowly the
+steering lets it go, for before-and-after comparisons of what the application feels; its
+rows/s are those of the batches done, and an upgrade stopped so is not counted as one that did
+not finish.
+
+migrate_user's figures come with where its time went: per round trip (each statement by its
+name in the .sql files, and the commit), the per-call total's p50 and p99 and its mean over the
+slowest 1% of calls, then the rest of the call (the driver, Python) and its wait for a
+connection; the round trips per call, and the calls that made the upgrade statement again (a
+retry).
 
 Targets (exit 1 when one is missed, 2 when the bench could not run): the application's p99
 during the upgrade at most 2x its idle p99 (the median ratio of the runs), with the default
@@ -76,7 +88,7 @@ from pathlib import Path
 
 import harness.server as db
 from harness.appdata import build_template, workload
-from harness.latency import Window, app_samples, load_text, logins, pooled, row, stats
+from harness.latency import Window, app_samples, load_text, logins, pooled, round_trips, row, stats
 from harness.report import code_version, exit_code, fail, header, load1, say, verdict
 from harness.scenarios import REVISION, Scenarios
 from harness.steering import decisions_text, spearman, tracking, windows_p99
@@ -110,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"scenarios to run, of {','.join(SCENARIOS)} (default {DEFAULT_ONLY})")
     p.add_argument("--rates", default="0,100,200,400", help="steered: traffic rates, 0 none (default 0,100,200,400)")
     p.add_argument("--step-after", type=float, default=30, help="step: seconds into the upgrade (default 30)")
+    p.add_argument("--upgrade-seconds", type=float, default=0,
+                   help="stop each upgrade this many seconds in, by SIGTERM (default 0: run it to its end)")
     p.add_argument("--seed", type=int, default=0, help="seed of the legacy rows and the traffic (default 0)")
     db.add_server_arguments(p, keep="keep the template database")
     p.add_argument("--reuse", action="store_true", help="use the template database if it exists (from --keep)")
@@ -122,9 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         joiners, rates = [-1], [-1.0]
     if (args.users < 100 or args.rate <= 0 or args.login_rate < 0 or args.idle_seconds <= 0 or args.runs < 1
             or args.block_seconds <= 0 or args.idle_before <= 0 or set(only) - set(SCENARIOS)
-            or any(j < 1 or j > 32 for j in joiners) or any(r < 0 for r in rates) or args.step_after <= 0):
+            or any(j < 1 or j > 32 for j in joiners) or any(r < 0 for r in rates) or args.step_after <= 0
+            or args.upgrade_seconds < 0):
         return fail("--users must be at least 100, --rate, --runs and the idle lengths positive, --login-rate"
-                    f" not negative, --joiners 1-32 each, --only among {','.join(SCENARIOS)}")
+                    f" and --upgrade-seconds not negative, --joiners 1-32 each, --only among {','.join(SCENARIOS)}")
 
     server, where = db.open_server(args.database_url)
 
@@ -140,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         build_template(server, template, args.users, args.seed, args.reuse)
         work = workload(server.url(template), args.users, args.rate, args.login_rate, args.seed)
-        bench = Scenarios(server, template, work, logs, args.warmup)
+        bench = Scenarios(server, template, work, logs, args.warmup, args.upgrade_seconds or None)
         if "idle" in only:
             say(f"idle: {args.rate:g} tx/s and {args.login_rate:g} logins/s, capture off and on in turn")
             windows["off"], windows["on"] = bench.idle(args.idle_seconds, args.block_seconds)
@@ -200,7 +215,7 @@ def steered_lines(steered: list[tuple[float, tuple[Window, Window]]], step_after
         out.append(f"    {label:>6}{figures}{u['rows'] / u['seconds']:>9,.0f}{login:>14}"
                    f"{len(points):>10}{'-' if rho is None else f'{rho:.2f}':>10}  {load_text(w.load):<14} "
                    + decisions_text(u["steering"], u["start"]))
-        if u["status"] != "finished":
+        if u["status"] != "finished" and not u["stopped"]:
             missed.append(f"the steered upgrade at {label} tx/s did not finish")
         if rate == 0 or not points:
             continue
@@ -219,6 +234,7 @@ def steered_lines(steered: list[tuple[float, tuple[Window, Window]]], step_after
             missed += [] if ok else [f"migrate_user p99 beside the steered upgrades, {what}"]
             out.append(f"    migrate_user beside the steered upgrades, {what}: n {st['n']:,}, p99 {st['p99']:.1f} ms"
                        f" (the call alone {st['service_p99']:.1f} ms; target < {TARGET_LOGIN_MS:g} ms): {verdict(ok)}")
+            out.append(f"      where its time went: {round_trips(logins(both, now))}")
     rho = spearman([p.ratio for p in readings], [p.app_p99 for p in readings])
     if rho is not None:
         ok = rho >= TARGET_TRACKING
@@ -279,7 +295,7 @@ def report(args, where, code, load_start, seconds, windows: dict[str, Window],
     missed: list[str] = []
     defaults = {"rate": 200, "login_rate": 20, "idle_seconds": 60, "block_seconds": 15, "idle_before": 20,
                 "runs": 3, "warmup": 5, "joiners": "1,2,4", "only": DEFAULT_ONLY, "rates": "0,100,200,400",
-                "step_after": 30, "seed": 0}
+                "step_after": 30, "upgrade_seconds": 0, "seed": 0}
     cmd = f"python bench/online.py --users {args.users}" + "".join(
         f" --{k.replace('_', '-')} {getattr(args, k):g}" if isinstance(v, int | float)
         else f" --{k.replace('_', '-')} {getattr(args, k)}" for k, v in defaults.items() if getattr(args, k) != v)
@@ -325,7 +341,7 @@ def report(args, where, code, load_start, seconds, windows: dict[str, Window],
                     f"{ratios[-1]:>7.2f}{u['rows'] / u['seconds']:>8,.0f}{u['wal_gb']:>8.2f}{files:>11}"
                     f"{u['checkpoints']:>6}  {load_text(w.load):<14} "
                     + ", ".join(f"{k} {v / waits:.0%}" for k, v in w.waits.most_common(3)))
-                if u["status"] != "finished" or not u["capture_kept"]:
+                if (u["status"] != "finished" and not u["stopped"]) or not u["capture_kept"]:
                     missed.append(f"the upgrade ({UPGRADES[key][0]}, run {i}) did not finish cleanly")
             ratio = statistics.median(ratios)
             ok = ratio <= TARGET_RATIO
@@ -353,6 +369,7 @@ def report(args, where, code, load_start, seconds, windows: dict[str, Window],
                 missed += [] if ok else [f"migrate_user p99, {label}, {what}"]
                 out.append(row(f"{label}, {what}", st, f"  ({st['service_p99']:.2f})  target p99 < "
                                                        f"{TARGET_LOGIN_MS:g} ms: {verdict(ok)}"))
+                out.append(f"      where its time went: {round_trips(logins(w, now))}")
     for key, pairs in runs.items():
         rates = ", ".join(f"{w.upgrade['rows'] / w.upgrade['seconds']:,.0f}" for _, w in pairs)
         retries = sum(w.upgrade["retries"] for _, w in pairs)

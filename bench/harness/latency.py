@@ -55,6 +55,35 @@ def logins(w: Window, migrated_now: bool) -> list[Sample]:
     return [s for s in w.samples if s.kind.startswith("login") and s.ok and s.note != "now"]
 
 
+def round_trips(samples: list[Sample]) -> str:
+    """Where migrate_user calls' time went: per round trip (the statement's name, the commit),
+    the per-call total's p50 / p99 and its mean over the slowest 1% of calls (by latency), then
+    the rest of the call (the driver, Python) and the wait for a connection the same way."""
+    timed = [s for s in samples if s.ok and s.phases]
+    if not timed:
+        return "-"
+    per_call = []
+    for s in timed:
+        spent: dict[str, float] = {}
+        for part in s.phases.split(","):
+            name, ms = part.split("=")
+            spent[name] = spent.get(name, 0.0) + float(ms)
+        spent["rest of the call"] = s.service_ms - sum(spent.values())
+        spent["wait for a connection"] = s.latency_ms - s.service_ms
+        per_call.append((s, spent))
+    slowest = sorted(per_call, key=lambda c: c[0].latency_ms)[-max(1, len(per_call) // 100):]
+    names = list(dict.fromkeys(n for _, spent in per_call for n in spent))
+    cells = []
+    for name in names:
+        values = [spent.get(name, 0.0) for _, spent in per_call]
+        tail = sum(spent.get(name, 0.0) for _, spent in slowest) / len(slowest)
+        cells.append(f"{name} {pct(values, 50):.1f} / {pct(values, 99):.1f} ({tail:.1f})")
+    trips = [s.phases.count(",") + 1 for s in timed]
+    again = sum(1 for s in timed if s.phases.count("upgrade=") > 1)
+    return (f"n {len(timed):,}, round trips {pct(trips, 50)} (max {max(trips)}), {again} calls made the statement"
+            f" again; ms p50 / p99 (mean over the slowest {len(slowest)}): " + "; ".join(cells))
+
+
 def row(label: str, st: dict, extra: str = "") -> str:
     errors = sum(st["errors"].values())
     err = f"  errors {errors} ({', '.join(f'{k} {v}' for k, v in st['errors'].most_common(3))})" if errors else ""

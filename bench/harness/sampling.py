@@ -72,18 +72,21 @@ def wait_for_run(url: URL, alembic: subprocess.Popen) -> bool:
 
 
 def ledger(url: URL) -> dict:
-    """The finished run as its ledger has it, and whether the capture is in force (until `orgmig finalize`)."""
+    """The run as its ledger has it (rows: of a run stopped before its end, those its batches read),
+    and whether the capture is in force (until `orgmig finalize`)."""
     with psycopg.connect(pg(url)) as conn:
         row = conn.execute(
             "SELECT r.status, r.total_rows, extract(epoch FROM (SELECT max(finished_at) FROM orgmig_batch b"
             "   WHERE b.run_id = r.id) - r.started_at),"
             " (SELECT count(*) FROM orgmig_batch b WHERE b.run_id = r.id AND b.status = 'succeeded'),"
             " (SELECT coalesce(sum(attempts - 1), 0) FROM orgmig_batch b WHERE b.run_id = r.id),"
-            " to_regclass('orgmig_user_settings_change') IS NOT NULL"
+            " to_regclass('orgmig_user_settings_change') IS NOT NULL,"
+            " (SELECT coalesce(sum(rows_read), 0) FROM orgmig_batch b WHERE b.run_id = r.id AND b.status = 'succeeded')"
             " FROM orgmig_run r WHERE r.step = 'user_settings_to_org' ORDER BY r.id DESC LIMIT 1").fetchone()
-    status, rows, batch_seconds, batches, retries, capture_kept = row
-    return {"status": status, "rows": rows, "batch_seconds": float(batch_seconds or 0), "batches": batches,
-            "retries": retries, "capture_kept": capture_kept}
+    status, rows, batch_seconds, batches, retries, capture_kept, done = row
+    return {"status": status, "rows": rows if status == "finished" else done,
+            "batch_seconds": float(batch_seconds or 0), "batches": batches, "retries": retries,
+            "capture_kept": capture_kept}
 
 
 def wal_state(url: URL) -> dict:

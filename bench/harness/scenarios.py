@@ -4,6 +4,7 @@ waits, CPU and WAL), an upgrade with `orgmig work` processes joining it."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import threading
 import time
@@ -32,13 +33,15 @@ SETTLE_S = 1.0
 @dataclass
 class Scenarios:
     """The scenarios of bench/online.py, each on a fresh copy of `template`, dropped after; the
-    traffic's first `warmup` seconds on a copy are not measured."""
+    traffic's first `warmup` seconds on a copy are not measured; `stop_after`: every upgrade
+    beside the traffic stopped that many seconds in (None: run to its end)."""
 
     server: Server
     template: str
     work: Workload
     logs: Path
     warmup: float
+    stop_after: float | None = None
     copies: int = 0
 
     def copy(self) -> tuple[str, URL]:
@@ -92,8 +95,10 @@ class Scenarios:
         """`idle_before` seconds of traffic alone (this run's idle reference), then `alembic upgrade
         0004` beside it; the upgrade's window is the alembic process's life. `rate`: the traffic's
         (0: none at all; default the workload's); `step_after`: that many seconds into the
-        upgrade a second application process at the same rate joins (the rate doubles). The
-        steering's decisions and readings are kept (upgrade["steering"], on this clock)."""
+        upgrade a second application process at the same rate joins (the rate doubles). With
+        the scenarios' `stop_after`, the upgrade is stopped that many seconds in (SIGTERM,
+        handled as Ctrl-C; the run left interrupted; upgrade["stopped"]). The steering's
+        decisions and readings are kept (upgrade["steering"], on this clock)."""
         name, url = self.copy()
         extra: list[Traffic] = []
         step_at: list[float] = []
@@ -119,7 +124,7 @@ class Scenarios:
                     start = time.monotonic()
                     if timer:
                         timer.start()
-                    code = run_logged(alembic_cmd(x_args), url, log)
+                    code, stopped = run_logged(alembic_cmd(x_args), url, log, self.stop_after)
                     end = time.monotonic()
                 finally:
                     if timer:
@@ -131,10 +136,11 @@ class Scenarios:
                 for t in extra:
                     samples += t.stop()
             cpu1, after, wal1 = cpu_times(), load1(), wal_state(url)
-            if code != 0:
+            if code != (128 + signal.SIGTERM if stopped else 0):
                 raise RuntimeError(f"alembic upgrade {REVISION} ({label}) exited with {code}: see {log}")
             upgrade = ledger(url) | {"seconds": end - start, **wal_delta(wal0, wal1), "start": start,
-                                     "steering": steering.marks(url), "step_at": step_at[0] if step_at else None}
+                                     "steering": steering.marks(url), "step_at": step_at[0] if step_at else None,
+                                     "stopped": stopped}
             blocked = waits.blocked
         finally:
             self.server.drop(name)
@@ -190,7 +196,14 @@ def alembic_cmd(x_args: list[str]) -> list[str]:
     return cmd + ["upgrade", REVISION]
 
 
-def run_logged(cmd: list[str], url: URL, log: Path) -> int:
+def run_logged(cmd: list[str], url: URL, log: Path, stop_after: float | None = None) -> tuple[int, bool]:
+    """`cmd`'s exit code, and whether it was stopped after `stop_after` seconds (SIGTERM, which
+    orgmig handles as Ctrl-C, and which a process started in the background does not ignore)."""
     with open(log, "w") as out:
-        return subprocess.call(cmd, cwd=ROOT, env=child_env(url), stdout=out, stderr=subprocess.STDOUT)
+        child = subprocess.Popen(cmd, cwd=ROOT, env=child_env(url), stdout=out, stderr=subprocess.STDOUT)
+        try:
+            return child.wait(stop_after), False
+        except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGTERM)
+            return child.wait(), True
 

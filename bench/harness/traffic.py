@@ -17,8 +17,11 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event
 
+from app.steps.roles import SQL as ROLES_SQL
+from app.steps.user_settings import SQL as STEP_SQL
+from app.steps.user_settings import login
 from app.steps.user_settings.login import migrate_user
 
 APP_NAME = "orgmig-bench-app"
@@ -47,6 +50,39 @@ class Sample:
     service_ms: float   # from the moment a connection began it
     ok: bool
     note: str           # migrate_user: "now" (migrated by the call), "found"; an error: its SQLSTATE
+    phases: str = ""    # migrate_user: ms per round trip, "name=ms,...", in order (the commit's last)
+
+
+def _statement_names() -> dict[int, str]:
+    """The login path's statements by the identity of their clause: the name of each in its .sql
+    file (the settings swap is the login module's own)."""
+    names = {id(files(n)): n for files in (STEP_SQL, ROLES_SQL) for n in files.names()}
+    names[id(login.SWAP_SETTINGS)] = "settings"
+    return names
+
+
+def _time_round_trips(engine) -> None:
+    """While a connection's info holds "phases" (a list), each statement it runs is appended to
+    it as (name, ms), and the commit as ("commit", ms) from the moment it was asked for until
+    the call returns (the caller adds that one)."""
+    names = _statement_names()
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def before(conn, cursor, statement, parameters, context, executemany):
+        if "phases" in conn.info:
+            conn.info["began"] = time.monotonic()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def after(conn, cursor, statement, parameters, context, executemany):
+        if "phases" in conn.info:
+            clause = getattr(getattr(context, "compiled", None), "statement", None)
+            conn.info["phases"].append((names.get(id(clause), "other"),
+                                        (time.monotonic() - conn.info.pop("began")) * 1000))
+
+    @event.listens_for(engine, "commit")
+    def commit(conn):
+        if "phases" in conn.info:
+            conn.info["committing"] = time.monotonic()
 
 
 def _schedule(work: Workload):
@@ -107,7 +143,10 @@ def _transaction(conn, kind: str, arg, rng: random.Random) -> str:
             conn.exec_driver_sql('UPDATE "user" SET enable_sound_notifications = %(b)s WHERE id = %(u)s',
                                  {"b": rng.random() < 0.5, "u": arg[0]})
     else:
+        conn.info["phases"] = []
         found = migrate_user(conn, arg)
+        if "committing" in conn.info:
+            conn.info["phases"].append(("commit", (time.monotonic() - conn.info.pop("committing")) * 1000))
         return "none" if found is None else ("now" if found.migrated_now else "found")
     return ""
 
@@ -117,6 +156,7 @@ def run_traffic(work: Workload, out: str, ready, stop) -> None:
     that a dispatcher fills at their due times; every transaction's latency goes to `out`."""
     engine = create_engine(work.url, pool_size=POOL, max_overflow=0,
                            connect_args={"application_name": APP_NAME})
+    _time_round_trips(engine)
     jobs: queue.SimpleQueue = queue.SimpleQueue()
     samples: list[Sample] = []
     lock = threading.Lock()
@@ -139,8 +179,10 @@ def run_traffic(work: Workload, out: str, ready, stop) -> None:
                 if conn.invalidated or conn.closed:
                     conn = engine.connect()
             end = time.monotonic()
+            phases = ",".join(f"{name}={ms:.3f}" for name, ms in conn.info.pop("phases", []))
+            conn.info.pop("committing", None)
             with lock:
-                samples.append(Sample(due, kind, (end - due) * 1000, (end - began) * 1000, ok, note))
+                samples.append(Sample(due, kind, (end - due) * 1000, (end - began) * 1000, ok, note, phases))
         conn.close()
 
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(POOL)]
@@ -162,7 +204,7 @@ def run_traffic(work: Workload, out: str, ready, stop) -> None:
     engine.dispose()
     with open(out, "w") as f:
         for s in samples:
-            f.write(f"{s.due!r}\t{s.kind}\t{s.latency_ms!r}\t{s.service_ms!r}\t{int(s.ok)}\t{s.note}\n")
+            f.write(f"{s.due!r}\t{s.kind}\t{s.latency_ms!r}\t{s.service_ms!r}\t{int(s.ok)}\t{s.note}\t{s.phases}\n")
 
 
 class Traffic:
@@ -187,7 +229,7 @@ class Traffic:
             raise RuntimeError(f"the application traffic process exited with {self.proc.exitcode}")
         samples = []
         for line in self.out.read_text().splitlines():
-            due, kind, lat, svc, ok, note = line.split("\t")
-            samples.append(Sample(float(due), kind, float(lat), float(svc), ok == "1", note))
+            due, kind, lat, svc, ok, note, phases = line.split("\t")
+            samples.append(Sample(float(due), kind, float(lat), float(svc), ok == "1", note, phases))
         return samples
 
