@@ -21,7 +21,6 @@ from sqlalchemy import create_engine, event
 
 from app.steps.roles import SQL as ROLES_SQL
 from app.steps.user_settings import SQL as STEP_SQL
-from app.steps.user_settings import login
 from app.steps.user_settings.login import migrate_user
 
 APP_NAME = "orgmig-bench-app"
@@ -54,11 +53,8 @@ class Sample:
 
 
 def _statement_names() -> dict[int, str]:
-    """The login path's statements by the identity of their clause: the name of each in its .sql
-    file (the settings swap is the login module's own)."""
-    names = {id(files(n)): n for files in (STEP_SQL, ROLES_SQL) for n in files.names()}
-    names[id(login.SWAP_SETTINGS)] = "settings"
-    return names
+    """The login path's statements by the identity of their clause: the name of each in its .sql file."""
+    return {id(files(n)): n for files in (STEP_SQL, ROLES_SQL) for n in files.names()}
 
 
 def _time_round_trips(engine) -> None:

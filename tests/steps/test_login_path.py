@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.pool import NullPool
 
 from app import migrate_user
@@ -58,6 +58,40 @@ def test_inside_the_callers_transaction_it_leaves_its_settings_alone(engine, ale
             assert conn.execute(text("SHOW TimeZone")).scalar() == "Asia/Kolkata"
     assert found is not None
     assert scalar(engine, 'SELECT count(*) FROM "user"') == 1
+
+
+def test_a_migrated_user_is_one_read_and_a_new_one_two_statements(engine, alembic_cfg):
+    # A later login (the user migrated) takes no lock and sets nothing; a first one holds the
+    # lock for that user until the caller's transaction ends, and leaves the caller's settings
+    # as they were. In a transaction of its own a call is one statement for a migrated user and
+    # two for a user it migrates (once the roles exist).
+    migrations.upgrade(alembic_cfg, "0003")
+    seed_legacy(engine, 200, seed=8)
+    first, second, third = _valid_ids(engine, 3)
+    statements: list[str] = []
+    locks = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+
+    def count(conn, cursor, statement, *_) -> None:
+        statements.append(statement)
+
+    with engine.connect() as conn:
+        migrate_user(conn, first)  # creates the roles
+        event.listen(conn, "before_cursor_execute", count)
+        migrated = migrate_user(conn, second)
+        again = migrate_user(conn, second)
+        event.remove(conn, "before_cursor_execute", count)
+        assert len(statements) == 3
+        conn.execute(text("SET TIME ZONE 'Asia/Kolkata'"))
+        conn.commit()
+        with conn.begin():
+            assert migrate_user(conn, second) == again
+            assert conn.execute(text(locks)).scalar() == 0
+            assert migrate_user(conn, third).migrated_now
+            assert conn.execute(text(locks)).scalar() == 1
+            assert conn.execute(text("SHOW TimeZone")).scalar() == "Asia/Kolkata"
+        assert conn.execute(text(locks)).scalar() == 0
+    assert migrated.migrated_now and not again.migrated_now
+    assert (again.user_id, again.org_id) == (migrated.user_id, migrated.org_id)
 
 
 def test_unmigratable_rows_get_the_batch_reports(engine, alembic_cfg):

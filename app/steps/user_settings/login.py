@@ -23,7 +23,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from app import db
 from app.batch import LAST_KEY, Attempts
@@ -42,11 +42,7 @@ RETRIES = Attempts(5, 0.05, 1.0, pause=lambda exc: db.sqlstate(exc) in WAIT_BEFO
 # transaction put back after it (releasing a savepoint keeps SET LOCAL values, so the caller's
 # transaction would keep them otherwise).
 STATEMENT_SETTINGS = {"TimeZone": "UTC", "jit": "off"}
-_NAMES = tuple(STATEMENT_SETTINGS)
-# One round trip: the current values (read first, in the subquery), then the new ones set.
-SWAP_SETTINGS = text(
-    f"SELECT o.*, {', '.join(f'set_config(:n{i}, :s{i}, true)' for i in range(len(_NAMES)))}"
-    f" FROM (SELECT {', '.join(f'current_setting(:n{i})' for i in range(len(_NAMES)))} OFFSET 0) AS o")
+_NAMES = list(STATEMENT_SETTINGS)
 
 
 @dataclass(frozen=True)
@@ -60,31 +56,33 @@ class LoginMigrationError(OrgmigError):
     """The user could not be migrated now (the attempts ran out); the bulk run will."""
 
 
-def _settings(conn: Connection, values: dict[str, str]) -> dict[str, str]:
-    """Set `values` (STATEMENT_SETTINGS or what they replaced) for the transaction; return the
-    values they replaced."""
-    params = {**{f"n{i}": n for i, n in enumerate(_NAMES)}, **{f"s{i}": values[n] for i, n in enumerate(_NAMES)}}
-    row = conn.execute(SWAP_SETTINGS, params).one()
-    return dict(zip(_NAMES, row[:len(_NAMES)], strict=True))
-
-
-def _attempt(conn: Connection, keycloak_user_id: str, own: bool) -> tuple[int | None, bool]:
-    """One attempt; (the winner's legacy id or None, whether this attempt linked it)."""
-    start = conn.execute(SQL("run.login_start"), {"k": keycloak_user_id}).one()
+def _attempt(conn: Connection, keycloak_user_id: str, own: bool) -> MigratedUser | None:
+    """One attempt, in three round trips for a user not yet migrated (login_start, the upgrade
+    statement, and inside the caller's transaction the settings put back), one for a migrated one."""
+    start = conn.execute(SQL("run.login_start"), {
+        "k": keycloak_user_id, "roles": list(ROLES), "names": _NAMES, "values": list(STATEMENT_SETTINGS.values()),
+    }).one()
+    if start.user_id is not None:  # already migrated (the common case at every later login)
+        return MigratedUser(start.user_id, start.org_id, False)
+    # In a transaction of its own the settings login_start set end with it; in the caller's they
+    # are put back after success only: a failure aborts the attempt, and rolling back its
+    # savepoint undoes them (restoring them in an aborted transaction would fail with 25P02 and
+    # hide the error that decides the retry).
+    restore = {} if own else {"names": _NAMES, "values": start.before}
+    if not start.ids:
+        if restore:
+            conn.execute(SQL("run.settings"), restore)
+        return None
+    if not start.roles_exist:
+        # The roles the personal orgs need (a role of another rank is left as it is; the bulk run warns).
+        ensure_roles(conn, STEP.name, ROLES, warn=False)
     ids = list(start.ids)
-    if not ids:
-        return None, False
-    # The roles the personal orgs need (a role of another rank is left as it is; the bulk run warns).
-    ensure_roles(conn, STEP.name, ROLES, warn=False)
-    # In a transaction of its own the settings end with it; in the caller's they are put back
-    # after success only: a failure aborts the attempt, and rolling back its savepoint undoes
-    # them (restoring them in an aborted transaction would fail with 25P02 and hide the error
-    # that decides the retry).
-    before = _settings(conn, STATEMENT_SETTINGS)
     r = STEP.migrate(conn, min(ids), max(ids), LAST_KEY, None, start.user_id_sequence, ids=ids)
-    if not own:
-        _settings(conn, before)
-    return max(ids), r["linked"] > 0
+    if restore:
+        conn.execute(SQL("run.settings"), restore)
+    if r["winner_user_id"] is None:  # only rows that are reported
+        return None
+    return MigratedUser(r["winner_user_id"], r["winner_org_id"], r["linked"] > 0)
 
 
 def migrate_user(conn: Connection, keycloak_user_id: str) -> MigratedUser | None:
@@ -99,13 +97,7 @@ def migrate_user(conn: Connection, keycloak_user_id: str) -> MigratedUser | None
         # table, say) rolls back to it and the attempt is made again, the caller's transaction
         # intact; in a transaction of its own the same read begins the transaction that migrates.
         with conn.begin() if own else conn.begin_nested():
-            # Already migrated (the common case at every later login): one indexed read.
-            found = conn.execute(SQL("run.migrated"), {"k": keycloak_user_id}).first()
-            if found is not None:
-                return MigratedUser(found.user_id, found.org_id, False)
-            winner, linked = _attempt(conn, keycloak_user_id, own)
-            found = conn.execute(SQL("run.link_of"), {"id": winner}).first() if winner else None
-        return MigratedUser(found.user_id, found.org_id, linked) if found else None
+            return _attempt(conn, keycloak_user_id, own)
 
     def final(what: str, exc: BaseException, attempts: int) -> None:
         if RETRIES.retryable(exc):

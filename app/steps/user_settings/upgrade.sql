@@ -1,5 +1,6 @@
 -- Step user_settings_to_org, upgrade: the legacy rows with ids :start..:end into the org schema,
--- in one statement (:ids NULL; the login path gives the ids of one keycloak_user_id's rows).
+-- in one statement (:ids NULL; the login path gives the ids of one keycloak_user_id's rows, and
+-- gets the link of the highest of them, the winner, as winner_user_id and winner_org_id).
 -- Parameters: :start, :end, :ids, :max_key (the run's last key), :run_id, :step,
 -- :user_id_sequence (the identity sequence behind "user".id). {settings_columns} is the list of
 -- user_settings columns a settings row carries (all but id and keycloak_user_id).
@@ -208,7 +209,7 @@ ins_link AS (
     SELECT s.id, s.user_id, s.org_id, s.created_user, s.created_org, s.created_member,
            s.created_settings, s.fill_cols, :run_id
     FROM src s
-    RETURNING 1
+    RETURNING user_settings_id, user_id, org_id
 )
 SELECT (SELECT count(*) FROM rng) AS rows_read,
        (SELECT count(*) FROM src) AS winners,
@@ -223,4 +224,14 @@ SELECT (SELECT count(*) FROM rng) AS rows_read,
        (SELECT count(*) FROM ins_settings) AS settings_inserted,
        (SELECT count(*) FROM src WHERE cardinality(fill_cols) > 0) AS fills_expected,
        (SELECT count(*) FROM upd_user) AS fills_done,
-       (SELECT count(*) FROM skipped) + (SELECT count(*) FROM notes) AS reported
+       (SELECT count(*) FROM skipped) + (SELECT count(*) FROM notes) AS reported,
+       w.user_id AS winner_user_id, w.org_id AS winner_org_id
+-- the login path's answer: the winner's link, inserted above or there before this statement
+-- (:ids NULL: none)
+FROM (SELECT max(i) AS id FROM unnest(CAST(:ids AS integer[])) AS i) AS winner
+LEFT JOIN LATERAL (
+    SELECT k.user_id, k.org_id FROM ins_link k WHERE k.user_settings_id = winner.id
+    UNION ALL
+    SELECT l.user_id, l.org_id FROM orgmig_user_settings_link l WHERE l.user_settings_id = winner.id
+    LIMIT 1
+) w ON true
