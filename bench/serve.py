@@ -16,8 +16,9 @@ threads (one keep-alive client each) after a warm-up. For (2) it seeds the Redis
 first; never 0) with bench/collections.py's old accounts and their app users, and asks the offer
 of random users whose old account can move. The floors, measured in the same run: the same answer
 read the plainest way, without HTTP, on one open connection per client: for (1) the login path's
-"already migrated" statement; for (2) the user's email from the database and the old account's
-values from Redis by its known id (one round trip each). It prints requests/s and p50/p99/max for
+first statement (run.sql's login_start, which finds the link of a migrated user); for (2) the
+user's email from the database and the old account's values from Redis by its known id (one
+round trip each). It prints requests/s and p50/p99/max for
 each, the ratios of the p99s, and the verdicts against the target (p99 under 20 ms at 4 callers).
 The database and the Redis data are dropped at the end. Exit 1 when a target is missed, 2 when it
 could not run.
@@ -43,12 +44,13 @@ from harness.genenetwork import seed, seed_stores
 from harness.latency import pct
 from harness.report import exit_code, fail, header, line, load1, say, verdict
 from sqlalchemy import text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.pool import NullPool
 
 from app.db import make_engine
 from app.ops.databases import libpq
 from app.ops.seed import seed_legacy
-from app.steps.user_settings.login import SQL
+from app.steps.user_settings.login import SQL, start_params
 from tests.fakes.auth0 import FakeAuth0
 from tests.fakes.tenant import make_tenant
 from tests.service.serving import free_port
@@ -163,10 +165,10 @@ def main() -> int:
         def floor_call(i: int) -> Callable[[], None]:
             rng = random.Random(i)
             conn = psycopg.connect(libpq(url), autocommit=True)
-            statement = SQL.source("run.migrated").replace(":k", "%s")
+            statement = str(SQL("run.login_start").compile(dialect=postgresql.psycopg.dialect()))
 
             def call() -> None:
-                if conn.execute(statement, (rng.choice(ids),)).fetchone() is None:
+                if conn.execute(statement, start_params(rng.choice(ids))).fetchone()[0] is None:
                     raise RuntimeError("a migrated user was not found")
             return call
 

@@ -10,8 +10,10 @@ makes the statement fail with a unique violation or a concurrent change, and the
 rolled back to its savepoint and made again, which then finds the row and links to it. No
 duplicate-key error reaches the caller, and neither does a deadlock or a lock timeout while
 attempts remain (after the last one, LoginMigrationError: the caller's transaction is intact).
-A migrated user is a no-op; an unmigratable one (a blank id, a losing duplicate) gets the same
-reports as the batch gives it, and None.
+A migrated user is a no-op (one indexed read: no lock, no setting); an unmigratable one (a blank
+id, a losing duplicate) gets the same reports as the batch gives it, and None. A user the call
+migrates costs two statements (run.sql's login_start and the upgrade statement) and the commit:
+each round trip is one more wait for the CPU on a busy host.
 
 Inside the caller's transaction the work is a savepoint and the lock is held until the caller
 commits; on a connection outside a transaction it commits itself.
@@ -56,12 +58,15 @@ class LoginMigrationError(OrgmigError):
     """The user could not be migrated now (the attempts ran out); the bulk run will."""
 
 
+def start_params(keycloak_user_id: str) -> dict:
+    """The parameters of run.sql's login_start for `keycloak_user_id`."""
+    return {"k": keycloak_user_id, "roles": list(ROLES), "names": _NAMES, "values": list(STATEMENT_SETTINGS.values())}
+
+
 def _attempt(conn: Connection, keycloak_user_id: str, own: bool) -> MigratedUser | None:
     """One attempt, in three round trips for a user not yet migrated (login_start, the upgrade
     statement, and inside the caller's transaction the settings put back), one for a migrated one."""
-    start = conn.execute(SQL("run.login_start"), {
-        "k": keycloak_user_id, "roles": list(ROLES), "names": _NAMES, "values": list(STATEMENT_SETTINGS.values()),
-    }).one()
+    start = conn.execute(SQL("run.login_start"), start_params(keycloak_user_id)).one()
     if start.user_id is not None:  # already migrated (the common case at every later login)
         return MigratedUser(start.user_id, start.org_id, False)
     # In a transaction of its own the settings login_start set end with it; in the caller's they
