@@ -40,6 +40,7 @@ def stats(samples: list[Sample]) -> dict:
     lat = [s.latency_ms for s in samples if s.ok]
     return {"n": len(samples), "p50": pct(lat, 50), "p99": pct(lat, 99), "max": max(lat, default=math.nan),
             "errors": Counter(s.note for s in samples if not s.ok),
+            "service_p50": pct([s.service_ms for s in samples if s.ok], 50),
             "service_p99": pct([s.service_ms for s in samples if s.ok], 99)}
 
 
