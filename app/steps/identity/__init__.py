@@ -229,9 +229,13 @@ class IdentitySync(Step):
     # -- planning ------------------------------------------------------------------------------
 
     def plan_groups(self, conn: Connection) -> None:
-        """A clean slate, then what each group means, the group reports, and the roles, orgs and
-        facilities the snapshot needs."""
+        """The snapshot's tables analyzed if they have no statistics or changed since
+        (plan.unanalyzed_snapshot), a clean slate, then what each group means, the group reports,
+        and the roles, orgs and facilities the snapshot needs."""
         params = self._params()
+        unanalyzed = conn.execute(SQL("plan.unanalyzed_snapshot")).scalars().all()
+        if unanalyzed:
+            conn.exec_driver_sql("ANALYZE " + ", ".join(unanalyzed))
         conn.execute(SQL("plan.forget"), params)
         for name in ("classify", "facility_conflicts", "report_groups"):
             conn.execute(SQL(f"plan.{name}"), params)
