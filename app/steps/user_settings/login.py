@@ -64,8 +64,9 @@ def start_params(keycloak_user_id: str) -> dict:
 
 
 def _attempt(conn: Connection, keycloak_user_id: str, own: bool) -> MigratedUser | None:
-    """One attempt, in three round trips for a user not yet migrated (login_start, the upgrade
-    statement, and inside the caller's transaction the settings put back), one for a migrated one."""
+    """One attempt: for a migrated user one statement (login_start); for one not yet migrated
+    two (login_start, the upgrade statement), and inside the caller's transaction a third that
+    puts the settings back."""
     start = conn.execute(SQL("run.login_start"), start_params(keycloak_user_id)).one()
     if start.user_id is not None:  # already migrated (the common case at every later login)
         return MigratedUser(start.user_id, start.org_id, False)
