@@ -17,7 +17,7 @@ from tests.support.waiting import wait_until
 
 def _start_slow_upgrade(engine):
     return start_alembic(engine.url, "upgrade", "head", stderr=subprocess.DEVNULL, ORGMIG_PAUSE_MS="600",
-                         ORGMIG_WORKERS="1", ORGMIG_BATCH_SIZE="200")
+                         ORGMIG_WORKERS="1", ORGMIG_BATCH_SIZE="50")
 
 
 def _wait_for_batches(engine, n: int) -> None:
