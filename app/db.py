@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from urllib.parse import unquote
 
 from sqlalchemy import Connection, create_engine, text
@@ -203,6 +203,28 @@ def transaction(conn: Connection, lock_timeout_ms: int | None = None,
         tx.rollback()
     else:
         tx.commit()
+
+
+# The tables of `names` (in the connection's schema) that have no planner statistics, or changed by
+# more than a tenth of their rows since they were last analyzed.
+_UNANALYZED = text("""
+SELECT t.name
+FROM unnest(CAST(:names AS text[])) t(name)
+LEFT JOIN pg_stat_user_tables a ON a.schemaname = current_schema() AND a.relname = t.name
+WHERE NOT EXISTS (SELECT 1 FROM pg_stats s WHERE s.schemaname = current_schema() AND s.tablename = t.name)
+   OR a.n_mod_since_analyze > a.n_live_tup / 10
+""")
+
+
+def analyze_stale(conn: Connection, tables: Sequence[str]) -> list[str]:
+    """ANALYZE those of `tables` that have no planner statistics or changed by more than a tenth
+    since they were analyzed (autovacuum may not have got to them yet, or is off); return them.
+    A table filled a moment ago without statistics is planned as if it held a few pages, and a
+    filter on it estimated at the default selectivity: joins against it turn into nested loops."""
+    stale = list(conn.execute(_UNANALYZED, {"names": list(tables)}).scalars())
+    if stale:
+        conn.exec_driver_sql("ANALYZE " + ", ".join(f'"{name}"' for name in stale))
+    return stale
 
 
 def sqlstate(exc: BaseException) -> str | None:

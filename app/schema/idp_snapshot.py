@@ -141,3 +141,6 @@ sa.Index("ix_idp_membership_provider_user_external_id", idp_membership.c.provide
 sa.Index("ix_idp_user_email_normalized", idp_user.c.provider, sa.text("lower(btrim(email))"))
 
 SNAPSHOT_TABLES = (idp_export_run, idp_export_cursor, idp_user, idp_group, idp_membership)
+# What the identity step plans and compares from: analyzed as an export finishes (a fresh snapshot
+# without planner statistics turns the comparison's joins into nested loops).
+ACCOUNT_TABLES = (idp_user.name, idp_group.name, idp_membership.name)

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, text
 
+from app import db
 from app.batch import (
     ALL_KEYS,
     Batch,
@@ -48,6 +49,7 @@ from app.config import Settings
 from app.errors import ConfigError
 from app.numbers import plural
 from app.provider_names import CAPABILITIES, PROVIDERS
+from app.schema.idp_snapshot import ACCOUNT_TABLES
 from app.steps.roles import RANKS, ensure_roles, remove_roles
 
 log = logging.getLogger("app.steps.identity")
@@ -230,12 +232,12 @@ class IdentitySync(Step):
 
     def plan_groups(self, conn: Connection) -> None:
         """The snapshot's tables analyzed if they have no statistics or changed since
-        (plan.unanalyzed_snapshot), a clean slate, then what each group means, the group reports,
+        (app.db.analyze_stale), a clean slate, then what each group means, the group reports,
         and the roles, orgs and facilities the snapshot needs."""
         params = self._params()
-        unanalyzed = conn.execute(SQL("plan.unanalyzed_snapshot")).scalars().all()
-        if unanalyzed:
-            conn.exec_driver_sql("ANALYZE " + ", ".join(unanalyzed))
+        # An export analyzes them as it finishes; this covers a snapshot an older orgmig exported
+        # and statistics lost since (a restore, a crash: PostgreSQL forgets n_mod_since_analyze).
+        db.analyze_stale(conn, ACCOUNT_TABLES)
         conn.execute(SQL("plan.forget"), params)
         for name in ("classify", "facility_conflicts", "report_groups"):
             conn.execute(SQL(f"plan.{name}"), params)

@@ -144,19 +144,6 @@ WITH fac AS (
 UPDATE orgmig_identity_group c SET meaning = 'facility_in_two_orgs'
 WHERE c.provider = :provider AND c.meaning = 'facility' AND {facility_in_two_orgs:c};
 
--- name: unanalyzed_snapshot
--- The snapshot's tables that have no planner statistics, or changed by more than a tenth since
--- they were analyzed (a first export of a second provider): an export fills them and does not
--- analyze them, and autovacuum may not have yet (or is off). Without statistics PostgreSQL
--- estimates the provider's accounts at 0.5% of idp_user (the default selectivity of `provider =
--- ...`), and compare.plan and compare.drift join every account by nested loops over their CTEs:
--- at 20,000 accounts compare.drift took 137 s instead of 0.8 s.
-SELECT t.name
-FROM unnest(ARRAY['idp_user', 'idp_membership', 'idp_group']) t(name)
-LEFT JOIN pg_stat_user_tables a ON a.schemaname = current_schema() AND a.relname = t.name
-WHERE NOT EXISTS (SELECT 1 FROM pg_stats s WHERE s.schemaname = current_schema() AND s.tablename = t.name)
-   OR a.n_mod_since_analyze > a.n_live_tup / 10;
-
 -- name: analyze_groups
 -- Every batch joins the accounts' memberships to these meanings: give the planner their
 -- statistics now (filled a moment ago; without them it expects one group per meaning, and reads
