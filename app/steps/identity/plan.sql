@@ -48,7 +48,7 @@ ORDER BY 2 DESC, 1;
 
 -- name: plan_tables
 -- The desired state a sync's plan keeps for its batches (compare.keep), one row per account with
--- work and one per account and org, and which run they belong to (orgmig_identity_plan_run: NULL
+-- work and one per account and org (rules.account_state, rules.membership_state), and which run they belong to (orgmig_identity_plan_run: NULL
 -- until the run that follows the plan claims them, Step.prepare). UNLOGGED: they write no WAL, and
 -- a server restart empties them, which the run notices (no row of its own in
 -- orgmig_identity_plan_run) and fills them again (compare.refill) from the work list, which is
@@ -58,31 +58,14 @@ ORDER BY 2 DESC, 1;
 CREATE UNLOGGED TABLE IF NOT EXISTS orgmig_identity_plan (
     provider text NOT NULL,
     row_id bigint NOT NULL,
-    external_id text NOT NULL,
-    email text,
-    email_norm text,
-    email_verified boolean NOT NULL,
-    app_status text,
-    first_name text,
-    last_name text,
-    site_admin boolean NOT NULL,
+    {account_state},
     linked boolean NOT NULL,
-    user_id integer,
-    matched_by text,
-    problem text,
-    detail jsonb,
     PRIMARY KEY (provider, row_id)
 );
 CREATE UNLOGGED TABLE IF NOT EXISTS orgmig_identity_plan_member (
     provider text NOT NULL,
     row_id bigint NOT NULL,
-    org_id uuid NOT NULL,
-    org_external_id text NOT NULL,
-    role_id integer,
-    all_facilities boolean NOT NULL,
-    facility_ids uuid[] NOT NULL,
-    problem text,
-    detail jsonb,
+    {membership_state},
     PRIMARY KEY (provider, row_id, org_id)
 );
 CREATE UNLOGGED TABLE IF NOT EXISTS orgmig_identity_plan_run (

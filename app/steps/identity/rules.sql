@@ -69,6 +69,35 @@ coalesce(u.email_verified, false) AS email_verified,
 CAST(:status_map AS jsonb) ->> u.status AS app_status,
 nullif(btrim(u.first_name), '') AS first_name, nullif(btrim(u.last_name), '') AS last_name
 
+-- name: account_state
+-- An account's desired state, the columns of the plan's table (orgmig_identity_plan) and of a
+-- batch's accounts (state.batch_account): its values (account_values), whether it is a site
+-- admin, the user it is linked to or matched (match) and how, or the match's problem.
+external_id text NOT NULL,
+email text,
+email_norm text,
+email_verified boolean NOT NULL,
+app_status text,
+first_name text,
+last_name text,
+site_admin boolean NOT NULL,
+user_id integer,
+matched_by text,
+problem text,
+detail jsonb
+
+-- name: membership_state
+-- An account's desired membership in one org, the columns of the plan's table
+-- (orgmig_identity_plan_member) and of a batch's (state.batch_desired_membership): the role
+-- (membership), whether it covers all facilities, the facilities granted one by one, its problem.
+org_id uuid NOT NULL,
+org_external_id text NOT NULL,
+role_id integer,
+all_facilities boolean NOT NULL,
+facility_ids uuid[] NOT NULL,
+problem text,
+detail jsonb
+
 -- name: role_words
 -- Per account and org, the words the IdP gives (external_id, org, word, facility_id), read from
 -- the statement's memberships `mem` (idp_membership's columns) and group meanings `grp`

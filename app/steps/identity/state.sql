@@ -10,32 +10,18 @@
 -- `--dry-run` and `orgmig reconcile`), and the login endpoint runs `match` for one account.
 
 -- name: temp_tables
+-- The batch's accounts and their memberships, as the plan kept them (rules.account_state,
+-- rules.membership_state), with what the batch decides of its own: whether it links the account
+-- now, and whether it matches it again.
 CREATE TEMP TABLE IF NOT EXISTS batch_account (
     row_id bigint PRIMARY KEY,
-    external_id text NOT NULL,
-    email text,
-    email_norm text,
-    email_verified boolean NOT NULL,
-    app_status text,
-    first_name text,
-    last_name text,
-    site_admin boolean NOT NULL,
-    user_id integer,
-    matched_by text,
+    {account_state},
     new_link boolean NOT NULL DEFAULT false,
-    problem text,
-    detail jsonb,
     recheck boolean NOT NULL DEFAULT true
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS batch_desired_membership (
     external_id text NOT NULL,
-    org_id uuid NOT NULL,
-    org_external_id text NOT NULL,
-    role_id integer,
-    all_facilities boolean NOT NULL,
-    facility_ids uuid[] NOT NULL,
-    problem text,
-    detail jsonb,
+    {membership_state},
     PRIMARY KEY (external_id, org_id)
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS batch_membership_diff (
