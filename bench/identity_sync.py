@@ -50,8 +50,8 @@ TEMPLATE`), each a child process timed by wall clock (start-up included), in thi
 then, on the same database, the floors of bench/identity_floors.py: the apply's rows inserted
 again set-based in one session (the write floor, under the apply), and both sides read once and
 joined (the comparison floor, under the re-apply and reconcile). Each of those three figures is
-printed beside its floor (the session's median plus the command's start-up) and the ratio
-(target <= 1.5x).
+printed beside its floor, the session's floor plus the command's start-up, and the ratio (target
+<= 1.5x): each run's command over that run's floor, the median of the runs and every run's.
 
 Each figure is the median of the runs (of an even number, the slower middle one), printed with
 every run, its target, the command, the machine, the load average when it ran (the 1-minute
@@ -59,7 +59,9 @@ figure just before the command) and the commit. Users/s counts the snapshot's ac
 (`--users`) per second of wall time; the targets apply to it. It also times each measured
 command's start-up without database work (`alembic heads`: the interpreter, Alembic and every
 revision module with what they import; `orgmig sync --help` and `orgmig reconcile --help`: the
-CLI and the one verb module each imports) and prints each rate net of its own start-up too.
+CLI and the one verb module each imports), once in every run right before the command it is the
+floor of, so that the two see the same load (timed minutes apart, a load spike in one made the
+ratio swing by a third), and prints each rate net of its own start-up too.
 
 `--profile` adds, on one more copy, the apply, the re-apply and reconcile run in this process with
 one worker (`orgmig sync` and `orgmig reconcile` call the same functions), every SQL statement
@@ -149,6 +151,14 @@ class Run:
     reports: list = field(default_factory=list)
     reconcile_tail: list[str] = field(default_factory=list)
     floors: dict[str, float] = field(default_factory=dict)
+    startup: dict[str, Timed] = field(default_factory=dict)  # timed right before each command
+
+    def floor(self, what: str) -> float:
+        """The floor under `what` in this run: its session floor plus its start-up."""
+        return self.floors[FLOOR_OF[what]] + self.startup[what].seconds
+
+    def ratio(self, what: str) -> float:
+        return self.times[what].seconds / self.floor(what)
 
 
 # What each measured command imports before its first statement, without database work.
@@ -163,27 +173,28 @@ def run(cmd: list[str], url: URL, log: Path, ok: tuple[int, ...] = (0,)) -> Time
     return timed(cmd, db.child_env(url, ORGMIG_IDP_ENV=ENV), log, ok)
 
 
-def startup(url: URL, logs: Path, times: int = 3) -> dict[str, Timed]:
-    """Each measured command's start-up (STARTUP): the floor under its figure; the median of `times`."""
-    return {what: median([run(command, url, logs / f"startup_{what}.log") for _ in range(times)])
-            for what, (command, _) in STARTUP.items()}
-
-
 def one_run(url: URL, run_db: str, logs: Path) -> Run:
-    """The five commands in turn on `url`, a fresh copy of the template."""
+    """The five commands in turn on `url`, a fresh copy of the template; right before each command
+    that has a floor, its start-up (STARTUP)."""
     out = Run()
+
+    def measure(what: str, ok: tuple[int, ...] = (0,)) -> None:
+        if what in STARTUP:
+            out.startup[what] = run(STARTUP[what][0], url, logs / f"{run_db}_startup_{what}.log")
+        out.times[what] = run(COMMANDS[what], url, logs / f"{run_db}_{what}.log", ok)
+
     for what in ("dry_run_before", "apply"):
-        out.times[what] = run(COMMANDS[what], url, logs / f"{run_db}_{what}.log")
+        measure(what)
     (state, reports) = db.execute(url, STATE_SQL, REPORTS_SQL)
     out.applied = dict(zip(("links", "by_email", "users", "members", "facility_rows", "site_admins", "undo",
                             "members_updated", "users_updated"), state[0], strict=True))
     out.reports = reports
-    out.times["reapply"] = run(COMMANDS["reapply"], url, logs / f"{run_db}_reapply.log")
+    measure("reapply")
     (state,) = db.execute(url, STATE_SQL)
     out.reapplied = dict(zip(out.applied, state[0], strict=True))
-    out.times["reconcile"] = run(COMMANDS["reconcile"], url, logs / f"{run_db}_reconcile.log", ok=(0, 1))
+    measure("reconcile", ok=(0, 1))
     out.reconcile_tail = out.times["reconcile"].tail
-    out.times["dry_run_after"] = run(COMMANDS["dry_run_after"], url, logs / f"{run_db}_dry_run_after.log")
+    measure("dry_run_after")
     out.floors = {"compare": compare_floor(url), "write": write_floor(url)}
     return out
 
@@ -258,7 +269,6 @@ def main(argv: list[str] | None = None) -> int:
             template = build_template(server, template_db, args.users, orgs, args.facilities, args.legacy)
             say(f"loaded in {template.seconds:.1f} s: {template.accounts:,} accounts, {template.groups:,} groups,"
                 f" {template.memberships:,} memberships, {template.app_users:,} app users")
-            floor = startup(template.url, logs)
             for i in range(1, args.runs + 1):
                 run_db = f"{template_db}_run{i}"
                 runs.append(one_run(dbs.copy(run_db, template_db), run_db, logs))
@@ -299,19 +309,24 @@ def main(argv: list[str] | None = None) -> int:
             ok = rate[what] >= targets[what]
             if not ok:
                 problems.append(what)
-            net = n / max(m.seconds - floor[what].seconds, 1e-3)
+            net = n / max(median([r.times[what].seconds - r.startup[what].seconds for r in runs], key=float), 1e-3)
             figure = (f"{rate[what]:>9,.0f} users/s ({m.seconds:.2f} s, load {m.load:.2f}; {net:,.0f} users/s net of"
                       f" start-up); target >= {targets[what]:,} users/s: {verdict(ok)}")
         else:
             figure = f"{m.seconds:>9.2f} s (load {m.load:.2f}); no target"
         lines.append(f"  {what:<15}{figure}")
         if what in FLOOR_OF:
+            # each run's command over that run's floor (the start-up timed right before it)
             session = median([r.floors[FLOOR_OF[what]] for r in runs], key=float)
-            floor_s = session + floor[what].seconds
-            ratio = m.seconds / floor_s
-            lines.append(f"  {'':<15}  floor {floor_s:.2f} s ({FLOOR_OF[what]} floor {session:.2f} s in one session +"
-                         f" start-up {floor[what].seconds:.2f} s): {ratio:.2f}x its floor; target <= {TARGET_RATIO}x:"
-                         f" {verdict(ratio <= TARGET_RATIO)}")
+            up = median([r.startup[what].seconds for r in runs], key=float)
+            floor_s = median([r.floor(what) for r in runs], key=float)
+            ratio = median([r.ratio(what) for r in runs], key=float)
+            lines.append(f"  {'':<15}  floor {floor_s:.2f} s (medians: {FLOOR_OF[what]} floor {session:.2f} s in one"
+                         f" session, start-up {up:.2f} s): {ratio:.2f}x its floor (the median run's); target <="
+                         f" {TARGET_RATIO}x: {verdict(ratio <= TARGET_RATIO)}")
+            lines.append(f"  {'':<15}  per run: " + ", ".join(
+                f"{r.times[what].seconds:.2f} / ({r.floors[FLOOR_OF[what]]:.2f} + {r.startup[what].seconds:.2f})"
+                f" = {r.ratio(what):.2f}x" for r in runs))
         lines.append(f"  {'':<15}  {SHOWN[what]}; runs: {every}")
     for i, r in enumerate(runs, 1):
         if r.reapplied["undo"] != r.applied["undo"] or r.reapplied["members_updated"] != r.applied["members_updated"] \
@@ -322,9 +337,11 @@ def main(argv: list[str] | None = None) -> int:
                             f" {template.emails_given:,} given an app user's email")
         if r.times["reconcile"].exit_code != 0:
             problems.append(f"run {i}: reconcile found drift right after the sync: {r.reconcile_tail[-1]}")
-    lines.append("  start-up     " + "; ".join(f"{STARTUP[what][1]} {t.seconds:.2f} s (load {t.load:.2f})"
-                                              for what, t in floor.items())
-                 + ": the interpreter and imports, no database work; the floor of each figure above")
+    lines.append("  start-up     " + "; ".join(
+        f"{command} " + ", ".join(f"{r.startup[what].seconds:.2f} s (load {r.startup[what].load:.2f})" for r in runs)
+        for what, (_, command) in STARTUP.items())
+        + ": the interpreter and imports, no database work, timed in each run right before the command it is"
+          " the floor of")
     lines += [f"  PROBLEM      {p}" for p in problems if p not in targets]
     print("\n".join(lines))
     if phases:
