@@ -22,9 +22,15 @@ from app.steps.user_settings.login import migrate_user
 
 LINKED = text("""SELECT u.id, u.current_org_id FROM user_identity i JOIN "user" u ON u.id = i.user_id
                  WHERE i.provider = :p AND i.external_id = :x""")
-ACCOUNT = text("""INSERT INTO batch_account (row_id, external_id, email, email_norm, email_verified, site_admin)
-                  SELECT coalesce((SELECT row_id FROM idp_user WHERE provider = :p AND external_id = :x), 0),
-                         :x, nullif(btrim(:e), ''), nullif(lower(btrim(:e)), ''), :v, false""")
+# The account as the caller gives it, its email and verification taken by the sync's own rule
+# (rules.account_values: trimmed, compared lower-cased, unverified unless the provider says so).
+ACCOUNT = text(IDENTITY_SQL.expand("""
+INSERT INTO batch_account (row_id, external_id, email, email_norm, email_verified, site_admin)
+SELECT coalesce((SELECT row_id FROM idp_user WHERE provider = :p AND external_id = :x), 0),
+       :x, a.email, a.email_norm, a.email_verified, false
+FROM (SELECT CAST(:e AS text) AS email, CAST(:v AS boolean) AS email_verified, CAST(NULL AS text) AS status,
+             CAST(NULL AS text) AS first_name, CAST(NULL AS text) AS last_name) u
+CROSS JOIN LATERAL (SELECT {account_values}) a"""))
 MATCHED = text("""SELECT b.row_id, b.user_id, b.matched_by, b.problem, b.detail, u.current_org_id, u.keycloak_user_id,
                          (SELECT min(c.id) FROM "user" c WHERE lower(btrim(c.email)) = b.email_norm) AS candidate
                   FROM batch_account b LEFT JOIN "user" u ON u.id = b.user_id""")
@@ -96,7 +102,8 @@ def _by_match(conn: Connection, provider: str, external_id: str, email: str | No
         return NO_USER
     with conn.begin():
         conn.exec_driver_sql(IDENTITY_SQL.source("state.temp_tables"))
-        conn.execute(ACCOUNT, {"p": provider, "x": external_id, "e": email, "v": email_verified})
+        conn.execute(ACCOUNT, {"p": provider, "x": external_id, "e": email, "v": email_verified,
+                               "status_map": CAPABILITIES[provider].params()["status_map"]})
         conn.execute(IDENTITY_SQL("state.match"), {"provider": provider, "run_id": None,
                                                     **CAPABILITIES[provider].params()})
         m = conn.execute(MATCHED).one()

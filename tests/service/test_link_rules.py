@@ -133,3 +133,17 @@ def test_keycloak_a_user_named_by_another_keycloak_id_is_that_accounts(base, eng
     owner = migrate(base, {"provider": "keycloak", "external_id": "victim-kc"})
     assert owner.status_code == 200 and owner.json()["app_user_id"] == _user(engine, "victim-kc")
     assert scalar(engine, "SELECT matched_by FROM user_identity WHERE external_id = 'victim-kc'") == "subject"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_the_email_is_compared_as_the_sync_compares_it(base, engine, provider):
+    """The email the provider sends at login is taken by the sync's rule (rules.account_values):
+    trimmed and in any case it is the app user's, and it links by email."""
+    execute(engine, """INSERT INTO "user" (keycloak_user_id, email) VALUES ('okta|00uspaced', 'Spaced@Example.org')""")
+    caller = _account(provider, "spaced")
+    reply = migrate(base, {"provider": provider, "external_id": caller, "email": "  SPACED@example.ORG ",
+                           "email_verified": True})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["app_user_id"] == _user(engine, "okta|00uspaced")
+    assert rows(engine, "SELECT external_id, matched_by FROM user_identity WHERE provider = :p",
+                p=provider) == [(caller, "email")]
