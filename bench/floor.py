@@ -70,6 +70,8 @@ class Floor:
     rows: int  # legacy rows in the key range (migrated or not)
     migrated: int  # users written
     seconds: float  # wall clock, from both sessions connected to both committed
+    client_cpu: float = 0.0  # CPU seconds of the two client threads (psycopg, sending and waiting)
+    waits: object = None  # harness.sessions.Sessions, when sampled
 
     @property
     def rate(self) -> float:
@@ -83,9 +85,10 @@ def halves(lo: int, hi: int, parts: int = SESSIONS) -> list[tuple[int, int]]:
     return [(edges[i], edges[i + 1] - 1) for i in range(parts)]
 
 
-def time_floor(url: URL) -> Floor:
+def time_floor(url: URL, sampler=None) -> Floor:
     """The contract's rows for every legacy row of the database at `url` (at 0003, none migrated),
-    one chain per half of the key range in two sessions at once."""
+    one chain per half of the key range in two sessions at once. `sampler` (a
+    harness.sessions.SessionWaits), when given, samples the two sessions while they run."""
     conninfo = libpq(url)
     options = "-c jit=off -c TimeZone=UTC"
     with psycopg.connect(conninfo, autocommit=True) as conn:
@@ -94,6 +97,7 @@ def time_floor(url: URL) -> Floor:
     sessions = [psycopg.connect(conninfo, options=options) for _ in range(SESSIONS)]
     counts: list[int] = []
     errors: list[BaseException] = []
+    cpu: list[float] = []
 
     def chain(conn: psycopg.Connection, lo: int, hi: int) -> None:
         try:
@@ -101,10 +105,14 @@ def time_floor(url: URL) -> Floor:
             conn.commit()
         except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
             errors.append(exc)
+        finally:
+            cpu.append(time.thread_time())
 
     try:
         threads = [threading.Thread(target=chain, args=(conn, a, b))
                    for conn, (a, b) in zip(sessions, halves(lo or 0, hi or 0), strict=True)]
+        if sampler is not None:
+            sampler.start()
         started = time.perf_counter()
         for t in threads:
             t.start()
@@ -112,8 +120,11 @@ def time_floor(url: URL) -> Floor:
             t.join()
         seconds = time.perf_counter() - started
     finally:
+        waits = sampler.stop() if sampler is not None and sampler.is_alive() else None
         for conn in sessions:
             conn.close()
     if errors:
         raise errors[0]
-    return Floor(rows, sum(counts), seconds)
+    if waits is not None:
+        waits.client_cpu, waits.client = sum(cpu), "the two client threads"
+    return Floor(rows, sum(counts), seconds, sum(cpu), waits)

@@ -4,7 +4,7 @@ against the floor, the same rows written the plainest way.
     python bench/migrate_users.py --users 1000000 [--runs 3] [--batch-size 500] [--baseline-users N]
                                   [--rss-small 10000] [--parts upgrade,floor,baseline,rss]
                                   [--shape seed|clean|nulls|duplicates|sparse|wide]
-                                  [--revision head|0004] [--profile]
+                                  [--revision head|0004] [--profile] [--waits [MS]]
                                   [--seed 0] [--database-url URL] [--keep]
 
 In one run against one PostgreSQL server:
@@ -35,6 +35,15 @@ analyzed; the rss part always seeds.
 `--profile` adds, on one more copy, `alembic upgrade 0004` run in this process with every
 statement of every engine timed and summed by name (bench/harness/profile.py): the step's batch
 statement, the ledger's, the pacer's, ANALYZE; the workers' threads add up to more than the wall.
+
+`--waits` (every 10 ms, or every MS) samples pg_stat_activity during each timed upgrade and the
+floor, from a connection to the server's `postgres` database (bench/harness/sessions.py), and
+prints per run where the workers' sessions spent their time (on CPU, each wait event, idle in
+a transaction or between transactions: the client's turn), which statements they were running,
+how many ran on a CPU at once against the host's runnable threads, and the CPU seconds of the
+alembic process (or the floor's client threads), the backends, the WAL writer, checkpointer and
+background writer, the sampler and the host. The sampling costs CPU of its own (shown): compare
+runs sampled alike.
 
 `--parts` picks which of upgrade (2), floor (3), baseline (4) and rss (5) run (default all); a
 ratio or target needs both its sides. The upgrade runs with the environment's settings: the
@@ -67,10 +76,11 @@ from pathlib import Path
 import harness.server as db
 import psycopg
 from data_shapes import SHAPES, load_sql
-from floor import time_floor
+from floor import CHAIN, time_floor
 from harness.process import median, timed
 from harness.profile import StatementClock, Timing, print_profile
 from harness.report import exit_code, fail, header, line, say, verdict
+from harness.sessions import Sessions, sampled
 from sqlalchemy import Text, bindparam, cast, event, exists, func, insert, literal, select, text
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
@@ -99,15 +109,30 @@ class UpgradeRun:
     reported: int
     log_tail: list[str]
     steering: str  # the steering's decisions, in order (the actions; none when not steered)
+    waits: Sessions | None = None  # where the sessions' time went (--waits)
 
     @property
     def rate(self) -> float:
         return self.users / self.seconds
 
 
-def time_upgrade(url: URL, users: int, batch_size: int, log_dir: Path, revision: str = "head") -> UpgradeRun:
-    run = timed([*db.ALEMBIC, "-x", f"batch_size={batch_size}", "upgrade", revision], db.child_env(url),
-                log_dir / f"upgrade_{users}.log", tail=12, what=f"alembic upgrade {revision}")
+# The step's batch statement (app/steps/user_settings/upgrade.sql): its sessions are the workers.
+BATCH_MARKER = "WITH rng AS MATERIALIZED"
+# The floor's chain (bench/floor.py).
+FLOOR_MARKER = "WITH src AS MATERIALIZED"
+
+
+def time_upgrade(url: URL, users: int, batch_size: int, log_dir: Path, revision: str = "head",
+                 waits_ms: float | None = None) -> UpgradeRun:
+    sampler = sampled(url, url.database, BATCH_MARKER, waits_ms, statement_names())
+    try:
+        run = timed([*db.ALEMBIC, "-x", f"batch_size={batch_size}", "upgrade", revision], db.child_env(url),
+                    log_dir / f"upgrade_{users}.log", tail=12, what=f"alembic upgrade {revision}",
+                    watch=None if sampler is None else sampler.start)
+    finally:
+        waits = sampler.stop() if sampler is not None and sampler.is_alive() else None
+    if waits is not None:
+        waits.client_cpu, waits.client = run.cpu_seconds, "alembic process"
     engine = make_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
@@ -121,7 +146,7 @@ def time_upgrade(url: URL, users: int, batch_size: int, log_dir: Path, revision:
                 " || ' (' || string_agg(DISTINCT state, ', ') || ')' FROM orgmig_steer")).scalar()
     finally:
         engine.dispose()
-    return UpgradeRun(users, run.seconds, run.peak_rss_kib, migrated, reported, run.tail, steering or "none")
+    return UpgradeRun(users, run.seconds, run.peak_rss_kib, migrated, reported, run.tail, steering or "none", waits)
 
 
 @dataclass
@@ -299,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="the legacy rows: seed (app.ops.seed, default) or a shape of bench/data_shapes.py")
     p.add_argument("--profile", action="store_true",
                    help="on one more copy, run the upgrade to 0004 in this process with every statement timed")
+    p.add_argument("--waits", type=float, nargs="?", const=10.0, metavar="MS",
+                   help="sample pg_stat_activity every MS ms (default 10) during each timed upgrade and the floor,"
+                        " and print where their sessions' time and the CPUs went")
     p.add_argument("--seed", type=int, default=0, help="seed for the synthetic rows (default 0)")
     db.add_server_arguments(p)
     args = p.parse_args(argv)
@@ -331,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
                     f" {args.runs} run{'s' if args.runs > 1 else ''})")
                 for i in range(1, args.runs + 1):
                     run_url = dbs.copy(f"{main_db}_run{i}", template=main_db)
-                    runs.append(time_upgrade(run_url, args.users, args.batch_size, Path(tmp), args.revision))
+                    runs.append(time_upgrade(run_url, args.users, args.batch_size, Path(tmp), args.revision,
+                                             args.waits))
                     say(f"upgrade run {i}: {runs[-1].rate:,.0f} users/s, peak RSS {mib(runs[-1].peak_rss_kib)}")
                     dbs.drop(f"{main_db}_run{i}")
                 big = median(runs)
@@ -343,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
             if "floor" in args.parts:
                 floor_url = dbs.copy(f"{main_db}_floor", template=main_db)
                 say("floor: one INSERT ... SELECT chain per half of the key range, two sessions")
-                floor = time_floor(floor_url)
+                floor = time_floor(floor_url, sampled(floor_url, floor_url.database, FLOOR_MARKER, args.waits,
+                                                                 {CHAIN: "floor chain"}))
                 say(f"floor: {floor.rate:,.0f} users/s")
                 dbs.drop(f"{main_db}_floor")
             if "baseline" in args.parts:
@@ -366,7 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     command = (f"python bench/migrate_users.py --users {args.users} --runs {args.runs} --batch-size {args.batch_size}"
                f" --baseline-users {baseline_users} --rss-small {args.rss_small} --parts {','.join(args.parts)}"
                f"{'' if args.shape == 'seed' else f' --shape {args.shape}'}"
-               f"{'' if args.revision == 'head' else f' --revision {args.revision}'} --seed {args.seed}")
+               f"{'' if args.revision == 'head' else f' --revision {args.revision}'}"
+               f"{'' if args.waits is None else f' --waits {args.waits:g}'} --seed {args.seed}")
     steer = os.environ.get("ORGMIG_STEER")
     lines = header("orgmig benchmark: revision 0004 (user_settings -> org schema)", where,
                    f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}",
@@ -419,6 +450,11 @@ def main(argv: list[str] | None = None) -> int:
     if big is not None:
         lines += [line("child log", entry.split("] ", 1)[-1]) for entry in big.log_tail
                   if "[app.summary]" in entry]
+    for i, run in enumerate(runs, 1):
+        if run.waits is not None:
+            lines += run.waits.lines(f"upgrade run {i}, {run.seconds:.1f} s")
+    if floor is not None and floor.waits is not None:
+        lines += floor.waits.lines(f"floor, {floor.seconds:.1f} s")
     checks = [(r, seeded.migratable) for r in runs] + ([(small, small_seeded.migratable)] if small else [])
     for run, expected in checks:
         if run.migrated + run.reported != run.users or run.migrated != expected:

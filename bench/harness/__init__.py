@@ -5,6 +5,7 @@
 - process.py: child processes timed by wall clock with their own peak RSS, the median run;
 - traffic.py, appdata.py: the application's open-loop traffic and the data it works on;
 - sampling.py: what the host and the server do meanwhile (waits, CPU, WAL, checkpoints, ledger);
+- sessions.py: where one database's sessions spend their time, and the CPU seconds of each;
 - latency.py: percentiles and windows of sampled transactions;
 - scenarios.py: the traffic alone and upgrades beside it, on template copies;
 - okta_snapshot.py, genenetwork.py: the identity and collections benches' data;

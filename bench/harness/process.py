@@ -24,16 +24,20 @@ class Timed:
     exit_code: int
     tail: list[str]      # the last lines of its log
     peak_rss_kib: int    # the child's own peak resident set
+    cpu_seconds: float   # the child's own user + system CPU time
 
 
 def timed(cmd: Sequence[str], env: dict[str, str], log: Path, ok: tuple[int, ...] = (0,), tail: int = 15,
-          what: str | None = None) -> Timed:
+          what: str | None = None, watch: Callable[[int], object] | None = None) -> Timed:
     """`cmd` run from the checkout's root with its output in `log`; RuntimeError (with the log's
-    tail) when it exits with a code not in `ok`."""
+    tail) when it exits with a code not in `ok`. `watch(pid)`, when given, is called with the
+    child's pid as soon as it is started (a sampler that follows it)."""
     load = load1()
     with open(log, "w") as out:
         started = time.perf_counter()
         child = subprocess.Popen(list(cmd), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        if watch is not None:
+            watch(child.pid)
         # wait4 reports the resource use of this child alone: its own peak resident set.
         _, status, usage = os.wait4(child.pid, 0)
         seconds = time.perf_counter() - started
@@ -42,7 +46,7 @@ def timed(cmd: Sequence[str], env: dict[str, str], log: Path, ok: tuple[int, ...
     if code not in ok:
         shown = what or " ".join(cmd[2:])
         raise RuntimeError(f"{shown} exited with {code}:\n  " + "\n  ".join(lines))
-    return Timed(seconds, load, code, lines, usage.ru_maxrss)
+    return Timed(seconds, load, code, lines, usage.ru_maxrss, usage.ru_utime + usage.ru_stime)
 
 
 def median(runs: list[T], key: Callable[[T], float] = lambda t: t.seconds) -> T:
