@@ -212,25 +212,34 @@ ins_link AS (
     RETURNING user_settings_id, user_id, org_id
 )
 SELECT (SELECT count(*) FROM rng) AS rows_read,
-       (SELECT count(*) FROM src) AS winners,
+       c.winners,
        (SELECT count(*) FROM ins_link) AS linked,
-       (SELECT count(*) FROM src WHERE created_org) AS orgs_expected,
+       c.orgs_expected,
        (SELECT count(*) FROM ins_org) AS orgs_inserted,
-       (SELECT count(*) FROM src WHERE created_user) AS users_expected,
+       c.users_expected,
        (SELECT count(*) FROM ins_user) AS users_inserted,
-       (SELECT count(*) FROM src WHERE created_member) AS members_expected,
+       c.members_expected,
        (SELECT count(*) FROM ins_member) AS members_inserted,
-       (SELECT count(*) FROM src WHERE created_settings) AS settings_expected,
+       c.settings_expected,
        (SELECT count(*) FROM ins_settings) AS settings_inserted,
-       (SELECT count(*) FROM src WHERE cardinality(fill_cols) > 0) AS fills_expected,
+       c.fills_expected,
        (SELECT count(*) FROM upd_user) AS fills_done,
        (SELECT count(*) FROM skipped) + (SELECT count(*) FROM notes) AS reported,
        w.user_id AS winner_user_id, w.org_id AS winner_org_id
+-- what src expects, counted in one pass over it (a pass over a batch's src costs about as much
+-- as one of the inserts' reads of it)
+FROM (SELECT count(*) AS winners,
+             count(*) FILTER (WHERE created_org) AS orgs_expected,
+             count(*) FILTER (WHERE created_user) AS users_expected,
+             count(*) FILTER (WHERE created_member) AS members_expected,
+             count(*) FILTER (WHERE created_settings) AS settings_expected,
+             count(*) FILTER (WHERE cardinality(fill_cols) > 0) AS fills_expected
+      FROM src) AS c
 -- the login path's answer: the winner's link, inserted above or there before this statement
--- (:ids NULL: none)
-FROM (SELECT max(i) AS id FROM unnest(CAST(:ids AS integer[])) AS i) AS winner
+-- (:ids NULL: none, and ins_link is not read again for it)
+CROSS JOIN (SELECT max(i) AS id FROM unnest(CAST(:ids AS integer[])) AS i) AS winner
 LEFT JOIN LATERAL (
-    SELECT k.user_id, k.org_id FROM ins_link k WHERE k.user_settings_id = winner.id
+    SELECT k.user_id, k.org_id FROM ins_link k WHERE winner.id IS NOT NULL AND k.user_settings_id = winner.id
     UNION ALL
     SELECT l.user_id, l.org_id FROM orgmig_user_settings_link l WHERE l.user_settings_id = winner.id
     LIMIT 1
