@@ -377,7 +377,8 @@ class Crew:
     def _process(self, conn: Connection, start: int, end: int, attempt: int) -> int:
         r = self.runner
         started = time.monotonic()
-        batch = Batch(self.run.id, r.direction, start, end, self.run.max_key, r.opts.allow_data_loss, self.state)
+        batch = Batch(self.run.id, r.direction, start, end, self.run.max_key, r.opts.allow_data_loss, self.state,
+                      self.pacer.alone)
         apply = r.step.upgrade if r.direction == "upgrade" else r.step.downgrade
         with r.tx(conn, **r.step.batch_settings), self.pacer.batch(conn):
             result: BatchResult = apply(conn, batch)

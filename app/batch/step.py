@@ -54,6 +54,8 @@ class Batch:
     max_key: int
     allow_data_loss: bool
     state: Any = None  # what the step's prepare() returned for this run
+    # The run is alone on its database (app.batch.pacer): no application writes meanwhile.
+    alone: bool = False
 
 
 @dataclass(frozen=True)

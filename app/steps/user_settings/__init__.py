@@ -15,11 +15,14 @@ guard.sql and run.sql.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Connection, text
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import DBAPIError
 
+from app import db
 from app.batch import (
     ALL_KEYS,
     LAST_KEY,
@@ -56,6 +59,19 @@ SQL = SqlFiles(
     target_compare=", ".join(f"s.{c}::text" if c == "mcp_config" else f"s.{c}" for c in SETTINGS_COLUMNS),
 )
 ROLES = ("admin", "user")  # what the personal orgs need
+UNIQUE_VIOLATION = "23505"
+
+
+@dataclass
+class Walk:
+    """What every batch of one run reads (prepare's answer): the sequence behind "user".id, and
+    whether this process's batches look up the rows that exist already even while the run is
+    alone on its database. Alone, a batch first goes without those lookups (no application
+    writes meanwhile, and a row migrated before the run makes the batch fail whole, upgrade.sql);
+    the first that finds one turns them on for the rest of the run."""
+
+    user_id_sequence: str
+    lookups: bool = False
 INSERTED = ("orgs", "users", "members", "settings")
 DRAIN_CHUNK = 500  # captured changes applied a transaction
 # The legacy columns as the legacy DDL types them (PostgreSQL's format_type spelling).
@@ -93,11 +109,11 @@ class UserSettingsToOrg(Step):
                 pass
             self.end_capture(conn, None)
 
-    def prepare(self, conn: Connection, direction: str, run_id: int) -> str:
+    def prepare(self, conn: Connection, direction: str, run_id: int) -> Walk:
         if direction == "upgrade":
             self._check_legacy_columns(conn, run_id)
             ensure_roles(conn, self.name, ROLES)
-        return conn.execute(SQL("run.user_id_sequence")).scalar_one()
+        return Walk(conn.execute(SQL("run.user_id_sequence")).scalar_one())
 
     def _check_legacy_columns(self, conn: Connection, run_id: int) -> None:
         """Before the first batch: a contract column missing from user_settings stops the run
@@ -164,17 +180,39 @@ class UserSettingsToOrg(Step):
         return found
 
     def upgrade(self, conn: Connection, batch: Batch) -> BatchResult:
-        r = self.migrate(conn, batch.start, batch.end, batch.max_key, batch.run_id, batch.state)
+        walk: Walk = batch.state
+        if batch.alone and not walk.lookups:
+            r = self._migrate_alone(conn, batch, walk)
+        else:
+            r = self.migrate(conn, batch.start, batch.end, batch.max_key, batch.run_id, walk.user_id_sequence)
         written = sum(r[f"{kind}_inserted"] for kind in INSERTED)
         return BatchResult(r["rows_read"], written + r["fills_done"] + r["linked"] + r["reported"])
 
+    def _migrate_alone(self, conn: Connection, batch: Batch, walk: Walk) -> dict:
+        """The batch without the lookups of rows that exist already (upgrade.sql, :lookups), in a
+        savepoint: a unique violation means one did exist (the login path migrated a user before
+        the run reached it, the application created one), and the batch runs again with them, as
+        does every batch of this process after it."""
+        args = (conn, batch.start, batch.end, batch.max_key, batch.run_id, walk.user_id_sequence)
+        try:
+            with conn.begin_nested():
+                return self.migrate(*args, lookups=False)
+        except DBAPIError as exc:
+            if db.sqlstate(exc) != UNIQUE_VIOLATION:
+                raise
+        walk.lookups = True
+        log.info("%s: keys %s..%s hold rows migrated before the run reached them: the batches look"
+                 " them up from now on", self.name, batch.start, batch.end)
+        return self.migrate(*args)
+
     def migrate(self, conn: Connection, start: int, end: int, max_key: int, run_id: int | None,
-                user_id_sequence: str, ids: list[int] | None = None) -> dict:
+                user_id_sequence: str, ids: list[int] | None = None, lookups: bool = True) -> dict:
         """The upgrade statement over start..end (only `ids` among them, for the login path);
-        ConcurrentChange when a concurrent writer got in between its snapshot and its inserts."""
+        ConcurrentChange when a concurrent writer got in between its snapshot and its inserts.
+        `lookups` False: without looking up the rows that exist already (upgrade.sql)."""
         r = conn.execute(SQL("upgrade"), {
             "start": start, "end": end, "ids": ids, "max_key": max_key, "run_id": run_id,
-            "step": self.name, "user_id_sequence": user_id_sequence,
+            "step": self.name, "user_id_sequence": user_id_sequence, "lookups": lookups,
         }).mappings().one()
         short = [kind for kind in INSERTED if r[f"{kind}_expected"] != r[f"{kind}_inserted"]]
         if short or r["linked"] != r["winners"] or r["fills_expected"] != r["fills_done"]:

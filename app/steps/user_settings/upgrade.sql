@@ -2,8 +2,16 @@
 -- in one statement (:ids NULL; the login path gives the ids of one keycloak_user_id's rows, and
 -- gets the link of the highest of them, the winner, as winner_user_id and winner_org_id).
 -- Parameters: :start, :end, :ids, :max_key (the run's last key), :run_id, :step,
--- :user_id_sequence (the identity sequence behind "user".id). {settings_columns} is the list of
--- user_settings columns a settings row carries (all but id and keycloak_user_id).
+-- :user_id_sequence (the identity sequence behind "user".id), :lookups. {settings_columns} is the
+-- list of user_settings columns a settings row carries (all but id and keycloak_user_id).
+--
+-- :lookups false leaves out the lookups of a link, personal org and user that exist already (the
+-- engine's batches while the run is alone on its database): every row they could find would
+-- make one of the inserts below raise a unique violation (the link's primary key, org.name,
+-- "user".keycloak_user_id, "user".legacy_user_settings_id), so the statement either writes what
+-- it would have written with them or fails whole, and the caller runs it again with them. The
+-- parameter is a constant when the statement is planned (never server-side prepared): the
+-- planner leaves the index probes out of the plan.
 --
 -- The batch runs with TimeZone = 'UTC': a naive legacy timestamp (holding UTC) converts to
 -- timestamptz as UTC, and a timestamptz legacy column keeps its instant, whatever the server's
@@ -110,10 +118,11 @@ src AS MATERIALIZED (
                    coalesce(u.id, nextval(CAST(:user_id_sequence AS regclass))::integer) AS user_id
             FROM rng r
             JOIN user_settings us ON us.id = r.id
-            LEFT JOIN org o ON o.name = 'user_' || us.id || '_org'
-            LEFT JOIN "user" u ON u.keycloak_user_id = us.keycloak_user_id
+            LEFT JOIN org o ON CAST(:lookups AS boolean) AND o.name = 'user_' || us.id || '_org'
+            LEFT JOIN "user" u ON CAST(:lookups AS boolean) AND u.keycloak_user_id = us.keycloak_user_id
             WHERE r.id_valid AND r.winner_id = r.id
-              AND NOT EXISTS (SELECT 1 FROM orgmig_user_settings_link l WHERE l.user_settings_id = r.id)
+              AND (NOT CAST(:lookups AS boolean) OR NOT EXISTS (
+                  SELECT 1 FROM orgmig_user_settings_link l WHERE l.user_settings_id = r.id))
             OFFSET 0
         ) s
         LEFT JOIN "user" ou ON ou.id = s.old_user_id
