@@ -94,6 +94,8 @@ class Session:
     cpu_first: float | None = None
     cpu_last: float | None = None
     worker: bool = False
+    first: float | None = None  # seconds after the sampler started: the first sample running the marker
+    last: float | None = None  # the last one
 
     @property
     def cpu(self) -> float:
@@ -133,6 +135,11 @@ class Sessions:
         workers, others = self.group(True), self.group(False)
         out = [f"  waits        {what}: pg_stat_activity every {self.interval_ms:g} ms, {self.samples:,} samples"
                f" over {self.seconds:.1f} s"]
+        spans = [(s.first, s.last) for s in workers if s.first is not None]
+        if spans:
+            first, last = min(a for a, _ in spans), max(b for _, b in spans)
+            out.append(f"    timeline: {first:.2f} s before the first batch statement, {last - first:.2f} s from it to"
+                       f" the end of the last, {self.seconds - last:.2f} s after")
         for label, group in (("workers", workers), ("other", others)):
             if not group:
                 continue
@@ -196,7 +203,8 @@ class SessionWaits(threading.Thread):
                 self.ready.set()
                 due = time.perf_counter()
                 while not self.halt.is_set():
-                    self._sample(conn.execute(QUERY, params, prepare=True).fetchall())
+                    rows = conn.execute(QUERY, params, prepare=True).fetchall()
+                    self._sample(rows, time.perf_counter() - self._t0)
                     due += self.interval
                     pause = due - time.perf_counter()
                     if pause > 0:
@@ -209,7 +217,7 @@ class SessionWaits(threading.Thread):
             self.error = exc
             self.ready.set()
 
-    def _sample(self, rows) -> None:
+    def _sample(self, rows, at: float) -> None:
         self.samples += 1
         self.runnable += procs_running()
         for pid, kind, state, wtype, wevent, query in rows:
@@ -223,6 +231,9 @@ class SessionWaits(threading.Thread):
             what = statement(query, self.names)
             if query and self.marker in query:
                 s.worker = True
+                if state == "active":
+                    s.first = at if s.first is None else s.first
+                    s.last = at
             if state == "active":
                 bucket = "CPU" if wtype is None else f"{wtype}:{wevent}"
                 if wtype == "Lock":
