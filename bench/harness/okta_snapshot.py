@@ -161,7 +161,11 @@ class Template:
     emails_given: int  # --legacy: accounts given the email of an app user
 
 
-def build_template(server: Server, name: str, users: int, orgs: int, facilities: int, legacy: bool) -> Template:
+def build_template(server: Server, name: str, users: int, orgs: int, facilities: int, legacy: bool,
+                   revision: str = "0006") -> Template:
+    """The snapshot loaded into a database at `revision` (0006 by default, where `alembic upgrade
+    head` applies it with revision 0007; "head": revision 0007 ran with no export to apply, and
+    `orgmig sync` applies it)."""
     started = time.perf_counter()
     url = server.create(name, replace=True)
     x = {}
@@ -174,7 +178,7 @@ def build_template(server: Server, name: str, users: int, orgs: int, facilities:
             engine.dispose()
         x = {"batch_size": "500"}
         upgrade_to(url, "0004", **x)
-    upgrade_to(url, "0006", **x)
+    upgrade_to(url, revision, **x)
     params = {"users": users, "orgs": orgs, "facilities": facilities}
     emails_given = 0
     with psycopg.connect(libpq(url)) as conn:
