@@ -2,11 +2,14 @@
 --   psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -f alembic/verify/0006_identity_schema.sql
 -- Every query returns rows (check_name text, ok boolean, detail text); healthy = all ok.
 
+-- Revision 0009 reshapes the undo log's keys and drops the work list (orgmig_identity_todo):
+-- once it is applied, alembic/verify/0009_slim_identity_bookkeeping.sql checks those instead.
 SELECT 'table ' || t || ' exists' AS check_name,
        to_regclass(t) IS NOT NULL AS ok,
        CASE WHEN to_regclass(t) IS NULL THEN 'missing' ELSE 'present' END AS detail
 FROM unnest(ARRAY['user_identity', 'facility', 'org_user_facility', 'orgmig_identity_group',
-                  'orgmig_identity_undo', 'orgmig_identity_todo']) AS t;
+                  'orgmig_identity_undo', 'orgmig_identity_todo']) AS t
+WHERE t <> 'orgmig_identity_todo' OR NOT EXISTS (SELECT 1 FROM alembic_version WHERE version_num >= '0009');
 
 -- The new columns, with their types, defaults and NOT NULL.
 WITH expected(tbl, col, type, not_null) AS (
@@ -43,6 +46,8 @@ SELECT 'constraint ' || e.conname AS check_name,
             ELSE 'present and validated' END AS detail
 FROM expected e
 LEFT JOIN pg_constraint c ON c.conname = e.conname AND c.connamespace = current_schema()::regnamespace
+WHERE e.conname NOT IN ('pk_orgmig_identity_undo', 'uq_orgmig_identity_undo_table_name_row_key')
+   OR NOT EXISTS (SELECT 1 FROM alembic_version WHERE version_num >= '0009')
 ORDER BY e.conname;
 
 -- A member's facility is always one of the member's org (the composite foreign key says so).
@@ -71,4 +76,5 @@ SELECT 'index ' || n AS check_name,
 FROM unnest(ARRAY['ix_user_email_normalized', 'ix_user_identity_user_id', 'ix_facility_org_id',
                   'ix_org_user_facility_facility_id', 'ix_orgmig_identity_undo_user_id',
                   'ix_idp_user_email_normalized']) AS n
-LEFT JOIN pg_index i ON i.indexrelid = to_regclass(n);
+LEFT JOIN pg_index i ON i.indexrelid = to_regclass(n)
+WHERE n <> 'ix_orgmig_identity_undo_user_id' OR NOT EXISTS (SELECT 1 FROM alembic_version WHERE version_num >= '0009');

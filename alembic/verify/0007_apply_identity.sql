@@ -10,11 +10,19 @@
 -- The memberships of Keycloak and Auth0 organizations depend on ORGMIG_ROLE_MAP, which this file
 -- cannot see: `orgmig reconcile` compares those too.
 
--- The sync of each provider finished and left no planned account behind.
+-- The sync of each provider finished and left no planned account behind: in its plan's tables
+-- (UNLOGGED; created by the first sync's plan), or below revision 0009 in revision 0006's work
+-- list (orgmig_identity_todo); either is read only where it exists (query_to_xml: a query by name).
 WITH providers AS (SELECT DISTINCT provider FROM idp_export_run WHERE status = 'finished')
 SELECT 'identity sync of ' || p.provider || ' finished' AS check_name,
        coalesce(r.status = 'finished', false)
-         AND NOT EXISTS (SELECT 1 FROM orgmig_identity_todo t WHERE t.provider = p.provider) AS ok,
+         AND NOT EXISTS (
+             SELECT 1 FROM unnest(ARRAY['orgmig_identity_plan', 'orgmig_identity_todo']) AS t
+             WHERE CASE WHEN to_regclass(t) IS NULL THEN false
+                        ELSE (xpath('/row/n/text()', query_to_xml(
+                                  format('SELECT count(*) AS n FROM %I WHERE provider = %L', t, p.provider),
+                                  false, true, '')))[1]::text::int > 0 END)
+         AS ok,
        coalesce(format('run %s %s: %s/%s accounts', r.id, r.status, r.rows_done, r.total_rows),
                 'no sync run recorded: run `alembic upgrade head` or `orgmig sync --provider ' || p.provider || '`')
          AS detail

@@ -281,6 +281,7 @@ class Crew:
             if conn is None:
                 conn = self._connect()
             with r.tx(conn):
+                r.step.keys_ready(conn, r.direction, self.run.id, self.state)
                 return r.ledger.claim(conn, self.run, size)
 
         def failed(exc: BaseException, _: int, __: bool) -> None:

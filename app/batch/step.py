@@ -93,6 +93,13 @@ class Step(ABC):
         reaches every batch as `batch.state`."""
         return None
 
+    def keys_ready(self, conn: Connection, direction: str, run_id: int, state: Any) -> None:
+        """Runs in each claim's transaction, before the claim reads the keys (`state`: what
+        prepare() returned): a step whose keys live in a table a server restart empties (UNLOGGED)
+        fills it again here, so that a worker that outlived the restart claims ranges of the
+        batch size rather than the rest of the run at once."""
+        return None
+
     def batch_rows(self, state: Any, configured: int) -> int:
         """The rows a claim of this run takes (`state`: what prepare() returned), at least
         `configured` (ORGMIG_BATCH_SIZE): a step whose batches cost much per batch and little per

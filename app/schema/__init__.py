@@ -20,7 +20,6 @@ from app.schema.identity import (
     facility,
     org_user_facility,
     orgmig_identity_group,
-    orgmig_identity_todo,
     orgmig_identity_undo,
     user_identity,
 )
@@ -55,7 +54,7 @@ __all__ = [
     "idp_export_cursor", "idp_export_run", "idp_group", "idp_membership", "idp_user", "include_object",
     "metadata",
     "org", "org_user", "org_user_facility", "orgmig_baseline", "orgmig_batch",
-    "orgmig_created_row", "orgmig_identity_group", "orgmig_identity_todo", "orgmig_identity_undo", "orgmig_report",
+    "orgmig_created_row", "orgmig_identity_group", "orgmig_identity_undo", "orgmig_report",
     "orgmig_run", "orgmig_steer", "orgmig_steer_decision",
     "orgmig_writeback", "orgmig_user_settings_link", "role", "settings", "user", "user_identity",
     "user_settings",

@@ -1,6 +1,6 @@
 """Revision 0006: the identity provider's data in the org schema (user_identity, facility,
 org_user_facility; the new columns of "user" and org_user are in app.schema.org) and the identity
-step's bookkeeping (orgmig_identity_group, orgmig_identity_undo)."""
+step's bookkeeping (orgmig_identity_group, orgmig_identity_undo, as revision 0009 left it)."""
 
 from __future__ import annotations
 
@@ -73,29 +73,23 @@ orgmig_identity_group = sa.Table(
 
 # Every row the identity step created (before NULL), changed or removed (before = the row as it
 # was, the first time the step touched it), and the updated_at it left, so a later sync knows its
-# own writes from the application's edits and a downgrade restores exactly.
+# own writes from the application's edits and a downgrade restores exactly. Keyed by the row it
+# records (revision 0009: the surrogate id and the index on user_id of revision 0006 are gone; the
+# identity downgrade builds that index when it runs, app.steps.identity.USER_ID_INDEX).
 orgmig_identity_undo = sa.Table(
     "orgmig_identity_undo",
     metadata,
-    sa.Column("id", sa.BigInteger, sa.Identity(always=False), primary_key=True),
     sa.Column("provider", sa.String, nullable=False),
     sa.Column("table_name", sa.String, nullable=False),
     sa.Column("row_key", sa.String, nullable=False),
-    sa.Column("user_id", sa.Integer, index=True),
+    sa.Column("user_id", sa.Integer),
     sa.Column("before", JSONB),
     sa.Column("applied_updated_at", TSTZ),
     sa.Column("run_id", sa.BigInteger),
     sa.Column("created_at", TSTZ, nullable=False, server_default=NOW),
-    sa.UniqueConstraint("table_name", "row_key"),
+    sa.PrimaryKeyConstraint("table_name", "row_key"),
     sa.CheckConstraint(in_values("table_name", UNDO_TABLES), name="table_name_valid"),
 )
 
-# The IdP accounts (idp_user.row_id) a sync run has work for: planned before the run opens, the
-# keys its batches walk.
-orgmig_identity_todo = sa.Table(
-    "orgmig_identity_todo",
-    metadata,
-    sa.Column("provider", sa.String, nullable=False),
-    sa.Column("row_id", sa.BigInteger, nullable=False),
-    sa.PrimaryKeyConstraint("provider", "row_id"),
-)
+# The IdP accounts a sync run has work for are the rows of its plan (orgmig_identity_plan, UNLOGGED,
+# app/steps/identity/plan.sql): revision 0009 dropped revision 0006's logged work list.

@@ -16,4 +16,4 @@ def test_alembic_with_the_checkouts_ini_runs_from_another_directory(engine, tmp_
     done = subprocess.run([sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"],
                           cwd=tmp_path, env=alembic_env(engine.url), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert scalar(engine, "SELECT version_num FROM alembic_version") == "0008"
+    assert scalar(engine, "SELECT version_num FROM alembic_version") == "0009"

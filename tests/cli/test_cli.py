@@ -53,10 +53,10 @@ def test_verify_and_status_on_a_migrated_database(engine, alembic_cfg):
     data = json.loads(j.stdout)
     assert j.returncode == 0 and data["ok"] is True
     assert {c["revision"] for c in data["checks"]} == {"0001", "0002", "0003", "0004", "0005", "0006", "0007",
-                                                        "0008"}
+                                                        "0008", "0009"}
     st = orgmig(engine.url, "status")
     assert st.returncode == 0
-    assert "current revision: 0008" in st.stdout
+    assert "current revision: 0009" in st.stdout
     assert "user_settings_to_org" in st.stdout and "finished" in st.stdout
     assert "duplicate_keycloak_user_id" in st.stdout
 

@@ -199,7 +199,7 @@ def test_a_revision_that_needs_a_finished_data_run_waits_for_it(engine, alembic_
     execute(engine, "UPDATE orgmig_run SET status = 'finished', rows_done = 40")
     passed = run_alembic(engine.url, "upgrade", "head")
     assert passed.returncode == 0, passed.stderr
-    assert scalar(engine, "SELECT version_num FROM alembic_version") == "0008"
+    assert scalar(engine, "SELECT version_num FROM alembic_version") == "0009"
 
 
 def _upgrade_to_0006_beside(engine, hold: str, until: str) -> tuple[list[float], str]:

@@ -17,7 +17,7 @@ def test_the_offline_sql_of_every_revision_is_squawk_clean():
     p = subprocess.run([sys.executable, str(ROOT / ".ci" / "squawk.py")], cwd=ROOT, capture_output=True,
                        text=True, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "8 revisions (0001_legacy_baseline .. 0008_writeback_bookkeeping)" in p.stdout
+    assert "9 revisions (0001_legacy_baseline .. 0009_slim_identity_bookkeeping)" in p.stdout
     assert p.stdout.rstrip().endswith("squawk: no finding")
 
 

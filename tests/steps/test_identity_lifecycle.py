@@ -56,8 +56,8 @@ def test_a_killed_run_resumes_to_the_state_of_an_uninterrupted_one(identity_data
     ids = Ids(provider, start(provider))
     kill_after_three_batches(url, engine)
     if server_restarted:
-        # A server restart empties UNLOGGED tables: the desired state the plan kept for the run
-        # is gone (the work list, logged, is not); the resumed run computes it again.
+        # A server restart empties UNLOGGED tables: the desired state the plan kept for the run,
+        # and with it the accounts the run walks, is gone; the resumed run plans its work again.
         execute(engine, "TRUNCATE orgmig_identity_plan, orgmig_identity_plan_member, orgmig_identity_plan_run")
 
     partial = state(engine, ids)
@@ -252,7 +252,7 @@ def test_the_downgrade_refuses_while_the_application_built_on_created_rows(ident
     assert "1 org_user rows the application added to created orgs" in refused.stderr
     assert "allow_data_loss=true" in refused.stderr
     assert fingerprint(engine) == before
-    assert scalar(engine, "SELECT version_num FROM alembic_version") == "0008"  # refused before any revision
+    assert scalar(engine, "SELECT version_num FROM alembic_version") == "0009"  # refused before any revision
 
     done = alembic(url, "-x", "allow_data_loss=true", "downgrade", "0006")
     assert done.returncode == 0, done.stderr[-3000:]

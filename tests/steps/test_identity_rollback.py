@@ -53,7 +53,7 @@ def test_the_downgrade_keeps_what_the_application_changed_after_the_sync(identit
     assert "refusing to downgrade identity:okta" in line and "Nothing was changed" in line, line
     assert "1 memberships the sync created that the application changed since" in line, line
     assert fingerprint(engine) == before
-    assert version(engine) == "0008"
+    assert version(engine) == "0009"
     assert scalar(engine, "SELECT to_regclass('orgmig_writeback') IS NOT NULL")
 
     # The application takes the membership away again; now the downgrade runs and keeps the
@@ -79,7 +79,7 @@ def test_a_refusal_of_revision_0006_comes_before_the_later_revisions_downgrade(i
     predicted = refused.stderr.strip().splitlines()[-1]
     assert "refusing to downgrade 0006" in predicted and "2 facility" in predicted, predicted
     assert fingerprint(engine) == before
-    assert version(engine) == "0008"
+    assert version(engine) == "0009"
     assert scalar(engine, "SELECT to_regclass('orgmig_writeback') IS NOT NULL")
 
     # Once the identity data is undone, revision 0006 refuses with the same counts: the early

@@ -7,8 +7,9 @@ The SQL is in this folder:
 - plan.sql, before a new run: the export to apply, what each group means, the roles, orgs and
   facilities the snapshot needs, the reports on groups;
 - compare.sql: every account's desired state compared with the tables in one set-based
-  statement: the plan's counts (the mass-change guard reads them) and the accounts the run has
-  work for (orgmig_identity_todo, the keys its batches walk), and `orgmig reconcile`'s drift;
+  statement: the plan's counts (the mass-change guard reads them) and the desired state of the
+  accounts the run has work for (orgmig_identity_plan, whose accounts are the keys its batches
+  walk), and `orgmig reconcile`'s drift;
 - state.sql: the desired state of a batch's accounts and how the tables differ from it, in
   temporary tables that its writes read (and `match`, which the login endpoint runs for one
   account);
@@ -87,7 +88,9 @@ ROLES = ("admin", "user", "entry_only")  # what the IdP's memberships map to
 # nothing) or from those the plan just recorded (a sync's plan)
 CHAIN_FROM_SNAPSHOT = SQL.source("compare.chain", groups=SQL.source("compare.groups_from_snapshot"))
 CHAIN_OF_PLAN = SQL.source("compare.chain", groups=SQL.source("compare.groups_of_plan"))
-# what the plan keeps of every account with work for the run's batches (compare.keep)
+# the accounts with work (compare.work) and what the plan keeps of each for the run's batches
+# (compare.keep)
+WORK = SQL.source("compare.work")
 KEEP = SQL.source("compare.keep")
 # A first load (plan.first_load) claims this many times ORGMIG_BATCH_SIZE a batch: its batches run
 # some fifteen statements whatever their size (planned afresh each time), and each row costs little.
@@ -95,6 +98,11 @@ FIRST_LOAD_SCALE = 4
 # The comparison hashes every account's memberships and access rows: in memory, not in batches
 # written to disk (4 MB, the default, spills at a few tens of thousands of accounts).
 COMPARE_WORK_MEM = "64MB"
+# The undo log's index on user_id, which only the downgrade reads (it walks the log by user):
+# revision 0009 dropped it, and the downgrade builds it where it is missing. The work list of
+# revision 0006, which revision 0009 dropped (runs walk their plan's accounts).
+USER_ID_INDEX = "ix_orgmig_identity_undo_user_id"
+OLD_WORK_LIST = "orgmig_identity_todo"
 
 
 def parse_role_map(raw: str) -> dict[str, str]:
@@ -142,7 +150,7 @@ class IdentitySync(Step):
 
     def keys(self, direction: str) -> KeySource:
         if direction == "upgrade":
-            return KeySource("orgmig_identity_todo", "row_id", "provider = :provider", {"provider": self.provider})
+            return KeySource("orgmig_identity_plan", "row_id", "provider = :provider", {"provider": self.provider})
         return KeySource("orgmig_identity_undo", "user_id", "provider = :provider AND user_id IS NOT NULL",
                          {"provider": self.provider})
 
@@ -200,10 +208,11 @@ class IdentitySync(Step):
             conn.execute(SQL(f"state.{name}"), params)
 
     def keep_for_run(self, conn: Connection, export: Export, run_id: int) -> None:
-        """The plan's tables (plan.plan_tables) hold the desired state of this run's accounts:
-        claimed by the run that follows the plan; filled again from the run's work list
-        (compare.refill) when they hold nothing of the provider (UNLOGGED: a server restart empties
-        them) or another run's. One process at a time (the others wait, then find it done)."""
+        """The plan's tables (plan.plan_tables) hold the desired state of this run's accounts,
+        whose keys its batches walk: claimed by the run that follows the plan; planned again
+        (compare.refill: the accounts with work now, by the same comparison) when they hold
+        nothing of the provider (UNLOGGED: a server restart empties them) or another run's. One
+        process at a time (the others wait, then find it done)."""
         conn.exec_driver_sql(SQL.source("plan.plan_tables"))
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('orgmig:identity-plan:' || :p, 0))"),
                      {"p": self.provider})
@@ -217,7 +226,7 @@ class IdentitySync(Step):
         conn.execute(text("SELECT set_config('work_mem', :v, true), set_config('statement_timeout', '0', true)"),
                      {"v": COMPARE_WORK_MEM})
         conn.execute(SQL("plan.forget_kept"), params)
-        kept = conn.execute(SQL("compare.refill", chain=CHAIN_OF_PLAN, keep=KEEP), params).mappings().one()
+        kept = conn.execute(SQL("compare.refill", chain=CHAIN_OF_PLAN, work=WORK, keep=KEEP), params).mappings().one()
         conn.execute(SQL("plan.keep_for"), params)
         conn.execute(text("SELECT set_config('statement_timeout', :v, true)"), {"v": timeout})
         log.info("%s: the plan's desired state of run %s was gone (a server restart empties it): computed"
@@ -239,6 +248,7 @@ class IdentitySync(Step):
         # and statistics lost since (a restore, a crash: PostgreSQL forgets n_mod_since_analyze).
         db.analyze_stale(conn, ACCOUNT_TABLES)
         conn.execute(SQL("plan.forget"), params)
+        forget_old_work_list(conn, self.provider)
         for name in ("classify", "facility_conflicts", "report_groups"):
             conn.execute(SQL(f"plan.{name}"), params)
         conn.exec_driver_sql(SQL.source("plan.analyze_groups"))
@@ -250,14 +260,16 @@ class IdentitySync(Step):
     def compare_plan(self, conn: Connection, export: Export, *, reports: bool = False) -> dict:
         """The group meanings, orgs and facilities (plan_groups), then one set-based statement
         (compare.plan) that compares every account's desired state with the tables, records the
-        accounts with work in orgmig_identity_todo and returns the guard's counts; with `reports`
+        desired state of the accounts with work in the plan's tables (the keys the run walks) and
+        returns the guard's counts; with `reports`
         (a dry run) also what the batches would report, by reason (`reported`)."""
         self.plan_groups(conn)
         conn.exec_driver_sql(SQL.source("plan.plan_tables"))
         params = self._params(export_started=export.started_at, reports=reports)
         conn.execute(SQL("plan.forget_kept"), params)
         conn.execute(text("SELECT set_config('work_mem', :v, true)"), {"v": COMPARE_WORK_MEM})
-        counts = dict(conn.execute(SQL("compare.plan", chain=CHAIN_OF_PLAN, keep=KEEP), params).mappings().one())
+        counts = dict(conn.execute(SQL("compare.plan", chain=CHAIN_OF_PLAN, work=WORK, keep=KEEP),
+                                   params).mappings().one())
         conn.execute(SQL("plan.keep_for"), params)  # for the run about to open (run_id NULL)
         return counts
 
@@ -266,13 +278,14 @@ class IdentitySync(Step):
         or take memberships from too many linked users."""
         if direction != "upgrade":
             return
+        conn.exec_driver_sql(SQL.source("plan.plan_tables"))  # the keys the run walks (keys())
         export = self.export(conn)
         if export is None:
             log.info("%s: no finished export of %s: nothing to apply (run `orgmig export --provider %s`"
                      " first)", self.name, self.provider, self.provider)
             return
         counts = self.compare_plan(conn, export)
-        self.guard(counts)  # a refusal rolls the plan back, orgmig_identity_todo with it
+        self.guard(counts)  # a refusal rolls the plan back, the plan's tables with it
         log.info("%s: %s", self.name, describe_plan(counts))
 
     def guard(self, counts: dict[str, int]) -> None:
@@ -295,12 +308,24 @@ class IdentitySync(Step):
 
     def prepare(self, conn: Connection, direction: str, run_id: int) -> dict:
         sequence = conn.exec_driver_sql("""SELECT pg_get_serial_sequence('"user"', 'id')""").scalar_one()
+        if direction == "downgrade":
+            # the downgrade walks the undo log by user: the index it reads, built where revision
+            # 0009 dropped it (once, before the first batch; dropped again by finish)
+            conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {USER_ID_INDEX} ON orgmig_identity_undo (user_id)")
         export = self.export(conn) if direction == "upgrade" else None
         first_load = False
         if export is not None:
             self.keep_for_run(conn, export, run_id)
             first_load = conn.execute(SQL("plan.first_load"), self._params(run_id=run_id)).scalar_one()
         return {"export": export, "sequence": sequence, "first_load": first_load}
+
+    def keys_ready(self, conn: Connection, direction: str, run_id: int, state: dict | None) -> None:
+        """The keys the run walks are its plan's accounts (UNLOGGED): after a server restart
+        emptied them, planned again before the claim reads them (keep_for_run)."""
+        export = state.get("export") if state else None
+        if direction == "upgrade" and export is not None \
+                and conn.execute(SQL("plan.kept_for"), self._params()).scalar() != run_id:
+            self.keep_for_run(conn, export, run_id)
 
     def batch_rows(self, state: dict | None, configured: int) -> int:
         """A first load's batches are FIRST_LOAD_SCALE times the configured size."""
@@ -361,13 +386,16 @@ class IdentitySync(Step):
         if direction == "upgrade":
             if self.export(conn) is not None:
                 conn.execute(SQL("finish.report_app_users"), params)
-            conn.execute(SQL("finish.forget_plan"), params)
+            forget_old_work_list(conn, self.provider)
             if conn.exec_driver_sql("SELECT to_regclass('orgmig_identity_plan') IS NOT NULL").scalar_one():
                 conn.execute(SQL("plan.forget_kept"), params)
             return
         if self.settings.allow_data_loss:
             conn.execute(SQL("downgrade.org_dependents"), params)
         conn.execute(SQL("downgrade.drop_created"), params)
+        if not forget_old_work_list(conn, self.provider):
+            # at revision 0009 (no work list of revision 0006): the index prepare built goes
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {USER_ID_INDEX}")
         remove_roles(conn, self.name)
 
     def summary(self, conn: Connection, direction: str, run_id: int) -> dict[str, int]:
@@ -400,6 +428,15 @@ def describe_plan(counts: dict[str, int]) -> str:
             f" facility access {counts['facilities_added']:,} to grant, {counts['facilities_removed']:,} to"
             f" remove; {plural(counts['users_changed'], 'user')} to change"
             f" ({plural(counts['status_changes'], 'status', 'statuses')})")
+
+
+def forget_old_work_list(conn: Connection, provider: str) -> bool:
+    """Below revision 0009 (revision 0006's work list still there): the accounts an older orgmig
+    planned into it, forgotten where this one forgets its plan. Whether the list is there."""
+    if not conn.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": OLD_WORK_LIST}).scalar_one():
+        return False
+    conn.execute(text(f"DELETE FROM {OLD_WORK_LIST} WHERE provider = :provider"), {"provider": provider})
+    return True
 
 
 def drop_plan_tables(conn: Connection) -> None:

@@ -220,25 +220,25 @@ LEFT JOIN drift_users u ON u.user_id = b.user_id
 WHERE b.new_link OR o.user_id IS NOT NULL OR f.user_id IS NOT NULL OR u.user_id IS NOT NULL
 ORDER BY b.external_id;
 
--- name: plan
--- The plan of a sync (after plan.classify ... plan.create_facilities): the accounts the run has
--- work for go to orgmig_identity_todo (a link to make, a user to create, a membership, a facility
--- access or a profile value to write, or something to report), their desired state to the plan's
--- tables (keep), and the counts the run logs and the mass-change guard reads.
-{chain},
-work AS (
-    INSERT INTO orgmig_identity_todo (provider, row_id)
-    SELECT :provider, b.row_id
+-- name: work
+-- A CTE after {chain}: the accounts a run has work for (a link to make, a user to create, a
+-- membership, a facility access or a profile value to write, or something to report).
+work AS MATERIALIZED (
+    SELECT b.row_id
     FROM acct b LEFT JOIN unlinked n ON n.row_id = b.row_id
     WHERE n.user_id IS NOT NULL OR n.problem IS NOT NULL
        OR coalesce(b.user_id, n.user_id) IN (SELECT d.user_id FROM member_diff d
                                              UNION SELECT f.user_id FROM facility_diff f
                                              UNION SELECT u.user_id FROM user_diff_all u)
        OR b.external_id IN (SELECT d.external_id FROM member d WHERE d.problem IS NOT NULL)
-    -- (no ON CONFLICT: plan.forget emptied the provider's list, and an account is one row of acct;
-    -- a speculative insertion would write a second WAL record per row)
-    RETURNING row_id
-),
+)
+
+-- name: plan
+-- The plan of a sync (after plan.classify ... plan.create_facilities): the desired state of the
+-- accounts the run has work for to the plan's tables (keep; its accounts are the keys the run
+-- walks), and the counts the run logs and the mass-change guard reads.
+{chain},
+{work},
 {keep},
 losing AS (
     SELECT d.user_id, 'disabled' AS loses FROM user_diff d JOIN who b ON b.user_id = d.user_id
@@ -293,7 +293,7 @@ SELECT
     ) END AS reported;
 
 -- name: keep
--- CTEs after {chain} and `work` (the row_id of each account the run has work for): the desired
+-- CTEs after {chain} and {work} (the row_id of each account the run has work for): the desired
 -- state of those accounts, computed once by the plan and kept for the run's batches
 -- (state.load_users, state.load_desired read their range of it) in UNLOGGED tables
 -- (plan.plan_tables): the account's values and its match (the user it is linked to or matched,
@@ -327,11 +327,12 @@ kept_members AS (
 )
 
 -- name: refill
--- The plan's tables filled again for the accounts of the run's work list (a run resumed after
--- the server restarted, which empties UNLOGGED tables, or whose plan another run replaced):
--- the same desired state, matched as the batches match (:run_id: the users this run linked or
--- created are as the plan saw them).
+-- The plan's tables filled again (a run resumed after the server restarted, which empties
+-- UNLOGGED tables, or whose plan another run replaced): the accounts with work now and their
+-- desired state, by the plan's comparison, matched as the batches match (:run_id: the users this
+-- run linked or created are as the plan saw them). What the run's finished batches applied has no
+-- work left; the accounts of its remaining ranges are planned again with the same rules.
 {chain},
-work AS (SELECT t.row_id FROM orgmig_identity_todo t WHERE t.provider = :provider),
+{work},
 {keep}
 SELECT (SELECT count(*) FROM kept) AS accounts, (SELECT count(*) FROM kept_members) AS memberships;

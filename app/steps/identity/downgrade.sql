@@ -1,6 +1,7 @@
 -- Step identity:<provider>, downgrade: put back what its runs wrote, from orgmig_identity_undo.
--- A batch walks the undo rows of the users user_id :start..:end; the orgs and facilities the
--- step created (no user) go last, in finish.
+-- A batch walks the undo rows of the users user_id :start..:end (by the index on user_id, which
+-- the downgrade builds where revision 0009 dropped it); the orgs and facilities the step created
+-- (no user) go last, in finish. A row is deleted by its key (table_name, row_key).
 
 -- name: dependent_rows
 -- The application's rows that hang on users the step created, users :start..:end: memberships
@@ -242,7 +243,9 @@ del_users AS (
     WHERE u.table_name = 'user' AND u.before IS NULL AND x.id = CAST(u.row_key AS integer)
     RETURNING 1
 ),
-done AS (DELETE FROM orgmig_identity_undo x USING u WHERE x.id = u.id AND u.table_name <> 'org_user_facility' RETURNING 1)
+done AS (DELETE FROM orgmig_identity_undo x USING u
+         WHERE x.table_name = u.table_name AND x.row_key = u.row_key AND u.table_name <> 'org_user_facility'
+         RETURNING 1)
 SELECT (SELECT count(*) FROM readd_members) + (SELECT count(*) FROM del_users) AS written;
 
 -- name: undo_access_after
@@ -262,11 +265,13 @@ readd AS (
     ON CONFLICT DO NOTHING
     RETURNING 1
 ),
-done AS (DELETE FROM orgmig_identity_undo x USING u WHERE x.id = u.id RETURNING 1)
+done AS (DELETE FROM orgmig_identity_undo x USING u WHERE x.table_name = u.table_name AND x.row_key = u.row_key
+         RETURNING 1)
 SELECT (SELECT count(*) FROM readd) AS written;
 
 -- name: drop_created
--- Last: the facilities and orgs the step created, the group meanings, its plan and reports.
+-- Last: the facilities and orgs the step created, the group meanings and reports (its plan's
+-- kept state, and below revision 0009 its work list, are forgotten by Step.finish).
 WITH fac AS (
     DELETE FROM facility f USING orgmig_identity_undo u
     WHERE u.provider = :provider AND u.table_name = 'facility' AND u.before IS NULL AND f.id = CAST(u.row_key AS uuid)
@@ -283,7 +288,6 @@ orgs AS (
     RETURNING 1
 ),
 groups AS (DELETE FROM orgmig_identity_group WHERE provider = :provider RETURNING 1),
-todo AS (DELETE FROM orgmig_identity_todo WHERE provider = :provider RETURNING 1),
 undo AS (DELETE FROM orgmig_identity_undo WHERE provider = :provider AND user_id IS NULL RETURNING 1)
 DELETE FROM orgmig_report WHERE step = :step;
 

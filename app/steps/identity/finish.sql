@@ -13,9 +13,6 @@ WHERE i.user_id IS NULL
    OR NOT EXISTS (SELECT 1 FROM idp_user x WHERE x.provider = :provider AND x.external_id = i.external_id)
 ON CONFLICT (step, source_table, source_id, reason) DO UPDATE SET detail = EXCLUDED.detail, run_id = EXCLUDED.run_id;
 
--- name: forget_plan
-DELETE FROM orgmig_identity_todo WHERE provider = :provider;
-
 -- name: summary
 -- One pass over the run's undo rows (the log has no index on run_id: four counts were four scans).
 -- The rows this run wrote are those carrying its run_id, whichever provider's run first wrote the

@@ -48,13 +48,14 @@ ORDER BY 2 DESC, 1;
 
 -- name: plan_tables
 -- The desired state a sync's plan keeps for its batches (compare.keep), one row per account with
--- work and one per account and org (rules.account_state, rules.membership_state), and which run they belong to (orgmig_identity_plan_run: NULL
--- until the run that follows the plan claims them, Step.prepare). UNLOGGED: they write no WAL, and
--- a server restart empties them, which the run notices (no row of its own in
--- orgmig_identity_plan_run) and fills them again (compare.refill) from the work list, which is
--- logged. Created here, not by a schema revision, because revision 0007 (which runs the step)
--- comes before any later schema revision; like revision 0004's capture, they are not part of
--- the model, and revision 0007's downgrade drops them (drop_plan_tables).
+-- work (the keys the run walks: Step.keys) and one per account and org (rules.account_state,
+-- rules.membership_state), and which run they belong to (orgmig_identity_plan_run: NULL until the
+-- run that follows the plan claims them, Step.prepare). UNLOGGED: they write no WAL, and a server
+-- restart empties them, which the run notices (no row of its own in orgmig_identity_plan_run)
+-- before its next claim or batch and plans again (compare.refill: the accounts with work now, by
+-- the same comparison). Created here, not by a schema revision, because revision 0007 (which
+-- runs the step) comes before any later schema revision; like revision 0004's capture, they are
+-- not part of the model, and revision 0007's downgrade drops them (drop_plan_tables).
 CREATE UNLOGGED TABLE IF NOT EXISTS orgmig_identity_plan (
     provider text NOT NULL,
     row_id bigint NOT NULL,
@@ -77,10 +78,10 @@ CREATE UNLOGGED TABLE IF NOT EXISTS orgmig_identity_plan_run (
 DROP TABLE IF EXISTS orgmig_identity_plan, orgmig_identity_plan_member, orgmig_identity_plan_run;
 
 -- name: forget
--- A new run starts from a clean slate: the previous run's group meanings, reports and plan.
-WITH g AS (DELETE FROM orgmig_identity_group WHERE provider = :provider RETURNING 1),
-     r AS (DELETE FROM orgmig_report WHERE step = :step RETURNING 1)
-DELETE FROM orgmig_identity_todo WHERE provider = :provider;
+-- A new run starts from a clean slate: the previous run's group meanings and reports (its kept
+-- plan: forget_kept).
+WITH g AS (DELETE FROM orgmig_identity_group WHERE provider = :provider RETURNING 1)
+DELETE FROM orgmig_report WHERE step = :step;
 
 -- name: forget_kept
 -- The desired state kept by an earlier plan of :provider (compare.keep), and whose it was.

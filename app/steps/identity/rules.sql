@@ -232,7 +232,7 @@ coalesce({row}.updated_at > :export_started AND {row}.updated_at <> {row}.create
 -- name: access_app_edit
 -- Facility access {row} (an org_user_facility row) is the app's: added after the export started,
 -- and not by this step (no undo row x).
-coalesce({row}.created_at > :export_started AND x.id IS NULL, false)
+coalesce({row}.created_at > :export_started AND x.row_key IS NULL, false)
 
 -- name: managed_orgs
 -- The orgs the IdP manages, by external id: those its valid groups and organizations name (`grp`).

@@ -109,8 +109,8 @@ def reports(engine: Engine, ids: Ids) -> set[tuple[str, str, str]]:
 TABLES = {
     '"user"': "id", "org": "id", "org_user": "org_id, user_id", "role": "id", "settings": "id",
     "facility": "id", "org_user_facility": "org_id, user_id, facility_id", "user_identity": "provider, external_id",
-    "orgmig_identity_undo": "id", "orgmig_identity_group": "provider, kind, external_id",
-    "orgmig_identity_todo": "provider, row_id", "orgmig_created_row": "step, table_name, row_key",
+    "orgmig_identity_undo": "table_name, row_key", "orgmig_identity_group": "provider, kind, external_id",
+    "orgmig_created_row": "step, table_name, row_key",
 }
 REPORTS = """(SELECT step, source_table, source_id, reason, migrated, detail FROM orgmig_report)"""
 
