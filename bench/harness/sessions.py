@@ -149,6 +149,10 @@ class Sessions:
             out.append(f"    {label} ({len(group)} session{'s' if len(group) > 1 else ''}, {seen:.1f} session-s"
                        f" sampled): {self.shares(states)}")
             if label == "workers":
+                kinds = Counter()
+                for bucket, n in states.items():
+                    kinds[bucket.split(":")[0] if ":" in bucket else bucket] += n
+                out.append(f"    workers by kind: {self.shares(kinds, 10)}")
                 out.append(f"    workers' active samples by statement: {self.shares(active, 5)}")
                 on_cpu = states["CPU"] * self.interval_ms / 1000
                 out.append(f"    workers on CPU at once, mean {on_cpu / self.seconds:.2f};"
