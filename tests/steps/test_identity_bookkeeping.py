@@ -6,10 +6,15 @@ from __future__ import annotations
 
 from sqlalchemy.pool import NullPool
 
+from app.batch import Options
+from app.batch.runner import run_step
+from app.config import with_overrides
 from app.db import make_engine
 from app.ops import migrations
+from app.steps.identity import IDENTITY
 from tests.support.db import catalog, execute, scalar, table_md5
 from tests.support.identity import Ids, alembic, alembic_process, cli, reports, rows, start, state
+from tests.support.identity.cast import ENV, ROLE_MAP
 from tests.support.migrate import failed_checks
 from tests.support.waiting import wait_until
 
@@ -108,3 +113,18 @@ def test_a_run_whose_plan_a_server_restart_emptied_plans_again_before_its_next_c
     assert failed_checks(engine) == []
     engine.dispose()
     reference.dispose()
+
+
+def test_the_downgrade_at_revision_0009_undoes_the_sync_and_leaves_the_shape_as_it_found_it(identity_databases):
+    """At revision 0009's shape (no user_id index) the identity downgrade, run by the engine (it
+    builds the index it walks the undo log by where it is missing), undoes the sync and drops the
+    index again: the schema is as it found it."""
+    url, engine = identity_databases.open("okta", "synced")
+    before = schema(engine)
+    settings = with_overrides({"idp_env": ENV, "role_map": ROLE_MAP})
+    run_step(engine, IDENTITY.step("okta", settings), "downgrade", Options.from_settings(settings, progress_bar=False))
+    assert scalar(engine, "SELECT count(*) FROM orgmig_identity_undo WHERE provider = 'okta'") == 0
+    assert scalar(engine, "SELECT count(*) FROM user_identity") == 0
+    assert scalar(engine, "SELECT to_regclass('ix_orgmig_identity_undo_user_id')") is None
+    assert schema(engine) == before
+    engine.dispose()
