@@ -45,7 +45,7 @@ UNDO_COLUMNS = "provider, table_name, row_key, user_id, before, applied_updated_
 
 # The work list of an unfinished run, for an older orgmig that walks it: the accounts its plan
 # keeps (the plan's tables exist once a sync planned; a DO block, so the offline script has it too).
-FILL_TODO = """
+FILL_WORK_LIST = """
 DO $$ BEGIN
     IF to_regclass('orgmig_identity_plan') IS NOT NULL THEN
         INSERT INTO orgmig_identity_todo (provider, row_id) SELECT provider, row_id FROM orgmig_identity_plan;
@@ -94,4 +94,4 @@ def downgrade() -> None:
         sa.Column("row_id", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("provider", "row_id", name="pk_orgmig_identity_todo"),
     )
-    op.execute(FILL_TODO)
+    op.execute(FILL_WORK_LIST)
